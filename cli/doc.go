@@ -1,0 +1,6 @@
+// Package cli is the bourse command line: every command of the CLI surface,
+// output as aligned tables or --json. Commands write to injected writers so
+// tests call them directly.
+//
+// May import: node (its config and API client), wallet, codec.
+package cli
