@@ -1,0 +1,195 @@
+// Package merkle is the state commitment of the Bourse chain: a fixed-fanout
+// bucketed Merkle tree. Every key lands in one of 65,536 buckets by the first
+// two bytes of sha256(key); a bucket's hash covers its entries sorted by key
+// hash; a complete binary tree of sha256 over the bucket hashes gives the
+// root. Updating k keys rehashes k buckets and at most 16·k inner nodes, so
+// the cost of a block's commitment grows with what it changed, not with the
+// size of the state.
+//
+// The tree is pure and not safe for concurrent mutation; Root and Preview are
+// read-only and may run concurrently with each other.
+package merkle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"sort"
+)
+
+// Depth is the number of levels above the buckets; Buckets = 1<<Depth.
+const (
+	Depth   = 16
+	Buckets = 1 << Depth
+)
+
+var (
+	leafTag   = []byte{0x00}
+	bucketTag = []byte{0x01}
+	innerTag  = []byte{0x02}
+)
+
+type entry struct {
+	keyHash  [32]byte
+	leafHash [32]byte
+}
+
+// Tree is the bucketed Merkle tree. The zero value is not ready; use New.
+type Tree struct {
+	buckets [][]entry  // Buckets sorted slices
+	nodes   [][32]byte // heap layout: nodes[1] is the root, nodes[Buckets+i] bucket i
+}
+
+var emptyBucket = sha256.Sum256(bucketTag)
+
+// New returns the tree of the empty state.
+func New() *Tree {
+	t := &Tree{buckets: make([][]entry, Buckets), nodes: make([][32]byte, 2*Buckets)}
+	for i := Buckets; i < 2*Buckets; i++ {
+		t.nodes[i] = emptyBucket
+	}
+	for i := Buckets - 1; i >= 1; i-- {
+		t.nodes[i] = inner(t.nodes[2*i], t.nodes[2*i+1])
+	}
+	return t
+}
+
+// KeyHash is sha256(key); its first two bytes select the bucket.
+func KeyHash(key []byte) [32]byte { return sha256.Sum256(key) }
+
+// LeafHash commits to one key/value pair: sha256(0x00 ‖ len(key) ‖ key ‖ value).
+func LeafHash(key, value []byte) [32]byte {
+	h := sha256.New()
+	h.Write(leafTag)
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(key)))
+	h.Write(l[:])
+	h.Write(key)
+	h.Write(value)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func bucketOf(kh [32]byte) int { return int(binary.BigEndian.Uint16(kh[:2])) }
+
+func inner(l, r [32]byte) [32]byte {
+	var buf [1 + 64]byte
+	buf[0] = innerTag[0]
+	copy(buf[1:], l[:])
+	copy(buf[33:], r[:])
+	return sha256.Sum256(buf[:])
+}
+
+func hashBucket(es []entry) [32]byte {
+	if len(es) == 0 {
+		return emptyBucket
+	}
+	h := sha256.New()
+	h.Write(bucketTag)
+	for i := range es {
+		h.Write(es[i].keyHash[:])
+		h.Write(es[i].leafHash[:])
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// Root is the current root hash.
+func (t *Tree) Root() [32]byte { return t.nodes[1] }
+
+// Change is one update: Value nil deletes Key.
+type Change struct {
+	Key   []byte
+	Value []byte
+}
+
+// Pending is a computed but not yet installed update (see Preview).
+type Pending struct {
+	root    [32]byte
+	buckets map[int][]entry
+	nodes   map[int][32]byte
+}
+
+// Root is the root the tree will have once the update is applied.
+func (p *Pending) Root() [32]byte { return p.root }
+
+// Preview computes the root after changes without modifying t. Later changes
+// to the same key win. Apply installs the result.
+func (t *Tree) Preview(changes []Change) *Pending {
+	p := &Pending{buckets: map[int][]entry{}, nodes: map[int][32]byte{}}
+	for _, c := range changes {
+		kh := KeyHash(c.Key)
+		b := bucketOf(kh)
+		es, ok := p.buckets[b]
+		if !ok {
+			es = append([]entry(nil), t.buckets[b]...)
+		}
+		i := sort.Search(len(es), func(i int) bool { return bytes.Compare(es[i].keyHash[:], kh[:]) >= 0 })
+		found := i < len(es) && es[i].keyHash == kh
+		switch {
+		case c.Value == nil && found:
+			es = append(es[:i], es[i+1:]...)
+		case c.Value == nil:
+		case found:
+			es[i].leafHash = LeafHash(c.Key, c.Value)
+		default:
+			es = append(es, entry{})
+			copy(es[i+1:], es[i:])
+			es[i] = entry{keyHash: kh, leafHash: LeafHash(c.Key, c.Value)}
+		}
+		p.buckets[b] = es
+	}
+	level := make(map[int]struct{}, len(p.buckets))
+	for b, es := range p.buckets {
+		n := Buckets + b
+		p.nodes[n] = hashBucket(es)
+		level[n/2] = struct{}{}
+	}
+	get := func(n int) [32]byte {
+		if h, ok := p.nodes[n]; ok {
+			return h
+		}
+		return t.nodes[n]
+	}
+	for len(level) > 0 {
+		next := make(map[int]struct{}, len(level))
+		for n := range level {
+			p.nodes[n] = inner(get(2*n), get(2*n+1))
+			if n > 1 {
+				next[n/2] = struct{}{}
+			}
+		}
+		level = next
+	}
+	p.root = get(1)
+	return p
+}
+
+// Apply installs a Pending computed by Preview on this same tree, with no
+// other Apply in between.
+func (t *Tree) Apply(p *Pending) {
+	for b, es := range p.buckets {
+		t.buckets[b] = es
+	}
+	for n, h := range p.nodes {
+		t.nodes[n] = h
+	}
+}
+
+// Update is Preview followed by Apply; it returns the new root.
+func (t *Tree) Update(changes []Change) [32]byte {
+	p := t.Preview(changes)
+	t.Apply(p)
+	return p.root
+}
+
+// Len is the number of keys committed.
+func (t *Tree) Len() int {
+	n := 0
+	for _, b := range t.buckets {
+		n += len(b)
+	}
+	return n
+}
