@@ -1,0 +1,234 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the daemon's configuration, read from config.toml in the home.
+// Every field has a default (DefaultConfig) and is checked by Validate.
+type Config struct {
+	// ChainID names the chain this node joins; it scopes every signature and
+	// every network protocol. Default "bourse-local".
+	ChainID string `toml:"chain_id"`
+	// Moniker is a human-readable node name shown to peers. Default: host name.
+	Moniker string `toml:"moniker"`
+
+	Wallet   WalletConfig   `toml:"wallet"`
+	API      APIConfig      `toml:"api"`
+	P2P      P2PConfig      `toml:"p2p"`
+	Chain    ChainConfig    `toml:"chain"`
+	Provider ProviderConfig `toml:"provider"`
+	Log      LogConfig      `toml:"log"`
+}
+
+// WalletConfig chooses the key the daemon signs with.
+type WalletConfig struct {
+	// Key is the keystore name (or bo1 address) of the node's signing key:
+	// its votes, offers, bids and results. Default "default".
+	Key string `toml:"key"`
+}
+
+// APIConfig is the local HTTP API.
+type APIConfig struct {
+	// Listen is host:port; it must be a loopback address. Default
+	// "127.0.0.1:7700".
+	Listen string `toml:"listen"`
+	// MaxUploadMiB caps a payload upload. Default 64.
+	MaxUploadMiB int `toml:"max_upload_mib"`
+}
+
+// P2PConfig is the libp2p network.
+type P2PConfig struct {
+	// Listen is the list of multiaddrs to listen on. Default TCP and QUIC on
+	// port 4001 on all interfaces.
+	Listen []string `toml:"listen"`
+	// Bootstrap peers, as full multiaddrs ending in /p2p/<peer id>.
+	Bootstrap []string `toml:"bootstrap"`
+	// MDNS finds peers on the local network. Default true.
+	MDNS bool `toml:"mdns"`
+	// DHT enables Kademlia wide-area discovery. Default true.
+	DHT bool `toml:"dht"`
+}
+
+// ChainConfig locates the genesis.
+type ChainConfig struct {
+	// Genesis is the genesis file, relative to the home. Default
+	// "genesis.json".
+	Genesis string `toml:"genesis"`
+}
+
+// ProviderConfig sells capacity. A node is a provider when Enabled is true.
+type ProviderConfig struct {
+	Enabled bool `toml:"enabled"`
+	// CPU to sell in millicores (1000 = one core). Default 1000.
+	CPU uint64 `toml:"cpu_millicores"`
+	// MemoryMiB to sell. Default 1024.
+	MemoryMiB uint64 `toml:"memory_mib"`
+	// DiskMiB of scratch and output space to sell. Default 1024.
+	DiskMiB uint64 `toml:"disk_mib"`
+	// Executors offered: "wasm" (default), "docker", "exec" (plain
+	// processes; only enable on a machine you trust every client of).
+	Executors []string `toml:"executors"`
+	// Prices in base units: per cpu-second (per 1000 millicores for one
+	// second), per GiB-second of memory, and a fixed part per job.
+	PricePerCPUSecond uint64 `toml:"price_per_cpu_second"`
+	PricePerGiBSecond uint64 `toml:"price_per_gib_second"`
+	PricePerJob       uint64 `toml:"price_per_job"`
+	// Region and Labels are matched against job constraints.
+	Region string            `toml:"region"`
+	Labels map[string]string `toml:"labels"`
+	// OfferInterval is how often the offer is re-gossiped (a heartbeat);
+	// offers expire after three intervals. Default "2s".
+	OfferInterval Duration `toml:"offer_interval"`
+}
+
+// LogConfig controls logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default "info".
+	Level string `toml:"level"`
+	// File, relative to the home, receives a copy of the log. Default
+	// "daemon.log"; empty disables it.
+	File string `toml:"file"`
+}
+
+// Duration is a time.Duration written as "2s" in TOML.
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// DefaultConfig is the configuration `bourse init` writes.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "bourse-node"
+	}
+	return Config{
+		ChainID: "bourse-local",
+		Moniker: host,
+		Wallet:  WalletConfig{Key: "default"},
+		API:     APIConfig{Listen: "127.0.0.1:7700", MaxUploadMiB: 64},
+		P2P: P2PConfig{
+			Listen: []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+			MDNS:   true,
+			DHT:    true,
+		},
+		Chain: ChainConfig{Genesis: "genesis.json"},
+		Provider: ProviderConfig{
+			CPU: 1000, MemoryMiB: 1024, DiskMiB: 1024,
+			Executors:         []string{"wasm"},
+			PricePerCPUSecond: 1000, PricePerGiBSecond: 100, PricePerJob: 10,
+			OfferInterval: Duration{2 * time.Second},
+		},
+		Log: LogConfig{Level: "info", File: "daemon.log"},
+	}
+}
+
+// FieldError names the configuration field that is wrong.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("config %s: %v", e.Field, e.Err) }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// Validate checks every field and names the first bad one.
+func (c Config) Validate() error {
+	if c.ChainID == "" || len(c.ChainID) > 64 || strings.ContainsAny(c.ChainID, "/ \t\n") {
+		return fieldErr("chain_id", "%q: must be 1-64 characters without '/' or spaces", c.ChainID)
+	}
+	if c.Wallet.Key == "" {
+		return fieldErr("wallet.key", "must name a key in the keystore")
+	}
+	host, port, err := net.SplitHostPort(c.API.Listen)
+	if err != nil {
+		return fieldErr("api.listen", "%q: %v", c.API.Listen, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fieldErr("api.listen", "%q: the API only listens on a loopback address such as 127.0.0.1", c.API.Listen)
+	}
+	if port == "" {
+		return fieldErr("api.listen", "%q: missing port", c.API.Listen)
+	}
+	if c.API.MaxUploadMiB < 1 || c.API.MaxUploadMiB > 4096 {
+		return fieldErr("api.max_upload_mib", "%d: must be in 1..4096", c.API.MaxUploadMiB)
+	}
+	if len(c.P2P.Listen) == 0 {
+		return fieldErr("p2p.listen", "at least one multiaddr is needed")
+	}
+	if c.Chain.Genesis == "" {
+		return fieldErr("chain.genesis", "must name the genesis file")
+	}
+	if p := c.Provider; p.Enabled {
+		if p.CPU == 0 || p.MemoryMiB == 0 {
+			return fieldErr("provider", "cpu_millicores and memory_mib must be positive to sell capacity")
+		}
+		if len(p.Executors) == 0 {
+			return fieldErr("provider.executors", "name at least one of wasm, docker, exec")
+		}
+		for _, e := range p.Executors {
+			switch e {
+			case "wasm", "docker", "exec":
+			default:
+				return fieldErr("provider.executors", "unknown executor %q (want wasm, docker or exec)", e)
+			}
+		}
+		if p.OfferInterval.Duration < 100*time.Millisecond {
+			return fieldErr("provider.offer_interval", "%s: must be at least 100ms", p.OfferInterval)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fieldErr("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	return nil
+}
+
+// LoadConfig reads and validates a config file. Fields missing from the
+// file keep their defaults; unknown fields are an error.
+func LoadConfig(path string) (Config, error) {
+	c := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := toml.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) {
+			return c, fmt.Errorf("config %s: %s", path, strings.TrimSpace(sm.String()))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return c, fmt.Errorf("config %s:%d:%d: %v", path, row, col, de)
+		}
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,73 @@
+package node
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRenderedConfigLoadsBack(t *testing.T) {
+	c := DefaultConfig()
+	c.Provider.Enabled = true
+	c.Provider.Labels = map[string]string{"gpu": "none", "tier": "a"}
+	c.P2P.Bootstrap = []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"}
+	c.Provider.OfferInterval = Duration{1500 * time.Millisecond}
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, RenderConfig(c), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Provider.Labels["tier"] != "a" || got.P2P.Bootstrap[0] != c.P2P.Bootstrap[0] ||
+		got.Provider.OfferInterval != c.Provider.OfferInterval || !got.Provider.Enabled {
+		t.Fatalf("round trip lost fields: %+v", got)
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	cases := []struct {
+		field string
+		edit  func(*Config)
+	}{
+		{"chain_id", func(c *Config) { c.ChainID = "a/b" }},
+		{"api.listen", func(c *Config) { c.API.Listen = "0.0.0.0:7700" }},
+		{"api.listen", func(c *Config) { c.API.Listen = "nonsense" }},
+		{"api.max_upload_mib", func(c *Config) { c.API.MaxUploadMiB = 0 }},
+		{"p2p.listen", func(c *Config) { c.P2P.Listen = nil }},
+		{"provider.executors", func(c *Config) { c.Provider.Enabled = true; c.Provider.Executors = []string{"vm"} }},
+		{"provider", func(c *Config) { c.Provider.Enabled = true; c.Provider.CPU = 0 }},
+		{"log.level", func(c *Config) { c.Log.Level = "loud" }},
+	}
+	for _, tc := range cases {
+		c := DefaultConfig()
+		tc.edit(&c)
+		err := c.Validate()
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("want error naming %s, got %v", tc.field, err)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+}
+
+func TestLoadConfigRejectsUnknownAndMalformed(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown field": "chain_id = \"x\"\nfrobnicate = 1\n",
+		"bad toml":      "chain_id = \n",
+		"bad duration":  "[provider]\noffer_interval = \"soon\"\n",
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		os.WriteFile(p, []byte(body), 0o600)
+		if _, err := LoadConfig(p); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+}
