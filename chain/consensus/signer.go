@@ -1,0 +1,130 @@
+package consensus
+
+import (
+	"fmt"
+
+	"github.com/bourse-net/bourse/codec"
+)
+
+// SignerState is what a validator must persist before any vote or proposal
+// it signs leaves the process: the last height/round/step it signed, the
+// message it signed there, and its lock (and valid value). Restored into New
+// after a crash, it guarantees the validator never signs two different
+// messages for one height/round/step, and keeps the lock that safety
+// depends on (the paper's lockedValue/lockedRound, lines 36-41).
+type SignerState struct {
+	Height       uint64    `cbor:"1,keyasint"`
+	Round        int32     `cbor:"2,keyasint"`
+	Step         RoundStep `cbor:"3,keyasint"` // 0: nothing signed yet
+	LastProposal *Proposal `cbor:"4,keyasint,omitempty"`
+	LastVote     *Vote     `cbor:"5,keyasint,omitempty"`
+
+	LockedRound   int32   `cbor:"6,keyasint"` // -1: not locked
+	LockedBlockID BlockID `cbor:"7,keyasint"`
+	LockedValue   []byte  `cbor:"8,keyasint,omitempty"`
+	ValidRound    int32   `cbor:"9,keyasint"` // -1: no valid value
+	ValidBlockID  BlockID `cbor:"10,keyasint"`
+	ValidValue    []byte  `cbor:"11,keyasint,omitempty"`
+}
+
+// EncodeSignerState is the canonical encoding the driver writes to disk.
+func EncodeSignerState(s *SignerState) ([]byte, error) { return codec.Marshal(s) }
+
+// DecodeSignerState reads what EncodeSignerState wrote.
+func DecodeSignerState(data []byte) (*SignerState, error) {
+	var s SignerState
+	if err := signerDecoder.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decode signer state: %w", err)
+	}
+	return &s, nil
+}
+
+var signerDecoder = mustDecoder(codec.Limits{MaxSize: 3 * MaxMessageBytes, MaxNesting: 8, MaxArrayElements: 16, MaxMapPairs: 32})
+
+// compareHRS orders (height, round, step) triples.
+func compareHRS(h1 uint64, r1 int32, s1 RoundStep, h2 uint64, r2 int32, s2 RoundStep) int {
+	switch {
+	case h1 != h2:
+		if h1 < h2 {
+			return -1
+		}
+		return 1
+	case r1 != r2:
+		if r1 < r2 {
+			return -1
+		}
+		return 1
+	case s1 != s2:
+		if s1 < s2 {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+// signProposal signs p unless the guard forbids it. At the very step already
+// signed it returns the earlier proposal if it proposes the same thing, and
+// nil otherwise; below it, nil. A new signature emits Persist first.
+func (s *State) signProposal(p *Proposal) *Proposal {
+	g := &s.signer
+	switch compareHRS(p.Height, p.Round, StepPropose, g.Height, g.Round, g.Step) {
+	case -1:
+		return nil
+	case 0:
+		if lp := g.LastProposal; lp != nil && lp.Height == p.Height && lp.Round == p.Round &&
+			lp.BlockID == p.BlockID && lp.ValidRound == p.ValidRound {
+			return lp
+		}
+		return nil
+	}
+	p.Signature = s.key.Sign(s.chainID, MsgTypeProposal, p.SignBytes())
+	g.Height, g.Round, g.Step = p.Height, p.Round, StepPropose
+	g.LastProposal = p
+	s.persist()
+	return p
+}
+
+// signVote is signProposal for votes: the same statement (type, block id) at
+// the step already signed returns the earlier vote, timestamp included.
+func (s *State) signVote(v *Vote) *Vote {
+	g := &s.signer
+	switch compareHRS(v.Height, v.Round, v.Type.step(), g.Height, g.Round, g.Step) {
+	case -1:
+		return nil
+	case 0:
+		if lv := g.LastVote; lv != nil && lv.Height == v.Height && lv.Round == v.Round &&
+			lv.Type == v.Type && lv.BlockID == v.BlockID {
+			return lv
+		}
+		return nil
+	}
+	v.Signature = s.key.Sign(s.chainID, v.msgType(), v.SignBytes())
+	g.Height, g.Round, g.Step = v.Height, v.Round, v.Type.step()
+	g.LastVote = v
+	s.persist()
+	return v
+}
+
+// persist snapshots the lock into the signer state and emits it. Byte
+// slices are shared with the state, which never mutates them.
+func (s *State) persist() {
+	g := &s.signer
+	g.LockedRound, g.LockedBlockID, g.LockedValue = s.locked.round, s.locked.id, s.locked.value
+	g.ValidRound, g.ValidBlockID, g.ValidValue = s.valid.round, s.valid.id, s.valid.value
+	s.emit(Persist{State: s.SignerState()})
+}
+
+// SignerState returns a copy of the signer state (to persist, or inspect).
+func (s *State) SignerState() SignerState {
+	c := s.signer
+	if c.LastProposal != nil {
+		p := *c.LastProposal
+		c.LastProposal = &p
+	}
+	if c.LastVote != nil {
+		v := *c.LastVote
+		c.LastVote = &v
+	}
+	return c
+}
