@@ -1,0 +1,281 @@
+package market
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// Placement preferences a bid can state.
+const (
+	PreferCheapest    = "cheapest"     // lowest PriceFor
+	PreferLeastLoaded = "least-loaded" // lowest provider load after placement
+	PreferNearest     = "nearest"      // earliest region in Bid.Near, then least-loaded
+	PreferBalanced    = "balanced"     // weighted price, load and reputation (see Weights)
+)
+
+func validPreference(p string) bool {
+	switch p {
+	case PreferCheapest, PreferLeastLoaded, PreferNearest, PreferBalanced:
+		return true
+	}
+	return false
+}
+
+// MaxReputation is the top of the reputation scale (per mille).
+const MaxReputation = 1000
+
+// Payload says where the job's code comes from: either content addressed
+// (SHA256 and Size, served by the client's node Peer over /blob/1), or an
+// Image reference for the docker executor. Exactly one of the two forms.
+type Payload struct {
+	SHA256 []byte `cbor:"1,keyasint,omitempty" json:"sha256,omitempty"` // 32 bytes
+	Size   uint64 `cbor:"2,keyasint,omitempty" json:"size,omitempty"`
+	Peer   string `cbor:"3,keyasint,omitempty" json:"peer,omitempty"`
+	Image  string `cbor:"4,keyasint,omitempty" json:"image,omitempty"`
+}
+
+// Constraints narrow which offers may take a bid. Empty means no
+// constraint. The executor constraint is Bid.Executor itself.
+type Constraints struct {
+	Regions       []string `cbor:"1,keyasint,omitempty" json:"regions,omitempty"` // any of; sorted, unique
+	Labels        []string `cbor:"2,keyasint,omitempty" json:"labels,omitempty"`  // all of; key=value, sorted, unique
+	MinReputation uint32   `cbor:"3,keyasint,omitempty" json:"min_reputation,omitempty"`
+}
+
+// Bid is a client's signed job bid. Its ID (the job id) is the sha256 of
+// its canonical encoding without the signature, so two submissions of the
+// same job differ only if their Nonce does.
+type Bid struct {
+	Client      wallet.PublicKey `cbor:"1,keyasint" json:"client_key"`
+	Nonce       uint64           `cbor:"2,keyasint,omitempty" json:"nonce"`
+	Executor    string           `cbor:"3,keyasint" json:"executor"`
+	Payload     Payload          `cbor:"4,keyasint" json:"payload"`
+	Args        []string         `cbor:"5,keyasint,omitempty" json:"args,omitempty"`
+	Env         []string         `cbor:"6,keyasint,omitempty" json:"env,omitempty"` // KEY=VALUE
+	Resources   Resources        `cbor:"7,keyasint" json:"resources"`
+	MaxPrice    uint64           `cbor:"8,keyasint" json:"max_price"`
+	MatchBy     int64            `cbor:"9,keyasint" json:"match_by"`    // unix ms; matchable while t < MatchBy
+	TimeoutMs   int64            `cbor:"10,keyasint" json:"timeout_ms"` // run timeout
+	Constraints Constraints      `cbor:"11,keyasint,omitempty" json:"constraints"`
+	Preference  string           `cbor:"12,keyasint" json:"preference"`
+	Near        []string         `cbor:"13,keyasint,omitempty" json:"near,omitempty"` // regions, nearest first (client's latency hint)
+	Replicas    uint32           `cbor:"14,keyasint" json:"replicas"`
+	Sig         []byte           `cbor:"15,keyasint,omitempty" json:"sig,omitempty"`
+}
+
+// BidID is a bid's id, which is also its job id.
+type BidID [32]byte
+
+// String is lowercase hex.
+func (id BidID) String() string { return hex.EncodeToString(id[:]) }
+
+// MarshalText encodes the id as hex.
+func (id BidID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses hex.
+func (id *BidID) UnmarshalText(b []byte) error {
+	p, err := ParseBidID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = p
+	return nil
+}
+
+// ParseBidID parses the hex form of a bid (job) id.
+func ParseBidID(s string) (BidID, error) {
+	var id BidID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("parse job id %.80q: want %d hex characters", s, 2*len(id))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// ClientAddress is the client's account address.
+func (b *Bid) ClientAddress() wallet.Address { return wallet.AddressOf(b.Client) }
+
+// SigningBytes is the canonical encoding of the bid without its signature.
+func (b *Bid) SigningBytes() ([]byte, error) {
+	c := *b
+	c.Sig = nil
+	return codec.Marshal(&c)
+}
+
+// ID is the job id: sha256 of SigningBytes. It returns the zero id only if
+// the bid cannot be encoded, which no decoded or constructed bid can hit.
+func (b *Bid) ID() BidID {
+	msg, err := b.SigningBytes()
+	if err != nil {
+		return BidID{}
+	}
+	return sha256.Sum256(msg)
+}
+
+// Encode is the canonical encoding of the signed bid, as gossiped.
+func (b *Bid) Encode() ([]byte, error) { return codec.Marshal(b) }
+
+// Sign sets Client to key's public key (it must be zero or already equal)
+// and signs the bid for chainID.
+func (b *Bid) Sign(chainID string, key wallet.PrivateKey) error {
+	if !key.Valid() {
+		return fmt.Errorf("sign bid: no key")
+	}
+	pub := key.Public()
+	if b.Client != (wallet.PublicKey{}) && b.Client != pub {
+		return fmt.Errorf("sign bid: key %s is not the client %s", pub.Address(), b.ClientAddress())
+	}
+	b.Client = pub
+	msg, err := b.SigningBytes()
+	if err != nil {
+		return fmt.Errorf("sign bid: %w", err)
+	}
+	b.Sig = key.Sign(chainID, MsgBid, msg)
+	return nil
+}
+
+// Verify checks the client's signature for chainID.
+func (b *Bid) Verify(chainID string) error {
+	msg, err := b.SigningBytes()
+	if err != nil {
+		return &InvalidError{Code: CodeDecode, Field: "bid", Err: err}
+	}
+	if !wallet.Verify(b.Client, chainID, MsgBid, msg, b.Sig) {
+		return invalid(CodeSignature, "bid.sig", "bad signature from %s for chain %q", b.ClientAddress(), chainID)
+	}
+	return nil
+}
+
+// Validate checks everything about the bid that needs no chain state and no
+// signature check: shapes, bounds, a known executor and preference, one
+// replica, a positive max price, and MatchBy in (now, now+MaxBidTTL].
+func (b *Bid) Validate(now int64) error {
+	switch {
+	case b.Client == wallet.PublicKey{}:
+		return invalid(CodeField, "bid.client", "empty client key")
+	case executorBit(b.Executor) == 0:
+		return invalid(CodeExecutor, "bid.executor", "unknown executor %.20q", b.Executor)
+	case b.MaxPrice == 0:
+		return invalid(CodePrice, "bid.max_price", "must be positive")
+	case b.MatchBy <= now:
+		return invalid(CodeExpired, "bid.match_by", "expired at %d, now %d", b.MatchBy, now)
+	case b.MatchBy > addMs(now, MaxBidTTL):
+		return invalid(CodeExpiry, "bid.match_by", "%d ms ahead exceeds %d", b.MatchBy-now, MaxBidTTL)
+	case b.TimeoutMs <= 0 || b.TimeoutMs > MaxTimeoutMs:
+		return invalid(CodeField, "bid.timeout_ms", "%d not in 1..%d", b.TimeoutMs, MaxTimeoutMs)
+	case !validPreference(b.Preference):
+		return invalid(CodeField, "bid.preference", "unknown preference %.20q", b.Preference)
+	case b.Replicas != 1:
+		return invalid(CodeField, "bid.replicas", "%d replicas; only 1 is supported", b.Replicas)
+	case b.Constraints.MinReputation > MaxReputation:
+		return invalid(CodeField, "bid.constraints.min_reputation", "%d exceeds %d", b.Constraints.MinReputation, MaxReputation)
+	case len(b.Sig) > wallet.SigLen:
+		return invalid(CodeSignature, "bid.sig", "%d bytes", len(b.Sig))
+	}
+	if err := b.Resources.validate("bid.resources", true); err != nil {
+		return err
+	}
+	if err := b.validatePayload(); err != nil {
+		return err
+	}
+	if err := validStrings("bid.args", b.Args, false); err != nil {
+		return err
+	}
+	if err := validStrings("bid.env", b.Env, true); err != nil {
+		return err
+	}
+	if len(b.Constraints.Regions) > MaxRegions {
+		return invalid(CodeField, "bid.constraints.regions", "%d regions exceed %d", len(b.Constraints.Regions), MaxRegions)
+	}
+	for _, r := range b.Constraints.Regions {
+		if err := validRegion("bid.constraints.regions", r); err != nil {
+			return err
+		}
+	}
+	if !sortedUnique(b.Constraints.Regions) {
+		return invalid(CodeField, "bid.constraints.regions", "must be sorted and unique")
+	}
+	if err := validLabels("bid.constraints.labels", b.Constraints.Labels); err != nil {
+		return err
+	}
+	if len(b.Near) > MaxRegions {
+		return invalid(CodeField, "bid.near", "%d regions exceed %d", len(b.Near), MaxRegions)
+	}
+	for i, r := range b.Near {
+		if err := validRegion("bid.near", r); err != nil {
+			return err
+		}
+		for _, q := range b.Near[:i] {
+			if q == r {
+				return invalid(CodeField, "bid.near", "region %q listed twice", r)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Bid) validatePayload() error {
+	p := b.Payload
+	if p.Image != "" {
+		switch {
+		case b.Executor != ExecDocker:
+			return invalid(CodePayload, "bid.payload.image", "an image needs the docker executor, not %q", b.Executor)
+		case len(p.SHA256) != 0 || p.Size != 0 || p.Peer != "":
+			return invalid(CodePayload, "bid.payload", "image and content reference are exclusive")
+		case len(p.Image) > MaxImageLen || !isPrintable(p.Image):
+			return invalid(CodePayload, "bid.payload.image", "must be 1..%d printable bytes", MaxImageLen)
+		}
+		return nil
+	}
+	switch {
+	case len(p.SHA256) != sha256.Size:
+		return invalid(CodePayload, "bid.payload.sha256", "%d bytes, want %d", len(p.SHA256), sha256.Size)
+	case p.Size == 0 || p.Size > MaxPayloadSize:
+		return invalid(CodePayload, "bid.payload.size", "%d not in 1..%d", p.Size, MaxPayloadSize)
+	case len(p.Peer) > MaxPeerIDLen || !isPrintable(p.Peer):
+		return invalid(CodePayload, "bid.payload.peer", "peer id must be 1..%d printable bytes", MaxPeerIDLen)
+	}
+	return nil
+}
+
+func validStrings(field string, xs []string, env bool) error {
+	if len(xs) > MaxArgs {
+		return invalid(CodeField, field, "%d entries exceed %d", len(xs), MaxArgs)
+	}
+	n := 0
+	for _, x := range xs {
+		n += len(x)
+		if strings.IndexByte(x, 0) >= 0 {
+			return invalid(CodeField, field, "NUL byte in %.40q", x)
+		}
+		if env {
+			k, _, ok := strings.Cut(x, "=")
+			if !ok || k == "" {
+				return invalid(CodeField, field, "%.40q is not KEY=VALUE", x)
+			}
+		}
+	}
+	if n > MaxArgBytes {
+		return invalid(CodeField, field, "%d bytes exceed %d", n, MaxArgBytes)
+	}
+	return nil
+}
+
+var bidDecoder = mustDecoder(codec.Limits{MaxSize: 48 << 10, MaxNesting: 4, MaxArrayElements: 64, MaxMapPairs: 32})
+
+// DecodeBid decodes a gossiped bid under tight limits (48 KiB). The bytes
+// must be the canonical encoding. It checks neither the signature nor
+// Validate.
+func DecodeBid(data []byte) (*Bid, error) {
+	var b Bid
+	if err := bidDecoder.UnmarshalCanonical(data, &b); err != nil {
+		return nil, &InvalidError{Code: CodeDecode, Field: "bid", Err: err}
+	}
+	return &b, nil
+}
