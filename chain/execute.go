@@ -1,0 +1,718 @@
+package chain
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/bourse-net/bourse/chain/merkle"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// Sentinel errors of block execution.
+var (
+	// ErrInvalidBlock wraps every reason a block is refused; a proposal
+	// that fails with it gets a nil prevote, a synced block is rejected
+	// and its sender penalised.
+	ErrInvalidBlock = errors.New("invalid block")
+	// ErrStateRootMismatch means the block executed but the header's state
+	// root differs from the computed one. For a block that is already
+	// committed the node must halt: its state diverges from the network.
+	ErrStateRootMismatch = errors.New("state root mismatch")
+	// ErrInvalidTx wraps every reason a transaction is refused.
+	ErrInvalidTx = errors.New("invalid transaction")
+)
+
+// EvidenceVerifier checks duplicate-vote evidence (the consensus package's
+// DuplicateVoteEvidence, encoded): both votes signed by the offender's key
+// for chainID, same height, round and type, different blocks. It returns
+// the offender's address and the height of the votes. It must be pure.
+type EvidenceVerifier interface {
+	VerifyDuplicateVote(chainID string, data []byte) (offender wallet.Address, height uint64, err error)
+}
+
+// ExecOptions are the node-specific inputs of Execute. None of them changes
+// the outcome of a valid block; they make it cheaper or possible.
+type ExecOptions struct {
+	// SigCache lets Execute skip transactions the mempool already verified.
+	SigCache *SigCache
+	// Evidence verifies Evidence transactions; nil means the consensus
+	// package's DuplicateVoteEvidence checked against the offender's
+	// registered key, which is what every node must use. Tests may swap it.
+	Evidence EvidenceVerifier
+	// SkipStateRootCheck is for the proposer, which executes to learn the
+	// root it puts in the header.
+	SkipStateRootCheck bool
+}
+
+// Event is something a block did that the node and the API report.
+type Event struct {
+	Type    string         `json:"type"` // see the Ev* constants
+	Address wallet.Address `json:"address"`
+	JobID   [32]byte       `json:"job_id"`
+	Amount  uint64         `json:"amount"`
+}
+
+// Event types.
+const (
+	EvUnbonded  = "unbonded"  // matured stake returned to Address
+	EvSlashed   = "slashed"   // Amount of Address's stake burned for double signing
+	EvMatched   = "matched"   // JobID matched; Amount escrowed
+	EvCompleted = "completed" // JobID settled by its result; Amount paid to the provider
+	EvFailed    = "failed"    // JobID failed; Amount paid for usage up to the failure
+	EvTimedOut  = "timed_out" // JobID missed its deadline; Amount of collateral burned
+	EvCancelled = "cancelled" // bid JobID cancelled
+)
+
+// TxResult is the outcome of one transaction of a block. A transaction
+// with a valid envelope (signature, chain id, nonce, fee) is always
+// included: its fee is paid and its nonce used even when its body fails
+// (Code 1, Log says why, and none of its body's effects remain).
+type TxResult struct {
+	Hash   [32]byte `json:"hash"`
+	Kind   Kind     `json:"kind"`
+	Code   uint32   `json:"code"` // 0 ok, 1 body failed
+	Log    string   `json:"log,omitempty"`
+	Events []Event  `json:"events,omitempty"`
+}
+
+// Result is what executing a block produces. Apply installs it.
+type Result struct {
+	Height    uint64
+	Time      int64
+	BlockHash [32]byte
+	StateRoot [32]byte
+	// Changes are the state writes, sorted by key; a nil Value deletes.
+	// The store persists exactly these.
+	Changes   []merkle.Change
+	TxResults []TxResult
+	// Events of the block itself (matured unbondings, timeouts).
+	Events []Event
+	// ValidatorUpdates is the set for Height+2 when it differs from the
+	// set of Height+1, else nil.
+	ValidatorUpdates []Validator
+	// TxHashes are the hashes of Txs, in order.
+	TxHashes [][32]byte
+
+	base    *State
+	pending *merkle.Pending
+}
+
+type execCtx struct {
+	o        *overlay
+	p        Params
+	g        Globals
+	height   uint64
+	time     int64
+	proposer wallet.Address
+	fees     uint64
+	ev       EvidenceVerifier
+	events   []Event
+}
+
+// Execute runs block b on st without modifying st and returns the result.
+// It checks the header against the state (chain id, height, time after the
+// previous block, validator set hash, proposer in the set), the size
+// limits, every signature (skipping those in opts.SigCache) and every
+// transaction envelope; any failure is ErrInvalidBlock. Unless
+// opts.SkipStateRootCheck, a header state root that differs from the
+// computed one is ErrStateRootMismatch. PrevHash and LastCommit are the
+// driver's and the store's to check: the state does not hold block hashes.
+func Execute(st *State, b *Block, opts ExecOptions) (*Result, error) {
+	res, err := execute(st, b, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.SkipStateRootCheck && res.StateRoot != b.Header.StateRoot {
+		return res, fmt.Errorf("execute block %d: %w: header %x, computed %x", b.Header.Height, ErrStateRootMismatch, b.Header.StateRoot, res.StateRoot)
+	}
+	return res, nil
+}
+
+func invalidBlock(h uint64, format string, args ...any) error {
+	return fmt.Errorf("execute block %d: %w: %s", h, ErrInvalidBlock, fmt.Sprintf(format, args...))
+}
+
+// execute runs b. With keep non-nil (the proposer's BuildBlock), envelope
+// failures drop the transaction instead of failing the block, and keep
+// receives the indices that stayed.
+func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error) {
+	h := b.Header
+	st.mu.RLock()
+	p, g := st.params, st.globals
+	st.mu.RUnlock()
+	if err := b.ValidateBasic(); err != nil {
+		return nil, invalidBlock(h.Height, "%v", err)
+	}
+	switch {
+	case h.ChainID != p.ChainID:
+		return nil, invalidBlock(h.Height, "chain id %q, want %q", h.ChainID, p.ChainID)
+	case h.Height != g.Height+1:
+		return nil, invalidBlock(h.Height, "state is at height %d", g.Height)
+	case h.Time <= g.Time:
+		return nil, invalidBlock(h.Height, "time %d is not after the previous block's %d", h.Time, g.Time)
+	case uint64(len(b.Txs)) > p.MaxBlockTxs:
+		return nil, invalidBlock(h.Height, "%d transactions exceed %d", len(b.Txs), p.MaxBlockTxs)
+	}
+	var size uint64
+	for _, t := range b.Txs {
+		size += uint64(len(t))
+	}
+	if size > p.MaxBlockBytes {
+		return nil, invalidBlock(h.Height, "%d bytes of transactions exceed %d", size, p.MaxBlockBytes)
+	}
+	vals, err := st.ValidatorsAt(h.Height)
+	if err != nil {
+		return nil, fmt.Errorf("execute block %d: %w", h.Height, err)
+	}
+	if ValidatorsHash(vals) != h.ValidatorsHash {
+		return nil, invalidBlock(h.Height, "validators hash %x, want %x", h.ValidatorsHash, ValidatorsHash(vals))
+	}
+	if !slices.ContainsFunc(vals, func(v Validator) bool { return v.Address == h.Proposer }) {
+		return nil, invalidBlock(h.Height, "proposer %s is not a validator", h.Proposer)
+	}
+
+	txs := make([]*Tx, len(b.Txs))
+	hashes := make([][32]byte, len(b.Txs))
+	for i, raw := range b.Txs {
+		hashes[i] = TxHash(raw)
+		tx, err := DecodeTx(raw)
+		if err != nil {
+			return nil, invalidBlock(h.Height, "tx %d: %v", i, err)
+		}
+		txs[i] = tx
+	}
+	if keep == nil {
+		if i, err := VerifyTxs(txs, hashes, opts.SigCache); err != nil {
+			return nil, invalidBlock(h.Height, "tx %d %x: %v", i, hashes[i][:8], err)
+		}
+	}
+
+	x := &execCtx{o: newOverlay(st), p: p, g: g, height: h.Height, time: h.Time, proposer: h.Proposer, ev: opts.Evidence}
+	if err := x.beginBlock(); err != nil {
+		return nil, fmt.Errorf("execute block %d: begin: %w", h.Height, err)
+	}
+	res := &Result{Height: h.Height, Time: h.Time, BlockHash: b.Hash(), base: st}
+	for i, tx := range txs {
+		if keep != nil && !opts.SigCache.Has(hashes[i]) {
+			if err := VerifyTx(tx); err != nil {
+				continue
+			}
+		}
+		tr, err := x.deliverTx(tx, hashes[i])
+		if err != nil {
+			if keep != nil {
+				continue
+			}
+			return nil, invalidBlock(h.Height, "tx %d %x: %v", i, hashes[i][:8], err)
+		}
+		if keep != nil {
+			*keep = append(*keep, i)
+		}
+		res.TxResults = append(res.TxResults, tr)
+		res.TxHashes = append(res.TxHashes, hashes[i])
+	}
+	upd, err := x.endBlock()
+	if err != nil {
+		return nil, fmt.Errorf("execute block %d: end: %w", h.Height, err)
+	}
+	res.ValidatorUpdates = upd
+	res.Events = x.events
+	res.Changes = x.o.changes()
+	st.mu.RLock()
+	res.pending = st.tree.Preview(res.Changes)
+	st.mu.RUnlock()
+	res.StateRoot = res.pending.Root()
+	return res, nil
+}
+
+// deliverTx checks the envelope (an error here invalidates the block),
+// charges the fee, bumps the nonce and runs the body in its own overlay.
+func (x *execCtx) deliverTx(tx *Tx, hash [32]byte) (TxResult, error) {
+	if err := x.checkEnvelope(tx, x.o, true); err != nil {
+		return TxResult{}, err
+	}
+	sender := tx.SenderAddress()
+	acc, err := getAccount(x.o, sender)
+	if err != nil {
+		return TxResult{}, err
+	}
+	acc.Balance -= tx.Fee // checked by checkEnvelope
+	acc.Nonce++
+	putAccount(x.o, sender, acc)
+	if x.fees, err = add(x.fees, tx.Fee); err != nil {
+		return TxResult{}, err
+	}
+	tr := TxResult{Hash: hash, Kind: tx.Kind()}
+	child := newOverlay(x.o)
+	saved, savedEvents := x.g, len(x.events)
+	parent := x.o
+	x.o = child
+	err = x.body(tx)
+	x.o = parent
+	if err != nil {
+		if errors.Is(err, ErrCorruptState) {
+			return TxResult{}, err
+		}
+		x.g, x.events = saved, x.events[:savedEvents]
+		tr.Code, tr.Log = 1, err.Error()
+		return tr, nil
+	}
+	child.mergeInto(parent)
+	tr.Events = slices.Clone(x.events[savedEvents:])
+	x.events = x.events[:savedEvents]
+	return tr, nil
+}
+
+// checkEnvelope checks what makes a transaction includable at all. With
+// exactNonce the nonce must be the account's next; otherwise any nonce not
+// already used passes (the mempool queues future nonces).
+func (x *execCtx) checkEnvelope(tx *Tx, r reader, exactNonce bool) error {
+	if tx.ChainID != x.p.ChainID {
+		return fmt.Errorf("%w: chain id %q, want %q", ErrInvalidTx, tx.ChainID, x.p.ChainID)
+	}
+	if tx.Kind() == KindInvalid {
+		return fmt.Errorf("%w: no single body", ErrInvalidTx)
+	}
+	if tx.Fee < x.p.MinFee {
+		return fmt.Errorf("%w: fee %d below the minimum %d", ErrInvalidTx, tx.Fee, x.p.MinFee)
+	}
+	if tx.Kind() == KindMatch && tx.SenderAddress() != x.proposer {
+		return fmt.Errorf("%w: a match must be sent by the block proposer", ErrInvalidTx)
+	}
+	acc, err := getAccount(r, tx.SenderAddress())
+	if err != nil {
+		return err
+	}
+	switch {
+	case tx.Nonce < acc.Nonce:
+		return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrInvalidTx, tx.Nonce, acc.Nonce)
+	case exactNonce && tx.Nonce != acc.Nonce:
+		return fmt.Errorf("%w: nonce %d, want %d", ErrInvalidTx, tx.Nonce, acc.Nonce)
+	case acc.Balance < tx.Fee:
+		return fmt.Errorf("%w: balance %d cannot pay fee %d", ErrInvalidTx, acc.Balance, tx.Fee)
+	}
+	return nil
+}
+
+func (x *execCtx) body(tx *Tx) error {
+	switch tx.Kind() {
+	case KindTransfer:
+		return x.transfer(tx.SenderAddress(), tx.Transfer.To, tx.Transfer.Amount)
+	case KindBond:
+		return x.bond(tx.SenderAddress(), tx.Sender, tx.Bond.Amount)
+	case KindUnbond:
+		return x.unbond(tx.SenderAddress(), tx.Unbond.Amount)
+	case KindEvidence:
+		return x.evidence(tx.Evidence)
+	case KindProviderRegister:
+		return x.providerRegister(tx.SenderAddress(), tx.ProviderRegister.Collateral)
+	case KindBidCancel:
+		return x.bidCancel(tx.SenderAddress(), tx.BidCancel)
+	case KindMatch:
+		return x.match(tx.Match)
+	case KindResult:
+		return x.result(tx.SenderAddress(), tx.Result)
+	}
+	return fmt.Errorf("unknown kind %v", tx.Kind())
+}
+
+func getAccount(r reader, a wallet.Address) (Account, error) {
+	var acc Account
+	_, err := getRecord(r, addrKey(pfxAccount, a), &acc)
+	return acc, err
+}
+
+func putAccount(o *overlay, a wallet.Address, acc Account) {
+	if acc == (Account{}) {
+		o.del(addrKey(pfxAccount, a))
+		return
+	}
+	o.put(addrKey(pfxAccount, a), acc)
+}
+
+func (x *execCtx) debit(a wallet.Address, amount uint64) error {
+	acc, err := getAccount(x.o, a)
+	if err != nil {
+		return err
+	}
+	if acc.Balance, err = sub(acc.Balance, amount); err != nil {
+		return fmt.Errorf("debit %s: %w", a, err)
+	}
+	putAccount(x.o, a, acc)
+	return nil
+}
+
+func (x *execCtx) credit(a wallet.Address, amount uint64) error {
+	if amount == 0 {
+		return nil
+	}
+	acc, err := getAccount(x.o, a)
+	if err != nil {
+		return err
+	}
+	if acc.Balance, err = add(acc.Balance, amount); err != nil {
+		return fmt.Errorf("credit %s: %w", a, err)
+	}
+	putAccount(x.o, a, acc)
+	return nil
+}
+
+func (x *execCtx) transfer(from, to wallet.Address, amount uint64) error {
+	if err := x.debit(from, amount); err != nil {
+		return fmt.Errorf("transfer: %w", err)
+	}
+	return x.credit(to, amount)
+}
+
+func (x *execCtx) stakes() ([]Stake, error) {
+	var s []Stake
+	_, err := getRecord(x.o, keyStakes, &s)
+	return s, err
+}
+
+func (x *execCtx) bond(a wallet.Address, pub wallet.PublicKey, amount uint64) error {
+	if err := x.debit(a, amount); err != nil {
+		return fmt.Errorf("bond: %w", err)
+	}
+	s, err := x.stakes()
+	if err != nil {
+		return err
+	}
+	i, found := slices.BinarySearchFunc(s, a, func(e Stake, t wallet.Address) int { return bytes.Compare(e.Address[:], t[:]) })
+	if found {
+		if s[i].Amount, err = add(s[i].Amount, amount); err != nil {
+			return fmt.Errorf("bond: %w", err)
+		}
+	} else {
+		s = slices.Insert(s, i, Stake{Address: a, PubKey: pub, Amount: amount})
+	}
+	x.o.put(addrKey(pfxPubKey, a), pub)
+	if x.g.Bonded, err = add(x.g.Bonded, amount); err != nil {
+		return fmt.Errorf("bond: %w", err)
+	}
+	x.o.put(keyStakes, s)
+	return nil
+}
+
+func (x *execCtx) unbond(a wallet.Address, amount uint64) error {
+	s, err := x.stakes()
+	if err != nil {
+		return err
+	}
+	i, found := slices.BinarySearchFunc(s, a, func(e Stake, t wallet.Address) int { return bytes.Compare(e.Address[:], t[:]) })
+	if !found {
+		return fmt.Errorf("unbond: %s has no bonded stake", a)
+	}
+	if s[i].Amount, err = sub(s[i].Amount, amount); err != nil {
+		return fmt.Errorf("unbond: %w", err)
+	}
+	if s[i].Amount == 0 {
+		s = slices.Delete(s, i, i+1)
+	}
+	if len(s) == 0 {
+		return errors.New("unbond: the last bonded stake cannot leave: the chain would have no validator")
+	}
+	x.g.Bonded -= amount
+	if x.g.Unbonding, err = add(x.g.Unbonding, amount); err != nil {
+		return fmt.Errorf("unbond: %w", err)
+	}
+	x.o.put(keyStakes, s)
+	key := heightKey(pfxUnbonding, x.height+x.p.UnbondingBlocks)
+	var q []Unbonding
+	if _, err := getRecord(x.o, key, &q); err != nil {
+		return err
+	}
+	x.o.put(key, append(q, Unbonding{Address: a, Amount: amount}))
+	return nil
+}
+
+func (x *execCtx) evidence(e *EvidenceTx) error {
+	ev := x.ev
+	if ev == nil {
+		ev = consensusEvidence{r: x.o}
+	}
+	offender, h, err := ev.VerifyDuplicateVote(x.p.ChainID, e.Data)
+	if err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	if h == 0 || h > x.height {
+		return fmt.Errorf("evidence: votes at height %d, chain at %d", h, x.height)
+	}
+	if x.p.UnbondingBlocks < x.height && h < x.height-x.p.UnbondingBlocks {
+		return fmt.Errorf("evidence: height %d is older than the unbonding period", h)
+	}
+	seen := heightKey(addrKey(pfxEvidence, offender), h)
+	if _, ok := x.o.get(seen); ok {
+		return fmt.Errorf("evidence: %s already punished for height %d", offender, h)
+	}
+	x.o.put(seen, true)
+	burned, err := x.slashStake(offender, x.p.SlashBps)
+	if err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	if burned == 0 {
+		return fmt.Errorf("evidence: %s has no stake to slash", offender)
+	}
+	x.events = append(x.events, Event{Type: EvSlashed, Address: offender, Amount: burned})
+	return nil
+}
+
+// slashStake burns bps of a's bonded stake and of its stake still unbonding.
+func (x *execCtx) slashStake(a wallet.Address, bps uint32) (uint64, error) {
+	var burned uint64
+	s, err := x.stakes()
+	if err != nil {
+		return 0, err
+	}
+	i, found := slices.BinarySearchFunc(s, a, func(e Stake, t wallet.Address) int { return bytes.Compare(e.Address[:], t[:]) })
+	if found {
+		cut := mulBps(s[i].Amount, bps)
+		s[i].Amount -= cut
+		x.g.Bonded -= cut
+		burned += cut
+		if s[i].Amount == 0 {
+			s = slices.Delete(s, i, i+1)
+		}
+		x.o.put(keyStakes, s)
+	}
+	for h := x.height + 1; h <= x.height+x.p.UnbondingBlocks; h++ {
+		key := heightKey(pfxUnbonding, h)
+		var q []Unbonding
+		ok, err := getRecord(x.o, key, &q)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			continue
+		}
+		changed := false
+		for j := range q {
+			if q[j].Address == a {
+				cut := mulBps(q[j].Amount, bps)
+				q[j].Amount -= cut
+				x.g.Unbonding -= cut
+				burned += cut
+				changed = changed || cut > 0
+			}
+		}
+		if changed {
+			x.o.put(key, q)
+		}
+	}
+	if x.g.Burned, err = add(x.g.Burned, burned); err != nil {
+		return 0, err
+	}
+	return burned, nil
+}
+
+func (x *execCtx) beginBlock() error {
+	key := heightKey(pfxUnbonding, x.height)
+	var q []Unbonding
+	ok, err := getRecord(x.o, key, &q)
+	if err != nil {
+		return err
+	}
+	if ok {
+		for _, u := range q {
+			if err := x.credit(u.Address, u.Amount); err != nil {
+				return err
+			}
+			x.g.Unbonding -= u.Amount
+			x.events = append(x.events, Event{Type: EvUnbonded, Address: u.Address, Amount: u.Amount})
+		}
+		x.o.del(key)
+	}
+	return x.settleTimeouts()
+}
+
+func (x *execCtx) endBlock() ([]Validator, error) {
+	if err := x.credit(x.proposer, x.fees); err != nil {
+		return nil, err
+	}
+	s, err := x.stakes()
+	if err != nil {
+		return nil, err
+	}
+	next := activeSet(s, x.p.MaxValidators)
+	var prev []Validator
+	if _, err := getRecord(x.o, heightKey(pfxValset, x.height+1), &prev); err != nil {
+		return nil, err
+	}
+	if len(next) == 0 {
+		next = prev // never an empty set: keep the last one
+	}
+	var upd []Validator
+	if ValidatorsHash(next) != ValidatorsHash(prev) {
+		upd = next
+	}
+	x.o.put(heightKey(pfxValset, x.height+2), next)
+	if x.height >= 2 {
+		x.o.del(heightKey(pfxValset, x.height-1))
+	}
+	x.g.Height, x.g.Time = x.height, x.time
+	x.o.put(keyGlobals, x.g)
+	return upd, nil
+}
+
+// activeSet is the top max stakes by amount (ties by address), sorted by
+// address, with power = stake.
+func activeSet(stakes []Stake, max uint32) []Validator {
+	s := slices.Clone(stakes)
+	slices.SortFunc(s, func(a, b Stake) int {
+		if a.Amount != b.Amount {
+			if a.Amount > b.Amount {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a.Address[:], b.Address[:])
+	})
+	if len(s) > int(max) {
+		s = s[:max]
+	}
+	slices.SortFunc(s, func(a, b Stake) int { return bytes.Compare(a.Address[:], b.Address[:]) })
+	vals := make([]Validator, 0, len(s))
+	for _, e := range s {
+		if e.Amount > 0 {
+			vals = append(vals, Validator{Address: e.Address, PubKey: e.PubKey, Power: e.Amount})
+		}
+	}
+	return vals
+}
+
+// CheckTx reports whether tx could be included in the next block on st:
+// signature, envelope (nonce must be the account's next) and body, run on
+// a scratch overlay. The mempool uses it for the sender's next nonce.
+func CheckTx(st *State, tx *Tx) error {
+	if err := tx.ValidateBasic(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTx, err)
+	}
+	if err := VerifyTx(tx); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTx, err)
+	}
+	return checkTxState(st, tx, true)
+}
+
+func checkTxState(st *State, tx *Tx, exactNonce bool) error {
+	st.mu.RLock()
+	p, g := st.params, st.globals
+	st.mu.RUnlock()
+	if tx.Kind() == KindMatch {
+		return fmt.Errorf("%w: matches are made by the block proposer, not submitted", ErrInvalidTx)
+	}
+	x := &execCtx{o: newOverlay(st), p: p, g: g, height: g.Height + 1, time: g.Time}
+	if err := x.checkEnvelope(tx, st, exactNonce); err != nil {
+		return err
+	}
+	if !exactNonce {
+		return nil
+	}
+	if _, err := x.deliverTxChecked(tx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (x *execCtx) deliverTxChecked(tx *Tx) (TxResult, error) {
+	tr, err := x.deliverTx(tx, [32]byte{})
+	if err != nil {
+		return tr, err
+	}
+	if tr.Code != 0 {
+		return tr, fmt.Errorf("%w: %s", ErrInvalidTx, tr.Log)
+	}
+	return tr, nil
+}
+
+// BlockTemplate is what the proposer knows before it builds a block.
+type BlockTemplate struct {
+	Height     uint64
+	Time       int64 // BFT time, unix ms, after the previous block's
+	PrevHash   [32]byte
+	Proposer   wallet.Address
+	LastCommit []byte
+}
+
+// BuildBlock is the proposer's helper: it executes candidates (in order,
+// typically Mempool.Reap plus the proposer's own Match transactions) on
+// st, drops those whose signature or envelope fails, and returns the block
+// with its txs root, validators hash and state root filled in, and the
+// result to Apply once the block commits.
+func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOptions) (*Block, *Result, error) {
+	vals, err := st.ValidatorsAt(t.Height)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build block %d: %w", t.Height, err)
+	}
+	p := st.Params()
+	var txs [][]byte
+	var size uint64
+	for _, raw := range candidates {
+		if uint64(len(txs)) >= p.MaxBlockTxs {
+			break
+		}
+		if size+uint64(len(raw)) > p.MaxBlockBytes {
+			continue
+		}
+		if _, err := DecodeTx(raw); err != nil {
+			continue
+		}
+		size += uint64(len(raw))
+		txs = append(txs, raw)
+	}
+	mk := func(txs [][]byte) *Block {
+		b := &Block{Header: Header{ChainID: p.ChainID, Height: t.Height, Time: t.Time, PrevHash: t.PrevHash,
+			ValidatorsHash: ValidatorsHash(vals), Proposer: t.Proposer}, Txs: txs, LastCommit: t.LastCommit}
+		b.Header.TxsRoot = TxsRoot(txs)
+		b.Header.LastCommitHash = sha256Sum(t.LastCommit)
+		return b
+	}
+	// Signatures first, in a batch, so the filtering pass need not verify.
+	decoded := make([]*Tx, len(txs))
+	hashes := make([][32]byte, len(txs))
+	for i, raw := range txs {
+		decoded[i], _ = DecodeTx(raw)
+		hashes[i] = TxHash(raw)
+	}
+	var good [][]byte
+	if _, err := VerifyTxs(decoded, hashes, opts.SigCache); err == nil {
+		good = txs
+	} else {
+		for i, tx := range decoded {
+			if opts.SigCache.Has(hashes[i]) || VerifyTx(tx) == nil {
+				opts.SigCache.Add(hashes[i])
+				good = append(good, txs[i])
+			}
+		}
+	}
+	var keep []int
+	cache := opts.SigCache
+	if cache == nil {
+		cache = NewSigCache(len(good) + 1)
+	}
+	for _, raw := range good {
+		cache.Add(TxHash(raw))
+	}
+	trial := opts
+	trial.SigCache = cache
+	trial.SkipStateRootCheck = true
+	b := mk(good)
+	res, err := execute(st, b, trial, &keep)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build block %d: %w", t.Height, err)
+	}
+	if len(keep) != len(good) {
+		final := make([][]byte, len(keep))
+		for i, k := range keep {
+			final[i] = good[k]
+		}
+		b = mk(final)
+		if res, err = Execute(st, b, trial); err != nil {
+			return nil, nil, fmt.Errorf("build block %d: %w", t.Height, err)
+		}
+	}
+	b.Header.StateRoot = res.StateRoot
+	res.BlockHash = b.Hash()
+	return b, res, nil
+}

@@ -1,0 +1,283 @@
+package chain
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// MaxSupply bounds the total minted at genesis so that total voting power
+// stays within the consensus core's bound (math.MaxInt64/8).
+const MaxSupply = 1 << 60
+
+// Params are fixed at genesis and stored in the state.
+type Params struct {
+	ChainID string `cbor:"1,keyasint" json:"-"`
+	// MinFee is the smallest fee a transaction may carry. Default 1.
+	MinFee uint64 `cbor:"2,keyasint" json:"min_fee"`
+	// UnbondingBlocks is how many blocks unbonded stake waits before it
+	// returns to the balance. Default 100.
+	UnbondingBlocks uint64 `cbor:"3,keyasint" json:"unbonding_blocks"`
+	// SlashBps is the fraction of a double-signing validator's stake
+	// (bonded and unbonding) burned, in basis points. Default 500 (5%).
+	SlashBps uint32 `cbor:"4,keyasint" json:"slash_bps"`
+	// MinProviderCollateral is the collateral a provider must hold before it
+	// can be matched. Default 1000.
+	MinProviderCollateral uint64 `cbor:"5,keyasint" json:"min_provider_collateral"`
+	// TimeoutSlashBps is the fraction of a provider's collateral burned when
+	// a match times out, in basis points. Default 1000 (10%).
+	TimeoutSlashBps uint32 `cbor:"6,keyasint" json:"timeout_slash_bps"`
+	// MaxBlockBytes bounds the summed size of a block's transactions. Default 4 MiB.
+	MaxBlockBytes uint64 `cbor:"7,keyasint" json:"max_block_bytes"`
+	// MaxBlockTxs bounds the number of transactions in a block. Default 20000.
+	MaxBlockTxs uint64 `cbor:"8,keyasint" json:"max_block_txs"`
+	// MaxValidators is the size of the active set (highest stake). Default 100.
+	MaxValidators uint32 `cbor:"9,keyasint" json:"max_validators"`
+}
+
+// DefaultParams are the documented defaults.
+func DefaultParams() Params {
+	return Params{MinFee: 1, UnbondingBlocks: 100, SlashBps: 500, MinProviderCollateral: 1000,
+		TimeoutSlashBps: 1000, MaxBlockBytes: 4 << 20, MaxBlockTxs: 20000, MaxValidators: 100}
+}
+
+// Timeouts are the consensus round timeouts, in milliseconds; each grows by
+// its Delta per round. Defaults suit a local network.
+type Timeouts struct {
+	ProposeMs        int64 `json:"propose_ms"`
+	ProposeDeltaMs   int64 `json:"propose_delta_ms"`
+	PrevoteMs        int64 `json:"prevote_ms"`
+	PrevoteDeltaMs   int64 `json:"prevote_delta_ms"`
+	PrecommitMs      int64 `json:"precommit_ms"`
+	PrecommitDeltaMs int64 `json:"precommit_delta_ms"`
+	CommitMs         int64 `json:"commit_ms"` // pause after a commit before the next height
+}
+
+// DefaultTimeouts suit a local network.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{ProposeMs: 300, ProposeDeltaMs: 100, PrevoteMs: 100, PrevoteDeltaMs: 50,
+		PrecommitMs: 100, PrecommitDeltaMs: 50, CommitMs: 50}
+}
+
+// GenesisAccount is an initial balance.
+type GenesisAccount struct {
+	Address wallet.Address `json:"address"`
+	Balance uint64         `json:"balance"`
+}
+
+// GenesisValidator is an initial validator: its stake is bonded at genesis
+// (on top of any balance it holds).
+type GenesisValidator struct {
+	Address wallet.Address `json:"address"`
+	PubKey  HexKey         `json:"pub_key"`
+	Stake   uint64         `json:"stake"`
+}
+
+// HexKey is a public key written as 64 hex digits in JSON.
+type HexKey wallet.PublicKey
+
+// MarshalText writes hex.
+func (k HexKey) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(k[:])), nil }
+
+// UnmarshalText reads hex.
+func (k *HexKey) UnmarshalText(b []byte) error {
+	raw, err := hex.DecodeString(string(b))
+	if err != nil || len(raw) != len(k) {
+		return fmt.Errorf("public key must be %d hex digits", 2*len(k))
+	}
+	copy(k[:], raw)
+	return nil
+}
+
+// Genesis is the content of genesis.json.
+type Genesis struct {
+	ChainID     string             `json:"chain_id"`
+	GenesisTime int64              `json:"genesis_time"` // unix ms
+	Accounts    []GenesisAccount   `json:"accounts"`
+	Validators  []GenesisValidator `json:"validators"`
+	Timeouts    Timeouts           `json:"timeouts"`
+	Params      Params             `json:"params"`
+}
+
+// LoadGenesis reads and validates a genesis file. Unknown fields are errors.
+func LoadGenesis(path string) (*Genesis, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load genesis: %w", err)
+	}
+	g, err := ParseGenesis(raw)
+	if err != nil {
+		return nil, fmt.Errorf("load genesis %s: %w", path, err)
+	}
+	return g, nil
+}
+
+// ParseGenesis decodes and validates genesis JSON.
+func ParseGenesis(raw []byte) (*Genesis, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var g Genesis
+	if err := dec.Decode(&g); err != nil {
+		return nil, fmt.Errorf("parse genesis: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("parse genesis: trailing data after the JSON object")
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// Save writes the genesis as indented JSON.
+func (g *Genesis) Save(path string) error {
+	b, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save genesis: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save genesis: %w", err)
+	}
+	return nil
+}
+
+// GenesisError names the field that is wrong.
+type GenesisError struct {
+	Field  string
+	Reason string
+}
+
+func (e *GenesisError) Error() string { return "genesis: " + e.Field + ": " + e.Reason }
+
+func gerr(field, format string, args ...any) error {
+	return &GenesisError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks the genesis, naming the first bad field.
+func (g *Genesis) Validate() error {
+	if g.ChainID == "" || len(g.ChainID) > 64 || strings.ContainsAny(g.ChainID, "/ \t\n") {
+		return gerr("chain_id", "must be 1..64 characters without '/' or spaces, got %q", g.ChainID)
+	}
+	if g.GenesisTime <= 0 {
+		return gerr("genesis_time", "must be a positive unix time in milliseconds")
+	}
+	t := g.Timeouts
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"propose_ms", t.ProposeMs}, {"prevote_ms", t.PrevoteMs}, {"precommit_ms", t.PrecommitMs}} {
+		if f.v <= 0 {
+			return gerr("timeouts."+f.name, "must be positive, got %d", f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"propose_delta_ms", t.ProposeDeltaMs}, {"prevote_delta_ms", t.PrevoteDeltaMs}, {"precommit_delta_ms", t.PrecommitDeltaMs}, {"commit_ms", t.CommitMs}} {
+		if f.v < 0 {
+			return gerr("timeouts."+f.name, "must not be negative, got %d", f.v)
+		}
+	}
+	p := g.Params
+	switch {
+	case p.UnbondingBlocks == 0:
+		return gerr("params.unbonding_blocks", "must be at least 1")
+	case p.SlashBps > 10000:
+		return gerr("params.slash_bps", "%d exceeds 10000 (100%%)", p.SlashBps)
+	case p.TimeoutSlashBps > 10000:
+		return gerr("params.timeout_slash_bps", "%d exceeds 10000 (100%%)", p.TimeoutSlashBps)
+	case p.MaxBlockBytes < 1024 || p.MaxBlockBytes > MaxBlockBytes/2:
+		return gerr("params.max_block_bytes", "must be in [1024, %d], got %d", MaxBlockBytes/2, p.MaxBlockBytes)
+	case p.MaxBlockTxs == 0 || p.MaxBlockTxs > 1<<16:
+		return gerr("params.max_block_txs", "must be in [1, 65536], got %d", p.MaxBlockTxs)
+	case p.MaxValidators == 0:
+		return gerr("params.max_validators", "must be at least 1")
+	case p.MinProviderCollateral == 0:
+		return gerr("params.min_provider_collateral", "must be at least 1")
+	}
+	if p.ChainID != "" && p.ChainID != g.ChainID {
+		return gerr("params", "chain id %q differs from chain_id %q", p.ChainID, g.ChainID)
+	}
+	var supply uint64
+	addSupply := func(field string, v uint64) error {
+		s, err := add(supply, v)
+		if err != nil || s > MaxSupply {
+			return gerr(field, "total supply exceeds %d", uint64(MaxSupply))
+		}
+		supply = s
+		return nil
+	}
+	seen := map[wallet.Address]bool{}
+	for i, a := range g.Accounts {
+		f := fmt.Sprintf("accounts[%d]", i)
+		if a.Address.IsZero() {
+			return gerr(f+".address", "missing")
+		}
+		if seen[a.Address] {
+			return gerr(f+".address", "%s listed twice", a.Address)
+		}
+		seen[a.Address] = true
+		if err := addSupply(f+".balance", a.Balance); err != nil {
+			return err
+		}
+	}
+	if len(g.Validators) == 0 {
+		return gerr("validators", "at least one validator is required")
+	}
+	seenVal := map[wallet.Address]bool{}
+	for i, v := range g.Validators {
+		f := fmt.Sprintf("validators[%d]", i)
+		if v.Stake == 0 {
+			return gerr(f+".stake", "must be positive")
+		}
+		if wallet.PublicKey(v.PubKey).Address() != v.Address {
+			return gerr(f+".pub_key", "key's address %s is not %s", wallet.PublicKey(v.PubKey).Address(), v.Address)
+		}
+		if seenVal[v.Address] {
+			return gerr(f+".address", "%s listed twice", v.Address)
+		}
+		seenVal[v.Address] = true
+		if err := addSupply(f+".stake", v.Stake); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// State builds the state at height 0: balances, bonded stake, the
+// validator sets of heights 1 and 2, parameters and counters.
+func (g *Genesis) State() (*State, error) {
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	o := newOverlay(NewState())
+	p := g.Params
+	p.ChainID = g.ChainID
+	o.put(keyParams, p)
+	gl := Globals{Time: g.GenesisTime, TimeoutScan: g.GenesisTime / 1000}
+	for _, a := range g.Accounts {
+		o.put(addrKey(pfxAccount, a.Address), Account{Balance: a.Balance})
+		gl.Supply += a.Balance
+	}
+	var stakes []Stake
+	for _, v := range g.Validators {
+		stakes = append(stakes, Stake{Address: v.Address, PubKey: wallet.PublicKey(v.PubKey), Amount: v.Stake})
+		o.put(addrKey(pfxPubKey, v.Address), wallet.PublicKey(v.PubKey))
+		gl.Supply += v.Stake
+		gl.Bonded += v.Stake
+	}
+	slices.SortFunc(stakes, func(a, b Stake) int { return bytes.Compare(a.Address[:], b.Address[:]) })
+	o.put(keyStakes, stakes)
+	vals := activeSet(stakes, p.MaxValidators)
+	o.put(heightKey(pfxValset, 1), vals)
+	o.put(heightKey(pfxValset, 2), vals)
+	o.put(keyGlobals, gl)
+	return StateFromRecords(o.writes)
+}

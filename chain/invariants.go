@@ -1,0 +1,144 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/market"
+)
+
+// CheckInvariants scans the whole state and checks what must always hold:
+// balances + bonded + unbonding + escrow + collateral + burned = supply
+// (nothing minted after genesis, nothing lost), the counters in Globals
+// equal the sums of the records they summarise, escrow equals the sum of
+// open matches, each provider's reservation equals the resources of its
+// open matches, and every open match is in the deadline index. It costs a
+// full scan: tests and `bourse chain verify`, not the block path.
+func CheckInvariants(st *State) error {
+	g := st.Globals()
+	var balances, bonded, unbonding, escrow, collateral uint64
+	reserved := map[string]market.Resources{}
+	open := map[string]uint64{}
+	openIDs := map[[32]byte]int64{}
+	var openMatches []Match
+	indexed := map[[32]byte]bool{}
+	var errs []error
+	sum := func(acc *uint64, v uint64, what string) {
+		s, err := add(*acc, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s overflows", what))
+		}
+		*acc = s
+	}
+	err := st.Each(func(k string, v []byte) error {
+		dec := func(out any) error {
+			if err := codec.Unmarshal(v, out); err != nil {
+				return fmt.Errorf("%w: %q: %v", ErrCorruptState, printableKey(k), err)
+			}
+			return nil
+		}
+		switch {
+		case strings.HasPrefix(k, pfxAccount):
+			var a Account
+			if err := dec(&a); err != nil {
+				return err
+			}
+			sum(&balances, a.Balance, "balances")
+		case k == keyStakes:
+			var s []Stake
+			if err := dec(&s); err != nil {
+				return err
+			}
+			for _, e := range s {
+				sum(&bonded, e.Amount, "bonded")
+			}
+		case strings.HasPrefix(k, pfxUnbonding):
+			var q []Unbonding
+			if err := dec(&q); err != nil {
+				return err
+			}
+			for _, u := range q {
+				sum(&unbonding, u.Amount, "unbonding")
+			}
+		case strings.HasPrefix(k, pfxProvider):
+			var p Provider
+			if err := dec(&p); err != nil {
+				return err
+			}
+			sum(&collateral, p.Collateral, "collateral")
+			reserved[k[len(pfxProvider):]] = p.Reserved
+			open[k[len(pfxProvider):]] = p.Open
+		case strings.HasPrefix(k, pfxMatch):
+			var m Match
+			if err := dec(&m); err != nil {
+				return err
+			}
+			if m.Status == MatchOpen {
+				sum(&escrow, m.Escrow, "escrow")
+				openMatches = append(openMatches, m)
+				openIDs[m.Match.ID()] = m.Deadline
+			} else if m.Escrow != 0 {
+				errs = append(errs, fmt.Errorf("settled match %x still holds escrow %d", k[len(pfxMatch):], m.Escrow))
+			}
+		case strings.HasPrefix(k, pfxDeadline):
+			var ids []market.BidID
+			if err := dec(&ids); err != nil {
+				return err
+			}
+			for _, id := range ids {
+				indexed[id] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range openMatches {
+		prov := m.Match.Offer.ProviderAddress()
+		pk := string(prov[:])
+		r, err := reserved[pk].Sub(m.Match.Bid.Resources)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("provider %s reserves less than its open matches: %v", prov, err))
+			continue
+		}
+		r.GPUModel = ""
+		reserved[pk] = r
+		open[pk]--
+	}
+	total := balances
+	for _, v := range []uint64{bonded, unbonding, escrow, collateral, g.Burned} {
+		sum(&total, v, "total")
+	}
+	if total != g.Supply {
+		errs = append(errs, fmt.Errorf("supply not conserved: balances %d + bonded %d + unbonding %d + escrow %d + collateral %d + burned %d = %d, supply %d",
+			balances, bonded, unbonding, escrow, collateral, g.Burned, total, g.Supply))
+	}
+	for _, c := range []struct {
+		name       string
+		have, want uint64
+	}{{"bonded", g.Bonded, bonded}, {"unbonding", g.Unbonding, unbonding}, {"escrow", g.Escrow, escrow}, {"collateral", g.Collateral, collateral}} {
+		if c.have != c.want {
+			errs = append(errs, fmt.Errorf("globals %s %d, records sum to %d", c.name, c.have, c.want))
+		}
+	}
+	for p, r := range reserved {
+		if !r.IsZero() {
+			errs = append(errs, fmt.Errorf("provider %x reserves %v beyond its open matches", p, r))
+		}
+		if open[p] != 0 {
+			errs = append(errs, fmt.Errorf("provider %x open-match count off by %d", p, int64(open[p])))
+		}
+	}
+	for id := range openIDs {
+		if !indexed[id] {
+			errs = append(errs, fmt.Errorf("open match %x missing from the deadline index", id[:8]))
+		}
+	}
+	if len(indexed) != len(openIDs) {
+		errs = append(errs, fmt.Errorf("deadline index holds %d jobs, %d matches open", len(indexed), len(openIDs)))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,405 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// MatchTx is a market.Match (the signed offer and bid, verbatim, and the
+// quoted price) put into a block by its proposer. Every validator runs
+// market.CheckMatch on it against the state as of the transaction's
+// position in the block; a failing match fails only its own transaction.
+type MatchTx = market.Match
+
+// ResultTx is a provider's report of a finished job.
+type ResultTx struct {
+	JobID      market.BidID `cbor:"1,keyasint"`
+	ResultHash [32]byte     `cbor:"2,keyasint"` // sha256 of the content-addressed result
+	ExitCode   int32        `cbor:"3,keyasint"` // 0 completed; anything else failed
+	Usage      market.Usage `cbor:"4,keyasint"`
+}
+
+func (r *ResultTx) validateBasic() error {
+	if r.JobID == (market.BidID{}) {
+		return errors.New("result: empty job id")
+	}
+	return nil
+}
+
+// BidCancel withdraws the sender's bid before it is matched. It carries
+// the bid itself so the chain can check that the sender is its client.
+type BidCancel struct {
+	Bid market.Bid `cbor:"1,keyasint"`
+}
+
+// MatchStatus is where a match stands.
+type MatchStatus uint8
+
+// Match statuses.
+const (
+	MatchOpen MatchStatus = iota + 1
+	MatchCompleted
+	MatchFailed
+	MatchTimedOut
+)
+
+func (s MatchStatus) String() string {
+	switch s {
+	case MatchOpen:
+		return "open"
+	case MatchCompleted:
+		return "completed"
+	case MatchFailed:
+		return "failed"
+	case MatchTimedOut:
+		return "timed_out"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Match is the chain's record of a committed match and its settlement.
+// Records stay in the state after settlement, for audit.
+type Match struct {
+	Match      market.Match `cbor:"1,keyasint"`
+	Height     uint64       `cbor:"2,keyasint"` // block that committed it
+	MatchedAt  int64        `cbor:"3,keyasint"` // that block's time
+	Deadline   int64        `cbor:"4,keyasint"` // Match.ResultDeadline(MatchedAt)
+	Status     MatchStatus  `cbor:"5,keyasint"`
+	Escrow     uint64       `cbor:"6,keyasint"` // held while open
+	ResultHash [32]byte     `cbor:"7,keyasint,omitempty"`
+	ExitCode   int32        `cbor:"8,keyasint,omitempty"`
+	Paid       uint64       `cbor:"9,keyasint,omitempty"`
+	Refunded   uint64       `cbor:"10,keyasint,omitempty"`
+	Slashed    uint64       `cbor:"11,keyasint,omitempty"`
+	SettledAt  int64        `cbor:"12,keyasint,omitempty"`
+}
+
+// Provider is a registered provider: collateral, the resources reserved by
+// its open matches, and its track record.
+type Provider struct {
+	Collateral  uint64           `cbor:"1,keyasint"`
+	Reserved    market.Resources `cbor:"2,keyasint"`
+	Open        uint64           `cbor:"3,keyasint"`
+	Completed   uint64           `cbor:"4,keyasint"`
+	Failed      uint64           `cbor:"5,keyasint"`
+	TimedOut    uint64           `cbor:"6,keyasint"`
+	ResultMsSum uint64           `cbor:"7,keyasint"` // sum of match-to-result times of completed and failed jobs
+}
+
+// Reputation is per mille: (completed+1)·1000 / (completed+failed+2·timed out+2),
+// so a new provider starts at 500, success raises it, failures lower it
+// and a missed deadline counts double.
+func (p Provider) Reputation() uint32 {
+	num := (p.Completed + 1) * market.MaxReputation
+	den := p.Completed + p.Failed + 2*p.TimedOut + 2
+	return uint32(min(num/den, market.MaxReputation))
+}
+
+// MeanResultMs is the mean time from match to result, 0 before any result.
+func (p Provider) MeanResultMs() uint64 {
+	n := p.Completed + p.Failed
+	if n == 0 {
+		return 0
+	}
+	return p.ResultMsSum / n
+}
+
+// BidState records a bid that can no longer be matched.
+type BidState struct {
+	Cancelled bool `cbor:"1,keyasint,omitempty"`
+	Matched   bool `cbor:"2,keyasint,omitempty"`
+}
+
+// chainView is market.ChainView over an overlay.
+type chainView struct {
+	r reader
+	p Params
+}
+
+var _ market.ChainView = chainView{}
+
+func (v chainView) Provider(a wallet.Address) (market.ProviderState, bool) {
+	var p Provider
+	ok, err := getRecord(v.r, addrKey(pfxProvider, a), &p)
+	if err != nil || !ok {
+		return market.ProviderState{}, false
+	}
+	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved}, true
+}
+
+func (v chainView) Spendable(a wallet.Address) uint64 {
+	acc, err := getAccount(v.r, a)
+	if err != nil {
+		return 0
+	}
+	return acc.Balance
+}
+
+func (v chainView) BidClosed(id market.BidID) bool {
+	_, ok := v.r.get(pfxBid + string(id[:]))
+	return ok
+}
+
+func (v chainView) MinCollateral() uint64 { return v.p.MinProviderCollateral }
+
+// View is the market's read-only view of the committed state, for the
+// proposer's matcher.
+func (s *State) View() market.ChainView { return chainView{r: s, p: s.Params()} }
+
+func (x *execCtx) getProvider(a wallet.Address) (Provider, bool, error) {
+	var p Provider
+	ok, err := getRecord(x.o, addrKey(pfxProvider, a), &p)
+	return p, ok, err
+}
+
+func (x *execCtx) providerRegister(a wallet.Address, amount uint64) error {
+	if err := x.debit(a, amount); err != nil {
+		return fmt.Errorf("provider register: %w", err)
+	}
+	p, _, err := x.getProvider(a)
+	if err != nil {
+		return err
+	}
+	if p.Collateral, err = add(p.Collateral, amount); err != nil {
+		return fmt.Errorf("provider register: %w", err)
+	}
+	if p.Collateral < x.p.MinProviderCollateral {
+		return fmt.Errorf("provider register: collateral %d below the minimum %d", p.Collateral, x.p.MinProviderCollateral)
+	}
+	if x.g.Collateral, err = add(x.g.Collateral, amount); err != nil {
+		return err
+	}
+	x.o.put(addrKey(pfxProvider, a), p)
+	return nil
+}
+
+func (x *execCtx) bidCancel(sender wallet.Address, c *BidCancel) error {
+	if c.Bid.ClientAddress() != sender {
+		return fmt.Errorf("bid cancel: %s is not the bid's client %s", sender, c.Bid.ClientAddress())
+	}
+	id := c.Bid.ID()
+	key := pfxBid + string(id[:])
+	var bs BidState
+	if ok, err := getRecord(x.o, key, &bs); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("bid cancel %s: already matched or cancelled", id)
+	}
+	x.o.put(key, BidState{Cancelled: true})
+	x.events = append(x.events, Event{Type: EvCancelled, Address: sender, JobID: id})
+	return nil
+}
+
+func (x *execCtx) match(m *MatchTx) error {
+	id := m.ID()
+	if err := market.CheckMatch(x.p.ChainID, m, chainView{r: x.o, p: x.p}, x.time); err != nil {
+		return err
+	}
+	client, provAddr := m.Bid.ClientAddress(), m.Offer.ProviderAddress()
+	escrow := m.Escrow()
+	if err := x.debit(client, escrow); err != nil {
+		return fmt.Errorf("match %s: escrow: %w", id, err)
+	}
+	var err error
+	if x.g.Escrow, err = add(x.g.Escrow, escrow); err != nil {
+		return fmt.Errorf("match %s: %w", id, err)
+	}
+	p, _, err := x.getProvider(provAddr)
+	if err != nil {
+		return err
+	}
+	if p.Reserved, err = p.Reserved.Add(m.Bid.Resources); err != nil {
+		return fmt.Errorf("match %s: reserve: %w", id, err)
+	}
+	p.Reserved.GPUModel = ""
+	p.Open++
+	x.o.put(addrKey(pfxProvider, provAddr), p)
+	x.o.put(pfxBid+string(id[:]), BidState{Matched: true})
+	rec := Match{Match: *m, Height: x.height, MatchedAt: x.time, Deadline: m.ResultDeadline(x.time), Status: MatchOpen, Escrow: escrow}
+	x.o.put(pfxMatch+string(id[:]), rec)
+	if err := x.indexDeadline(rec.Deadline, id, true); err != nil {
+		return err
+	}
+	x.events = append(x.events, Event{Type: EvMatched, Address: provAddr, JobID: id, Amount: escrow})
+	return nil
+}
+
+// indexDeadline adds or removes a job in the bucket of its deadline second.
+func (x *execCtx) indexDeadline(deadline int64, id market.BidID, insert bool) error {
+	key := heightKey(pfxDeadline, uint64(max(deadline, 0)/1000))
+	var ids []market.BidID
+	if _, err := getRecord(x.o, key, &ids); err != nil {
+		return err
+	}
+	i, found := slices.BinarySearchFunc(ids, id, func(a, b market.BidID) int { return compare32(a, b) })
+	switch {
+	case insert && !found:
+		ids = slices.Insert(ids, i, id)
+	case !insert && found:
+		ids = slices.Delete(ids, i, i+1)
+	default:
+		return nil
+	}
+	if len(ids) == 0 {
+		x.o.del(key)
+	} else {
+		x.o.put(key, ids)
+	}
+	return nil
+}
+
+func compare32(a, b [32]byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func (x *execCtx) getMatch(id market.BidID) (Match, bool, error) {
+	var m Match
+	ok, err := getRecord(x.o, pfxMatch+string(id[:]), &m)
+	return m, ok, err
+}
+
+// release ends an open match: escrow leaves the pool, the reservation is
+// released, the provider's counters move.
+func (x *execCtx) release(m *Match, prov wallet.Address, update func(*Provider)) error {
+	p, ok, err := x.getProvider(prov)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: provider %s of an open match has no record", ErrCorruptState, prov)
+	}
+	if p.Reserved, err = p.Reserved.Sub(m.Match.Bid.Resources); err != nil {
+		return fmt.Errorf("%w: release reservation: %v", ErrCorruptState, err)
+	}
+	p.Reserved.GPUModel = ""
+	p.Open--
+	update(&p)
+	x.o.put(addrKey(pfxProvider, prov), p)
+	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
+		return fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
+	}
+	return x.indexDeadline(m.Deadline, m.Match.ID(), false)
+}
+
+func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
+	m, ok, err := x.getMatch(r.JobID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("result %s: no such match", r.JobID)
+	case m.Status != MatchOpen:
+		return fmt.Errorf("result %s: match is %s", r.JobID, m.Status)
+	case m.Match.Offer.ProviderAddress() != sender:
+		return fmt.Errorf("result %s: %s is not the provider", r.JobID, sender)
+	case x.time >= m.Deadline:
+		return fmt.Errorf("result %s: deadline %d passed", r.JobID, m.Deadline)
+	}
+	pay, err := market.Settle(&m.Match, r.Usage)
+	if err != nil {
+		return fmt.Errorf("result %s: %w", r.JobID, err)
+	}
+	if pay.Provider+pay.Refund != m.Escrow {
+		return fmt.Errorf("result %s: payout %d+%d does not split escrow %d", r.JobID, pay.Provider, pay.Refund, m.Escrow)
+	}
+	elapsed := uint64(x.time - m.MatchedAt)
+	if err := x.release(&m, sender, func(p *Provider) {
+		if r.ExitCode == 0 {
+			p.Completed++
+		} else {
+			p.Failed++
+		}
+		p.ResultMsSum += elapsed
+	}); err != nil {
+		return fmt.Errorf("result %s: %w", r.JobID, err)
+	}
+	if err := x.credit(sender, pay.Provider); err != nil {
+		return err
+	}
+	if err := x.credit(m.Match.Bid.ClientAddress(), pay.Refund); err != nil {
+		return err
+	}
+	m.Status, m.ResultHash, m.ExitCode = MatchCompleted, r.ResultHash, r.ExitCode
+	ev := EvCompleted
+	if r.ExitCode != 0 {
+		m.Status, ev = MatchFailed, EvFailed
+	}
+	m.Paid, m.Refunded, m.SettledAt, m.Escrow = pay.Provider, pay.Refund, x.time, 0
+	x.o.put(pfxMatch+string(r.JobID[:]), m)
+	x.events = append(x.events, Event{Type: ev, Address: sender, JobID: r.JobID, Amount: pay.Provider})
+	return nil
+}
+
+// settleTimeouts settles every open match whose deadline is at or before
+// the block time: full refund, the provider's collateral slashed by
+// TimeoutSlashBps (burned), the reservation released.
+func (x *execCtx) settleTimeouts() error {
+	to := uint64(max(x.time, 0) / 1000)
+	from := uint64(max(x.g.TimeoutScan, 0))
+	for sec := from; sec <= to; sec++ {
+		key := heightKey(pfxDeadline, sec)
+		var ids []market.BidID
+		ok, err := getRecord(x.o, key, &ids)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		for _, id := range ids {
+			m, ok, err := x.getMatch(id)
+			if err != nil {
+				return err
+			}
+			if !ok || m.Status != MatchOpen {
+				return fmt.Errorf("%w: deadline index lists %x, which is not open", ErrCorruptState, id[:8])
+			}
+			if m.Deadline > x.time {
+				continue
+			}
+			if err := x.timeout(&m); err != nil {
+				return fmt.Errorf("timeout %s: %w", id, err)
+			}
+		}
+	}
+	x.g.TimeoutScan = int64(to)
+	return nil
+}
+
+func (x *execCtx) timeout(m *Match) error {
+	prov := m.Match.Offer.ProviderAddress()
+	var cut uint64
+	if err := x.release(m, prov, func(p *Provider) {
+		p.TimedOut++
+		cut = mulBps(p.Collateral, x.p.TimeoutSlashBps)
+		p.Collateral -= cut
+	}); err != nil {
+		return err
+	}
+	x.g.Collateral -= cut
+	var err error
+	if x.g.Burned, err = add(x.g.Burned, cut); err != nil {
+		return err
+	}
+	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow); err != nil {
+		return err
+	}
+	m.Status, m.Refunded, m.Slashed, m.SettledAt, m.Escrow = MatchTimedOut, m.Escrow, cut, x.time, 0
+	id := m.Match.ID()
+	x.o.put(pfxMatch+string(id[:]), *m)
+	x.events = append(x.events, Event{Type: EvTimedOut, Address: prov, JobID: id, Amount: cut})
+	return nil
+}

@@ -1,0 +1,412 @@
+package chain
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+func TestTransferMovesFundsAndPaysProposer(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	to := n.keys[5].Address()
+	before0, before5 := n.balance(0), n.balance(5)
+	prop := n.proposer()
+	propIdx := -1
+	for i, k := range n.keys {
+		if k.Address() == prop.Address() {
+			propIdx = i
+		}
+	}
+	propBefore := n.balance(propIdx)
+	_, res := n.block(n.tx(0, 7, func(tx *Tx) { tx.Transfer = &Transfer{To: to, Amount: 1234} }))
+	if len(res.TxResults) != 1 || res.TxResults[0].Code != 0 {
+		t.Fatalf("tx results %+v", res.TxResults)
+	}
+	if got, want := n.balance(0), before0-1234-7; got != want && propIdx != 0 {
+		t.Fatalf("sender balance %d, want %d", got, want)
+	}
+	if got := n.balance(5); got != before5+1234 {
+		t.Fatalf("recipient balance %d, want %d", got, before5+1234)
+	}
+	if propIdx != 0 {
+		if got := n.balance(propIdx); got != propBefore+7 {
+			t.Fatalf("proposer balance %d, want %d (+fee)", got, propBefore+7)
+		}
+	}
+	acc, _ := n.st.Account(n.keys[0].Address())
+	if acc.Nonce != 1 {
+		t.Fatalf("nonce %d, want 1", acc.Nonce)
+	}
+}
+
+// TestExecuteRejects lists blocks every validator must refuse.
+func TestExecuteRejects(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	n.block(n.tx(0, 1, func(tx *Tx) { tx.Transfer = &Transfer{To: n.keys[1].Address(), Amount: 5} }))
+	replay := n.blocks[0].Txs[0]
+	signed := func(mut func(*Tx), key wallet.PrivateKey) []byte {
+		acc, _ := n.st.Account(key.Address())
+		tx := &Tx{ChainID: testChainID, Sender: key.Public(), Nonce: acc.Nonce, Fee: 1, Transfer: &Transfer{To: n.keys[2].Address(), Amount: 1}}
+		mut(tx)
+		if err := tx.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.Encode()
+		return raw
+	}
+	badSig := func() []byte {
+		tx := &Tx{ChainID: testChainID, Sender: n.keys[3].Public(), Nonce: 0, Fee: 1, Transfer: &Transfer{To: n.keys[2].Address(), Amount: 1}}
+		_ = tx.Sign(n.keys[3])
+		tx.Transfer.Amount = 2 // signed over 1
+		raw, _ := tx.Encode()
+		return raw
+	}()
+	tests := []struct {
+		name    string
+		txs     [][]byte
+		mut     func(*Block)
+		wantErr error
+		wantMsg string
+	}{
+		{"replayed transaction", [][]byte{replay}, nil, ErrInvalidBlock, "nonce 0 already used"},
+		{"wrong chain id in tx", [][]byte{signed(func(tx *Tx) { tx.ChainID = "other" }, n.keys[1])}, nil, ErrInvalidBlock, "chain id"},
+		{"future nonce", [][]byte{signed(func(tx *Tx) { tx.Nonce += 3 }, n.keys[1])}, nil, ErrInvalidBlock, "nonce"},
+		{"fee below minimum", [][]byte{signed(func(tx *Tx) { tx.Fee = 0 }, n.keys[1])}, nil, ErrInvalidBlock, "fee 0 below"},
+		{"bad signature", [][]byte{badSig}, nil, ErrInvalidBlock, "bad signature"},
+		{"wrong height", nil, func(b *Block) { b.Header.Height = 5 }, ErrInvalidBlock, "state is at height"},
+		{"time not after previous", nil, func(b *Block) { b.Header.Time = n.time }, ErrInvalidBlock, "not after"},
+		{"wrong chain id in header", nil, func(b *Block) { b.Header.ChainID = "x" }, ErrInvalidBlock, "chain id"},
+		{"proposer not a validator", nil, func(b *Block) { b.Header.Proposer = n.keys[5].Address() }, ErrInvalidBlock, "not a validator"},
+		{"validators hash", nil, func(b *Block) { b.Header.ValidatorsHash[0] ^= 1 }, ErrInvalidBlock, "validators hash"},
+		{"txs root", nil, func(b *Block) { b.Header.TxsRoot[0] ^= 1 }, ErrInvalidBlock, "txs root"},
+		{"state root", nil, func(b *Block) { b.Header.StateRoot[0] ^= 1 }, ErrStateRootMismatch, "state root"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &Block{Header: Header{ChainID: testChainID, Height: n.st.Height() + 1, Time: n.time + 1000,
+				Proposer: n.proposer().Address(), LastCommitHash: sha256Sum(nil)}, Txs: tc.txs}
+			vals, _ := n.st.ValidatorsAt(b.Header.Height)
+			b.Header.ValidatorsHash = ValidatorsHash(vals)
+			b.Header.TxsRoot = TxsRoot(b.Txs)
+			res, err := Execute(n.st, b, ExecOptions{SkipStateRootCheck: true})
+			if err == nil {
+				b.Header.StateRoot = res.StateRoot
+			}
+			if tc.mut != nil {
+				tc.mut(b)
+			}
+			root := n.st.Root()
+			_, err = Execute(n.st, b, ExecOptions{})
+			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("got %v, want %v containing %q", err, tc.wantErr, tc.wantMsg)
+			}
+			if n.st.Root() != root {
+				t.Fatal("a refused block modified the state")
+			}
+		})
+	}
+}
+
+// TestFailedBodyPaysFeeAndRevertsBody: a transfer of more than the balance
+// is included, costs its fee and its nonce, and moves nothing.
+func TestFailedBodyPaysFeeAndRevertsBody(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	before := n.balance(4)
+	_, res := n.block(n.tx(4, 3, func(tx *Tx) { tx.Transfer = &Transfer{To: n.keys[5].Address(), Amount: before} }))
+	if len(res.TxResults) != 1 || res.TxResults[0].Code != 1 || !strings.Contains(res.TxResults[0].Log, "insufficient") {
+		t.Fatalf("results %+v", res.TxResults)
+	}
+	if got := n.balance(4); got != before-3 {
+		t.Fatalf("balance %d, want %d (fee only)", got, before-3)
+	}
+}
+
+func TestValidatorSetChangesTwoHeightsLater(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	newVal := n.keys[5]
+	_, res := n.block(n.tx(5, 1, func(tx *Tx) { tx.Bond = &Bond{Amount: 50_000} }))
+	h := res.Height
+	if res.ValidatorUpdates == nil {
+		t.Fatal("bond produced no validator update")
+	}
+	in := func(height uint64) bool {
+		vals, err := n.st.ValidatorsAt(height)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			if v.Address == newVal.Address() {
+				if v.Power != 50_000 || v.PubKey != newVal.Public() {
+					t.Fatalf("validator %+v", v)
+				}
+				return true
+			}
+		}
+		return false
+	}
+	if in(h+1) {
+		t.Fatalf("bond at %d already in the set of %d", h, h+1)
+	}
+	if !in(h + 2) {
+		t.Fatalf("bond at %d not in the set of %d", h, h+2)
+	}
+	// Unbond everything: out at +2, funds back after the unbonding period.
+	balBefore := n.balance(5)
+	_, res = n.block(n.tx(5, 1, func(tx *Tx) { tx.Unbond = &Unbond{Amount: 50_000} }))
+	if !in(res.Height+1) || in(res.Height+2) {
+		t.Fatal("unbond did not take effect exactly two heights later")
+	}
+	for i := uint64(0); i < n.gen.Params.UnbondingBlocks-1; i++ {
+		n.block()
+	}
+	if got := n.balance(5); got != balBefore-1 {
+		t.Fatalf("unbonded stake returned early: %d", got)
+	}
+	_, res = n.block()
+	if got := n.balance(5); got != balBefore-1+50_000 {
+		t.Fatalf("balance %d after unbonding period, want %d", got, balBefore-1+50_000)
+	}
+	if len(res.Events) != 1 || res.Events[0].Type != EvUnbonded {
+		t.Fatalf("events %+v", res.Events)
+	}
+}
+
+func TestDoubleSignEvidenceSlashes(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	n.block()
+	off := n.keys[2]
+	vote := func(id byte) consensus.Vote {
+		v := consensus.Vote{Type: consensus.Precommit, Height: 1, Round: 0, Timestamp: 1, Validator: off.Address()}
+		v.BlockID[0] = id
+		v.Signature = off.Sign(testChainID, consensus.MsgTypePrecommit, v.SignBytes())
+		return v
+	}
+	ev := consensus.NewDuplicateVoteEvidence(vote(1), vote(2))
+	data, err := consensus.EncodeEvidence(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	burnedBefore := n.st.Globals().Burned
+	_, res := n.block(n.tx(5, 1, func(tx *Tx) { tx.Evidence = &EvidenceTx{Data: data} }))
+	if res.TxResults[0].Code != 0 {
+		t.Fatalf("evidence refused: %s", res.TxResults[0].Log)
+	}
+	want := uint64(10_000) * uint64(n.gen.Params.SlashBps) / 10000
+	if got := n.st.Globals().Burned - burnedBefore; got != want {
+		t.Fatalf("burned %d, want %d", got, want)
+	}
+	_, res = n.block(n.tx(5, 1, func(tx *Tx) { tx.Evidence = &EvidenceTx{Data: data} }))
+	if res.TxResults[0].Code != 1 || !strings.Contains(res.TxResults[0].Log, "already punished") {
+		t.Fatalf("second submission of the same evidence: %+v", res.TxResults[0])
+	}
+	forged := vote(3)
+	forged.Signature = n.keys[3].Sign(testChainID, consensus.MsgTypePrecommit, forged.SignBytes())
+	ev2 := consensus.NewDuplicateVoteEvidence(vote(1), forged)
+	data2, _ := consensus.EncodeEvidence(&ev2)
+	_, res = n.block(n.tx(5, 1, func(tx *Tx) { tx.Evidence = &EvidenceTx{Data: data2} }))
+	if res.TxResults[0].Code != 1 {
+		t.Fatal("evidence with a vote signed by another key was accepted")
+	}
+}
+
+func TestMarketSettlement(t *testing.T) {
+	n := newTestNet(t, 8, 4)
+	const prov, client = 6, 7
+	n.block(n.tx(prov, 1, func(tx *Tx) { tx.ProviderRegister = &ProviderRegister{Collateral: 5000} }))
+
+	// Completed job: provider paid for usage, client refunded the rest.
+	o := n.offer(prov, 1)
+	b := n.bid(client, 1, 1000, 10_000)
+	clientBefore := n.balance(client)
+	_, res := n.block(n.matchTx(o, b))
+	if res.TxResults[0].Code != 0 {
+		t.Fatalf("match refused: %s", res.TxResults[0].Log)
+	}
+	if got := n.balance(client); got != clientBefore-b.MaxPrice {
+		t.Fatalf("client balance %d after match, want %d", got, clientBefore-b.MaxPrice)
+	}
+	p, _, _ := n.st.Provider(n.keys[prov].Address())
+	if p.Reserved.CPU != 1000 {
+		t.Fatalf("reserved %+v", p.Reserved)
+	}
+	// The same bid cannot be matched twice.
+	_, res = n.block(n.matchTx(n.offer(prov, 2), b))
+	if res.TxResults[0].Code != 1 || !strings.Contains(res.TxResults[0].Log, string(market.CodeBidUsed)) {
+		t.Fatalf("second match of one bid: %+v", res.TxResults[0])
+	}
+	usage := market.Usage{CPUMs: 2000, MemMiBMs: 1000}
+	pay, _ := market.Settle(&MatchTx{Offer: *o, Bid: *b}, usage)
+	provBefore := n.balance(prov)
+	_, res = n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b.ID(), ExitCode: 0, Usage: usage} }))
+	if res.TxResults[0].Code != 0 {
+		t.Fatalf("result refused: %s", res.TxResults[0].Log)
+	}
+	if got := n.balance(prov); got != provBefore-1+pay.Provider {
+		t.Fatalf("provider balance %d, want %d", got, provBefore-1+pay.Provider)
+	}
+	m, _, _ := n.st.Match(b.ID())
+	if m.Status != MatchCompleted || m.Paid != pay.Provider || m.Refunded != pay.Refund {
+		t.Fatalf("match record %+v", m)
+	}
+	p, _, _ = n.st.Provider(n.keys[prov].Address())
+	if !p.Reserved.IsZero() || p.Completed != 1 || p.Reputation() <= 500 {
+		t.Fatalf("provider after result %+v rep %d", p, p.Reputation())
+	}
+
+	// Timed-out job: client refunded in full, collateral slashed.
+	b2 := n.bid(client, 2, 500, 1000)
+	n.block(n.matchTx(n.offer(prov, 3), b2))
+	clientBefore = n.balance(client)
+	collBefore := p.Collateral
+	m, _, _ = n.st.Match(b2.ID())
+	for n.time+1000 < m.Deadline {
+		n.block()
+	}
+	_, res = n.block()
+	if len(res.Events) != 1 || res.Events[0].Type != EvTimedOut {
+		t.Fatalf("events at the deadline %+v", res.Events)
+	}
+	if got := n.balance(client); got != clientBefore+b2.MaxPrice {
+		t.Fatalf("client balance %d after timeout, want %d", got, clientBefore+b2.MaxPrice)
+	}
+	p, _, _ = n.st.Provider(n.keys[prov].Address())
+	if want := collBefore - collBefore*uint64(n.gen.Params.TimeoutSlashBps)/10000; p.Collateral != want || p.TimedOut != 1 {
+		t.Fatalf("provider after timeout %+v, want collateral %d", p, want)
+	}
+	// A late result is refused.
+	_, res = n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b2.ID()} }))
+	if res.TxResults[0].Code != 1 {
+		t.Fatal("result after timeout accepted")
+	}
+	// Cancel: only the client, only before a match.
+	b3 := n.bid(client, 3, 500, 1000)
+	_, res = n.block(n.tx(prov, 1, func(tx *Tx) { tx.BidCancel = &BidCancel{Bid: *b3} }))
+	if res.TxResults[0].Code != 1 {
+		t.Fatal("a stranger cancelled a bid")
+	}
+	_, res = n.block(n.tx(client, 1, func(tx *Tx) { tx.BidCancel = &BidCancel{Bid: *b3} }))
+	if res.TxResults[0].Code != 0 {
+		t.Fatalf("cancel refused: %s", res.TxResults[0].Log)
+	}
+	_, res = n.block(n.matchTx(n.offer(prov, 4), b3))
+	if res.TxResults[0].Code != 1 {
+		t.Fatal("cancelled bid matched")
+	}
+}
+
+// TestRandomizedRunKeepsInvariants drives random transactions of every kind
+// through many blocks; testNet.block checks the invariants after each one.
+// A second state replays the same blocks and must agree on every root, and
+// a state rebuilt from a full scan must have the same root.
+func TestRandomizedRunKeepsInvariants(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 7))
+	n := newTestNet(t, 10, 4)
+	n.step = 4000
+	replica, err := n.gen.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const providers = 2 // accounts 8, 9
+	for i := 8; i < 8+providers; i++ {
+		n.block(n.tx(i, 1, func(tx *Tx) { tx.ProviderRegister = &ProviderRegister{Collateral: 2000} }))
+	}
+	for _, b := range n.blocks {
+		res, err := Execute(replica, b, ExecOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := replica.Apply(res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var open []*market.Bid
+	seq := uint64(10)
+	lastNonce := map[wallet.Address]uint64{}
+	okKinds := map[Kind]int{}
+	okEvents := map[string]int{}
+	for blk := 0; blk < 60; blk++ {
+		var txs [][]byte
+		for j := 0; j < r.IntN(8); j++ {
+			from := r.IntN(8)
+			switch r.IntN(10) {
+			case 0, 1, 2, 3:
+				txs = append(txs, n.tx(from, 1+r.Uint64N(3), func(tx *Tx) {
+					tx.Transfer = &Transfer{To: n.keys[r.IntN(10)].Address(), Amount: 1 + r.Uint64N(n.balance(from)+10)}
+				}))
+			case 4:
+				txs = append(txs, n.tx(from, 1, func(tx *Tx) { tx.Bond = &Bond{Amount: 1 + r.Uint64N(20_000)} }))
+			case 5:
+				txs = append(txs, n.tx(from, 1, func(tx *Tx) { tx.Unbond = &Unbond{Amount: 1 + r.Uint64N(12_000)} }))
+			case 6, 7:
+				seq++
+				b := n.bid(from, seq, 100+r.Uint64N(3000), int64(1000+r.IntN(5000)))
+				txs = append(txs, n.matchTx(n.offer(8+r.IntN(providers), seq), b))
+				open = append(open, b)
+			case 8:
+				if len(open) > 0 {
+					b := open[r.IntN(len(open))]
+					m, ok, _ := n.st.Match(b.ID())
+					if ok {
+						pi := 8
+						if m.Match.Offer.ProviderAddress() == n.keys[9].Address() {
+							pi = 9
+						}
+						txs = append(txs, n.tx(pi, 1, func(tx *Tx) {
+							tx.Result = &ResultTx{JobID: b.ID(), ExitCode: int32(r.IntN(2)), Usage: market.Usage{CPUMs: r.Uint64N(10_000), MemMiBMs: r.Uint64N(1 << 20)}}
+						}))
+					}
+				}
+			case 9:
+				txs = append(txs, n.tx(from, 1, func(tx *Tx) { tx.BidCancel = &BidCancel{Bid: *n.bid(from, 1_000_000+uint64(blk), 100, 1000)} }))
+			}
+		}
+		b, bres := n.block(txs...)
+		for _, tr := range bres.TxResults {
+			if tr.Code == 0 {
+				okKinds[tr.Kind]++
+			}
+		}
+		for _, ev := range bres.Events {
+			okEvents[ev.Type]++
+		}
+		res, err := Execute(replica, b, ExecOptions{})
+		if err != nil {
+			t.Fatalf("seed %d: replica block %d: %v", seed, b.Header.Height, err)
+		}
+		if err := replica.Apply(res); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range n.keys {
+			acc, _ := n.st.Account(k.Address())
+			if acc.Nonce < lastNonce[k.Address()] {
+				t.Fatalf("seed %d: nonce of %s went back", seed, k.Address())
+			}
+			lastNonce[k.Address()] = acc.Nonce
+		}
+	}
+	t.Logf("successful txs by kind %v, events %v", okKinds, okEvents)
+	for _, k := range []Kind{KindTransfer, KindBond, KindUnbond, KindMatch, KindResult, KindBidCancel} {
+		if okKinds[k] == 0 {
+			t.Errorf("seed %d: no successful %v transaction: the run did not exercise it", seed, k)
+		}
+	}
+	if okEvents[EvTimedOut] == 0 {
+		t.Errorf("seed %d: no timeout settled", seed)
+	}
+	records := map[string][]byte{}
+	_ = n.st.Each(func(k string, v []byte) error { records[k] = v; return nil })
+	rebuilt, err := StateFromRecords(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt.Root() != n.st.Root() || replica.Root() != n.st.Root() {
+		t.Fatalf("seed %d: roots differ: incremental %x, rebuilt %x, replica %x", seed, n.st.Root(), rebuilt.Root(), replica.Root())
+	}
+}

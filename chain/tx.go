@@ -1,0 +1,230 @@
+package chain
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// MsgTypeTx is the signature domain (wallet.Sign message type) of transactions.
+const MsgTypeTx = "bourse/tx/1"
+
+// MaxTxBytes bounds one encoded transaction.
+const MaxTxBytes = 64 << 10
+
+// Kind names what a transaction does. Exactly one body field of Tx is set.
+type Kind uint8
+
+// Transaction kinds.
+const (
+	KindInvalid Kind = iota
+	KindTransfer
+	KindBond
+	KindUnbond
+	KindProviderRegister
+	KindBidCancel
+	KindMatch
+	KindResult
+	KindEvidence
+)
+
+var kindNames = [...]string{"invalid", "transfer", "bond", "unbond", "provider_register", "bid_cancel", "match", "result", "evidence"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// Transfer moves Amount from the sender to To.
+type Transfer struct {
+	To     wallet.Address `cbor:"1,keyasint"`
+	Amount uint64         `cbor:"2,keyasint"`
+}
+
+// Bond moves Amount of the sender's balance into bonded stake. The sender's
+// public key becomes its validator key; the validator set changes two
+// heights after the block that includes the bond.
+type Bond struct {
+	Amount uint64 `cbor:"1,keyasint"`
+}
+
+// Unbond moves Amount of bonded stake into the unbonding queue; it returns
+// to the balance Params.UnbondingBlocks blocks later. Unbonding stake can
+// still be slashed.
+type Unbond struct {
+	Amount uint64 `cbor:"1,keyasint"`
+}
+
+// ProviderRegister registers the sender as a compute provider (or tops up
+// an existing registration) by bonding Collateral from its balance. Total
+// collateral must reach Params.MinProviderCollateral.
+type ProviderRegister struct {
+	Collateral uint64 `cbor:"1,keyasint"`
+}
+
+// EvidenceTx reports a validator that signed two conflicting votes. Data is
+// the canonical encoding of the consensus duplicate-vote evidence, checked
+// by the EvidenceVerifier given to Execute. Anyone may submit it.
+type EvidenceTx struct {
+	Data []byte `cbor:"1,keyasint"`
+}
+
+// Tx is a signed transaction. Every transaction carries its chain id, the
+// sender's public key (the account is its address), a per-account nonce
+// that must equal the account's next nonce, and a fee paid to the block
+// proposer. Sig signs SignBytes under the domain (chain id, MsgTypeTx).
+type Tx struct {
+	ChainID string           `cbor:"1,keyasint"`
+	Sender  wallet.PublicKey `cbor:"2,keyasint"`
+	Nonce   uint64           `cbor:"3,keyasint"`
+	Fee     uint64           `cbor:"4,keyasint"`
+
+	Transfer         *Transfer         `cbor:"10,keyasint,omitempty"`
+	Bond             *Bond             `cbor:"11,keyasint,omitempty"`
+	Unbond           *Unbond           `cbor:"12,keyasint,omitempty"`
+	ProviderRegister *ProviderRegister `cbor:"13,keyasint,omitempty"`
+	BidCancel        *BidCancel        `cbor:"14,keyasint,omitempty"`
+	Match            *MatchTx          `cbor:"15,keyasint,omitempty"`
+	Result           *ResultTx         `cbor:"16,keyasint,omitempty"`
+	Evidence         *EvidenceTx       `cbor:"17,keyasint,omitempty"`
+
+	Sig []byte `cbor:"30,keyasint,omitempty"`
+}
+
+// Kind reports which body is set, or KindInvalid unless exactly one is.
+func (tx *Tx) Kind() Kind {
+	k, n := KindInvalid, 0
+	set := func(b bool, kind Kind) {
+		if b {
+			k = kind
+			n++
+		}
+	}
+	set(tx.Transfer != nil, KindTransfer)
+	set(tx.Bond != nil, KindBond)
+	set(tx.Unbond != nil, KindUnbond)
+	set(tx.ProviderRegister != nil, KindProviderRegister)
+	set(tx.BidCancel != nil, KindBidCancel)
+	set(tx.Match != nil, KindMatch)
+	set(tx.Result != nil, KindResult)
+	set(tx.Evidence != nil, KindEvidence)
+	if n != 1 {
+		return KindInvalid
+	}
+	return k
+}
+
+// SenderAddress is the account that signs, pays the fee and owns the nonce.
+func (tx *Tx) SenderAddress() wallet.Address { return tx.Sender.Address() }
+
+// SignBytes is the canonical encoding of tx without its signature.
+func (tx *Tx) SignBytes() ([]byte, error) {
+	c := *tx
+	c.Sig = nil
+	return codec.Marshal(&c)
+}
+
+// Sign fills ChainID's signature with key, which must be the sender's key.
+func (tx *Tx) Sign(key wallet.PrivateKey) error {
+	if key.Public() != tx.Sender {
+		return errors.New("sign tx: key is not the sender's")
+	}
+	b, err := tx.SignBytes()
+	if err != nil {
+		return fmt.Errorf("sign tx: %w", err)
+	}
+	tx.Sig = key.Sign(tx.ChainID, MsgTypeTx, b)
+	return nil
+}
+
+// Encode returns the canonical encoding of the signed transaction.
+func (tx *Tx) Encode() ([]byte, error) { return codec.Marshal(tx) }
+
+// Hash is sha256 of the canonical encoding, signature included. Ed25519
+// signatures are not malleable under the verification rules used here, so
+// one signed transaction has one hash.
+func (tx *Tx) Hash() ([32]byte, error) {
+	b, err := tx.Encode()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// TxHash is the hash of an encoded transaction.
+func TxHash(raw []byte) [32]byte { return sha256.Sum256(raw) }
+
+var txDecoder = func() *codec.Decoder {
+	d, err := codec.NewDecoder(codec.Limits{MaxSize: MaxTxBytes, MaxNesting: 12, MaxArrayElements: 4096, MaxMapPairs: 64})
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
+
+// DecodeTx decodes a transaction from the network under tight limits. The
+// bytes must be canonical, so TxHash(raw) is the transaction's identity. It
+// checks structure only (one body, signature length); signatures and
+// account state are checked by VerifyTx and CheckTx.
+func DecodeTx(raw []byte) (*Tx, error) {
+	var tx Tx
+	if err := txDecoder.UnmarshalCanonical(raw, &tx); err != nil {
+		return nil, fmt.Errorf("decode tx: %w", err)
+	}
+	if err := tx.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("decode tx: %w", err)
+	}
+	return &tx, nil
+}
+
+// ValidateBasic checks what needs no state: one body, a signature of the
+// right length, non-empty chain id, non-zero amounts.
+func (tx *Tx) ValidateBasic() error {
+	if tx.ChainID == "" {
+		return errors.New("empty chain id")
+	}
+	if len(tx.Sig) != wallet.SigLen {
+		return fmt.Errorf("signature is %d bytes, want %d", len(tx.Sig), wallet.SigLen)
+	}
+	switch tx.Kind() {
+	case KindInvalid:
+		return errors.New("a transaction must have exactly one body")
+	case KindTransfer:
+		if tx.Transfer.Amount == 0 {
+			return errors.New("transfer of zero")
+		}
+		if tx.Transfer.To.IsZero() {
+			return errors.New("transfer to the empty address")
+		}
+	case KindBond:
+		if tx.Bond.Amount == 0 {
+			return errors.New("bond of zero")
+		}
+	case KindUnbond:
+		if tx.Unbond.Amount == 0 {
+			return errors.New("unbond of zero")
+		}
+	case KindProviderRegister:
+		if tx.ProviderRegister.Collateral == 0 {
+			return errors.New("provider register with zero collateral")
+		}
+	case KindEvidence:
+		if len(tx.Evidence.Data) == 0 {
+			return errors.New("empty evidence")
+		}
+	case KindMatch:
+		if tx.Match.Price == 0 {
+			return errors.New("match with zero price")
+		}
+	case KindResult:
+		if err := tx.Result.validateBasic(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
