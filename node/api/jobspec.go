@@ -1,0 +1,405 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Executors a job may name.
+const (
+	ExecutorWASM   = "wasm"
+	ExecutorDocker = "docker"
+	ExecutorExec   = "exec"
+)
+
+// Placement preferences a job may name.
+const (
+	PlaceCheapest    = "cheapest"
+	PlaceLeastLoaded = "least-loaded"
+	PlaceNearest     = "nearest"
+	PlaceBalanced    = "balanced"
+)
+
+// Bounds a job spec is held to. They reject absurd requests early, with a
+// message, instead of letting them reach the market.
+const (
+	MaxSpecSize    = 1 << 20 // bytes of YAML or JSON
+	MaxNameLen     = 64
+	MaxImageLen    = 256
+	MaxArgs        = 64
+	MaxEnv         = 64
+	MaxArgBytes    = 16 << 10 // args and env together
+	MaxCPU         = 1 << 20  // millicores
+	MaxMemoryMiB   = 1 << 24
+	MaxDiskMiB     = 1 << 30
+	MaxGPUs        = 64
+	MaxReplicas    = 16
+	MaxTimeout     = 24 * time.Hour
+	MaxDeadline    = 24 * time.Hour
+	MaxLabels      = 32
+	MaxRegionLen   = 64
+	DefaultTimeout = time.Minute
+	// DefaultDeadline is the match-by deadline when a spec gives none.
+	DefaultDeadline = time.Minute
+)
+
+// DefaultResources are used when a spec has no resources section.
+var DefaultResources = Resources{CPU: 1000, Memory: 64, Disk: 16}
+
+// JobSpec describes a job. It is read from YAML or JSON by ParseJobSpec,
+// or built from CLI flags and checked with Validate. On the wire (JSON) it
+// has the same field names as the file.
+type JobSpec struct {
+	Name     string `json:"name" yaml:"name"`
+	Executor string `json:"executor" yaml:"executor"`
+	// Payload is a file path relative to the spec (wasm, exec). When a spec
+	// travels to the daemon it is only a name; the bytes travel beside it.
+	Payload string `json:"payload,omitempty" yaml:"payload"`
+	// Image is a container image reference (docker).
+	Image       string            `json:"image,omitempty" yaml:"image"`
+	Args        []string          `json:"args,omitempty" yaml:"args"`
+	Env         map[string]string `json:"env,omitempty" yaml:"env"`
+	Resources   Resources         `json:"resources" yaml:"resources"`
+	MaxPrice    uint64            `json:"max_price" yaml:"max_price"`
+	Timeout     Duration          `json:"timeout" yaml:"timeout"`
+	Deadline    Duration          `json:"deadline" yaml:"deadline"`
+	Placement   string            `json:"placement" yaml:"placement"`
+	Constraints Constraints       `json:"constraints" yaml:"constraints"`
+	Replicas    int               `json:"replicas" yaml:"replicas"`
+}
+
+// Constraints restrict which offers may take a job.
+type Constraints struct {
+	Region    string            `json:"region,omitempty" yaml:"region"`
+	Labels    map[string]string `json:"labels,omitempty" yaml:"labels"`
+	Executors []string          `json:"executors,omitempty" yaml:"executors"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML and JSON.
+type Duration struct{ time.Duration }
+
+// ParseDuration parses "30s"-style text into a Duration.
+func ParseDuration(s string) (Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return Duration{}, fmt.Errorf("%q is not a duration (write it like 30s, 5m or 1h)", s)
+	}
+	return Duration{d}, nil
+}
+
+func (d Duration) String() string { return d.Duration.String() }
+
+// MarshalText writes "30s"; zero is "0s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// UnmarshalText reads "30s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// UnmarshalYAML reads "30s" and refuses a bare number (which unit?).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!int" || n.Tag == "!!float" {
+		return fmt.Errorf("line %d: %q is not a duration (write it like 30s, 5m or 1h)", n.Line, n.Value)
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = v
+	return nil
+}
+
+// rawSpec mirrors JobSpec with signed numbers so that a negative value gets
+// its own message instead of a type error.
+type rawSpec struct {
+	Name        string            `yaml:"name"`
+	Executor    string            `yaml:"executor"`
+	Payload     string            `yaml:"payload"`
+	Image       string            `yaml:"image"`
+	Args        []string          `yaml:"args"`
+	Env         map[string]string `yaml:"env"`
+	Resources   *rawResources     `yaml:"resources"`
+	MaxPrice    *int64            `yaml:"max_price"`
+	Timeout     Duration          `yaml:"timeout"`
+	Deadline    Duration          `yaml:"deadline"`
+	Placement   string            `yaml:"placement"`
+	Constraints Constraints       `yaml:"constraints"`
+	Replicas    *int64            `yaml:"replicas"`
+}
+
+type rawResources struct {
+	CPU    int64 `yaml:"cpu"`
+	Memory int64 `yaml:"memory"`
+	Disk   int64 `yaml:"disk"`
+	GPUs   int64 `yaml:"gpus"`
+}
+
+// SpecError is a job spec that cannot be used; Field names the culprit
+// ("resources.cpu"), or is empty for a syntax error.
+type SpecError struct {
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string {
+	if e.Field == "" {
+		return "job spec: " + e.Msg
+	}
+	return fmt.Sprintf("job spec %s: %s", e.Field, e.Msg)
+}
+
+// Is makes a SpecError match ErrBadRequest: the API answers it with 400.
+func (e *SpecError) Is(t error) bool { return t == ErrBadRequest }
+
+func specErr(field, format string, args ...any) error {
+	return &SpecError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ParseJobSpec reads a job spec in YAML or JSON (JSON is YAML), fills the
+// defaults (executor wasm, DefaultResources, timeout and deadline one
+// minute, placement cheapest, one replica) and validates it. Unknown fields,
+// several documents, negative or absurd numbers and bad durations are
+// errors of type *SpecError.
+func ParseJobSpec(data []byte) (JobSpec, error) {
+	if len(data) > MaxSpecSize {
+		return JobSpec{}, specErr("", "%d bytes exceed the %d byte limit", len(data), MaxSpecSize)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return JobSpec{}, specErr("", "empty")
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var raw rawSpec
+	if err := dec.Decode(&raw); err != nil {
+		return JobSpec{}, specErr("", "%s", yamlMessage(err))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return JobSpec{}, specErr("", "more than one YAML document")
+	}
+	s := JobSpec{
+		Name: raw.Name, Executor: raw.Executor, Payload: raw.Payload, Image: raw.Image,
+		Args: raw.Args, Env: raw.Env, Timeout: raw.Timeout, Deadline: raw.Deadline,
+		Placement: raw.Placement, Constraints: raw.Constraints,
+	}
+	if r := raw.Resources; r != nil {
+		for _, f := range []struct {
+			name string
+			v    int64
+		}{{"cpu", r.CPU}, {"memory", r.Memory}, {"disk", r.Disk}, {"gpus", r.GPUs}} {
+			if f.v < 0 {
+				return JobSpec{}, specErr("resources."+f.name, "%d is negative", f.v)
+			}
+		}
+		s.Resources = Resources{CPU: uint64(r.CPU), Memory: uint64(r.Memory), Disk: uint64(r.Disk), GPUs: uint64(r.GPUs)}
+	}
+	if raw.MaxPrice != nil {
+		if *raw.MaxPrice < 0 {
+			return JobSpec{}, specErr("max_price", "%d is negative", *raw.MaxPrice)
+		}
+		s.MaxPrice = uint64(*raw.MaxPrice)
+	}
+	if raw.Replicas != nil {
+		if *raw.Replicas < 1 || *raw.Replicas > MaxReplicas {
+			return JobSpec{}, specErr("replicas", "%d: must be in 1..%d", *raw.Replicas, MaxReplicas)
+		}
+		s.Replicas = int(*raw.Replicas)
+	}
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return JobSpec{}, err
+	}
+	return s, nil
+}
+
+// yamlMessage shortens yaml.v3's errors to one line.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	return strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\n", " "), "yaml: ")
+}
+
+// WithDefaults returns s with every unset field that has a default filled
+// in. It does not validate.
+func (s JobSpec) WithDefaults() JobSpec {
+	if s.Executor == "" {
+		s.Executor = ExecutorWASM
+	}
+	if s.Resources == (Resources{}) {
+		s.Resources = DefaultResources
+	}
+	if s.Timeout.Duration == 0 {
+		s.Timeout.Duration = DefaultTimeout
+	}
+	if s.Deadline.Duration == 0 {
+		s.Deadline.Duration = DefaultDeadline
+	}
+	if s.Placement == "" {
+		s.Placement = PlaceCheapest
+	}
+	if s.Replicas == 0 {
+		s.Replicas = 1
+	}
+	return s
+}
+
+func validExecutor(e string) bool {
+	return e == ExecutorWASM || e == ExecutorDocker || e == ExecutorExec
+}
+
+// Validate checks a complete spec (after WithDefaults) and returns a
+// *SpecError naming the first bad field.
+func (s JobSpec) Validate() error {
+	if len(s.Name) > MaxNameLen || strings.ContainsAny(s.Name, "\n\r\t") {
+		return specErr("name", "must be at most %d characters on one line", MaxNameLen)
+	}
+	if !validExecutor(s.Executor) {
+		return specErr("executor", "unknown executor %q (want wasm, docker or exec)", s.Executor)
+	}
+	switch s.Executor {
+	case ExecutorDocker:
+		if s.Image == "" {
+			return specErr("image", "a docker job needs an image reference")
+		}
+		if s.Payload != "" {
+			return specErr("payload", "a docker job runs an image; remove payload")
+		}
+		if len(s.Image) > MaxImageLen || strings.ContainsAny(s.Image, " \t\n") {
+			return specErr("image", "%.40q is not an image reference", s.Image)
+		}
+	default:
+		if s.Payload == "" {
+			return specErr("payload", "missing: a %s job needs a payload file (path relative to the spec)", s.Executor)
+		}
+		if s.Image != "" {
+			return specErr("image", "only docker jobs take an image")
+		}
+	}
+	if len(s.Args) > MaxArgs {
+		return specErr("args", "%d args exceed %d", len(s.Args), MaxArgs)
+	}
+	if len(s.Env) > MaxEnv {
+		return specErr("env", "%d variables exceed %d", len(s.Env), MaxEnv)
+	}
+	n := 0
+	for _, a := range s.Args {
+		n += len(a)
+	}
+	for k, v := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return specErr("env", "%q is not a variable name", k)
+		}
+		n += len(k) + len(v)
+	}
+	if n > MaxArgBytes {
+		return specErr("args", "args and env take %d bytes, more than %d", n, MaxArgBytes)
+	}
+	r := s.Resources
+	switch {
+	case r.CPU == 0:
+		return specErr("resources.cpu", "must be positive (millicores; 1000 is one core)")
+	case r.CPU > MaxCPU:
+		return specErr("resources.cpu", "%d millicores is absurd (limit %d)", r.CPU, MaxCPU)
+	case r.Memory == 0:
+		return specErr("resources.memory", "must be positive (MiB)")
+	case r.Memory > MaxMemoryMiB:
+		return specErr("resources.memory", "%d MiB is absurd (limit %d)", r.Memory, MaxMemoryMiB)
+	case r.Disk > MaxDiskMiB:
+		return specErr("resources.disk", "%d MiB is absurd (limit %d)", r.Disk, MaxDiskMiB)
+	case r.GPUs > MaxGPUs:
+		return specErr("resources.gpus", "%d is absurd (limit %d)", r.GPUs, MaxGPUs)
+	}
+	if s.MaxPrice == 0 {
+		return specErr("max_price", "missing: the most you will pay, in base units")
+	}
+	if s.MaxPrice > 1<<62 {
+		return specErr("max_price", "%d is absurd", s.MaxPrice)
+	}
+	if d := s.Timeout.Duration; d <= 0 || d > MaxTimeout {
+		return specErr("timeout", "%s: must be positive and at most %s", d, MaxTimeout)
+	}
+	if d := s.Deadline.Duration; d <= 0 || d > MaxDeadline {
+		return specErr("deadline", "%s: must be positive and at most %s", d, MaxDeadline)
+	}
+	switch s.Placement {
+	case PlaceCheapest, PlaceLeastLoaded, PlaceNearest, PlaceBalanced:
+	default:
+		return specErr("placement", "unknown placement %q (want cheapest, least-loaded, nearest or balanced)", s.Placement)
+	}
+	c := s.Constraints
+	if len(c.Region) > MaxRegionLen {
+		return specErr("constraints.region", "longer than %d characters", MaxRegionLen)
+	}
+	if len(c.Labels) > MaxLabels {
+		return specErr("constraints.labels", "%d labels exceed %d", len(c.Labels), MaxLabels)
+	}
+	for k := range c.Labels {
+		if k == "" || strings.ContainsAny(k, "= \t\n") {
+			return specErr("constraints.labels", "%q is not a label key", k)
+		}
+	}
+	for _, e := range c.Executors {
+		if !validExecutor(e) {
+			return specErr("constraints.executors", "unknown executor %q (want wasm, docker or exec)", e)
+		}
+	}
+	if s.Replicas < 1 || s.Replicas > MaxReplicas {
+		return specErr("replicas", "%d: must be in 1..%d", s.Replicas, MaxReplicas)
+	}
+	return nil
+}
+
+// WASM module header: magic "\0asm" and binary format version 1.
+var wasmHeader = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+// CheckPayload does the cheap checks a payload must pass for its executor:
+// present, and for wasm a WebAssembly binary module (magic and version).
+// The daemon compiles it fully before bidding.
+func CheckPayload(executor string, payload []byte) error {
+	switch executor {
+	case ExecutorDocker:
+		if len(payload) != 0 {
+			return specErr("payload", "a docker job runs an image and takes no payload upload")
+		}
+		return nil
+	case ExecutorWASM:
+		if len(payload) == 0 {
+			return specErr("payload", "empty: a wasm job needs a WebAssembly module")
+		}
+		if !bytes.HasPrefix(payload, wasmHeader) {
+			return specErr("payload", "not a WebAssembly binary module (no \\0asm version 1 header)")
+		}
+	case ExecutorExec:
+		if len(payload) == 0 {
+			return specErr("payload", "empty: an exec job needs an executable")
+		}
+	default:
+		return specErr("executor", "unknown executor %q (want wasm, docker or exec)", executor)
+	}
+	return nil
+}
+
+// SortedKeys returns m's keys in order, for stable output.
+func SortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,335 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Version is the API version served under /v1/.
+const Version = "v1"
+
+// Node roles reported by Status.
+const (
+	RoleClient    = "client"
+	RoleProvider  = "provider"
+	RoleValidator = "validator"
+)
+
+// Status is GET /v1/status: where the node is and what it does.
+type Status struct {
+	ChainID         string    `json:"chain_id"`
+	Moniker         string    `json:"moniker"`
+	Height          uint64    `json:"height"`
+	LatestBlockHash string    `json:"latest_block_hash"`
+	LatestBlockTime time.Time `json:"latest_block_time"`
+	Syncing         bool      `json:"syncing"`
+	PeerID          string    `json:"peer_id"`
+	Peers           int       `json:"peers"`
+	// Address is the node's wallet address (bech32 bo1...): the account it
+	// pays from, is paid to and signs with.
+	Address  string   `json:"address"`
+	Roles    []string `json:"roles"`
+	Versions Versions `json:"versions"`
+}
+
+// Versions of the software and protocols the node speaks.
+type Versions struct {
+	Node     string `json:"node"`
+	API      string `json:"api"`
+	Protocol string `json:"protocol"`
+}
+
+// Block is a committed block: GET /v1/chain/blocks/{height} and
+// /v1/chain/blocks/latest. Hashes are lowercase hex.
+type Block struct {
+	Height    uint64      `json:"height"`
+	Hash      string      `json:"hash"`
+	PrevHash  string      `json:"prev_hash"`
+	Time      time.Time   `json:"time"`
+	Proposer  string      `json:"proposer"`
+	StateRoot string      `json:"state_root"`
+	Round     uint32      `json:"round"`
+	TxCount   int         `json:"tx_count"`
+	Txs       []TxSummary `json:"txs"`
+}
+
+// TxSummary is a transaction as listed in a block.
+type TxSummary struct {
+	Hash string `json:"hash"`
+	Type string `json:"type"`
+	From string `json:"from"`
+}
+
+// Tx is GET /v1/chain/txs/{hash}: a committed transaction and its outcome.
+type Tx struct {
+	Hash   string `json:"hash"`
+	Type   string `json:"type"` // transfer, bond, unbond, provider_register, bid_cancel, match, result, timeout, evidence
+	Height uint64 `json:"height"`
+	Index  int    `json:"index"`
+	From   string `json:"from"`
+	Nonce  uint64 `json:"nonce"`
+	Fee    uint64 `json:"fee"`
+	// Result is "ok" or the reason the state machine rejected it.
+	Result string `json:"result"`
+	// Body is the transaction's type-specific fields as JSON.
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Validator is one entry of GET /v1/chain/validators.
+type Validator struct {
+	Address string `json:"address"`
+	PubKey  string `json:"pub_key"` // hex ed25519
+	Stake   uint64 `json:"stake"`   // bonded, base units
+	Power   uint64 `json:"power"`   // voting power
+	Jailed  bool   `json:"jailed"`
+}
+
+// Account is GET /v1/accounts/{addr}. Amounts are in base units.
+type Account struct {
+	Address    string `json:"address"`
+	Balance    uint64 `json:"balance"`
+	Nonce      uint64 `json:"nonce"`
+	Bonded     uint64 `json:"bonded"`
+	Unbonding  uint64 `json:"unbonding"`
+	Escrowed   uint64 `json:"escrowed"`
+	Collateral uint64 `json:"collateral"`
+	Provider   bool   `json:"provider"`
+}
+
+// Resources is an amount of compute, in the units of the job spec.
+type Resources struct {
+	CPU    uint64 `json:"cpu" yaml:"cpu"`       // millicores (1000 = one core)
+	Memory uint64 `json:"memory" yaml:"memory"` // MiB
+	Disk   uint64 `json:"disk" yaml:"disk"`     // MiB
+	GPUs   uint64 `json:"gpus" yaml:"gpus"`     // whole devices
+}
+
+// Prices are an offer's price terms in base units.
+type Prices struct {
+	PerCPUSecond uint64 `json:"per_cpu_second"` // per 1000 millicores for one second
+	PerGiBSecond uint64 `json:"per_gib_second"` // per GiB of memory for one second
+	PerJob       uint64 `json:"per_job"`        // fixed part per job
+}
+
+// Offer is a provider's live capacity offer (GET /v1/market/offers).
+type Offer struct {
+	ID        string            `json:"id"`
+	Provider  string            `json:"provider"`
+	PeerID    string            `json:"peer_id"`
+	Capacity  Resources         `json:"capacity"`
+	Free      Resources         `json:"free"`
+	Load      float64           `json:"load"` // 0..1 of capacity in use
+	Prices    Prices            `json:"prices"`
+	Region    string            `json:"region"`
+	Labels    map[string]string `json:"labels"`
+	Executors []string          `json:"executors"`
+	Expires   time.Time         `json:"expires"`
+}
+
+// Bid is an open job bid (GET /v1/market/bids).
+type Bid struct {
+	ID          string      `json:"id"`
+	Client      string      `json:"client"`
+	Executor    string      `json:"executor"`
+	Resources   Resources   `json:"resources"`
+	MaxPrice    uint64      `json:"max_price"`
+	Deadline    time.Time   `json:"deadline"`
+	Placement   string      `json:"placement"`
+	Constraints Constraints `json:"constraints"`
+	PayloadHash string      `json:"payload_hash"`
+}
+
+// Match is a committed match of a bid to an offer (GET /v1/market/matches).
+type Match struct {
+	ID       string    `json:"id"`
+	BidID    string    `json:"bid_id"`
+	OfferID  string    `json:"offer_id"`
+	Client   string    `json:"client"`
+	Provider string    `json:"provider"`
+	Price    uint64    `json:"price"` // escrowed maximum
+	Height   uint64    `json:"height"`
+	Deadline time.Time `json:"deadline"`
+	// State is open, paid, failed or timed_out.
+	State string `json:"state"`
+}
+
+// MatchFilter narrows GET /v1/market/matches and /v1/market/stats (query
+// parameters from, to, limit; zero means unbounded).
+type MatchFilter struct {
+	FromHeight uint64 `json:"from"`
+	ToHeight   uint64 `json:"to"`
+	Limit      int    `json:"limit"`
+}
+
+// MarketStats is GET /v1/market/stats: how load and money were spread over
+// a height range.
+type MarketStats struct {
+	FromHeight uint64 `json:"from"`
+	ToHeight   uint64 `json:"to"`
+	Matches    uint64 `json:"matches"`
+	Volume     uint64 `json:"volume"` // sum of paid prices
+	AvgPrice   uint64 `json:"avg_price"`
+	// Fairness is Jain's index over providers' assignments: 1 is perfectly
+	// even, 1/n is everything on one provider.
+	Fairness  float64         `json:"fairness"`
+	Providers []ProviderStats `json:"providers"`
+}
+
+// ProviderStats is one provider's line in MarketStats.
+type ProviderStats struct {
+	Address     string  `json:"address"`
+	Matches     uint64  `json:"matches"`
+	Completed   uint64  `json:"completed"`
+	Failed      uint64  `json:"failed"`
+	TimedOut    uint64  `json:"timed_out"`
+	Earned      uint64  `json:"earned"`
+	Slashed     uint64  `json:"slashed"`
+	Utilization float64 `json:"utilization"` // 0..1
+	Share       float64 `json:"share"`       // of all matches in the range
+}
+
+// Job states, in lifecycle order. Paid, Expired, Failed, TimedOut and
+// Cancelled are terminal.
+const (
+	StateSubmitted       = "submitted"
+	StateBidding         = "bidding" // bid gossiped, waiting for a match
+	StateMatched         = "matched" // escrow taken
+	StateRunning         = "running"
+	StateResultCommitted = "result_committed"
+	StatePaid            = "paid"
+	StateExpired         = "expired"
+	StateFailed          = "failed"
+	StateTimedOut        = "timed_out"
+	StateCancelled       = "cancelled"
+)
+
+// Terminal reports whether a job in state s will not change any more.
+func Terminal(s string) bool {
+	switch s {
+	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled:
+		return true
+	}
+	return false
+}
+
+// Job is a job this node submitted: GET /v1/jobs/{id}.
+type Job struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	State       string    `json:"state"`
+	Spec        JobSpec   `json:"spec"`
+	SubmittedAt time.Time `json:"submitted_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	PayloadHash string    `json:"payload_hash,omitempty"`
+	BidID       string    `json:"bid_id,omitempty"`
+	// Set once matched.
+	MatchID     string `json:"match_id,omitempty"`
+	MatchHeight uint64 `json:"match_height,omitempty"`
+	Provider    string `json:"provider,omitempty"`
+	Escrowed    uint64 `json:"escrowed,omitempty"`
+	// Set once the result is committed and settled.
+	ResultHash string `json:"result_hash,omitempty"`
+	ResultSize int64  `json:"result_size,omitempty"`
+	ExitCode   *int   `json:"exit_code,omitempty"`
+	Paid       uint64 `json:"paid,omitempty"`
+	Refunded   uint64 `json:"refunded,omitempty"`
+	Slashed    uint64 `json:"slashed,omitempty"`
+	// Error says why a job failed, timed out or was cancelled.
+	Error string `json:"error,omitempty"`
+	// Unmatched explains an expired job: for each offer seen, why it did not
+	// fit.
+	Unmatched []OfferFit `json:"unmatched,omitempty"`
+}
+
+// JobFilter narrows GET /v1/jobs (query parameters state, limit).
+type JobFilter struct {
+	State string `json:"state"`
+	Limit int    `json:"limit"`
+}
+
+// JobLogs is GET /v1/jobs/{id}/logs.
+type JobLogs struct {
+	ID        string `json:"id"`
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	Truncated bool   `json:"truncated"`
+}
+
+// ResultInfo describes a job's result blob. Hash is the lowercase hex
+// sha256 of the content, as committed on chain.
+type ResultInfo struct {
+	Size int64  `json:"size"`
+	Hash string `json:"hash"`
+}
+
+// OfferFit says whether one offer fits a job and, if not, why.
+type OfferFit struct {
+	OfferID  string   `json:"offer_id"`
+	Provider string   `json:"provider"`
+	Fits     bool     `json:"fits"`
+	Price    uint64   `json:"price"` // estimated price for the job on this offer
+	Reasons  []string `json:"reasons,omitempty"`
+}
+
+// DryRun is POST /v1/jobs/dry-run: which offers fit a spec and which one
+// the placement policy would choose now.
+type DryRun struct {
+	Spec    JobSpec    `json:"spec"`
+	Offers  []OfferFit `json:"offers"`
+	Chosen  string     `json:"chosen,omitempty"` // offer id, "" if none fits
+	Price   uint64     `json:"price,omitempty"`  // estimated price on the chosen offer
+	Summary string     `json:"summary"`
+}
+
+// SendRequest is POST /v1/wallet/send.
+type SendRequest struct {
+	To     string `json:"to"`
+	Amount uint64 `json:"amount"`
+}
+
+// AmountRequest is POST /v1/stake/bond and /v1/stake/unbond.
+type AmountRequest struct {
+	Amount uint64 `json:"amount"`
+}
+
+// RegisterRequest is POST /v1/provider/register.
+type RegisterRequest struct {
+	Collateral uint64 `json:"collateral"`
+}
+
+// TxResult is what a transaction-posting call returns: the transaction's
+// hash, and the height once it is committed (0 while in the mempool).
+type TxResult struct {
+	Hash   string `json:"hash"`
+	Height uint64 `json:"height"`
+	Status string `json:"status"` // pending, committed, rejected
+	Error  string `json:"error,omitempty"`
+}
+
+// ProviderStatus is GET /v1/provider.
+type ProviderStatus struct {
+	Address    string         `json:"address"`
+	Registered bool           `json:"registered"`
+	Collateral uint64         `json:"collateral"`
+	Capacity   Resources      `json:"capacity"`
+	Free       Resources      `json:"free"`
+	Executors  []string       `json:"executors"`
+	Offer      *Offer         `json:"offer,omitempty"`
+	Running    int            `json:"running"`
+	Jobs       map[string]int `json:"jobs"` // by state
+	Earned     uint64         `json:"earned"`
+	Slashed    uint64         `json:"slashed"`
+}
+
+// Event types of the SSE stream.
+const (
+	EventBlock = "block"
+	EventJob   = "job"
+)
+
+// Event is one message of GET /v1/events. Type says which field is set.
+type Event struct {
+	Type  string `json:"type"`
+	Block *Block `json:"block,omitempty"`
+	Job   *Job   `json:"job,omitempty"`
+}
