@@ -1,0 +1,74 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/worker"
+	"github.com/bourse-net/bourse/worker/workertest"
+)
+
+// buildDir holds the test programs; cacheDir the compilation cache every
+// executor in these tests shares (so only the first compile is cold).
+var buildDir, cacheDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "bourse-wasm-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir, cacheDir = d, d+"/cache"
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+// module builds a Go package for wasip1 and returns its bytes.
+func module(tb testing.TB, pkg string) []byte {
+	tb.Helper()
+	p, err := workertest.Build(buildDir, pkg, "wasip1", "wasm")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+const testLogCap = 256 << 10
+
+func newExecutor(tb testing.TB) *Executor {
+	tb.Helper()
+	e, err := New(context.Background(), Config{CacheDir: cacheDir, LogCap: testLogCap})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+func testJob(payload []byte, args ...string) *worker.Job {
+	return &worker.Job{
+		ID: workertest.NewID(), Executor: worker.KindWASM, Payload: payload, Args: args,
+		Limits: worker.Limits{Resources: worker.Resources{CPU: 1000, MemoryMiB: 256, DiskMiB: 16}, Timeout: time.Minute},
+	}
+}
+
+func TestContract(t *testing.T) {
+	prog := module(t, workertest.TestProg)
+	workertest.Run(t, workertest.Harness{
+		New: func(t *testing.T) worker.Executor { return newExecutor(t) },
+		Job: func(t *testing.T, args ...string) *worker.Job { return testJob(prog, args...) },
+		Invalid: func(t *testing.T) *worker.Job {
+			return testJob([]byte("\x00asm\x01\x00\x00\x00garbage"))
+		},
+		Sandboxed: true,
+		OOMState:  worker.StateOOM,
+		LogCap:    testLogCap,
+	})
+}

@@ -1,0 +1,46 @@
+// Package workertest holds the contract suite every worker.Executor
+// backend must pass, the program it runs (testprog) and build helpers for
+// tests that need Go programs compiled for wasip1 or natively.
+package workertest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// TestProg is the import path of the suite's program.
+const TestProg = "github.com/bourse-net/bourse/worker/workertest/testprog"
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
+
+// Build compiles the Go package pkg for goos/goarch (static, CGO off) into
+// dir and returns the binary's path. Builds are cached per process by
+// (pkg, goos, goarch, dir), so calling it from many tests is cheap.
+func Build(dir, pkg, goos, goarch string) (string, error) {
+	key := strings.Join([]string{dir, pkg, goos, goarch}, "|")
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[key]; ok {
+		return p, nil
+	}
+	sum := sha256.Sum256([]byte(key))
+	out := filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%x", filepath.Base(pkg), goos, goarch, sum[:4]))
+	if goos == "wasip1" {
+		out += ".wasm"
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s for %s/%s: %v\n%s", pkg, goos, goarch, err, b)
+	}
+	built[key] = out
+	return out, nil
+}
