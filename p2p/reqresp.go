@@ -1,0 +1,338 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Short names of the Bourse request/response protocols; the wire id is
+// /bourse/<chain-id>/<name> (see ProtocolID).
+const (
+	ProtoSync = "sync/1" // blocks with commits from a height (served by chain)
+	ProtoBlob = "blob/1" // content-addressed blobs (served by BlobServer)
+)
+
+// ProtocolID returns the wire protocol id of short name on this host's
+// chain.
+func (hs *Host) ProtocolID(name string) protocol.ID {
+	return protocol.ID("/bourse/" + hs.chainID + "/" + name)
+}
+
+// validProtoName accepts "<word>/<version>" style names: 1 to 64
+// characters of a-z, 0-9, '-' and '/', not starting or ending with '/'.
+func validProtoName(name string) error {
+	if name == "" || len(name) > 64 || name[0] == '/' || name[len(name)-1] == '/' {
+		return fmt.Errorf("protocol name %q: must be 1 to 64 characters, no leading or trailing '/'", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '/') {
+			return fmt.Errorf("protocol name %q: only a-z, 0-9, '-' and '/' are allowed", name)
+		}
+	}
+	return nil
+}
+
+// HandlerFunc answers one request. The returned bytes are the response;
+// an error is sent to the client as a *RemoteError with its text, so it
+// must not leak secrets. ctx ends at the request deadline or on Close.
+type HandlerFunc func(ctx context.Context, from peer.ID, req []byte) ([]byte, error)
+
+// StreamHandlerFunc answers one request with any number of response
+// frames, each passed to send (each at most the client's frame cap).
+// Returning ends the response: nil sends an end frame, an error sends an
+// error frame. Each send must be accepted by the client within
+// Config.RequestTimeout.
+type StreamHandlerFunc func(ctx context.Context, from peer.ID, req []byte, send func([]byte) error) error
+
+// Handle serves protocol name (e.g. ProtoSync) with a unary handler.
+// Requests above maxReq bytes are refused and counted; at most
+// Config.MaxInboundRequests run at once, further streams are reset. Each
+// exchange is bounded by Config.RequestTimeout.
+func (hs *Host) Handle(name string, maxReq int, h HandlerFunc) error {
+	if h == nil {
+		return fmt.Errorf("handle %s: nil handler", name)
+	}
+	return hs.handle(name, maxReq, func(ctx context.Context, from peer.ID, req []byte, send func([]byte) error) error {
+		resp, err := h(ctx, from, req)
+		if err != nil {
+			return err
+		}
+		return send(resp)
+	}, true)
+}
+
+// HandleStream serves protocol name with a streaming handler, read by
+// RequestStream; see Handle for the limits.
+func (hs *Host) HandleStream(name string, maxReq int, h StreamHandlerFunc) error {
+	return hs.handle(name, maxReq, h, false)
+}
+
+// handle registers the stream handler. A unary response is one frame
+// without end marker; a streamed one ends with an end frame.
+func (hs *Host) handle(name string, maxReq int, h StreamHandlerFunc, unary bool) error {
+	if err := validProtoName(name); err != nil {
+		return fmt.Errorf("handle: %w", err)
+	}
+	if maxReq <= 0 || h == nil {
+		return fmt.Errorf("handle %s: need a positive request cap and a handler", name)
+	}
+	sem := make(chan struct{}, hs.cfg.MaxInboundRequests)
+	hs.h.SetStreamHandler(hs.ProtocolID(name), func(s network.Stream) {
+		if !hs.enter() {
+			s.Reset()
+			return
+		}
+		defer hs.leave()
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		default:
+			hs.m.requests.WithLabelValues(name, "in", "busy").Inc()
+			s.Reset()
+			return
+		}
+		outcome := hs.serve(s, name, maxReq, h, unary)
+		hs.m.requests.WithLabelValues(name, "in", outcome).Inc()
+	})
+	return nil
+}
+
+// Unhandle stops serving protocol name.
+func (hs *Host) Unhandle(name string) { hs.h.RemoveStreamHandler(hs.ProtocolID(name)) }
+
+// serve runs one inbound exchange and returns its outcome label.
+func (hs *Host) serve(s network.Stream, name string, maxReq int, h StreamHandlerFunc, unary bool) (outcome string) {
+	timeout := time.Duration(hs.cfg.RequestTimeout)
+	ctx, cancel := context.WithCancel(hs.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.Reset() }) // Close interrupts blocked I/O
+	defer stop()
+	defer func() {
+		if p := recover(); p != nil {
+			hs.log.Error("request handler panicked", "protocol", name, "from", s.Conn().RemotePeer().ShortString(), "panic", p)
+			s.Reset()
+			outcome = "panic"
+		}
+	}()
+
+	if err := s.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		s.Reset()
+		return "error"
+	}
+	br := bufio.NewReader(io.LimitReader(s, int64(maxReq)+1+10)) // one frame: kind, uvarint, payload
+	kind, req, err := readFrame(br, maxReq)
+	if err == nil && kind != frameData {
+		err = fmt.Errorf("%w: request kind %d", ErrMalformedFrame, kind)
+	}
+	if err != nil {
+		reason := "malformed"
+		if errors.Is(err, ErrFrameTooLarge) {
+			reason = "too large"
+		}
+		hs.m.frameErrors.WithLabelValues(name, reason).Inc()
+		hs.log.Debug("bad request frame", "protocol", name, "from", s.Conn().RemotePeer().ShortString(), "err", err)
+		s.Reset()
+		return "bad request"
+	}
+
+	from := s.Conn().RemotePeer()
+	hctx, hcancel := context.WithTimeout(ctx, timeout)
+	if !unary {
+		// A stream may run long; each frame has its own deadline instead.
+		hcancel()
+		hctx, hcancel = context.WithCancel(ctx)
+	}
+	defer hcancel()
+	bw := bufio.NewWriter(s)
+	send := func(b []byte) error {
+		if err := s.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		if err := writeFrame(bw, frameData, b); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		return nil
+	}
+	herr := h(hctx, from, req, send)
+	if err := s.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		s.Reset()
+		return "error"
+	}
+	switch {
+	case herr != nil:
+		msg := herr.Error()
+		if len(msg) > maxErrorFrame {
+			msg = msg[:maxErrorFrame]
+		}
+		err = writeFrame(bw, frameError, []byte(msg))
+		outcome = "handler error"
+	case !unary:
+		err = writeFrame(bw, frameEnd, nil)
+		outcome = "ok"
+	default:
+		outcome = "ok"
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		s.Reset()
+		return "write error"
+	}
+	s.Close()
+	return outcome
+}
+
+// openRequest opens a stream to p for protocol name, sends req and returns
+// the stream ready for reading with the deadline set.
+func (hs *Host) openRequest(ctx context.Context, p peer.ID, name string, req []byte) (network.Stream, error) {
+	s, err := hs.h.NewStream(ctx, p, hs.ProtocolID(name))
+	if err != nil {
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	deadline := time.Now().Add(time.Duration(hs.cfg.RequestTimeout))
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := s.SetDeadline(deadline); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("set deadline: %w", err)
+	}
+	bw := bufio.NewWriter(s)
+	if err := writeFrame(bw, frameData, req); err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("send request: %w", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("close request: %w", err)
+	}
+	return s, nil
+}
+
+// Request sends req to p on protocol name and returns the response, at
+// most maxResp bytes. The exchange ends at ctx's deadline or after
+// Config.RequestTimeout, whichever is first. A handler error arrives as a
+// *RemoteError.
+func (hs *Host) Request(ctx context.Context, p peer.ID, name string, req []byte, maxResp int) ([]byte, error) {
+	start := time.Now()
+	resp, err := hs.request(ctx, p, name, req, maxResp)
+	hs.countRequest(name, start, err)
+	if err != nil {
+		return nil, fmt.Errorf("request %s from %s: %w", name, p.ShortString(), err)
+	}
+	return resp, nil
+}
+
+func (hs *Host) request(ctx context.Context, p peer.ID, name string, req []byte, maxResp int) ([]byte, error) {
+	s, err := hs.openRequest(ctx, p, name, req)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	resp, err := readUnary(bufio.NewReader(s), maxResp)
+	if err != nil {
+		s.Reset()
+		hs.countFrameError(name, err)
+		return nil, ctxErr(ctx, err)
+	}
+	s.Close()
+	return resp, nil
+}
+
+// RequestStream sends req to p on protocol name and calls recv for each
+// response frame (each at most maxFrame bytes) until the server ends the
+// stream. Every frame must arrive within Config.RequestTimeout of the
+// previous one, and all of them before ctx's deadline. recv's error
+// aborts the stream and is returned wrapped.
+func (hs *Host) RequestStream(ctx context.Context, p peer.ID, name string, req []byte, maxFrame int, recv func([]byte) error) error {
+	start := time.Now()
+	err := hs.requestStream(ctx, p, name, req, maxFrame, recv)
+	hs.countRequest(name, start, err)
+	if err != nil {
+		return fmt.Errorf("request stream %s from %s: %w", name, p.ShortString(), err)
+	}
+	return nil
+}
+
+func (hs *Host) requestStream(ctx context.Context, p peer.ID, name string, req []byte, maxFrame int, recv func([]byte) error) error {
+	s, err := hs.openRequest(ctx, p, name, req)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	var recvErr error
+	err = readStream(bufio.NewReader(s), maxFrame, func(b []byte) error {
+		if recvErr = recv(b); recvErr != nil {
+			return recvErr
+		}
+		next := time.Now().Add(time.Duration(hs.cfg.RequestTimeout))
+		if d, ok := ctx.Deadline(); ok && d.Before(next) {
+			next = d
+		}
+		return s.SetReadDeadline(next)
+	})
+	if err != nil {
+		s.Reset()
+		if recvErr == nil {
+			hs.countFrameError(name, err)
+		}
+		return ctxErr(ctx, err)
+	}
+	s.Close()
+	return nil
+}
+
+// ctxErr prefers the context's error when it ended the exchange, so that
+// callers can match context.DeadlineExceeded.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
+func (hs *Host) countRequest(name string, start time.Time, err error) {
+	outcome := "ok"
+	var re *RemoteError
+	switch {
+	case err == nil:
+		hs.m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	case errors.As(err, &re):
+		outcome = "remote error"
+	case errors.Is(err, context.DeadlineExceeded):
+		outcome = "timeout"
+	default:
+		outcome = "error"
+	}
+	hs.m.requests.WithLabelValues(name, "out", outcome).Inc()
+}
+
+func (hs *Host) countFrameError(name string, err error) {
+	switch {
+	case errors.Is(err, ErrFrameTooLarge):
+		hs.m.frameErrors.WithLabelValues(name, "too large").Inc()
+	case errors.Is(err, ErrMalformedFrame):
+		hs.m.frameErrors.WithLabelValues(name, "malformed").Inc()
+	}
+}
