@@ -2,16 +2,21 @@ package consensus
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/bourse-net/bourse/codec"
 )
 
 // SignerState is what a validator must persist before any vote or proposal
 // it signs leaves the process: the last height/round/step it signed, the
-// message it signed there, and its lock (and valid value). Restored into New
-// after a crash, it guarantees the validator never signs two different
-// messages for one height/round/step, and keeps the lock that safety
-// depends on (the paper's lockedValue/lockedRound, lines 36-41).
+// message it signed there, every vote it signed at that height, and its
+// lock (and valid value). Restored into New after a crash, it guarantees the
+// validator never signs two different messages for one height/round/step,
+// keeps the lock that safety depends on (the paper's lockedValue/lockedRound,
+// lines 36-41), and lets the validator serve its own earlier votes again:
+// the paper's liveness assumes a correct process's messages are eventually
+// delivered, which a restarted validator can only honour if it still has
+// them (the simulation deadlocks without this when crashes meet message loss).
 type SignerState struct {
 	Height       uint64    `cbor:"1,keyasint"`
 	Round        int32     `cbor:"2,keyasint"`
@@ -25,6 +30,8 @@ type SignerState struct {
 	ValidRound    int32   `cbor:"9,keyasint"` // -1: no valid value
 	ValidBlockID  BlockID `cbor:"10,keyasint"`
 	ValidValue    []byte  `cbor:"11,keyasint,omitempty"`
+
+	Votes []Vote `cbor:"12,keyasint,omitempty"` // every vote signed at Height, in signing order
 }
 
 // EncodeSignerState is the canonical encoding the driver writes to disk.
@@ -79,6 +86,9 @@ func (s *State) signProposal(p *Proposal) *Proposal {
 		return nil
 	}
 	p.Signature = s.key.Sign(s.chainID, MsgTypeProposal, p.SignBytes())
+	if g.Height != p.Height {
+		g.Votes = nil
+	}
 	g.Height, g.Round, g.Step = p.Height, p.Round, StepPropose
 	g.LastProposal = p
 	s.persist()
@@ -100,8 +110,12 @@ func (s *State) signVote(v *Vote) *Vote {
 		return nil
 	}
 	v.Signature = s.key.Sign(s.chainID, v.msgType(), v.SignBytes())
+	if g.Height != v.Height {
+		g.Votes = nil
+	}
 	g.Height, g.Round, g.Step = v.Height, v.Round, v.Type.step()
 	g.LastVote = v
+	g.Votes = append(g.Votes, *v)
 	s.persist()
 	return v
 }
@@ -126,5 +140,6 @@ func (s *State) SignerState() SignerState {
 		v := *c.LastVote
 		c.LastVote = &v
 	}
+	c.Votes = slices.Clone(c.Votes)
 	return c
 }

@@ -285,9 +285,15 @@ func (s *State) start() {
 		s.emit(Broadcast{Message{Proposal: p}})
 		s.acceptProposal(p, true)
 	}
-	if v := g.LastVote; v != nil && v.Height == s.height && v.Round == s.round {
+	for i := range g.Votes {
+		v := &g.Votes[i]
+		if v.Height != s.height {
+			continue
+		}
 		s.emit(Broadcast{Message{Vote: v}})
-		s.book.add(v, s.round)
+		s.book.add(v, s.round, s.admit)
+	}
+	if v := g.LastVote; v != nil && v.Height == s.height && v.Round == s.round {
 		s.step = v.Type.step()
 	}
 }
@@ -439,7 +445,21 @@ func (s *State) vote(t VoteType, id BlockID) {
 		return
 	}
 	s.emit(Broadcast{Message{Vote: v}})
-	s.book.add(v, s.round)
+	s.book.add(v, s.round, s.admit)
+}
+
+// admit says whether a vote that conflicts with its validator's first vote
+// is worth counting: it is for nil or for a value some proposal carried.
+func (s *State) admit(id BlockID) bool {
+	if id.IsNil() {
+		return true
+	}
+	for k := range s.bytesOf {
+		if k.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *State) acceptProposal(p *Proposal, own bool) {
@@ -514,14 +534,14 @@ func (s *State) onVote(v *Vote) {
 	case v.Height != s.height || s.step == StepDecided:
 		return
 	}
-	if old := s.book.existing(v); old != nil && old.sameContent(v) {
+	if old := s.book.lookup(v); old != nil && old.sameContent(v) {
 		return // already counted: skip the signature check
 	}
 	if err := v.Verify(s.chainID, s.vs); err != nil {
 		s.reject(fmt.Errorf("receive vote: %w", err))
 		return
 	}
-	if _, ev := s.book.add(v, s.round); ev != nil {
+	if _, ev := s.book.add(v, s.round, s.admit); ev != nil {
 		s.emit(Evidence{Evidence: *ev})
 	}
 }

@@ -12,11 +12,18 @@ import (
 // round and type, tallied by stake, with threshold queries and equivocation
 // detection. Signatures are checked by the caller before add.
 
-// voteSet is the votes of one type in one round.
+// voteSet is the votes of one type in one round. Each validator's first
+// vote counts toward "any" tallies; for a single block id, every validator
+// that signed a vote for it counts, even one that also signed for another id
+// (the paper counts ⟨PREVOTE, h, r, id(v)⟩ messages per value, lines 28 and
+// 36). Without that, an equivocator's split votes could hide from correct
+// processes the polka that justifies a correct process's lock, and the
+// height would never end.
 type voteSet struct {
-	votes map[wallet.Address]*Vote
+	first map[wallet.Address]*Vote
+	byID  map[BlockID]map[wallet.Address]*Vote
 	power map[BlockID]uint64 // stake per block id (the nil id included)
-	sum   uint64             // stake of all voters
+	sum   uint64             // stake of all voters, each counted once
 }
 
 // roundVotes is the votes of one round.
@@ -58,26 +65,27 @@ func newVoteBook(height uint64, vs *ValidatorSet) *voteBook {
 	}
 }
 
+func newVoteSet() voteSet {
+	return voteSet{first: map[wallet.Address]*Vote{}, byID: map[BlockID]map[wallet.Address]*Vote{}, power: map[BlockID]uint64{}}
+}
+
 func (b *voteBook) round(r int32) *roundVotes {
 	rv := b.rounds[r]
 	if rv == nil {
-		rv = &roundVotes{
-			prevotes:   voteSet{votes: map[wallet.Address]*Vote{}, power: map[BlockID]uint64{}},
-			precommits: voteSet{votes: map[wallet.Address]*Vote{}, power: map[BlockID]uint64{}},
-			voters:     map[wallet.Address]struct{}{},
-		}
+		rv = &roundVotes{prevotes: newVoteSet(), precommits: newVoteSet(), voters: map[wallet.Address]struct{}{}}
 		b.rounds[r] = rv
 	}
 	return rv
 }
 
-// existing returns the vote already held for v's validator, round and type.
-func (b *voteBook) existing(v *Vote) *Vote {
+// lookup returns the vote held from v's validator for v's round, type and
+// block id, if any.
+func (b *voteBook) lookup(v *Vote) *Vote {
 	rv := b.rounds[v.Round]
 	if rv == nil {
 		return nil
 	}
-	return rv.set(v.Type).votes[v.Validator]
+	return rv.set(v.Type).byID[v.BlockID][v.Validator]
 }
 
 type addResult int
@@ -91,21 +99,30 @@ const (
 
 // add records a verified vote of this height. current is the state's round:
 // a validator may hold votes in rounds up to current+1 and in one round
-// beyond, which bounds memory under a flood of future-round votes. For a
-// conflict, ev is evidence the first time this (validator, round, type)
-// conflicts and nil afterwards.
-func (b *voteBook) add(v *Vote, current int32) (res addResult, ev *DuplicateVoteEvidence) {
-	if old := b.existing(v); old != nil {
-		if old.BlockID == v.BlockID {
+// beyond, which bounds memory under a flood of future-round votes. A vote
+// that conflicts with the validator's first one yields evidence (once per
+// validator, round and type) and is counted for its block id only if admit
+// says the id matters (nil, or the id of a known proposal), which bounds
+// what an equivocator can make us store.
+func (b *voteBook) add(v *Vote, current int32, admit func(BlockID) bool) (res addResult, ev *DuplicateVoteEvidence) {
+	rv := b.rounds[v.Round]
+	if rv != nil {
+		s := rv.set(v.Type)
+		if s.byID[v.BlockID][v.Validator] != nil {
 			return voteDuplicate, nil // same statement (a re-signed timestamp is not a conflict)
 		}
-		k := evidenceKey{v.Validator, v.Round, v.Type}
-		if _, done := b.reported[k]; done {
-			return voteConflict, nil
+		if old := s.first[v.Validator]; old != nil {
+			k := evidenceKey{v.Validator, v.Round, v.Type}
+			if _, done := b.reported[k]; !done {
+				b.reported[k] = struct{}{}
+				e := NewDuplicateVoteEvidence(*old, *v)
+				ev = &e
+			}
+			if admit(v.BlockID) {
+				b.count(s, v)
+			}
+			return voteConflict, ev
 		}
-		b.reported[k] = struct{}{}
-		e := NewDuplicateVoteEvidence(*old, *v)
-		return voteConflict, &e
 	}
 	if v.Round > current+1 {
 		if f, ok := b.far[v.Validator]; ok && f != v.Round && f > current+1 {
@@ -113,18 +130,31 @@ func (b *voteBook) add(v *Vote, current int32) (res addResult, ev *DuplicateVote
 		}
 		b.far[v.Validator] = v.Round
 	}
-	val, _ := b.vs.ByAddress(v.Validator)
-	rv := b.round(v.Round)
+	rv = b.round(v.Round)
 	s := rv.set(v.Type)
-	vc := *v
-	s.votes[v.Validator] = &vc
-	s.power[v.BlockID] += val.Power
+	vc := b.count(s, v)
+	s.first[v.Validator] = vc
+	val, _ := b.vs.ByAddress(v.Validator)
 	s.sum += val.Power
 	if _, ok := rv.voters[v.Validator]; !ok {
 		rv.voters[v.Validator] = struct{}{}
 		rv.votersPower += val.Power
 	}
 	return voteAdded, nil
+}
+
+// count adds v to the tally of its block id.
+func (b *voteBook) count(s *voteSet, v *Vote) *Vote {
+	val, _ := b.vs.ByAddress(v.Validator)
+	vc := *v
+	m := s.byID[v.BlockID]
+	if m == nil {
+		m = map[wallet.Address]*Vote{}
+		s.byID[v.BlockID] = m
+	}
+	m[v.Validator] = &vc
+	s.power[v.BlockID] += val.Power
+	return &vc
 }
 
 // twoThirdsAny reports votes of type t in round r from more than 2/3 of the power.
@@ -147,12 +177,16 @@ func (b *voteBook) twoThirdsMajority(r int32, t VoteType) (BlockID, bool) {
 	if rv == nil {
 		return BlockID{}, false
 	}
+	var best BlockID
+	found := false
 	for id, p := range rv.set(t).power {
-		if twoThirds(p, b.vs.TotalPower()) {
-			return id, true // at most one id can pass 2/3
+		// With less than 1/3 faulty power at most one id passes; the
+		// smallest wins so the answer never depends on map order.
+		if twoThirds(p, b.vs.TotalPower()) && (!found || bytes.Compare(id[:], best[:]) < 0) {
+			best, found = id, true
 		}
 	}
-	return BlockID{}, false
+	return best, found
 }
 
 // oneThirdAny reports messages in round r from validators holding more than
@@ -179,10 +213,8 @@ func (b *voteBook) votesFor(r int32, t VoteType, id BlockID) []Vote {
 		return nil
 	}
 	var out []Vote
-	for _, v := range rv.set(t).votes {
-		if v.BlockID == id {
-			out = append(out, *v)
-		}
+	for _, v := range rv.set(t).byID[id] {
+		out = append(out, *v)
 	}
 	sortVotes(out)
 	return out
@@ -193,8 +225,10 @@ func (b *voteBook) all() []Vote {
 	var out []Vote
 	for _, rv := range b.rounds {
 		for _, s := range []*voteSet{&rv.prevotes, &rv.precommits} {
-			for _, v := range s.votes {
-				out = append(out, *v)
+			for _, m := range s.byID {
+				for _, v := range m {
+					out = append(out, *v)
+				}
 			}
 		}
 	}
@@ -210,6 +244,9 @@ func sortVotes(vs []Vote) {
 		if c := cmp.Compare(a.Type, b.Type); c != 0 {
 			return c
 		}
-		return bytes.Compare(a.Validator[:], b.Validator[:])
+		if c := bytes.Compare(a.Validator[:], b.Validator[:]); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.BlockID[:], b.BlockID[:])
 	})
 }
