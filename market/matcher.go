@@ -107,10 +107,8 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 		}
 		bs = append(bs, orderedBid{b: b, id: snap.bidID(i)})
 	}
-	slices.SortFunc(bs, func(a, b orderedBid) int { return bytes.Compare(a.id[:], b.id[:]) })
-	bs = slices.CompactFunc(bs, func(a, b orderedBid) bool { return a.id == b.id })
-	out := bs[:0]
 	balances := make(map[wallet.PublicKey]*uint64)
+	out := bs[:0]
 	for _, ob := range bs {
 		if view.BidClosed(ob.id) {
 			continue
@@ -134,29 +132,118 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 		}
 		return bytes.Compare(a.id[:], b.id[:])
 	})
+	// Copies of one bid share id, hence MatchBy and h: they are adjacent.
+	out = slices.CompactFunc(out, func(a, b orderedBid) bool { return a.id == b.id })
 	return out
 }
 
-// slot is a candidate compiled for the hot loop.
-type slot struct {
+// hot is the part of a candidate the inner loop reads, kept small so that
+// a thousand of them stay in cache.
+type hot struct {
 	avCPU, avMem, avDisk uint64
-	avGPU                uint32
-	exec                 uint8
-	region               int32 // index into the round's regions, -1 for none
-	rep                  uint32
 	util                 uint64 // load with nothing placed: a lower bound of loadAfter
-	terms                PriceTerms
-	tie                  uint64 // seedHash(seed, offer id)
-	reserved             Resources
-	c                    *candidate
-	idb                  [28]byte
+	lbBal                uint64 // balanced score with price 0 and load util: a lower bound
+	pc                   uint64 // Terms.PerCPUSecond
+	avGPU                uint32
+	rep                  uint32
+	region               int32 // index into the round's regions, -1 for none
+	exec                 uint8
 }
 
-func (s *slot) refresh() {
-	t := s.c.o.Total
-	av := Available(t, s.reserved)
-	s.avCPU, s.avMem, s.avDisk, s.avGPU = av.CPU, av.MemMiB, av.DiskMiB, av.GPUs
-	s.util = loadAfter(s.c.o.Load, t, s.reserved, Resources{})
+// capa is a candidate's capacity and reservations, for loadAfter.
+type capa struct {
+	total, reserved [4]uint64 // cpu, memory, disk, gpus
+	terms           PriceTerms
+}
+
+// loadWith is loadAfter(o.Load, Total, reserved, need) for a candidate
+// whose load with nothing placed is util: only the dimensions that need
+// uses can raise it.
+func (c *capa) loadWith(util uint64, need *[4]uint64) uint64 {
+	l := util
+	for d := range 4 {
+		if need[d] > 0 && c.total[d] > 0 {
+			l = max(l, ratio(satAdd(c.reserved[d], need[d]), c.total[d]))
+		}
+	}
+	return l
+}
+
+func dims(r Resources) [4]uint64 { return [4]uint64{r.CPU, r.MemMiB, r.DiskMiB, uint64(r.GPUs)} }
+
+// cold is the rest of a compiled candidate.
+type cold struct {
+	c        *candidate
+	reserved Resources
+	tie      uint64 // seedHash(seed, offer id)
+	idb      [28]byte
+}
+
+// round is one matching round's working state.
+type round struct {
+	w    Weights
+	hot  []hot
+	capa []capa
+	cold []cold
+	// Candidate indexes sorted by a lower bound of a preference's key, so
+	// that a scan can stop at the first candidate whose bound exceeds the
+	// best key found: by util (least-loaded, nearest), by lbBal
+	// (balanced), by PerCPUSecond (cheapest; static).
+	// There is one set per executor, holding the candidates that support it.
+	byUtil, byBal, byCPU [3]ordering
+}
+
+func (r *round) refresh(i int) {
+	h, c := &r.hot[i], &r.cold[i]
+	t := c.c.o.Total
+	av := Available(t, c.reserved)
+	h.avCPU, h.avMem, h.avDisk, h.avGPU = av.CPU, av.MemMiB, av.DiskMiB, av.GPUs
+	h.util = loadAfter(c.c.o.Load, t, c.reserved, Resources{})
+	h.lbBal = balancedScore(r.w, 0, 1, h.util, h.rep)
+	r.capa[i] = capa{total: dims(t), reserved: dims(c.reserved), terms: c.c.o.Terms}
+}
+
+// ordering is a list of candidate indexes in ascending order of a key.
+type ordering struct {
+	order []int32
+	pos   []int32 // pos[candidate] = its index in order, -1 if absent
+}
+
+func newOrdering(n int, member func(int32) bool, key func(int32) uint64) ordering {
+	o := ordering{pos: make([]int32, n)}
+	for i := range int32(n) {
+		o.pos[i] = -1
+		if member(i) {
+			o.order = append(o.order, i)
+		}
+	}
+	slices.SortStableFunc(o.order, func(a, b int32) int { return cmp.Compare(key(a), key(b)) })
+	for p, i := range o.order {
+		o.pos[i] = int32(p)
+	}
+	return o
+}
+
+// siftRight restores ascending order after the key of candidate i grew.
+func (o *ordering) siftRight(hs []hot, i int32, byBal bool) {
+	p := o.pos[i]
+	if p < 0 {
+		return
+	}
+	key := func(j int32) uint64 {
+		if byBal {
+			return hs[j].lbBal
+		}
+		return hs[j].util
+	}
+	k := key(i)
+	for p+1 < int32(len(o.order)) && key(o.order[p+1]) < k {
+		o.order[p] = o.order[p+1]
+		o.pos[o.order[p]] = p
+		p++
+	}
+	o.order[p] = i
+	o.pos[i] = p
 }
 
 // Match runs one matching round and returns at most maxMatches matches
@@ -180,7 +267,6 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 	if maxMatches <= 0 {
 		return nil
 	}
-	w := m.weights()
 	cands := selectOffers(snap.Offers, view, blockTime)
 	bids := orderBids(&snap, view, blockTime, seed)
 	if len(cands) == 0 || len(bids) == 0 {
@@ -206,34 +292,42 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 	}
 	rw, lw := (len(regions)+63)/64, (len(labels)+63)/64
 	offerLabels := make([]uint64, len(cands)*lw)
-	slots := make([]slot, len(cands))
+	r := &round{w: m.weights(), hot: make([]hot, len(cands)), capa: make([]capa, len(cands)), cold: make([]cold, len(cands))}
 	for i := range cands {
 		c := &cands[i]
-		s := &slots[i]
-		s.c = c
-		s.idb = c.id.Bytes()
-		s.tie = seedHash(seed, s.idb[:])
-		s.rep = c.ps.Reputation
-		s.terms = c.o.Terms
-		s.reserved = c.ps.Reserved
-		s.region = -1
+		h, cd := &r.hot[i], &r.cold[i]
+		cd.c = c
+		cd.idb = c.id.Bytes()
+		cd.tie = seedHash(seed, cd.idb[:])
+		cd.reserved = c.ps.Reserved
+		h.rep = c.ps.Reputation
+		h.pc = c.o.Terms.PerCPUSecond
+		h.region = -1
 		if c.o.Region != "" {
-			s.region = regions[c.o.Region]
+			h.region = regions[c.o.Region]
 		}
 		for _, e := range c.o.Executors {
-			s.exec |= executorBit(e)
+			h.exec |= executorBit(e)
 		}
 		for _, l := range c.o.Labels {
 			if j, ok := labels[l]; ok {
 				offerLabels[i*lw+j/64] |= 1 << (j % 64)
 			}
 		}
-		s.refresh()
+		r.refresh(i)
+	}
+	for e := range 3 {
+		bit := uint8(1) << e
+		member := func(i int32) bool { return r.hot[i].exec&bit != 0 }
+		r.byUtil[e] = newOrdering(len(cands), member, func(i int32) uint64 { return r.hot[i].util })
+		r.byBal[e] = newOrdering(len(cands), member, func(i int32) uint64 { return r.hot[i].lbBal })
+		r.byCPU[e] = newOrdering(len(cands), member, func(i int32) uint64 { return r.hot[i].pc })
 	}
 
 	regionBits := make([]uint64, rw)
 	bidLabels := make([]uint64, lw)
-	var out []Match
+	rank := make([]uint64, len(regions)+1) // rank[region+1]; index 0 is "no region"
+	out := make([]Match, 0, min(maxMatches, len(bids)))
 	for _, ob := range bids {
 		b := ob.b
 		if *ob.bal < b.MaxPrice {
@@ -243,8 +337,8 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		needRegion := len(b.Constraints.Regions) > 0
 		if needRegion {
 			clear(regionBits)
-			for _, r := range b.Constraints.Regions {
-				if j, ok := regions[r]; ok {
+			for _, rg := range b.Constraints.Regions {
+				if j, ok := regions[rg]; ok {
 					regionBits[j/64] |= 1 << (j % 64)
 				}
 			}
@@ -257,7 +351,19 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 				bidLabels[j/64] |= 1 << (j % 64)
 			}
 		}
+		pref := prefCode(b.Preference)
+		if pref == prefNearest {
+			for j := range rank {
+				rank[j] = uint64(len(b.Near))
+			}
+			for j, rg := range b.Near {
+				if x, ok := regions[rg]; ok {
+					rank[x+1] = uint64(j)
+				}
+			}
+		}
 		need := b.Resources
+		needD := dims(need)
 		gpuModel := ""
 		if need.GPUs > 0 {
 			gpuModel = need.GPUModel
@@ -266,54 +372,111 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		minRep := b.Constraints.MinReputation
 		ms := uint64(b.TimeoutMs)
 		cpuT, memT := need.CPU*ms, need.MemMiB*ms // bounded by Validate: no overflow
-		pref := b.Preference
+		e := bits.TrailingZeros8(eb)              // Validate admits only known executors
+		order := r.byUtil[e].order
+		switch pref {
+		case prefCheapest:
+			order = r.byCPU[e].order
+		case prefBalanced:
+			order = r.byBal[e].order
+		}
 
-		best := -1
+		best := int32(-1)
 		var bestKey key
 		var bestPrice uint64
-		for i := range slots {
-			s := &slots[i]
-			if s.exec&eb == 0 || s.rep < minRep ||
-				need.CPU > s.avCPU || need.MemMiB > s.avMem || need.DiskMiB > s.avDisk || need.GPUs > s.avGPU {
-				continue
-			}
-			if gpuModel != "" && s.c.o.Total.GPUModel != gpuModel {
-				continue
-			}
-			if needRegion && (s.region < 0 || regionBits[s.region/64]&(1<<(s.region%64)) == 0) {
-				continue
-			}
-			if needLabels && !hasBits(offerLabels[i*lw:(i+1)*lw], bidLabels) {
-				continue
-			}
-			// Prune offers whose key cannot beat the best so far.
+		pcMax := uint64(1<<64 - 1)
+		bestLoadKnown := true // cheapest: bestKey.k2 (the load) is computed only on a price tie
+	scan:
+		for _, i := range order {
+			h := &r.hot[i]
+			// Stop, or skip, where the key cannot beat the best so far.
 			if best >= 0 {
 				switch pref {
-				case PreferLeastLoaded:
-					if s.util > bestKey.k1 {
+				case prefLeastLoaded:
+					if h.util > bestKey.k1 {
+						break scan
+					}
+				case prefNearest:
+					rk := rank[h.region+1]
+					if bestKey.k1 == 0 && h.util > bestKey.k2 {
+						break scan
+					}
+					if rk > bestKey.k1 || rk == bestKey.k1 && h.util > bestKey.k2 {
 						continue
 					}
-				case PreferNearest:
-					r := nearRank(b.Near, s.c.o.Region)
-					if r > bestKey.k1 || r == bestKey.k1 && s.util > bestKey.k2 {
-						continue
+				case prefBalanced:
+					if h.lbBal > bestKey.k1 {
+						break scan
 					}
-				case PreferBalanced:
-					if balancedScore(w, 0, b.MaxPrice, s.util, s.rep) > bestKey.k1 {
-						continue
+				case prefCheapest:
+					// ceil(cpuT×pc/1e6) > best price ⇔ pc > pcMax; pc ascends.
+					if h.pc > pcMax {
+						break scan
 					}
 				}
 			}
-			price, ok := fastPrice(s.terms, cpuT, memT)
+			if h.exec&eb == 0 || h.rep < minRep ||
+				need.CPU > h.avCPU || need.MemMiB > h.avMem || need.DiskMiB > h.avDisk || need.GPUs > h.avGPU {
+				continue
+			}
+			if needRegion && (h.region < 0 || regionBits[h.region/64]&(1<<(h.region%64)) == 0) {
+				continue
+			}
+			if needLabels && !hasBits(offerLabels[int(i)*lw:(int(i)+1)*lw], bidLabels) {
+				continue
+			}
+			if gpuModel != "" && r.cold[i].c.o.Total.GPUModel != gpuModel {
+				continue
+			}
+			cp := &r.capa[i]
+			cd := &r.cold[i]
+			if pref == prefCheapest {
+				price, ok := fastPrice(&cp.terms, cpuT, memT)
+				if !ok || price > b.MaxPrice || best >= 0 && price > bestKey.k1 {
+					continue
+				}
+				if best >= 0 && price == bestKey.k1 {
+					if !bestLoadKnown {
+						bestKey.k2 = r.capa[best].loadWith(r.hot[best].util, &needD)
+						bestLoadKnown = true
+					}
+					k := key{k1: price, k2: cp.loadWith(h.util, &needD), tie: mix64(cd.tie ^ ob.h), id: cd.idb}
+					if k.less(bestKey) {
+						best, bestKey, bestPrice = i, k, price
+					}
+					continue
+				}
+				// A strictly lower price (or the first candidate) wins outright.
+				best, bestPrice, bestLoadKnown = i, price, false
+				bestKey = key{k1: price, tie: mix64(cd.tie ^ ob.h), id: cd.idb}
+				pcMax = pcBound(price, cpuT)
+				continue
+			}
+			// Other preferences: compute the key, and the price only for a
+			// candidate that would become the best.
+			load := cp.loadWith(h.util, &needD)
+			var k1, k2, price uint64
+			switch pref {
+			case prefLeastLoaded:
+				k1 = load
+			case prefNearest:
+				k1, k2 = rank[h.region+1], load
+			default: // balanced: the score without price bounds the score
+				if best >= 0 && balancedScore(r.w, 0, b.MaxPrice, load, h.rep) > bestKey.k1 {
+					continue
+				}
+			}
+			if best >= 0 && pref != prefBalanced && (k1 > bestKey.k1 || k1 == bestKey.k1 && k2 > bestKey.k2) {
+				continue
+			}
+			price, ok := fastPrice(&cp.terms, cpuT, memT)
 			if !ok || price > b.MaxPrice {
 				continue
 			}
-			if best >= 0 && pref == PreferCheapest && price > bestKey.k1 {
-				continue
+			if pref == prefBalanced {
+				k1 = balancedScore(r.w, price, b.MaxPrice, load, h.rep)
 			}
-			load := loadAfter(s.c.o.Load, s.c.o.Total, s.reserved, need)
-			k1, k2 := scoreKeys(w, b, price, load, s.c.o.Region, s.rep)
-			k := key{k1: k1, k2: k2, tie: mix64(s.tie ^ ob.h), id: s.idb}
+			k := key{k1: k1, k2: k2, tie: mix64(cd.tie ^ ob.h), id: cd.idb}
 			if best < 0 || k.less(bestKey) {
 				best, bestKey, bestPrice = i, k, price
 			}
@@ -321,16 +484,40 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		if best < 0 {
 			continue
 		}
-		s := &slots[best]
-		out = append(out, Match{Offer: *s.c.o, Bid: *b, Price: bestPrice})
+		cd := &r.cold[best]
+		out = append(out, Match{Offer: *cd.c.o, Bid: *b, Price: bestPrice})
 		*ob.bal -= b.MaxPrice
-		s.reserved, _ = s.reserved.Add(need) // fits in Total ≤ bounds: cannot overflow
-		s.refresh()
+		cd.reserved, _ = cd.reserved.Add(need) // fits in Total ≤ bounds: cannot overflow
+		r.refresh(int(best))
+		for e := range 3 {
+			r.byUtil[e].siftRight(r.hot, best, false)
+			r.byBal[e].siftRight(r.hot, best, true)
+		}
 		if len(out) == maxMatches {
 			break
 		}
 	}
 	return out
+}
+
+// Preferences as small integers for the inner loop.
+const (
+	prefBalanced = iota
+	prefCheapest
+	prefLeastLoaded
+	prefNearest
+)
+
+func prefCode(p string) int {
+	switch p {
+	case PreferCheapest:
+		return prefCheapest
+	case PreferLeastLoaded:
+		return prefLeastLoaded
+	case PreferNearest:
+		return prefNearest
+	}
+	return prefBalanced
 }
 
 func hasBits(have, want []uint64) bool {
@@ -342,9 +529,23 @@ func hasBits(have, want []uint64) bool {
 	return true
 }
 
+// pcBound is the largest PerCPUSecond whose CPU part alone,
+// ceil(cpuT×pc/1e6), does not exceed price.
+func pcBound(price, cpuT uint64) uint64 {
+	if cpuT == 0 {
+		return 1<<64 - 1
+	}
+	hi, lo := bits.Mul64(price, cpuDiv)
+	if hi >= cpuT {
+		return 1<<64 - 1
+	}
+	q, _ := bits.Div64(hi, lo, cpuT)
+	return q
+}
+
 // fastPrice is priceOf for a bid whose millicore·ms and MiB·ms products
 // are precomputed; ok is false on overflow.
-func fastPrice(t PriceTerms, cpuT, memT uint64) (uint64, bool) {
+func fastPrice(t *PriceTerms, cpuT, memT uint64) (uint64, bool) {
 	cpu, ok1 := mulCeil(cpuT, t.PerCPUSecond, cpuDiv)
 	mem, ok2 := mulCeil(memT, t.PerGiBSecond, memDiv)
 	if !ok1 || !ok2 {
