@@ -1,0 +1,256 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const helloSpec = `
+name: hello
+executor: wasm            # wasm | docker | exec
+payload: hello.wasm
+args: ["world"]
+env: {GREETING: "hello"}
+resources: {cpu: 250, memory: 64, disk: 16, gpus: 0}
+max_price: 2000000
+timeout: 30s
+deadline: 30s
+placement: cheapest
+constraints: {region: "", labels: {}, executors: []}
+replicas: 1
+`
+
+func TestParseJobSpecExample(t *testing.T) {
+	s, err := ParseJobSpec([]byte(helloSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := JobSpec{
+		Name: "hello", Executor: "wasm", Payload: "hello.wasm", Args: []string{"world"},
+		Env:       map[string]string{"GREETING": "hello"},
+		Resources: Resources{CPU: 250, Memory: 64, Disk: 16}, MaxPrice: 2000000,
+		Timeout: Duration{30 * time.Second}, Deadline: Duration{30 * time.Second},
+		Placement: "cheapest", Replicas: 1,
+		Constraints: Constraints{Labels: map[string]string{}, Executors: []string{}},
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Fatalf("got  %+v\nwant %+v", s, want)
+	}
+}
+
+func TestParseJobSpecDefaults(t *testing.T) {
+	s, err := ParseJobSpec([]byte("payload: a.wasm\nmax_price: 5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Executor != ExecutorWASM || s.Resources != DefaultResources || s.Timeout.Duration != DefaultTimeout ||
+		s.Deadline.Duration != DefaultDeadline || s.Placement != PlaceCheapest || s.Replicas != 1 {
+		t.Fatalf("defaults not applied: %+v", s)
+	}
+}
+
+func TestParseJobSpecErrors(t *testing.T) {
+	base := "payload: a.wasm\nmax_price: 10\n"
+	cases := []struct {
+		name, spec, field, msg string
+	}{
+		{"empty", "", "", "empty"},
+		{"bad yaml", "name: [unclosed", "", "did not find expected"},
+		{"not a mapping", "hello", "", "cannot unmarshal"},
+		{"unknown field", base + "colour: red\n", "", "field colour not found"},
+		{"unknown executor", base + "executor: jvm\n", "executor", `unknown executor "jvm"`},
+		{"missing payload", "max_price: 10\n", "payload", "missing"},
+		{"docker without image", "executor: docker\nmax_price: 10\n", "image", "needs an image"},
+		{"docker with payload", "executor: docker\nimage: x:1\npayload: a\nmax_price: 10\n", "payload", "remove payload"},
+		{"wasm with image", base + "image: x:1\n", "image", "only docker"},
+		{"negative cpu", base + "resources: {cpu: -1, memory: 1}\n", "resources.cpu", "negative"},
+		{"negative memory", base + "resources: {cpu: 1, memory: -64}\n", "resources.memory", "negative"},
+		{"zero cpu", base + "resources: {cpu: 0, memory: 64}\n", "resources.cpu", "must be positive"},
+		{"absurd cpu", base + "resources: {cpu: 99999999999, memory: 64}\n", "resources.cpu", "absurd"},
+		{"absurd memory", base + "resources: {cpu: 1, memory: 99999999999}\n", "resources.memory", "absurd"},
+		{"absurd gpus", base + "resources: {cpu: 1, memory: 1, gpus: 1000}\n", "resources.gpus", "absurd"},
+		{"cpu not a number", base + "resources: {cpu: lots, memory: 1}\n", "", "cannot unmarshal"},
+		{"negative price", "payload: a\nmax_price: -3\n", "max_price", "negative"},
+		{"missing price", "payload: a\n", "max_price", "missing"},
+		{"bad duration", base + "timeout: soon\n", "", `"soon" is not a duration`},
+		{"unitless duration", base + "timeout: 30\n", "", "is not a duration"},
+		{"negative duration", base + "deadline: -5s\n", "deadline", "must be positive"},
+		{"absurd timeout", base + "timeout: 9999h\n", "timeout", "at most"},
+		{"placement", base + "placement: random\n", "placement", `unknown placement "random"`},
+		{"constraint executor", base + "constraints: {executors: [gpu]}\n", "constraints.executors", "unknown executor"},
+		{"replicas zero", base + "replicas: 0\n", "replicas", "1..16"},
+		{"replicas absurd", base + "replicas: 1000\n", "replicas", "1..16"},
+		{"env name", base + "env: {\"A=B\": x}\n", "env", "not a variable name"},
+		{"two documents", base + "---\n" + base, "", "more than one"},
+		{"too big", base + "name: " + strings.Repeat("x", MaxSpecSize) + "\n", "", "limit"},
+		{"long name", base + "name: " + strings.Repeat("x", 65) + "\n", "name", "at most"},
+		{"garbage json", `{"payload": "a", "max_price": 1,,}`, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseJobSpec([]byte(c.spec))
+			var se *SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v (%T), want *SpecError", err, err)
+			}
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("%v does not match ErrBadRequest", err)
+			}
+			if se.Field != c.field || !strings.Contains(se.Msg, c.msg) {
+				t.Fatalf("err = field %q msg %q; want field %q containing %q", se.Field, se.Msg, c.field, c.msg)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("message is not one line: %q", err)
+			}
+		})
+	}
+}
+
+// randomSpec draws a valid spec.
+func randomSpec(r *rand.Rand) JobSpec {
+	execs := []string{ExecutorWASM, ExecutorDocker, ExecutorExec}
+	places := []string{PlaceCheapest, PlaceLeastLoaded, PlaceNearest, PlaceBalanced}
+	s := JobSpec{
+		Name:      fmt.Sprintf("job-%d", r.IntN(1000)),
+		Executor:  execs[r.IntN(3)],
+		Resources: Resources{CPU: 1 + r.Uint64N(MaxCPU), Memory: 1 + r.Uint64N(MaxMemoryMiB), Disk: r.Uint64N(MaxDiskMiB), GPUs: r.Uint64N(MaxGPUs + 1)},
+		MaxPrice:  1 + r.Uint64N(1<<40),
+		Timeout:   Duration{time.Duration(1+r.IntN(3600)) * time.Second},
+		Deadline:  Duration{time.Duration(1+r.IntN(3600)) * time.Millisecond},
+		Placement: places[r.IntN(4)],
+		Replicas:  1 + r.IntN(MaxReplicas),
+	}
+	if s.Executor == ExecutorDocker {
+		s.Image = "img:" + fmt.Sprint(r.IntN(9))
+	} else {
+		s.Payload = "p.bin"
+	}
+	for i := r.IntN(4); i > 0; i-- {
+		s.Args = append(s.Args, fmt.Sprintf("arg %d \"q\"", r.IntN(100)))
+	}
+	if r.IntN(2) == 0 {
+		s.Env = map[string]string{"K": "v: x", "EMPTY": ""}
+	}
+	if r.IntN(2) == 0 {
+		s.Constraints = Constraints{Region: "eu-west", Labels: map[string]string{"arch": "x86"}, Executors: []string{s.Executor}}
+	}
+	return s
+}
+
+// A valid spec survives JSON (the wire form) unchanged, and ParseJobSpec of
+// that JSON gives it back: the client and the server agree on every field.
+func TestJobSpecJSONRoundTrip(t *testing.T) {
+	seed := time.Now().UnixNano()
+	r := rand.New(rand.NewPCG(uint64(seed), 1))
+	for i := range 300 {
+		s := randomSpec(r)
+		if err := s.Validate(); err != nil {
+			t.Fatalf("seed %d case %d: random spec invalid: %v", seed, i, err)
+		}
+		data, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseJobSpec(data)
+		if err != nil {
+			t.Fatalf("seed %d case %d: ParseJobSpec(%s): %v", seed, i, data, err)
+		}
+		if !reflect.DeepEqual(got, s) {
+			t.Fatalf("seed %d case %d: round trip\n got  %+v\n want %+v", seed, i, got, s)
+		}
+	}
+}
+
+func TestCheckPayload(t *testing.T) {
+	wasm := append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, 1, 2, 3)
+	cases := []struct {
+		exec    string
+		payload []byte
+		ok      bool
+	}{
+		{ExecutorWASM, wasm, true},
+		{ExecutorWASM, nil, false},
+		{ExecutorWASM, []byte("#!/bin/sh\necho hi\n"), false},
+		{ExecutorWASM, wasm[:7], false},
+		{ExecutorExec, []byte("#!/bin/sh\n"), true},
+		{ExecutorExec, nil, false},
+		{ExecutorDocker, nil, true},
+		{ExecutorDocker, wasm, false},
+		{"jvm", wasm, false},
+	}
+	for _, c := range cases {
+		err := CheckPayload(c.exec, c.payload)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckPayload(%s, %q) = %v, want ok=%v", c.exec, c.payload, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrBadRequest) {
+			t.Errorf("CheckPayload error %v does not match ErrBadRequest", err)
+		}
+	}
+}
+
+// FuzzParseJobSpec: any input gives a valid spec or a *SpecError, never a
+// panic; an accepted spec validates and survives a JSON round trip.
+func FuzzParseJobSpec(f *testing.F) {
+	f.Add([]byte(helloSpec))
+	f.Add([]byte("payload: a\nmax_price: 1\n"))
+	f.Add([]byte(`{"executor":"docker","image":"x","max_price":3,"resources":{"cpu":1,"memory":1}}`))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Add([]byte("max_price: -1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseJobSpec(data)
+		if err != nil {
+			var se *SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("error %v is %T, not *SpecError", err, err)
+			}
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("accepted spec does not validate: %v", err)
+		}
+		j, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseJobSpec(j)
+		if err != nil {
+			t.Fatalf("re-parse of %s: %v", j, err)
+		}
+		if !reflect.DeepEqual(normalize(back), normalize(s)) {
+			t.Fatalf("round trip changed the spec:\n%+v\n%+v", back, s)
+		}
+	})
+}
+
+// normalize makes empty and nil collections equal (JSON omits empty ones).
+func normalize(s JobSpec) JobSpec {
+	if len(s.Args) == 0 {
+		s.Args = nil
+	}
+	if len(s.Env) == 0 {
+		s.Env = nil
+	}
+	if len(s.Constraints.Labels) == 0 {
+		s.Constraints.Labels = nil
+	}
+	if len(s.Constraints.Executors) == 0 {
+		s.Constraints.Executors = nil
+	}
+	return s
+}
+
+func BenchmarkParseJobSpec(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseJobSpec([]byte(helloSpec)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
