@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,9 +122,12 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 // the test fails, so a failure can be replayed by fixing the seed.
 func seededRand(tb testing.TB) *rand.Rand {
 	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("P2P_TEST_SEED"), 10, 64); err == nil {
+		seed = s
+	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
-			tb.Logf("random seed: %d", seed)
+			tb.Logf("random seed: %d (replay with P2P_TEST_SEED=%d)", seed, seed)
 		}
 	})
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -184,3 +189,12 @@ func recvMessage(tb testing.TB, s *Subscription, timeout time.Duration) Message 
 }
 
 var _ = fmt.Sprintf
+
+func mustKey(tb testing.TB) crypto.PrivKey {
+	tb.Helper()
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}

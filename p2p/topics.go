@@ -157,8 +157,12 @@ func (hs *Host) join(name string, v Validator) (*Topic, error) {
 		}
 		return pubsub.ValidationReject
 	}
+	// At most ValidationQueue messages of this topic are validated at once;
+	// with the pipeline queue of the same size in front, a flood is dropped
+	// (and counted as throttled or queue full) instead of piling up.
 	if err := hs.ps.RegisterTopicValidator(id, val,
-		pubsub.WithValidatorTimeout(time.Duration(hs.cfg.ValidationTimeout))); err != nil {
+		pubsub.WithValidatorTimeout(time.Duration(hs.cfg.ValidationTimeout)),
+		pubsub.WithValidatorConcurrency(hs.cfg.ValidationQueue)); err != nil {
 		return nil, fmt.Errorf("join %s: register validator: %w", name, err)
 	}
 	t, err := hs.ps.Join(id)
@@ -280,7 +284,7 @@ func (t *Topic) Subscribe() (*Subscription, error) {
 			if err != nil {
 				return
 			}
-			msg := Message{Topic: t.name, ReceivedFrom: m.ReceivedFrom, Local: m.Local, Data: m.Data, Decoded: m.ValidatorData}
+			msg := Message{Topic: t.name, ReceivedFrom: m.ReceivedFrom, Local: m.ReceivedFrom == t.hs.ID(), Data: m.Data, Decoded: m.ValidatorData}
 			msg.From = m.GetFrom()
 			select {
 			case out <- msg:

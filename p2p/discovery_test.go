@@ -1,0 +1,120 @@
+package p2p
+
+import (
+	"fmt"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Ten hosts that only know one bootstrap peer find each other through the
+// DHT rendezvous and end up fully connected.
+func TestDiscoveryTenHostsFromOneBootstrap(t *testing.T) {
+	const n = 10
+	fast := func(c *Config) { c.DiscoveryInterval = Duration(time.Second) }
+	boot := newTestHost(t, fast)
+	bootAddr := boot.Addrs()[0].String()
+	hosts := []*testHost{boot}
+	for i := 1; i < n; i++ {
+		hosts = append(hosts, newTestHost(t, func(c *Config) {
+			fast(c)
+			c.Bootstrap = []string{bootAddr}
+		}))
+	}
+	eventually(t, 40*time.Second, "every host connected to every other", func() bool {
+		for _, h := range hosts {
+			if len(h.Libp2p().Network().Peers()) < n-1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, h := range hosts {
+		for _, o := range hosts {
+			if h != o && h.Libp2p().Network().Connectedness(o.ID()) != network.Connected {
+				t.Errorf("%s not connected to %s", h.ID(), o.ID())
+			}
+		}
+	}
+}
+
+// A host that loses its bootstrap peer dials it again.
+func TestBootstrapPeerIsRedialled(t *testing.T) {
+	boot := newTestHost(t, nil)
+	h := newTestHost(t, func(c *Config) {
+		c.Bootstrap = []string{boot.Addrs()[0].String()}
+		c.DHT = false
+	})
+	// Both sides must see the connection, or the bootstrap peer could try
+	// to hang up on a connection it has not registered yet.
+	connected := func() bool {
+		return h.Libp2p().Network().Connectedness(boot.ID()) == network.Connected &&
+			boot.Libp2p().Network().Connectedness(h.ID()) == network.Connected
+	}
+	eventually(t, 10*time.Second, "first bootstrap connection", connected)
+	sub, err := h.Libp2p().EventBus().Subscribe(new(eventConnectedness))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for round := 0; round < 3; round++ {
+		// The bootstrap side hangs up, as a restarting node would.
+		if err := boot.Libp2p().Network().ClosePeer(h.ID()); err != nil {
+			t.Fatal(err)
+		}
+		sawDrop := false
+		for !sawDrop {
+			select {
+			case ev := <-sub.Out():
+				e := ev.(eventConnectedness)
+				sawDrop = e.Peer == boot.ID() && e.Connectedness != network.Connected
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: no disconnect event", round)
+			}
+		}
+		eventually(t, 20*time.Second, fmt.Sprintf("reconnect in round %d", round), connected)
+	}
+	if got := metricSum(t, h.reg, "bourse_p2p_discovery_dials_total", map[string]string{"source": "bootstrap", "outcome": "ok"}); got < 4 {
+		t.Errorf("successful bootstrap dials = %v, want at least 4 (first + 3 redials)", got)
+	}
+}
+
+// Peers reports addresses, protocols and, once measured, latency.
+func TestPeersInfo(t *testing.T) {
+	a := newTestHost(t, nil)
+	b := newTestHost(t, nil)
+	if err := b.Handle(ProtoSync, 16, func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) { return req, nil }); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, a.Host, b.Host)
+	if a.Latency(b.ID()) != 0 {
+		t.Fatalf("latency known before any ping")
+	}
+	rtt, err := a.Ping(context.Background(), b.ID())
+	if err != nil || rtt <= 0 {
+		t.Fatalf("ping: %v %v", rtt, err)
+	}
+	var info PeerInfo
+	eventually(t, 10*time.Second, "identify to report b's protocols", func() bool {
+		ps := a.Peers()
+		if len(ps) != 1 {
+			return false
+		}
+		info = ps[0]
+		for _, p := range info.Protocols {
+			if p == b.ProtocolID(ProtoSync) {
+				return true
+			}
+		}
+		return false
+	})
+	if info.ID != b.ID() || len(info.Addrs) == 0 || info.Latency <= 0 {
+		t.Fatalf("peer info %+v", info)
+	}
+	if got := a.Latency(b.ID()); got != info.Latency {
+		t.Errorf("Latency = %v, Peers says %v", got, info.Latency)
+	}
+}
