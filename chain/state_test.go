@@ -149,7 +149,7 @@ func TestValidatorSetChangesTwoHeightsLater(t *testing.T) {
 		}
 		return false
 	}
-	if in(h+1) {
+	if in(h + 1) {
 		t.Fatalf("bond at %d already in the set of %d", h, h+1)
 	}
 	if !in(h + 2) {

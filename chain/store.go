@@ -1,0 +1,426 @@
+package chain
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	dssync "github.com/ipfs/go-datastore/sync"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+)
+
+// Store keys. State records are stored under /state/<hex key> so that a
+// block's state changes are plain puts and deletes in its batch.
+var (
+	keyFormat  = ds.NewKey("/meta/format")
+	keyHeight  = ds.NewKey("/meta/height")
+	keyHash    = ds.NewKey("/meta/hash")
+	keyRoot    = ds.NewKey("/meta/root")
+	keyGenesis = ds.NewKey("/meta/genesis")
+	keySigner  = ds.NewKey("/meta/signer")
+)
+
+const (
+	storeFormat = "bourse-chain-store/1"
+	prefixState = "/state/"
+)
+
+func blockKey(h uint64) ds.Key  { return ds.NewKey(fmt.Sprintf("/blocks/%016x", h)) }
+func commitKey(h uint64) ds.Key { return ds.NewKey(fmt.Sprintf("/commits/%016x", h)) }
+func txKey(h [32]byte) ds.Key   { return ds.NewKey("/txs/" + hex.EncodeToString(h[:])) }
+func stateKey(k []byte) ds.Key  { return ds.NewKey(prefixState + hex.EncodeToString(k)) }
+
+// Store errors.
+var (
+	// ErrNotFound: no such block, commit or transaction.
+	ErrNotFound = errors.New("not found")
+	// ErrCorruptStore: the store is damaged (a record missing or not
+	// decoding, a root that does not match its records). The node stops;
+	// it never resets silently.
+	ErrCorruptStore = errors.New("corrupt chain store")
+	// ErrNotInitialized: the store has no genesis yet.
+	ErrNotInitialized = errors.New("chain store not initialized")
+)
+
+// TxLocation is where a committed transaction is.
+type TxLocation struct {
+	Height uint64
+	Index  uint32
+}
+
+// Store persists blocks, commit certificates, the state and the consensus
+// signer state on a go-datastore. Every block is written with its state
+// changes in one atomic batch, so after a crash the store holds either the
+// previous block or the new one, never a part. Safe for concurrent use;
+// writes are serialised.
+type Store struct {
+	mu     sync.Mutex // serialises writes
+	d      ds.Batching
+	closer func() error
+	height uint64
+	hash   [32]byte
+	inited bool
+}
+
+// Open opens (or creates, if dir does not exist or is empty) the Pebble
+// store in dir. An existing directory that does not open as a Pebble
+// database, or opens without the store's format marker, is an error that
+// says so: never a silent reset.
+func Open(dir string) (*Store, error) {
+	fresh := true
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		fresh = false
+	} else if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("open chain store %s: %w", dir, err)
+	}
+	if fresh {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open chain store %s: %w", dir, err)
+		}
+	}
+	opts := &pebble.Options{ErrorIfNotExists: !fresh}
+	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(opts), pebbleds.WithPebbleWriteOptions(pebble.Sync))
+	if err != nil {
+		return nil, fmt.Errorf("open chain store %s: %w: %v (restore the directory from a backup, or move it away to resync from genesis)", dir, ErrCorruptStore, err)
+	}
+	s, err := newStore(d, d.Close, fresh)
+	if err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("open chain store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// NewMemStore is a store on an in-memory map datastore, for tests.
+func NewMemStore() *Store {
+	s, err := newStore(dssync.MutexWrap(ds.NewMapDatastore()), func() error { return nil }, true)
+	if err != nil {
+		panic(err) // an empty map cannot fail
+	}
+	return s
+}
+
+// NewStoreOn wraps any batching datastore (fresh or previously written by
+// a Store).
+func NewStoreOn(d ds.Batching) (*Store, error) {
+	return newStore(d, func() error { return nil }, false)
+}
+
+func newStore(d ds.Batching, closer func() error, fresh bool) (*Store, error) {
+	s := &Store{d: d, closer: closer}
+	ctx := context.Background()
+	f, err := d.Get(ctx, keyFormat)
+	switch {
+	case errors.Is(err, ds.ErrNotFound):
+		if !fresh {
+			if hasAny(ctx, d) {
+				return nil, fmt.Errorf("%w: data present but no format marker: not a Bourse chain store", ErrCorruptStore)
+			}
+		}
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("read format: %w", err)
+	case string(f) != storeFormat:
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrCorruptStore, f, storeFormat)
+	}
+	s.inited = true
+	hb, err := d.Get(ctx, keyHeight)
+	if err != nil || len(hb) != 8 {
+		return nil, fmt.Errorf("%w: height record: %v", ErrCorruptStore, err)
+	}
+	s.height = binary.BigEndian.Uint64(hb)
+	hash, err := d.Get(ctx, keyHash)
+	if err != nil || len(hash) != 32 {
+		return nil, fmt.Errorf("%w: last block hash record: %v", ErrCorruptStore, err)
+	}
+	copy(s.hash[:], hash)
+	if s.height > 0 {
+		b, err := s.Block(ctx, s.height)
+		if err != nil {
+			return nil, fmt.Errorf("%w: last block %d: %v", ErrCorruptStore, s.height, err)
+		}
+		if b.Hash() != s.hash {
+			return nil, fmt.Errorf("%w: block %d hash differs from the recorded last hash", ErrCorruptStore, s.height)
+		}
+	}
+	return s, nil
+}
+
+func hasAny(ctx context.Context, d ds.Datastore) bool {
+	res, err := d.Query(ctx, query.Query{KeysOnly: true, Limit: 1})
+	if err != nil {
+		return true
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		_ = r
+		return true
+	}
+	return false
+}
+
+// Close closes the underlying database.
+func (s *Store) Close() error { return s.closer() }
+
+// Initialized reports whether InitGenesis has run.
+func (s *Store) Initialized() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inited
+}
+
+// Height is the height of the last stored block (0: only genesis).
+func (s *Store) Height() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.height
+}
+
+// LastHash is the hash of the last stored block (zero at genesis).
+func (s *Store) LastHash() [32]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hash
+}
+
+// InitGenesis writes the genesis document and its state at height 0 in one
+// batch. It fails if the store is already initialized.
+func (s *Store) InitGenesis(ctx context.Context, genesisJSON []byte, st *State) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inited {
+		return errors.New("init genesis: store already initialized")
+	}
+	if st.Height() != 0 {
+		return fmt.Errorf("init genesis: state is at height %d", st.Height())
+	}
+	b, err := s.d.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("init genesis: %w", err)
+	}
+	err = st.Each(func(k string, v []byte) error { return b.Put(ctx, stateKey([]byte(k)), v) })
+	if err != nil {
+		return fmt.Errorf("init genesis: %w", err)
+	}
+	root := st.Root()
+	puts := []struct {
+		k ds.Key
+		v []byte
+	}{{keyGenesis, genesisJSON}, {keyHeight, be64(0)}, {keyHash, make([]byte, 32)}, {keyRoot, root[:]}, {keyFormat, []byte(storeFormat)}}
+	for _, p := range puts {
+		if err := b.Put(ctx, p.k, p.v); err != nil {
+			return fmt.Errorf("init genesis: %w", err)
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("init genesis: commit: %w", err)
+	}
+	s.inited = true
+	return nil
+}
+
+// Genesis returns the genesis document the store was initialized with.
+func (s *Store) Genesis(ctx context.Context) ([]byte, error) {
+	g, err := s.d.Get(ctx, keyGenesis)
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, ErrNotInitialized
+	}
+	return g, err
+}
+
+func be64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// SaveBlock stores block b, its commit certificate and the state changes of
+// its execution result, with the new height, in one atomic batch. b must
+// extend the stored chain (height+1, PrevHash = last hash) and res must be
+// b's result (same height, same state root).
+func (s *Store) SaveBlock(ctx context.Context, b *Block, commit []byte, res *Result) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := b.Header.Height
+	switch {
+	case !s.inited:
+		return fmt.Errorf("save block %d: %w", h, ErrNotInitialized)
+	case h != s.height+1:
+		return fmt.Errorf("save block %d: store is at height %d", h, s.height)
+	case b.Header.PrevHash != s.hash:
+		return fmt.Errorf("save block %d: prev hash %x is not the stored block's %x", h, b.Header.PrevHash[:8], s.hash[:8])
+	case res.Height != h || res.StateRoot != b.Header.StateRoot:
+		return fmt.Errorf("save block %d: result is for height %d root %x", h, res.Height, res.StateRoot[:8])
+	}
+	raw, err := b.Encode()
+	if err != nil {
+		return fmt.Errorf("save block %d: %w", h, err)
+	}
+	bt, err := s.d.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("save block %d: %w", h, err)
+	}
+	put := func(k ds.Key, v []byte) {
+		if err == nil {
+			err = bt.Put(ctx, k, v)
+		}
+	}
+	for _, c := range res.Changes {
+		if err != nil {
+			break
+		}
+		if c.Value == nil {
+			err = bt.Delete(ctx, stateKey(c.Key))
+		} else {
+			put(stateKey(c.Key), c.Value)
+		}
+	}
+	for i, t := range b.Txs {
+		var loc [12]byte
+		binary.BigEndian.PutUint64(loc[:8], h)
+		binary.BigEndian.PutUint32(loc[8:], uint32(i))
+		put(txKey(TxHash(t)), loc[:])
+	}
+	hash := b.Hash()
+	put(blockKey(h), raw)
+	put(commitKey(h), commit)
+	put(keyHash, hash[:])
+	put(keyRoot, res.StateRoot[:])
+	put(keyHeight, be64(h)) // last: but the batch is atomic anyway
+	if err != nil {
+		return fmt.Errorf("save block %d: %w", h, err)
+	}
+	if err := bt.Commit(ctx); err != nil {
+		return fmt.Errorf("save block %d: commit batch: %w", h, err)
+	}
+	s.height, s.hash = h, hash
+	return nil
+}
+
+// Block returns the block at height h.
+func (s *Store) Block(ctx context.Context, h uint64) (*Block, error) {
+	raw, err := s.d.Get(ctx, blockKey(h))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("block %d: %w", h, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", h, err)
+	}
+	b, err := DecodeBlock(raw)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w: %v", h, ErrCorruptStore, err)
+	}
+	return b, nil
+}
+
+// RawBlock returns the stored encoding of the block at height h (for sync).
+func (s *Store) RawBlock(ctx context.Context, h uint64) ([]byte, error) {
+	raw, err := s.d.Get(ctx, blockKey(h))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("block %d: %w", h, ErrNotFound)
+	}
+	return raw, err
+}
+
+// Commit returns the commit certificate stored with block h.
+func (s *Store) Commit(ctx context.Context, h uint64) ([]byte, error) {
+	c, err := s.d.Get(ctx, commitKey(h))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("commit %d: %w", h, ErrNotFound)
+	}
+	return c, err
+}
+
+// TxByHash returns where a committed transaction is, and its bytes.
+func (s *Store) TxByHash(ctx context.Context, hash [32]byte) (TxLocation, []byte, error) {
+	loc, err := s.d.Get(ctx, txKey(hash))
+	if errors.Is(err, ds.ErrNotFound) {
+		return TxLocation{}, nil, fmt.Errorf("tx %x: %w", hash, ErrNotFound)
+	}
+	if err != nil {
+		return TxLocation{}, nil, fmt.Errorf("tx %x: %w", hash, err)
+	}
+	if len(loc) != 12 {
+		return TxLocation{}, nil, fmt.Errorf("tx %x: %w: location record", hash, ErrCorruptStore)
+	}
+	l := TxLocation{Height: binary.BigEndian.Uint64(loc[:8]), Index: binary.BigEndian.Uint32(loc[8:])}
+	b, err := s.Block(ctx, l.Height)
+	if err != nil {
+		return l, nil, fmt.Errorf("tx %x: %w", hash, err)
+	}
+	if int(l.Index) >= len(b.Txs) {
+		return l, nil, fmt.Errorf("tx %x: %w: index %d beyond block %d", hash, ErrCorruptStore, l.Index, l.Height)
+	}
+	return l, b.Txs[l.Index], nil
+}
+
+// LoadState rebuilds the state at the stored height from its records and
+// checks it: the recomputed root must equal the recorded root and the
+// state's own height must equal the store's. Any mismatch is
+// ErrCorruptStore.
+func (s *Store) LoadState(ctx context.Context) (*State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.inited {
+		return nil, ErrNotInitialized
+	}
+	res, err := s.d.Query(ctx, query.Query{Prefix: prefixState})
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	defer res.Close()
+	records := map[string][]byte{}
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, fmt.Errorf("load state: %w", r.Error)
+		}
+		k, err := hex.DecodeString(strings.TrimPrefix(r.Key, prefixState))
+		if err != nil {
+			return nil, fmt.Errorf("load state: %w: key %q", ErrCorruptStore, r.Key)
+		}
+		records[string(k)] = r.Value
+	}
+	st, err := StateFromRecords(records)
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w: %v", ErrCorruptStore, err)
+	}
+	root, err := s.d.Get(ctx, keyRoot)
+	if err != nil || len(root) != 32 {
+		return nil, fmt.Errorf("load state: %w: root record: %v", ErrCorruptStore, err)
+	}
+	if got := st.Root(); string(got[:]) != string(root) {
+		return nil, fmt.Errorf("load state: %w: records hash to %x, recorded root %x", ErrCorruptStore, got[:8], root[:8])
+	}
+	if st.Height() != s.height {
+		return nil, fmt.Errorf("load state: %w: state height %d, store height %d", ErrCorruptStore, st.Height(), s.height)
+	}
+	return st, nil
+}
+
+// SaveSignerState durably stores the consensus signer state (the last
+// height/round/step signed), which must be written before a vote leaves
+// the node.
+func (s *Store) SaveSignerState(ctx context.Context, b []byte) error {
+	if err := s.d.Put(ctx, keySigner, b); err != nil {
+		return fmt.Errorf("save signer state: %w", err)
+	}
+	return nil
+}
+
+// LoadSignerState returns the signer state, or ErrNotFound before the
+// first save.
+func (s *Store) LoadSignerState(ctx context.Context) ([]byte, error) {
+	b, err := s.d.Get(ctx, keySigner)
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("signer state: %w", ErrNotFound)
+	}
+	return b, err
+}

@@ -1,0 +1,351 @@
+package chain
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pebbleds "github.com/ipfs/go-ds-pebble"
+)
+
+func genesisJSON(t testing.TB, g *Genesis) []byte {
+	b, err := json.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// runChain commits blocks with transfers to s, starting from n's state.
+func runChain(t testing.TB, n *testNet, s *Store, blocks int, r *rand.Rand) {
+	t.Helper()
+	ctx := context.Background()
+	for i := 0; i < blocks; i++ {
+		var txs [][]byte
+		for j := 0; j < r.IntN(5); j++ {
+			from := r.IntN(len(n.keys))
+			txs = append(txs, n.tx(from, 1, func(tx *Tx) {
+				tx.Transfer = &Transfer{To: n.keys[r.IntN(len(n.keys))].Address(), Amount: 1 + r.Uint64N(1000)}
+			}))
+		}
+		b, res := n.block(txs...)
+		if err := s.SaveBlock(ctx, b, []byte(fmt.Sprintf("commit-%d", b.Header.Height)), res); err != nil {
+			t.Fatalf("save block %d: %v", b.Header.Height, err)
+		}
+	}
+}
+
+// storeContract is the behaviour every backend must have.
+func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store) {
+	ctx := context.Background()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 3))
+	n := newTestNet(t, 6, 4)
+	s := open()
+	if s.Initialized() {
+		t.Fatal("fresh store says initialized")
+	}
+	if _, err := s.LoadState(ctx); !errors.Is(err, ErrNotInitialized) {
+		t.Fatalf("LoadState before genesis: %v", err)
+	}
+	if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err == nil {
+		t.Fatal("second InitGenesis accepted")
+	}
+	runChain(t, n, s, 12, r)
+
+	// SaveBlock refuses what does not extend the chain.
+	last := n.blocks[len(n.blocks)-1]
+	b, res := n.block()
+	bad := *b
+	bad.Header.PrevHash[0] ^= 1
+	tests := []struct {
+		name string
+		b    *Block
+		res  *Result
+		want string
+	}{
+		{"same height again", last, res, "store is at height"},
+		{"wrong prev hash", &bad, res, "prev hash"},
+		{"result of another block", b, &Result{Height: b.Header.Height}, "result is for"},
+	}
+	for _, tc := range tests {
+		if err := s.SaveBlock(ctx, tc.b, nil, tc.res); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if err := s.SaveBlock(ctx, b, []byte("c"), res); err != nil {
+		t.Fatal(err)
+	}
+
+	s = reopen(s)
+	if s.Height() != n.st.Height() || s.LastHash() != b.Hash() {
+		t.Fatalf("reopened at height %d hash %x, want %d %x", s.Height(), s.LastHash(), n.st.Height(), b.Hash())
+	}
+	st, err := s.LoadState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Root() != n.st.Root() {
+		t.Fatalf("loaded root %x, want %x", st.Root(), n.st.Root())
+	}
+	for _, want := range n.blocks {
+		got, err := s.Block(ctx, want.Header.Height)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Hash() != want.Hash() {
+			t.Fatalf("block %d differs", want.Header.Height)
+		}
+		for i, tx := range want.Txs {
+			loc, raw, err := s.TxByHash(ctx, TxHash(tx))
+			if err != nil || loc.Height != want.Header.Height || loc.Index != uint32(i) || string(raw) != string(tx) {
+				t.Fatalf("tx lookup: %+v %v", loc, err)
+			}
+		}
+	}
+	if _, err := s.Block(ctx, s.Height()+1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("block beyond height: %v", err)
+	}
+	if c, err := s.Commit(ctx, 3); err != nil || string(c) != "commit-3" {
+		t.Fatalf("commit 3: %q %v", c, err)
+	}
+	if _, err := s.LoadSignerState(ctx); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("signer state before save: %v", err)
+	}
+	if err := s.SaveSignerState(ctx, []byte("hrs")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.LoadSignerState(ctx); err != nil || string(b) != "hrs" {
+		t.Fatalf("signer state %q %v", b, err)
+	}
+	// The chain goes on from the loaded state.
+	n.st = st
+	runChain(t, n, s, 3, r)
+	_ = s.Close()
+}
+
+func TestStoreMemory(t *testing.T) {
+	storeContract(t, NewMemStore, func(s *Store) *Store {
+		s2, err := NewStoreOn(s.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s2
+	})
+}
+
+func TestStorePebble(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "chain")
+	open := func() *Store {
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	storeContract(t, open, func(s *Store) *Store {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return open()
+	})
+}
+
+// TestStoreDamageIsAnError: a damaged store never opens as a fresh one.
+func TestStoreDamageIsAnError(t *testing.T) {
+	ctx := context.Background()
+	build := func(t *testing.T) string {
+		dir := filepath.Join(t.TempDir(), "chain")
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := newTestNet(t, 4, 4)
+		if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err != nil {
+			t.Fatal(err)
+		}
+		runChain(t, n, s, 3, rand.New(rand.NewPCG(1, 1)))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	raw := func(t *testing.T, dir string, fn func(d *pebbleds.Datastore)) {
+		d, err := pebbleds.NewDatastore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(d)
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		atOpen bool // the error comes from Open rather than LoadState
+	}{
+		{"state record rewritten", func(t *testing.T, dir string) {
+			raw(t, dir, func(d *pebbleds.Datastore) {
+				k := stateKey([]byte(keyGlobals))
+				v, err := d.Get(ctx, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v[len(v)-1] ^= 1
+				_ = d.Put(ctx, k, v)
+			})
+		}, false},
+		{"state record deleted", func(t *testing.T, dir string) {
+			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, stateKey([]byte(keyStakes))) })
+		}, false},
+		{"last block missing", func(t *testing.T, dir string) {
+			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, blockKey(3)) })
+		}, true},
+		{"format marker missing", func(t *testing.T, dir string) {
+			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, keyFormat) })
+		}, true},
+		{"database files removed", func(t *testing.T, dir string) {
+			ms, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+			if len(ms) == 0 {
+				t.Fatal("no manifest to remove")
+			}
+			for _, m := range ms {
+				_ = os.Remove(m)
+			}
+		}, true},
+		{"not a database", func(t *testing.T, dir string) {
+			_ = os.RemoveAll(dir)
+			_ = os.MkdirAll(dir, 0o700)
+			_ = os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello"), 0o600)
+		}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := build(t)
+			tc.damage(t, dir)
+			s, err := Open(dir)
+			if tc.atOpen {
+				if err == nil {
+					_ = s.Close()
+					t.Fatal("damaged store opened")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer s.Close()
+			if _, err := s.LoadState(ctx); !errors.Is(err, ErrCorruptStore) {
+				t.Fatalf("LoadState on a damaged store: %v", err)
+			}
+		})
+	}
+}
+
+// TestCrashConsistency kills (SIGKILL) a process that commits blocks as
+// fast as it can, at a random point, several times; after each kill the
+// store must open at a whole block with a state whose root matches that
+// block's header, and the chain must go on from there.
+func TestCrashConsistency(t *testing.T) {
+	if os.Getenv("BOURSE_CRASH_DIR") != "" {
+		t.Skip("helper process")
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 5))
+	dir := filepath.Join(t.TempDir(), "chain")
+	ctx := context.Background()
+	for round := 0; round < 3; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
+		cmd.Env = append(os.Environ(), "BOURSE_CRASH_DIR="+dir, fmt.Sprintf("BOURSE_CRASH_SEED=%d", r.Uint64()))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		want := 3 + r.IntN(20)
+		seen := 0
+		for seen < want && sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "saved ") {
+				seen++
+			}
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if seen < want {
+			t.Fatalf("seed %d: helper stopped after %d blocks", seed, seen)
+		}
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatalf("seed %d round %d: reopen after kill: %v", seed, round, err)
+		}
+		st, err := s.LoadState(ctx)
+		if err != nil {
+			t.Fatalf("seed %d round %d: load state after kill: %v", seed, round, err)
+		}
+		last, err := s.Block(ctx, s.Height())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last.Header.StateRoot != st.Root() {
+			t.Fatalf("seed %d: state root %x, block %d says %x", seed, st.Root(), s.Height(), last.Header.StateRoot)
+		}
+		if _, err := s.Block(ctx, s.Height()+1); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("seed %d: block beyond the recorded height: %v", seed, err)
+		}
+		if err := CheckInvariants(st); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		t.Logf("round %d: killed after %d saves, store at height %d", round, seen, s.Height())
+		_ = s.Close()
+	}
+}
+
+// TestCrashHelper is the victim process of TestCrashConsistency.
+func TestCrashHelper(t *testing.T) {
+	dir := os.Getenv("BOURSE_CRASH_DIR")
+	if dir == "" {
+		t.Skip("run by TestCrashConsistency")
+	}
+	var seed uint64
+	fmt.Sscan(os.Getenv("BOURSE_CRASH_SEED"), &seed)
+	ctx := context.Background()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNet(t, 6, 4)
+	if !s.Initialized() {
+		if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if n.st, err = s.LoadState(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n.time, n.prevHash = n.st.Globals().Time, s.LastHash()
+	}
+	r := rand.New(rand.NewPCG(seed, 9))
+	for {
+		runChain(t, n, s, 1, r)
+		fmt.Printf("saved %d\n", s.Height())
+	}
+}
+
