@@ -248,8 +248,6 @@ func (r *Runtime) Start(ctx context.Context, job *Job) error {
 // finish owns a started job until its result is stored.
 func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJob) {
 	defer r.wg.Done()
-	defer r.cap.Release(job.ID)
-	defer os.RemoveAll(jobDir)
 
 	// The executor guarantees the run ends (timeout), so this Wait ends.
 	exit, err := exec.Wait(context.Background(), job.ID)
@@ -281,6 +279,12 @@ func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJo
 			res.State, res.Reason, res.Hash, res.Size = StateFailed, fmt.Sprintf("store result: %v", err), [32]byte{}, 0
 		}
 	}
+	// Clean up before publishing the result, so a Wait that returned sees
+	// the capacity free and the work dir gone.
+	if err := os.RemoveAll(jobDir); err != nil {
+		r.log.Warn("remove job dir", "job", job.ID.Short(), "err", err)
+	}
+	r.cap.Release(job.ID)
 	r.log.Info("job finished", "job", job.ID.Short(), "state", res.State, "exit_code", res.ExitCode,
 		"reason", res.Reason, "wall_ms", res.Usage.WallMillis, "result", fmt.Sprintf("%x", res.Hash[:8]))
 

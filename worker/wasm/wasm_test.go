@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	buildDir, cacheDir = d, d+"/cache"
+	buildDir, cacheDir = d, workertest.CacheDir()
 	code := m.Run()
 	os.RemoveAll(d)
 	os.Exit(code)

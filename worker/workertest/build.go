@@ -44,3 +44,15 @@ func Build(dir, pkg, goos, goarch string) (string, error) {
 	built[key] = out
 	return out, nil
 }
+
+// CacheDir returns a wazero compilation cache directory shared by test
+// runs (under the user's cache directory), so only the first run of the
+// test suites pays for compiling the test programs cold. The cache is keyed
+// by module hash and wazero version, so sharing it is safe.
+func CacheDir() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "bourse-test", "wazero")
+}

@@ -3,6 +3,7 @@ package workertest
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -48,9 +49,7 @@ func NewID() worker.JobID {
 	idCounter.Lock()
 	defer idCounter.Unlock()
 	idCounter.n++
-	var id worker.JobID
-	copy(id[:], fmt.Sprintf("test-%d-%d", os.Getpid(), idCounter.n))
-	return id
+	return worker.JobID(sha256.Sum256(fmt.Appendf(nil, "test-%d-%d", os.Getpid(), idCounter.n)))
 }
 
 func (h Harness) job(t *testing.T, timeout time.Duration, args ...string) *worker.Job {
