@@ -348,4 +348,3 @@ func TestCrashHelper(t *testing.T) {
 		fmt.Printf("saved %d\n", s.Height())
 	}
 }
-

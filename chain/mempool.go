@@ -1,0 +1,407 @@
+package chain
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// Mempool errors. Every refusal wraps one of these (or ErrInvalidTx) with
+// the reason, for the API and for gossip validation (ErrTxKnown → Ignore,
+// ErrInvalidTx → Reject).
+var (
+	ErrTxKnown     = errors.New("transaction already in the mempool")
+	ErrMempoolFull = errors.New("mempool full")
+	ErrNonceGap    = errors.New("nonce gap")
+)
+
+// MempoolConfig bounds the mempool. Zero fields take the defaults.
+type MempoolConfig struct {
+	MaxTxs       int // transactions held; default 20,000
+	MaxBytes     int // encoded bytes held; default 64 MiB
+	MaxPerSender int // queued per sender; default 1,000
+	SigCacheSize int // verified-signature hashes remembered; default 100,000
+}
+
+func (c MempoolConfig) withDefaults() MempoolConfig {
+	if c.MaxTxs <= 0 {
+		c.MaxTxs = 20000
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 64 << 20
+	}
+	if c.MaxPerSender <= 0 {
+		c.MaxPerSender = 1000
+	}
+	if c.SigCacheSize <= 0 {
+		c.SigCacheSize = 100000
+	}
+	return c
+}
+
+type mtx struct {
+	tx    *Tx
+	raw   []byte
+	hash  [32]byte
+	seq   uint64 // arrival order, breaks fee ties
+	spend uint64 // fee plus what the body moves out of the balance
+}
+
+type senderQueue struct {
+	addr wallet.Address
+	txs  []*mtx // consecutive nonces from the account's next nonce
+}
+
+// Mempool holds signature-checked transactions waiting for a block: per
+// sender in nonce order with no gaps, bounded by count and bytes, reaped by
+// fee. Safe for concurrent use.
+type Mempool struct {
+	cfg   MempoolConfig
+	cache *SigCache
+
+	mu      sync.Mutex
+	st      *State
+	byHash  map[[32]byte]*mtx
+	senders map[wallet.Address]*senderQueue
+	bytes   int
+	seq     uint64
+}
+
+// NewMempool returns a mempool checking against st (the latest committed
+// state; Update replaces it).
+func NewMempool(cfg MempoolConfig, st *State) *Mempool {
+	cfg = cfg.withDefaults()
+	return &Mempool{cfg: cfg, cache: NewSigCache(cfg.SigCacheSize), st: st,
+		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{}}
+}
+
+// SigCache is the cache of verified transaction hashes, to hand to Execute
+// and BuildBlock so they do not verify again.
+func (m *Mempool) SigCache() *SigCache { return m.cache }
+
+// Size is the number of transactions and their encoded bytes.
+func (m *Mempool) Size() (txs, bytes int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byHash), m.bytes
+}
+
+// Has reports whether the transaction is pending.
+func (m *Mempool) Has(hash [32]byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.byHash[hash]
+	return ok
+}
+
+// Add checks one encoded transaction and queues it; it returns its hash.
+func (m *Mempool) Add(raw []byte) ([32]byte, error) {
+	hs, errs := m.AddBatch([][]byte{raw})
+	return hs[0], errs[0]
+}
+
+// AddBatch checks and queues several transactions (a gossip batch),
+// verifying their signatures in one batch. errs[i] is nil for accepted ones.
+func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
+	hashes, errs = make([][32]byte, len(raws)), make([]error, len(raws))
+	txs := make([]*Tx, 0, len(raws))
+	idx := make([]int, 0, len(raws))
+	var vh [][32]byte
+	for i, raw := range raws {
+		hashes[i] = TxHash(raw)
+		if m.Has(hashes[i]) {
+			errs[i] = fmt.Errorf("add tx %x: %w", hashes[i][:8], ErrTxKnown)
+			continue
+		}
+		tx, err := DecodeTx(raw)
+		if err != nil {
+			errs[i] = fmt.Errorf("add tx %x: %w: %v", hashes[i][:8], ErrInvalidTx, err)
+			continue
+		}
+		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
+	}
+	// Verify in a batch; on failure find the culprits one by one.
+	if _, err := VerifyTxs(txs, vh, m.cache); err != nil {
+		for j, tx := range txs {
+			if !m.cache.Has(vh[j]) {
+				if err := VerifyTx(tx); err != nil {
+					errs[idx[j]] = fmt.Errorf("add tx %x: %w: %v", vh[j][:8], ErrInvalidTx, err)
+					continue
+				}
+				m.cache.Add(vh[j])
+			}
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for j, tx := range txs {
+		i := idx[j]
+		if errs[i] != nil {
+			continue
+		}
+		if err := m.insertLocked(tx, raws[i], vh[j]); err != nil {
+			errs[i] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
+		}
+	}
+	return hashes, errs
+}
+
+func spendOf(tx *Tx) uint64 {
+	s := tx.Fee
+	var body uint64
+	switch tx.Kind() {
+	case KindTransfer:
+		body = tx.Transfer.Amount
+	case KindBond:
+		body = tx.Bond.Amount
+	case KindProviderRegister:
+		body = tx.ProviderRegister.Collateral
+	}
+	if t, err := add(s, body); err == nil {
+		return t
+	}
+	return ^uint64(0)
+}
+
+func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
+	if _, ok := m.byHash[hash]; ok {
+		return ErrTxKnown
+	}
+	if m.st == nil {
+		return errors.New("mempool has no state yet")
+	}
+	sender := tx.SenderAddress()
+	acc, err := m.st.Account(sender)
+	if err != nil {
+		return err
+	}
+	q := m.senders[sender]
+	if q == nil {
+		q = &senderQueue{addr: sender}
+	}
+	expected := acc.Nonce + uint64(len(q.txs))
+	switch {
+	case tx.Nonce < acc.Nonce:
+		return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrInvalidTx, tx.Nonce, acc.Nonce)
+	case tx.Nonce < expected:
+		return fmt.Errorf("%w: nonce %d already pending", ErrTxKnown, tx.Nonce)
+	case tx.Nonce > expected:
+		return fmt.Errorf("%w: nonce %d, next expected %d", ErrNonceGap, tx.Nonce, expected)
+	case len(q.txs) >= m.cfg.MaxPerSender:
+		return fmt.Errorf("%w: %d transactions pending from %s", ErrMempoolFull, len(q.txs), sender)
+	}
+	e := &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx)}
+	if len(q.txs) == 0 {
+		if err := checkTxState(m.st, tx, true); err != nil {
+			return err
+		}
+	} else {
+		if err := checkTxState(m.st, tx, false); err != nil {
+			return err
+		}
+		var total uint64 = e.spend
+		for _, p := range q.txs {
+			if total, err = add(total, p.spend); err != nil {
+				break
+			}
+		}
+		if err != nil || total > acc.Balance {
+			return fmt.Errorf("%w: balance %d cannot cover the pending transactions of %s", ErrInvalidTx, acc.Balance, sender)
+		}
+	}
+	for len(m.byHash) >= m.cfg.MaxTxs || m.bytes+len(raw) > m.cfg.MaxBytes {
+		if !m.evictCheaperLocked(tx.Fee, sender) {
+			return fmt.Errorf("%w: %d transactions, %d bytes", ErrMempoolFull, len(m.byHash), m.bytes)
+		}
+	}
+	m.seq++
+	e.seq = m.seq
+	q.txs = append(q.txs, e)
+	m.senders[sender] = q
+	m.byHash[hash] = e
+	m.bytes += len(raw)
+	return nil
+}
+
+// evictCheaperLocked drops the last queued transaction with the lowest fee
+// (below fee, from another sender); it reports whether it found one.
+func (m *Mempool) evictCheaperLocked(fee uint64, not wallet.Address) bool {
+	var victim *senderQueue
+	for _, q := range m.senders {
+		if q.addr == not || len(q.txs) == 0 {
+			continue
+		}
+		last := q.txs[len(q.txs)-1]
+		if last.tx.Fee < fee && (victim == nil || last.tx.Fee < victim.txs[len(victim.txs)-1].tx.Fee) {
+			victim = q
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	m.dropFromLocked(victim, len(victim.txs)-1)
+	return true
+}
+
+// dropFromLocked removes q.txs[i:] (later nonces cannot stay without i).
+func (m *Mempool) dropFromLocked(q *senderQueue, i int) {
+	for _, e := range q.txs[i:] {
+		delete(m.byHash, e.hash)
+		m.bytes -= len(e.raw)
+	}
+	q.txs = q.txs[:i]
+	if len(q.txs) == 0 {
+		delete(m.senders, q.addr)
+	}
+}
+
+type reapHeap []*senderQueue
+
+func (h reapHeap) Len() int { return len(h) }
+func (h reapHeap) Less(i, j int) bool {
+	a, b := h[i].txs[0], h[j].txs[0]
+	if a.tx.Fee != b.tx.Fee {
+		return a.tx.Fee > b.tx.Fee
+	}
+	return a.seq < b.seq
+}
+func (h reapHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *reapHeap) Push(x any)   { *h = append(*h, x.(*senderQueue)) }
+func (h *reapHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Reap returns up to maxTxs transactions totalling at most maxBytes,
+// highest fee first, each sender's in nonce order. It does not remove
+// them; Update does once they commit.
+func (m *Mempool) Reap(maxBytes, maxTxs int) [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := make(reapHeap, 0, len(m.senders))
+	for _, q := range m.senders {
+		h = append(h, &senderQueue{addr: q.addr, txs: q.txs})
+	}
+	heap.Init(&h)
+	var out [][]byte
+	size := 0
+	for h.Len() > 0 && len(out) < maxTxs {
+		q := h[0]
+		e := q.txs[0]
+		if size+len(e.raw) > maxBytes {
+			heap.Pop(&h) // this sender's later nonces cannot go first
+			continue
+		}
+		out = append(out, e.raw)
+		size += len(e.raw)
+		q.txs = q.txs[1:]
+		if len(q.txs) == 0 {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+	}
+	return out
+}
+
+// Update is called after each committed block with the hashes of its
+// transactions and the new state: it removes the committed transactions
+// and evicts those that became invalid (used nonces, a head that no longer
+// passes CheckTx, queues the balance no longer covers).
+func (m *Mempool) Update(height uint64, committed [][32]byte, st *State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st = st
+	for _, h := range committed {
+		if e, ok := m.byHash[h]; ok {
+			delete(m.byHash, h)
+			m.bytes -= len(e.raw)
+			e.raw = nil // marks it removed for the queue sweep below
+		}
+	}
+	for _, q := range m.senders {
+		kept := q.txs[:0]
+		for _, e := range q.txs {
+			if e.raw != nil {
+				kept = append(kept, e)
+			}
+		}
+		q.txs = kept
+		acc, err := st.Account(q.addr)
+		if err != nil {
+			m.dropFromLocked(q, 0)
+			continue
+		}
+		i := 0
+		for i < len(q.txs) && q.txs[i].tx.Nonce < acc.Nonce {
+			i++
+		}
+		// Drop used nonces from the front.
+		for _, e := range q.txs[:i] {
+			delete(m.byHash, e.hash)
+			m.bytes -= len(e.raw)
+		}
+		q.txs = q.txs[i:]
+		if len(q.txs) == 0 {
+			delete(m.senders, q.addr)
+			continue
+		}
+		if q.txs[0].tx.Nonce != acc.Nonce || checkTxState(st, q.txs[0].tx, true) != nil {
+			m.dropFromLocked(q, 0)
+			continue
+		}
+		var total uint64
+		for j, e := range q.txs {
+			var err error
+			if total, err = add(total, e.spend); err != nil || total > acc.Balance {
+				m.dropFromLocked(q, j)
+				break
+			}
+		}
+	}
+}
+
+// MaxTxBatch bounds the transactions of one gossip message on the txs topic.
+const MaxTxBatch = 1024
+
+var batchDecoder = func() *codec.Decoder {
+	d, err := codec.NewDecoder(codec.Limits{MaxSize: 4 << 20, MaxNesting: 4, MaxArrayElements: MaxTxBatch, MaxMapPairs: 16})
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
+
+// EncodeTxBatch is the payload of one message on the txs topic: several
+// encoded transactions, so gossip carries batches rather than one message
+// per transaction.
+func EncodeTxBatch(txs [][]byte) ([]byte, error) {
+	if len(txs) == 0 || len(txs) > MaxTxBatch {
+		return nil, fmt.Errorf("encode tx batch: %d transactions, want 1..%d", len(txs), MaxTxBatch)
+	}
+	return codec.Marshal(txs)
+}
+
+// DecodeTxBatch decodes a txs-topic message; each element still goes
+// through Mempool.AddBatch (DecodeTx, signatures, state).
+func DecodeTxBatch(data []byte) ([][]byte, error) {
+	var txs [][]byte
+	if err := batchDecoder.UnmarshalCanonical(data, &txs); err != nil {
+		return nil, fmt.Errorf("decode tx batch: %w", err)
+	}
+	if len(txs) == 0 {
+		return nil, errors.New("decode tx batch: empty")
+	}
+	for i, t := range txs {
+		if len(t) == 0 || len(t) > MaxTxBytes {
+			return nil, fmt.Errorf("decode tx batch: tx %d is %d bytes", i, len(t))
+		}
+	}
+	return txs, nil
+}

@@ -1,0 +1,230 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/bourse-net/bourse/wallet"
+)
+
+func transfer(n *testNet, from, to int, amount, fee uint64) []byte {
+	return n.tx(from, fee, func(tx *Tx) { tx.Transfer = &Transfer{To: n.keys[to].Address(), Amount: amount} })
+}
+
+func TestMempoolRefusesWithReason(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	n.block(transfer(n, 0, 1, 10, 1))
+	mp := NewMempool(MempoolConfig{MaxPerSender: 3}, n.st)
+	raw := func(k wallet.PrivateKey, nonce, fee uint64, mut func(*Tx)) []byte {
+		tx := &Tx{ChainID: testChainID, Sender: k.Public(), Nonce: nonce, Fee: fee, Transfer: &Transfer{To: n.keys[5].Address(), Amount: 1}}
+		if mut != nil {
+			mut(tx)
+		}
+		if err := tx.Sign(k); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := tx.Encode()
+		return b
+	}
+	good := raw(n.keys[1], 0, 2, nil)
+	if _, err := mp.Add(good); err != nil {
+		t.Fatal(err)
+	}
+	badSig := raw(n.keys[2], 0, 1, nil)
+	badSig[len(badSig)-1] ^= 1
+	poor, _ := wallet.KeyFromSeed(make([]byte, 32))
+	tests := []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"duplicate", good, ErrTxKnown},
+		{"bad signature", badSig, ErrInvalidTx},
+		{"wrong chain", raw(n.keys[2], 0, 1, func(tx *Tx) { tx.ChainID = "other" }), ErrInvalidTx},
+		{"replayed nonce", raw(n.keys[0], 0, 1, nil), ErrInvalidTx},
+		{"nonce gap", raw(n.keys[2], 5, 1, nil), ErrNonceGap},
+		{"same nonce pending", raw(n.keys[1], 0, 9, nil), ErrTxKnown},
+		{"fee below minimum", raw(n.keys[2], 0, 0, nil), ErrInvalidTx},
+		{"cannot pay the fee", raw(poor, 0, 1, nil), ErrInvalidTx},
+		{"match from outside", raw(n.keys[2], 0, 1, func(tx *Tx) { tx.Transfer = nil; tx.Match = &MatchTx{Price: 1} }), ErrInvalidTx},
+		{"body would fail", raw(n.keys[2], 0, 1, func(tx *Tx) { tx.Transfer.Amount = 1 << 40 }), ErrInvalidTx},
+		{"garbage", []byte{0xa1, 0x01}, ErrInvalidTx},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := mp.Add(tc.raw)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	for i := uint64(1); i < 3; i++ {
+		if _, err := mp.Add(raw(n.keys[1], i, 1, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := mp.Add(raw(n.keys[1], 3, 1, nil)); !errors.Is(err, ErrMempoolFull) {
+		t.Fatalf("fourth tx of a sender limited to 3: %v", err)
+	}
+	if c, _ := mp.Size(); c != 3 {
+		t.Fatalf("size %d, want 3", c)
+	}
+}
+
+// TestMempoolReapOrder: highest fee first across senders, nonce order
+// within each sender, limits respected.
+func TestMempoolReapOrder(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	mp := NewMempool(MempoolConfig{}, n.st)
+	fees := map[int][]uint64{0: {1, 9, 9}, 1: {5, 5}, 2: {7}}
+	want := map[[32]byte]struct {
+		sender int
+		nonce  int
+	}{}
+	for s, fs := range fees {
+		for i, f := range fs {
+			raw := transfer(n, s, 5, 1, f)
+			if _, err := mp.Add(raw); err != nil {
+				t.Fatal(err)
+			}
+			want[TxHash(raw)] = struct{ sender, nonce int }{s, i}
+		}
+	}
+	got := mp.Reap(1<<20, 100)
+	var order []string
+	for _, raw := range got {
+		w := want[TxHash(raw)]
+		order = append(order, fmt.Sprintf("%d/%d", w.sender, w.nonce))
+	}
+	// 2/0 (7) beats 1/0 (5) beats 0/0 (1); 0's later 9s wait behind its 1.
+	if fmt.Sprint(order) != "[2/0 1/0 1/1 0/0 0/1 0/2]" {
+		t.Fatalf("reap order %v", order)
+	}
+	if got := mp.Reap(1<<20, 2); len(got) != 2 {
+		t.Fatalf("maxTxs 2 gave %d", len(got))
+	}
+	if got := mp.Reap(len(got[0])*2, 100); len(got) != 2 {
+		t.Fatalf("maxBytes for two gave %d", len(got))
+	}
+}
+
+// TestMempoolUpdateEvicts: committed transactions leave, and so do those a
+// block made invalid.
+func TestMempoolUpdateEvicts(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	mp := NewMempool(MempoolConfig{}, n.st)
+	a := transfer(n, 0, 5, 10, 1)
+	b := transfer(n, 0, 5, 10, 1)
+	for _, raw := range [][]byte{a, b} {
+		if _, err := mp.Add(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Account 1 queues a transfer; then, outside this mempool, spends
+	// everything with the same nonce.
+	c := transfer(n, 1, 5, 10, 1)
+	if _, err := mp.Add(c); err != nil {
+		t.Fatal(err)
+	}
+	n.pending = map[wallet.Address]uint64{}
+	drain := transfer(n, 1, 5, n.balance(1)-1, 1)
+	_, res := n.block(a, drain)
+	mp.Update(res.Height, res.TxHashes, n.st)
+	if mp.Has(TxHash(a)) || !mp.Has(TxHash(b)) || mp.Has(TxHash(c)) {
+		t.Fatalf("after update: a %v (want gone), b %v (want kept), c %v (want evicted)", mp.Has(TxHash(a)), mp.Has(TxHash(b)), mp.Has(TxHash(c)))
+	}
+	if cnt, size := mp.Size(); cnt != 1 || size != len(b) {
+		t.Fatalf("size %d/%d", cnt, size)
+	}
+}
+
+// TestMempoolReapAlwaysBuilds: whatever random traffic the mempool took,
+// what it reaps builds a block without dropping anything, and after the
+// block commits the mempool is consistent with the state.
+func TestMempoolReapAlwaysBuilds(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 11))
+	n := newTestNet(t, 8, 4)
+	mp := NewMempool(MempoolConfig{MaxTxs: 40}, n.st)
+	for blk := 0; blk < 15; blk++ {
+		for i := 0; i < 30; i++ {
+			from := r.IntN(8)
+			raw := transfer(n, from, r.IntN(8), 1+r.Uint64N(200_000), 1+r.Uint64N(5))
+			if _, err := mp.Add(raw); err != nil {
+				n.pending = map[wallet.Address]uint64{} // re-derive nonces from the mempool's view
+				for _, k := range n.keys {
+					acc, _ := n.st.Account(k.Address())
+					n.pending[k.Address()] = acc.Nonce + uint64(len(mp.senders[k.Address()].txsOrNil()))
+				}
+			}
+		}
+		reaped := mp.Reap(1<<20, 25)
+		b, res := n.block(reaped...)
+		if len(b.Txs) != len(reaped) {
+			t.Fatalf("seed %d: block kept %d of %d reaped transactions", seed, len(b.Txs), len(reaped))
+		}
+		mp.Update(res.Height, res.TxHashes, n.st)
+		for _, h := range res.TxHashes {
+			if mp.Has(h) {
+				t.Fatalf("seed %d: committed tx still pending", seed)
+			}
+		}
+		n.pending = map[wallet.Address]uint64{}
+		for _, k := range n.keys {
+			acc, _ := n.st.Account(k.Address())
+			n.pending[k.Address()] = acc.Nonce + uint64(len(mp.senders[k.Address()].txsOrNil()))
+		}
+	}
+}
+
+func (q *senderQueue) txsOrNil() []*mtx {
+	if q == nil {
+		return nil
+	}
+	return q.txs
+}
+
+// TestMempoolConcurrent hammers Add, Reap and Update from several
+// goroutines (run with -race); reaped batches never hold a duplicate.
+func TestMempoolConcurrent(t *testing.T) {
+	n := newTestNet(t, 8, 4)
+	var raws [][]byte
+	for i := 0; i < 8; i++ {
+		for j := 0; j < 20; j++ {
+			raws = append(raws, transfer(n, i, (i+1)%8, 1, 1))
+		}
+	}
+	mp := NewMempool(MempoolConfig{}, n.st)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(raws); i += 4 {
+				_, _ = mp.Add(raws[i])
+				seen := map[[32]byte]bool{}
+				for _, r := range mp.Reap(1<<20, 50) {
+					if seen[TxHash(r)] {
+						t.Error("duplicate in reap")
+					}
+					seen[TxHash(r)] = true
+				}
+			}
+		}(w)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 20; i++ {
+			mp.Update(0, nil, n.st)
+		}
+	}()
+	wg.Wait()
+	if c, _ := mp.Size(); c == 0 || c > len(raws) {
+		t.Fatalf("size %d", c)
+	}
+}
