@@ -121,8 +121,8 @@ func walletCommand(env Env) *ucli.Command {
 					})
 				},
 			},
-			pending("balance", "show an account's balance", "[ADDR]"),
-			pending("send", "send funds to an address", "TO AMOUNT"),
+			balanceCommand(),
+			sendCommand(),
 		},
 	}
 }

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/bourse-net/bourse/node/api"
+	ucli "github.com/urfave/cli/v2"
+)
+
+func isNotFound(err error) bool { return errors.Is(err, api.ErrNotFound) }
+
+func rangeFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.Uint64Flag{Name: "from", Usage: "first height (default: genesis)"},
+		&ucli.Uint64Flag{Name: "to", Usage: "last height (default: the tip)"},
+	}
+}
+
+func marketCommand(Env) *ucli.Command {
+	return &ucli.Command{Name: "market", Usage: "inspect the market", Subcommands: []*ucli.Command{
+		{Name: "offers", Usage: "list capacity offers", Action: withClient(marketOffers)},
+		{Name: "bids", Usage: "list open bids", Action: withClient(marketBids)},
+		{Name: "matches", Usage: "list matches", Action: withClient(marketMatches),
+			Flags: append(rangeFlags(), &ucli.IntFlag{Name: "limit", Usage: "at most this many"})},
+		{Name: "stats", Usage: "per-provider load, earnings and fairness", Action: withClient(marketStats), Flags: rangeFlags()},
+	}}
+}
+
+func marketOffers(c *ucli.Context, cl *api.Client) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	offers, err := cl.Offers(c.Context)
+	if err != nil {
+		return err
+	}
+	if offers == nil {
+		offers = []api.Offer{}
+	}
+	return output(c, offers, func(w io.Writer) error {
+		if len(offers) == 0 {
+			fmt.Fprintln(w, "no live offers")
+			hint(w, "providers gossip offers every few seconds; check 'bourse chain status' for peers")
+			return nil
+		}
+		rows := make([][]string, len(offers))
+		for i, o := range offers {
+			rows[i] = []string{short(o.ID), o.Provider, fmt.Sprintf("%dm/%dMiB", o.Free.CPU, o.Free.Memory),
+				fmt.Sprintf("%.0f%%", 100*o.Load), fmt.Sprintf("%d/%d/%d", o.Prices.PerCPUSecond, o.Prices.PerGiBSecond, o.Prices.PerJob),
+				orDash(o.Region), strings.Join(o.Executors, ",")}
+		}
+		return printTable(w, []string{"OFFER", "PROVIDER", "FREE", "LOAD", "PRICE cpu-s/GiB-s/job", "REGION", "EXECUTORS"}, rows)
+	})
+}
+
+func marketBids(c *ucli.Context, cl *api.Client) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	bids, err := cl.Bids(c.Context)
+	if err != nil {
+		return err
+	}
+	if bids == nil {
+		bids = []api.Bid{}
+	}
+	return output(c, bids, func(w io.Writer) error {
+		rows := make([][]string, len(bids))
+		for i, b := range bids {
+			rows[i] = []string{short(b.ID), b.Client, b.Executor, fmt.Sprintf("%dm/%dMiB", b.Resources.CPU, b.Resources.Memory),
+				u64(b.MaxPrice), b.Placement, when(b.Deadline)}
+		}
+		return printTable(w, []string{"BID", "CLIENT", "EXECUTOR", "NEEDS", "MAX PRICE", "PLACEMENT", "DEADLINE"}, rows)
+	})
+}
+
+func heightRange(c *ucli.Context) (api.MatchFilter, error) {
+	f := api.MatchFilter{FromHeight: c.Uint64("from"), ToHeight: c.Uint64("to")}
+	if f.ToHeight != 0 && f.FromHeight > f.ToHeight {
+		return f, usagef("--from %d is above --to %d", f.FromHeight, f.ToHeight)
+	}
+	return f, nil
+}
+
+func marketMatches(c *ucli.Context, cl *api.Client) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	f, err := heightRange(c)
+	if err != nil {
+		return err
+	}
+	if f.Limit = c.Int("limit"); f.Limit < 0 {
+		return usagef("--limit %d: must not be negative", f.Limit)
+	}
+	ms, err := cl.Matches(c.Context, f)
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		ms = []api.Match{}
+	}
+	return output(c, ms, func(w io.Writer) error {
+		rows := make([][]string, len(ms))
+		for i, m := range ms {
+			rows[i] = []string{short(m.ID), u64(m.Height), m.Client, m.Provider, u64(m.Price), m.State}
+		}
+		return printTable(w, []string{"MATCH", "HEIGHT", "CLIENT", "PROVIDER", "PRICE", "STATE"}, rows)
+	})
+}
+
+func marketStats(c *ucli.Context, cl *api.Client) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	f, err := heightRange(c)
+	if err != nil {
+		return err
+	}
+	st, err := cl.MarketStats(c.Context, f.FromHeight, f.ToHeight)
+	if err != nil {
+		return err
+	}
+	return output(c, st, func(w io.Writer) error {
+		fmt.Fprintf(w, "heights %d..%d: %d matches, volume %d, average price %d, fairness %.3f\n\n",
+			st.FromHeight, st.ToHeight, st.Matches, st.Volume, st.AvgPrice, st.Fairness)
+		rows := make([][]string, len(st.Providers))
+		for i, p := range st.Providers {
+			rows[i] = []string{p.Address, u64(p.Matches), fmt.Sprintf("%.0f%%", 100*p.Share), u64(p.Completed), u64(p.Failed),
+				u64(p.TimedOut), u64(p.Earned), u64(p.Slashed), fmt.Sprintf("%.0f%%", 100*p.Utilization)}
+		}
+		return printTable(w, []string{"PROVIDER", "MATCHES", "SHARE", "DONE", "FAILED", "TIMED OUT", "EARNED", "SLASHED", "UTIL"}, rows)
+	})
+}
