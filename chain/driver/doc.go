@@ -1,0 +1,29 @@
+// Package driver runs the chain: it feeds the pure consensus core
+// (chain/consensus) with gossip messages and timer events, persists the
+// signer state before any vote it protects is broadcast, builds and
+// validates blocks with the pure state transition (chain), commits decided
+// blocks to the store in one batch, and keeps a node that fell behind in
+// step with its peers.
+//
+// One goroutine, the loop, owns the consensus state and the chain state's
+// writes; everything else talks to it through channels. A second goroutine,
+// the syncer, does the network I/O of catching up (block sync and fetching
+// the current height's proposal and votes, which GossipSub's seen-cache would
+// otherwise never deliver again) and hands what it fetched to the loop.
+//
+// The network is the Transport interface, so the same driver runs over
+// libp2p in a node and over an in-memory network in tests.
+//
+// Block time is BFT time: block 1 has genesis time + 1 ms; block h > 1 has
+// the stake-weighted median of the precommit timestamps in its LastCommit
+// (the certificate of block h-1), or the previous block's time + 1 ms if that
+// is later. Every validator recomputes and checks it.
+//
+// Proposer rotation: the consensus validator set carries CometBFT-style
+// priorities, advanced once per height. They reset whenever the validator
+// set changes, so a node that restarts or syncs rebuilds them from the
+// stored headers: fresh priorities at the first height of the current set,
+// advanced once per height since.
+//
+// May import: chain, chain/consensus, wallet, codec.
+package driver

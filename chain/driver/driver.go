@@ -1,0 +1,794 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// Topic and protocol names the driver uses on its Transport.
+const (
+	TopicConsensus = "consensus"
+	ProtoSync      = "sync/1"
+)
+
+// Transport is the network as the driver needs it. Peers are opaque strings
+// (libp2p peer ids in a node).
+type Transport interface {
+	// Broadcast gossips data on a topic to every other node.
+	Broadcast(ctx context.Context, topic string, data []byte) error
+	// Peers lists the peers that may answer requests.
+	Peers() []string
+	// Request sends req to peer on protocol proto and returns its answer,
+	// at most maxResp bytes.
+	Request(ctx context.Context, peer, proto string, req []byte, maxResp int) ([]byte, error)
+}
+
+// Mempool is what the driver needs of the transaction pool.
+type Mempool interface {
+	// Reap returns candidate transactions for a block, best first.
+	Reap(maxBytes, maxTxs int) [][]byte
+	// Update removes committed transactions and rechecks the rest against
+	// the state after the block.
+	Update(st *chain.State, res *chain.Result)
+}
+
+// ProposerTxs lets the node add its own transactions (the market matcher's
+// Match transactions) at the front of a block it proposes.
+type ProposerTxs func(st *chain.State, height uint64, blockTime int64) [][]byte
+
+// Committed is delivered to subscribers after a block is stored and applied.
+type Committed struct {
+	Block  *chain.Block
+	Result *chain.Result
+	Commit *consensus.CommitCertificate
+}
+
+// Config are the driver's inputs. Zero durations and sizes take defaults.
+type Config struct {
+	// GenesisJSON is the genesis document; the store is initialised from it
+	// on first start and must match it afterwards.
+	GenesisJSON []byte
+	// Key signs votes and proposals. The zero key runs an observer that
+	// follows the chain without voting.
+	Key wallet.PrivateKey
+	// Consensus timeouts; zero: taken from the genesis.
+	Consensus *consensus.Config
+	// MaxBlockBytes and MaxBlockTxs bound a proposed block. Defaults 900 KiB
+	// (one gossip message) and 10,000.
+	MaxBlockBytes int
+	MaxBlockTxs   int
+	// CatchupInterval is how often the syncer checks whether the node is
+	// behind or stuck. Default 300ms.
+	CatchupInterval time.Duration
+	// ProposerTxs, when set, is asked for transactions to propose first.
+	ProposerTxs ProposerTxs
+	// OnEvidence receives equivocations the core detects, to be submitted
+	// as Evidence transactions.
+	OnEvidence func(consensus.DuplicateVoteEvidence)
+	// Now is the clock; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// ErrHalted is returned once the driver stopped on an unrecoverable fault
+// (a committed block that does not execute, a store that cannot be written).
+var ErrHalted = errors.New("chain halted")
+
+// Driver runs consensus for one node. Create it with New, run it with
+// Start, stop it with Close.
+type Driver struct {
+	cfg      Config
+	chainID  string
+	genesis  *chain.Genesis
+	store    *chain.Store
+	st       *chain.State
+	mp       Mempool
+	tr       Transport
+	log      *slog.Logger
+	sigCache *chain.SigCache
+
+	in    chan event // to the loop
+	calls chan func()
+
+	// Owned by the loop.
+	cs         *consensus.State
+	vs         *consensus.ValidatorSet // current height's set
+	prevVS     *consensus.ValidatorSet // previous height's set (LastCommit)
+	lastCommit []byte                  // encoded certificate of the last block
+	pending    map[consensus.BlockID]*candidate
+	timers     map[consensus.Timeout]*time.Timer
+
+	height   atomic.Uint64 // height being decided (last committed + 1)
+	curVS    atomic.Pointer[consensus.ValidatorSet]
+	ahead    atomic.Bool  // a peer gossiped a higher height
+	progress atomic.Int64 // unix ms of the last commit
+
+	subMu sync.Mutex
+	subs  map[int]chan Committed
+	subN  int
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errMu   sync.Mutex
+	err     error
+	dropped atomic.Uint64
+}
+
+// candidate is a block the loop built or validated, kept until its height
+// is decided so the decision does not execute it twice.
+type candidate struct {
+	block *chain.Block
+	res   *chain.Result
+	valid bool
+}
+
+type event struct {
+	msg     *consensus.Message
+	timeout *consensus.Timeout
+	synced  *syncedBlock
+}
+
+type syncedBlock struct {
+	block  *chain.Block
+	raw    []byte
+	commit *consensus.CommitCertificate
+}
+
+// New opens the chain on store: it initialises the store from the genesis
+// on first use, loads the state and the signer state, and rebuilds the
+// validator set priorities. It starts nothing.
+func New(cfg Config, store *chain.Store, mp Mempool, tr Transport) (*Driver, error) {
+	g, err := chain.ParseGenesis(cfg.GenesisJSON)
+	if err != nil {
+		return nil, fmt.Errorf("driver: %w", err)
+	}
+	if cfg.MaxBlockBytes == 0 {
+		cfg.MaxBlockBytes = 900 << 10
+	}
+	if cfg.MaxBlockTxs == 0 {
+		cfg.MaxBlockTxs = 10000
+	}
+	if cfg.CatchupInterval == 0 {
+		cfg.CatchupInterval = 300 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ccfg := consensusConfig(g.Timeouts)
+	if cfg.Consensus != nil {
+		ccfg = *cfg.Consensus
+	}
+	if err := ccfg.Validate(); err != nil {
+		return nil, fmt.Errorf("driver: consensus config: %w", err)
+	}
+	ctx := context.Background()
+	if !store.Initialized() {
+		st0, err := g.State()
+		if err != nil {
+			return nil, fmt.Errorf("driver: genesis state: %w", err)
+		}
+		if err := store.InitGenesis(ctx, cfg.GenesisJSON, st0); err != nil {
+			return nil, fmt.Errorf("driver: %w", err)
+		}
+	} else {
+		stored, err := store.Genesis(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("driver: stored genesis: %w", err)
+		}
+		sg, err := chain.ParseGenesis(stored)
+		if err != nil {
+			return nil, fmt.Errorf("driver: stored genesis: %w", err)
+		}
+		if sg.ChainID != g.ChainID || sg.GenesisTime != g.GenesisTime {
+			return nil, fmt.Errorf("driver: the store holds chain %q, the genesis file is for %q: use the right home or genesis", sg.ChainID, g.ChainID)
+		}
+	}
+	st, err := store.LoadState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("driver: load state: %w", err)
+	}
+	if st.Height() != store.Height() {
+		return nil, fmt.Errorf("driver: %w: state at height %d, blocks up to %d", chain.ErrCorruptState, st.Height(), store.Height())
+	}
+	d := &Driver{
+		cfg: cfg, chainID: g.ChainID, genesis: g, store: store, st: st, mp: mp, tr: tr,
+		log:      cfg.Logger.With("component", "driver"),
+		sigCache: chain.NewSigCache(1 << 16),
+		in:       make(chan event, 1024),
+		calls:    make(chan func()),
+		pending:  map[consensus.BlockID]*candidate{},
+		timers:   map[consensus.Timeout]*time.Timer{},
+		subs:     map[int]chan Committed{},
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	h := store.Height()
+	if d.vs, err = d.rebuildSet(h + 1); err != nil {
+		return nil, err
+	}
+	if h > 0 {
+		if d.prevVS, err = d.rebuildSet(h); err != nil {
+			return nil, err
+		}
+		if d.lastCommit, err = store.Commit(ctx, h); err != nil {
+			return nil, fmt.Errorf("driver: last commit: %w", err)
+		}
+	}
+	var restored *consensus.SignerState
+	if raw, err := store.LoadSignerState(ctx); err == nil && len(raw) > 0 {
+		if restored, err = consensus.DecodeSignerState(raw); err != nil {
+			return nil, fmt.Errorf("driver: signer state: %w", err)
+		}
+	} else if err != nil && !errors.Is(err, chain.ErrNotFound) {
+		return nil, fmt.Errorf("driver: signer state: %w", err)
+	}
+	d.cs, err = consensus.New(ccfg, d.chainID, cfg.Key, h+1, d.vs, restored)
+	if err != nil {
+		return nil, fmt.Errorf("driver: consensus: %w", err)
+	}
+	d.height.Store(h + 1)
+	d.curVS.Store(d.vs)
+	return d, nil
+}
+
+// SigCache is shared with the mempool so a transaction's signature is
+// verified once per node.
+func (d *Driver) SigCache() *chain.SigCache { return d.sigCache }
+
+func consensusConfig(t chain.Timeouts) consensus.Config {
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+	return consensus.Config{
+		TimeoutPropose: ms(t.ProposeMs), TimeoutProposeDelta: ms(t.ProposeDeltaMs),
+		TimeoutPrevote: ms(t.PrevoteMs), TimeoutPrevoteDelta: ms(t.PrevoteDeltaMs),
+		TimeoutPrecommit: ms(t.PrecommitMs), TimeoutPrecommitDelta: ms(t.PrecommitDeltaMs),
+		TimeoutCommit: ms(t.CommitMs),
+	}
+}
+
+// rebuildSet reconstructs the consensus validator set of height h with its
+// proposer priorities: fresh at the first height of the current set, then
+// advanced once per height (see the package doc).
+func (d *Driver) rebuildSet(h uint64) (*consensus.ValidatorSet, error) {
+	vals, err := d.st.ValidatorsAt(h)
+	if err != nil {
+		return nil, fmt.Errorf("driver: validators at %d: %w", h, err)
+	}
+	want := chain.ValidatorsHash(vals)
+	start := h
+	for start > 1 {
+		b, err := d.store.Block(context.Background(), start-1)
+		if err != nil {
+			return nil, fmt.Errorf("driver: rebuild proposer priorities: block %d: %w", start-1, err)
+		}
+		if b.Header.ValidatorsHash != want {
+			break
+		}
+		start--
+	}
+	vs, err := consensus.NewValidatorSet(toConsensus(vals))
+	if err != nil {
+		return nil, fmt.Errorf("driver: validator set at %d: %w", h, err)
+	}
+	for i := start; i < h; i++ {
+		vs = vs.Next()
+	}
+	return vs, nil
+}
+
+func toConsensus(vals []chain.Validator) []consensus.Validator {
+	out := make([]consensus.Validator, len(vals))
+	for i, v := range vals {
+		out[i] = consensus.Validator{Address: v.Address, PubKey: v.PubKey, Power: v.Power}
+	}
+	return out
+}
+
+// Start runs the loop and the syncer until Close or until ctx ends.
+func (d *Driver) Start(ctx context.Context) {
+	d.progress.Store(d.cfg.Now().UnixMilli())
+	d.wg.Add(3)
+	go d.loop()
+	go d.syncer()
+	go func() {
+		defer d.wg.Done()
+		select {
+		case <-ctx.Done():
+			d.cancel()
+		case <-d.ctx.Done():
+		}
+	}()
+}
+
+// Close stops the driver and waits for its goroutines. It returns the
+// fault that halted the chain, if any.
+func (d *Driver) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	d.subMu.Lock()
+	for id, ch := range d.subs {
+		close(ch)
+		delete(d.subs, id)
+	}
+	d.subMu.Unlock()
+	return d.Err()
+}
+
+// Err is the fault that halted the driver, or nil.
+func (d *Driver) Err() error {
+	d.errMu.Lock()
+	defer d.errMu.Unlock()
+	return d.err
+}
+
+// Height is the height being decided: the last committed height + 1.
+func (d *Driver) Height() uint64 { return d.height.Load() }
+
+// State is the committed chain state. Reads are safe concurrently.
+func (d *Driver) State() *chain.State { return d.st }
+
+// Store is the block store.
+func (d *Driver) Store() *chain.Store { return d.store }
+
+// ChainID is the chain's id.
+func (d *Driver) ChainID() string { return d.chainID }
+
+// Genesis is the parsed genesis.
+func (d *Driver) Genesis() *chain.Genesis { return d.genesis }
+
+// Validators is the current height's validator set.
+func (d *Driver) Validators() *consensus.ValidatorSet { return d.curVS.Load() }
+
+// Dropped counts gossip messages dropped because the loop was busy.
+func (d *Driver) Dropped() uint64 { return d.dropped.Load() }
+
+// Subscribe delivers every committed block from now on. A subscriber that
+// does not keep up misses blocks (the channel holds buf); cancel ends it.
+func (d *Driver) Subscribe(buf int) (<-chan Committed, func()) {
+	d.subMu.Lock()
+	defer d.subMu.Unlock()
+	ch := make(chan Committed, buf)
+	id := d.subN
+	d.subN++
+	d.subs[id] = ch
+	return ch, func() {
+		d.subMu.Lock()
+		defer d.subMu.Unlock()
+		if c, ok := d.subs[id]; ok {
+			close(c)
+			delete(d.subs, id)
+		}
+	}
+}
+
+func (d *Driver) publish(c Committed) {
+	d.subMu.Lock()
+	defer d.subMu.Unlock()
+	for _, ch := range d.subs {
+		select {
+		case ch <- c:
+		default:
+		}
+	}
+}
+
+// HandleGossip delivers a consensus message that the topic validator
+// (ValidateGossip) accepted. It never blocks: when the loop is busy the
+// message is dropped and counted, and catch-up fetches it again.
+func (d *Driver) HandleGossip(m consensus.Message) {
+	select {
+	case d.in <- event{msg: &m}:
+	default:
+		d.dropped.Add(1)
+	}
+}
+
+// Verdict is the outcome of ValidateGossip.
+type Verdict int
+
+// Verdicts map to the p2p validator results.
+const (
+	Accept Verdict = iota
+	Ignore         // stale or for a height this node is not at
+	Reject         // malformed or badly signed: penalise the sender
+)
+
+// ValidateGossip decodes and checks a consensus gossip message: well
+// formed, for the current height, signed by a member of the current set.
+// Safe for concurrent use.
+func (d *Driver) ValidateGossip(data []byte) (consensus.Message, Verdict, error) {
+	m, err := consensus.DecodeMessage(data)
+	if err != nil {
+		return m, Reject, err
+	}
+	if err := m.ValidateBasic(); err != nil {
+		return m, Reject, err
+	}
+	var h uint64
+	switch {
+	case m.Proposal != nil:
+		h = m.Proposal.Height
+	case m.Vote != nil:
+		h = m.Vote.Height
+	}
+	cur := d.height.Load()
+	if h != cur {
+		if h > cur {
+			d.ahead.Store(true)
+		}
+		return m, Ignore, nil
+	}
+	vs := d.curVS.Load()
+	if m.Proposal != nil {
+		err = m.Proposal.Verify(d.chainID, vs)
+	} else {
+		err = m.Vote.Verify(d.chainID, vs)
+	}
+	if err != nil {
+		if d.height.Load() != cur { // the height moved on while we checked
+			return m, Ignore, nil
+		}
+		return m, Reject, err
+	}
+	return m, Accept, nil
+}
+
+func (d *Driver) halt(err error) {
+	d.errMu.Lock()
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %v", ErrHalted, err)
+	}
+	d.errMu.Unlock()
+	d.log.Error("CHAIN HALTED: this node stopped following the chain", "err", err)
+	d.cancel()
+}
+
+func (d *Driver) now() int64 { return d.cfg.Now().UnixMilli() }
+
+// loop owns the consensus state.
+func (d *Driver) loop() {
+	defer d.wg.Done()
+	defer func() {
+		for _, t := range d.timers {
+			t.Stop()
+		}
+	}()
+	if err := d.run(d.cs.Start(d.now())); err != nil {
+		d.halt(err)
+		return
+	}
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case f := <-d.calls:
+			f()
+		case ev := <-d.in:
+			var err error
+			switch {
+			case ev.msg != nil && ev.msg.Proposal != nil:
+				err = d.step(consensus.ReceiveProposal{Proposal: ev.msg.Proposal})
+			case ev.msg != nil && ev.msg.Vote != nil:
+				err = d.step(consensus.ReceiveVote{Vote: ev.msg.Vote})
+			case ev.timeout != nil:
+				delete(d.timers, *ev.timeout)
+				err = d.step(*ev.timeout)
+			case ev.synced != nil:
+				err = d.onSynced(ev.synced)
+			}
+			if err != nil {
+				d.halt(err)
+				return
+			}
+		}
+	}
+}
+
+func (d *Driver) step(e consensus.Event) error {
+	return d.run(d.cs.Step(consensus.Input{Now: d.now(), Event: e}))
+}
+
+// run carries out the core's outputs in order; answers from the
+// application are fed back immediately.
+func (d *Driver) run(outs []consensus.Output) error {
+	for len(outs) > 0 {
+		o := outs[0]
+		outs = outs[1:]
+		var more []consensus.Output
+		switch o := o.(type) {
+		case consensus.Persist:
+			raw, err := consensus.EncodeSignerState(&o.State)
+			if err != nil {
+				return fmt.Errorf("encode signer state: %w", err)
+			}
+			if err := d.store.SaveSignerState(d.ctx, raw); err != nil {
+				return fmt.Errorf("persist signer state: %w", err)
+			}
+		case consensus.Broadcast:
+			raw, err := consensus.EncodeMessage(o.Message)
+			if err != nil {
+				return fmt.Errorf("encode consensus message: %w", err)
+			}
+			if err := d.tr.Broadcast(d.ctx, TopicConsensus, raw); err != nil && d.ctx.Err() == nil {
+				d.log.Warn("broadcast", "err", err)
+			}
+		case consensus.ScheduleTimeout:
+			d.schedule(o)
+		case consensus.RequestValue:
+			ready, err := d.propose(o.Height, o.Round)
+			if err != nil {
+				d.log.Warn("build block", "height", o.Height, "err", err)
+				continue // the round times out and moves on
+			}
+			more = d.cs.Step(consensus.Input{Now: d.now(), Event: ready})
+		case consensus.ValidateValue:
+			valid := d.validate(o.Height, o.BlockID, o.Value)
+			more = d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.ValueValidity{
+				Height: o.Height, BlockID: o.BlockID, Value: o.Value, Valid: valid}})
+		case consensus.Decide:
+			next, err := d.commit(o)
+			if err != nil {
+				return err
+			}
+			more = next
+		case consensus.Evidence:
+			if d.cfg.OnEvidence != nil {
+				d.cfg.OnEvidence(o.Evidence)
+			}
+		case consensus.Rejected:
+			d.log.Debug("consensus input rejected", "err", o.Err)
+		}
+		outs = append(more, outs...)
+	}
+	return nil
+}
+
+func (d *Driver) schedule(o consensus.ScheduleTimeout) {
+	key := consensus.Timeout{Height: o.Height, Round: o.Round, Step: o.Step}
+	if t, ok := d.timers[key]; ok {
+		t.Stop()
+	}
+	ctx := d.ctx
+	d.timers[key] = time.AfterFunc(o.Duration, func() {
+		select {
+		case d.in <- event{timeout: &key}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// blockTime is the BFT time of a block at height h with the given
+// LastCommit (see the package doc).
+func (d *Driver) blockTime(h uint64, lastCommit []byte) (int64, error) {
+	prev := d.st.Globals().Time
+	if h == 1 {
+		return d.genesis.GenesisTime + 1, nil
+	}
+	c, err := consensus.DecodeCommit(lastCommit)
+	if err != nil {
+		return 0, fmt.Errorf("last commit: %w", err)
+	}
+	t := c.Time(d.prevVS)
+	if t <= prev {
+		t = prev + 1
+	}
+	return t, nil
+}
+
+func (d *Driver) propose(h uint64, r int32) (consensus.ValueReady, error) {
+	t, err := d.blockTime(h, d.lastCommit)
+	if err != nil {
+		return consensus.ValueReady{}, err
+	}
+	var cands [][]byte
+	if d.cfg.ProposerTxs != nil {
+		cands = append(cands, d.cfg.ProposerTxs(d.st, h, t)...)
+	}
+	cands = append(cands, d.mp.Reap(d.cfg.MaxBlockBytes, d.cfg.MaxBlockTxs)...)
+	b, res, err := chain.BuildBlock(d.st, chain.BlockTemplate{
+		Height: h, Time: t, PrevHash: d.store.LastHash(), Proposer: d.cfg.Key.Address(), LastCommit: d.lastCommit,
+	}, cands, chain.ExecOptions{SigCache: d.sigCache, SkipStateRootCheck: true})
+	if err != nil {
+		return consensus.ValueReady{}, err
+	}
+	raw, err := b.Encode()
+	if err != nil {
+		return consensus.ValueReady{}, err
+	}
+	id := consensus.BlockID(b.Hash())
+	d.pending[id] = &candidate{block: b, res: res, valid: true}
+	return consensus.ValueReady{Height: h, Round: r, BlockID: id, Value: raw}, nil
+}
+
+// validate answers whether raw is a valid block at height h with id.
+func (d *Driver) validate(h uint64, id consensus.BlockID, raw []byte) bool {
+	if c, ok := d.pending[id]; ok {
+		return c.valid
+	}
+	c := &candidate{}
+	d.pending[id] = c
+	b, res, err := d.check(h, id, raw)
+	if err != nil {
+		d.log.Info("invalid block proposed", "height", h, "id", id, "err", err)
+		return false
+	}
+	c.block, c.res, c.valid = b, res, true
+	return true
+}
+
+// check decodes and fully validates a block for height h.
+func (d *Driver) check(h uint64, id consensus.BlockID, raw []byte) (*chain.Block, *chain.Result, error) {
+	b, err := chain.DecodeBlock(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if consensus.BlockID(b.Hash()) != id {
+		return nil, nil, errors.New("block id is not the hash of its header")
+	}
+	if b.Header.Height != h {
+		return nil, nil, fmt.Errorf("height %d, want %d", b.Header.Height, h)
+	}
+	if b.Header.PrevHash != d.store.LastHash() {
+		return nil, nil, errors.New("previous block hash does not match")
+	}
+	if h > 1 {
+		c, err := consensus.DecodeCommit(b.LastCommit)
+		if err != nil {
+			return nil, nil, fmt.Errorf("last commit: %w", err)
+		}
+		if c.Height != h-1 || [32]byte(c.BlockID) != d.store.LastHash() {
+			return nil, nil, errors.New("last commit is not for the previous block")
+		}
+		if err := c.Verify(d.chainID, d.prevVS); err != nil {
+			return nil, nil, fmt.Errorf("last commit: %w", err)
+		}
+	} else if len(b.LastCommit) != 0 {
+		return nil, nil, errors.New("block 1 carries a last commit")
+	}
+	t, err := d.blockTime(h, b.LastCommit)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b.Header.Time != t {
+		return nil, nil, fmt.Errorf("time %d, BFT time is %d", b.Header.Time, t)
+	}
+	res, err := chain.Execute(d.st, b, chain.ExecOptions{SigCache: d.sigCache})
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, res, nil
+}
+
+// commit stores and applies a decided block and starts the next height.
+func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
+	c := d.pending[dec.BlockID]
+	if c == nil || !c.valid {
+		b, res, err := d.check(dec.Height, dec.BlockID, dec.Value)
+		if err != nil {
+			// More than 2/3 of stake committed a block this node cannot
+			// execute: its state has diverged. Never continue on it.
+			return nil, fmt.Errorf("committed block %d (%s) does not execute here: %w", dec.Height, dec.BlockID, err)
+		}
+		c = &candidate{block: b, res: res, valid: true}
+	}
+	raw, err := consensus.EncodeCommit(&dec.Commit)
+	if err != nil {
+		return nil, fmt.Errorf("encode commit: %w", err)
+	}
+	if err := d.store.SaveBlock(d.ctx, c.block, raw, c.res); err != nil {
+		return nil, fmt.Errorf("save block %d: %w", dec.Height, err)
+	}
+	if err := d.st.Apply(c.res); err != nil {
+		return nil, fmt.Errorf("apply block %d: %w", dec.Height, err)
+	}
+	d.mp.Update(d.st, c.res)
+	d.lastCommit = raw
+	clear(d.pending)
+	for k, t := range d.timers {
+		if k.Height <= dec.Height {
+			t.Stop()
+			delete(d.timers, k)
+		}
+	}
+	next, err := d.nextSet(dec.Height + 1)
+	if err != nil {
+		return nil, err
+	}
+	d.prevVS, d.vs = d.vs, next
+	d.curVS.Store(next)
+	d.height.Store(dec.Height + 1)
+	d.progress.Store(d.now())
+	d.ahead.Store(false)
+	commit := dec.Commit
+	d.publish(Committed{Block: c.block, Result: c.res, Commit: &commit})
+	d.log.Debug("committed", "height", dec.Height, "txs", len(c.block.Txs), "hash", dec.BlockID)
+	return d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.NextHeight{Validators: next}}), nil
+}
+
+// nextSet is the consensus set of height h: the current set advanced once
+// if the validators are unchanged, else the new validators with fresh
+// priorities.
+func (d *Driver) nextSet(h uint64) (*consensus.ValidatorSet, error) {
+	vals, err := d.st.ValidatorsAt(h)
+	if err != nil {
+		return nil, fmt.Errorf("validators at %d: %w", h, err)
+	}
+	cv := toConsensus(vals)
+	if slices.Equal(sortedVals(cv), sortedVals(d.vs.Validators())) {
+		return d.vs.Next(), nil
+	}
+	return consensus.NewValidatorSet(cv)
+}
+
+func sortedVals(v []consensus.Validator) []consensus.Validator {
+	out := slices.Clone(v)
+	slices.SortFunc(out, func(a, b consensus.Validator) int {
+		for i := range a.Address {
+			if a.Address[i] != b.Address[i] {
+				return int(a.Address[i]) - int(b.Address[i])
+			}
+		}
+		return 0
+	})
+	return out
+}
+
+// onSynced takes a block with its commit fetched from a peer.
+func (d *Driver) onSynced(s *syncedBlock) error {
+	h := d.height.Load()
+	if s.commit.Height != h || s.block.Header.Height != h {
+		return nil // stale: we moved on meanwhile
+	}
+	id := consensus.BlockID(s.block.Hash())
+	if s.commit.BlockID != id {
+		d.log.Warn("synced block does not match its commit", "height", h)
+		return nil
+	}
+	if err := s.commit.Verify(d.chainID, d.vs); err != nil {
+		d.log.Warn("synced commit does not verify", "height", h, "err", err)
+		return nil
+	}
+	if !d.validate(h, id, s.raw) {
+		// A certified block that does not execute: divergence.
+		return fmt.Errorf("certified block %d from sync does not execute here", h)
+	}
+	return d.step(consensus.ReceiveCommit{Commit: s.commit, Value: s.raw})
+}
+
+// call runs f on the loop and waits for it.
+func (d *Driver) call(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case d.calls <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.ctx.Done():
+		return ErrHalted
+	}
+	select {
+	case <-done:
+		return nil
+	case <-d.ctx.Done():
+		return ErrHalted
+	}
+}
+
+// RoundState reports the consensus position, for status pages.
+func (d *Driver) RoundState(ctx context.Context) (height uint64, round int32, step string, err error) {
+	err = d.call(ctx, func() {
+		height, round, step = d.cs.Height(), d.cs.Round(), d.cs.RoundStep().String()
+	})
+	return
+}

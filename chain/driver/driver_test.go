@@ -1,0 +1,357 @@
+package driver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// memNet is an in-memory network of drivers: gossip is delivered through
+// each receiver's validator, requests call the receiver's handler. Nodes
+// can be cut off.
+type memNet struct {
+	mu    sync.Mutex
+	nodes map[string]*Driver
+	down  map[string]bool
+}
+
+func newMemNet() *memNet { return &memNet{nodes: map[string]*Driver{}, down: map[string]bool{}} }
+
+func (n *memNet) set(id string, d *Driver) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nodes[id] = d
+	n.down[id] = d == nil
+}
+
+func (n *memNet) others(id string) map[string]*Driver {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]*Driver{}
+	if n.down[id] {
+		return out
+	}
+	for k, d := range n.nodes {
+		if k != id && d != nil && !n.down[k] {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+type memTransport struct {
+	net *memNet
+	id  string
+}
+
+func (t *memTransport) Broadcast(_ context.Context, _ string, data []byte) error {
+	for _, d := range t.net.others(t.id) {
+		if m, v, _ := d.ValidateGossip(data); v == Accept {
+			d.HandleGossip(m)
+		}
+	}
+	return nil
+}
+
+func (t *memTransport) Peers() []string {
+	var ps []string
+	for k := range t.net.others(t.id) {
+		ps = append(ps, k)
+	}
+	return ps
+}
+
+func (t *memTransport) Request(ctx context.Context, peer, _ string, req []byte, _ int) ([]byte, error) {
+	d, ok := t.net.others(t.id)[peer]
+	if !ok {
+		return nil, errors.New("peer unreachable")
+	}
+	return d.HandleSync(ctx, req)
+}
+
+// fifoPool is a minimal mempool for the driver's tests: it keeps
+// transactions in arrival order and drops those a block committed or made
+// invalid.
+type fifoPool struct {
+	mu  sync.Mutex
+	txs [][]byte
+}
+
+func (p *fifoPool) Add(raw []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.txs = append(p.txs, raw)
+}
+
+func (p *fifoPool) Reap(maxBytes, maxTxs int) [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out [][]byte
+	size := 0
+	for _, tx := range p.txs {
+		if len(out) == maxTxs || size+len(tx) > maxBytes {
+			break
+		}
+		out = append(out, tx)
+		size += len(tx)
+	}
+	return out
+}
+
+func (p *fifoPool) Update(st *chain.State, res *chain.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	done := map[[32]byte]bool{}
+	for _, h := range res.TxHashes {
+		done[h] = true
+	}
+	keep := p.txs[:0]
+	for _, raw := range p.txs {
+		tx, err := chain.DecodeTx(raw)
+		if err != nil || done[chain.TxHash(raw)] || chain.CheckTx(st, tx) != nil {
+			continue
+		}
+		keep = append(keep, raw)
+	}
+	p.txs = keep
+}
+
+type testNode struct {
+	id    string
+	key   wallet.PrivateKey
+	store *chain.Store
+	pool  *fifoPool
+	d     *Driver
+}
+
+type cluster struct {
+	t       *testing.T
+	net     *memNet
+	genesis []byte
+	nodes   []*testNode
+	user    wallet.PrivateKey
+}
+
+func key(t testing.TB, i byte) wallet.PrivateKey {
+	k, err := wallet.KeyFromSeed(bytes.Repeat([]byte{i + 1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newCluster(t *testing.T, validators int) *cluster {
+	c := &cluster{t: t, net: newMemNet(), user: key(t, 100)}
+	g := chain.Genesis{
+		ChainID: "drv-test", GenesisTime: time.Now().UnixMilli() - 1000,
+		Accounts: []chain.GenesisAccount{{Address: c.user.Address(), Balance: 1_000_000}},
+		Timeouts: chain.Timeouts{ProposeMs: 200, ProposeDeltaMs: 50, PrevoteMs: 50, PrevoteDeltaMs: 25,
+			PrecommitMs: 50, PrecommitDeltaMs: 25, CommitMs: 10},
+		Params: chain.DefaultParams(),
+	}
+	for i := range validators {
+		k := key(t, byte(i))
+		g.Validators = append(g.Validators, chain.GenesisValidator{Address: k.Address(), PubKey: chain.HexKey(k.Public()), Stake: 100})
+		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: k.Address(), Balance: 1000})
+	}
+	var buf bytes.Buffer
+	path := t.TempDir() + "/genesis.json"
+	if err := g.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := chain.LoadGenesis(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = parsed
+	raw, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(raw)
+	c.genesis = buf.Bytes()
+	for i := range validators {
+		c.nodes = append(c.nodes, &testNode{id: fmt.Sprintf("n%d", i), key: key(t, byte(i)), store: chain.NewMemStore()})
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			c.stop(n)
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(n *testNode) {
+	c.t.Helper()
+	n.pool = &fifoPool{}
+	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond},
+		n.store, n.pool, &memTransport{net: c.net, id: n.id})
+	if err != nil {
+		c.t.Fatalf("start %s: %v", n.id, err)
+	}
+	n.d = d
+	c.net.set(n.id, d)
+	d.Start(context.Background())
+}
+
+func (c *cluster) stop(n *testNode) {
+	if n.d == nil {
+		return
+	}
+	c.net.set(n.id, nil)
+	if err := n.d.Close(); err != nil {
+		c.t.Errorf("%s halted: %v", n.id, err)
+	}
+	n.d = nil
+}
+
+// waitHeight waits until every running node has committed height h.
+func (c *cluster) waitHeight(h uint64, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, n := range c.nodes {
+			if n.d != nil && n.store.Height() < h {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, n := range c.nodes {
+		if n.d != nil {
+			c.t.Logf("%s at height %d (err %v)", n.id, n.store.Height(), n.d.Err())
+		}
+	}
+	c.t.Fatalf("height %d not reached within %s", h, within)
+}
+
+// checkAgreement asserts that all stores hold the same blocks (hence the
+// same state roots) at every height they share.
+func (c *cluster) checkAgreement() {
+	c.t.Helper()
+	ctx := context.Background()
+	var ref *testNode
+	for _, n := range c.nodes {
+		if n.store.Height() > 0 && (ref == nil || n.store.Height() > ref.store.Height()) {
+			ref = n
+		}
+	}
+	for _, n := range c.nodes {
+		for h := uint64(1); h <= n.store.Height(); h++ {
+			a, err1 := ref.store.Block(ctx, h)
+			b, err2 := n.store.Block(ctx, h)
+			if err1 != nil || err2 != nil {
+				c.t.Fatalf("block %d: %v %v", h, err1, err2)
+			}
+			if a.Hash() != b.Hash() {
+				c.t.Fatalf("fork at height %d: %s and %s disagree", h, ref.id, n.id)
+			}
+		}
+	}
+}
+
+func (c *cluster) transfer(nonce uint64, to wallet.Address, amount uint64) []byte {
+	tx := &chain.Tx{ChainID: "drv-test", Sender: c.user.Public(), Nonce: nonce, Fee: 1,
+		Transfer: &chain.Transfer{To: to, Amount: amount}}
+	if err := tx.Sign(c.user); err != nil {
+		c.t.Fatal(err)
+	}
+	raw, err := tx.Encode()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, n := range c.nodes {
+		if n.pool != nil {
+			n.pool.Add(raw)
+		}
+	}
+	return raw
+}
+
+func TestFourValidatorsCommitTransfers(t *testing.T) {
+	c := newCluster(t, 4)
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	c.waitHeight(3, 10*time.Second)
+	dest := key(t, 50).Address()
+	for i := range 5 {
+		c.transfer(uint64(i), dest, 10)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		acc, err := c.nodes[0].d.State().Account(dest)
+		if err == nil && acc.Balance == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transfers not committed: balance %d, err %v", acc.Balance, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h := c.nodes[0].store.Height()
+	c.waitHeight(h+1, 5*time.Second)
+	c.checkAgreement()
+	for _, n := range c.nodes {
+		if err := chain.CheckInvariants(n.d.State()); err != nil {
+			t.Fatalf("%s: %v", n.id, err)
+		}
+	}
+}
+
+func TestRestartAndLateJoinCatchUp(t *testing.T) {
+	c := newCluster(t, 4)
+	// A fifth node, not a validator (zero key), joins late.
+	late := &testNode{id: "late", store: chain.NewMemStore()}
+	c.nodes = append(c.nodes, late)
+	for _, n := range c.nodes[:4] {
+		c.start(n)
+	}
+	c.waitHeight(3, 10*time.Second)
+
+	// Stop one validator: three of four still hold more than 2/3.
+	c.stop(c.nodes[0])
+	h := c.nodes[1].store.Height()
+	c.waitHeight(h+3, 10*time.Second)
+
+	// It restarts from its store and catches up.
+	c.start(c.nodes[0])
+	// The late node starts from genesis and syncs.
+	c.start(late)
+	top := c.nodes[1].store.Height()
+	c.waitHeight(top+2, 15*time.Second)
+	c.checkAgreement()
+}
+
+func TestHaltsWithoutQuorumAndResumes(t *testing.T) {
+	c := newCluster(t, 4)
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	c.waitHeight(2, 10*time.Second)
+	c.stop(c.nodes[2])
+	c.stop(c.nodes[3])
+	time.Sleep(300 * time.Millisecond) // let in-flight heights settle
+	h := c.nodes[0].store.Height()
+	time.Sleep(800 * time.Millisecond)
+	if got := c.nodes[0].store.Height(); got > h+1 {
+		t.Fatalf("two of four validators made progress without a quorum: %d → %d", h, got)
+	}
+	c.start(c.nodes[2])
+	c.waitHeight(h+2, 15*time.Second)
+	c.checkAgreement()
+}
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }

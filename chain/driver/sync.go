@@ -1,0 +1,227 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/codec"
+)
+
+// The sync protocol: one request, one answer, canonical CBOR.
+//
+//	status         → the peer's last committed height
+//	blocks(from,n) → up to n blocks from height from, each with the commit
+//	                 certificate that decided it, at most maxSyncResp bytes
+//	messages(h)    → the proposal and votes the peer holds for height h,
+//	                 which GossipSub's seen-cache will not deliver twice
+const (
+	reqStatus   = 1
+	reqBlocks   = 2
+	reqMessages = 3
+
+	maxSyncReq     = 256
+	maxSyncResp    = 8 << 20
+	maxBlocksPerRq = 64
+)
+
+type syncRequest struct {
+	Kind   uint8  `cbor:"1,keyasint"`
+	From   uint64 `cbor:"2,keyasint,omitempty"`
+	Count  uint32 `cbor:"3,keyasint,omitempty"`
+	Height uint64 `cbor:"4,keyasint,omitempty"`
+}
+
+type syncStatus struct {
+	Height uint64 `cbor:"1,keyasint"`
+}
+
+type syncBlocks struct {
+	Blocks  [][]byte `cbor:"1,keyasint"`
+	Commits [][]byte `cbor:"2,keyasint"`
+}
+
+type syncMessages struct {
+	Messages [][]byte `cbor:"1,keyasint"`
+}
+
+var (
+	reqDecoder  = mustDecoder(codec.Limits{MaxSize: maxSyncReq, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+	respDecoder = mustDecoder(codec.Limits{MaxSize: maxSyncResp, MaxNesting: 4, MaxArrayElements: 4 * maxBlocksPerRq * 1024, MaxMapPairs: 16})
+)
+
+func mustDecoder(l codec.Limits) *codec.Decoder {
+	d, err := codec.NewDecoder(l)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// HandleSync answers a sync request from a peer. Safe for concurrent use;
+// register it on the Transport's request handler for ProtoSync.
+func (d *Driver) HandleSync(ctx context.Context, req []byte) ([]byte, error) {
+	var r syncRequest
+	if err := reqDecoder.Unmarshal(req, &r); err != nil {
+		return nil, fmt.Errorf("sync request: %w", err)
+	}
+	switch r.Kind {
+	case reqStatus:
+		return codec.Marshal(syncStatus{Height: d.store.Height()})
+	case reqBlocks:
+		return d.serveBlocks(ctx, r.From, r.Count)
+	case reqMessages:
+		var msgs []consensus.Message
+		if err := d.call(ctx, func() {
+			if d.cs.Height() == r.Height {
+				msgs = d.cs.Messages(r.Height)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		out := syncMessages{Messages: make([][]byte, 0, len(msgs))}
+		for _, m := range msgs {
+			raw, err := consensus.EncodeMessage(m)
+			if err != nil {
+				return nil, err
+			}
+			out.Messages = append(out.Messages, raw)
+		}
+		return codec.Marshal(out)
+	default:
+		return nil, fmt.Errorf("sync request: unknown kind %d", r.Kind)
+	}
+}
+
+func (d *Driver) serveBlocks(ctx context.Context, from uint64, n uint32) ([]byte, error) {
+	if n == 0 || n > maxBlocksPerRq {
+		n = maxBlocksPerRq
+	}
+	top := d.store.Height()
+	out := syncBlocks{}
+	size := 0
+	for h := from; h <= top && h < from+uint64(n); h++ {
+		raw, err := d.store.RawBlock(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("block %d: %w", h, err)
+		}
+		c, err := d.store.Commit(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("commit %d: %w", h, err)
+		}
+		size += len(raw) + len(c) + 16
+		if size > maxSyncResp-1024 && len(out.Blocks) > 0 {
+			break
+		}
+		out.Blocks = append(out.Blocks, raw)
+		out.Commits = append(out.Commits, c)
+	}
+	return codec.Marshal(out)
+}
+
+// syncer catches the node up: when a peer is ahead it fetches blocks with
+// their certificates; when the height makes no progress it fetches the
+// current height's proposal and votes from peers.
+func (d *Driver) syncer() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.CatchupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+		}
+		peers := d.tr.Peers()
+		if len(peers) == 0 {
+			continue
+		}
+		rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+		if len(peers) > 3 {
+			peers = peers[:3]
+		}
+		stalled := d.now()-d.progress.Load() > 2*d.cfg.CatchupInterval.Milliseconds()
+		if !stalled && !d.ahead.Load() {
+			continue
+		}
+		for _, p := range peers {
+			if err := d.catchUp(p); err != nil && d.ctx.Err() == nil {
+				d.log.Debug("catch up", "peer", p, "err", err)
+			}
+		}
+	}
+}
+
+func (d *Driver) request(p string, r syncRequest, into any) error {
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+	defer cancel()
+	raw, err := d.tr.Request(ctx, p, ProtoSync, codec.MustMarshal(r), maxSyncResp)
+	if err != nil {
+		return err
+	}
+	return respDecoder.Unmarshal(raw, into)
+}
+
+// catchUp brings this node to peer p's height, or fetches the messages of
+// the current height when both are at the same height.
+func (d *Driver) catchUp(p string) error {
+	var st syncStatus
+	if err := d.request(p, syncRequest{Kind: reqStatus}, &st); err != nil {
+		return err
+	}
+	for st.Height >= d.height.Load() {
+		from := d.height.Load()
+		var bs syncBlocks
+		if err := d.request(p, syncRequest{Kind: reqBlocks, From: from, Count: maxBlocksPerRq}, &bs); err != nil {
+			return err
+		}
+		if len(bs.Blocks) == 0 || len(bs.Blocks) != len(bs.Commits) {
+			return errors.New("peer sent no blocks")
+		}
+		for i, raw := range bs.Blocks {
+			b, err := chain.DecodeBlock(raw)
+			if err != nil {
+				return fmt.Errorf("block from peer: %w", err)
+			}
+			c, err := consensus.DecodeCommit(bs.Commits[i])
+			if err != nil {
+				return fmt.Errorf("commit from peer: %w", err)
+			}
+			select {
+			case d.in <- event{synced: &syncedBlock{block: b, raw: raw, commit: c}}:
+			case <-d.ctx.Done():
+				return d.ctx.Err()
+			}
+		}
+		// Wait for the loop to take them before asking for more.
+		want := from + uint64(len(bs.Blocks))
+		deadline := time.Now().Add(5 * time.Second)
+		for d.height.Load() < want && time.Now().Before(deadline) {
+			select {
+			case <-d.ctx.Done():
+				return d.ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		if d.height.Load() < want {
+			return fmt.Errorf("synced blocks up to %d not applied", want-1)
+		}
+	}
+	if st.Height+1 == d.height.Load() {
+		var ms syncMessages
+		if err := d.request(p, syncRequest{Kind: reqMessages, Height: d.height.Load()}, &ms); err != nil {
+			return err
+		}
+		for _, raw := range ms.Messages {
+			m, verdict, _ := d.ValidateGossip(raw)
+			if verdict == Accept {
+				d.HandleGossip(m)
+			}
+		}
+	}
+	return nil
+}
