@@ -294,3 +294,12 @@ func fakeSig(r *rand.Rand) []byte {
 	}
 	return s
 }
+
+func mustAddr(t testing.TB, s string) wallet.Address {
+	t.Helper()
+	a, err := wallet.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
