@@ -500,3 +500,23 @@ func TestJobResultDownload(t *testing.T) {
 		t.Fatalf("tampered result left files: %v", ents)
 	}
 }
+
+// On a terminal --wait rewrites one live status line.
+func TestSubmitWaitLiveLine(t *testing.T) {
+	final := api.Job{ID: "job1", State: api.StateCancelled}
+	n := newJobNode(final, nil)
+	env := daemon(t, n.Backend)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.wasm"), wasmBytes(""), 0o644)
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"bourse", "job", "submit", "--wasm", filepath.Join(dir, "a.wasm"), "--max-price", "9", "--wait"}, Env{
+		Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""),
+		Getenv: func(k string) string { return env[k] }, IsTerminal: func() bool { return true },
+	})
+	if code != 1 || !strings.Contains(errb.String(), "job job1 ended cancelled") {
+		t.Fatalf("exit %d %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "\r\033[Kjob job1: running on") || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("not a live line: %q", out.String())
+	}
+}
