@@ -18,7 +18,7 @@ import (
 
 var (
 	flagSeed  = flag.Int64("seed", -1, "replay one simulation seed (all configurations)")
-	flagSeeds = flag.Int("sim.seeds", 0, "seeds per simulation configuration (default 50, BOURSE_LONG=1: 1500, or BOURSE_SIM_SEEDS)")
+	flagSeeds = flag.Int("sim.seeds", 0, "seeds per simulation configuration (default 50, 6 under -race; BOURSE_LONG=1: 1000; or BOURSE_SIM_SEEDS=N)")
 )
 
 // simSeeds is the list of seeds a TestSim runs.
@@ -27,8 +27,11 @@ func simSeeds(t *testing.T) []uint64 {
 		return []uint64{uint64(*flagSeed)}
 	}
 	n := 50
+	if raceBuild {
+		n = 6
+	}
 	if os.Getenv("BOURSE_LONG") != "" {
-		n = 1500
+		n = 1000
 	}
 	if v, err := strconv.Atoi(os.Getenv("BOURSE_SIM_SEEDS")); err == nil && v > 0 {
 		n = v
@@ -61,7 +64,7 @@ const (
 	chaosEnd   = 3_000  // faults stop here: partitions heal, crashed nodes restart
 	liveBound  = 30_000 // after chaosEnd every correct node decides 2 more heights within this
 	liveTarget = 2
-	catchupMs  = 100
+	catchupMs  = 250
 )
 
 type evKind int

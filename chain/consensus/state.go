@@ -534,8 +534,8 @@ func (s *State) onVote(v *Vote) {
 	case v.Height != s.height || s.step == StepDecided:
 		return
 	}
-	if old := s.book.lookup(v); old != nil && old.sameContent(v) {
-		return // already counted: skip the signature check
+	if s.book.inert(v, s.round, s.admit) {
+		return // cannot change anything: skip the signature check
 	}
 	if err := v.Verify(s.chainID, s.vs); err != nil {
 		s.reject(fmt.Errorf("receive vote: %w", err))

@@ -143,6 +143,28 @@ func (b *voteBook) add(v *Vote, current int32, admit func(BlockID) bool) (res ad
 	return voteAdded, nil
 }
 
+// inert reports whether adding v (signature still unchecked) could change
+// nothing: it repeats a held vote, or it conflicts with one whose evidence
+// is already out and is not for an admitted id, or it is too far ahead. The
+// caller skips the signature check for such votes.
+func (b *voteBook) inert(v *Vote, current int32, admit func(BlockID) bool) bool {
+	if rv := b.rounds[v.Round]; rv != nil {
+		s := rv.set(v.Type)
+		if old := s.byID[v.BlockID][v.Validator]; old != nil {
+			return old.sameContent(v)
+		}
+		if s.first[v.Validator] != nil {
+			_, done := b.reported[evidenceKey{v.Validator, v.Round, v.Type}]
+			return done && !admit(v.BlockID)
+		}
+	}
+	if v.Round > current+1 {
+		f, ok := b.far[v.Validator]
+		return ok && f != v.Round && f > current+1
+	}
+	return false
+}
+
 // count adds v to the tally of its block id.
 func (b *voteBook) count(s *voteSet, v *Vote) *Vote {
 	val, _ := b.vs.ByAddress(v.Validator)
