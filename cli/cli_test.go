@@ -109,7 +109,7 @@ func TestErrorsForPeople(t *testing.T) {
 		{"no home", noPass, []string{"wallet", "list"}, 1, "run 'bourse init' first"},
 		{"no passphrase", noPass, []string{"init"}, 1, "set BOURSE_PASSPHRASE or pass --passphrase-file"},
 		{"init takes no args", withPass, []string{"init", "extra"}, 2, "no arguments"},
-		{"not built yet", noPass, []string{"job", "submit", "x.yaml"}, 1, "'bourse job submit' is not available yet"},
+		{"not built yet", noPass, []string{"testnet", "up"}, 1, "'bourse testnet up' is not available yet"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

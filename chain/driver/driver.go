@@ -33,15 +33,6 @@ type Transport interface {
 	Request(ctx context.Context, peer, proto string, req []byte, maxResp int) ([]byte, error)
 }
 
-// Mempool is what the driver needs of the transaction pool.
-type Mempool interface {
-	// Reap returns candidate transactions for a block, best first.
-	Reap(maxBytes, maxTxs int) [][]byte
-	// Update removes committed transactions and rechecks the rest against
-	// the state after the block.
-	Update(st *chain.State, res *chain.Result)
-}
-
 // ProposerTxs lets the node add its own transactions (the market matcher's
 // Match transactions) at the front of a block it proposes.
 type ProposerTxs func(st *chain.State, height uint64, blockTime int64) [][]byte
@@ -70,6 +61,8 @@ type Config struct {
 	// CatchupInterval is how often the syncer checks whether the node is
 	// behind or stuck. Default 300ms.
 	CatchupInterval time.Duration
+	// Mempool bounds the transaction pool the driver owns.
+	Mempool chain.MempoolConfig
 	// ProposerTxs, when set, is asked for transactions to propose first.
 	ProposerTxs ProposerTxs
 	// OnEvidence receives equivocations the core detects, to be submitted
@@ -92,7 +85,7 @@ type Driver struct {
 	genesis  *chain.Genesis
 	store    *chain.Store
 	st       *chain.State
-	mp       Mempool
+	mp       *chain.Mempool
 	tr       Transport
 	log      *slog.Logger
 	sigCache *chain.SigCache
@@ -148,7 +141,7 @@ type syncedBlock struct {
 // New opens the chain on store: it initialises the store from the genesis
 // on first use, loads the state and the signer state, and rebuilds the
 // validator set priorities. It starts nothing.
-func New(cfg Config, store *chain.Store, mp Mempool, tr Transport) (*Driver, error) {
+func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 	g, err := chain.ParseGenesis(cfg.GenesisJSON)
 	if err != nil {
 		return nil, fmt.Errorf("driver: %w", err)
@@ -205,15 +198,16 @@ func New(cfg Config, store *chain.Store, mp Mempool, tr Transport) (*Driver, err
 		return nil, fmt.Errorf("driver: %w: state at height %d, blocks up to %d", chain.ErrCorruptState, st.Height(), store.Height())
 	}
 	d := &Driver{
-		cfg: cfg, chainID: g.ChainID, genesis: g, store: store, st: st, mp: mp, tr: tr,
-		log:      cfg.Logger.With("component", "driver"),
-		sigCache: chain.NewSigCache(1 << 16),
-		in:       make(chan event, 1024),
-		calls:    make(chan func()),
-		pending:  map[consensus.BlockID]*candidate{},
-		timers:   map[consensus.Timeout]*time.Timer{},
-		subs:     map[int]chan Committed{},
+		cfg: cfg, chainID: g.ChainID, genesis: g, store: store, st: st, tr: tr,
+		mp:      chain.NewMempool(cfg.Mempool, st),
+		log:     cfg.Logger.With("component", "driver"),
+		in:      make(chan event, 1024),
+		calls:   make(chan func()),
+		pending: map[consensus.BlockID]*candidate{},
+		timers:  map[consensus.Timeout]*time.Timer{},
+		subs:    map[int]chan Committed{},
 	}
+	d.sigCache = d.mp.SigCache()
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	h := store.Height()
 	if d.vs, err = d.rebuildSet(h + 1); err != nil {
@@ -244,9 +238,10 @@ func New(cfg Config, store *chain.Store, mp Mempool, tr Transport) (*Driver, err
 	return d, nil
 }
 
-// SigCache is shared with the mempool so a transaction's signature is
-// verified once per node.
-func (d *Driver) SigCache() *chain.SigCache { return d.sigCache }
+// Mempool is the node's transaction pool: transactions from the txs topic
+// and the local API go here. Its signature cache is shared with block
+// execution, so a transaction's signature is verified once per node.
+func (d *Driver) Mempool() *chain.Mempool { return d.mp }
 
 func consensusConfig(t chain.Timeouts) consensus.Config {
 	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -693,7 +688,7 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 	if err := d.st.Apply(c.res); err != nil {
 		return nil, fmt.Errorf("apply block %d: %w", dec.Height, err)
 	}
-	d.mp.Update(d.st, c.res)
+	d.mp.Update(dec.Height, c.res.TxHashes, d.st)
 	d.lastCommit = raw
 	clear(d.pending)
 	for k, t := range d.timers {

@@ -77,58 +77,10 @@ func (t *memTransport) Request(ctx context.Context, peer, _ string, req []byte, 
 	return d.HandleSync(ctx, req)
 }
 
-// fifoPool is a minimal mempool for the driver's tests: it keeps
-// transactions in arrival order and drops those a block committed or made
-// invalid.
-type fifoPool struct {
-	mu  sync.Mutex
-	txs [][]byte
-}
-
-func (p *fifoPool) Add(raw []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.txs = append(p.txs, raw)
-}
-
-func (p *fifoPool) Reap(maxBytes, maxTxs int) [][]byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out [][]byte
-	size := 0
-	for _, tx := range p.txs {
-		if len(out) == maxTxs || size+len(tx) > maxBytes {
-			break
-		}
-		out = append(out, tx)
-		size += len(tx)
-	}
-	return out
-}
-
-func (p *fifoPool) Update(st *chain.State, res *chain.Result) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	done := map[[32]byte]bool{}
-	for _, h := range res.TxHashes {
-		done[h] = true
-	}
-	keep := p.txs[:0]
-	for _, raw := range p.txs {
-		tx, err := chain.DecodeTx(raw)
-		if err != nil || done[chain.TxHash(raw)] || chain.CheckTx(st, tx) != nil {
-			continue
-		}
-		keep = append(keep, raw)
-	}
-	p.txs = keep
-}
-
 type testNode struct {
 	id    string
 	key   wallet.PrivateKey
 	store *chain.Store
-	pool  *fifoPool
 	d     *Driver
 }
 
@@ -191,9 +143,8 @@ func newCluster(t *testing.T, validators int) *cluster {
 
 func (c *cluster) start(n *testNode) {
 	c.t.Helper()
-	n.pool = &fifoPool{}
 	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond},
-		n.store, n.pool, &memTransport{net: c.net, id: n.id})
+		n.store, &memTransport{net: c.net, id: n.id})
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.id, err)
 	}
@@ -273,8 +224,10 @@ func (c *cluster) transfer(nonce uint64, to wallet.Address, amount uint64) []byt
 		c.t.Fatal(err)
 	}
 	for _, n := range c.nodes {
-		if n.pool != nil {
-			n.pool.Add(raw)
+		if n.d != nil {
+			if _, err := n.d.Mempool().Add(raw); err != nil {
+				c.t.Fatalf("%s mempool: %v", n.id, err)
+			}
 		}
 	}
 	return raw
