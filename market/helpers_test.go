@@ -180,9 +180,11 @@ func sortedCopy(xs []string) []string {
 // prices bind often.
 func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign bool) *world {
 	w := &world{view: newFakeView(1000), now: t0}
+	var prev *Offer // to clone: identical offers make every key tie
 	for i := 0; i < nProviders; i++ {
 		key := testKey(t, i)
 		addr := key.Address()
+		twin := prev != nil && r.IntN(3) == 0
 		switch x := r.IntN(10); {
 		case x == 0: // unregistered
 		case x == 1:
@@ -222,6 +224,14 @@ func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign 
 			}
 			o.Free = o.Total
 			o.Free.CPU /= 2
+			if twin {
+				o = *prev
+				o.Provider, o.Sig = wallet.PublicKey{}, nil
+				o.PeerID = fmt.Sprintf("peer-%d", i)
+				if ps, ok := w.view.providers[prev.ProviderAddress()]; ok {
+					w.view.providers[addr] = ps
+				}
+			}
 			var op *Offer
 			if sign {
 				op = signedOffer(t, key, o)
@@ -231,6 +241,7 @@ func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign 
 				op = &o
 			}
 			w.offers = append(w.offers, op)
+			prev = op
 		}
 	}
 	var clients []wallet.PrivateKey

@@ -200,8 +200,8 @@ func matchKeys(ms []Match) []string {
 func TestMatchAgreesWithReference(t *testing.T) {
 	seed := rand.Uint64()
 	r := rand.New(rand.NewPCG(seed, 1))
-	iterations := 2000
-	if testing.Short() {
+	iterations := 3000
+	if testing.Short() || raceEnabled {
 		iterations = 200
 	}
 	total := 0
@@ -232,7 +232,11 @@ func TestMatchAgreesWithReference(t *testing.T) {
 func TestMatchIsDeterministicUnderShuffling(t *testing.T) {
 	seed := rand.Uint64()
 	r := rand.New(rand.NewPCG(seed, 2))
-	for it := 0; it < 200; it++ {
+	iterations := 300
+	if testing.Short() || raceEnabled {
+		iterations = 50
+	}
+	for it := 0; it < iterations; it++ {
 		w := genWorld(t, r, 1+r.IntN(20), 1+r.IntN(8), r.IntN(80), false)
 		var bseed [32]byte
 		binary.BigEndian.PutUint64(bseed[:], r.Uint64())
