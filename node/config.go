@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bourse-net/bourse/p2p"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -22,7 +23,7 @@ type Config struct {
 
 	Wallet   WalletConfig   `toml:"wallet"`
 	API      APIConfig      `toml:"api"`
-	P2P      P2PConfig      `toml:"p2p"`
+	P2P      p2p.Config     `toml:"p2p"`
 	Chain    ChainConfig    `toml:"chain"`
 	Provider ProviderConfig `toml:"provider"`
 	Log      LogConfig      `toml:"log"`
@@ -42,19 +43,6 @@ type APIConfig struct {
 	Listen string `toml:"listen"`
 	// MaxUploadMiB caps a payload upload. Default 64.
 	MaxUploadMiB int `toml:"max_upload_mib"`
-}
-
-// P2PConfig is the libp2p network.
-type P2PConfig struct {
-	// Listen is the list of multiaddrs to listen on. Default TCP and QUIC on
-	// port 4001 on all interfaces.
-	Listen []string `toml:"listen"`
-	// Bootstrap peers, as full multiaddrs ending in /p2p/<peer id>.
-	Bootstrap []string `toml:"bootstrap"`
-	// MDNS finds peers on the local network. Default true.
-	MDNS bool `toml:"mdns"`
-	// DHT enables Kademlia wide-area discovery. Default true.
-	DHT bool `toml:"dht"`
 }
 
 // ChainConfig locates the genesis.
@@ -123,12 +111,8 @@ func DefaultConfig() Config {
 		Moniker: host,
 		Wallet:  WalletConfig{Key: "default"},
 		API:     APIConfig{Listen: "127.0.0.1:7700", MaxUploadMiB: 64},
-		P2P: P2PConfig{
-			Listen: []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
-			MDNS:   true,
-			DHT:    true,
-		},
-		Chain: ChainConfig{Genesis: "genesis.json"},
+		P2P:     p2p.DefaultConfig(),
+		Chain:   ChainConfig{Genesis: "genesis.json"},
 		Provider: ProviderConfig{
 			CPU: 1000, MemoryMiB: 1024, DiskMiB: 1024,
 			Executors:         []string{"wasm"},
@@ -173,8 +157,12 @@ func (c Config) Validate() error {
 	if c.API.MaxUploadMiB < 1 || c.API.MaxUploadMiB > 4096 {
 		return fieldErr("api.max_upload_mib", "%d: must be in 1..4096", c.API.MaxUploadMiB)
 	}
-	if len(c.P2P.Listen) == 0 {
-		return fieldErr("p2p.listen", "at least one multiaddr is needed")
+	if err := c.P2P.Validate(); err != nil {
+		var ce *p2p.ConfigError
+		if errors.As(err, &ce) {
+			return &FieldError{Field: "p2p." + ce.Field, Err: errors.New(ce.Reason)}
+		}
+		return &FieldError{Field: "p2p", Err: err}
 	}
 	if c.Chain.Genesis == "" {
 		return fieldErr("chain.genesis", "must name the genesis file")

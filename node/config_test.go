@@ -13,7 +13,7 @@ func TestRenderedConfigLoadsBack(t *testing.T) {
 	c := DefaultConfig()
 	c.Provider.Enabled = true
 	c.Provider.Labels = map[string]string{"gpu": "none", "tier": "a"}
-	c.P2P.Bootstrap = []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"}
+	c.P2P.Bootstrap = []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"}
 	c.Provider.OfferInterval = Duration{1500 * time.Millisecond}
 	path := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(path, RenderConfig(c), 0o600); err != nil {
@@ -38,7 +38,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"api.listen", func(c *Config) { c.API.Listen = "0.0.0.0:7700" }},
 		{"api.listen", func(c *Config) { c.API.Listen = "nonsense" }},
 		{"api.max_upload_mib", func(c *Config) { c.API.MaxUploadMiB = 0 }},
-		{"p2p.listen", func(c *Config) { c.P2P.Listen = nil }},
+		{"p2p.listen_addrs", func(c *Config) { c.P2P.ListenAddrs = nil }},
 		{"provider.executors", func(c *Config) { c.Provider.Enabled = true; c.Provider.Executors = []string{"vm"} }},
 		{"provider", func(c *Config) { c.Provider.Enabled = true; c.Provider.CPU = 0 }},
 		{"log.level", func(c *Config) { c.Log.Level = "loud" }},

@@ -10,16 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bourse-net/bourse/p2p"
 	"github.com/bourse-net/bourse/wallet"
-	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 // Files in a node's home directory.
 const (
 	ConfigFile   = "config.toml"
-	NodeKeyFile  = "node.key"  // libp2p identity (not a wallet key)
-	APITokenFile = "api.token" // bearer token for the HTTP API, mode 0600
-	KeysDir      = "keys"      // encrypted wallet keystore
+	NodeKeyFile  = p2p.NodeKeyFile // libp2p identity (not a wallet key)
+	APITokenFile = "api.token"     // bearer token for the HTTP API, mode 0600
+	KeysDir      = "keys"          // encrypted wallet keystore
 	PIDFile      = "daemon.pid"
 )
 
@@ -93,24 +93,9 @@ func Keystore(home string) *wallet.Keystore {
 }
 
 func createNodeKey(path string) (string, error) {
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	priv, err := p2p.LoadOrCreateIdentity(path)
 	if err != nil {
-		return "", fmt.Errorf("generate node key: %w", err)
-	}
-	raw, err := crypto.MarshalPrivateKey(priv)
-	if err != nil {
-		return "", err
-	}
-	if err := writeFileExcl(path, raw); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("write node key: %w", err)
-	} else if errors.Is(err, fs.ErrExist) {
-		// A half-initialised home keeps its identity.
-		if raw, err = os.ReadFile(path); err != nil {
-			return "", err
-		}
-		if priv, err = crypto.UnmarshalPrivateKey(raw); err != nil {
-			return "", fmt.Errorf("node key %s: %w", path, err)
-		}
+		return "", fmt.Errorf("node key: %w", err)
 	}
 	return peerIDOf(priv)
 }

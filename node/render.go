@@ -7,12 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/bourse-net/bourse/p2p"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // configTemplate is config.toml as `bourse init` writes it: every field with
 // its meaning and default.
 var configTemplate = template.Must(template.New("config").Funcs(template.FuncMap{
-	"q": strconv.Quote, "list": tomlList, "labels": tomlLabels,
+	"q": strconv.Quote, "list": tomlList, "labels": tomlLabels, "p2p": tomlP2P,
 }).Parse(`# Bourse node configuration. Every field is shown with its default.
 # Docs: README.md and ` + "`bourse --help`" + `.
 
@@ -33,14 +36,10 @@ listen = {{q .API.Listen}}
 max_upload_mib = {{.API.MaxUploadMiB}}
 
 [p2p]
-# Multiaddrs to listen on (TCP and QUIC).
-listen = {{list .P2P.Listen}}
-# Peers to join through: /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo...
-bootstrap = {{list .P2P.Bootstrap}}
-# Find peers on the local network.
-mdns = {{.P2P.MDNS}}
-# Kademlia DHT for wide-area discovery.
-dht = {{.P2P.DHT}}
+# The libp2p network: listen addresses, bootstrap peers (full multiaddrs
+# ending in /p2p/<peer id>), mDNS, the Kademlia DHT, NAT traversal, gossip
+# limits. Every field is documented in the p2p package (p2p/config.go).
+{{p2p .P2P}}
 
 [chain]
 # Genesis file, relative to this home.
@@ -93,6 +92,11 @@ func tomlLabels(m map[string]string) string {
 		parts[i] = fmt.Sprintf("%s = %s", strconv.Quote(k), strconv.Quote(m[k]))
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func tomlP2P(c p2p.Config) (string, error) {
+	b, err := toml.Marshal(c)
+	return strings.TrimSpace(string(b)), err
 }
 
 // RenderConfig writes c as a commented config.toml.
