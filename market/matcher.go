@@ -225,6 +225,19 @@ func newOrdering(n int, member func(int32) bool, key func(int32) uint64) orderin
 }
 
 // siftRight restores ascending order after the key of candidate i grew.
+func (o *ordering) remove(i int32) {
+	p := o.pos[i]
+	if p < 0 {
+		return
+	}
+	copy(o.order[p:], o.order[p+1:])
+	o.order = o.order[:len(o.order)-1]
+	for q := p; q < int32(len(o.order)); q++ {
+		o.pos[o.order[q]] = q
+	}
+	o.pos[i] = -1
+}
+
 func (o *ordering) siftRight(hs []hot, i int32, byBal bool) {
 	p := o.pos[i]
 	if p < 0 {
@@ -324,6 +337,13 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		r.byCPU[e] = newOrdering(len(cands), member, func(i int32) uint64 { return r.hot[i].pc })
 	}
 
+	// The smallest cpu and memory any bid of the round needs: an offer with
+	// less left is dropped from the scans.
+	minNeed := Resources{CPU: 1<<64 - 1, MemMiB: 1<<64 - 1}
+	for _, ob := range bids {
+		minNeed.CPU = min(minNeed.CPU, ob.b.Resources.CPU)
+		minNeed.MemMiB = min(minNeed.MemMiB, ob.b.Resources.MemMiB)
+	}
 	regionBits := make([]uint64, rw)
 	bidLabels := make([]uint64, lw)
 	rank := make([]uint64, len(regions)+1) // rank[region+1]; index 0 is "no region"
@@ -489,9 +509,18 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		*ob.bal -= b.MaxPrice
 		cd.reserved, _ = cd.reserved.Add(need) // fits in Total ≤ bounds: cannot overflow
 		r.refresh(int(best))
-		for e := range 3 {
-			r.byUtil[e].siftRight(r.hot, best, false)
-			r.byBal[e].siftRight(r.hot, best, true)
+		if h := &r.hot[best]; h.avCPU < minNeed.CPU || h.avMem < minNeed.MemMiB {
+			// No bid of the round fits any more: stop scanning it.
+			for e := range 3 {
+				r.byUtil[e].remove(best)
+				r.byBal[e].remove(best)
+				r.byCPU[e].remove(best)
+			}
+		} else {
+			for e := range 3 {
+				r.byUtil[e].siftRight(r.hot, best, false)
+				r.byBal[e].siftRight(r.hot, best, true)
+			}
 		}
 		if len(out) == maxMatches {
 			break
