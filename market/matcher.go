@@ -169,6 +169,25 @@ func (c *capa) loadWith(util uint64, need *[4]uint64) uint64 {
 	return l
 }
 
+// loadExceeds reports whether loadWith(util, need) > bound, without
+// dividing: floor(a×1e6/t) > bound ⇔ a×1e6 ≥ (bound+1)×t. bound must be
+// below the maximum uint64.
+func (c *capa) loadExceeds(util uint64, need *[4]uint64, bound uint64) bool {
+	if util > bound {
+		return true
+	}
+	for d := range 4 {
+		if need[d] > 0 && c.total[d] > 0 {
+			h1, l1 := bits.Mul64(satAdd(c.reserved[d], need[d]), scale)
+			h2, l2 := bits.Mul64(bound+1, c.total[d])
+			if h1 > h2 || h1 == h2 && l1 >= l2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func dims(r Resources) [4]uint64 { return [4]uint64{r.CPU, r.MemMiB, r.DiskMiB, uint64(r.GPUs)} }
 
 // cold is the rest of a compiled candidate.
@@ -472,8 +491,29 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 				pcMax = pcBound(price, cpuT)
 				continue
 			}
-			// Other preferences: compute the key, and the price only for a
-			// candidate that would become the best.
+			// Other preferences: first rule out, by multiplication only, a
+			// load that cannot give a key at most the best one.
+			if best >= 0 {
+				bound := uint64(1<<64 - 1)
+				switch pref {
+				case prefLeastLoaded:
+					bound = bestKey.k1
+				case prefNearest:
+					if rank[h.region+1] == bestKey.k1 {
+						bound = bestKey.k2
+					}
+				default:
+					rw := satMul(r.w.Reputation, uint64(MaxReputation-min(h.rep, MaxReputation))*1000)
+					if r.w.Load > 0 && rw <= bestKey.k1 && bestKey.k1 < 1<<64-1 {
+						bound = (bestKey.k1 - rw) / r.w.Load
+					}
+				}
+				if bound < 1<<64-1 && cp.loadExceeds(h.util, &needD, bound) {
+					continue
+				}
+			}
+			// Then compute the key, and the price only for a candidate
+			// that would become the best.
 			load := cp.loadWith(h.util, &needD)
 			var k1, k2, price uint64
 			switch pref {
