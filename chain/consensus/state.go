@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -501,7 +502,7 @@ func (s *State) onProposal(p *Proposal) {
 		return
 	case p.Height != s.height || s.step == StepDecided:
 		return // stale or too far ahead: ignored
-	case p.Round > s.round+1:
+	case int64(p.Round) > int64(s.round)+1:
 		return // too far ahead; catch-up delivers it again once we are there
 	}
 	if old := s.proposals[p.Round]; old != nil {
@@ -561,7 +562,7 @@ func (s *State) onTimeout(t Timeout) {
 	case t.Step == StepPrevote && s.step == StepPrevote: // line 61
 		s.vote(Precommit, BlockID{})
 		s.step = StepPrecommit
-	case t.Step == StepPrecommit && s.step >= StepPropose && s.step <= StepPrecommit: // line 65
+	case t.Step == StepPrecommit && s.step >= StepPropose && s.step <= StepPrecommit && s.round < math.MaxInt32: // line 65
 		s.startRound(s.round + 1)
 	}
 }

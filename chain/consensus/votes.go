@@ -124,8 +124,8 @@ func (b *voteBook) add(v *Vote, current int32, admit func(BlockID) bool) (res ad
 			return voteConflict, ev
 		}
 	}
-	if v.Round > current+1 {
-		if f, ok := b.far[v.Validator]; ok && f != v.Round && f > current+1 {
+	if int64(v.Round) > int64(current)+1 {
+		if f, ok := b.far[v.Validator]; ok && f != v.Round && int64(f) > int64(current)+1 {
 			return voteTooFar, nil
 		}
 		b.far[v.Validator] = v.Round
@@ -158,9 +158,9 @@ func (b *voteBook) inert(v *Vote, current int32, admit func(BlockID) bool) bool 
 			return done && !admit(v.BlockID)
 		}
 	}
-	if v.Round > current+1 {
+	if int64(v.Round) > int64(current)+1 {
 		f, ok := b.far[v.Validator]
-		return ok && f != v.Round && f > current+1
+		return ok && f != v.Round && int64(f) > int64(current)+1
 	}
 	return false
 }
