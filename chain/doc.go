@@ -1,9 +1,90 @@
 // Package chain is Bourse's proof-of-stake ledger: transactions, blocks,
-// votes, commit certificates and evidence; the pure state transition
-// (accounts, stake, escrow, matches, reputation); the block and state store
-// on go-datastore (Pebble by default); the driver that runs the consensus
-// core (chain/consensus) over the network; and block sync.
+// validator sets and evidence; the pure state transition (accounts, stake,
+// escrow, matches, reputation); the block and state store on go-datastore
+// (Pebble by default); and the mempool. The consensus core lives in
+// chain/consensus; the driver that runs it over the network and block sync
+// build on the API below.
 //
-// May import: wallet, codec, chain/consensus, market (types and checks only),
-// and p2p through the driver's interfaces.
+// # Transactions
+//
+// A Tx carries ChainID, Sender (public key; the account is its address),
+// Nonce (must equal the account's next nonce), Fee (≥ Params.MinFee, paid
+// to the block proposer) and exactly one body: Transfer, Bond, Unbond,
+// ProviderRegister, BidCancel, Match (a market.Match, only from the block
+// proposer), Result, Evidence (consensus.DuplicateVoteEvidence, encoded).
+// Sign signs the canonical CBOR without Sig under the wallet domain
+// (chain id, MsgTypeTx). DecodeTx takes canonical bytes only, so
+// TxHash(raw) is a transaction's one identity. Signatures are verified
+// with ZIP-215 rules on both the single and the batch path (curve25519-voi),
+// so every node accepts the same set; a SigCache remembers hashes already
+// verified so a transaction is verified once per node.
+//
+// # Blocks
+//
+// Header{ChainID, Height, Time (unix ms, BFT time), PrevHash, TxsRoot,
+// StateRoot, ValidatorsHash, Proposer, LastCommitHash}; Block{Header, Txs
+// (encoded transactions), LastCommit (the previous block's consensus
+// certificate, opaque here)}. Block.Hash() is sha256 of the canonical
+// header. StateRoot is the root AFTER executing this block, so a committed
+// header certifies the state it produces.
+//
+// # State transition
+//
+//	st, _ := genesis.State()                      // height 0
+//	res, err := chain.Execute(st, block, chain.ExecOptions{SigCache: mp.SigCache()})
+//	// err wraps ErrInvalidBlock (refuse the proposal / penalise the peer) or
+//	// ErrStateRootMismatch (for a committed block: halt, the node diverged)
+//	store.SaveBlock(ctx, block, commit, res)        // one atomic batch
+//	st.Apply(res)                                    // install
+//	mp.Update(res.Height, res.TxHashes, st)
+//
+// Execute never modifies st; a proposer uses BuildBlock(st, template,
+// candidates, opts), which drops candidates whose signature or envelope
+// fails and fills in the roots. A transaction with a valid envelope is
+// always included and pays its fee; if its body fails (TxResult.Code 1)
+// none of the body's effects remain. Per block, in order: matured
+// unbondings are paid out, open matches whose deadline is ≤ the block time
+// time out (client refunded, provider collateral slashed by
+// TimeoutSlashBps), the transactions run, fees go to the proposer, and the
+// validator set for Height+2 is derived from stake (top MaxValidators,
+// power = stake, sorted by address). ValidatorsAt(h) answers for h in
+// [Height, Height+2] as []Validator{Address, PubKey, Power}, the shape of
+// consensus.Validator.
+//
+// Money is uint64 with checked arithmetic. Supply is minted at genesis only.
+// Slashed amounts (double signing: SlashBps of bonded and unbonding stake;
+// timeouts: TimeoutSlashBps of collateral) are burned into Globals.Burned,
+// which stays part of the conservation equation checked by CheckInvariants:
+//
+//	Σ balances + bonded + unbonding + escrow + collateral + burned = supply
+//
+// # State root
+//
+// The state is a map of canonical CBOR records; chain/merkle commits to it
+// with a bucketed Merkle tree (65,536 buckets by key hash, binary tree on
+// top), recomputing only the buckets a block touched.
+//
+// # Store
+//
+// Open(dir) opens or creates the Pebble store; NewMemStore is the in-memory
+// one for tests. InitGenesis writes height 0; SaveBlock writes a block, its
+// commit, its transactions' index and its state changes in one synced
+// batch; LoadState rebuilds the state and checks its root against the
+// recorded one. A damaged store (missing files, missing format marker,
+// records that do not hash to the recorded root, a missing last block) is
+// ErrCorruptStore with a message that says what to do — never a silent
+// reset. SaveSignerState/LoadSignerState hold the consensus signer guard.
+//
+// # Mempool
+//
+// NewMempool(cfg, st): Add/AddBatch check size, canonical decoding,
+// signature (batched), chain id, nonce (the sender's next, queued without
+// gaps), fee and balance, and run the sender's next transaction on a
+// scratch state; refusals wrap ErrInvalidTx (reject, penalise the peer),
+// ErrTxKnown (ignore), ErrNonceGap or ErrMempoolFull. Reap(maxBytes,
+// maxTxs) picks by fee across senders and by nonce within one. Update
+// drops what a block committed or invalidated. EncodeTxBatch and
+// DecodeTxBatch are the txs gossip payload: many transactions per message.
+//
+// May import: wallet, codec, chain/consensus, market (types and checks only).
 package chain
