@@ -154,7 +154,9 @@ func list(a args, k string) []string {
 	return nil
 }
 
-func (s *script) offerName(id OfferID) string { return fmt.Sprintf("%s#%d", s.names[id.Provider], id.Seq) }
+func (s *script) offerName(id OfferID) string {
+	return fmt.Sprintf("%s#%d", s.names[id.Provider], id.Seq)
+}
 
 func (s *script) run(lineNo int, line string) string {
 	t := s.t
