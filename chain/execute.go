@@ -275,7 +275,10 @@ func (x *execCtx) checkEnvelope(tx *Tx, r reader, exactNonce bool) error {
 	if tx.Kind() == KindInvalid {
 		return fmt.Errorf("%w: no single body", ErrInvalidTx)
 	}
-	if tx.Fee < x.p.MinFee {
+	// Matches are the proposer's own work for the network: the fee would
+	// be paid to itself, so none is required (a validator may hold no
+	// balance at all).
+	if tx.Fee < x.p.MinFee && tx.Kind() != KindMatch {
 		return fmt.Errorf("%w: fee %d below the minimum %d", ErrInvalidTx, tx.Fee, x.p.MinFee)
 	}
 	if tx.Kind() == KindMatch && tx.SenderAddress() != x.proposer {

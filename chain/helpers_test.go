@@ -176,7 +176,7 @@ func (n *testNet) matchTx(o *market.Offer, b *market.Bid) []byte {
 	prop := n.proposer()
 	for i, k := range n.keys {
 		if k.Address() == prop.Address() {
-			return n.tx(i, 1, func(tx *Tx) { tx.Match = &MatchTx{Offer: *o, Bid: *b, Price: price} })
+			return n.tx(i, 0, func(tx *Tx) { tx.Match = &MatchTx{Offer: *o, Bid: *b, Price: price} })
 		}
 	}
 	n.t.Fatal("no proposer key")

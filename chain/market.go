@@ -349,6 +349,9 @@ func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
 func (x *execCtx) settleTimeouts() error {
 	to := uint64(max(x.time, 0) / 1000)
 	from := uint64(max(x.g.TimeoutScan, 0))
+	if x.g.Escrow == 0 { // every open match escrows a positive MaxPrice: none is open
+		from = to + 1
+	}
 	for sec := from; sec <= to; sec++ {
 		key := heightKey(pfxDeadline, sec)
 		var ids []market.BidID

@@ -90,6 +90,26 @@ func (m *Mempool) Size() (txs, bytes int) {
 	return len(m.byHash), m.bytes
 }
 
+// NextNonce is the nonce addr's next transaction must carry to queue
+// behind its pending ones (the account's nonce if none is pending). The
+// proposer uses it for its own Match transactions.
+func (m *Mempool) NextNonce(addr wallet.Address) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st == nil {
+		return 0, errors.New("mempool has no state yet")
+	}
+	acc, err := m.st.Account(addr)
+	if err != nil {
+		return 0, err
+	}
+	n := acc.Nonce
+	if q := m.senders[addr]; q != nil {
+		n += uint64(len(q.txs))
+	}
+	return n, nil
+}
+
 // Has reports whether the transaction is pending.
 func (m *Mempool) Has(hash [32]byte) bool {
 	m.mu.Lock()

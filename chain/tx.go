@@ -33,6 +33,9 @@ const (
 
 var kindNames = [...]string{"invalid", "transfer", "bond", "unbond", "provider_register", "bid_cancel", "match", "result", "evidence"}
 
+// MarshalText writes the kind's name (JSON output of results).
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
