@@ -91,8 +91,10 @@ type Stats struct {
 	Window    StatsWindow     `json:"window"`
 	Jobs      uint64          `json:"jobs"`
 	Providers []ProviderStats `json:"providers"` // by address
-	// Fairness is Jain's index of Utilisation across every provider that
-	// has a capacity entry or a match in the window (idle providers count).
+	// Fairness is Jain's index of load across every provider that has a
+	// capacity entry or a match in the window (idle providers count).
+	// Load is Utilisation when every such provider's capacity is known,
+	// otherwise BusyCPU.
 	Fairness float64 `json:"fairness"`
 }
 
@@ -164,8 +166,16 @@ func ComputeStats(records []MatchRecord, capacity map[wallet.Address]Resources, 
 		st.Providers = append(st.Providers, p.ProviderStats)
 	}
 	slices.SortFunc(st.Providers, func(a, b ProviderStats) int { return bytes.Compare(a.Provider[:], b.Provider[:]) })
+	allKnown := true
 	for _, p := range st.Providers {
-		loads = append(loads, p.Utilisation)
+		allKnown = allKnown && capacity[p.Provider].CPU > 0
+	}
+	for _, p := range st.Providers {
+		if allKnown {
+			loads = append(loads, p.Utilisation)
+		} else {
+			loads = append(loads, float64(p.BusyCPU))
+		}
 	}
 	st.Fairness = Jain(loads)
 	return st

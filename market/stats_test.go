@@ -90,4 +90,10 @@ func TestComputeStats(t *testing.T) {
 	if want := Jain([]float64{ua, ub, 0}); math.Abs(st.Fairness-want) > 1e-12 {
 		t.Errorf("fairness %v, want %v", st.Fairness, want)
 	}
+	// Without every capacity, fairness falls back to busy CPU time.
+	delete(capacity, b)
+	st = ComputeStats(records, capacity, w)
+	if want := Jain([]float64{4.5e6, 5e6, 0}); math.Abs(st.Fairness-want) > 1e-12 {
+		t.Errorf("fairness without b's capacity %v, want %v", st.Fairness, want)
+	}
 }

@@ -96,7 +96,15 @@ func TestDecodeRejects(t *testing.T) {
 		Extra uint64 `cbor:"99,keyasint"`
 	}
 	withUnknown, _ := codec.Marshal(loose{Offer: *o, Extra: 1})
+	type negRes struct {
+		CPU int64 `cbor:"1,keyasint"`
+	}
+	type negOffer struct {
+		Total negRes `cbor:"5,keyasint"`
+	}
+	negative, _ := codec.Marshal(negOffer{Total: negRes{CPU: -1}})
 	cases := map[string][]byte{
+		"negative cpu":  negative,
 		"empty":         nil,
 		"truncated":     good[:len(good)-1],
 		"trailing":      append(append([]byte{}, good...), 0),
