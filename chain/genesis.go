@@ -187,8 +187,8 @@ func (g *Genesis) Validate() error {
 	}
 	p := g.Params
 	switch {
-	case p.UnbondingBlocks == 0:
-		return gerr("params.unbonding_blocks", "must be at least 1")
+	case p.UnbondingBlocks == 0 || p.UnbondingBlocks > 1_000_000:
+		return gerr("params.unbonding_blocks", "must be in [1, 1000000], got %d", p.UnbondingBlocks)
 	case p.SlashBps > 10000:
 		return gerr("params.slash_bps", "%d exceeds 10000 (100%%)", p.SlashBps)
 	case p.TimeoutSlashBps > 10000:
