@@ -132,7 +132,8 @@ func (tx *Tx) SignBytes() ([]byte, error) {
 	return codec.Marshal(&c)
 }
 
-// Sign fills ChainID's signature with key, which must be the sender's key.
+// Sign sets Sig: key (which must be the sender's) signs SignBytes under
+// the domain (ChainID, MsgTypeTx).
 func (tx *Tx) Sign(key wallet.PrivateKey) error {
 	if key.Public() != tx.Sender {
 		return errors.New("sign tx: key is not the sender's")
