@@ -3,7 +3,6 @@ package consensus
 import (
 	"bytes"
 	"container/heap"
-	"crypto/sha256"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/bourse-net/bourse/wallet"
 )
@@ -306,7 +304,6 @@ func (s *sim) handle(n *simNode, out []Output, mustReport *evidenceKey) {
 		crashAt = s.rng.IntN(len(out))
 	}
 	h := n.st.Height()
-	var persistedNow *SignerState
 	for i, o := range out {
 		if i == crashAt {
 			s.crash(n)
@@ -315,9 +312,9 @@ func (s *sim) handle(n *simNode, out []Output, mustReport *evidenceKey) {
 		switch o := o.(type) {
 		case Persist:
 			st := o.State
-			n.persisted, persistedNow = &st, &st
+			n.persisted = &st
 		case Broadcast:
-			s.broadcast(n, o.Message, persistedNow)
+			s.broadcast(n, o.Message)
 		case ScheduleTimeout:
 			s.push(&simEvent{at: s.now + o.Duration.Milliseconds(), node: n.idx, epoch: n.epoch, kind: evTimeout,
 				ev: Timeout{Height: o.Height, Round: o.Round, Step: o.Step}})
@@ -363,7 +360,7 @@ func appValid(id BlockID, value []byte) bool {
 
 // broadcast checks the double-sign and persist-first invariants for what a
 // correct node signs, and sends it; the byzantine node equivocates.
-func (s *sim) broadcast(n *simNode, m Message, persistedNow *SignerState) {
+func (s *sim) broadcast(n *simNode, m Message) {
 	if v := m.Vote; v != nil {
 		k := hrt{v.Height, v.Round, v.Type}
 		if old, ok := n.signed[k]; ok && old != v.BlockID {
@@ -385,7 +382,6 @@ func (s *sim) broadcast(n *simNode, m Message, persistedNow *SignerState) {
 		}
 		s.proposed[p.BlockID] = p.Value
 	}
-	_ = persistedNow
 	others := make([]int, 0, len(s.nodes)-1)
 	for i := range s.nodes {
 		if i != n.idx {
@@ -398,12 +394,18 @@ func (s *sim) broadcast(n *simNode, m Message, persistedNow *SignerState) {
 		}
 		return
 	}
-	// Equivocate: a conflicting twin of every message, the two sent to
-	// different halves, and both to one unlucky node.
+	// Equivocate: a conflicting twin of every message. Either the two go to
+	// different halves (and both to one node), or the real one goes to a
+	// single node and the twin to all others, the split that tempts one
+	// node to decide while the rest move on (what locks are for).
 	twin := s.twin(n, m)
 	s.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+	split := len(others) / 2
+	if s.rng.IntN(2) == 0 {
+		split = 1
+	}
 	for j, i := range others {
-		if j%2 == 0 {
+		if j < split {
 			s.send(n.idx, i, msgEvent(m))
 		} else {
 			s.send(n.idx, i, msgEvent(twin))
@@ -613,6 +615,3 @@ func TestSimByzantine7(t *testing.T) {
 func TestSimUnequalStake(t *testing.T) {
 	runSims(t, simConfig{powers: []uint64{5, 1, 1, 1, 2}, byzantine: 4, faults: true})
 }
-
-var _ = sha256.Sum256
-var _ = time.Millisecond
