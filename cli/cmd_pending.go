@@ -18,15 +18,3 @@ func notYet(path string) ucli.ActionFunc {
 		return fmt.Errorf("'%s' is not available yet in this build of Bourse", path)
 	}
 }
-
-func daemonCommand(Env) *ucli.Command {
-	return pending("daemon", "run the node daemon", "")
-}
-
-func testnetCommand(Env) *ucli.Command {
-	return &ucli.Command{Name: "testnet", Usage: "run a local multi-node network", Subcommands: []*ucli.Command{
-		pending("up", "start a local network", "[-n 4] [--dir DIR] [--detach]"),
-		pending("status", "show the local network", ""),
-		pending("down", "stop the local network", ""),
-	}}
-}
