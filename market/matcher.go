@@ -139,15 +139,41 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 
 // hot is the part of a candidate the inner loop reads, kept small so that
 // a thousand of them stay in cache.
+// One cache line: resources fit in 32 bits because Validate bounds an
+// offer's Total (reservations beyond 32 bits saturate, which only weakens
+// the bound test in exceeds).
 type hot struct {
-	avCPU, avMem, avDisk uint64
-	util                 uint64 // load with nothing placed: a lower bound of loadAfter
-	lbBal                uint64 // balanced score with price 0 and load util: a lower bound
-	pc                   uint64 // Terms.PerCPUSecond
-	avGPU                uint32
-	rep                  uint32
-	region               int32 // index into the round's regions, -1 for none
-	exec                 uint8
+	avCPU, avMem, avDisk, avGPU uint32 // Total minus reservations, clamped
+	tCPU, tMem                  uint32 // Total
+	rCPU, rMem                  uint32 // reservations, saturated
+	util                        uint64 // load with nothing placed: a lower bound of loadAfter
+	lbBal                       uint64 // balanced score with price 0 and load util: a lower bound
+	pc                          uint64 // Terms.PerCPUSecond
+	region                      int32  // index into the round's regions, -1 for none
+	rep                         uint16 // reputation, at most MaxReputation
+}
+
+func sat32(x uint64) uint32 { return uint32(min(x, 1<<32-1)) }
+
+// exceeds reports loads above bound that the cpu and memory dimensions
+// alone prove: true means loadAfter(need) > bound for sure; false means
+// "compute it". floor(a×1e6/t) > bound ⇔ a×1e6 ≥ (bound+1)×t.
+func (h *hot) exceeds(needCPU, needMem, bound uint64) bool {
+	if h.util > bound {
+		return true
+	}
+	// r+need < 2^33, so (r+need)×1e6 cannot overflow.
+	if t := uint64(h.tCPU); needCPU > 0 && t > 0 {
+		if hi, lo := bits.Mul64(bound+1, t); hi == 0 && (uint64(h.rCPU)+needCPU)*scale >= lo {
+			return true
+		}
+	}
+	if t := uint64(h.tMem); needMem > 0 && t > 0 {
+		if hi, lo := bits.Mul64(bound+1, t); hi == 0 && (uint64(h.rMem)+needMem)*scale >= lo {
+			return true
+		}
+	}
+	return false
 }
 
 // capa is a candidate's capacity and reservations, for loadAfter.
@@ -169,25 +195,6 @@ func (c *capa) loadWith(util uint64, need *[4]uint64) uint64 {
 	return l
 }
 
-// loadExceeds reports whether loadWith(util, need) > bound, without
-// dividing: floor(a×1e6/t) > bound ⇔ a×1e6 ≥ (bound+1)×t. bound must be
-// below the maximum uint64.
-func (c *capa) loadExceeds(util uint64, need *[4]uint64, bound uint64) bool {
-	if util > bound {
-		return true
-	}
-	for d := range 4 {
-		if need[d] > 0 && c.total[d] > 0 {
-			h1, l1 := bits.Mul64(satAdd(c.reserved[d], need[d]), scale)
-			h2, l2 := bits.Mul64(bound+1, c.total[d])
-			if h1 > h2 || h1 == h2 && l1 >= l2 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func dims(r Resources) [4]uint64 { return [4]uint64{r.CPU, r.MemMiB, r.DiskMiB, uint64(r.GPUs)} }
 
 // cold is the rest of a compiled candidate.
@@ -196,6 +203,7 @@ type cold struct {
 	reserved Resources
 	tie      uint64 // seedHash(seed, offer id)
 	idb      [28]byte
+	exec     uint8 // executor bits
 }
 
 // round is one matching round's working state.
@@ -210,15 +218,20 @@ type round struct {
 	// (balanced), by PerCPUSecond (cheapest; static).
 	// There is one set per executor, holding the candidates that support it.
 	byUtil, byBal, byCPU [3]ordering
+	// byRegion[e][region] lists by util the candidates of one region; the
+	// lists of one executor share their pos slice (a candidate is in one).
+	byRegion [3][]ordering
 }
 
 func (r *round) refresh(i int) {
 	h, c := &r.hot[i], &r.cold[i]
 	t := c.c.o.Total
 	av := Available(t, c.reserved)
-	h.avCPU, h.avMem, h.avDisk, h.avGPU = av.CPU, av.MemMiB, av.DiskMiB, av.GPUs
+	h.avCPU, h.avMem, h.avDisk, h.avGPU = sat32(av.CPU), sat32(av.MemMiB), sat32(av.DiskMiB), av.GPUs
+	h.tCPU, h.tMem = sat32(t.CPU), sat32(t.MemMiB)
+	h.rCPU, h.rMem = sat32(c.reserved.CPU), sat32(c.reserved.MemMiB)
 	h.util = loadAfter(c.c.o.Load, t, c.reserved, Resources{})
-	h.lbBal = balancedScore(r.w, 0, 1, h.util, h.rep)
+	h.lbBal = balancedScore(r.w, 0, 1, h.util, uint32(h.rep))
 	r.capa[i] = capa{total: dims(t), reserved: dims(c.reserved), terms: c.c.o.Terms}
 }
 
@@ -262,17 +275,17 @@ func (o *ordering) siftRight(hs []hot, i int32, byBal bool) {
 	if p < 0 {
 		return
 	}
-	key := func(j int32) uint64 {
-		if byBal {
-			return hs[j].lbBal
+	n := int32(len(o.order))
+	if byBal {
+		for k := hs[i].lbBal; p+1 < n && hs[o.order[p+1]].lbBal < k; p++ {
+			o.order[p] = o.order[p+1]
+			o.pos[o.order[p]] = p
 		}
-		return hs[j].util
-	}
-	k := key(i)
-	for p+1 < int32(len(o.order)) && key(o.order[p+1]) < k {
-		o.order[p] = o.order[p+1]
-		o.pos[o.order[p]] = p
-		p++
+	} else {
+		for k := hs[i].util; p+1 < n && hs[o.order[p+1]].util < k; p++ {
+			o.order[p] = o.order[p+1]
+			o.pos[o.order[p]] = p
+		}
 	}
 	o.order[p] = i
 	o.pos[i] = p
@@ -332,14 +345,14 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		cd.idb = c.id.Bytes()
 		cd.tie = seedHash(seed, cd.idb[:])
 		cd.reserved = c.ps.Reserved
-		h.rep = c.ps.Reputation
+		h.rep = uint16(min(c.ps.Reputation, MaxReputation)) // minimum reputations are at most that
 		h.pc = c.o.Terms.PerCPUSecond
 		h.region = -1
 		if c.o.Region != "" {
 			h.region = regions[c.o.Region]
 		}
 		for _, e := range c.o.Executors {
-			h.exec |= executorBit(e)
+			cd.exec |= executorBit(e)
 		}
 		for _, l := range c.o.Labels {
 			if j, ok := labels[l]; ok {
@@ -350,10 +363,25 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 	}
 	for e := range 3 {
 		bit := uint8(1) << e
-		member := func(i int32) bool { return r.hot[i].exec&bit != 0 }
+		member := func(i int32) bool { return r.cold[i].exec&bit != 0 }
 		r.byUtil[e] = newOrdering(len(cands), member, func(i int32) uint64 { return r.hot[i].util })
 		r.byBal[e] = newOrdering(len(cands), member, func(i int32) uint64 { return r.hot[i].lbBal })
 		r.byCPU[e] = newOrdering(len(cands), member, func(i int32) uint64 { return r.hot[i].pc })
+		r.byRegion[e] = make([]ordering, len(regions))
+		pos := make([]int32, len(cands))
+		for i := range pos {
+			pos[i] = -1
+		}
+		for x := range r.byRegion[e] {
+			r.byRegion[e][x] = ordering{pos: pos}
+		}
+		for _, i := range r.byUtil[e].order { // already by util
+			if x := r.hot[i].region; x >= 0 {
+				o := &r.byRegion[e][x]
+				pos[i] = int32(len(o.order))
+				o.order = append(o.order, i)
+			}
+		}
 	}
 
 	// The smallest cpu and memory any bid of the round needs: an offer with
@@ -363,6 +391,7 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		minNeed.CPU = min(minNeed.CPU, ob.b.Resources.CPU)
 		minNeed.MemMiB = min(minNeed.MemMiB, ob.b.Resources.MemMiB)
 	}
+	var segs [][]int32
 	regionBits := make([]uint64, rw)
 	bidLabels := make([]uint64, lw)
 	rank := make([]uint64, len(regions)+1) // rank[region+1]; index 0 is "no region"
@@ -407,17 +436,33 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		if need.GPUs > 0 {
 			gpuModel = need.GPUModel
 		}
+		// Validate bounds every need below 2^31.
+		nRep, nCPU, nMem, nDisk, nGPU := int64(b.Constraints.MinReputation), int64(need.CPU), int64(need.MemMiB), int64(need.DiskMiB), int64(need.GPUs)
 		eb := executorBit(b.Executor)
-		minRep := b.Constraints.MinReputation
 		ms := uint64(b.TimeoutMs)
 		cpuT, memT := need.CPU*ms, need.MemMiB*ms // bounded by Validate: no overflow
 		e := bits.TrailingZeros8(eb)              // Validate admits only known executors
-		order := r.byUtil[e].order
+		// The lists to scan, in order. Nearest scans the offers of each
+		// region of Near in turn (each by util) and stops at the first
+		// region with a fit; failing that, all offers by util, skipping
+		// the regions already scanned. The others scan one list.
+		segs = segs[:0]
+		nearSegs := 0
 		switch pref {
 		case prefCheapest:
-			order = r.byCPU[e].order
+			segs = append(segs, r.byCPU[e].order)
 		case prefBalanced:
-			order = r.byBal[e].order
+			segs = append(segs, r.byBal[e].order)
+		case prefNearest:
+			for _, rg := range b.Near {
+				if x, ok := regions[rg]; ok {
+					segs = append(segs, r.byRegion[e][x].order)
+				}
+			}
+			nearSegs = len(segs)
+			segs = append(segs, r.byUtil[e].order)
+		default:
+			segs = append(segs, r.byUtil[e].order)
 		}
 
 		best := int32(-1)
@@ -425,26 +470,37 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		var bestPrice uint64
 		pcMax := uint64(1<<64 - 1)
 		bestLoadKnown := true // cheapest: bestKey.k2 (the load) is computed only on a price tie
-	scan:
-		for _, i := range order {
-			h := &r.hot[i]
-			// Stop, or skip, where the key cannot beat the best so far.
-			if best >= 0 {
+		for si, order := range segs {
+			rankFloor := uint64(0)
+			if pref == prefNearest {
+				if best >= 0 {
+					break // found in a nearer region
+				}
+				if si == nearSegs {
+					rankFloor = uint64(len(b.Near))
+				}
+			}
+		scan:
+			for _, i := range order {
+				h := &r.hot[i]
+				// Stop, or skip, where the key cannot beat the best so far.
 				switch pref {
 				case prefLeastLoaded:
-					if h.util > bestKey.k1 {
+					if best >= 0 && h.util > bestKey.k1 {
 						break scan
 					}
 				case prefNearest:
-					rk := rank[h.region+1]
-					if bestKey.k1 == 0 && h.util > bestKey.k2 {
-						break scan
-					}
-					if rk > bestKey.k1 || rk == bestKey.k1 && h.util > bestKey.k2 {
+					// Within a list every rank is the same (regions of Near
+					// already scanned are skipped in the last list), and
+					// the list ascends by util.
+					if rank[h.region+1] < rankFloor {
 						continue
 					}
+					if best >= 0 && h.util > bestKey.k2 {
+						break scan
+					}
 				case prefBalanced:
-					if h.lbBal > bestKey.k1 {
+					if best >= 0 && h.lbBal > bestKey.k1 {
 						break scan
 					}
 				case prefCheapest:
@@ -453,92 +509,94 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 						break scan
 					}
 				}
-			}
-			if h.exec&eb == 0 || h.rep < minRep ||
-				need.CPU > h.avCPU || need.MemMiB > h.avMem || need.DiskMiB > h.avDisk || need.GPUs > h.avGPU {
-				continue
-			}
-			if needRegion && (h.region < 0 || regionBits[h.region/64]&(1<<(h.region%64)) == 0) {
-				continue
-			}
-			if needLabels && !hasBits(offerLabels[int(i)*lw:(int(i)+1)*lw], bidLabels) {
-				continue
-			}
-			if gpuModel != "" && r.cold[i].c.o.Total.GPUModel != gpuModel {
-				continue
-			}
-			cp := &r.capa[i]
-			cd := &r.cold[i]
-			if pref == prefCheapest {
-				price, ok := fastPrice(&cp.terms, cpuT, memT)
-				if !ok || price > b.MaxPrice || best >= 0 && price > bestKey.k1 {
+				// (The order lists only offers that support the bid's executor.)
+				// Reputation and the four resources in one branch: all values
+				// are below 2^32, so any shortfall makes a difference negative.
+				if (int64(h.rep)-nRep)|(int64(h.avCPU)-nCPU)|(int64(h.avMem)-nMem)|(int64(h.avDisk)-nDisk)|(int64(h.avGPU)-nGPU) < 0 {
 					continue
 				}
-				if best >= 0 && price == bestKey.k1 {
-					if !bestLoadKnown {
-						bestKey.k2 = r.capa[best].loadWith(r.hot[best].util, &needD)
-						bestLoadKnown = true
-					}
-					k := key{k1: price, k2: cp.loadWith(h.util, &needD), tie: mix64(cd.tie ^ ob.h), id: cd.idb}
-					if k.less(bestKey) {
-						best, bestKey, bestPrice = i, k, price
-					}
+				if needRegion && (h.region < 0 || regionBits[h.region/64]&(1<<(h.region%64)) == 0) {
 					continue
 				}
-				// A strictly lower price (or the first candidate) wins outright.
-				best, bestPrice, bestLoadKnown = i, price, false
-				bestKey = key{k1: price, tie: mix64(cd.tie ^ ob.h), id: cd.idb}
-				pcMax = pcBound(price, cpuT)
-				continue
-			}
-			// Other preferences: first rule out, by multiplication only, a
-			// load that cannot give a key at most the best one.
-			if best >= 0 {
-				bound := uint64(1<<64 - 1)
+				if needLabels && !hasBits(offerLabels[int(i)*lw:(int(i)+1)*lw], bidLabels) {
+					continue
+				}
+				if gpuModel != "" && r.cold[i].c.o.Total.GPUModel != gpuModel {
+					continue
+				}
+				cp := &r.capa[i]
+				cd := &r.cold[i]
+				if pref == prefCheapest {
+					price, ok := fastPrice(&cp.terms, cpuT, memT)
+					if !ok || price > b.MaxPrice || best >= 0 && price > bestKey.k1 {
+						continue
+					}
+					if best >= 0 && price == bestKey.k1 {
+						if !bestLoadKnown {
+							bestKey.k2 = r.capa[best].loadWith(r.hot[best].util, &needD)
+							bestLoadKnown = true
+						}
+						k := key{k1: price, k2: cp.loadWith(h.util, &needD), tie: mix64(cd.tie ^ ob.h), id: cd.idb}
+						if k.less(bestKey) {
+							best, bestKey, bestPrice = i, k, price
+						}
+						continue
+					}
+					// A strictly lower price (or the first candidate) wins outright.
+					best, bestPrice, bestLoadKnown = i, price, false
+					bestKey = key{k1: price, tie: mix64(cd.tie ^ ob.h), id: cd.idb}
+					pcMax = pcBound(price, cpuT)
+					continue
+				}
+				// Other preferences: first rule out, by multiplication only, a
+				// load that cannot give a key at most the best one.
+				if best >= 0 {
+					bound := uint64(1<<64 - 1)
+					switch pref {
+					case prefLeastLoaded:
+						bound = bestKey.k1
+					case prefNearest:
+						if rank[h.region+1] == bestKey.k1 {
+							bound = bestKey.k2
+						}
+					default:
+						rw := satMul(r.w.Reputation, uint64(MaxReputation-h.rep)*1000)
+						if r.w.Load > 0 && rw <= bestKey.k1 && bestKey.k1 < 1<<64-1 {
+							bound = (bestKey.k1 - rw) / r.w.Load
+						}
+					}
+					if bound < 1<<64-1 && h.exceeds(need.CPU, need.MemMiB, bound) {
+						continue
+					}
+				}
+				// Then compute the key, and the price only for a candidate
+				// that would become the best.
+				load := cp.loadWith(h.util, &needD)
+				var k1, k2, price uint64
 				switch pref {
 				case prefLeastLoaded:
-					bound = bestKey.k1
+					k1 = load
 				case prefNearest:
-					if rank[h.region+1] == bestKey.k1 {
-						bound = bestKey.k2
-					}
-				default:
-					rw := satMul(r.w.Reputation, uint64(MaxReputation-min(h.rep, MaxReputation))*1000)
-					if r.w.Load > 0 && rw <= bestKey.k1 && bestKey.k1 < 1<<64-1 {
-						bound = (bestKey.k1 - rw) / r.w.Load
+					k1, k2 = rank[h.region+1], load
+				default: // balanced: the score without price bounds the score
+					if best >= 0 && balancedScore(r.w, 0, b.MaxPrice, load, uint32(h.rep)) > bestKey.k1 {
+						continue
 					}
 				}
-				if bound < 1<<64-1 && cp.loadExceeds(h.util, &needD, bound) {
+				if best >= 0 && pref != prefBalanced && (k1 > bestKey.k1 || k1 == bestKey.k1 && k2 > bestKey.k2) {
 					continue
 				}
-			}
-			// Then compute the key, and the price only for a candidate
-			// that would become the best.
-			load := cp.loadWith(h.util, &needD)
-			var k1, k2, price uint64
-			switch pref {
-			case prefLeastLoaded:
-				k1 = load
-			case prefNearest:
-				k1, k2 = rank[h.region+1], load
-			default: // balanced: the score without price bounds the score
-				if best >= 0 && balancedScore(r.w, 0, b.MaxPrice, load, h.rep) > bestKey.k1 {
+				price, ok := fastPrice(&cp.terms, cpuT, memT)
+				if !ok || price > b.MaxPrice {
 					continue
 				}
-			}
-			if best >= 0 && pref != prefBalanced && (k1 > bestKey.k1 || k1 == bestKey.k1 && k2 > bestKey.k2) {
-				continue
-			}
-			price, ok := fastPrice(&cp.terms, cpuT, memT)
-			if !ok || price > b.MaxPrice {
-				continue
-			}
-			if pref == prefBalanced {
-				k1 = balancedScore(r.w, price, b.MaxPrice, load, h.rep)
-			}
-			k := key{k1: k1, k2: k2, tie: mix64(cd.tie ^ ob.h), id: cd.idb}
-			if best < 0 || k.less(bestKey) {
-				best, bestKey, bestPrice = i, k, price
+				if pref == prefBalanced {
+					k1 = balancedScore(r.w, price, b.MaxPrice, load, uint32(h.rep))
+				}
+				k := key{k1: k1, k2: k2, tie: mix64(cd.tie ^ ob.h), id: cd.idb}
+				if best < 0 || k.less(bestKey) {
+					best, bestKey, bestPrice = i, k, price
+				}
 			}
 		}
 		if best < 0 {
@@ -549,17 +607,23 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 		*ob.bal -= b.MaxPrice
 		cd.reserved, _ = cd.reserved.Add(need) // fits in Total ≤ bounds: cannot overflow
 		r.refresh(int(best))
-		if h := &r.hot[best]; h.avCPU < minNeed.CPU || h.avMem < minNeed.MemMiB {
+		if h := &r.hot[best]; uint64(h.avCPU) < minNeed.CPU || uint64(h.avMem) < minNeed.MemMiB {
 			// No bid of the round fits any more: stop scanning it.
 			for e := range 3 {
 				r.byUtil[e].remove(best)
 				r.byBal[e].remove(best)
 				r.byCPU[e].remove(best)
+				if x := r.hot[best].region; x >= 0 {
+					r.byRegion[e][x].remove(best)
+				}
 			}
 		} else {
 			for e := range 3 {
 				r.byUtil[e].siftRight(r.hot, best, false)
 				r.byBal[e].siftRight(r.hot, best, true)
+				if x := r.hot[best].region; x >= 0 {
+					r.byRegion[e][x].siftRight(r.hot, best, false)
+				}
 			}
 		}
 		if len(out) == maxMatches {
