@@ -185,6 +185,9 @@ func (bk *Book) Add(kind Kind, data []byte, now int64) error {
 // the provider's offer in the book, which it then replaces. Errors:
 // *InvalidError (bad input), ErrDuplicate, ErrStale, ErrBookFull.
 func (bk *Book) AddOffer(o *Offer, now int64) error {
+	if o == nil {
+		return bk.counted("offer", invalid(CodeDecode, "offer", "nil offer"))
+	}
 	err := bk.addOffer(o, now)
 	if err != nil {
 		err = fmt.Errorf("add offer %s: %w", o.ID(), err)
@@ -237,6 +240,9 @@ func (bk *Book) checkOfferLocked(addr wallet.Address, o *Offer) error {
 // or closed, and within the per-client and total bounds. Errors:
 // *InvalidError (bad input), ErrDuplicate, ErrStale (closed), ErrBookFull.
 func (bk *Book) AddBid(b *Bid, now int64) error {
+	if b == nil {
+		return bk.counted("bid", invalid(CodeDecode, "bid", "nil bid"))
+	}
 	id := b.ID()
 	err := bk.addBid(b, id, now)
 	if err != nil {

@@ -76,6 +76,8 @@ func TestBookAddOutcomes(t *testing.T) {
 		{"second provider", func() error { return bk.AddOffer(signedOffer(t, testKey(t, 8), baseOffer(1)), t0) }, Accept, nil, ""},
 		{"third provider: full", func() error { return bk.AddOffer(signedOffer(t, testKey(t, 9), baseOffer(1)), t0) }, Ignore, ErrBookFull, ""},
 		{"offer bytes: garbage", func() error { return bk.Add(KindOffer, []byte{0xff}, t0) }, Reject, nil, CodeDecode},
+		{"nil offer", func() error { return bk.AddOffer(nil, t0) }, Reject, nil, CodeDecode},
+		{"nil bid", func() error { return bk.AddBid(nil, t0) }, Reject, nil, CodeDecode},
 		{"bid", func() error { return bk.AddBid(b1, t0) }, Accept, nil, ""},
 		{"same bid", func() error { return bk.AddBid(b1, t0) }, Ignore, ErrDuplicate, ""},
 		{"second bid as bytes", func() error { data, _ := b2.Encode(); return bk.Add(KindBid, data, t0) }, Accept, nil, ""},
@@ -111,8 +113,8 @@ func TestBookAddOutcomes(t *testing.T) {
 	c := bk.Counters()
 	for k, want := range map[string]uint64{
 		"offer/accept": 3, "offer/ignore/duplicate": 1, "offer/ignore/stale": 2, "offer/reject/signature": 2,
-		"offer/ignore/expired": 1, "offer/ignore/full": 1, "offer/reject/decode": 1,
-		"bid/accept": 3, "bid/ignore/duplicate": 1, "bid/ignore/full": 1, "bid/reject/field": 1, "bid/ignore/stale": 1,
+		"offer/ignore/expired": 1, "offer/ignore/full": 1, "offer/reject/decode": 2,
+		"bid/accept": 3, "bid/reject/decode": 1, "bid/ignore/duplicate": 1, "bid/ignore/full": 1, "bid/reject/field": 1, "bid/ignore/stale": 1,
 	} {
 		if c[k] != want {
 			t.Errorf("counter %s = %d, want %d (all: %v)", k, c[k], want, c)

@@ -136,11 +136,18 @@ func scoreKeys(w Weights, b *Bid, price, load uint64, region string, rep uint32)
 }
 
 func seedHash(seed [32]byte, x []byte) uint64 {
-	h := sha256.New()
-	h.Write(seed[:])
-	h.Write(x)
-	var sum [32]byte
-	return binary.BigEndian.Uint64(h.Sum(sum[:0]))
+	var buf [96]byte // seed and an id (28 or 32 bytes) without allocating
+	n := copy(buf[:], seed[:])
+	n += copy(buf[n:], x)
+	if n != len(seed)+len(x) { // longer x than any id: hash it whole
+		h := sha256.New()
+		h.Write(seed[:])
+		h.Write(x)
+		var sum [32]byte
+		return binary.BigEndian.Uint64(h.Sum(sum[:0]))
+	}
+	sum := sha256.Sum256(buf[:n])
+	return binary.BigEndian.Uint64(sum[:8])
 }
 
 func mix64(x uint64) uint64 {
