@@ -1,0 +1,256 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/testnet"
+)
+
+// TestTestnetEndToEnd is the user's first session, then node loss: one
+// 4-node network, driven through the CLI, checked through the API.
+func TestTestnetEndToEnd(t *testing.T) {
+	needBinary(t)
+	n := up(t)
+
+	t.Run("up: every node answers, sees its 3 peers and the first blocks", func(t *testing.T) {
+		var sts []testnet.NodeStatus
+		if err := json.Unmarshal([]byte(bourse(t, "testnet", "status", "--dir", n.dir, "--json")), &sts); err != nil {
+			t.Fatal(err)
+		}
+		if len(sts) != 4 {
+			t.Fatalf("%d nodes in status", len(sts))
+		}
+		for _, s := range sts {
+			if !s.Up || !s.Running || s.Height < 2 {
+				t.Fatalf("%s: %+v", s.Name, s)
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for i := range 4 {
+			for {
+				st, err := n.cl[i].Status(n.ctx(5 * time.Second))
+				if err == nil && st.Peers >= 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node%d: %d peers (%v), want 3", i, st.Peers, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
+
+	t.Run("hello job: paid, and the provider's balance moves by what the chain says", func(t *testing.T) {
+		helloJob(t, n)
+	})
+
+	t.Run("kill -9 of one node: the chain keeps making blocks", func(t *testing.T) {
+		bourse(t, "testnet", "down", "--dir", n.dir, "--node", "node3", "--kill")
+		if _, ok := n.height(3); ok {
+			t.Fatal("node3 still answers after kill -9")
+		}
+		h := n.maxHeight(0, 1, 2)
+		n.waitHeight(h+5, 30*time.Second, 0, 1, 2)
+	})
+
+	t.Run("restart: the killed node catches up", func(t *testing.T) {
+		bourse(t, "testnet", "start", "--dir", n.dir, "--node", "node3")
+		target := n.maxHeight(0, 1, 2)
+		n.waitHeight(target+2, 60*time.Second, 3)
+		n.noFork(0, 1, 2, 3)
+	})
+
+	t.Run("two of four stopped: the chain halts without forking, then resumes", func(t *testing.T) {
+		bourse(t, "testnet", "down", "--dir", n.dir, "--node", "node2", "--node", "node3", "--kill")
+		halted := waitHalt(t, n, 0, 1)
+		n.noFork(0, 1)
+		bourse(t, "testnet", "start", "--dir", n.dir, "--node", "node2")
+		n.waitHeight(halted+3, 60*time.Second, 0, 1, 2)
+		n.noFork(0, 1, 2)
+	})
+
+	t.Run("down: every daemon stops, the data stays", func(t *testing.T) {
+		var res []testnet.StopResult
+		if err := json.Unmarshal([]byte(bourse(t, "testnet", "down", "--dir", n.dir, "--json")), &res); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Node == "node3" && r.Result != "not running" || r.Node != "node3" && r.Result == "not running" {
+				t.Fatalf("down: %+v", res)
+			}
+		}
+		for i, nd := range n.nw.Nodes {
+			if _, ok := n.height(i); ok {
+				t.Fatalf("%s answers after down", nd.Name)
+			}
+			if _, err := os.Stat(filepath.Join(nd.Home, "config.toml")); err != nil {
+				t.Fatalf("%s: data gone: %v", nd.Name, err)
+			}
+		}
+	})
+}
+
+// waitHalt waits until the heights of the nodes idx stop moving (no change
+// for two seconds, within 30s) and returns the height they stopped at.
+// With half the stake gone no block can commit; at most the height in
+// flight when the nodes went away finishes.
+func waitHalt(t *testing.T, n *net4, idx ...int) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last, since := n.maxHeight(idx...), time.Now()
+	for time.Since(since) < 2*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("the chain did not halt with two of four validators down (height %d)", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if h := n.maxHeight(idx...); h != last {
+			last, since = h, time.Now()
+		}
+	}
+	return last
+}
+
+// stableAccount reads an account at a known height: status, account,
+// status again, until no block landed in between.
+func stableAccount(t *testing.T, cl *api.Client, addr string) (api.Account, uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		s1, err1 := cl.Status(ctx)
+		acc, err2 := cl.Account(ctx, addr)
+		s2, err3 := cl.Status(ctx)
+		if err1 == nil && err2 == nil && err3 == nil && s1.Height == s2.Height {
+			return acc, s1.Height
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("read account %s at a stable height: %v %v %v", addr, err1, err2, err3)
+		}
+	}
+}
+
+func helloJob(t *testing.T, n *net4) {
+	client := n.nw.Nodes[0]
+	before := map[string]api.Account{}
+	var h0 uint64
+	for _, nd := range n.nw.Nodes {
+		// One stable height for all: retry until the reads agree.
+		acc, h := stableAccount(t, n.cl[0], nd.Address)
+		if h0 != 0 && h != h0 {
+			before = map[string]api.Account{}
+		}
+		before[nd.Address], h0 = acc, h
+	}
+	if len(before) != 4 {
+		// The chain moved between reads: take them again, all at once.
+		for _, nd := range n.nw.Nodes {
+			before[nd.Address], _ = stableAccount(t, n.cl[0], nd.Address)
+		}
+	}
+	out := bourse(t, "--home", client.Home, "job", "submit", filepath.Join(helloDir, "job.yaml"), "--wait", "--json")
+	var job api.Job
+	if err := json.Unmarshal([]byte(out), &job); err != nil {
+		t.Fatalf("job submit --wait --json: %v\n%s", err, out)
+	}
+	if job.State != api.StatePaid || job.Paid == 0 || job.Paid+job.Refunded != job.Escrowed || job.ExitCode == nil || *job.ExitCode != 0 {
+		t.Fatalf("job: %+v", job)
+	}
+	result := bourse(t, "--home", client.Home, "job", "result", job.ID)
+	if !strings.Contains(result, "hello, world!") {
+		t.Fatalf("result %q, want the greeting", result)
+	}
+	acc, h1 := stableAccount(t, n.cl[0], job.Provider)
+	b0, ok := before[job.Provider]
+	if !ok {
+		t.Fatalf("provider %s is not a testnet node", job.Provider)
+	}
+	// Every change to the provider's balance between h0 and h1, from the
+	// chain's own record: payment for the job, fees of the blocks it
+	// proposed, fees of its own transactions (the result), and escrow
+	// and refund when it was its own client.
+	ctx := n.ctx(time.Minute)
+	want := int64(b0.Balance) + int64(job.Paid)
+	if job.Provider == client.Address {
+		want += int64(job.Refunded) - int64(job.Escrowed)
+	}
+	var feesIn, feesOut uint64
+	for h := h0 + 1; h <= h1; h++ {
+		b, err := n.cl[0].Block(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range b.Txs {
+			tx, err := n.cl[0].Tx(ctx, s.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Proposer == job.Provider {
+				feesIn += tx.Fee
+			}
+			if tx.From == job.Provider {
+				feesOut += tx.Fee
+			}
+		}
+	}
+	want += int64(feesIn) - int64(feesOut)
+	if int64(acc.Balance) != want {
+		t.Fatalf("provider balance %d -> %d between heights %d and %d; the chain accounts for %d (paid %d, fees in %d, fees out %d)",
+			b0.Balance, acc.Balance, h0, h1, want, job.Paid, feesIn, feesOut)
+	}
+	stats, err := n.cl[0].MarketStats(ctx, job.MatchHeight, h1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var earned uint64
+	for _, p := range stats.Providers {
+		if p.Address == job.Provider {
+			earned = p.Earned
+		}
+	}
+	if earned != job.Paid {
+		t.Fatalf("market stats say the provider earned %d over heights %d..%d, the job says it paid %d", earned, job.MatchHeight, h1, job.Paid)
+	}
+}
+
+// TestLongFaultRandomCrashes kills and restarts random nodes (one at a
+// time, so the chain must keep going) and checks for forks after each
+// round. BOURSE_LONG=1 (make test-long) runs it.
+func TestLongFaultRandomCrashes(t *testing.T) {
+	needBinary(t)
+	if os.Getenv("BOURSE_LONG") == "" {
+		t.Skip("long fault run: set BOURSE_LONG=1 (make test-long)")
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(uint64(seed), 3))
+	n := up(t)
+	for round := range 10 {
+		victim := r.IntN(4)
+		name := fmt.Sprintf("node%d", victim)
+		args := []string{"testnet", "down", "--dir", n.dir, "--node", name}
+		if r.IntN(2) == 0 {
+			args = append(args, "--kill")
+		}
+		bourse(t, args...)
+		var live []int
+		for i := range 4 {
+			if i != victim {
+				live = append(live, i)
+			}
+		}
+		n.waitHeight(n.maxHeight(live...)+3, 30*time.Second, live...)
+		bourse(t, "testnet", "start", "--dir", n.dir, "--node", name)
+		n.waitHeight(n.maxHeight(live...)+1, 60*time.Second, 0, 1, 2, 3)
+		n.noFork(0, 1, 2, 3)
+		t.Logf("round %d: %s down and back, seed %d", round, name, seed)
+	}
+}
