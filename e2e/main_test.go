@@ -77,7 +77,7 @@ func build(tmp string) error {
 }
 
 // needBinary skips in -short mode and fails when the build failed.
-func needBinary(t *testing.T) {
+func needBinary(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("e2e: builds the binary and runs a 4-node network as processes; skipped with -short")
@@ -89,7 +89,7 @@ func needBinary(t *testing.T) {
 
 // net4 is a running testnet driven through the CLI.
 type net4 struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	nw  *testnet.Network
 	cl  []*api.Client
@@ -97,7 +97,7 @@ type net4 struct {
 
 // bourse runs the CLI and returns its stdout; a non-zero exit fails the
 // test with stderr.
-func bourse(t *testing.T, args ...string) string {
+func bourse(t testing.TB, args ...string) string {
 	t.Helper()
 	out, errOut, err := run(args...)
 	if err != nil {
@@ -119,7 +119,7 @@ func run(args ...string) (string, string, error) {
 
 // freeBase picks a port range nobody uses, from a random start (several
 // engineers' tests share the machine).
-func freeBase(t *testing.T) int {
+func freeBase(t testing.TB) int {
 	seed := time.Now().UnixNano()
 	r := rand.New(rand.NewPCG(uint64(seed), 1))
 	for range 100 {
@@ -151,7 +151,7 @@ func freeBase(t *testing.T) int {
 
 // up starts a 4-node testnet with `bourse testnet up --detach` and stops it
 // when the test ends (showing the logs if the test failed).
-func up(t *testing.T) *net4 {
+func up(t testing.TB) *net4 {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tn")
 	out := bourse(t, "testnet", "up", "-n", "4", "--dir", dir, "--detach", "--base-port", strconv.Itoa(freeBase(t)), "--json")

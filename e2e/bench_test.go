@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/node/api"
+)
+
+// BenchmarkHelloJob measures, against a 4-node testnet, the latency from
+// submit to paid of the hello job (p50, p99; the on-chain match and
+// settlement included) and the sustained rate with jobs submitted from all
+// four nodes at once (4 providers). Run:
+//
+//	go test -run '^$' -bench HelloJob -benchtime 200x ./e2e
+func BenchmarkHelloJob(b *testing.B) {
+	needBinary(b)
+	n := up(b)
+	spec, err := os.ReadFile(filepath.Join(helloDir, "job.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := api.ParseJobSpec(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload, err := os.ReadFile(filepath.Join(helloDir, "hello.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	js.Payload = "hello.wasm"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	one := func(cl *api.Client) (time.Duration, error) {
+		start := time.Now()
+		j, err := cl.SubmitJob(ctx, js, bytes.NewReader(payload))
+		if err != nil {
+			return 0, err
+		}
+		for !api.Terminal(j.State) {
+			time.Sleep(5 * time.Millisecond)
+			if j, err = cl.Job(ctx, j.ID); err != nil {
+				return 0, err
+			}
+		}
+		if j.State != api.StatePaid {
+			return 0, fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Error)
+		}
+		return time.Since(start), nil
+	}
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		wg   sync.WaitGroup
+		next = make(chan struct{}, b.N)
+	)
+	for range b.N {
+		next <- struct{}{}
+	}
+	close(next)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				d, err := one(n.cl[i])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				lats = append(lats, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lats) == 0 {
+		return
+	}
+	slices.Sort(lats)
+	b.ReportMetric(lats[len(lats)/2].Seconds(), "p50-s")
+	b.ReportMetric(lats[len(lats)*99/100].Seconds(), "p99-s")
+	b.ReportMetric(float64(len(lats))/elapsed.Seconds(), "jobs/s")
+}
