@@ -1,6 +1,7 @@
 package market
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -106,5 +107,47 @@ func TestExplainBidLevelReasons(t *testing.T) {
 	}
 	if got := (Matcher{}).Explain(nil, Snapshot{}, view, t0); len(got) != 1 || got[0].Failures[0].Code != CodeField {
 		t.Fatalf("nil bid: %+v", got)
+	}
+}
+
+// On random books, Explain and Match agree bid by bid: a bid served alone
+// goes to the first offer Explain lists as fitting, and to none when
+// Explain finds no fit or a bid-level problem.
+func TestExplainAgreesWithMatch(t *testing.T) {
+	seed := rand.Uint64()
+	r := rand.New(rand.NewPCG(seed, 7))
+	iterations := 300
+	if raceEnabled {
+		iterations = 40
+	}
+	fits := 0
+	for it := 0; it < iterations; it++ {
+		w := genWorld(t, r, 1+r.IntN(10), 1+r.IntN(4), 1+r.IntN(10), false)
+		snap := NewSnapshot(w.offers, nil)
+		for _, b := range w.bids {
+			rs := Matcher{}.Explain(b, snap, w.view, w.now)
+			var want *OfferID
+			for _, x := range rs {
+				if x.Offer == (OfferID{}) {
+					break // a bid-level problem: no match
+				}
+				if x.Fits {
+					want = &x.Offer
+					break
+				}
+			}
+			ms := Matcher{}.Match(NewSnapshot(w.offers, []*Bid{b}), w.view, w.now, [32]byte{}, 1)
+			switch {
+			case want == nil && len(ms) != 0:
+				t.Fatalf("seed %d: Explain finds no fit for %s, Match placed it on %s", seed, b.ID(), ms[0].Offer.ID())
+			case want != nil && (len(ms) != 1 || ms[0].Offer.ID() != *want):
+				t.Fatalf("seed %d: Explain ranks %s first for %s, Match gave %v", seed, *want, b.ID(), matchKeys(ms))
+			case want != nil:
+				fits++
+			}
+		}
+	}
+	if fits == 0 {
+		t.Fatalf("seed %d: no bid fitted anywhere: the generator is broken", seed)
 	}
 }

@@ -466,3 +466,13 @@ func BenchmarkMatch10kBids1kOffers(b *testing.B) {
 	b.ReportMetric(float64(n), "matches")
 	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
 }
+
+// A round the size of one block: the same book, at most 500 matches.
+func BenchmarkMatch10kBids1kOffers500PerBlock(b *testing.B) {
+	snap, view := benchWorld(b)
+	cpu := processCPU()
+	for b.Loop() {
+		Matcher{}.Match(snap, view, t0, [32]byte{1}, 500)
+	}
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
+}
