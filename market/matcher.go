@@ -90,10 +90,11 @@ func compareCandidates(a, b candidate) int {
 }
 
 type orderedBid struct {
-	b   *Bid
-	id  BidID
-	h   uint64 // seedHash(seed, id)
-	bal *uint64
+	matchBy int64 // b.MatchBy, kept here for the sort
+	b       *Bid
+	id      BidID
+	h       uint64 // seedHash(seed, id)
+	bal     *uint64
 }
 
 // orderBids applies the bid rules of a round: a bid counts if it is valid
@@ -105,7 +106,7 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 		if b == nil || b.Validate(blockTime) != nil {
 			continue
 		}
-		bs = append(bs, orderedBid{b: b, id: snap.bidID(i)})
+		bs = append(bs, orderedBid{matchBy: b.MatchBy, b: b, id: snap.bidID(i)})
 	}
 	balances := make(map[wallet.PublicKey]*uint64)
 	out := bs[:0]
@@ -124,7 +125,7 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 		out = append(out, ob)
 	}
 	slices.SortFunc(out, func(a, b orderedBid) int {
-		if c := cmp.Compare(a.b.MatchBy, b.b.MatchBy); c != 0 {
+		if c := cmp.Compare(a.matchBy, b.matchBy); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(a.h, b.h); c != 0 {

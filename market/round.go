@@ -129,7 +129,12 @@ func newOrdering(n int, member func(int32) bool, key func(int32) uint64) orderin
 			o.order = append(o.order, i)
 		}
 	}
-	slices.SortStableFunc(o.order, func(a, b int32) int { return cmp.Compare(key(a), key(b)) })
+	slices.SortFunc(o.order, func(a, b int32) int {
+		if c := cmp.Compare(key(a), key(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
 	for p, i := range o.order {
 		o.pos[i] = int32(p)
 	}
