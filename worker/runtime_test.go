@@ -34,11 +34,7 @@ func TestMain(m *testing.M) {
 
 func testProg(t *testing.T) []byte {
 	t.Helper()
-	p, err := workertest.Build(buildDir, workertest.TestProg, "wasip1", "wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
+	b, err := workertest.BuildWasm(buildDir, workertest.CacheDir(), workertest.TestProg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,8 +224,18 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		copyDone <- err
 	}()
 
-	waitC, waitErrC := e.cli.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionNextExit)
+	// The wait outlives the run's context (a killed container must still
+	// be waited for). The client's goroutine sends exactly one value, on an
+	// unbuffered channel for a result: every path receives it.
+	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWait()
+	waitC, waitErrC := e.cli.ContainerWait(waitCtx, id, container.WaitConditionNextExit)
 	if err := e.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		cancelWait()
+		select {
+		case <-waitC:
+		case <-waitErrC:
+		}
 		att.Close()
 		<-copyDone
 		return failed("start container: %v", err)

@@ -30,11 +30,7 @@ func TestMain(m *testing.M) {
 // module builds a Go package for wasip1 and returns its bytes.
 func module(tb testing.TB, pkg string) []byte {
 	tb.Helper()
-	p, err := workertest.Build(buildDir, pkg, "wasip1", "wasm")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
+	b, err := workertest.BuildWasm(buildDir, cacheDir, pkg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -56,3 +56,41 @@ func CacheDir() string {
 	}
 	return filepath.Join(base, "bourse-test", "wazero")
 }
+
+var (
+	precompiled = map[string]bool{}
+	toolPath    string
+)
+
+const precompilePkg = "github.com/bourse-net/bourse/worker/workertest/precompile"
+
+// BuildWasm builds pkg for wasip1/wasm into dir and compiles it into the
+// wazero cache at cacheDir with a helper built without the race detector
+// (see package precompile), so executors using cacheDir start it from the
+// file cache. It returns the module's bytes.
+func BuildWasm(dir, cacheDir, pkg string) ([]byte, error) {
+	p, err := Build(dir, pkg, "wasip1", "wasm")
+	if err != nil {
+		return nil, err
+	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if toolPath == "" {
+		out := filepath.Join(dir, "precompile.test")
+		cmd := exec.Command("go", "test", "-c", "-o", out, precompilePkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build precompile tool: %v\n%s", err, b)
+		}
+		toolPath = out
+	}
+	if key := cacheDir + "|" + p; !precompiled[key] {
+		cmd := exec.Command(toolPath)
+		cmd.Env = append(os.Environ(), "BOURSE_PRECOMPILE_CACHE="+cacheDir, "BOURSE_PRECOMPILE_FILES="+p)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("precompile %s: %v\n%s", pkg, err, out)
+		}
+		precompiled[key] = true
+	}
+	return os.ReadFile(p)
+}

@@ -183,8 +183,11 @@ func Run(t *testing.T, h Harness) {
 	t.Run("unbounded allocation hits the memory limit", func(t *testing.T) {
 		t.Parallel()
 		j := h.job(t, long, "alloc")
-		j.Limits.MemoryMiB = 64
+		j.Limits.MemoryMiB = 48
 		x, _ := run(t, e, j)
+		if !strings.Contains(string(x.Stdout), "allocating") {
+			t.Fatalf("the program did not start: %s", describe(x))
+		}
 		if x.State != h.OOMState {
 			t.Fatalf("got %s, want %s", describe(x), h.OOMState)
 		}
