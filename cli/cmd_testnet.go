@@ -165,6 +165,9 @@ func testnetUp(env Env) ucli.ActionFunc {
 		if err := flagsOnly(c); err != nil {
 			return err
 		}
+		if _, err := testnet.FindBinary(c.String("binary")); err != nil {
+			return err
+		}
 		nw, err := testnet.Generate(genOptions(c))
 		if err != nil {
 			return err
@@ -332,6 +335,9 @@ type demoReport struct {
 func testnetDemo(env Env) ucli.ActionFunc {
 	return func(c *ucli.Context) error {
 		if err := flagsOnly(c); err != nil {
+			return err
+		}
+		if _, err := testnet.FindBinary(c.String("binary")); err != nil {
 			return err
 		}
 		spec, payload, err := loadSpecFile(c.String("spec"))

@@ -109,6 +109,23 @@ func RunningNodes(nw *Network) []string {
 	return out
 }
 
+// FindBinary returns the bourse executable the daemons run: override when
+// set, else this program, unless this program is a go test binary (it
+// would run the tests again as "daemons").
+func FindBinary(override string) (string, error) {
+	if override != "" {
+		return override, nil
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the bourse binary: %w", err)
+	}
+	if strings.HasSuffix(bin, ".test") {
+		return "", fmt.Errorf("start testnet: %s is a test binary; pass the bourse binary to run (StartOptions.Binary, --binary)", bin)
+	}
+	return bin, nil
+}
+
 // StartOptions control Start.
 type StartOptions struct {
 	// Binary is the bourse executable. Empty: os.Executable().
@@ -155,11 +172,9 @@ func Start(nw *Network, o StartOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := o.Binary
-	if bin == "" {
-		if bin, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("find the bourse binary: %w", err)
-		}
+	bin, err := FindBinary(o.Binary)
+	if err != nil {
+		return nil, err
 	}
 	log := o.Logger
 	if log == nil {
