@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
 	"github.com/bourse-net/bourse/worker"
 	"github.com/bourse-net/bourse/worker/workertest"
 )
@@ -138,4 +141,29 @@ func BenchmarkPrimesRatio(b *testing.B) {
 		nativeT += time.Since(t1)
 	}
 	b.ReportMetric(float64(wasmT)/float64(nativeT), "wasm/native")
+}
+
+// BenchmarkPrimesWasmNoTerminationCheck runs the same guest on a bare
+// wazero runtime without WithCloseOnContextDone. The executor cannot do
+// without it (it is what stops a guest that loops forever), but it makes
+// wazero call into the host at every loop back-edge; this benchmark shows
+// how much of the WASM/native ratio is that check rather than Go's wasm
+// code generation.
+func BenchmarkPrimesWasmNoTerminationCheck(b *testing.B) {
+	prog := module(b, primesPkg)
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	defer rt.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+	m, err := rt.CompileModule(ctx, prog)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		mod, err := rt.InstantiateModule(ctx, m, wazero.NewModuleConfig().WithName("").WithArgs("primes", primesN))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mod.Close(ctx)
+	}
 }

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
 )
 
@@ -17,7 +18,7 @@ func FuzzCompile(f *testing.F) {
 	}
 	defer e.Close(context.Background())
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		_, release, err := e.compile(context.Background(), payload)
+		_, release, err := e.compile(context.Background(), sha256.Sum256(payload), payload)
 		if err == nil {
 			release()
 		}

@@ -158,8 +158,7 @@ func (e *Executor) Close(ctx context.Context) error {
 // compile returns the compiled module for payload, compiling it at most once
 // at a time per hash; the release function must be called when the caller
 // no longer instantiates it.
-func (e *Executor) compile(ctx context.Context, payload []byte) (wazero.CompiledModule, func(), error) {
-	h := sha256.Sum256(payload)
+func (e *Executor) compile(ctx context.Context, h [32]byte, payload []byte) (wazero.CompiledModule, func(), error) {
 	e.mu.Lock()
 	c, ok := e.compiled[h]
 	e.tick++
@@ -234,7 +233,12 @@ const pageSize = 1 << 16
 func (e *Executor) run(run *worker.Run) worker.Outcome {
 	job := run.Job
 	limit := uint64(job.Limits.MemoryMiB) << 20
-	mod, release, err := e.compile(run.Ctx, job.Payload)
+	// Start's Validate checked a non-zero PayloadHash against the payload.
+	h := job.PayloadHash
+	if h == ([32]byte{}) {
+		h = sha256.Sum256(job.Payload)
+	}
+	mod, release, err := e.compile(run.Ctx, h, job.Payload)
 	if err != nil {
 		return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: fmt.Sprintf("compile module: %v", err)}
 	}
