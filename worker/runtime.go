@@ -213,32 +213,48 @@ func (r *Runtime) Start(ctx context.Context, job *Job) error {
 		return fmt.Errorf("start job %s: %w", job.ID.Short(), err)
 	}
 
+	// Register and reserve under the lock; prepare and start outside it
+	// (a backend's Start may talk to a daemon).
+	j := &rtJob{kind: job.Executor, done: make(chan struct{})}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return fmt.Errorf("start job %s: %w", job.ID.Short(), ErrClosed)
 	}
 	if _, ok := r.jobs[job.ID]; ok {
+		r.mu.Unlock()
 		return fmt.Errorf("start job %s: %w", job.ID.Short(), ErrDuplicateJob)
 	}
 	if err := r.cap.Reserve(job.ID, job.Limits.Resources); err != nil {
+		r.mu.Unlock()
 		return fmt.Errorf("start job: %w", err)
 	}
+	r.jobs[job.ID] = j
+	r.wg.Add(1)
+	r.mu.Unlock()
+
 	jobDir := filepath.Join(r.cfg.WorkDir, job.ID.String())
 	outDir := filepath.Join(jobDir, "out")
 	_ = os.RemoveAll(jobDir) // left over from a crash
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		r.cap.Release(job.ID)
-		return fmt.Errorf("start job %s: output dir: %w", job.ID.Short(), err)
+	err := os.MkdirAll(outDir, 0o755)
+	if err != nil {
+		err = fmt.Errorf("start job %s: output dir: %w", job.ID.Short(), err)
+	} else if err = exec.Start(ctx, job, outDir); err != nil {
+		err = fmt.Errorf("start job %s on %s: %w", job.ID.Short(), job.Executor, err)
 	}
-	if err := exec.Start(ctx, job, outDir); err != nil {
-		r.cap.Release(job.ID)
+	if err != nil {
 		_ = os.RemoveAll(jobDir)
-		return fmt.Errorf("start job %s on %s: %w", job.ID.Short(), job.Executor, err)
+		r.cap.Release(job.ID)
+		now := time.Now()
+		j.result = &Result{JobID: job.ID, Executor: job.Executor, State: StateFailed, ExitCode: -1,
+			Reason: err.Error(), Started: now, Finished: now}
+		close(j.done)
+		r.mu.Lock()
+		delete(r.jobs, job.ID)
+		r.mu.Unlock()
+		r.wg.Done()
+		return err
 	}
-	j := &rtJob{kind: job.Executor, done: make(chan struct{})}
-	r.jobs[job.ID] = j
-	r.wg.Add(1)
 	go r.finish(exec, job, jobDir, outDir, j)
 	r.log.Info("job started", "job", job.ID.Short(), "executor", job.Executor,
 		"cpu", job.Limits.CPU, "memory_mib", job.Limits.MemoryMiB, "timeout", job.Limits.Timeout)

@@ -179,15 +179,14 @@ func (e *Executor) compile(ctx context.Context, h [32]byte, payload []byte) (waz
 		}
 	}
 	if !ok {
-		c.mod, c.err = e.rt.CompileModule(ctx, payload)
-		close(c.ready)
-		if c.err != nil {
-			e.mu.Lock()
-			if e.compiled[h] == c {
-				delete(e.compiled, h) // do not cache failures: the next try may have a live ctx
-			}
-			e.mu.Unlock()
+		mod, err := e.rt.CompileModule(ctx, payload)
+		e.mu.Lock()
+		c.mod, c.err = mod, err
+		if err != nil && e.compiled[h] == c {
+			delete(e.compiled, h) // do not cache failures: the next try may have a live ctx
 		}
+		e.mu.Unlock()
+		close(c.ready)
 		e.evict()
 	}
 	select {

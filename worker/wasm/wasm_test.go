@@ -68,3 +68,34 @@ func TestContract(t *testing.T) {
 		LogCap:    testLogCap,
 	})
 }
+
+// TestCompiledModuleEviction: with room for one compiled module, jobs
+// alternating between two modules (some running concurrently) all succeed.
+func TestCompiledModuleEviction(t *testing.T) {
+	e, err := New(context.Background(), Config{CacheDir: cacheDir, KeepCompiled: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	mods := [][]byte{module(t, workertest.TestProg), module(t, helloPkg)}
+	var jobs []*worker.Job
+	for i := range 6 {
+		j := testJob(mods[i%2], "hello", "x")
+		if err := e.Start(context.Background(), j, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	for _, j := range jobs {
+		x, err := e.Wait(context.Background(), j.ID)
+		if err != nil || x.State != worker.StateSucceeded {
+			t.Fatalf("job %s: %v %+v", j.ID.Short(), err, x)
+		}
+	}
+	e.mu.Lock()
+	n := len(e.compiled)
+	e.mu.Unlock()
+	if n > 1 {
+		t.Fatalf("%d compiled modules kept, limit 1", n)
+	}
+}
