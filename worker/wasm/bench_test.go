@@ -167,3 +167,26 @@ func BenchmarkPrimesWasmNoTerminationCheck(b *testing.B) {
 		mod.Close(ctx)
 	}
 }
+
+// BenchmarkHelloRawWazero instantiates and runs hello on a bare wazero
+// runtime configured like the executor's; BenchmarkHelloWarm minus this is
+// the executor's own overhead per job (bookkeeping, logs, memory
+// allocator, output dir).
+func BenchmarkHelloRawWazero(b *testing.B) {
+	prog := module(b, helloPkg)
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+	defer rt.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+	m, err := rt.CompileModule(ctx, prog)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		mod, err := rt.InstantiateModule(ctx, m, wazero.NewModuleConfig().WithName("").WithArgs("hello", "bench"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mod.Close(ctx)
+	}
+}
