@@ -7,6 +7,8 @@ LDFLAGS := -s -w -X github.com/bourse-net/bourse/cli.Version=$(VERSION)
 # Packages whose tests exercise concurrency run with the race detector.
 RACE_PKGS := ./p2p/... ./chain/... ./market/... ./worker/... ./node/... ./testnet/...
 PLAIN_PKGS := ./codec/... ./wallet/... ./cli/... ./cmd/...
+# End-to-end tests build the binary and drive real daemons as processes.
+E2E_PKGS := ./e2e/...
 FUZZTIME ?= 5s
 TESTNET_DIR ?= $(CURDIR)/.testnet
 
@@ -22,12 +24,13 @@ test: ## vet, unit tests (-race where there is concurrency)
 	$(GO) vet ./...
 	$(GO) test -count=1 $(PLAIN_PKGS)
 	$(GO) test -count=1 -race -timeout 15m $$($(GO) list $(RACE_PKGS) 2>/dev/null)
+	$(GO) test -count=1 -timeout 10m $(E2E_PKGS)
 
 test-long: ## slow fault, simulation and soak tests
 	BOURSE_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Sim|Long|Soak|Fault' ./...
 
 bench: ## benchmarks (figures go in the closing notes and README)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=1s ./...
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 fuzz: ## a short run of every fuzz target
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -135,9 +135,6 @@ func finish(cmds []*ucli.Command, parent string, env Env) {
 			continue
 		}
 		c.Flags = append(c.Flags, globalFlags(env)...)
-		if c.Action == nil {
-			c.Action = notYet(path)
-		}
 	}
 }
 

@@ -1,0 +1,284 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/node/httpapi"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// backend is the node as the HTTP API sees it.
+type backend Node
+
+var _ httpapi.Backend = (*backend)(nil)
+
+func (b *backend) node() *Node { return (*Node)(b) }
+
+func (b *backend) Status(ctx context.Context) (api.Status, error) {
+	n := b.node()
+	st := n.drv.State()
+	g := st.Globals()
+	s := api.Status{
+		ChainID:         n.cfg.ChainID,
+		Moniker:         n.cfg.Moniker,
+		Height:          g.Height,
+		LatestBlockHash: hex.EncodeToString(g.LastBlockHash[:]),
+		LatestBlockTime: time.UnixMilli(g.Time).UTC(),
+		PeerID:          n.host.ID().String(),
+		Peers:           len(n.host.Peers()),
+		Address:         n.key.Address().String(),
+		Roles:           n.roles(),
+		Versions:        api.Versions{Node: Version, API: api.Version, Protocol: "bourse/1"},
+	}
+	// Behind when blocks are older than a few block intervals.
+	s.Syncing = time.Since(s.LatestBlockTime) > 10*time.Second && g.Height > 0
+	return s, nil
+}
+
+func (b *backend) Block(ctx context.Context, height uint64) (api.Block, error) {
+	n := b.node()
+	if height == 0 || height > n.store.Height() {
+		return api.Block{}, fmt.Errorf("%w: no block at height %d (the chain is at %d)", api.ErrNotFound, height, n.store.Height())
+	}
+	blk, err := n.store.Block(ctx, height)
+	if err != nil {
+		return api.Block{}, err
+	}
+	var cert *consensus.CommitCertificate
+	if raw, err := n.store.Commit(ctx, height); err == nil {
+		cert, _ = consensus.DecodeCommit(raw)
+	}
+	return blockView(blk, cert), nil
+}
+
+func (b *backend) LatestBlock(ctx context.Context) (api.Block, error) {
+	h := b.node().store.Height()
+	if h == 0 {
+		return api.Block{}, fmt.Errorf("%w: no block yet", api.ErrNotFound)
+	}
+	return b.Block(ctx, h)
+}
+
+// blockView is the API form of a block.
+func blockView(blk *chain.Block, cert *consensus.CommitCertificate) api.Block {
+	h := blk.Hash()
+	out := api.Block{
+		Height:    blk.Header.Height,
+		Hash:      hex.EncodeToString(h[:]),
+		PrevHash:  hex.EncodeToString(blk.Header.PrevHash[:]),
+		Time:      time.UnixMilli(blk.Header.Time).UTC(),
+		Proposer:  blk.Header.Proposer.String(),
+		StateRoot: hex.EncodeToString(blk.Header.StateRoot[:]),
+		TxCount:   len(blk.Txs),
+		Txs:       make([]api.TxSummary, 0, len(blk.Txs)),
+	}
+	if cert != nil && cert.Round >= 0 {
+		out.Round = uint32(cert.Round)
+	}
+	for _, raw := range blk.Txs {
+		hash := chain.TxHash(raw)
+		sum := api.TxSummary{Hash: hex.EncodeToString(hash[:])}
+		if tx, err := chain.DecodeTx(raw); err == nil {
+			sum.Type = txType(tx)
+			sum.From = tx.SenderAddress().String()
+		}
+		out.Txs = append(out.Txs, sum)
+	}
+	return out
+}
+
+func txType(tx *chain.Tx) string {
+	switch {
+	case tx.Transfer != nil:
+		return "transfer"
+	case tx.Bond != nil:
+		return "bond"
+	case tx.Unbond != nil:
+		return "unbond"
+	case tx.ProviderRegister != nil:
+		return "provider_register"
+	case tx.BidCancel != nil:
+		return "bid_cancel"
+	case tx.Match != nil:
+		return "match"
+	case tx.Result != nil:
+		return "result"
+	case tx.Evidence != nil:
+		return "evidence"
+	}
+	return "unknown"
+}
+
+func txBody(tx *chain.Tx) any {
+	switch {
+	case tx.Transfer != nil:
+		return tx.Transfer
+	case tx.Bond != nil:
+		return tx.Bond
+	case tx.Unbond != nil:
+		return tx.Unbond
+	case tx.ProviderRegister != nil:
+		return tx.ProviderRegister
+	case tx.BidCancel != nil:
+		return tx.BidCancel
+	case tx.Match != nil:
+		return tx.Match
+	case tx.Result != nil:
+		return tx.Result
+	case tx.Evidence != nil:
+		return tx.Evidence
+	}
+	return nil
+}
+
+func (b *backend) Tx(ctx context.Context, hash string) (api.Tx, error) {
+	n := b.node()
+	raw, err := hex.DecodeString(hash)
+	if err != nil || len(raw) != 32 {
+		return api.Tx{}, api.BadRequest("transaction hash must be 64 hex digits")
+	}
+	loc, txRaw, err := n.store.TxByHash(ctx, [32]byte(raw))
+	if errors.Is(err, chain.ErrNotFound) {
+		if n.drv.Mempool().Has([32]byte(raw)) {
+			return api.Tx{Hash: hash, Result: "pending"}, nil
+		}
+		return api.Tx{}, fmt.Errorf("%w: transaction %s is not on chain", api.ErrNotFound, hash)
+	}
+	if err != nil {
+		return api.Tx{}, err
+	}
+	tx, err := chain.DecodeTx(txRaw)
+	if err != nil {
+		return api.Tx{}, err
+	}
+	body, _ := json.Marshal(txBody(tx))
+	return api.Tx{
+		Hash: hash, Type: txType(tx), Height: loc.Height, Index: int(loc.Index),
+		From: tx.SenderAddress().String(), Nonce: tx.Nonce, Fee: tx.Fee, Result: "committed", Body: body,
+	}, nil
+}
+
+func (b *backend) Validators(ctx context.Context) ([]api.Validator, error) {
+	n := b.node()
+	vs := n.drv.Validators()
+	stakes, err := n.drv.State().Stakes()
+	if err != nil {
+		return nil, err
+	}
+	bonded := map[wallet.Address]uint64{}
+	for _, s := range stakes {
+		bonded[s.Address] = s.Amount
+	}
+	out := []api.Validator{}
+	for _, v := range vs.Validators() {
+		out = append(out, api.Validator{Address: v.Address.String(), PubKey: hex.EncodeToString(v.PubKey[:]),
+			Stake: bonded[v.Address], Power: v.Power})
+	}
+	return out, nil
+}
+
+func (b *backend) Account(ctx context.Context, addr wallet.Address) (api.Account, error) {
+	st := b.node().drv.State()
+	acc, err := st.Account(addr)
+	if err != nil {
+		return api.Account{}, err
+	}
+	out := api.Account{Address: addr.String(), Balance: acc.Balance, Nonce: acc.Nonce}
+	stakes, err := st.Stakes()
+	if err != nil {
+		return api.Account{}, err
+	}
+	for _, s := range stakes {
+		if s.Address == addr {
+			out.Bonded = s.Amount
+		}
+	}
+	if p, ok, err := st.Provider(addr); err == nil && ok {
+		out.Provider, out.Collateral = true, p.Collateral
+	}
+	return out, nil
+}
+
+// sendTx submits one of the node's transactions and waits briefly for it
+// to commit, so the answer usually says "committed".
+func (b *backend) sendTx(ctx context.Context, fill func(*chain.Tx)) (api.TxResult, error) {
+	n := b.node()
+	hash, err := n.txs.submit(ctx, fill)
+	if err != nil {
+		return api.TxResult{}, api.BadRequest("%v", err)
+	}
+	out := api.TxResult{Hash: hex.EncodeToString(hash[:]), Status: "pending"}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	o, err := n.txs.wait(wctx, hash)
+	if err != nil {
+		return out, nil // still pending; the client can follow it with chain tx
+	}
+	out.Height, out.Status = o.height, "committed"
+	if o.res.Code != 0 {
+		out.Status, out.Error = "failed", o.res.Log
+	}
+	return out, nil
+}
+
+func (b *backend) Send(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error) {
+	return b.sendTx(ctx, func(tx *chain.Tx) { tx.Transfer = &chain.Transfer{To: to, Amount: amount} })
+}
+
+func (b *backend) ProviderRegister(ctx context.Context, collateral uint64) (api.TxResult, error) {
+	return b.sendTx(ctx, func(tx *chain.Tx) { tx.ProviderRegister = &chain.ProviderRegister{Collateral: collateral} })
+}
+
+func (b *backend) Bond(ctx context.Context, amount uint64) (api.TxResult, error) {
+	return b.sendTx(ctx, func(tx *chain.Tx) { tx.Bond = &chain.Bond{Amount: amount} })
+}
+
+func (b *backend) Unbond(ctx context.Context, amount uint64) (api.TxResult, error) {
+	return b.sendTx(ctx, func(tx *chain.Tx) { tx.Unbond = &chain.Unbond{Amount: amount} })
+}
+
+func (b *backend) Subscribe(ctx context.Context) <-chan api.Event {
+	return b.node().events.subscribe(ctx)
+}
+
+// The market, job and provider resources are served by the market service.
+
+func (b *backend) Offers(ctx context.Context) ([]api.Offer, error) { return b.market.offers(ctx) }
+func (b *backend) Bids(ctx context.Context) ([]api.Bid, error)     { return b.market.bids(ctx) }
+func (b *backend) Matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
+	return b.market.matches(ctx, f)
+}
+func (b *backend) MarketStats(ctx context.Context, from, to uint64) (api.MarketStats, error) {
+	return b.market.stats(ctx, from, to)
+}
+func (b *backend) SubmitJob(ctx context.Context, spec api.JobSpec, payload []byte) (api.Job, error) {
+	return b.market.submitJob(ctx, spec, payload)
+}
+func (b *backend) DryRun(ctx context.Context, spec api.JobSpec) (api.DryRun, error) {
+	return b.market.dryRun(ctx, spec)
+}
+func (b *backend) Jobs(ctx context.Context, f api.JobFilter) ([]api.Job, error) {
+	return b.market.jobs(ctx, f)
+}
+func (b *backend) Job(ctx context.Context, id string) (api.Job, error) { return b.market.job(ctx, id) }
+func (b *backend) JobLogs(ctx context.Context, id string) (api.JobLogs, error) {
+	return b.market.jobLogs(ctx, id)
+}
+func (b *backend) JobResult(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error) {
+	return b.market.jobResult(ctx, id)
+}
+func (b *backend) CancelJob(ctx context.Context, id string) (api.Job, error) {
+	return b.market.cancelJob(ctx, id)
+}
+func (b *backend) ProviderStatus(ctx context.Context) (api.ProviderStatus, error) {
+	return b.market.providerStatus(ctx)
+}

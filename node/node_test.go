@@ -1,0 +1,220 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/p2p"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// testNet is a network of in-process nodes on 127.0.0.1: real libp2p hosts,
+// real Pebble stores in temp dirs, real HTTP APIs.
+type testNet struct {
+	t       *testing.T
+	chainID string
+	homes   []string
+	nodes   []*Node
+	cfgs    []Config
+	genesis *chain.Genesis
+}
+
+const testPass = "test-passphrase"
+
+// newTestNet makes n homes, every node a validator with equal stake and a
+// funded account; edit may change each node's config (provider settings).
+func newTestNet(t *testing.T, n int, edit func(i int, c *Config)) *testNet {
+	t.Helper()
+	tn := &testNet{t: t, chainID: "bourse-test"}
+	root := t.TempDir()
+	g := &chain.Genesis{
+		ChainID:     tn.chainID,
+		GenesisTime: time.Now().UnixMilli() - 1000,
+		Timeouts:    chain.Timeouts{ProposeMs: 300, ProposeDeltaMs: 100, PrevoteMs: 100, PrevoteDeltaMs: 50, PrecommitMs: 100, PrecommitDeltaMs: 50, CommitMs: 20},
+		Params:      chain.DefaultParams(),
+	}
+	for i := range n {
+		home := filepath.Join(root, fmt.Sprintf("node%d", i))
+		cfg := DefaultConfig()
+		cfg.ChainID = tn.chainID
+		cfg.Moniker = fmt.Sprintf("node%d", i)
+		cfg.API.Listen = "127.0.0.1:0"
+		cfg.P2P = p2p.LocalConfig()
+		cfg.Log.File = ""
+		if edit != nil {
+			edit(i, &cfg)
+		}
+		res, err := InitHome(InitOptions{Home: home, Config: cfg, Passphrase: testPass, Scrypt: wallet.LightScrypt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := Keystore(home).Unlock("default", testPass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: res.Wallet.Address, Balance: 10_000_000})
+		g.Validators = append(g.Validators, chain.GenesisValidator{Address: k.Address(), PubKey: chain.HexKey(k.Public()), Stake: 1000})
+		tn.homes = append(tn.homes, home)
+		tn.cfgs = append(tn.cfgs, cfg)
+	}
+	for _, h := range tn.homes {
+		if err := g.Save(filepath.Join(h, "genesis.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tn.genesis = g
+	tn.nodes = make([]*Node, n)
+	t.Cleanup(func() {
+		for i := range tn.nodes {
+			tn.stop(i)
+		}
+	})
+	return tn
+}
+
+func (tn *testNet) logger(i int) *slog.Logger {
+	if os.Getenv("BOURSE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// start starts node i, bootstrapping from the nodes already running.
+func (tn *testNet) start(i int) *Node {
+	tn.t.Helper()
+	cfg := tn.cfgs[i]
+	cfg.P2P.Bootstrap = nil
+	for j, other := range tn.nodes {
+		if other != nil && j != i {
+			for _, a := range other.Host().Addrs() {
+				cfg.P2P.Bootstrap = append(cfg.P2P.Bootstrap, a.String())
+				break
+			}
+		}
+	}
+	n, err := New(context.Background(), Options{Home: tn.homes[i], Passphrase: testPass, Config: &cfg, Logger: tn.logger(i)})
+	if err != nil {
+		tn.t.Fatalf("node %d: %v", i, err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		tn.t.Fatalf("start node %d: %v", i, err)
+	}
+	tn.nodes[i] = n
+	return n
+}
+
+func (tn *testNet) stop(i int) {
+	if n := tn.nodes[i]; n != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			tn.t.Errorf("close node %d: %v", i, err)
+		}
+		tn.nodes[i] = nil
+	}
+}
+
+func (tn *testNet) startAll() {
+	for i := range tn.nodes {
+		tn.start(i)
+	}
+}
+
+// waitHeight waits until every running node has committed height h.
+func (tn *testNet) waitHeight(h uint64, within time.Duration) {
+	tn.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok := true
+		for _, n := range tn.nodes {
+			if n != nil && n.store.Height() < h {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			for i, n := range tn.nodes {
+				if n != nil {
+					tn.t.Logf("node %d at %d, peers %d, err %v", i, n.store.Height(), len(n.host.Peers()), n.drv.Err())
+				}
+			}
+			tn.t.Fatalf("height %d not reached in %s", h, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// client returns an API client for node i.
+func (tn *testNet) client(i int) *api.Client {
+	tn.t.Helper()
+	tok, err := ReadAPIToken(tn.homes[i])
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	c, err := api.NewClient("http://"+tn.nodes[i].APIAddr(), tok, nil)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	return c
+}
+
+func TestNodesMakeBlocksAndServeTheAPI(t *testing.T) {
+	tn := newTestNet(t, 4, nil)
+	tn.startAll()
+	tn.waitHeight(3, 30*time.Second)
+
+	ctx := context.Background()
+	c := tn.client(0)
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Height < 3 || st.ChainID != tn.chainID || len(st.Roles) < 2 {
+		t.Fatalf("status = %+v", st)
+	}
+	// A transfer from node 0 to a fresh address commits, and every node
+	// agrees on the balance.
+	to := mustKey(t, 77).Address()
+	res, err := c.Send(ctx, to.String(), 1234)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "committed" {
+		t.Fatalf("send = %+v", res)
+	}
+	tn.waitHeight(res.Height+1, 10*time.Second)
+	for i := range tn.nodes {
+		acc, err := tn.client(i).Account(ctx, to.String())
+		if err != nil || acc.Balance != 1234 {
+			t.Fatalf("node %d sees balance %d (%v)", i, acc.Balance, err)
+		}
+	}
+	tx, err := c.Tx(ctx, res.Hash)
+	if err != nil || tx.Type != "transfer" || tx.Height != res.Height {
+		t.Fatalf("tx = %+v, %v", tx, err)
+	}
+	blk, err := c.Block(ctx, res.Height)
+	if err != nil || blk.TxCount == 0 || blk.Hash == "" {
+		t.Fatalf("block = %+v, %v", blk, err)
+	}
+}
+
+func mustKey(t *testing.T, b byte) wallet.PrivateKey {
+	seed := make([]byte, 32)
+	seed[0] = b
+	k, err := wallet.KeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
