@@ -72,6 +72,10 @@ type ProviderConfig struct {
 	// Region and Labels are matched against job constraints.
 	Region string            `toml:"region"`
 	Labels map[string]string `toml:"labels"`
+	// WasmCache holds compiled WebAssembly modules, keyed by module hash,
+	// so a repeated module starts fast. Relative to the home. Default
+	// "cache/wasm".
+	WasmCache string `toml:"wasm_cache"`
 	// OfferInterval is how often the offer is re-gossiped (a heartbeat);
 	// offers expire after three intervals. Default "2s".
 	OfferInterval Duration `toml:"offer_interval"`
@@ -118,6 +122,7 @@ func DefaultConfig() Config {
 			Executors:         []string{"wasm"},
 			PricePerCPUSecond: 1000, PricePerGiBSecond: 100, PricePerJob: 10,
 			OfferInterval: Duration{2 * time.Second},
+			WasmCache:     "cache/wasm",
 		},
 		Log: LogConfig{Level: "info", File: "daemon.log"},
 	}

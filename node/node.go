@@ -454,8 +454,8 @@ func (n *Node) submitEvidence(ev consensus.DuplicateVoteEvidence) {
 	}
 }
 
-func (n *Node) proposerTxs(st *chain.State, height uint64, blockTime int64) [][]byte {
-	return n.market.proposerTxs(st, height, blockTime)
+func (n *Node) proposerTxs(st *chain.State, height uint64, blockTime int64, taken [][]byte) [][]byte {
+	return n.market.proposerTxs(st, height, blockTime, taken)
 }
 
 // forwardCommits turns committed blocks into API events and hands them to

@@ -63,6 +63,8 @@ price_per_job = {{.Provider.PricePerJob}}
 # Matched against job constraints.
 region = {{q .Provider.Region}}
 labels = {{labels .Provider.Labels}}
+# Compiled WebAssembly modules, relative to this home.
+wasm_cache = {{q .Provider.WasmCache}}
 # How often the offer is re-gossiped; offers expire after three intervals.
 offer_interval = {{q .Provider.OfferInterval.String}}
 

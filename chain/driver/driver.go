@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,8 +35,10 @@ type Transport interface {
 }
 
 // ProposerTxs lets the node add its own transactions (the market matcher's
-// Match transactions) at the front of a block it proposes.
-type ProposerTxs func(st *chain.State, height uint64, blockTime int64) [][]byte
+// Match transactions) to a block it proposes, after the mempool's (taken),
+// so that its nonces follow those of its own transactions already in the
+// block.
+type ProposerTxs func(st *chain.State, height uint64, blockTime int64, taken [][]byte) [][]byte
 
 // Committed is delivered to subscribers after a block is stored and applied.
 type Committed struct {
@@ -478,6 +481,7 @@ func (d *Driver) loop() {
 			case ev.msg != nil && ev.msg.Vote != nil:
 				err = d.step(consensus.ReceiveVote{Vote: ev.msg.Vote})
 			case ev.timeout != nil:
+				fmt.Fprintf(os.Stderr, "TRACE %s %p timeout %+v\n", time.Now().Format("05.000"), d, *ev.timeout)
 				delete(d.timers, *ev.timeout)
 				err = d.step(*ev.timeout)
 			case ev.synced != nil:
@@ -522,18 +526,24 @@ func (d *Driver) run(outs []consensus.Output) error {
 		case consensus.ScheduleTimeout:
 			d.schedule(o)
 		case consensus.RequestValue:
+			t0 := time.Now()
 			ready, err := d.propose(o.Height, o.Round)
+			fmt.Fprintf(os.Stderr, "TRACE %s %p propose h=%d r=%d took=%s\n", time.Now().Format("05.000"), d, o.Height, o.Round, time.Since(t0))
 			if err != nil {
 				d.log.Warn("build block", "height", o.Height, "err", err)
 				continue // the round times out and moves on
 			}
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: ready})
 		case consensus.ValidateValue:
+			t0 := time.Now()
 			valid := d.validate(o.Height, o.BlockID, o.Value)
+			fmt.Fprintf(os.Stderr, "TRACE %s %p validate h=%d r=%d took=%s\n", time.Now().Format("05.000"), d, o.Height, o.Round, time.Since(t0))
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.ValueValidity{
 				Height: o.Height, BlockID: o.BlockID, Value: o.Value, Valid: valid}})
 		case consensus.Decide:
+			t0 := time.Now()
 			next, err := d.commit(o)
+			fmt.Fprintf(os.Stderr, "TRACE %s %p commit h=%d took=%s\n", time.Now().Format("05.000"), d, o.Height, time.Since(t0))
 			if err != nil {
 				return err
 			}
@@ -587,11 +597,11 @@ func (d *Driver) propose(h uint64, r int32) (consensus.ValueReady, error) {
 	if err != nil {
 		return consensus.ValueReady{}, err
 	}
-	var cands [][]byte
+	// A quarter of the block is kept for the proposer's own transactions.
+	cands := d.mp.Reap(d.cfg.MaxBlockBytes*3/4, d.cfg.MaxBlockTxs*3/4)
 	if d.cfg.ProposerTxs != nil {
-		cands = append(cands, d.cfg.ProposerTxs(d.st, h, t)...)
+		cands = append(cands, d.cfg.ProposerTxs(d.st, h, t, cands)...)
 	}
-	cands = append(cands, d.mp.Reap(d.cfg.MaxBlockBytes, d.cfg.MaxBlockTxs)...)
 	b, res, err := chain.BuildBlock(d.st, chain.BlockTemplate{
 		Height: h, Time: t, PrevHash: d.store.LastHash(), Proposer: d.cfg.Key.Address(), LastCommit: d.lastCommit,
 	}, cands, chain.ExecOptions{SigCache: d.sigCache, SkipStateRootCheck: true})

@@ -1,0 +1,197 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/node/api"
+)
+
+var (
+	helloOnce sync.Once
+	helloWasm []byte
+	helloErr  error
+)
+
+// hello builds examples/hello for wasip1 once per test binary.
+func hello(t *testing.T) []byte {
+	t.Helper()
+	helloOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(file))
+		out := filepath.Join(os.TempDir(), "bourse-node-test-hello.wasm")
+		cmd := exec.Command("go", "build", "-o", out, "./examples/hello")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			helloErr = err
+			t.Logf("%s", b)
+			return
+		}
+		helloWasm, helloErr = os.ReadFile(out)
+	})
+	if helloErr != nil {
+		t.Fatalf("build hello.wasm: %v", helloErr)
+	}
+	return helloWasm
+}
+
+func providerNet(t *testing.T) *testNet {
+	tn := newTestNet(t, 4, func(i int, c *Config) {
+		c.Provider.Enabled = i > 0 // node 0 is only a client
+		c.Provider.Executors = []string{"wasm"}
+		c.Provider.OfferInterval = Duration{300 * time.Millisecond}
+		c.Provider.CPU, c.Provider.MemoryMiB = 2000, 2048
+		// Shared across runs: compiling under -race takes many seconds.
+		c.Provider.WasmCache = filepath.Join(os.TempDir(), "bourse-node-test-wasm-cache")
+	})
+	tn.startAll()
+	tn.waitHeight(2, 30*time.Second)
+	ctx := context.Background()
+	for i := 1; i < 4; i++ {
+		if res, err := tn.client(i).ProviderRegister(ctx, 5000); err != nil || res.Status != "committed" {
+			t.Fatalf("register provider %d: %+v %v", i, res, err)
+		}
+	}
+	// Wait until the client's book holds the three offers.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		offers, err := tn.client(0).Offers(ctx)
+		if err == nil && len(offers) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offers not gossiped: %d (%v)", len(offers), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return tn
+}
+
+func helloSpec() api.JobSpec {
+	return api.JobSpec{
+		Name: "hello", Executor: "wasm", Payload: "hello.wasm", Args: []string{"bourse"},
+		Env:       map[string]string{"GREETING": "hi"},
+		Resources: api.Resources{CPU: 250, Memory: 64, Disk: 16},
+		MaxPrice:  5_000_000, Timeout: api.Duration{Duration: 60 * time.Second},
+		Deadline: api.Duration{Duration: 10 * time.Second}, Placement: "cheapest", Replicas: 1,
+	}.WithDefaults()
+}
+
+func waitJob(t *testing.T, c *api.Client, id string, within time.Duration) api.Job {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		j, err := c.Job(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if api.Terminal(j.State) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s after %s", id, j.State, within)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// TestJobLifecycle runs a client and three providers through a job's whole
+// life: submit, match on chain, execute, result fetched and verified,
+// provider paid, client refunded the rest; then the expired path.
+func TestJobLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four nodes")
+	}
+	payload := hello(t)
+	tn := providerNet(t)
+	ctx := context.Background()
+	c := tn.client(0)
+	before, err := c.Account(ctx, tn.nodes[0].Address().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	job, err := c.SubmitJob(ctx, helloSpec(), bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.State != api.StateBidding || job.ID == "" {
+		t.Fatalf("submitted job = %+v", job)
+	}
+	done := waitJob(t, c, job.ID, 120*time.Second)
+	if done.State != api.StatePaid {
+		t.Fatalf("job ended %s: %s", done.State, done.Error)
+	}
+	if done.Provider == "" || done.Paid == 0 || done.Paid+done.Refunded != done.Escrowed || done.ExitCode == nil || *done.ExitCode != 0 {
+		t.Fatalf("settlement = %+v", done)
+	}
+	// The result comes from the provider and matches the hash on chain.
+	rc, info, err := c.JobResult(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if hex.EncodeToString(sum[:]) != done.ResultHash || info.Hash != done.ResultHash {
+		t.Fatalf("result hash %x, on chain %s", sum, done.ResultHash)
+	}
+	logs, err := c.JobLogs(ctx, job.ID)
+	if err != nil || !strings.Contains(logs.Stdout, "hi, bourse!") {
+		t.Fatalf("logs = %+v, %v", logs, err)
+	}
+	// The provider earned what the chain says; the client paid that plus
+	// nothing else for the job (fees are separate transactions).
+	var provIdx int
+	for i := 1; i < 4; i++ {
+		if tn.nodes[i].Address().String() == done.Provider {
+			provIdx = i
+		}
+	}
+	if provIdx == 0 {
+		t.Fatalf("provider %s is not one of the nodes", done.Provider)
+	}
+	ps, err := tn.client(provIdx).ProviderStatus(ctx)
+	if err != nil || ps.Earned != done.Paid {
+		t.Fatalf("provider status = %+v, %v (want earned %d)", ps, err, done.Paid)
+	}
+	after, err := c.Account(ctx, tn.nodes[0].Address().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Balance-after.Balance != done.Paid {
+		t.Fatalf("client balance fell by %d, paid %d", before.Balance-after.Balance, done.Paid)
+	}
+
+	// A job no offer can take expires with the reasons.
+	spec := helloSpec()
+	spec.Resources.CPU = 64_000 // more than any provider sells
+	spec.Deadline = api.Duration{Duration: 1500 * time.Millisecond}
+	dry, err := c.DryRun(ctx, spec)
+	if err != nil || dry.Chosen != "" || len(dry.Offers) == 0 {
+		t.Fatalf("dry run = %+v, %v", dry, err)
+	}
+	job2, err := c.SubmitJob(ctx, spec, bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := waitJob(t, c, job2.ID, 20*time.Second)
+	if exp.State != api.StateExpired || !strings.Contains(exp.Error, "resources") {
+		t.Fatalf("expired job = %s: %s", exp.State, exp.Error)
+	}
+}

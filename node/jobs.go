@@ -1,0 +1,571 @@
+package node
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// jobRecord is a client job as the node keeps it on disk (jobs/<id>.json),
+// so jobs and their payloads survive a restart.
+type jobRecord struct {
+	api.Job
+	BidRaw       []byte `json:"bid_raw,omitempty"`
+	ProviderPeer string `json:"provider_peer,omitempty"`
+
+	bid *market.Bid
+}
+
+// jobStore holds the client's jobs. Callers get copies; update applies a
+// change under the lock and persists it before returning.
+type jobStore struct {
+	dir  string
+	mu   sync.Mutex
+	jobs map[string]*jobRecord
+}
+
+func openJobStore(dir string) (*jobStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("job store: %w", err)
+	}
+	s := &jobStore{dir: dir, jobs: map[string]*jobRecord{}}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("job store: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("job store: %w", err)
+		}
+		var j jobRecord
+		if err := json.Unmarshal(raw, &j); err != nil {
+			return nil, fmt.Errorf("job store: %s is corrupt: %w", e.Name(), err)
+		}
+		if len(j.BidRaw) > 0 {
+			if j.bid, err = market.DecodeBid(j.BidRaw); err != nil {
+				return nil, fmt.Errorf("job store: %s: %w", e.Name(), err)
+			}
+		}
+		s.jobs[j.ID] = &j
+	}
+	return s, nil
+}
+
+func (s *jobStore) save(j *jobRecord) error {
+	raw, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(s.dir, j.ID+".json")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+func (s *jobStore) put(j *jobRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.jobs[j.ID] = j
+	return s.save(j)
+}
+
+func (s *jobStore) get(id string) *jobRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j, ok := s.jobs[id]; ok {
+		c := *j
+		return &c
+	}
+	return nil
+}
+
+func (s *jobStore) list() []*jobRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*jobRecord, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		c := *j
+		out = append(out, &c)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].SubmittedAt.After(out[b].SubmittedAt) })
+	return out
+}
+
+// update changes a job unless it already ended; it reports the new job
+// and whether anything changed.
+func (s *jobStore) update(id string, f func(*jobRecord)) (api.Job, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok || (api.Terminal(j.State) && j.State != api.StateFailed) {
+		if ok {
+			return j.Job, false
+		}
+		return api.Job{}, false
+	}
+	before := j.Job
+	f(j)
+	j.UpdatedAt = time.Now().UTC()
+	if err := s.save(j); err != nil {
+		return j.Job, false
+	}
+	return j.Job, before.State != j.State || before.Error != j.Error || before.ResultSize != j.ResultSize
+}
+
+// update applies f to job j and announces the change on the event stream.
+func (m *marketService) update(j *jobRecord, f func(*jobRecord)) {
+	if job, changed := m.jobStore.update(j.ID, f); changed {
+		m.n.events.publish(eventJob(job))
+	}
+}
+
+// bidFor turns a job spec into a signed bid served by this node.
+func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSize int64) (*market.Bid, error) {
+	n := m.n
+	now := time.Now()
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	b := &market.Bid{
+		Client:     n.key.Public(),
+		Nonce:      binary.BigEndian.Uint64(nonce[:]),
+		Executor:   spec.Executor,
+		Args:       spec.Args,
+		Resources:  market.Resources{CPU: spec.Resources.CPU, MemMiB: spec.Resources.Memory, DiskMiB: spec.Resources.Disk, GPUs: uint32(spec.Resources.GPUs)},
+		MaxPrice:   spec.MaxPrice,
+		MatchBy:    now.Add(spec.Deadline.Duration).UnixMilli(),
+		TimeoutMs:  spec.Timeout.Milliseconds(),
+		Preference: spec.Placement,
+		Replicas:   1,
+	}
+	if spec.Image != "" && payloadSize == 0 {
+		b.Payload = market.Payload{Image: spec.Image}
+	} else {
+		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String()}
+	}
+	for k, v := range spec.Env {
+		b.Env = append(b.Env, k+"="+v)
+	}
+	sort.Strings(b.Env)
+	if spec.Constraints.Region != "" {
+		b.Constraints.Regions = []string{spec.Constraints.Region}
+	}
+	for k, v := range spec.Constraints.Labels {
+		b.Constraints.Labels = append(b.Constraints.Labels, k+"="+v)
+	}
+	sort.Strings(b.Constraints.Labels)
+	if err := b.Validate(now.UnixMilli()); err != nil {
+		return nil, api.BadRequest("%v", err)
+	}
+	if err := b.Sign(n.cfg.ChainID, n.key); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload []byte) (api.Job, error) {
+	spec = spec.WithDefaults()
+	var hash [32]byte
+	if len(payload) > 0 {
+		h, _, err := m.payloads.Put(ctx, bytes.NewReader(payload))
+		if err != nil {
+			return api.Job{}, fmt.Errorf("store payload: %w", err)
+		}
+		hash = h
+		m.blobs.Publish(hash)
+	} else if spec.Image == "" {
+		return api.Job{}, api.BadRequest("the job has no payload: give a .wasm file or an image")
+	}
+	b, err := m.bidFor(spec, hash, int64(len(payload)))
+	if err != nil {
+		return api.Job{}, err
+	}
+	raw, err := b.Encode()
+	if err != nil {
+		return api.Job{}, err
+	}
+	id := b.ID()
+	now := time.Now().UTC()
+	j := &jobRecord{
+		Job: api.Job{ID: hex.EncodeToString(id[:]), Name: spec.Name, State: api.StateBidding, Spec: spec,
+			SubmittedAt: now, UpdatedAt: now, BidID: hex.EncodeToString(id[:])},
+		BidRaw: raw, bid: b,
+	}
+	if len(payload) > 0 {
+		j.PayloadHash = hex.EncodeToString(hash[:])
+	}
+	if err := m.jobStore.put(j); err != nil {
+		return api.Job{}, fmt.Errorf("save job: %w", err)
+	}
+	if err := m.book.AddBid(b, now.UnixMilli()); err != nil && !errors.Is(err, market.ErrDuplicate) {
+		return api.Job{}, api.BadRequest("bid refused: %v", err)
+	}
+	if err := m.bidTopic.Publish(ctx, raw); err != nil {
+		m.n.log.Debug("publish bid", "err", err)
+	}
+	m.n.events.publish(eventJob(j.Job))
+	return j.Job, nil
+}
+
+func (m *marketService) dryRun(ctx context.Context, spec api.JobSpec) (api.DryRun, error) {
+	spec = spec.WithDefaults()
+	b, err := m.bidFor(spec, sha256.Sum256(nil), 1)
+	if err != nil {
+		return api.DryRun{}, err
+	}
+	st := m.n.drv.State()
+	now := time.Now().UnixMilli()
+	fits := m.explain(b, st, now)
+	out := api.DryRun{Spec: spec, Offers: fits}
+	snap := m.book.Snapshot()
+	if ms := m.matcher.Match(market.NewSnapshot(snap.Offers, []*market.Bid{b}), st.View(), now, st.Globals().LastBlockHash, 1); len(ms) == 1 {
+		out.Chosen = ms[0].Offer.ID().String()
+		out.Price = ms[0].Price
+		out.Summary = fmt.Sprintf("would run on %s for at most %d (escrow %d)", ms[0].Offer.ProviderAddress(), ms[0].Price, b.MaxPrice)
+	} else {
+		out.Summary = "no offer fits now: " + summarize(fits)
+	}
+	return out, nil
+}
+
+func (m *marketService) jobs(ctx context.Context, f api.JobFilter) ([]api.Job, error) {
+	out := []api.Job{}
+	for _, j := range m.jobStore.list() {
+		if f.State != "" && j.State != f.State {
+			continue
+		}
+		out = append(out, j.Job)
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (m *marketService) job(ctx context.Context, id string) (api.Job, error) {
+	if j := m.jobStore.get(id); j != nil {
+		return j.Job, nil
+	}
+	return api.Job{}, fmt.Errorf("%w: no job %s on this node ('bourse job list' shows them)", api.ErrNotFound, id)
+}
+
+// resultBlob finds a job's result: fetched by the client, or produced here.
+func (m *marketService) resultBlob(id string) ([32]byte, error) {
+	if j := m.jobStore.get(id); j != nil {
+		if j.ResultHash == "" {
+			return [32]byte{}, fmt.Errorf("%w: job %s has no result yet (state %s)", api.ErrConflict, id, j.State)
+		}
+		return parseHash(j.ResultHash)
+	}
+	raw, err := hex.DecodeString(id)
+	if err == nil && len(raw) == 32 {
+		m.mu.Lock()
+		pj := m.provJobs[market.BidID(raw)]
+		m.mu.Unlock()
+		if pj != nil && pj.Result != nil {
+			return pj.Result.Hash, nil
+		}
+	}
+	return [32]byte{}, fmt.Errorf("%w: no job %s on this node", api.ErrNotFound, id)
+}
+
+func (m *marketService) jobResult(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error) {
+	h, err := m.resultBlob(id)
+	if err != nil {
+		return nil, api.ResultInfo{}, err
+	}
+	rc, size, err := unionSource{m.payloads, m.results}.Open(h)
+	if err != nil {
+		return nil, api.ResultInfo{}, fmt.Errorf("%w: the result of %s is not here yet (it is fetched from the provider after settlement)", api.ErrConflict, id)
+	}
+	return rc, api.ResultInfo{Size: size, Hash: hex.EncodeToString(h[:])}, nil
+}
+
+// jobLogs reads stdout and stderr out of the job's packed result.
+func (m *marketService) jobLogs(ctx context.Context, id string) (api.JobLogs, error) {
+	rc, _, err := m.jobResult(ctx, id)
+	if err != nil {
+		return api.JobLogs{}, err
+	}
+	defer rc.Close()
+	out := api.JobLogs{ID: id}
+	tr := tar.NewReader(io.LimitReader(rc, maxResultBytes))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("read result: %w", err)
+		}
+		const capLogs = 4 << 20
+		switch h.Name {
+		case "stdout", "stderr":
+			b, err := io.ReadAll(io.LimitReader(tr, capLogs+1))
+			if err != nil {
+				return out, err
+			}
+			if len(b) > capLogs {
+				b, out.Truncated = b[:capLogs], true
+			}
+			if h.Name == "stdout" {
+				out.Stdout = string(b)
+			} else {
+				out.Stderr = string(b)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (m *marketService) cancelJob(ctx context.Context, id string) (api.Job, error) {
+	j := m.jobStore.get(id)
+	if j == nil {
+		return api.Job{}, fmt.Errorf("%w: no job %s on this node", api.ErrNotFound, id)
+	}
+	if j.State != api.StateBidding || j.bid == nil {
+		return j.Job, fmt.Errorf("%w: job %s is %s; only a job waiting for a match can be cancelled", api.ErrConflict, id, j.State)
+	}
+	bid := *j.bid
+	hash, err := m.n.txs.submit(ctx, func(tx *chain.Tx) { tx.BidCancel = &chain.BidCancel{Bid: bid} })
+	if err != nil {
+		return j.Job, api.BadRequest("cancel: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := m.n.txs.wait(wctx, hash); err == nil {
+		m.update(j, func(j *jobRecord) { j.State = api.StateCancelled })
+	}
+	return m.job(ctx, id)
+}
+
+func toAPIResources(r market.Resources) api.Resources {
+	return api.Resources{CPU: r.CPU, Memory: r.MemMiB, Disk: r.DiskMiB, GPUs: uint64(r.GPUs)}
+}
+
+func offerView(o *market.Offer) api.Offer {
+	labels := map[string]string{}
+	for _, kv := range o.Labels {
+		k, v, _ := strings.Cut(kv, "=")
+		labels[k] = v
+	}
+	return api.Offer{
+		ID: o.ID().String(), Provider: o.ProviderAddress().String(), PeerID: o.PeerID,
+		Capacity: toAPIResources(o.Total), Free: toAPIResources(o.Free), Load: float64(o.Load) / 1000,
+		Prices:   api.Prices{PerCPUSecond: o.Terms.PerCPUSecond, PerGiBSecond: o.Terms.PerGiBSecond, PerJob: o.Terms.PerJob},
+		Region:   o.Region, Labels: labels, Executors: o.Executors, Expires: time.UnixMilli(o.Expires).UTC(),
+	}
+}
+
+func (m *marketService) offers(ctx context.Context) ([]api.Offer, error) {
+	out := []api.Offer{}
+	for _, o := range m.book.Snapshot().Offers {
+		out = append(out, offerView(o))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Provider < out[b].Provider })
+	return out, nil
+}
+
+func (m *marketService) bids(ctx context.Context) ([]api.Bid, error) {
+	out := []api.Bid{}
+	for _, b := range m.book.Snapshot().Bids {
+		id := b.ID()
+		v := api.Bid{ID: hex.EncodeToString(id[:]), Client: b.ClientAddress().String(), Executor: b.Executor,
+			Resources: toAPIResources(b.Resources), MaxPrice: b.MaxPrice, Deadline: time.UnixMilli(b.MatchBy).UTC(),
+			Placement: b.Preference}
+		if len(b.Payload.SHA256) > 0 {
+			v.PayloadHash = hex.EncodeToString(b.Payload.SHA256)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// matchRecords scans committed blocks from..to (newest first) for Match
+// transactions and returns the chain's record of each.
+func (m *marketService) matchRecords(ctx context.Context, from, to uint64, limit int) ([]chain.Match, error) {
+	st := m.n.drv.State()
+	top := m.n.store.Height()
+	if to == 0 || to > top {
+		to = top
+	}
+	if from == 0 {
+		from = 1
+	}
+	var out []chain.Match
+	for h := to; h >= from && h > 0; h-- {
+		b, err := m.n.store.Block(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(b.Txs) - 1; i >= 0; i-- {
+			tx, err := chain.DecodeTx(b.Txs[i])
+			if err != nil || tx.Match == nil {
+				continue
+			}
+			if rec, ok, err := st.Match(tx.Match.Bid.ID()); err == nil && ok && rec.Height == h {
+				out = append(out, rec)
+				if limit > 0 && len(out) >= limit {
+					return out, nil
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func statusName(s chain.MatchStatus) string {
+	switch s {
+	case chain.MatchOpen:
+		return "open"
+	case chain.MatchCompleted:
+		return "completed"
+	case chain.MatchFailed:
+		return "failed"
+	case chain.MatchTimedOut:
+		return "timed_out"
+	}
+	return "unknown"
+}
+
+func (m *marketService) matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	recs, err := m.matchRecords(ctx, f.FromHeight, f.ToHeight, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.Match{}
+	for _, r := range recs {
+		id := r.Match.Bid.ID()
+		out = append(out, api.Match{
+			ID: hex.EncodeToString(id[:]), BidID: hex.EncodeToString(id[:]), OfferID: r.Match.Offer.ID().String(),
+			Client: r.Match.Bid.ClientAddress().String(), Provider: r.Match.Offer.ProviderAddress().String(),
+			Price: r.Escrow, Height: r.Height, Deadline: time.UnixMilli(r.Deadline).UTC(), State: statusName(r.Status),
+		})
+	}
+	return out, nil
+}
+
+func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketStats, error) {
+	recs, err := m.matchRecords(ctx, from, to, 0)
+	if err != nil {
+		return api.MarketStats{}, err
+	}
+	top := m.n.store.Height()
+	if to == 0 || to > top {
+		to = top
+	}
+	if from == 0 {
+		from = 1
+	}
+	var records []market.MatchRecord
+	out := api.MarketStats{FromHeight: from, ToHeight: to}
+	slashed := map[wallet.Address]uint64{}
+	for _, r := range recs {
+		outcome := market.OutcomeOpen
+		switch r.Status {
+		case chain.MatchCompleted:
+			outcome = market.OutcomeCompleted
+		case chain.MatchFailed:
+			outcome = market.OutcomeFailed
+		case chain.MatchTimedOut:
+			outcome = market.OutcomeTimedOut
+		}
+		p := r.Match.Offer.ProviderAddress()
+		slashed[p] += r.Slashed
+		records = append(records, market.MatchRecord{Provider: p, Height: r.Height, MatchedAt: r.MatchedAt,
+			SettledAt: r.SettledAt, Resources: r.Match.Bid.Resources, Price: r.Match.Price, Paid: r.Paid, Outcome: outcome})
+		out.Matches++
+		out.Volume += r.Paid
+	}
+	if out.Matches > 0 {
+		out.AvgPrice = out.Volume / out.Matches
+	}
+	capacity := map[wallet.Address]market.Resources{}
+	for _, o := range m.book.Snapshot().Offers {
+		capacity[o.ProviderAddress()] = o.Total
+	}
+	w := market.StatsWindow{From: from, To: to}
+	if b, err := m.n.store.Block(ctx, from); err == nil {
+		w.FromTime = b.Header.Time
+	}
+	if b, err := m.n.store.Block(ctx, to); err == nil {
+		w.ToTime = b.Header.Time
+	}
+	s := market.ComputeStats(records, capacity, w)
+	out.Fairness = s.Fairness
+	for _, p := range s.Providers {
+		ps := api.ProviderStats{Address: p.Provider.String(), Matches: p.Assigned, Completed: p.Completed, Failed: p.Failed,
+			TimedOut: p.TimedOut, Earned: p.Earnings, Slashed: slashed[p.Provider], Utilization: p.Utilisation}
+		if out.Matches > 0 {
+			ps.Share = float64(p.Assigned) / float64(out.Matches)
+		}
+		out.Providers = append(out.Providers, ps)
+	}
+	return out, nil
+}
+
+func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus, error) {
+	n := m.n
+	if m.runtime == nil {
+		return api.ProviderStatus{}, fmt.Errorf("%w: this node sells no capacity: set [provider] enabled = true in config.toml and restart", api.ErrUnavailable)
+	}
+	pc := n.cfg.Provider
+	load := m.runtime.Load()
+	out := api.ProviderStatus{
+		Address:  n.key.Address().String(),
+		Capacity: api.Resources{CPU: pc.CPU, Memory: pc.MemoryMiB, Disk: pc.DiskMiB},
+		Free:     api.Resources{CPU: uint64(max(load.Free.CPU, 0)), Memory: uint64(max(load.Free.MemoryMiB, 0)), Disk: uint64(max(load.Free.DiskMiB, 0))},
+		Running:  load.Running,
+		Jobs:     map[string]int{},
+	}
+	for _, k := range m.runtime.Executors(ctx) {
+		out.Executors = append(out.Executors, string(k))
+	}
+	if p, ok, err := n.drv.State().Provider(n.key.Address()); err == nil && ok {
+		out.Registered, out.Collateral = true, p.Collateral
+	}
+	if o, ok := m.book.Offer(n.key.Address()); ok {
+		v := offerView(o)
+		out.Offer = &v
+	}
+	m.mu.Lock()
+	for id, pj := range m.provJobs {
+		out.Jobs[pj.State]++
+		if rec, ok, err := n.drv.State().Match(id); err == nil && ok {
+			out.Earned += rec.Paid
+			out.Slashed += rec.Slashed
+		}
+	}
+	m.mu.Unlock()
+	return out, nil
+}
