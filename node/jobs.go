@@ -378,8 +378,8 @@ func offerView(o *market.Offer) api.Offer {
 	return api.Offer{
 		ID: o.ID().String(), Provider: o.ProviderAddress().String(), PeerID: o.PeerID,
 		Capacity: toAPIResources(o.Total), Free: toAPIResources(o.Free), Load: float64(o.Load) / 1000,
-		Prices:   api.Prices{PerCPUSecond: o.Terms.PerCPUSecond, PerGiBSecond: o.Terms.PerGiBSecond, PerJob: o.Terms.PerJob},
-		Region:   o.Region, Labels: labels, Executors: o.Executors, Expires: time.UnixMilli(o.Expires).UTC(),
+		Prices: api.Prices{PerCPUSecond: o.Terms.PerCPUSecond, PerGiBSecond: o.Terms.PerGiBSecond, PerJob: o.Terms.PerJob},
+		Region: o.Region, Labels: labels, Executors: o.Executors, Expires: time.UnixMilli(o.Expires).UTC(),
 	}
 }
 

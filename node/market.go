@@ -40,15 +40,15 @@ type marketService struct {
 	matcher market.Matcher
 
 	offerTopic, bidTopic *p2p.Topic
-	payloads     *worker.Store // the client's payloads and fetched results
-	results      *worker.Store // the provider's results
-	blobs        *p2p.BlobServer
-	jobStore     *jobStore
-	runtime      *worker.Runtime // nil unless the node is a provider
+	payloads             *worker.Store // the client's payloads and fetched results
+	results              *worker.Store // the provider's results
+	blobs                *p2p.BlobServer
+	jobStore             *jobStore
+	runtime              *worker.Runtime // nil unless the node is a provider
 
 	mu       sync.Mutex
-	seq      uint64                   // offer sequence
-	running  map[market.BidID]bool    // provider jobs started
+	seq      uint64                    // offer sequence
+	running  map[market.BidID]bool     // provider jobs started
 	provJobs map[market.BidID]*provJob // provider's view of its jobs
 
 	ctx    context.Context
