@@ -42,7 +42,7 @@ fuzz: ## a short run of every fuzz target
 examples: ## build every example job to WebAssembly
 	@set -e; for d in examples/*/; do \
 	  n=$$(basename $$d); \
-	  if [ -f $$d/main.go ]; then \
+	  if [ -f $$d/main.go ] && [ ! -f $$d/Dockerfile ]; then \
 	    echo "examples/$$n/$$n.wasm"; GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o $$d/$$n.wasm ./$$d; \
 	  fi; \
 	done

@@ -401,7 +401,7 @@ func TestSubmitWaitPaid(t *testing.T) {
 	if !strings.Contains(errs, "job job1: running") {
 		t.Fatalf("progress not on stderr: %q", errs)
 	}
-	saved, err := os.ReadFile(filepath.Join(outDir, "job1.result"))
+	saved, err := os.ReadFile(filepath.Join(outDir, "job1.tar"))
 	if err != nil || !bytes.Equal(saved, result) {
 		t.Fatalf("saved result %q %v", saved, err)
 	}

@@ -432,7 +432,7 @@ func saveResult(ctx context.Context, cl *api.Client, id, dir string) (string, er
 		os.Remove(f.Name())
 		return "", fmt.Errorf("fetch result of job %s: %w", id, err)
 	}
-	path := filepath.Join(dir, id+".result")
+	path := filepath.Join(dir, id+".tar")
 	if err := os.Rename(f.Name(), path); err != nil {
 		os.Remove(f.Name())
 		return "", fmt.Errorf("save result: %w", err)

@@ -423,16 +423,11 @@ func runDemoJob(c *ucli.Context, nw *testnet.Network, spec api.JobSpec, payload 
 	if final.State != api.StatePaid {
 		return rep, fmt.Errorf("job %s ended %s%s; see 'bourse --home %s job status %s'", final.ID, final.State, suffix(final.Error), nw.Nodes[0].Home, final.ID)
 	}
-	if rc, _, err := client.JobResult(ctx, final.ID); err == nil {
-		data, rerr := io.ReadAll(io.LimitReader(rc, smallResult))
-		rc.Close()
-		if rerr != nil {
-			return rep, fmt.Errorf("fetch result of job %s: %w", final.ID, rerr)
-		}
-		rep.Output = string(data)
-	} else {
-		return rep, fmt.Errorf("fetch result of job %s: %w", final.ID, err)
+	logs, err := client.JobLogs(ctx, final.ID)
+	if err != nil {
+		return rep, fmt.Errorf("read the output of job %s: %w", final.ID, err)
 	}
+	rep.Output = logs.Stdout + logs.Stderr
 	rep.Provider = final.Provider
 	for _, n := range nw.Nodes {
 		if n.Address == final.Provider {

@@ -15,40 +15,48 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/node/api"
 )
 
 var (
-	helloOnce sync.Once
-	helloWasm []byte
-	helloErr  error
+	examplesMu sync.Mutex
+	examples   = map[string][]byte{}
 )
 
-// hello builds examples/hello for wasip1 once per test binary.
-func hello(t *testing.T) []byte {
+// example builds examples/<name> for wasip1 once per test binary.
+func example(t *testing.T, name string) []byte {
 	t.Helper()
-	helloOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Dir(filepath.Dir(file))
-		out := filepath.Join(os.TempDir(), "bourse-node-test-hello.wasm")
-		cmd := exec.Command("go", "build", "-o", out, "./examples/hello")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			helloErr = err
-			t.Logf("%s", b)
-			return
-		}
-		helloWasm, helloErr = os.ReadFile(out)
-	})
-	if helloErr != nil {
-		t.Fatalf("build hello.wasm: %v", helloErr)
+	examplesMu.Lock()
+	defer examplesMu.Unlock()
+	if b, ok := examples[name]; ok {
+		return b
 	}
-	return helloWasm
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	out := filepath.Join(t.TempDir(), name+".wasm")
+	cmd := exec.Command("go", "build", "-o", out, "./examples/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s.wasm: %v\n%s", name, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples[name] = b
+	return b
 }
 
+func hello(t *testing.T) []byte { return example(t, "hello") }
+
 func providerNet(t *testing.T) *testNet {
-	tn := newTestNet(t, 4, func(i int, c *Config) {
+	return providerNetWith(t, nil)
+}
+
+func providerNetWith(t *testing.T, genesis func(*chain.Genesis)) *testNet {
+	tn := newTestNetGenesis(t, 4, genesis, func(i int, c *Config) {
 		c.Provider.Enabled = i > 0 // node 0 is only a client
 		c.Provider.Executors = []string{"wasm"}
 		c.Provider.OfferInterval = Duration{300 * time.Millisecond}
@@ -193,5 +201,65 @@ func TestJobLifecycle(t *testing.T) {
 	exp := waitJob(t, c, job2.ID, 20*time.Second)
 	if exp.State != api.StateExpired || !strings.Contains(exp.Error, "resources") {
 		t.Fatalf("expired job = %s: %s", exp.State, exp.Error)
+	}
+}
+
+// TestProviderMissesDeadline: the provider holding a match goes away; at
+// the deadline the chain refunds the client and slashes the provider.
+func TestProviderMissesDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four nodes")
+	}
+	payload := example(t, "primes")
+	tn := providerNetWith(t, func(g *chain.Genesis) { g.Params.ResultGraceMs = 1000 })
+	ctx := context.Background()
+	c := tn.client(0)
+	spec := helloSpec()
+	spec.Name, spec.Args = "primes", []string{"500000000"} // runs far longer than its timeout
+	spec.Timeout = api.Duration{Duration: 4 * time.Second}
+	job, err := c.SubmitJob(ctx, spec, bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop the provider as soon as the match commits.
+	deadline := time.Now().Add(20 * time.Second)
+	var j api.Job
+	for {
+		if j, err = c.Job(ctx, job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if j.State != api.StateBidding {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("job never matched")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if j.State != api.StateMatched {
+		t.Fatalf("job is %s, want matched", j.State)
+	}
+	prov := -1
+	for i := 1; i < 4; i++ {
+		if tn.nodes[i].Address().String() == j.Provider {
+			prov = i
+		}
+	}
+	before, err := c.Account(ctx, j.Provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.stop(prov)
+
+	done := waitJob(t, c, job.ID, 30*time.Second)
+	if done.State != api.StateTimedOut || done.Refunded != done.Escrowed || done.Slashed == 0 {
+		t.Fatalf("job = %s refunded %d of %d, slashed %d: %s", done.State, done.Refunded, done.Escrowed, done.Slashed, done.Error)
+	}
+	after, err := c.Account(ctx, j.Provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Collateral != before.Collateral-done.Slashed {
+		t.Fatalf("collateral %d -> %d, slashed %d", before.Collateral, after.Collateral, done.Slashed)
 	}
 }

@@ -171,6 +171,9 @@ func (f *payloadFetcher) Fetch(ctx context.Context, hash [32]byte, size int64, f
 	if err != nil {
 		return nil, fmt.Errorf("payload peer %q: %w", from, err)
 	}
+	if id == f.n.host.ID() { // our own job, matched to ourselves
+		return f.payloads.Get(hash, size)
+	}
 	return f.n.host.FetchBlob(ctx, id, hash, size)
 }
 
@@ -495,6 +498,9 @@ func (m *marketService) fetchResult(id string, hash [32]byte, failed bool) {
 }
 
 func (m *marketService) fetchOnce(j *jobRecord, hash [32]byte) error {
+	if hash == ([32]byte{}) {
+		return errors.New("the provider stored no result")
+	}
 	if m.payloads.Has(hash) {
 		return nil
 	}

@@ -33,6 +33,12 @@ const testPass = "test-passphrase"
 // funded account; edit may change each node's config (provider settings).
 func newTestNet(t *testing.T, n int, edit func(i int, c *Config)) *testNet {
 	t.Helper()
+	return newTestNetGenesis(t, n, nil, edit)
+}
+
+// newTestNetGenesis is newTestNet with a hook on the genesis.
+func newTestNetGenesis(t *testing.T, n int, genesis func(*chain.Genesis), edit func(i int, c *Config)) *testNet {
+	t.Helper()
 	tn := &testNet{t: t, chainID: "bourse-test"}
 	root := t.TempDir()
 	g := &chain.Genesis{
@@ -64,6 +70,9 @@ func newTestNet(t *testing.T, n int, edit func(i int, c *Config)) *testNet {
 		g.Validators = append(g.Validators, chain.GenesisValidator{Address: k.Address(), PubKey: chain.HexKey(k.Public()), Stake: 1000})
 		tn.homes = append(tn.homes, home)
 		tn.cfgs = append(tn.cfgs, cfg)
+	}
+	if genesis != nil {
+		genesis(g)
 	}
 	for _, h := range tn.homes {
 		if err := g.Save(filepath.Join(h, "genesis.json")); err != nil {
