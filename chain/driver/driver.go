@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -481,7 +480,6 @@ func (d *Driver) loop() {
 			case ev.msg != nil && ev.msg.Vote != nil:
 				err = d.step(consensus.ReceiveVote{Vote: ev.msg.Vote})
 			case ev.timeout != nil:
-				fmt.Fprintf(os.Stderr, "TRACE %s %p timeout %+v\n", time.Now().Format("05.000"), d, *ev.timeout)
 				delete(d.timers, *ev.timeout)
 				err = d.step(*ev.timeout)
 			case ev.synced != nil:
@@ -526,24 +524,18 @@ func (d *Driver) run(outs []consensus.Output) error {
 		case consensus.ScheduleTimeout:
 			d.schedule(o)
 		case consensus.RequestValue:
-			t0 := time.Now()
 			ready, err := d.propose(o.Height, o.Round)
-			fmt.Fprintf(os.Stderr, "TRACE %s %p propose h=%d r=%d took=%s\n", time.Now().Format("05.000"), d, o.Height, o.Round, time.Since(t0))
 			if err != nil {
 				d.log.Warn("build block", "height", o.Height, "err", err)
 				continue // the round times out and moves on
 			}
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: ready})
 		case consensus.ValidateValue:
-			t0 := time.Now()
 			valid := d.validate(o.Height, o.BlockID, o.Value)
-			fmt.Fprintf(os.Stderr, "TRACE %s %p validate h=%d r=%d took=%s\n", time.Now().Format("05.000"), d, o.Height, o.Round, time.Since(t0))
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.ValueValidity{
 				Height: o.Height, BlockID: o.BlockID, Value: o.Value, Valid: valid}})
 		case consensus.Decide:
-			t0 := time.Now()
 			next, err := d.commit(o)
-			fmt.Fprintf(os.Stderr, "TRACE %s %p commit h=%d took=%s\n", time.Now().Format("05.000"), d, o.Height, time.Since(t0))
 			if err != nil {
 				return err
 			}
