@@ -181,7 +181,7 @@ type loadResult struct {
 	p50, p99, max time.Duration // submission → commit at the observer
 	blocks        int
 	maxBlockTxs   int
-	lateRounds    int // blocks decided in round > 0 during the run
+	lateRounds    int   // blocks decided in round > 0 during the run
 	refused       int64 // mempool refusals, summed over nodes
 }
 
