@@ -43,8 +43,9 @@
 // fails and fills in the roots. A transaction with a valid envelope is
 // always included and pays its fee; if its body fails (TxResult.Code 1)
 // none of the body's effects remain. Per block, in order: matured
-// unbondings are paid out, open matches whose deadline is ≤ the block time
-// time out (client refunded, provider collateral slashed by
+// unbondings are paid out, open matches whose deadline (matchedAt + the
+// bid's timeout + Params.ResultGraceMs, the genesis's result grace) is ≤
+// the block time time out (client refunded, provider collateral slashed by
 // TimeoutSlashBps), the transactions run, fees go to the proposer, and the
 // validator set for Height+2 is derived from stake (top MaxValidators,
 // power = stake, sorted by address). ValidatorsAt(h) answers for h in

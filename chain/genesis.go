@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
 )
 
@@ -40,12 +41,25 @@ type Params struct {
 	MaxBlockTxs uint64 `cbor:"8,keyasint" json:"max_block_txs"`
 	// MaxValidators is the size of the active set (highest stake). Default 100.
 	MaxValidators uint32 `cbor:"9,keyasint" json:"max_validators"`
+	// ResultGraceMs is the result grace period: a match times out at the
+	// first block at or after matchedAt + the bid's timeout + ResultGraceMs
+	// (market.Match.ResultDeadline). In [MinResultGraceMs,
+	// MaxResultGraceMs]. Default market.DefaultResultGraceMs (60000); a
+	// genesis file that omits it gets the default.
+	ResultGraceMs uint64 `cbor:"10,keyasint" json:"result_grace_ms"`
 }
+
+// Bounds of Params.ResultGraceMs: one second to one day.
+const (
+	MinResultGraceMs = 1000
+	MaxResultGraceMs = 24 * 60 * 60 * 1000
+)
 
 // DefaultParams are the documented defaults.
 func DefaultParams() Params {
 	return Params{MinFee: 1, UnbondingBlocks: 100, SlashBps: 500, MinProviderCollateral: 1000,
-		TimeoutSlashBps: 1000, MaxBlockBytes: 4 << 20, MaxBlockTxs: 20000, MaxValidators: 100}
+		TimeoutSlashBps: 1000, MaxBlockBytes: 4 << 20, MaxBlockTxs: 20000, MaxValidators: 100,
+		ResultGraceMs: market.DefaultResultGraceMs}
 }
 
 // Timeouts are the consensus round timeouts, in milliseconds; each grows by
@@ -119,11 +133,14 @@ func LoadGenesis(path string) (*Genesis, error) {
 	return g, nil
 }
 
-// ParseGenesis decodes and validates genesis JSON.
+// ParseGenesis decodes and validates genesis JSON. A params.result_grace_ms
+// the file omits (it came after the other parameters) gets its default;
+// every other field must be given.
 func ParseGenesis(raw []byte) (*Genesis, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var g Genesis
+	g.Params.ResultGraceMs = market.DefaultResultGraceMs // kept when the file omits it
 	if err := dec.Decode(&g); err != nil {
 		return nil, fmt.Errorf("parse genesis: %w", err)
 	}
@@ -201,6 +218,8 @@ func (g *Genesis) Validate() error {
 		return gerr("params.max_validators", "must be at least 1")
 	case p.MinProviderCollateral == 0:
 		return gerr("params.min_provider_collateral", "must be at least 1")
+	case p.ResultGraceMs < MinResultGraceMs || p.ResultGraceMs > MaxResultGraceMs:
+		return gerr("params.result_grace_ms", "must be in [%d, %d], got %d", MinResultGraceMs, MaxResultGraceMs, p.ResultGraceMs)
 	}
 	if p.ChainID != "" && p.ChainID != g.ChainID {
 		return gerr("params", "chain id %q differs from chain_id %q", p.ChainID, g.ChainID)

@@ -1,10 +1,15 @@
 package chain
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/market"
 )
 
 func TestGenesisValidateNamesTheField(t *testing.T) {
@@ -24,6 +29,9 @@ func TestGenesisValidateNamesTheField(t *testing.T) {
 		{"params.max_block_txs", func(g *Genesis) { g.Params.MaxBlockTxs = 0 }},
 		{"params.max_validators", func(g *Genesis) { g.Params.MaxValidators = 0 }},
 		{"params.min_provider_collateral", func(g *Genesis) { g.Params.MinProviderCollateral = 0 }},
+		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = 0 }},
+		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = MinResultGraceMs - 1 }},
+		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = MaxResultGraceMs + 1 }},
 		{"accounts[1].address", func(g *Genesis) { g.Accounts[1].Address = g.Accounts[0].Address }},
 		{"accounts[0].balance", func(g *Genesis) { g.Accounts[0].Balance = MaxSupply + 1 }},
 		{"validators", func(g *Genesis) { g.Validators = nil }},
@@ -73,5 +81,116 @@ func TestGenesisFileRoundTrip(t *testing.T) {
 	vals, err := a.ValidatorsAt(1)
 	if err != nil || len(vals) != 2 {
 		t.Fatalf("validators at 1: %v %v", vals, err)
+	}
+}
+
+// TestGenesisResultGrace: a genesis file that omits params.result_grace_ms
+// (written before it existed) loads with the default; one that gives it
+// keeps it, bounds included; an explicit out-of-range value is refused,
+// naming the field.
+func TestGenesisResultGrace(t *testing.T) {
+	if got := DefaultParams().ResultGraceMs; got != market.DefaultResultGraceMs {
+		t.Fatalf("default grace %d, want %d", got, market.DefaultResultGraceMs)
+	}
+	withGrace := func(v any) []byte {
+		var doc map[string]any
+		if err := json.Unmarshal(genesisJSON(t, testGenesis(3, 2)), &doc); err != nil {
+			t.Fatal(err)
+		}
+		params := doc["params"].(map[string]any)
+		if _, ok := params["result_grace_ms"]; !ok {
+			t.Fatal("genesis JSON has no params.result_grace_ms")
+		}
+		if v == nil {
+			delete(params, "result_grace_ms")
+		} else {
+			params["result_grace_ms"] = v
+		}
+		raw, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	tests := []struct {
+		name string
+		v    any // nil: omitted
+		want uint64
+		ok   bool
+	}{
+		{"omitted", nil, market.DefaultResultGraceMs, true},
+		{"minimum", MinResultGraceMs, MinResultGraceMs, true},
+		{"maximum", MaxResultGraceMs, MaxResultGraceMs, true},
+		{"short", 2500, 2500, true},
+		{"zero", 0, 0, false},
+		{"below the minimum", MinResultGraceMs - 1, 0, false},
+		{"above the maximum", MaxResultGraceMs + 1, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := ParseGenesis(withGrace(tc.v))
+			if !tc.ok {
+				var ge *GenesisError
+				if !errors.As(err, &ge) || ge.Field != "params.result_grace_ms" {
+					t.Fatalf("got %v, want an error naming params.result_grace_ms", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := g.State()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Params.ResultGraceMs != tc.want || st.Params().ResultGraceMs != tc.want {
+				t.Fatalf("grace: genesis %d, state %d, want %d", g.Params.ResultGraceMs, st.Params().ResultGraceMs, tc.want)
+			}
+		})
+	}
+}
+
+// TestStoredParamsWithoutResultGrace: a state whose params record was
+// written before ResultGraceMs existed reloads with the default grace and
+// keeps its root (the stored bytes are not rewritten).
+func TestStoredParamsWithoutResultGrace(t *testing.T) {
+	st, err := testGenesis(3, 2).State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The params record as it was, fields 1 to 9.
+	type oldParams struct {
+		ChainID               string `cbor:"1,keyasint"`
+		MinFee                uint64 `cbor:"2,keyasint"`
+		UnbondingBlocks       uint64 `cbor:"3,keyasint"`
+		SlashBps              uint32 `cbor:"4,keyasint"`
+		MinProviderCollateral uint64 `cbor:"5,keyasint"`
+		TimeoutSlashBps       uint32 `cbor:"6,keyasint"`
+		MaxBlockBytes         uint64 `cbor:"7,keyasint"`
+		MaxBlockTxs           uint64 `cbor:"8,keyasint"`
+		MaxValidators         uint32 `cbor:"9,keyasint"`
+	}
+	p := st.Params()
+	old := codec.MustMarshal(oldParams{p.ChainID, p.MinFee, p.UnbondingBlocks, p.SlashBps, p.MinProviderCollateral,
+		p.TimeoutSlashBps, p.MaxBlockBytes, p.MaxBlockTxs, p.MaxValidators})
+	records := map[string][]byte{}
+	if err := st.Each(func(k string, v []byte) error { records[k] = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := records[keyParams]; !ok {
+		t.Fatal("no params record")
+	}
+	records[keyParams] = old
+	back, err := StateFromRecords(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := p
+	want.ResultGraceMs = market.DefaultResultGraceMs
+	if back.Params() != want {
+		t.Fatalf("reloaded params %+v, want %+v", back.Params(), want)
+	}
+	if rec, _ := back.get(keyParams); !bytes.Equal(rec, old) {
+		t.Fatal("params record rewritten on load")
 	}
 }

@@ -51,7 +51,14 @@ func testGenesis(nAccounts, nVals int) *Genesis {
 
 func newTestNet(t testing.TB, nAccounts, nVals int) *testNet {
 	t.Helper()
-	g := testGenesis(nAccounts, nVals)
+	return newTestNetFrom(t, testGenesis(nAccounts, nVals), nVals)
+}
+
+// newTestNetFrom starts a test net from g (built by testGenesis, then
+// adjusted), whose first nVals accounts are the validators.
+func newTestNetFrom(t testing.TB, g *Genesis, nVals int) *testNet {
+	t.Helper()
+	nAccounts := len(g.Accounts)
 	st, err := g.State()
 	if err != nil {
 		t.Fatalf("genesis state: %v", err)

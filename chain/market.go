@@ -67,7 +67,7 @@ type Match struct {
 	Match      market.Match `cbor:"1,keyasint"`
 	Height     uint64       `cbor:"2,keyasint"` // block that committed it
 	MatchedAt  int64        `cbor:"3,keyasint"` // that block's time
-	Deadline   int64        `cbor:"4,keyasint"` // Match.ResultDeadline(MatchedAt)
+	Deadline   int64        `cbor:"4,keyasint"` // Match.ResultDeadline(MatchedAt, Params.ResultGraceMs)
 	Status     MatchStatus  `cbor:"5,keyasint"`
 	Escrow     uint64       `cbor:"6,keyasint"` // held while open
 	ResultHash [32]byte     `cbor:"7,keyasint,omitempty"`
@@ -219,7 +219,7 @@ func (x *execCtx) match(m *MatchTx) error {
 	p.Open++
 	x.o.put(addrKey(pfxProvider, provAddr), p)
 	x.o.put(pfxBid+string(id[:]), BidState{Matched: true})
-	rec := Match{Match: *m, Height: x.height, MatchedAt: x.time, Deadline: m.ResultDeadline(x.time), Status: MatchOpen, Escrow: escrow}
+	rec := Match{Match: *m, Height: x.height, MatchedAt: x.time, Deadline: m.ResultDeadline(x.time, int64(x.p.ResultGraceMs)), Status: MatchOpen, Escrow: escrow}
 	x.o.put(pfxMatch+string(id[:]), rec)
 	if err := x.indexDeadline(rec.Deadline, id, true); err != nil {
 		return err

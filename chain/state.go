@@ -12,6 +12,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain/merkle"
 	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
 )
 
@@ -299,6 +300,9 @@ func (s *State) reloadLocked() error {
 	var p Params
 	if _, err := getRecord(lockedGet, keyParams, &p); err != nil {
 		return err
+	}
+	if p.ResultGraceMs == 0 { // a params record written before the field existed
+		p.ResultGraceMs = market.DefaultResultGraceMs
 	}
 	var g Globals
 	if _, err := getRecord(lockedGet, keyGlobals, &g); err != nil {

@@ -410,3 +410,67 @@ func TestRandomizedRunKeepsInvariants(t *testing.T) {
 		t.Fatalf("seed %d: roots differ: incremental %x, rebuilt %x, replica %x", seed, n.st.Root(), rebuilt.Root(), replica.Root())
 	}
 }
+
+// TestMarketTimeoutHonoursResultGrace: the genesis's result grace sets the
+// deadline (matchedAt + timeout + grace); the match stays open in every
+// block before it and times out in the first block at or after it, whether
+// or not a block lands exactly on the deadline.
+func TestMarketTimeoutHonoursResultGrace(t *testing.T) {
+	tests := []struct {
+		name              string
+		graceMs, stepMs   uint64
+		timeoutMs         int64
+		exactlyOnDeadline bool
+	}{
+		{"minimum grace, block on the deadline", MinResultGraceMs, 1000, 1000, true},
+		{"grace between blocks", 1500, 700, 1000, false},
+		{"grace crossing a second boundary", 2300, 1100, 2000, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := testGenesis(8, 4)
+			g.Params.ResultGraceMs = tc.graceMs
+			n := newTestNetFrom(t, g, 4)
+			n.step = int64(tc.stepMs)
+			const prov, client = 6, 7
+			n.block(n.tx(prov, 1, func(tx *Tx) { tx.ProviderRegister = &ProviderRegister{Collateral: 5000} }))
+			b := n.bid(client, 1, 500, tc.timeoutMs)
+			if _, res := n.block(n.matchTx(n.offer(prov, 1), b)); res.TxResults[0].Code != 0 {
+				t.Fatalf("match refused: %s", res.TxResults[0].Log)
+			}
+			m, ok, err := n.st.Match(b.ID())
+			if err != nil || !ok {
+				t.Fatalf("match record: %v %v", ok, err)
+			}
+			want := m.MatchedAt + tc.timeoutMs + int64(tc.graceMs)
+			if m.Deadline != want {
+				t.Fatalf("deadline %d, want matchedAt %d + timeout %d + grace %d = %d", m.Deadline, m.MatchedAt, tc.timeoutMs, tc.graceMs, want)
+			}
+			if m.Deadline >= m.MatchedAt+tc.timeoutMs+market.DefaultResultGraceMs {
+				t.Fatalf("deadline %d does not reflect the short grace", m.Deadline)
+			}
+			for n.time+n.step < m.Deadline {
+				_, res := n.block()
+				if len(res.Events) != 0 {
+					t.Fatalf("block at %d, %d ms before the deadline: events %+v", n.time, m.Deadline-n.time, res.Events)
+				}
+				if rec, _, _ := n.st.Match(b.ID()); rec.Status != MatchOpen {
+					t.Fatalf("match %v at %d, before its deadline %d", rec.Status, n.time, m.Deadline)
+				}
+			}
+			_, res := n.block()
+			if n.time < m.Deadline || n.time-n.step >= m.Deadline {
+				t.Fatalf("test drove the net wrong: block at %d is not the first at or after %d", n.time, m.Deadline)
+			}
+			if (n.time == m.Deadline) != tc.exactlyOnDeadline {
+				t.Fatalf("block at %d, deadline %d: the case does not cover what it names", n.time, m.Deadline)
+			}
+			if len(res.Events) != 1 || res.Events[0].Type != EvTimedOut || res.Events[0].JobID != b.ID() {
+				t.Fatalf("first block at/after the deadline (time %d, deadline %d): events %+v", n.time, m.Deadline, res.Events)
+			}
+			if rec, _, _ := n.st.Match(b.ID()); rec.Status != MatchTimedOut {
+				t.Fatalf("match %v after its deadline", rec.Status)
+			}
+		})
+	}
+}

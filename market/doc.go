@@ -87,8 +87,9 @@
 // escrow. Settle(m, usage) splits the escrow for a Result: usage is
 // capped at the matched resources for the timeout, priced by Cost at the
 // offer's terms, capped by the escrow; the rest is refunded.
-// Match.ResultDeadline gives the block time after which the match times
-// out.
+// Match.ResultDeadline(matchedAt, graceMs) gives the block time after
+// which the match times out: matchedAt + the bid's timeout + the chain's
+// result grace (DefaultResultGraceMs unless the genesis sets another).
 //
 // # Statistics
 //

@@ -8,9 +8,11 @@ import (
 	"github.com/bourse-net/bourse/codec"
 )
 
-// ResultGraceMs is added to a bid's run timeout to give the provider time
-// to start the job and commit its result; see Match.ResultDeadline.
-const ResultGraceMs = 60 * 1000
+// DefaultResultGraceMs is the default result grace period: the time added
+// to a bid's run timeout to give the provider time to start the job and
+// commit its result. The chain fixes the grace at genesis
+// (chain.Params.ResultGraceMs); see Match.ResultDeadline.
+const DefaultResultGraceMs = 60 * 1000
 
 // Match places one bid on one offer. The proposer builds it (Matcher.Match)
 // and carries the signed offer and bid verbatim; every validator runs
@@ -36,10 +38,11 @@ func (m *Match) Escrow() uint64 { return m.Bid.MaxPrice }
 
 // ResultDeadline is the block time by which the provider's Result must be
 // committed for a match committed at matchedAt: matchedAt + the bid's
-// timeout + ResultGraceMs. A match still open at a block with time ≥ the
-// deadline is settled as timed out.
-func (m *Match) ResultDeadline(matchedAt int64) int64 {
-	return addMs(addMs(matchedAt, m.Bid.TimeoutMs), ResultGraceMs)
+// timeout + graceMs (the chain's result grace period), saturating at the
+// ends of int64. A match still open at a block with time ≥ the deadline
+// is settled as timed out.
+func (m *Match) ResultDeadline(matchedAt, graceMs int64) int64 {
+	return addMs(addMs(matchedAt, m.Bid.TimeoutMs), graceMs)
 }
 
 // Encode is the canonical encoding of the match.

@@ -343,11 +343,22 @@ func TestResourcesArithmetic(t *testing.T) {
 
 func TestResultDeadline(t *testing.T) {
 	m := &Match{Bid: Bid{TimeoutMs: 1000}}
-	if got := m.ResultDeadline(t0); got != t0+1000+ResultGraceMs {
-		t.Fatalf("ResultDeadline = %d", got)
+	tests := []struct {
+		name          string
+		matchedAt, gr int64
+		want          int64
+	}{
+		{"default grace", t0, DefaultResultGraceMs, t0 + 1000 + DefaultResultGraceMs},
+		{"short grace", t0, 1000, t0 + 2000},
+		{"day grace", t0, 24 * 60 * 60 * 1000, t0 + 1000 + 24*60*60*1000},
+		{"zero grace", t0, 0, t0 + 1000},
+		{"saturates at the end of time", math.MaxInt64 - 5, DefaultResultGraceMs, math.MaxInt64},
+		{"grace alone saturates", math.MaxInt64 - 1500, 1000, math.MaxInt64},
 	}
-	if got := m.ResultDeadline(math.MaxInt64 - 5); got != math.MaxInt64 {
-		t.Fatalf("ResultDeadline near the end of time = %d, want saturation", got)
+	for _, tc := range tests {
+		if got := m.ResultDeadline(tc.matchedAt, tc.gr); got != tc.want {
+			t.Errorf("%s: ResultDeadline(%d, %d) = %d, want %d", tc.name, tc.matchedAt, tc.gr, got, tc.want)
+		}
 	}
 }
 
