@@ -86,6 +86,9 @@ type found struct {
 // when configured. The context bounds start-up only; the host runs until
 // Close. logger may be nil.
 func New(ctx context.Context, cfg Config, chainID string, key crypto.PrivKey, logger *slog.Logger) (*Host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("new p2p host: %w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
