@@ -64,8 +64,9 @@ type Node struct {
 	topics map[string]*p2p.Topic
 	subs   []*p2p.Subscription
 	txs    *txSender
-	events *eventHub
-	market *marketService
+	events  *eventHub
+	market  *marketService
+	metrics *metrics
 
 	api   *httpapi.Server
 	apiLn net.Listener
@@ -152,6 +153,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if n.market, err = newMarketService(n); err != nil {
 		return nil, err
 	}
+	n.metrics = newMetrics(n)
 	if err := n.joinTopics(); err != nil {
 		return nil, err
 	}
@@ -472,7 +474,9 @@ func (n *Node) forwardCommits() {
 				return
 			}
 			n.txs.onCommit(c)
+			n.metrics.observe(c)
 			n.market.onCommit(c)
+			n.metrics.jobStates(n.market)
 			b := blockView(c.Block, c.Commit)
 			n.events.publish(eventBlock(b))
 		}

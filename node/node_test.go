@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"os"
 	"path/filepath"
 	"testing"
@@ -215,6 +217,26 @@ func TestNodesMakeBlocksAndServeTheAPI(t *testing.T) {
 	blk, err := c.Block(ctx, res.Height)
 	if err != nil || blk.TxCount == 0 || blk.Hash == "" {
 		t.Fatalf("block = %+v, %v", blk, err)
+	}
+
+	// Metrics need the token too, and carry the chain's series.
+	url := "http://" + tn.nodes[0].APIAddr() + "/metrics"
+	if resp, err := http.Get(url); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("metrics without token: %v %v", resp, err)
+	}
+	tok, _ := ReadAPIToken(tn.homes[0])
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{"bourse_chain_height", "bourse_chain_block_interval_seconds_bucket", "bourse_consensus_commit_round", "bourse_mempool_txs"} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("metrics lack %s", series)
+		}
 	}
 }
 
