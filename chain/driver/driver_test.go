@@ -85,7 +85,7 @@ type testNode struct {
 }
 
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	net     *memNet
 	genesis []byte
 	nodes   []*testNode
@@ -100,7 +100,7 @@ func key(t testing.TB, i byte) wallet.PrivateKey {
 	return k
 }
 
-func newCluster(t *testing.T, validators int) *cluster {
+func newCluster(t testing.TB, validators int) *cluster {
 	c := &cluster{t: t, net: newMemNet(), user: key(t, 100)}
 	g := chain.Genesis{
 		ChainID: "drv-test", GenesisTime: time.Now().UnixMilli() - 1000,
