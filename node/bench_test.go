@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/bourse-net/bourse/chain/driver"
 	"github.com/bourse-net/bourse/p2p"
 	"github.com/bourse-net/bourse/wallet"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The node benchmarks run four validators as real in-process nodes (libp2p
@@ -224,6 +226,9 @@ type loadResult struct {
 // start of a batch's submission to the delivery of its block on observer.
 func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-chan driver.Committed,
 	submit func(i int, raws [][]byte), within time.Duration) loadResult {
+	for len(observer) > 0 { // blocks from before the load
+		<-observer
+	}
 	submitted := make(map[[32]byte]time.Time, len(txs))
 	var mu sync.Mutex
 	var lastSub time.Time
@@ -311,6 +316,7 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 			txs := benchTransfers(b, accounts, tc.perAccount)
 			var last loadResult
 			var refused, pubErrs, dropped uint64
+			var txRejects, gossipDropped, minScore float64
 			for range b.N {
 				b.StopTimer()
 				bn := newBenchNodes(b, 4, accounts)
@@ -347,6 +353,9 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 				pubErrs += perr.Load()
 				for _, n := range bn.nodes {
 					dropped += n.Driver().Dropped()
+					txRejects += sumMetric(b, n, "validation_total", "reject")
+					minScore = min(minScore, minMetric(b, n, "peer_score"))
+					gossipDropped += sumMetric(b, n, "gossip_dropped_total", "")
 				}
 				cancel()
 				bn.close()
@@ -360,6 +369,52 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 			b.ReportMetric(float64(last.lateRounds), "late-rounds")
 			b.ReportMetric(float64(refused)/float64(b.N), "origin-refused")
 			b.ReportMetric(float64(dropped)/float64(b.N), "dropped-msgs")
+			b.ReportMetric(txRejects/float64(b.N), "gossip-rejects")
+			b.ReportMetric(gossipDropped/float64(b.N), "gossip-dropped")
+			b.ReportMetric(minScore, "min-peer-score")
 		})
 	}
+}
+
+// sumMetric adds up the samples of the node's metric whose name ends in
+// suffix and, if label is set, that carry a label with that value.
+func sumMetric(tb testing.TB, n *Node, suffix, label string) float64 {
+	mfs, err := n.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if !strings.HasSuffix(mf.GetName(), suffix) {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label != "" && !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetValue() == label }) {
+				continue
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// minMetric is the lowest sample of the node's gauge whose name ends in
+// suffix (0 if there is none).
+func minMetric(tb testing.TB, n *Node, suffix string) float64 {
+	mfs, err := n.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var lo float64
+	for _, mf := range mfs {
+		if !strings.HasSuffix(mf.GetName(), suffix) {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if v := m.GetGauge().GetValue(); v < lo {
+				lo = v
+			}
+		}
+	}
+	return lo
 }

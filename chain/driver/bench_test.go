@@ -203,6 +203,9 @@ func (r loadResult) report(b *testing.B) {
 // block holding it on observer.
 func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-chan Committed,
 	submit func(i int, raws [][]byte), within time.Duration) loadResult {
+	for len(observer) > 0 { // blocks from before the load
+		<-observer
+	}
 	submitted := make(map[[32]byte]time.Time, len(txs))
 	var mu sync.Mutex
 	done := make(chan struct{})
