@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/bourse-net/bourse/chain/merkle"
@@ -161,6 +162,21 @@ func (s *State) Match(jobID [32]byte) (Match, bool, error) {
 	var m Match
 	ok, err := getRecord(s, pfxMatch+string(jobID[:]), &m)
 	return m, ok, err
+}
+
+// Matches calls fn for every match record, open and settled, in job id
+// order. It walks the whole state: for start-up and audits, not hot paths.
+func (s *State) Matches(fn func(Match) error) error {
+	return s.Each(func(key string, value []byte) error {
+		if !strings.HasPrefix(key, pfxMatch) {
+			return nil
+		}
+		var m Match
+		if err := codec.Unmarshal(value, &m); err != nil {
+			return fmt.Errorf("%w: record %q: %v", ErrCorruptState, printableKey(key), err)
+		}
+		return fn(m)
+	})
 }
 
 // Stakes returns every bonded account, sorted by address.

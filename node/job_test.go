@@ -263,3 +263,60 @@ func TestProviderMissesDeadline(t *testing.T) {
 		t.Fatalf("collateral %d -> %d, slashed %d", before.Collateral, after.Collateral, done.Slashed)
 	}
 }
+
+// TestProviderRestartResumesJob: a provider that restarts while holding a
+// match runs the job after the restart and is paid.
+func TestProviderRestartResumesJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four nodes")
+	}
+	payload := example(t, "primes")
+	tn := providerNet(t)
+	ctx := context.Background()
+	c := tn.client(0)
+	spec := helloSpec()
+	spec.Name, spec.Args = "primes", []string{"1500000"} // about a second or more: still running at the stop
+	job, err := c.SubmitJob(ctx, spec, bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := waitState(t, c, job.ID, api.StateBidding, 20*time.Second)
+	if j.State != api.StateMatched {
+		t.Fatalf("job is %s, want matched", j.State)
+	}
+	prov := -1
+	for i := 1; i < 4; i++ {
+		if tn.nodes[i].Address().String() == j.Provider {
+			prov = i
+		}
+	}
+	tn.stop(prov)
+	tn.start(prov)
+	done := waitJob(t, c, job.ID, 120*time.Second)
+	if done.State != api.StatePaid {
+		t.Fatalf("job ended %s: %s", done.State, done.Error)
+	}
+	logs, err := c.JobLogs(ctx, job.ID)
+	if err != nil || !strings.Contains(logs.Stdout, "114155") {
+		t.Fatalf("logs = %+v, %v", logs, err)
+	}
+}
+
+// waitState waits until the job leaves state from.
+func waitState(t *testing.T, c *api.Client, id, from string, within time.Duration) api.Job {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		j, err := c.Job(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != from {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s after %s", id, from, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -198,8 +199,41 @@ func (m *marketService) validator(kind market.Kind) func(context.Context, peer.I
 
 func (m *marketService) start(ctx context.Context) {
 	m.ctx, m.cancel = context.WithCancel(ctx)
+	m.resume()
 	m.wg.Add(1)
 	go m.loop()
+}
+
+// resume picks up a provider's work after a restart: results it produced
+// are served again, and open matches it holds are run (their payloads are
+// fetched again), so a restart does not turn into a missed deadline.
+func (m *marketService) resume() {
+	if m.runtime == nil {
+		return
+	}
+	entries, err := os.ReadDir(m.results.Dir())
+	if err == nil {
+		for _, e := range entries {
+			if h, err := parseHash(e.Name()); err == nil {
+				m.blobs.Publish(h)
+			}
+		}
+	}
+	me := m.n.key.Address()
+	var open []market.Match
+	err = m.n.drv.State().Matches(func(r chain.Match) error {
+		if r.Status == chain.MatchOpen && r.Match.Offer.ProviderAddress() == me {
+			open = append(open, r.Match)
+		}
+		return nil
+	})
+	if err != nil {
+		m.n.log.Warn("resume provider jobs", "err", err)
+	}
+	for _, mt := range open {
+		m.n.log.Info("resuming a matched job after restart", "job", mt.Bid.ID().String())
+		m.startJob(mt)
+	}
 }
 
 func (m *marketService) close(ctx context.Context) {
@@ -570,6 +604,23 @@ func (m *marketService) runJob(mt market.Match) {
 	for _, kv := range b.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			job.Env[k] = v
+		}
+	}
+	// The payload comes from the client's node; right after a start the
+	// connection may not be up yet, so retry a few times before failing.
+	if job.PayloadHash != ([32]byte{}) {
+		var err error
+		for attempt := 0; attempt < 6 && m.ctx.Err() == nil; attempt++ {
+			if job.Payload, err = m.runtime.FetchPayload(m.ctx, job.PayloadHash, job.PayloadSize, job.PayloadFrom); err == nil {
+				break
+			}
+			select {
+			case <-m.ctx.Done():
+			case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+			}
+		}
+		if err != nil {
+			n.log.Warn("payload fetch failed", "job", hex.EncodeToString(id[:8]), "err", err)
 		}
 	}
 	res, err := m.runtime.Run(m.ctx, job)
