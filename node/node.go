@@ -61,9 +61,9 @@ type Node struct {
 	store *chain.Store
 	drv   *driver.Driver
 
-	topics map[string]*p2p.Topic
-	subs   []*p2p.Subscription
-	txs    *txSender
+	topics  map[string]*p2p.Topic
+	subs    []*p2p.Subscription
+	txs     *txSender
 	events  *eventHub
 	market  *marketService
 	metrics *metrics
