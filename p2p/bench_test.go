@@ -93,15 +93,14 @@ func newGossipNet(b testing.TB, n, maxMsgs int, rng *rand.Rand) *gossipNet {
 			}
 		}
 	}
-	eventually(b, 30*time.Second, "topic peers everywhere", func() bool {
+	eventually(b, 60*time.Second, "meshes everywhere", func() bool {
 		for _, tp := range g.topics {
-			if len(tp.Peers()) < 4 {
+			if peers := len(tp.Peers()); peers < 4 || len(tp.MeshPeers()) < min(peers, 5) {
 				return false
 			}
 		}
 		return true
 	})
-	time.Sleep(2 * time.Second) // a couple of heartbeats to build meshes
 	return g
 }
 

@@ -67,6 +67,7 @@ type Host struct {
 	loops sync.WaitGroup // the long-running goroutines started by New
 
 	scores    atomic.Pointer[map[peer.ID]float64]
+	mesh      meshTracker
 	closeOnce sync.Once
 	closeErr  error
 }

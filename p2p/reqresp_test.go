@@ -214,10 +214,13 @@ func TestInboundRequestCap(t *testing.T) {
 	server := newTestHost(t, func(c *Config) { c.MaxInboundRequests = 1 })
 	client := newTestHost(t, nil)
 	connect(t, client.Host, server.Host)
-	entered, release := make(chan struct{}), make(chan struct{})
+	entered, release := make(chan struct{}, 2), make(chan struct{})
 	must(t, server.Handle(ProtoBlob, 8, func(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
 		entered <- struct{}{}
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
 		return []byte("done"), nil
 	}))
 	first := make(chan error, 1)
@@ -225,7 +228,11 @@ func TestInboundRequestCap(t *testing.T) {
 		_, err := client.Request(context.Background(), server.ID(), ProtoBlob, nil, 8)
 		first <- err
 	}()
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first request never reached the handler")
+	}
 	if _, err := client.Request(context.Background(), server.ID(), ProtoBlob, nil, 8); err == nil {
 		t.Error("second concurrent request was served past the cap of 1")
 	}

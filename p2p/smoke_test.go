@@ -109,8 +109,18 @@ func TestCloseStopsEverything(t *testing.T) {
 		return nil, ctx.Err()
 	}))
 	eventually(t, 10*time.Second, "bootstrap connection", func() bool { return len(h.Peers()) > 0 })
-	go boot.Request(context.Background(), h.ID(), ProtoSync, nil, 8)
-	<-blocked
+	reqDone := make(chan error, 1)
+	go func() {
+		_, err := boot.Request(context.Background(), h.ID(), ProtoSync, nil, 8)
+		reqDone <- err
+	}()
+	select {
+	case <-blocked:
+	case err := <-reqDone:
+		t.Fatalf("request ended before reaching the handler: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("request never reached the handler")
+	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +136,9 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	if _, err := tp.Subscribe(); err == nil {
 		t.Error("Subscribe after Close succeeded")
+	}
+	if err := <-reqDone; err == nil {
+		t.Error("request to a closing host succeeded")
 	}
 	boot.Close()
 	checkNoHostGoroutines(t)

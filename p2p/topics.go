@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -337,6 +339,61 @@ func (hs *Host) inspectScores(scores map[peer.ID]float64) {
 	hs.scores.Store(&cp)
 }
 
+// meshTracker mirrors GossipSub's mesh from tracer events (graft, prune,
+// peer down, leave). Pubsub's event loop is its only writer; MeshPeers
+// reads it.
+type meshTracker struct {
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]struct{}
+}
+
+func (m *meshTracker) graft(p peer.ID, topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mesh == nil {
+		m.mesh = make(map[string]map[peer.ID]struct{})
+	}
+	if m.mesh[topic] == nil {
+		m.mesh[topic] = make(map[peer.ID]struct{})
+	}
+	m.mesh[topic][p] = struct{}{}
+}
+
+func (m *meshTracker) prune(p peer.ID, topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mesh[topic], p)
+}
+
+func (m *meshTracker) down(p peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, peers := range m.mesh {
+		delete(peers, p)
+	}
+}
+
+func (m *meshTracker) leave(topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mesh, topic)
+}
+
+func (m *meshTracker) peers(topic string) []peer.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]peer.ID, 0, len(m.mesh[topic]))
+	for p := range m.mesh[topic] {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// MeshPeers lists the topic peers in this host's GossipSub mesh: the ones
+// it forwards every message to (a subset of Peers).
+func (t *Topic) MeshPeers() []peer.ID { return t.hs.mesh.peers(t.id) }
+
 // shortTopic maps a wire topic to its metric label.
 func (hs *Host) shortTopic(id string) string {
 	prefix := "/bourse/" + hs.chainID + "/"
@@ -353,11 +410,11 @@ type tracer struct{ hs *Host }
 var _ pubsub.RawTracer = tracer{}
 
 func (tracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
-func (tracer) OnClosedOutboundStream(peer.ID)           {}
 func (tracer) Join(string)                              {}
-func (tracer) Leave(string)                             {}
-func (tracer) Graft(peer.ID, string)                    {}
-func (tracer) Prune(peer.ID, string)                    {}
+func (t tracer) Leave(topic string)                     { t.hs.mesh.leave(topic) }
+func (t tracer) Graft(p peer.ID, topic string)          { t.hs.mesh.graft(p, topic) }
+func (t tracer) Prune(p peer.ID, topic string)          { t.hs.mesh.prune(p, topic) }
+func (t tracer) OnClosedOutboundStream(p peer.ID)       { t.hs.mesh.down(p) }
 func (tracer) ValidateMessage(*pubsub.Message)          {}
 func (tracer) DuplicateMessage(*pubsub.Message)         {}
 func (tracer) ThrottlePeer(peer.ID)                     {}
