@@ -108,6 +108,9 @@ type Driver struct {
 	ahead    atomic.Bool  // a peer gossiped a higher height
 	progress atomic.Int64 // unix ms of the last commit
 
+	badMu sync.Mutex
+	bad   map[string]time.Time // peers that sent invalid blocks, until when ignored
+
 	subMu sync.Mutex
 	subs  map[int]chan Committed
 	subN  int
@@ -138,6 +141,7 @@ type syncedBlock struct {
 	block  *chain.Block
 	raw    []byte
 	commit *consensus.CommitCertificate
+	peer   string // who sent it
 }
 
 // New opens the chain on store: it initialises the store from the genesis
@@ -208,6 +212,7 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 		pending: map[consensus.BlockID]*candidate{},
 		timers:  map[consensus.Timeout]*time.Timer{},
 		subs:    map[int]chan Committed{},
+		bad:     map[string]time.Time{},
 	}
 	d.sigCache = d.mp.SigCache()
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -745,16 +750,23 @@ func sortedVals(v []consensus.Validator) []consensus.Validator {
 // onSynced takes a block with its commit fetched from a peer.
 func (d *Driver) onSynced(s *syncedBlock) error {
 	h := d.height.Load()
-	if s.commit.Height != h || s.block.Header.Height != h {
+	if s.commit.Height != s.block.Header.Height {
+		d.log.Warn("synced block and commit are for different heights", "peer", s.peer)
+		d.penalise(s.peer)
+		return nil
+	}
+	if s.block.Header.Height != h {
 		return nil // stale: we moved on meanwhile
 	}
 	id := consensus.BlockID(s.block.Hash())
 	if s.commit.BlockID != id {
-		d.log.Warn("synced block does not match its commit", "height", h)
+		d.log.Warn("synced block does not match its commit", "height", h, "peer", s.peer)
+		d.penalise(s.peer)
 		return nil
 	}
 	if err := s.commit.Verify(d.chainID, d.vs); err != nil {
-		d.log.Warn("synced commit does not verify", "height", h, "err", err)
+		d.log.Warn("synced commit does not verify", "height", h, "peer", s.peer, "err", err)
+		d.penalise(s.peer)
 		return nil
 	}
 	if !d.validate(h, id, s.raw) {

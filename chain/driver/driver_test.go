@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/codec"
 	"github.com/bourse-net/bourse/wallet"
 )
 
@@ -21,6 +22,7 @@ type memNet struct {
 	mu    sync.Mutex
 	nodes map[string]*Driver
 	down  map[string]bool
+	liars map[string]func(req []byte) ([]byte, error) // peers that answer sync requests their own way
 }
 
 func newMemNet() *memNet { return &memNet{nodes: map[string]*Driver{}, down: map[string]bool{}} }
@@ -48,8 +50,9 @@ func (n *memNet) others(id string) map[string]*Driver {
 }
 
 type memTransport struct {
-	net *memNet
-	id  string
+	net  *memNet
+	id   string
+	only func() []string // when set, the peers this node sees for sync
 }
 
 func (t *memTransport) Broadcast(_ context.Context, _ string, data []byte) error {
@@ -62,14 +65,30 @@ func (t *memTransport) Broadcast(_ context.Context, _ string, data []byte) error
 }
 
 func (t *memTransport) Peers() []string {
+	if t.only != nil {
+		if ps := t.only(); ps != nil {
+			return ps
+		}
+	}
 	var ps []string
 	for k := range t.net.others(t.id) {
 		ps = append(ps, k)
 	}
+	t.net.mu.Lock()
+	for k := range t.net.liars {
+		ps = append(ps, k)
+	}
+	t.net.mu.Unlock()
 	return ps
 }
 
 func (t *memTransport) Request(ctx context.Context, peer, _ string, req []byte, _ int) ([]byte, error) {
+	t.net.mu.Lock()
+	liar := t.net.liars[peer]
+	t.net.mu.Unlock()
+	if liar != nil {
+		return liar(req)
+	}
 	d, ok := t.net.others(t.id)[peer]
 	if !ok {
 		return nil, errors.New("peer unreachable")
@@ -200,7 +219,9 @@ func (c *cluster) checkAgreement() {
 		}
 	}
 	for _, n := range c.nodes {
-		for h := uint64(1); h <= n.store.Height(); h++ {
+		// Nodes keep committing while we look: compare what both hold.
+		upto := min(n.store.Height(), ref.store.Height())
+		for h := uint64(1); h <= upto; h++ {
 			a, err1 := ref.store.Block(ctx, h)
 			b, err2 := n.store.Block(ctx, h)
 			if err1 != nil || err2 != nil {
@@ -308,3 +329,92 @@ func TestHaltsWithoutQuorumAndResumes(t *testing.T) {
 }
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+// TestSyncRefusesLyingPeer: a peer that claims a higher chain and serves a
+// block whose certificate is forged is penalised, and the node syncs from
+// honest peers.
+func TestSyncRefusesLyingPeer(t *testing.T) {
+	c := newCluster(t, 4)
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	c.waitHeight(3, 10*time.Second)
+	honest := c.nodes[0].d
+	var lied sync.Once
+	liedCh := make(chan struct{})
+	c.net.mu.Lock()
+	c.net.liars = map[string]func([]byte) ([]byte, error){"liar": func(req []byte) ([]byte, error) {
+		var r syncRequest
+		if err := reqDecoder.Unmarshal(req, &r); err != nil {
+			return nil, err
+		}
+		resp, err := honest.HandleSync(context.Background(), req)
+		if err != nil || r.Kind != reqBlocks {
+			return resp, err
+		}
+		var bs syncBlocks
+		if err := respDecoder.Unmarshal(resp, &bs); err != nil {
+			return nil, err
+		}
+		for i := range bs.Commits { // forge: certify the block with another block's commit
+			bs.Commits[i] = bs.Commits[len(bs.Commits)-1-i]
+			if len(bs.Commits) == 1 {
+				bs.Commits[i] = []byte{0xa0}
+			}
+		}
+		lied.Do(func() { close(liedCh) })
+		return codec.MustMarshal(bs), nil
+	}}
+	c.net.mu.Unlock()
+	// The late node first sees only the liar, then everyone.
+	var onlyLiar atomicBool
+	onlyLiar.set(true)
+	late := &testNode{id: "late", store: chain.NewMemStore()}
+	c.nodes = append(c.nodes, late)
+	d, err := New(Config{GenesisJSON: c.genesis, CatchupInterval: 50 * time.Millisecond}, late.store,
+		&memTransport{net: c.net, id: late.id, only: func() []string {
+			if onlyLiar.get() {
+				return []string{"liar"}
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late.d = d
+	c.net.set(late.id, d)
+	d.Start(context.Background())
+	select {
+	case <-liedCh:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late node never asked the liar")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d.badMu.Lock()
+		_, penalised := d.bad["liar"]
+		d.badMu.Unlock()
+		if penalised {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lying peer was not penalised")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h := late.store.Height(); h != 0 {
+		t.Fatalf("the late node applied %d blocks from the liar", h)
+	}
+	onlyLiar.set(false)
+	top := c.nodes[0].store.Height()
+	c.waitHeight(top+1, 15*time.Second)
+	c.checkAgreement()
+}
+
+type atomicBool struct {
+	mu sync.Mutex
+	v  bool
+}
+
+func (b *atomicBool) set(v bool) { b.mu.Lock(); b.v = v; b.mu.Unlock() }
+func (b *atomicBool) get() bool  { b.mu.Lock(); defer b.mu.Unlock(); return b.v }

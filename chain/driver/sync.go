@@ -140,6 +140,7 @@ func (d *Driver) syncer() {
 		if len(peers) == 0 {
 			continue
 		}
+		peers = d.usable(peers)
 		rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 		if len(peers) > 3 {
 			peers = peers[:3]
@@ -185,14 +186,16 @@ func (d *Driver) catchUp(p string) error {
 		for i, raw := range bs.Blocks {
 			b, err := chain.DecodeBlock(raw)
 			if err != nil {
+				d.penalise(p)
 				return fmt.Errorf("block from peer: %w", err)
 			}
 			c, err := consensus.DecodeCommit(bs.Commits[i])
 			if err != nil {
+				d.penalise(p)
 				return fmt.Errorf("commit from peer: %w", err)
 			}
 			select {
-			case d.in <- event{synced: &syncedBlock{block: b, raw: raw, commit: c}}:
+			case d.in <- event{synced: &syncedBlock{block: b, raw: raw, commit: c, peer: p}}:
 			case <-d.ctx.Done():
 				return d.ctx.Err()
 			}
@@ -224,4 +227,36 @@ func (d *Driver) catchUp(p string) error {
 		}
 	}
 	return nil
+}
+
+// badPeerPause is how long the syncer ignores a peer that sent an invalid
+// block or certificate.
+const badPeerPause = time.Minute
+
+// penalise stops syncing from peer for a while.
+func (d *Driver) penalise(peer string) {
+	if peer == "" {
+		return
+	}
+	d.badMu.Lock()
+	defer d.badMu.Unlock()
+	d.bad[peer] = time.Now().Add(badPeerPause)
+}
+
+// usable drops the peers under penalty.
+func (d *Driver) usable(peers []string) []string {
+	d.badMu.Lock()
+	defer d.badMu.Unlock()
+	now := time.Now()
+	out := peers[:0]
+	for _, p := range peers {
+		if until, ok := d.bad[p]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(d.bad, p)
+		}
+		out = append(out, p)
+	}
+	return out
 }
