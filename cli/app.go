@@ -189,5 +189,6 @@ func commands(env Env) []*ucli.Command {
 		stakeCommand(env),
 		testnetCommand(env),
 		versionCommand(env),
+		completionCommand(env),
 	}
 }

@@ -170,3 +170,23 @@ func TestVersionJSON(t *testing.T) {
 		t.Fatalf("version --json = %q", out)
 	}
 }
+
+func TestCompletion(t *testing.T) {
+	out, _, code := run(t, nil, "completion", "bash")
+	if code != 0 || !strings.Contains(out, "complete -o bashdefault") {
+		t.Fatalf("completion bash = %d %q", code, out)
+	}
+	// The app answers urfave's completion protocol with its commands
+	// (urfave/cli peeks at os.Args to tell flag completion from command
+	// completion, so the test sets it as a shell would).
+	saved := os.Args
+	os.Args = []string{"bourse", "--generate-bash-completion"}
+	defer func() { os.Args = saved }()
+	out, _, code = run(t, nil, "--generate-bash-completion")
+	if code != 0 || !strings.Contains(out, "job") || !strings.Contains(out, "testnet") {
+		t.Fatalf("completions = %d %q", code, out)
+	}
+	if _, errs, code := run(t, nil, "completion", "fish"); code != 2 || !strings.Contains(errs, "bash or zsh") {
+		t.Fatalf("completion fish = %d %q", code, errs)
+	}
+}
