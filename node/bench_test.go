@@ -218,11 +218,12 @@ type loadResult struct {
 	p50, p99    time.Duration // submission → commit at the observer
 	blocks      int
 	maxBlockTxs int
+	lost        int // never committed: no block carried one for the stall timeout
 	lateRounds  int // blocks decided in round > 0 during the run
 }
 
 // runLoad hands txs in batches to submit at rate tx/s (0: back to back)
-// and waits until observer committed all of them. Latency runs from the
+// and waits until observer committed all of them, or none for within (lost). Latency runs from the
 // start of a batch's submission to the delivery of its block on observer.
 func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-chan driver.Committed,
 	submit func(i int, raws [][]byte), within time.Duration) loadResult {
@@ -254,7 +255,9 @@ func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-ch
 	var lat []time.Duration
 	var res loadResult
 	var lastCommit time.Time
-	timeout := time.After(within)
+	stall := time.NewTimer(within)
+	defer stall.Stop()
+wait:
 	for len(lat) < len(txs) {
 		select {
 		case c, ok := <-observer:
@@ -276,14 +279,19 @@ func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-ch
 			}
 			if n > 0 {
 				res.blocks++
+				stall.Reset(within)
 				res.maxBlockTxs = max(res.maxBlockTxs, n)
 				lastCommit = now
 			}
-		case <-timeout:
-			tb.Fatalf("%d of %d transactions committed within %s", len(lat), len(txs), within)
+		case <-stall.C:
+			break wait // the rest is lost: reported, not waited for
 		}
 	}
 	<-done
+	if len(lat) == 0 {
+		tb.Fatalf("none of %d transactions committed", len(txs))
+	}
+	res.lost = len(txs) - len(lat)
 	slices.Sort(lat)
 	res.committed = len(lat)
 	res.elapsed = lastCommit.Sub(start)
@@ -347,7 +355,7 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 					if err := n.topics[p2p.TopicTxs].Publish(context.Background(), data); err != nil {
 						perr.Add(1)
 					}
-				}, 60*time.Second)
+				}, 10*time.Second)
 				b.StopTimer()
 				refused += ref.Load()
 				pubErrs += perr.Load()
@@ -367,6 +375,7 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 			b.ReportMetric(float64(last.blocks), "blocks")
 			b.ReportMetric(float64(last.maxBlockTxs), "max-txs/block")
 			b.ReportMetric(float64(last.lateRounds), "late-rounds")
+			b.ReportMetric(float64(last.lost), "lost-txs")
 			b.ReportMetric(float64(refused)/float64(b.N), "origin-refused")
 			b.ReportMetric(float64(dropped)/float64(b.N), "dropped-msgs")
 			b.ReportMetric(txRejects/float64(b.N), "gossip-rejects")

@@ -181,6 +181,7 @@ type loadResult struct {
 	p50, p99, max time.Duration // submission → commit at the observer
 	blocks        int
 	maxBlockTxs   int
+	lost          int   // never committed: no block carried one for the stall timeout
 	lateRounds    int   // blocks decided in round > 0 during the run
 	refused       int64 // mempool refusals, summed over nodes
 }
@@ -193,12 +194,13 @@ func (r loadResult) report(b *testing.B) {
 	b.ReportMetric(float64(r.blocks), "blocks")
 	b.ReportMetric(float64(r.maxBlockTxs), "max-txs/block")
 	b.ReportMetric(float64(r.lateRounds), "late-rounds")
+	b.ReportMetric(float64(r.lost), "lost-txs")
 	b.ReportMetric(float64(r.refused), "refused")
 }
 
 // runLoad submits txs in batches of batch at rate tx/s (0: as fast as
 // submit returns) through submit(i, raws) (i numbers the batches), and
-// waits until observer commits all of them. The latency of a transaction
+// waits until observer commits all of them, or none for within (the rest count as lost). The latency of a transaction
 // runs from the start of its batch's submission to the delivery of the
 // block holding it on observer.
 func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-chan Committed,
@@ -230,7 +232,9 @@ func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-ch
 	var lat []time.Duration
 	var res loadResult
 	var lastCommit time.Time
-	timeout := time.After(within)
+	stall := time.NewTimer(within)
+	defer stall.Stop()
+wait:
 	for len(lat) < len(txs) {
 		select {
 		case c, ok := <-observer:
@@ -252,16 +256,19 @@ func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-ch
 			}
 			if n > 0 {
 				res.blocks++
+				stall.Reset(within)
 				res.maxBlockTxs = max(res.maxBlockTxs, n)
 				lastCommit = now
 			}
-		case <-timeout:
-			tb.Fatalf("%d of %d transactions committed within %s", len(lat), len(txs), within)
+		case <-stall.C:
+			break wait // the rest is lost: reported, not waited for
 		}
 	}
 	<-done
-	subEnd := time.Now()
-	_ = subEnd
+	if len(lat) == 0 {
+		tb.Fatalf("none of %d transactions committed", len(txs))
+	}
+	res.lost = len(txs) - len(lat)
 	slices.Sort(lat)
 	res.committed = len(lat)
 	res.elapsed = lastCommit.Sub(start)
@@ -346,7 +353,7 @@ func BenchmarkTransfers4(b *testing.B) {
 						})
 					}
 					wg.Wait()
-				}, 60*time.Second)
+				}, 10*time.Second)
 				last.refused = refused.Load()
 				b.StopTimer()
 				cancel()
