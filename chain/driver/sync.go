@@ -149,8 +149,16 @@ func (d *Driver) syncer() {
 		if !stalled && !d.ahead.Load() {
 			continue
 		}
+		// One peer that answered is enough for this tick: asking every
+		// peer for the current height's messages makes each serve and this
+		// node decode and verify the same proposal (the biggest message)
+		// several times, and that happens when the node is slow already.
 		for _, p := range peers {
-			if err := d.catchUp(p); err != nil && d.ctx.Err() == nil {
+			err := d.catchUp(p)
+			if err == nil {
+				break
+			}
+			if d.ctx.Err() == nil {
 				d.log.Debug("catch up", "peer", p, "err", err)
 			}
 		}
@@ -168,7 +176,8 @@ func (d *Driver) request(p string, r syncRequest, into any) error {
 }
 
 // catchUp brings this node to peer p's height, or fetches the messages of
-// the current height when both are at the same height.
+// the current height when both are at the same height. It returns
+// errPeerBehind when p has neither to give.
 func (d *Driver) catchUp(p string) error {
 	var st syncStatus
 	if err := d.request(p, syncRequest{Kind: reqStatus}, &st); err != nil {
@@ -214,6 +223,9 @@ func (d *Driver) catchUp(p string) error {
 			return fmt.Errorf("synced blocks up to %d not applied", want-1)
 		}
 	}
+	if st.Height+1 < d.height.Load() {
+		return errPeerBehind
+	}
 	if st.Height+1 == d.height.Load() {
 		var ms syncMessages
 		if err := d.request(p, syncRequest{Kind: reqMessages, Height: d.height.Load()}, &ms); err != nil {
@@ -228,6 +240,9 @@ func (d *Driver) catchUp(p string) error {
 	}
 	return nil
 }
+
+// errPeerBehind: the peer has nothing this node lacks.
+var errPeerBehind = errors.New("peer is behind")
 
 // badPeerPause is how long the syncer ignores a peer that sent an invalid
 // block or certificate.
