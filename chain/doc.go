@@ -40,13 +40,21 @@
 //
 // Execute never modifies st; a proposer uses BuildBlock(st, template,
 // candidates, opts), which drops candidates whose signature or envelope
-// fails and fills in the roots. A transaction with a valid envelope is
-// always included and pays its fee; if its body fails (TxResult.Code 1)
-// none of the body's effects remain. Per block, in order: matured
-// unbondings are paid out, open matches whose deadline (matchedAt + the
-// bid's timeout + Params.ResultGraceMs, the genesis's result grace) is ≤
-// the block time time out (client refunded, provider collateral slashed by
-// TimeoutSlashBps), the transactions run, fees go to the proposer, and the
+// fails and Matches whose body fails, and fills in the roots. A
+// transaction with a valid envelope is always included and pays its fee;
+// if its body fails (TxResult.Code 1) none of the body's effects remain.
+// Matches are the exception: the proposer signs them, so one that fails
+// market.CheckMatch, its escrow or its reservation makes the block invalid
+// (ErrInvalidBlock naming the job id) and validators refuse the proposal.
+// A dropped transaction uses no nonce, so BuildBlock also drops the
+// sender's later candidates (their nonces no longer fit): the proposer's
+// Matches after a refused one wait for the next height.
+//
+// Per block, in order: matured unbondings are paid out, open matches whose
+// deadline (matchedAt + the bid's timeout + Params.ResultGraceMs, the
+// genesis's result grace) is ≤ the block time time out (client refunded,
+// provider collateral slashed by TimeoutSlashBps), the transactions run,
+// fees go to the proposer, and the
 // validator set for Height+2 is derived from stake (top MaxValidators,
 // power = stake, sorted by address). ValidatorsAt(h) answers for h in
 // [Height, Height+2] as []Validator{Address, PubKey, Power}, the shape of

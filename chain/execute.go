@@ -68,7 +68,10 @@ const (
 // TxResult is the outcome of one transaction of a block. A transaction
 // with a valid envelope (signature, chain id, nonce, fee) is always
 // included: its fee is paid and its nonce used even when its body fails
-// (Code 1, Log says why, and none of its body's effects remain).
+// (Code 1, Log says why, and none of its body's effects remain). Match
+// transactions are the exception: the proposer signs them, so a Match
+// whose body fails makes the whole block invalid and a Match result always
+// has Code 0.
 type TxResult struct {
 	Hash   [32]byte `json:"hash"`
 	Kind   Kind     `json:"kind"`
@@ -114,8 +117,12 @@ type execCtx struct {
 // Execute runs block b on st without modifying st and returns the result.
 // It checks the header against the state (chain id, height, time after the
 // previous block, validator set hash, proposer in the set), the size
-// limits, every signature (skipping those in opts.SigCache) and every
-// transaction envelope; any failure is ErrInvalidBlock. Unless
+// limits, every signature (skipping those in opts.SigCache), every
+// transaction envelope and the body of every Match transaction
+// (market.CheckMatch against the state as of its position in the block,
+// then the escrow and the reservation); any failure is ErrInvalidBlock, and
+// for a Match the error names its job id and, when CheckMatch refused it,
+// carries the *market.MatchError (market.CodeOf works on it). Unless
 // opts.SkipStateRootCheck, a header state root that differs from the
 // computed one is ErrStateRootMismatch. PrevHash and LastCommit are the
 // driver's and the store's to check: the state does not hold block hashes.
@@ -134,9 +141,27 @@ func invalidBlock(h uint64, format string, args ...any) error {
 	return fmt.Errorf("execute block %d: %w: %s", h, ErrInvalidBlock, fmt.Sprintf(format, args...))
 }
 
+// invalidTx is invalidBlock for transaction i, keeping err in the chain;
+// a Match is named by its job id.
+func invalidTx(h uint64, i int, hash [32]byte, tx *Tx, err error) error {
+	if tx != nil && tx.Match != nil {
+		return fmt.Errorf("execute block %d: %w: tx %d %x: match %s: %w", h, ErrInvalidBlock, i, hash[:8], tx.Match.ID(), err)
+	}
+	return fmt.Errorf("execute block %d: %w: tx %d %x: %w", h, ErrInvalidBlock, i, hash[:8], err)
+}
+
+// errMatchRefused marks a Match whose body failed: the block is invalid
+// (Execute) or the Match is dropped (BuildBlock), never included.
+var errMatchRefused = errors.New("match refused")
+
 // execute runs b. With keep non-nil (the proposer's BuildBlock), envelope
-// failures drop the transaction instead of failing the block, and keep
-// receives the indices that stayed.
+// failures and Match body failures drop the transaction instead of failing
+// the block, and keep receives the indices that stayed. A dropped
+// transaction pays no fee and uses no nonce, so every later transaction of
+// the same sender has a nonce that no longer fits and is dropped too (its
+// envelope fails): after a refused Match, the proposer's later Matches
+// leave the block. The node's matcher re-matches their bids at the next
+// height.
 func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error) {
 	h := b.Header
 	st.mu.RLock()
@@ -185,7 +210,7 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 	}
 	if keep == nil {
 		if i, err := VerifyTxs(txs, hashes, opts.SigCache); err != nil {
-			return nil, invalidBlock(h.Height, "tx %d %x: %v", i, hashes[i][:8], err)
+			return nil, invalidTx(h.Height, i, hashes[i], txs[i], err)
 		}
 	}
 
@@ -205,7 +230,7 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 			if keep != nil {
 				continue
 			}
-			return nil, invalidBlock(h.Height, "tx %d %x: %v", i, hashes[i][:8], err)
+			return nil, invalidTx(h.Height, i, hashes[i], tx, err)
 		}
 		if keep != nil {
 			*keep = append(*keep, i)
@@ -227,39 +252,50 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 	return res, nil
 }
 
-// deliverTx checks the envelope (an error here invalidates the block),
-// charges the fee, bumps the nonce and runs the body in its own overlay.
+// deliverTx checks the envelope, charges the fee, bumps the nonce and runs
+// the body in its own overlay. An error (bad envelope, a Match whose body
+// fails, corrupt state) leaves x as it was and invalidates the block.
 func (x *execCtx) deliverTx(tx *Tx, hash [32]byte) (TxResult, error) {
 	if err := x.checkEnvelope(tx, x.o, true); err != nil {
 		return TxResult{}, err
 	}
+	parent := x.o
+	// env holds the fee and the nonce; it is discarded with a refused Match.
+	env := newOverlay(parent)
 	sender := tx.SenderAddress()
-	acc, err := getAccount(x.o, sender)
+	acc, err := getAccount(env, sender)
 	if err != nil {
 		return TxResult{}, err
 	}
 	acc.Balance -= tx.Fee // checked by checkEnvelope
 	acc.Nonce++
-	putAccount(x.o, sender, acc)
-	if x.fees, err = add(x.fees, tx.Fee); err != nil {
+	putAccount(env, sender, acc)
+	fees, err := add(x.fees, tx.Fee)
+	if err != nil {
 		return TxResult{}, err
 	}
 	tr := TxResult{Hash: hash, Kind: tx.Kind()}
-	child := newOverlay(x.o)
+	child := newOverlay(env)
 	saved, savedEvents := x.g, len(x.events)
-	parent := x.o
 	x.o = child
 	err = x.body(tx)
 	x.o = parent
 	if err != nil {
+		x.g, x.events = saved, x.events[:savedEvents]
 		if errors.Is(err, ErrCorruptState) {
 			return TxResult{}, err
 		}
-		x.g, x.events = saved, x.events[:savedEvents]
+		if tx.Kind() == KindMatch {
+			return TxResult{}, fmt.Errorf("%w: %w", errMatchRefused, err)
+		}
+		env.mergeInto(parent)
+		x.fees = fees
 		tr.Code, tr.Log = 1, err.Error()
 		return tr, nil
 	}
-	child.mergeInto(parent)
+	child.mergeInto(env)
+	env.mergeInto(parent)
+	x.fees = fees
 	tr.Events = slices.Clone(x.events[savedEvents:])
 	x.events = x.events[:savedEvents]
 	return tr, nil
@@ -640,9 +676,18 @@ type BlockTemplate struct {
 
 // BuildBlock is the proposer's helper: it executes candidates (in order,
 // typically Mempool.Reap plus the proposer's own Match transactions) on
-// st, drops those whose signature or envelope fails, and returns the block
-// with its txs root, validators hash and state root filled in, and the
-// result to Apply once the block commits.
+// st, drops those whose signature or envelope fails and every Match whose
+// body fails (it would make the block invalid), and returns the block with
+// its txs root, validators hash and state root filled in, and the result
+// to Apply once the block commits.
+//
+// A dropped transaction uses no nonce, and signed transactions cannot be
+// renumbered: every later candidate of the same sender then has a nonce
+// gap and is dropped too. For the proposer's Matches (signed with
+// consecutive nonces after its own mempool transactions) that means the
+// Matches after a refused one wait for the next height, when the matcher
+// places their bids again against the updated state; Matches before it
+// and other senders' transactions stay.
 func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOptions) (*Block, *Result, error) {
 	vals, err := st.ValidatorsAt(t.Height)
 	if err != nil {

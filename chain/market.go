@@ -12,7 +12,8 @@ import (
 // MatchTx is a market.Match (the signed offer and bid, verbatim, and the
 // quoted price) put into a block by its proposer. Every validator runs
 // market.CheckMatch on it against the state as of the transaction's
-// position in the block; a failing match fails only its own transaction.
+// position in the block, then escrows and reserves; the proposer signed
+// it, so a failing match makes the whole block invalid (ErrInvalidBlock).
 type MatchTx = market.Match
 
 // ResultTx is a provider's report of a finished job.
