@@ -103,11 +103,31 @@ func (m *Mempool) NextNonce(addr wallet.Address) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := acc.Nonce
-	if q := m.senders[addr]; q != nil {
-		n += uint64(len(q.txs))
+	return m.senders[addr].next(acc.Nonce), nil
+}
+
+// next is the nonce the sender's next transaction must carry. The state may
+// already hold a block whose transactions the queue still lists (the
+// driver applies a block before it calls Update), so the queue's stale
+// head, below the account's nonce, does not count.
+func (q *senderQueue) next(accNonce uint64) uint64 {
+	if q == nil || len(q.txs) == 0 {
+		return accNonce
 	}
-	return n, nil
+	return max(accNonce, q.txs[len(q.txs)-1].tx.Nonce+1)
+}
+
+// live are the queued transactions the state has not committed yet.
+func (q *senderQueue) live(accNonce uint64) []*mtx {
+	if q == nil {
+		return nil
+	}
+	for i, e := range q.txs {
+		if e.tx.Nonce >= accNonce {
+			return q.txs[i:]
+		}
+	}
+	return nil
 }
 
 // Has reports whether the transaction is pending.
@@ -203,7 +223,8 @@ func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
 	if q == nil {
 		q = &senderQueue{addr: sender}
 	}
-	expected := acc.Nonce + uint64(len(q.txs))
+	expected := q.next(acc.Nonce)
+	live := q.live(acc.Nonce)
 	switch {
 	case tx.Nonce < acc.Nonce:
 		return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrInvalidTx, tx.Nonce, acc.Nonce)
@@ -215,7 +236,7 @@ func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
 		return fmt.Errorf("%w: %d transactions pending from %s", ErrMempoolFull, len(q.txs), sender)
 	}
 	e := &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx)}
-	if len(q.txs) == 0 {
+	if len(live) == 0 {
 		if err := checkTxState(m.st, tx, true); err != nil {
 			return err
 		}
@@ -224,7 +245,7 @@ func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
 			return err
 		}
 		var total uint64 = e.spend
-		for _, p := range q.txs {
+		for _, p := range live {
 			if total, err = add(total, p.spend); err != nil {
 				break
 			}

@@ -228,3 +228,34 @@ func TestMempoolConcurrent(t *testing.T) {
 		t.Fatalf("size %d", c)
 	}
 }
+
+// TestMempoolAddBetweenApplyAndUpdate: the driver applies a block to the
+// state before it calls Update, and transactions keep arriving in between.
+// The sender's next transaction must be accepted then, not refused as
+// "already pending" (which would lose it on every node at once).
+func TestMempoolAddBetweenApplyAndUpdate(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	mp := NewMempool(MempoolConfig{}, n.st)
+	a := transfer(n, 0, 5, 10, 1)
+	b := transfer(n, 0, 5, 10, 1)
+	for _, raw := range [][]byte{a, b} {
+		if _, err := mp.Add(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, res := n.block(a, b) // applied: the state is ahead of the mempool
+	c := transfer(n, 0, 5, 10, 1)
+	if next, _ := mp.NextNonce(n.keys[0].Address()); next != 2 {
+		t.Fatalf("NextNonce = %d before Update, want 2", next)
+	}
+	if _, err := mp.Add(c); err != nil {
+		t.Fatalf("next-nonce transaction refused between apply and update: %v", err)
+	}
+	mp.Update(res.Height, res.TxHashes, n.st)
+	if mp.Has(TxHash(a)) || mp.Has(TxHash(b)) || !mp.Has(TxHash(c)) {
+		t.Fatalf("after update: a %v b %v (want gone), c %v (want kept)", mp.Has(TxHash(a)), mp.Has(TxHash(b)), mp.Has(TxHash(c)))
+	}
+	if got := mp.Reap(1<<20, 10); len(got) != 1 {
+		t.Fatalf("reaped %d, want 1", len(got))
+	}
+}
