@@ -169,7 +169,7 @@ func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
 		for j, tx := range txs {
 			if !m.cache.Has(vh[j]) {
 				if err := VerifyTx(tx); err != nil {
-					errs[idx[j]] = fmt.Errorf("add tx %x: %w: %v", vh[j][:8], ErrInvalidTx, err)
+					errs[idx[j]] = fmt.Errorf("add tx %x: %w: %w", vh[j][:8], ErrInvalidTx, err)
 					continue
 				}
 				m.cache.Add(vh[j])

@@ -123,7 +123,9 @@ func TestJobLifecycle(t *testing.T) {
 		t.Skip("starts four nodes")
 	}
 	payload := hello(t)
-	tn := providerNet(t)
+	// Node 0, the client, is no validator here: its balance then moves
+	// only by what its jobs cost (no block fees collected as proposer).
+	tn := providerNetWith(t, func(g *chain.Genesis) { g.Validators = g.Validators[1:] })
 	ctx := context.Background()
 	c := tn.client(0)
 	before, err := c.Account(ctx, tn.nodes[0].Address().String())

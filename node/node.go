@@ -420,8 +420,10 @@ func (n *Node) consume(t *p2p.Topic, f func(p2p.Message)) error {
 }
 
 // validateTxBatch admits a batch of transactions from gossip into the
-// mempool: Accept when any is new, Ignore when all were known, Reject when
-// the batch is malformed or carries a badly signed transaction.
+// mempool: Accept when any is new, Ignore when none is (known, or stale
+// against this node's state: an honest relay may be a block behind),
+// Reject when the batch or a transaction in it is malformed or badly
+// signed, which no state can make valid.
 func (n *Node) validateTxBatch(_ context.Context, from peer.ID, data []byte) (any, p2p.Result) {
 	raws, err := chain.DecodeTxBatch(data)
 	if err != nil || len(raws) == 0 {
@@ -430,13 +432,18 @@ func (n *Node) validateTxBatch(_ context.Context, from peer.ID, data []byte) (an
 	if from == n.host.ID() {
 		return nil, p2p.Accept // our own: already in the mempool
 	}
+	for _, raw := range raws {
+		if _, err := chain.DecodeTx(raw); err != nil {
+			return nil, p2p.Reject
+		}
+	}
 	_, errs := n.drv.Mempool().AddBatch(raws)
 	added := false
 	for _, err := range errs {
 		switch {
 		case err == nil:
 			added = true
-		case errors.Is(err, chain.ErrInvalidTx), errors.Is(err, chain.ErrBadSignature):
+		case errors.Is(err, chain.ErrBadSignature):
 			return nil, p2p.Reject
 		}
 	}
