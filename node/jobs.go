@@ -193,11 +193,12 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 	spec = spec.WithDefaults()
 	var hash [32]byte
 	if len(payload) > 0 {
-		h, _, err := m.payloads.Put(ctx, bytes.NewReader(payload))
-		if err != nil {
-			return api.Job{}, fmt.Errorf("store payload: %w", err)
+		hash = sha256.Sum256(payload)
+		if !m.payloads.Has(hash) { // the same module again: stored already
+			if _, _, err := m.payloads.Put(ctx, bytes.NewReader(payload)); err != nil {
+				return api.Job{}, fmt.Errorf("store payload: %w", err)
+			}
 		}
-		hash = h
 		m.blobs.Publish(hash)
 	} else if spec.Image == "" {
 		return api.Job{}, api.BadRequest("the job has no payload: give a .wasm file or an image")

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -172,10 +173,21 @@ func (f *payloadFetcher) Fetch(ctx context.Context, hash [32]byte, size int64, f
 	if err != nil {
 		return nil, fmt.Errorf("payload peer %q: %w", from, err)
 	}
-	if id == f.n.host.ID() { // our own job, matched to ourselves
-		return f.payloads.Get(hash, size)
+	// Payloads are content addressed: one fetched before (or our own job,
+	// matched to ourselves) is read locally, checked against its hash again.
+	if id == f.n.host.ID() || f.payloads.Has(hash) {
+		if b, err := f.payloads.Get(hash, size); err == nil {
+			return b, nil
+		}
 	}
-	return f.n.host.FetchBlob(ctx, id, hash, size)
+	b, err := f.n.host.FetchBlob(ctx, id, hash, size)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := f.payloads.Put(ctx, bytes.NewReader(b)); err != nil {
+		f.n.log.Warn("cache payload", "err", err)
+	}
+	return b, nil
 }
 
 // validator admits offers and bids into the book; the book's verdict on

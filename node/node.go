@@ -470,7 +470,7 @@ func (n *Node) proposerTxs(st *chain.State, height uint64, blockTime int64, take
 // forwardCommits turns committed blocks into API events and hands them to
 // the market service.
 func (n *Node) forwardCommits() {
-	ch, cancel := n.drv.Subscribe(256)
+	ch, cancel := n.drv.SubscribeAll(1024)
 	defer cancel()
 	for {
 		select {

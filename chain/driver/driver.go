@@ -111,9 +111,10 @@ type Driver struct {
 	badMu sync.Mutex
 	bad   map[string]time.Time // peers that sent invalid blocks, until when ignored
 
-	subMu sync.Mutex
-	subs  map[int]chan Committed
-	subN  int
+	subMu    sync.Mutex
+	subs     map[int]chan Committed
+	lossless map[int]bool
+	subN     int
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -205,14 +206,15 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 	}
 	d := &Driver{
 		cfg: cfg, chainID: g.ChainID, genesis: g, store: store, st: st, tr: tr,
-		mp:      chain.NewMempool(cfg.Mempool, st),
-		log:     cfg.Logger.With("component", "driver"),
-		in:      make(chan event, 1024),
-		calls:   make(chan func()),
-		pending: map[consensus.BlockID]*candidate{},
-		timers:  map[consensus.Timeout]*time.Timer{},
-		subs:    map[int]chan Committed{},
-		bad:     map[string]time.Time{},
+		mp:       chain.NewMempool(cfg.Mempool, st),
+		log:      cfg.Logger.With("component", "driver"),
+		in:       make(chan event, 1024),
+		calls:    make(chan func()),
+		pending:  map[consensus.BlockID]*candidate{},
+		timers:   map[consensus.Timeout]*time.Timer{},
+		subs:     map[int]chan Committed{},
+		bad:      map[string]time.Time{},
+		lossless: map[int]bool{},
 	}
 	d.sigCache = d.mp.SigCache()
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -358,19 +360,29 @@ func (d *Driver) Dropped() uint64 { return d.dropped.Load() }
 
 // Subscribe delivers every committed block from now on. A subscriber that
 // does not keep up misses blocks (the channel holds buf); cancel ends it.
-func (d *Driver) Subscribe(buf int) (<-chan Committed, func()) {
+func (d *Driver) Subscribe(buf int) (<-chan Committed, func()) { return d.subscribe(buf, false) }
+
+// SubscribeAll is Subscribe for a consumer that must see every block (the
+// node's market: a provider that missed its Match would be slashed). When
+// its buffer is full the driver waits for it, so it must be quick and must
+// never call back into the driver's loop.
+func (d *Driver) SubscribeAll(buf int) (<-chan Committed, func()) { return d.subscribe(buf, true) }
+
+func (d *Driver) subscribe(buf int, lossless bool) (<-chan Committed, func()) {
 	d.subMu.Lock()
 	defer d.subMu.Unlock()
 	ch := make(chan Committed, buf)
 	id := d.subN
 	d.subN++
 	d.subs[id] = ch
+	d.lossless[id] = lossless
 	return ch, func() {
 		d.subMu.Lock()
 		defer d.subMu.Unlock()
 		if c, ok := d.subs[id]; ok {
 			close(c)
 			delete(d.subs, id)
+			delete(d.lossless, id)
 		}
 	}
 }
@@ -378,7 +390,14 @@ func (d *Driver) Subscribe(buf int) (<-chan Committed, func()) {
 func (d *Driver) publish(c Committed) {
 	d.subMu.Lock()
 	defer d.subMu.Unlock()
-	for _, ch := range d.subs {
+	for id, ch := range d.subs {
+		if d.lossless[id] {
+			select {
+			case ch <- c:
+			case <-d.ctx.Done():
+			}
+			continue
+		}
 		select {
 		case ch <- c:
 		default:
