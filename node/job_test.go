@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,7 @@ var (
 )
 
 // example builds examples/<name> for wasip1 once per test binary.
-func example(t *testing.T, name string) []byte {
+func example(t testing.TB, name string) []byte {
 	t.Helper()
 	examplesMu.Lock()
 	defer examplesMu.Unlock()
@@ -55,7 +56,7 @@ func providerNet(t *testing.T) *testNet {
 	return providerNetWith(t, nil)
 }
 
-func providerNetWith(t *testing.T, genesis func(*chain.Genesis)) *testNet {
+func providerNetWith(t testing.TB, genesis func(*chain.Genesis)) *testNet {
 	tn := newTestNetGenesis(t, 4, genesis, func(i int, c *Config) {
 		c.Provider.Enabled = i > 0 // node 0 is only a client
 		c.Provider.Executors = []string{"wasm"}
@@ -320,5 +321,64 @@ func waitState(t *testing.T, c *api.Client, id, from string, within time.Duratio
 			t.Fatalf("job %s still %s after %s", id, from, within)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkNodeJobs runs hello jobs through four in-process nodes (one
+// client-only node, three providers) with 32 in flight: jobs/s and the
+// submit→paid latency. The e2e benchmark measures the same over processes.
+func BenchmarkNodeJobs(b *testing.B) {
+	payload := example(b, "hello")
+	tn := providerNetWith(b, nil)
+	ctx := context.Background()
+	clients := []*api.Client{tn.client(0), tn.client(1), tn.client(2), tn.client(3)}
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		wg   sync.WaitGroup
+		next = make(chan struct{}, b.N)
+	)
+	for range b.N {
+		next <- struct{}{}
+	}
+	close(next)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := clients[i%len(clients)]
+			for range next {
+				t0 := time.Now()
+				j, err := c.SubmitJob(ctx, helloSpec(), bytes.NewReader(payload))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				for !api.Terminal(j.State) {
+					time.Sleep(25 * time.Millisecond)
+					if j, err = c.Job(ctx, j.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				if j.State != api.StatePaid {
+					b.Errorf("job %s: %s %s", j.ID, j.State, j.Error)
+					return
+				}
+				mu.Lock()
+				lats = append(lats, time.Since(t0))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		b.ReportMetric(float64(len(lats))/elapsed.Seconds(), "jobs/s")
+		b.ReportMetric(lats[len(lats)/2].Seconds(), "p50-s")
 	}
 }

@@ -47,6 +47,7 @@ type marketService struct {
 	blobs                *p2p.BlobServer
 	jobStore             *jobStore
 	runtime              *worker.Runtime // nil unless the node is a provider
+	modules              *modCache       // verified payloads recently run
 
 	mu       sync.Mutex
 	seq      uint64                    // offer sequence
@@ -66,7 +67,8 @@ type provJob struct {
 }
 
 func newMarketService(n *Node) (*marketService, error) {
-	m := &marketService{n: n, running: map[market.BidID]bool{}, provJobs: map[market.BidID]*provJob{}}
+	m := &marketService{n: n, running: map[market.BidID]bool{}, provJobs: map[market.BidID]*provJob{},
+		modules: newModCache(16, 512<<20)}
 	var err error
 	if m.book, err = market.NewBook(market.DefaultBookConfig(n.cfg.ChainID)); err != nil {
 		return nil, err
@@ -620,10 +622,15 @@ func (m *marketService) runJob(mt market.Match) {
 	}
 	// The payload comes from the client's node; right after a start the
 	// connection may not be up yet, so retry a few times before failing.
-	if job.PayloadHash != ([32]byte{}) {
+	if b, ok := m.modules.get(job.PayloadHash); ok && job.PayloadHash != ([32]byte{}) {
+		job.Payload, job.PayloadVerified = b, true
+	} else if job.PayloadHash != ([32]byte{}) {
 		var err error
 		for attempt := 0; attempt < 6 && m.ctx.Err() == nil; attempt++ {
 			if job.Payload, err = m.runtime.FetchPayload(m.ctx, job.PayloadHash, job.PayloadSize, job.PayloadFrom); err == nil {
+				// FetchPayload checked the hash.
+				job.PayloadVerified = true
+				m.modules.put(job.PayloadHash, job.Payload)
 				break
 			}
 			select {

@@ -21,7 +21,7 @@ import (
 // testNet is a network of in-process nodes on 127.0.0.1: real libp2p hosts,
 // real Pebble stores in temp dirs, real HTTP APIs.
 type testNet struct {
-	t       *testing.T
+	t       testing.TB
 	chainID string
 	homes   []string
 	nodes   []*Node
@@ -39,7 +39,7 @@ func newTestNet(t *testing.T, n int, edit func(i int, c *Config)) *testNet {
 }
 
 // newTestNetGenesis is newTestNet with a hook on the genesis.
-func newTestNetGenesis(t *testing.T, n int, genesis func(*chain.Genesis), edit func(i int, c *Config)) *testNet {
+func newTestNetGenesis(t testing.TB, n int, genesis func(*chain.Genesis), edit func(i int, c *Config)) *testNet {
 	t.Helper()
 	tn := &testNet{t: t, chainID: "bourse-test"}
 	root := t.TempDir()

@@ -122,8 +122,12 @@ type Job struct {
 	// (exec) or an image tarball as written by `docker save` (docker).
 	Payload []byte
 	// PayloadHash, when not zero, must equal sha256(Payload); the Runtime
-	// checks it before anything runs.
+	// checks it before anything runs, unless PayloadVerified.
 	PayloadHash [32]byte
+	// PayloadVerified says the caller has already checked PayloadHash
+	// against Payload (a node keeping verified modules in memory), so a
+	// large module is not hashed again on every run.
+	PayloadVerified bool
 	// PayloadSize and PayloadFrom, with PayloadHash, let the Runtime fetch
 	// a payload that is not in Payload yet, through its PayloadFetcher.
 	PayloadSize int64
@@ -164,7 +168,7 @@ func (j *Job) Validate() error {
 	if err := j.Limits.Validate(); err != nil {
 		return fmt.Errorf("job %s: %w", j.ID.Short(), err)
 	}
-	if j.PayloadHash != ([32]byte{}) && sha256.Sum256(j.Payload) != j.PayloadHash {
+	if j.PayloadHash != ([32]byte{}) && !j.PayloadVerified && sha256.Sum256(j.Payload) != j.PayloadHash {
 		return fmt.Errorf("job %s: %w", j.ID.Short(), ErrPayloadHash)
 	}
 	for k := range j.Env {
