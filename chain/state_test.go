@@ -325,7 +325,18 @@ func TestRandomizedRunKeepsInvariants(t *testing.T) {
 	lastNonce := map[wallet.Address]uint64{}
 	okKinds := map[Kind]int{}
 	okEvents := map[string]int{}
-	for blk := 0; blk < 60; blk++ {
+	wantKinds := []Kind{KindTransfer, KindBond, KindUnbond, KindMatch, KindResult, KindBidCancel}
+	covered := func() bool {
+		for _, k := range wantKinds {
+			if okKinds[k] == 0 {
+				return false
+			}
+		}
+		return okEvents[EvTimedOut] > 0
+	}
+	// 60 blocks, or more (up to 240) until every kind has been exercised:
+	// a rare seed is slow to produce, say, a successful Unbond.
+	for blk := 0; blk < 60 || (blk < 240 && !covered()); blk++ {
 		var txs [][]byte
 		for j := 0; j < r.IntN(8); j++ {
 			from := r.IntN(8)
@@ -408,7 +419,7 @@ func TestRandomizedRunKeepsInvariants(t *testing.T) {
 		}
 	}
 	t.Logf("successful txs by kind %v, events %v", okKinds, okEvents)
-	for _, k := range []Kind{KindTransfer, KindBond, KindUnbond, KindMatch, KindResult, KindBidCancel} {
+	for _, k := range wantKinds {
 		if okKinds[k] == 0 {
 			t.Errorf("seed %d: no successful %v transaction: the run did not exercise it", seed, k)
 		}
