@@ -1,7 +1,56 @@
-// Package node wires Bourse together: configuration (config.toml), the
-// daemon's lifecycle, the HTTP API on 127.0.0.1, metrics and the event
-// stream. A node is a client always, a validator when it holds bonded stake,
-// and a provider when its config sells capacity.
+// Package node wires Bourse together into the daemon that `bourse daemon`
+// runs: configuration, the libp2p host, the chain driver, the market, the
+// worker runtime, the HTTP API, metrics and the event stream.
+//
+// # Roles
+//
+// A node is a client always, a validator when it holds bonded stake in the
+// current validator set, and a provider when config.toml's [provider]
+// section has enabled = true (and its collateral is registered on chain with
+// `bourse provider register`).
+//
+// # The home directory
+//
+//	config.toml   configuration (DefaultConfig, every field documented; Validate names a bad field)
+//	genesis.json  the chain's genesis
+//	node.key      libp2p identity (not a wallet key)
+//	api.token     bearer token of the HTTP API, mode 0600
+//	keys/         encrypted wallet keystore; config.wallet.key names the signing key
+//	data/         the chain store (Pebble): blocks, certificates, state, signer state
+//	jobs/         the client's jobs, one JSON file each
+//	payloads/     content-addressed job payloads (the client's, and modules a provider fetched)
+//	results/      content-addressed job results this provider produced
+//	cache/wasm/   compiled WebAssembly modules
+//	daemon.pid    while running; daemon.log, a copy of the log
+//
+// # Start-up and shutdown
+//
+// New reads the configuration and genesis, unlocks the wallet key, opens the
+// store, starts the libp2p host, builds the chain driver (which initialises
+// the store from the genesis on first use and otherwise recovers from it),
+// joins the gossip topics, opens the market service and binds the API.
+// Start writes daemon.pid and runs the loops. Close (on SIGINT or SIGTERM
+// through Run) stops taking work, cancels running jobs (a provider resumes
+// its open matches after a restart), stops the driver, waits for every
+// goroutine, closes the host and the store, and removes daemon.pid.
+//
+// # A job's life through the node
+//
+// The client's SubmitJob stores the payload (served by hash over /blob/1),
+// signs a bid and gossips it; open bids are re-gossiped until matched. A
+// proposer's market service runs the deterministic matcher over its order
+// book and puts Match transactions into its block after the mempool's, with
+// the nonces that follow its own. Every node follows committed blocks
+// through a lossless subscription: the provider named in a Match fetches the
+// payload (hash-checked, kept in memory and on disk), runs it on the worker
+// runtime and submits a Result; the client sees the settlement, fetches the
+// result from the provider and checks it against the hash on chain. A bid
+// past its deadline expires with every offer's reason; a provider that sends
+// no result by the deadline is slashed by the chain.
+//
+// The node's own transactions (results, registrations, transfers) are signed
+// with the sender's next nonce; one that leaves the mempool without
+// committing is signed again with a fresh nonce (txSender).
 //
 // May import: every other Bourse package.
 package node
