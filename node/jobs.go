@@ -116,6 +116,32 @@ func (s *jobStore) list() []*jobRecord {
 	return out
 }
 
+// inState returns copies of the jobs in one state, without copying the
+// (possibly many) others.
+func (s *jobStore) inState(state string) []*jobRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*jobRecord
+	for _, j := range s.jobs {
+		if j.State == state {
+			c := *j
+			out = append(out, &c)
+		}
+	}
+	return out
+}
+
+// counts is the number of jobs in each state.
+func (s *jobStore) counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, j := range s.jobs {
+		out[j.State]++
+	}
+	return out
+}
+
 // update changes a job unless it already ended; it reports the new job
 // and whether anything changed.
 func (s *jobStore) update(id string, f func(*jobRecord)) (api.Job, bool) {

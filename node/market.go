@@ -346,8 +346,8 @@ func (m *marketService) publishOffer() {
 }
 
 func (m *marketService) regossipBids() {
-	for _, j := range m.jobStore.list() {
-		if j.State != api.StateBidding || j.bid == nil {
+	for _, j := range m.jobStore.inState(api.StateBidding) {
+		if j.bid == nil {
 			continue
 		}
 		if raw, err := j.bid.Encode(); err == nil {
@@ -450,8 +450,8 @@ func (m *marketService) onCommit(c driver.Committed) {
 	}
 	// Bids that reached their match-by time without a match expire, with
 	// the explanation of why no offer took them.
-	for _, j := range m.jobStore.list() {
-		if j.State == api.StateBidding && j.bid != nil && blockTime >= j.bid.MatchBy {
+	for _, j := range m.jobStore.inState(api.StateBidding) {
+		if j.bid != nil && blockTime >= j.bid.MatchBy {
 			reasons := m.explain(j.bid, m.n.drv.State(), blockTime)
 			m.update(j, func(j *jobRecord) {
 				j.State = api.StateExpired

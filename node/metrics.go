@@ -85,12 +85,8 @@ func (m *metrics) event(t string) {
 
 // jobStates refreshes the jobs-by-state gauge from the client's jobs.
 func (m *metrics) jobStates(ms *marketService) {
-	counts := map[string]float64{}
-	for _, j := range ms.jobStore.list() {
-		counts[j.State]++
-	}
 	m.jobs.Reset()
-	for st, c := range counts {
-		m.jobs.WithLabelValues(st).Set(c)
+	for st, c := range ms.jobStore.counts() {
+		m.jobs.WithLabelValues(st).Set(float64(c))
 	}
 }
