@@ -319,6 +319,9 @@ func newJobNode(final api.Job, result []byte) *jobNode {
 		n.job = api.Job{ID: "job1", Name: s.Name, State: api.StateBidding, Spec: s}
 		return n.job, nil
 	}
+	n.JobLogsFn = func(_ context.Context, id string) (api.JobLogs, error) {
+		return api.JobLogs{ID: id, Stdout: string(result)}, nil
+	}
 	n.JobFn = func(_ context.Context, id string) (api.Job, error) {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -374,7 +377,7 @@ func TestSubmitWaitPaid(t *testing.T) {
 		"job job1: matched to " + provider + " at 100 (escrowed)\n",
 		"job job1: running on " + provider + "\n",
 		"job job1: paid 60 to " + provider + ", refunded 40\n",
-		"result (13 bytes, sha256 " + final.ResultHash + ", verified):\nhello, world\n",
+		"exit code 0\nhello, world\nresult: 13 bytes, sha256 " + final.ResultHash + " (verified against the chain)\n",
 		"paid 60 to " + provider + "; refunded 40 of the 100 escrowed\n",
 	} {
 		if !strings.Contains(out, want) {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/bourse-net/bourse/node/api"
 	ucli "github.com/urfave/cli/v2"
@@ -380,37 +379,35 @@ func finalReport(ctx context.Context, cl *api.Client, w io.Writer, j api.Job, sa
 	if j.ExitCode != nil {
 		fmt.Fprintf(w, "exit code %d\n", *j.ExitCode)
 	}
-	switch {
-	case saved != "":
-		fmt.Fprintf(w, "result saved to %s (%d bytes, sha256 %s, verified)\n", saved, j.ResultSize, j.ResultHash)
-	case j.ResultHash != "" && j.ResultSize <= smallResult:
-		rc, _, err := cl.JobResult(ctx, j.ID)
-		if err != nil {
-			return fmt.Errorf("fetch result of job %s: %w", j.ID, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(rc, smallResult+1))
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("fetch result of job %s: %w", j.ID, err)
-		}
-		if utf8.Valid(data) && !strings.ContainsRune(string(data), 0) {
-			fmt.Fprintf(w, "result (%d bytes, sha256 %s, verified):\n%s", len(data), j.ResultHash, data)
-			if len(data) > 0 && data[len(data)-1] != '\n' {
-				fmt.Fprintln(w)
+	// The result is a tar of stdout, stderr, the exit code and the output
+	// directory; show the job's output from it, and where to get all of it.
+	if j.ResultHash != "" {
+		if logs, err := cl.JobLogs(ctx, j.ID); err == nil {
+			if logs.Stdout != "" {
+				fmt.Fprint(w, logs.Stdout)
+				if !strings.HasSuffix(logs.Stdout, "\n") {
+					fmt.Fprintln(w)
+				}
 			}
-		} else {
-			fmt.Fprintf(w, "result: %d bytes of binary data, sha256 %s\n", len(data), j.ResultHash)
-			hint(w, "save it with 'bourse job result %s -o DIR'", j.ID)
+			if logs.Stderr != "" {
+				fmt.Fprintf(w, "stderr:\n%s", logs.Stderr)
+				if !strings.HasSuffix(logs.Stderr, "\n") {
+					fmt.Fprintln(w)
+				}
+			}
 		}
-	case j.ResultHash != "":
-		fmt.Fprintf(w, "result: %d bytes, sha256 %s\n", j.ResultSize, j.ResultHash)
-		hint(w, "save it with 'bourse job result %s -o DIR'", j.ID)
+		if saved != "" {
+			fmt.Fprintf(w, "result saved to %s (%d bytes, sha256 %s, verified)\n", saved, j.ResultSize, j.ResultHash)
+		} else {
+			fmt.Fprintf(w, "result: %d bytes, sha256 %s (verified against the chain)\n", j.ResultSize, j.ResultHash)
+			hint(w, "save the archive (stdout, stderr, exit code, output files) with 'bourse job result %s -o DIR'", j.ID)
+		}
 	}
 	fmt.Fprintf(w, "paid %d to %s; refunded %d of the %d escrowed\n", j.Paid, j.Provider, j.Refunded, j.Escrowed)
 	return nil
 }
 
-// saveResult downloads a verified result into dir/<id>.result, atomically.
+// saveResult downloads a verified result into dir/<id>.tar, atomically.
 func saveResult(ctx context.Context, cl *api.Client, id, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("save result: %w", err)

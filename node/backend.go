@@ -25,22 +25,27 @@ func (b *backend) node() *Node { return (*Node)(b) }
 
 func (b *backend) Status(ctx context.Context) (api.Status, error) {
 	n := b.node()
-	st := n.drv.State()
-	g := st.Globals()
 	s := api.Status{
-		ChainID:         n.cfg.ChainID,
-		Moniker:         n.cfg.Moniker,
-		Height:          g.Height,
-		LatestBlockHash: hex.EncodeToString(g.LastBlockHash[:]),
-		LatestBlockTime: time.UnixMilli(g.Time).UTC(),
-		PeerID:          n.host.ID().String(),
-		Peers:           len(n.host.Peers()),
-		Address:         n.key.Address().String(),
-		Roles:           n.roles(),
-		Versions:        api.Versions{Node: Version, API: api.Version, Protocol: "bourse/1"},
+		ChainID:  n.cfg.ChainID,
+		Moniker:  n.cfg.Moniker,
+		PeerID:   n.host.ID().String(),
+		Peers:    len(n.host.Peers()),
+		Address:  n.key.Address().String(),
+		Roles:    n.roles(),
+		Versions: api.Versions{Node: Version, API: api.Version, Protocol: "bourse/1"},
 	}
-	// Behind when blocks are older than a few block intervals.
-	s.Syncing = time.Since(s.LatestBlockTime) > 10*time.Second && g.Height > 0
+	// Height, hash and time from one stored block, so they agree.
+	if h := n.store.Height(); h > 0 {
+		blk, err := n.store.Block(ctx, h)
+		if err != nil {
+			return s, err
+		}
+		hash := blk.Hash()
+		s.Height, s.LatestBlockHash = h, hex.EncodeToString(hash[:])
+		s.LatestBlockTime = time.UnixMilli(blk.Header.Time).UTC()
+		// Behind when the last block is older than a few block intervals.
+		s.Syncing = time.Since(s.LatestBlockTime) > 10*time.Second
+	}
 	return s, nil
 }
 

@@ -159,8 +159,12 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	if hex.EncodeToString(sum[:]) != done.ResultHash || info.Hash != done.ResultHash {
-		t.Fatalf("result hash %x, on chain %s", sum, done.ResultHash)
+	if hex.EncodeToString(sum[:]) != done.ResultHash || info.Hash != done.ResultHash || done.ResultSize != int64(len(data)) {
+		t.Fatalf("result hash %x (%d bytes), on chain %s, job says %d bytes", sum, len(data), done.ResultHash, done.ResultSize)
+	}
+	ms, err := c.Matches(ctx, api.MatchFilter{})
+	if err != nil || len(ms) != 1 || ms[0].Price != done.Escrowed || ms[0].State != "completed" {
+		t.Fatalf("matches = %+v, %v", ms, err)
 	}
 	logs, err := c.JobLogs(ctx, job.ID)
 	if err != nil || !strings.Contains(logs.Stdout, "hi, bourse!") {

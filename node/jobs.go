@@ -496,7 +496,7 @@ func (m *marketService) matches(ctx context.Context, f api.MatchFilter) ([]api.M
 		out = append(out, api.Match{
 			ID: hex.EncodeToString(id[:]), BidID: hex.EncodeToString(id[:]), OfferID: r.Match.Offer.ID().String(),
 			Client: r.Match.Bid.ClientAddress().String(), Provider: r.Match.Offer.ProviderAddress().String(),
-			Price: r.Escrow, Height: r.Height, Deadline: time.UnixMilli(r.Deadline).UTC(), State: statusName(r.Status),
+			Price: r.Match.Escrow(), Height: r.Height, Deadline: time.UnixMilli(r.Deadline).UTC(), State: statusName(r.Status),
 		})
 	}
 	return out, nil

@@ -549,11 +549,14 @@ func (m *marketService) fetchOnce(j *jobRecord, hash [32]byte) error {
 	if hash == ([32]byte{}) {
 		return errors.New("the provider stored no result")
 	}
-	if m.payloads.Has(hash) {
-		return nil
-	}
-	if m.results.Has(hash) { // we ran it ourselves
-		return nil
+	// Results are content addressed: the same result fetched before, or
+	// one this node produced as the provider, is already here.
+	for _, st := range []*worker.Store{m.payloads, m.results} {
+		if rc, size, err := st.Open(hash); err == nil {
+			rc.Close()
+			m.update(j, func(j *jobRecord) { j.ResultSize = size })
+			return nil
+		}
 	}
 	pid, err := peer.Decode(j.ProviderPeer)
 	if err != nil {

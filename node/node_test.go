@@ -193,6 +193,9 @@ func TestNodesMakeBlocksAndServeTheAPI(t *testing.T) {
 	if st.Height < 3 || st.ChainID != tn.chainID || len(st.Roles) < 2 {
 		t.Fatalf("status = %+v", st)
 	}
+	if tip, err := c.Block(ctx, st.Height); err != nil || tip.Hash != st.LatestBlockHash {
+		t.Fatalf("status names block %s, block %d is %s (%v)", st.LatestBlockHash, st.Height, tip.Hash, err)
+	}
 	// A transfer from node 0 to a fresh address commits, and every node
 	// agrees on the balance.
 	to := mustKey(t, 77).Address()
