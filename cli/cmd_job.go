@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -160,11 +159,8 @@ func jobSubmit(c *ucli.Context, cl *api.Client) error {
 	if c.IsSet("output") && !c.Bool("wait") {
 		return usagef("-o goes with --wait (or use 'bourse job result ID -o DIR' later)")
 	}
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	job, err := cl.SubmitJob(c.Context, spec, body)
+	// A module the daemon already holds is named by hash, not uploaded.
+	job, err := cl.SubmitJobBytes(c.Context, spec, payload)
 	if err != nil {
 		return fmt.Errorf("submit job: %w", err)
 	}

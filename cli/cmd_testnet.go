@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -404,11 +403,7 @@ func runDemoJob(c *ucli.Context, nw *testnet.Network, spec api.JobSpec, payload 
 	}
 	fmt.Fprintf(w, "\nSubmitting %s from node0 and waiting for it:\n", c.String("spec"))
 	start := time.Now()
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	job, err := client.SubmitJob(ctx, spec, body)
+	job, err := client.SubmitJobBytes(ctx, spec, payload)
 	if err != nil {
 		return rep, fmt.Errorf("submit job: %w", err)
 	}

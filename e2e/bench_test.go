@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -41,7 +40,7 @@ func BenchmarkHelloJob(b *testing.B) {
 	poll := 5 * time.Millisecond
 	one := func(cl *api.Client) (time.Duration, error) {
 		start := time.Now()
-		j, err := cl.SubmitJob(ctx, js, bytes.NewReader(payload))
+		j, err := cl.SubmitJobBytes(ctx, js, payload)
 		if err != nil {
 			return 0, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -191,6 +192,30 @@ func TestJobLifecycle(t *testing.T) {
 	}
 	if before.Balance-after.Balance != done.Paid {
 		t.Fatalf("client balance fell by %d, paid %d", before.Balance-after.Balance, done.Paid)
+	}
+
+	// The same module again, named by hash: no upload, same outcome. A
+	// hash the daemon does not hold is not found (the client then uploads).
+	byHash := helloSpec()
+	byHash.PayloadSHA256 = done.Spec.PayloadSHA256
+	if byHash.PayloadSHA256 == "" {
+		sum := sha256.Sum256(payload)
+		byHash.PayloadSHA256 = hex.EncodeToString(sum[:])
+	}
+	again, err := c.SubmitJob(ctx, byHash, nil)
+	if err != nil {
+		t.Fatalf("submit by hash: %v", err)
+	}
+	if j := waitJob(t, c, again.ID, 60*time.Second); j.State != api.StatePaid || j.ResultHash != done.ResultHash {
+		t.Fatalf("job by hash ended %s (%s), result %s want %s", j.State, j.Error, j.ResultHash, done.ResultHash)
+	}
+	unknown := helloSpec()
+	unknown.PayloadSHA256 = strings.Repeat("ab", 32)
+	if _, err := c.SubmitJob(ctx, unknown, nil); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("unknown payload hash: %v, want not found", err)
+	}
+	if j, err := c.SubmitJobBytes(ctx, helloSpec(), payload); err != nil || j.State != api.StateBidding {
+		t.Fatalf("SubmitJobBytes: %+v %v", j, err)
 	}
 
 	// A job no offer can take expires with the reasons.

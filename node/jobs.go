@@ -218,7 +218,29 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload []byte) (api.Job, error) {
 	spec = spec.WithDefaults()
 	var hash [32]byte
-	if len(payload) > 0 {
+	size := int64(len(payload))
+	if len(payload) == 0 && spec.PayloadSHA256 != "" {
+		// Named by hash: it must be a payload this node holds.
+		h, err := parseHash(spec.PayloadSHA256)
+		if err != nil {
+			return api.Job{}, api.BadRequest("payload_sha256: %v", err)
+		}
+		rc, n, err := m.payloads.Open(h)
+		if err != nil {
+			return api.Job{}, fmt.Errorf("%w: this daemon holds no payload %s; upload it", api.ErrNotFound, spec.PayloadSHA256)
+		}
+		head := make([]byte, 8)
+		_, rerr := io.ReadFull(rc, head)
+		rc.Close()
+		if rerr != nil {
+			return api.Job{}, fmt.Errorf("read stored payload: %w", rerr)
+		}
+		if err := api.CheckPayload(spec.Executor, head); err != nil {
+			return api.Job{}, err
+		}
+		hash, size = h, n
+		m.blobs.Publish(hash)
+	} else if len(payload) > 0 {
 		hash = sha256.Sum256(payload)
 		if !m.payloads.Has(hash) { // the same module again: stored already
 			if _, _, err := m.payloads.Put(ctx, bytes.NewReader(payload)); err != nil {
@@ -226,10 +248,13 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 			}
 		}
 		m.blobs.Publish(hash)
+		if spec.PayloadSHA256 != "" && spec.PayloadSHA256 != hex.EncodeToString(hash[:]) {
+			return api.Job{}, api.BadRequest("payload_sha256 does not match the uploaded payload")
+		}
 	} else if spec.Image == "" {
 		return api.Job{}, api.BadRequest("the job has no payload: give a .wasm file or an image")
 	}
-	b, err := m.bidFor(spec, hash, int64(len(payload)))
+	b, err := m.bidFor(spec, hash, size)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -244,7 +269,7 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 			SubmittedAt: now, UpdatedAt: now, BidID: hex.EncodeToString(id[:])},
 		BidRaw: raw, bid: b,
 	}
-	if len(payload) > 0 {
+	if size > 0 {
 		j.PayloadHash = hex.EncodeToString(hash[:])
 	}
 	if err := m.jobStore.put(j); err != nil {

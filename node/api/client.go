@@ -269,6 +269,31 @@ func (c *Client) SubmitJob(ctx context.Context, spec JobSpec, payload io.Reader)
 	return j, decodeBody(resp, "/v1/jobs", &j)
 }
 
+// hashFirstAbove is the payload size from which SubmitJobBytes first
+// offers the payload by hash.
+const hashFirstAbove = 64 << 10
+
+// SubmitJobBytes submits a job whose payload is in memory. A large payload
+// is first offered by its sha256 (spec.PayloadSHA256): a daemon that holds
+// it from an earlier job takes the job without the upload; one that does
+// not answers not found, and the payload is uploaded.
+func (c *Client) SubmitJobBytes(ctx context.Context, spec JobSpec, payload []byte) (Job, error) {
+	if len(payload) <= hashFirstAbove {
+		var r io.Reader
+		if payload != nil {
+			r = bytes.NewReader(payload)
+		}
+		return c.SubmitJob(ctx, spec, r)
+	}
+	sum := sha256.Sum256(payload)
+	spec.PayloadSHA256 = hex.EncodeToString(sum[:])
+	j, err := c.SubmitJob(ctx, spec, nil)
+	if err == nil || !errors.Is(err, ErrNotFound) {
+		return j, err
+	}
+	return c.SubmitJob(ctx, spec, bytes.NewReader(payload))
+}
+
 func writeSubmit(mw *multipart.Writer, spec []byte, payload io.Reader) error {
 	fw, err := mw.CreateFormField("spec")
 	if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,10 @@ type JobSpec struct {
 	Placement   string            `json:"placement" yaml:"placement"`
 	Constraints Constraints       `json:"constraints" yaml:"constraints"`
 	Replicas    int               `json:"replicas" yaml:"replicas"`
+	// PayloadSHA256 names, by its sha256 (64 hex digits), a payload the
+	// daemon already holds, so a module submitted again is not uploaded
+	// again. Set by clients (Client.SubmitJobBytes), not in spec files.
+	PayloadSHA256 string `json:"payload_sha256,omitempty" yaml:"payload_sha256,omitempty"`
 }
 
 // Constraints restrict which offers may take a job.
@@ -138,6 +143,8 @@ type rawSpec struct {
 	Placement   string            `yaml:"placement"`
 	Constraints Constraints       `yaml:"constraints"`
 	Replicas    *int64            `yaml:"replicas"`
+	// PayloadSHA256 names a payload the daemon holds (see JobSpec).
+	PayloadSHA256 string `yaml:"payload_sha256"`
 }
 
 type rawResources struct {
@@ -193,7 +200,7 @@ func ParseJobSpec(data []byte) (JobSpec, error) {
 	s := JobSpec{
 		Name: raw.Name, Executor: raw.Executor, Payload: raw.Payload, Image: raw.Image,
 		Args: raw.Args, Env: raw.Env, Timeout: raw.Timeout, Deadline: raw.Deadline,
-		Placement: raw.Placement, Constraints: raw.Constraints,
+		Placement: raw.Placement, Constraints: raw.Constraints, PayloadSHA256: raw.PayloadSHA256,
 	}
 	if r := raw.Resources; r != nil {
 		for _, f := range []struct {
@@ -265,6 +272,11 @@ func validExecutor(e string) bool {
 // Validate checks a complete spec (after WithDefaults) and returns a
 // *SpecError naming the first bad field.
 func (s JobSpec) Validate() error {
+	if h := s.PayloadSHA256; h != "" {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 || strings.ToLower(h) != h {
+			return specErr("payload_sha256", "must be 64 lowercase hex digits")
+		}
+	}
 	if len(s.Name) > MaxNameLen || strings.ContainsAny(s.Name, "\n\r\t") {
 		return specErr("name", "must be at most %d characters on one line", MaxNameLen)
 	}

@@ -74,7 +74,11 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := api.CheckPayload(spec.Executor, payload); err != nil {
+	// A payload named by hash (spec.payload_sha256, no payload part) is
+	// one the backend must already hold; it checks it.
+	if !havePayload && spec.PayloadSHA256 != "" && spec.Executor != api.ExecutorDocker {
+		payload = nil
+	} else if err := api.CheckPayload(spec.Executor, payload); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
