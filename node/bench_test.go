@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/bourse-net/bourse/internal/loadtest"
 	"io"
 	"log/slog"
 	"os"
@@ -142,28 +143,7 @@ func BenchmarkNodeBlockInterval4(b *testing.B) {
 	ch, cancel := bn.nodes[0].Driver().Subscribe(4096)
 	defer cancel()
 	bn.waitHeight(3, 30*time.Second)
-	for len(ch) > 0 {
-		<-ch
-	}
-	<-ch // align with a fresh commit
-	var gaps []time.Duration
-	last := time.Now()
-	b.ResetTimer()
-	for range b.N {
-		<-ch
-		now := time.Now()
-		gaps = append(gaps, now.Sub(last))
-		last = now
-	}
-	b.StopTimer()
-	slices.Sort(gaps)
-	var total time.Duration
-	for _, g := range gaps {
-		total += g
-	}
-	b.ReportMetric(float64(total.Microseconds())/1000/float64(len(gaps)), "ms/block")
-	b.ReportMetric(float64(gaps[len(gaps)/2].Microseconds())/1000, "p50-ms/block")
-	b.ReportMetric(float64(gaps[len(gaps)-1].Microseconds())/1000, "max-ms/block")
+	loadtest.BlockIntervals(b, ch)
 	var dropped uint64
 	for _, n := range bn.nodes {
 		dropped += n.Driver().Dropped()
@@ -192,115 +172,21 @@ func benchTransfers(tb testing.TB, accounts, perAccount int) [][]byte {
 	for i := range keys {
 		keys[i] = benchSeedKey(tb, 0xac, i)
 	}
-	out := make([][]byte, 0, accounts*perAccount)
-	for n := range perAccount {
-		for i, k := range keys {
-			tx := &chain.Tx{ChainID: benchChainID, Sender: k.Public(), Nonce: uint64(n), Fee: 1,
-				Transfer: &chain.Transfer{To: keys[(i+1)%accounts].Address(), Amount: 1}}
-			if err := tx.Sign(k); err != nil {
-				tb.Fatal(err)
-			}
-			raw, err := tx.Encode()
-			if err != nil {
-				tb.Fatal(err)
-			}
-			out = append(out, raw)
-		}
-	}
+	out := loadtest.Transfers(tb, benchChainID, keys, perAccount)
 	benchTxs.m[[2]int{accounts, perAccount}] = out
 	return out
 }
 
-type loadResult struct {
-	committed   int
-	elapsed     time.Duration // first submission to last commit
-	offered     float64
-	p50, p99    time.Duration // submission → commit at the observer
-	blocks      int
-	maxBlockTxs int
-	lost        int // never committed: no block carried one for the stall timeout
-	lateRounds  int // blocks decided in round > 0 during the run
-}
-
-// runLoad hands txs in batches to submit at rate tx/s (0: back to back)
-// and waits until observer committed all of them, or none for within (lost). Latency runs from the
-// start of a batch's submission to the delivery of its block on observer.
+// runLoad runs loadtest.Run with node 0's blocks as the observer.
 func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-chan driver.Committed,
-	submit func(i int, raws [][]byte), within time.Duration) loadResult {
-	for len(observer) > 0 { // blocks from before the load
-		<-observer
-	}
-	submitted := make(map[[32]byte]time.Time, len(txs))
-	var mu sync.Mutex
-	var lastSub time.Time
-	done := make(chan struct{})
-	start := time.Now()
-	go func() {
-		defer close(done)
-		for i := 0; i*batch < len(txs); i++ {
-			if rate > 0 {
-				time.Sleep(time.Until(start.Add(time.Duration(float64(i*batch) / rate * float64(time.Second)))))
-			}
-			raws := txs[i*batch : min((i+1)*batch, len(txs))]
-			now := time.Now()
-			mu.Lock()
-			for _, raw := range raws {
-				submitted[chain.TxHash(raw)] = now
-			}
-			lastSub = now
-			mu.Unlock()
-			submit(i, raws)
+	submit func(i int, raws [][]byte), within time.Duration) loadtest.Result {
+	return loadtest.Run(tb, txs, batch, rate, observer, func(c driver.Committed) loadtest.Block {
+		b := loadtest.Block{TxHashes: c.Result.TxHashes}
+		if c.Commit != nil {
+			b.Round = c.Commit.Round
 		}
-	}()
-	var lat []time.Duration
-	var res loadResult
-	var lastCommit time.Time
-	stall := time.NewTimer(within)
-	defer stall.Stop()
-wait:
-	for len(lat) < len(txs) {
-		select {
-		case c, ok := <-observer:
-			if !ok {
-				tb.Fatal("observer closed")
-			}
-			now := time.Now()
-			n := 0
-			mu.Lock()
-			for _, h := range c.Result.TxHashes {
-				if t, ok := submitted[h]; ok {
-					lat = append(lat, now.Sub(t))
-					n++
-				}
-			}
-			mu.Unlock()
-			if c.Commit != nil && c.Commit.Round > 0 {
-				res.lateRounds++
-			}
-			if n > 0 {
-				res.blocks++
-				stall.Reset(within)
-				res.maxBlockTxs = max(res.maxBlockTxs, n)
-				lastCommit = now
-			}
-		case <-stall.C:
-			break wait // the rest is lost: reported, not waited for
-		}
-	}
-	<-done
-	if len(lat) == 0 {
-		tb.Fatalf("none of %d transactions committed", len(txs))
-	}
-	res.lost = len(txs) - len(lat)
-	slices.Sort(lat)
-	res.committed = len(lat)
-	res.elapsed = lastCommit.Sub(start)
-	res.p50 = lat[len(lat)/2]
-	res.p99 = lat[len(lat)*99/100]
-	if span := lastSub.Sub(start); span > 0 {
-		res.offered = float64(len(txs)) / span.Seconds()
-	}
-	return res
+		return b
+	}, submit, within)
 }
 
 // BenchmarkNodeTransfers4 publishes batches of 200 signed transfers from
@@ -322,7 +208,7 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			txs := benchTransfers(b, accounts, tc.perAccount)
-			var last loadResult
+			var last loadtest.Result
 			var refused, pubErrs, dropped uint64
 			var txRejects, gossipDropped, minScore float64
 			for range b.N {
@@ -368,14 +254,7 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 				cancel()
 				bn.close()
 			}
-			b.ReportMetric(float64(last.committed)/last.elapsed.Seconds(), "tx/s")
-			b.ReportMetric(last.offered, "offered-tx/s")
-			b.ReportMetric(float64(last.p50.Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(last.p99.Microseconds())/1000, "p99-ms")
-			b.ReportMetric(float64(last.blocks), "blocks")
-			b.ReportMetric(float64(last.maxBlockTxs), "max-txs/block")
-			b.ReportMetric(float64(last.lateRounds), "late-rounds")
-			b.ReportMetric(float64(last.lost), "lost-txs")
+			last.Report(b)
 			b.ReportMetric(float64(refused)/float64(b.N), "origin-refused")
 			b.ReportMetric(float64(dropped)/float64(b.N), "dropped-msgs")
 			b.ReportMetric(txRejects/float64(b.N), "gossip-rejects")

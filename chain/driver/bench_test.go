@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
+	"github.com/bourse-net/bourse/internal/loadtest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,30 +62,14 @@ func benchGenesis(tb testing.TB, validators, accounts int) []byte {
 	return raw
 }
 
-// benchTransfers signs perAccount transfers from each of accounts accounts
-// (nonces 0..perAccount-1, each to the next account), interleaved so that
-// consecutive transactions come from different senders.
+// benchTransfers signs perAccount transfers from each of accounts funded
+// accounts (see loadtest.Transfers).
 func benchTransfers(tb testing.TB, accounts, perAccount int) [][]byte {
 	keys := make([]wallet.PrivateKey, accounts)
 	for i := range keys {
 		keys[i] = benchAccountKey(tb, i)
 	}
-	out := make([][]byte, 0, accounts*perAccount)
-	for n := range perAccount {
-		for i, k := range keys {
-			tx := &chain.Tx{ChainID: benchChainID, Sender: k.Public(), Nonce: uint64(n), Fee: 1,
-				Transfer: &chain.Transfer{To: keys[(i+1)%accounts].Address(), Amount: 1}}
-			if err := tx.Sign(k); err != nil {
-				tb.Fatal(err)
-			}
-			raw, err := tx.Encode()
-			if err != nil {
-				tb.Fatal(err)
-			}
-			out = append(out, raw)
-		}
-	}
-	return out
+	return loadtest.Transfers(tb, benchChainID, keys, perAccount)
 }
 
 // benchNet is four drivers on a memNet, on in-memory stores.
@@ -149,144 +133,32 @@ func BenchmarkBlockInterval4(b *testing.B) {
 	bn.start()
 	defer bn.close()
 	bn.waitHeight(2, 20*time.Second)
-	for len(ch) > 0 {
-		<-ch
-	}
-	<-ch // align with a fresh commit
-	var gaps []time.Duration
-	last := time.Now()
-	b.ResetTimer()
-	for range b.N {
-		<-ch
-		now := time.Now()
-		gaps = append(gaps, now.Sub(last))
-		last = now
-	}
-	b.StopTimer()
-	slices.Sort(gaps)
-	var total time.Duration
-	for _, g := range gaps {
-		total += g
-	}
-	b.ReportMetric(float64(total.Microseconds())/1000/float64(len(gaps)), "ms/block")
-	b.ReportMetric(float64(gaps[len(gaps)/2].Microseconds())/1000, "p50-ms/block")
-	b.ReportMetric(float64(gaps[len(gaps)-1].Microseconds())/1000, "max-ms/block")
+	loadtest.BlockIntervals(b, ch)
 }
 
 // loadResult is what a transfer load run measured.
 type loadResult struct {
-	committed     int
-	elapsed       time.Duration // first submission to last commit
-	offered       float64       // tx/s actually submitted
-	p50, p99, max time.Duration // submission → commit at the observer
-	blocks        int
-	maxBlockTxs   int
-	lost          int   // never committed: no block carried one for the stall timeout
-	lateRounds    int   // blocks decided in round > 0 during the run
-	refused       int64 // mempool refusals, summed over nodes
+	loadtest.Result
+	refused int64 // mempool refusals, summed over nodes
 }
 
 func (r loadResult) report(b *testing.B) {
-	b.ReportMetric(float64(r.committed)/r.elapsed.Seconds(), "tx/s")
-	b.ReportMetric(r.offered, "offered-tx/s")
-	b.ReportMetric(float64(r.p50.Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(r.p99.Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(r.blocks), "blocks")
-	b.ReportMetric(float64(r.maxBlockTxs), "max-txs/block")
-	b.ReportMetric(float64(r.lateRounds), "late-rounds")
-	b.ReportMetric(float64(r.lost), "lost-txs")
+	r.Result.Report(b)
 	b.ReportMetric(float64(r.refused), "refused")
 }
 
-// runLoad submits txs in batches of batch at rate tx/s (0: as fast as
-// submit returns) through submit(i, raws) (i numbers the batches), and
-// waits until observer commits all of them, or none for within (the rest count as lost). The latency of a transaction
-// runs from the start of its batch's submission to the delivery of the
-// block holding it on observer.
+// runLoad runs loadtest.Run with the driver's blocks as the observer.
 func runLoad(tb testing.TB, txs [][]byte, batch int, rate float64, observer <-chan Committed,
 	submit func(i int, raws [][]byte), within time.Duration) loadResult {
-	for len(observer) > 0 { // blocks from before the load
-		<-observer
+	return loadResult{Result: loadtest.Run(tb, txs, batch, rate, observer, committedBlock, submit, within)}
+}
+
+func committedBlock(c Committed) loadtest.Block {
+	b := loadtest.Block{TxHashes: c.Result.TxHashes}
+	if c.Commit != nil {
+		b.Round = c.Commit.Round
 	}
-	submitted := make(map[[32]byte]time.Time, len(txs))
-	var mu sync.Mutex
-	done := make(chan struct{})
-	start := time.Now()
-	go func() {
-		defer close(done)
-		for i := 0; i*batch < len(txs); i++ {
-			if rate > 0 {
-				due := start.Add(time.Duration(float64(i*batch) / rate * float64(time.Second)))
-				time.Sleep(time.Until(due))
-			}
-			raws := txs[i*batch : min((i+1)*batch, len(txs))]
-			now := time.Now()
-			mu.Lock()
-			for _, raw := range raws {
-				submitted[chain.TxHash(raw)] = now
-			}
-			mu.Unlock()
-			submit(i, raws)
-		}
-	}()
-	var lat []time.Duration
-	var res loadResult
-	var lastCommit time.Time
-	stall := time.NewTimer(within)
-	defer stall.Stop()
-wait:
-	for len(lat) < len(txs) {
-		select {
-		case c, ok := <-observer:
-			if !ok {
-				tb.Fatal("observer closed")
-			}
-			now := time.Now()
-			n := 0
-			mu.Lock()
-			for _, h := range c.Result.TxHashes {
-				if t, ok := submitted[h]; ok {
-					lat = append(lat, now.Sub(t))
-					n++
-				}
-			}
-			mu.Unlock()
-			if c.Commit != nil && c.Commit.Round > 0 {
-				res.lateRounds++
-			}
-			if n > 0 {
-				res.blocks++
-				stall.Reset(within)
-				res.maxBlockTxs = max(res.maxBlockTxs, n)
-				lastCommit = now
-			}
-		case <-stall.C:
-			break wait // the rest is lost: reported, not waited for
-		}
-	}
-	<-done
-	if len(lat) == 0 {
-		tb.Fatalf("none of %d transactions committed", len(txs))
-	}
-	res.lost = len(txs) - len(lat)
-	slices.Sort(lat)
-	res.committed = len(lat)
-	res.elapsed = lastCommit.Sub(start)
-	res.p50 = lat[len(lat)/2]
-	res.p99 = lat[len(lat)*99/100]
-	res.max = lat[len(lat)-1]
-	mu.Lock()
-	var lastSub time.Time
-	for _, t := range submitted {
-		if t.After(lastSub) {
-			lastSub = t
-		}
-	}
-	mu.Unlock()
-	if span := lastSub.Sub(start); span > 0 {
-		res.offered = float64(len(txs)) / span.Seconds()
-	}
-	return res
+	return b
 }
 
 var benchTxCache struct {
