@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,17 +19,7 @@ import (
 
 var buildDir string
 
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "bourse-worker-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { workertest.Main(m, "bourse-worker-test-", &buildDir) }
 
 func testProg(t *testing.T) []byte {
 	t.Helper()

@@ -23,17 +23,7 @@ import (
 
 var buildDir string
 
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "bourse-docker-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { workertest.Main(m, "bourse-docker-test-", &buildDir) }
 
 const testLogCap = 256 << 10
 

@@ -3,7 +3,6 @@ package exec
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -14,17 +13,7 @@ import (
 
 var buildDir string
 
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "bourse-exec-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { workertest.Main(m, "bourse-exec-test-", &buildDir) }
 
 const testLogCap = 256 << 10
 
