@@ -6,12 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/bourse-net/bourse/internal/loadtest"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -359,55 +359,8 @@ func waitState(t *testing.T, c *api.Client, id, from string, within time.Duratio
 func BenchmarkNodeJobs(b *testing.B) {
 	payload := example(b, "hello")
 	tn := providerNetWith(b, nil)
-	ctx := context.Background()
 	clients := []*api.Client{tn.client(0), tn.client(1), tn.client(2), tn.client(3)}
-	var (
-		mu   sync.Mutex
-		lats []time.Duration
-		wg   sync.WaitGroup
-		next = make(chan struct{}, b.N)
-	)
-	for range b.N {
-		next <- struct{}{}
-	}
-	close(next)
-	b.ResetTimer()
-	start := time.Now()
-	for i := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := clients[i%len(clients)]
-			for range next {
-				t0 := time.Now()
-				j, err := c.SubmitJob(ctx, helloSpec(), bytes.NewReader(payload))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				for !api.Terminal(j.State) {
-					time.Sleep(25 * time.Millisecond)
-					if j, err = c.Job(ctx, j.ID); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-				if j.State != api.StatePaid {
-					b.Errorf("job %s: %s %s", j.ID, j.State, j.Error)
-					return
-				}
-				mu.Lock()
-				lats = append(lats, time.Since(t0))
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if len(lats) > 0 {
-		slices.Sort(lats)
-		b.ReportMetric(float64(len(lats))/elapsed.Seconds(), "jobs/s")
-		b.ReportMetric(lats[len(lats)/2].Seconds(), "p50-s")
-	}
+	loadtest.Jobs(b, clients, 32, 25*time.Millisecond, func(ctx context.Context, c *api.Client) (api.Job, error) {
+		return c.SubmitJob(ctx, helloSpec(), bytes.NewReader(payload))
+	})
 }

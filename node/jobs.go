@@ -340,8 +340,8 @@ func (m *marketService) resultBlob(id string) ([32]byte, error) {
 		m.mu.Lock()
 		pj := m.provJobs[market.BidID(raw)]
 		m.mu.Unlock()
-		if pj != nil && pj.Result != nil {
-			return pj.Result.Hash, nil
+		if pj != nil && pj.ResultHash != ([32]byte{}) {
+			return pj.ResultHash, nil
 		}
 	}
 	return [32]byte{}, fmt.Errorf("%w: no job %s on this node", api.ErrNotFound, id)

@@ -51,7 +51,6 @@ type marketService struct {
 
 	mu       sync.Mutex
 	seq      uint64                    // offer sequence
-	running  map[market.BidID]bool     // provider jobs started
 	provJobs map[market.BidID]*provJob // provider's view of its jobs
 
 	ctx    context.Context
@@ -59,15 +58,16 @@ type marketService struct {
 	wg     sync.WaitGroup
 }
 
-// provJob is a job this node runs as a provider.
+// provJob is a job this node runs as a provider; its presence means the
+// job was started.
 type provJob struct {
-	Match  market.Match
-	State  string
-	Result *worker.Result
+	Match      market.Match
+	State      string
+	ResultHash [32]byte // zero until the run stored a result
 }
 
 func newMarketService(n *Node) (*marketService, error) {
-	m := &marketService{n: n, running: map[market.BidID]bool{}, provJobs: map[market.BidID]*provJob{},
+	m := &marketService{n: n, provJobs: map[market.BidID]*provJob{},
 		modules: newModCache(16, 512<<20)}
 	var err error
 	if m.book, err = market.NewBook(market.DefaultBookConfig(n.cfg.ChainID)); err != nil {
@@ -583,11 +583,10 @@ func (m *marketService) fetchOnce(j *jobRecord, hash [32]byte) error {
 func (m *marketService) startJob(mt market.Match) {
 	id := mt.Bid.ID()
 	m.mu.Lock()
-	if m.running[id] {
+	if m.provJobs[id] != nil {
 		m.mu.Unlock()
 		return
 	}
-	m.running[id] = true
 	m.provJobs[id] = &provJob{Match: mt, State: api.StateRunning}
 	m.mu.Unlock()
 	m.wg.Add(1)
@@ -666,7 +665,10 @@ func (m *marketService) runJob(mt market.Match) {
 	}
 	m.mu.Lock()
 	if pj := m.provJobs[id]; pj != nil {
-		pj.State, pj.Result = api.StateResultCommitted, res
+		pj.State = api.StateResultCommitted
+		if res != nil {
+			pj.ResultHash = res.Hash
+		}
 	}
 	m.mu.Unlock()
 	if res != nil && n.metrics != nil {

@@ -327,9 +327,6 @@ func (n *Node) roles() []string {
 // Address is the node's wallet address.
 func (n *Node) Address() wallet.Address { return n.key.Address() }
 
-// PeerID is the node's libp2p id.
-func (n *Node) PeerID() peer.ID { return n.host.ID() }
-
 // Host is the node's libp2p host.
 func (n *Node) Host() *p2p.Host { return n.host }
 

@@ -346,12 +346,6 @@ func (d *Driver) State() *chain.State { return d.st }
 // Store is the block store.
 func (d *Driver) Store() *chain.Store { return d.store }
 
-// ChainID is the chain's id.
-func (d *Driver) ChainID() string { return d.chainID }
-
-// Genesis is the parsed genesis.
-func (d *Driver) Genesis() *chain.Genesis { return d.genesis }
-
 // Validators is the current height's validator set.
 func (d *Driver) Validators() *consensus.ValidatorSet { return d.curVS.Load() }
 
@@ -811,12 +805,4 @@ func (d *Driver) call(ctx context.Context, f func()) error {
 	case <-d.ctx.Done():
 		return ErrHalted
 	}
-}
-
-// RoundState reports the consensus position, for status pages.
-func (d *Driver) RoundState(ctx context.Context) (height uint64, round int32, step string, err error) {
-	err = d.call(ctx, func() {
-		height, round, step = d.cs.Height(), d.cs.Round(), d.cs.RoundStep().String()
-	})
-	return
 }

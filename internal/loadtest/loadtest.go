@@ -1,7 +1,8 @@
-// Package loadtest drives signed transactions into a chain and measures
-// what commits: the benchmarks of chain/driver (in-memory network) and
-// node (libp2p) share it. It imports only chain and wallet, so the driver's
-// own tests can use it.
+// Package loadtest drives load into Bourse and measures it: signed
+// transactions into a chain (the benchmarks of chain/driver, in-memory,
+// and node, over libp2p) and jobs through daemons' APIs (node in-process,
+// e2e over processes). It imports chain, wallet and node/api, never
+// chain/driver or node, so their own tests can use it.
 package loadtest
 
 import (
