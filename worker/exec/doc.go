@@ -18,5 +18,8 @@
 //
 // A process that exits non-zero after writing "out of memory" or "cannot
 // allocate memory" to stderr is reported StateOOM; SIGXCPU is
-// StateTimedOut.
+// StateTimedOut. A runtime that crashes at the limit without saying so is
+// reported StateFailed: the kernel leaves no trace of a refused mapping,
+// and peak RSS is no proxy (a Go program that faulted at a 48 MiB data
+// limit had touched 16 MiB).
 package exec
