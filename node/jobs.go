@@ -343,6 +343,10 @@ func (m *marketService) resultBlob(id string) ([32]byte, error) {
 		if pj != nil && pj.ResultHash != ([32]byte{}) {
 			return pj.ResultHash, nil
 		}
+		// A settled job's record is gone; the chain has its result hash.
+		if rec, ok, err := m.n.drv.State().Match([32]byte(raw)); err == nil && ok && rec.ResultHash != ([32]byte{}) {
+			return rec.ResultHash, nil
+		}
 	}
 	return [32]byte{}, fmt.Errorf("%w: no job %s on this node", api.ErrNotFound, id)
 }
@@ -611,13 +615,13 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 		out.Offer = &v
 	}
 	m.mu.Lock()
-	for id, pj := range m.provJobs {
+	for _, pj := range m.provJobs {
 		out.Jobs[pj.State]++
-		if rec, ok, err := n.drv.State().Match(id); err == nil && ok {
-			out.Earned += rec.Paid
-			out.Slashed += rec.Slashed
-		}
 	}
+	for state, k := range m.provSettled.byState {
+		out.Jobs[state] += k
+	}
+	out.Earned, out.Slashed = m.provSettled.earned, m.provSettled.slashed
 	m.mu.Unlock()
 	return out, nil
 }

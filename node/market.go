@@ -49,17 +49,25 @@ type marketService struct {
 	runtime              *worker.Runtime // nil unless the node is a provider
 	modules              *modCache       // verified payloads recently run
 
-	mu       sync.Mutex
-	seq      uint64                    // offer sequence
-	provJobs map[market.BidID]*provJob // provider's view of its jobs
+	mu          sync.Mutex
+	seq         uint64                    // offer sequence
+	provJobs    map[market.BidID]*provJob // provider's jobs until they settle on chain
+	provSettled provTotals                // provider's settled jobs since start
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// provJob is a job this node runs as a provider; its presence means the
-// job was started.
+// provTotals sums the provider's settled jobs, so their records can go:
+// a long-running provider keeps memory for its open jobs only.
+type provTotals struct {
+	byState         map[string]int
+	earned, slashed uint64
+}
+
+// provJob is a job this node runs as a provider, from its start until the
+// chain settles it.
 type provJob struct {
 	Match      market.Match
 	State      string
@@ -68,7 +76,8 @@ type provJob struct {
 
 func newMarketService(n *Node) (*marketService, error) {
 	m := &marketService{n: n, provJobs: map[market.BidID]*provJob{},
-		modules: newModCache(16, 512<<20)}
+		provSettled: provTotals{byState: map[string]int{}},
+		modules:     newModCache(16, 512<<20)}
 	var err error
 	if m.book, err = market.NewBook(market.DefaultBookConfig(n.cfg.ChainID)); err != nil {
 		return nil, err
@@ -500,19 +509,32 @@ func (m *marketService) onEvent(ev chain.Event, c driver.Committed) {
 	m.onProviderEvent(ev)
 }
 
+// onProviderEvent folds a settled job of this provider into the totals and
+// drops its record; the chain keeps the match and its result hash.
 func (m *marketService) onProviderEvent(ev chain.Event) {
+	var state string
+	var earned, slashed uint64
+	switch ev.Type {
+	case chain.EvCompleted:
+		state, earned = api.StatePaid, ev.Amount
+	case chain.EvFailed:
+		state, earned = api.StateFailed, ev.Amount
+	case chain.EvTimedOut:
+		state, slashed = api.StateTimedOut, ev.Amount
+	default:
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if pj := m.provJobs[market.BidID(ev.JobID)]; pj != nil {
-		switch ev.Type {
-		case chain.EvCompleted:
-			pj.State = api.StatePaid
-		case chain.EvFailed:
-			pj.State = api.StateFailed
-		case chain.EvTimedOut:
-			pj.State = api.StateTimedOut
-		}
+	id := market.BidID(ev.JobID)
+	if m.provJobs[id] == nil {
+		return
 	}
+	delete(m.provJobs, id)
+	t := &m.provSettled
+	t.byState[state]++
+	t.earned += earned
+	t.slashed += slashed
 }
 
 // fetchResult downloads a settled job's result from its provider and
