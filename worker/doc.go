@@ -51,7 +51,12 @@
 // for real ones, so two providers running it produce the same hash. The
 // output directory is bounded by Limits.DiskMiB (no disk bought: no output
 // files) and Config.MaxOutputFiles; over the bound the job fails and its
-// result holds only exit_code, stdout and stderr.
+// result holds only exit_code, stdout and stderr. The bound holds while the
+// job runs, too, so a job cannot fill the provider's disk: the Runtime
+// measures the directory every Config.OutputPoll and stops a job past it
+// (a docker or exec job can overshoot by what it writes in one interval),
+// and the WASM backend meters the guest's writes and refuses the one that
+// would pass it.
 //
 // Store keeps blobs as files named by their hex sha256, written atomically,
 // evicting the oldest when over StoreConfig.MaxBytes or MaxCount. Open

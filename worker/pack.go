@@ -46,39 +46,9 @@ func Pack(w io.Writer, exitCode int, stdout, stderr []byte, outDir string, lim P
 		data []byte // for the in-memory entries (info == nil)
 	}
 	var entries []entry
-	var total int64
 	if outDir != "" {
-		err := filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(outDir, p)
-			if err != nil {
-				return err
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			t := info.Mode().Type()
-			if t != 0 && t != fs.ModeDir && t != fs.ModeSymlink {
-				return nil
-			}
-			name := EntryOutput
-			if rel != "." {
-				name += "/" + filepath.ToSlash(rel)
-			}
-			entries = append(entries, entry{name: name, path: p, info: info})
-			if t == 0 {
-				total += info.Size()
-			}
-			if lim.MaxBytes > 0 && total > lim.MaxBytes {
-				return fmt.Errorf("%w: output directory holds more than %d bytes", ErrOutputLimit, lim.MaxBytes)
-			}
-			if lim.MaxFiles > 0 && len(entries) > lim.MaxFiles {
-				return fmt.Errorf("%w: output directory holds more than %d entries", ErrOutputLimit, lim.MaxFiles)
-			}
-			return nil
+		err := walkOutput(outDir, lim, func(name, path string, info fs.FileInfo) {
+			entries = append(entries, entry{name: name, path: path, info: info})
 		})
 		if err != nil {
 			return fmt.Errorf("pack output directory: %w", err)
@@ -110,6 +80,49 @@ func Pack(w io.Writer, exitCode int, stdout, stderr []byte, outDir string, lim P
 		return fmt.Errorf("pack: %w", err)
 	}
 	return nil
+}
+
+// walkOutput visits the packable entries of outDir (directories, regular
+// files and symlinks; visit may be nil) by their archive names, and fails
+// with an error wrapping ErrOutputLimit once they pass lim.
+func walkOutput(outDir string, lim PackLimits, visit func(name, path string, info fs.FileInfo)) error {
+	var total int64
+	var n int
+	return filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(outDir, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		t := info.Mode().Type()
+		if t != 0 && t != fs.ModeDir && t != fs.ModeSymlink {
+			return nil
+		}
+		name := EntryOutput
+		if rel != "." {
+			name += "/" + filepath.ToSlash(rel)
+		}
+		n++
+		if visit != nil {
+			visit(name, p, info)
+		}
+		if t == 0 {
+			total += info.Size()
+		}
+		if lim.MaxBytes > 0 && total > lim.MaxBytes {
+			return fmt.Errorf("%w: output directory holds more than %d bytes", ErrOutputLimit, lim.MaxBytes)
+		}
+		if lim.MaxFiles > 0 && n > lim.MaxFiles {
+			return fmt.Errorf("%w: output directory holds more than %d entries", ErrOutputLimit, lim.MaxFiles)
+		}
+		return nil
+	})
 }
 
 func packEntry(tw *tar.Writer, name, path string, info fs.FileInfo, epoch time.Time) error {

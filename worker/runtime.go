@@ -29,6 +29,11 @@ type Config struct {
 	// KeepResults is how many finished jobs' Results Wait can still
 	// return. Default 1024.
 	KeepResults int
+	// OutputPoll is how often a running job's output directory is
+	// measured; a job past its disk limit or MaxOutputFiles is stopped
+	// and fails, so it cannot fill the provider's disk. Default 250ms.
+	// (The WASM backend also refuses the writes themselves.)
+	OutputPoll time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -45,6 +50,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeepResults <= 0 {
 		c.KeepResults = 1024
+	}
+	if c.OutputPoll <= 0 {
+		c.OutputPoll = 250 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -265,8 +273,22 @@ func (r *Runtime) Start(ctx context.Context, job *Job) error {
 func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJob) {
 	defer r.wg.Done()
 
+	lim := PackLimits{MaxBytes: job.Limits.DiskMiB << 20, MaxFiles: r.cfg.MaxOutputFiles}
+	if job.Limits.DiskMiB == 0 {
+		lim.MaxBytes = 1 // no disk bought: an empty output directory only
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	overflow := make(chan error, 1)
+	go func() {
+		defer close(overflow)
+		if err := r.watchOutput(watchCtx, exec, job.ID, outDir, lim); err != nil {
+			overflow <- err
+		}
+	}()
+
 	// The executor guarantees the run ends (timeout), so this Wait ends.
 	exit, err := exec.Wait(context.Background(), job.ID)
+	stopWatch()
 	if err != nil {
 		exit = &Exit{State: StateFailed, ExitCode: -1, Reason: fmt.Sprintf("wait: %v", err), Started: time.Now(), Finished: time.Now()}
 	}
@@ -275,9 +297,9 @@ func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJo
 		Stdout: exit.Stdout, Stderr: exit.Stderr, StdoutTruncated: exit.StdoutTruncated, StderrTruncated: exit.StderrTruncated,
 		Started: exit.Started, Finished: exit.Finished, Usage: usageOf(job.Limits, exit.Wall()),
 	}
-	lim := PackLimits{MaxBytes: job.Limits.DiskMiB << 20, MaxFiles: r.cfg.MaxOutputFiles}
-	if job.Limits.DiskMiB == 0 {
-		lim.MaxBytes = 1 // no disk bought: an empty output directory only
+	overErr := <-overflow
+	if overErr != nil {
+		res.State, res.Reason = StateFailed, overErr.Error()
 	}
 	pack := func(dir string) error {
 		h, n, err := r.store.Write(context.Background(), func(w io.Writer) error {
@@ -288,7 +310,9 @@ func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJo
 	}
 	if err := pack(outDir); err != nil {
 		if errors.Is(err, ErrOutputLimit) {
-			res.State, res.Reason = StateFailed, err.Error()
+			if overErr == nil {
+				res.State, res.Reason = StateFailed, err.Error()
+			}
 			err = pack("")
 		}
 		if err != nil {
@@ -313,6 +337,29 @@ func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJo
 	}
 	r.mu.Unlock()
 	close(j.done)
+}
+
+// watchOutput measures a running job's output directory every OutputPoll
+// until ctx ends. Once the directory passes lim it cancels the job and
+// returns the ErrOutputLimit error that names the bound. Errors of the
+// walk itself (a file removed under it) are retried on the next tick.
+func (r *Runtime) watchOutput(ctx context.Context, exec Executor, id JobID, outDir string, lim PackLimits) error {
+	t := time.NewTicker(r.cfg.OutputPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := walkOutput(outDir, lim, nil); errors.Is(err, ErrOutputLimit) {
+			r.log.Warn("job stopped: output over its limit", "job", id.Short(), "err", err)
+			if cerr := exec.Cancel(ctx, id); cerr != nil && ctx.Err() == nil {
+				r.log.Warn("cancel job over its output limit", "job", id.Short(), "err", cerr)
+			}
+			return err
+		}
+	}
 }
 
 func (r *Runtime) get(id JobID) (*rtJob, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -38,6 +39,9 @@ type Config struct {
 	// LogCap is the bytes kept per log stream; more ends the job as
 	// failed. Default worker.DefaultLogCap.
 	LogCap int64
+	// MaxOutputFiles caps the entries a job may create in its output
+	// directory. Default 10000, as worker.Config.
+	MaxOutputFiles int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -71,6 +75,9 @@ type compiled struct {
 func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.KeepCompiled <= 0 {
 		cfg.KeepCompiled = 16
+	}
+	if cfg.MaxOutputFiles <= 0 {
+		cfg.MaxOutputFiles = 10000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -255,6 +262,8 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 	}
 
 	alloc := &allocator{limit: limit}
+	// The output directory's root is one of the entries the packer counts.
+	disk := newQuota(job.Limits.DiskMiB<<20, int64(e.cfg.MaxOutputFiles)-1)
 	ctx := experimental.WithMemoryAllocator(run.Ctx, alloc)
 	mc := wazero.NewModuleConfig().
 		WithName("").
@@ -262,7 +271,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		WithStdin(bytes.NewReader(nil)).
 		WithStdout(run.Stdout).
 		WithStderr(run.Stderr).
-		WithFSConfig(wazero.NewFSConfig().WithDirMount(run.OutDir, GuestOutputDir))
+		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(newQuotaFS(run.OutDir, disk), GuestOutputDir))
 	for _, kv := range job.SortedEnv(worker.OutputEnv + "=" + GuestOutputDir) {
 		k, v, _ := bytesCut(kv)
 		mc = mc.WithEnv(k, v)
@@ -298,10 +307,22 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		return worker.Outcome{State: worker.StateOOM, ExitCode: code,
 			Reason: fmt.Sprintf("%v: memory limit of %d MiB reached (%s)", worker.ErrOutOfMemory, job.Limits.MemoryMiB, reason)}
 	}
+	if disk.refused.Load() {
+		// Whatever the guest made of ENOSPC, its output is incomplete.
+		return worker.Outcome{State: worker.StateFailed, ExitCode: code,
+			Reason: fmt.Sprintf("%v: the output directory reached the %d MiB or %d entries bought (%s)", worker.ErrOutputLimit, job.Limits.DiskMiB, e.cfg.MaxOutputFiles, orOK(reason))}
+	}
 	if code != 0 {
 		return worker.Outcome{State: worker.StateFailed, ExitCode: code, Reason: reason}
 	}
 	return worker.Outcome{State: worker.StateSucceeded}
+}
+
+func orOK(reason string) string {
+	if reason == "" {
+		return "exit code 0"
+	}
+	return reason
 }
 
 func bytesCut(kv string) (string, string, bool) {

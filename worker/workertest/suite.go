@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -89,6 +90,14 @@ func run(t *testing.T, e worker.Executor, j *worker.Job) (*worker.Exit, string) 
 func describe(x *worker.Exit) string {
 	return fmt.Sprintf("state=%s code=%d reason=%q stdout=%.200q stderr=%.300q", x.State, x.ExitCode, x.Reason, x.Stdout, x.Stderr)
 }
+
+// unclosed lends the suite's executor to a Runtime, whose Close would
+// otherwise close it under the other subtests.
+type unclosed struct{ worker.Executor }
+
+func (unclosed) Close(context.Context) error { return nil }
+
+var quietLog = slog.New(slog.DiscardHandler)
 
 // Run runs the contract suite against h's backend.
 func Run(t *testing.T, h Harness) {
@@ -196,6 +205,37 @@ func Run(t *testing.T, h Harness) {
 		}
 		if x.Reason == "" {
 			t.Fatal("no reason")
+		}
+	})
+
+	t.Run("output directory flood is stopped", func(t *testing.T) {
+		t.Parallel()
+		// Through a Runtime, which measures the output directory while
+		// the job runs (the WASM backend also refuses the writes).
+		store, err := worker.OpenStore(t.TempDir(), worker.StoreConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := worker.NewRuntime(worker.Config{
+			Capacity: worker.Resources{CPU: 64000, MemoryMiB: 1 << 20, DiskMiB: 1 << 20},
+			WorkDir:  t.TempDir(), OutputPoll: 20 * time.Millisecond, Logger: quietLog,
+		}, store, nil, unclosed{e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.Close(context.Background())
+		j := h.job(t, long, "fill")
+		j.Limits.DiskMiB = 1
+		res, err := rt.Run(context.Background(), j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.State != worker.StateFailed || !strings.Contains(res.Reason, worker.ErrOutputLimit.Error()) {
+			t.Fatalf("got state=%s reason=%q stdout=%.100q stderr=%.300q; want failed with %q",
+				res.State, res.Reason, res.Stdout, res.Stderr, worker.ErrOutputLimit)
+		}
+		if !strings.Contains(string(res.Stdout), "filling") {
+			t.Fatalf("the program did not start: %q", res.Stdout)
 		}
 	})
 

@@ -28,6 +28,7 @@ const usage = `testprog MODE [ARGS]
   loop               print "looping" then spin forever
   alloc              allocate memory without bound
   flood              write to stdout forever
+  fill               write 64 KiB files to $BOURSE_OUTPUT forever
   readhost PATH      print a host file (fails in a sandbox)
   dial ADDR          connect to a TCP address (fails in a sandbox)
   rand               print 16 random bytes and the wall clock`
@@ -77,6 +78,14 @@ func main() {
 				b[j] = byte(i + j)
 			}
 			sink = append(sink, b)
+		}
+	case "fill":
+		println(os.Stdout, "filling")
+		chunk := make([]byte, 64<<10)
+		for i := 0; ; i++ {
+			if err := os.WriteFile(filepath.Join(os.Getenv("BOURSE_OUTPUT"), "f"+strconv.Itoa(i)), chunk, 0o644); err != nil {
+				fail(err)
+			}
 		}
 	case "flood":
 		line := []byte(strings.Repeat("flood ", 1000) + "\n")
