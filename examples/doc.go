@@ -12,9 +12,10 @@
 //
 //   - hello: prints "$GREETING, <args>!" (GREETING defaults to "hello").
 //   - primes: counts the primes below its argument by trial division;
-//     CPU-bound, the argument sets the work. Its spec asks for two replicas:
-//     WASM jobs run with a fake clock and seeded randomness, so both
-//     providers' result hashes must agree.
+//     CPU-bound, the argument sets the work. WASM jobs run with a fake
+//     clock and seeded randomness, so two providers running it produce the
+//     same result hash: what verification by agreement (replicas: 2+, not
+//     supported yet; the spec asks for one) will compare.
 //   - wordcount: counts words of its arguments or, without arguments, of
 //     $WORDCOUNT_INPUT; writes counts.txt into the output directory.
 //   - docker-hello: the same kind of program packaged as a FROM scratch
