@@ -297,7 +297,7 @@ func TestClientFromHome(t *testing.T) {
 	_ = got
 }
 
-func wasmBytes(s string) []byte { return append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, s...) }
+func wasmBytes(s string) []byte { return apitest.WasmModule(s) }
 
 // jobNode is a fake node that runs one job through its life on demand.
 type jobNode struct {

@@ -396,3 +396,13 @@ func BenchmarkNodeJobs(b *testing.B) {
 		return c.SubmitJob(ctx, helloSpec(), bytes.NewReader(payload))
 	})
 }
+
+// TestExamplesPassTheSubmitCheck: the example modules, built as users
+// build them, are WASI commands the API accepts.
+func TestExamplesPassTheSubmitCheck(t *testing.T) {
+	for _, name := range []string{"hello", "primes", "wordcount"} {
+		if err := api.CheckPayload(api.ExecutorWASM, example(t, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -229,13 +229,14 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 		if err != nil {
 			return api.Job{}, fmt.Errorf("%w: this daemon holds no payload %s; upload it", api.ErrNotFound, spec.PayloadSHA256)
 		}
-		head := make([]byte, 8)
-		_, rerr := io.ReadFull(rc, head)
+		// The store also holds fetched results and payloads uploaded for
+		// other executors: check the stored bytes as an upload would be.
+		stored, rerr := io.ReadAll(io.LimitReader(rc, n))
 		rc.Close()
 		if rerr != nil {
 			return api.Job{}, fmt.Errorf("read stored payload: %w", rerr)
 		}
-		if err := api.CheckPayload(spec.Executor, head); err != nil {
+		if err := api.CheckPayload(spec.Executor, stored); err != nil {
 			return api.Job{}, err
 		}
 		hash, size = h, n

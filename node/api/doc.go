@@ -41,7 +41,8 @@
 // executor and a missing payload are *SpecError values naming the field;
 // they match ErrBadRequest. Specs built in code are checked with
 // WithDefaults().Validate(). CheckPayload does the cheap payload checks
-// (a wasm payload must start with the WebAssembly header).
+// (a wasm payload must be a well-formed WASI command: CheckWasmModule walks
+// its sections, imports and exports in microseconds, without compiling).
 //
 // # Client
 //

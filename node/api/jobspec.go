@@ -380,8 +380,8 @@ func (s JobSpec) Validate() error {
 var wasmHeader = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 
 // CheckPayload does the cheap checks a payload must pass for its executor:
-// present, and for wasm a WebAssembly binary module (magic and version).
-// The daemon compiles it fully before bidding.
+// present, and for wasm a well-formed WASI command module (CheckWasmModule).
+// The provider's compiler validates the function bodies.
 func CheckPayload(executor string, payload []byte) error {
 	switch executor {
 	case ExecutorDocker:
@@ -393,8 +393,8 @@ func CheckPayload(executor string, payload []byte) error {
 		if len(payload) == 0 {
 			return specErr("payload", "empty: a wasm job needs a WebAssembly module")
 		}
-		if !bytes.HasPrefix(payload, wasmHeader) {
-			return specErr("payload", "not a WebAssembly binary module (no \\0asm version 1 header)")
+		if err := CheckWasmModule(payload); err != nil {
+			return specErr("payload", "%v", err)
 		}
 	case ExecutorExec:
 		if len(payload) == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,8 +168,17 @@ func TestJobSpecJSONRoundTrip(t *testing.T) {
 	}
 }
 
+// minimalModule is the smallest WASI command: one function, exported as
+// _start, that returns (apitest.WasmModule builds the same with a custom
+// section; this package cannot import it).
+var minimalModule = []byte{0, 'a', 's', 'm', 1, 0, 0, 0,
+	1, 4, 1, 0x60, 0, 0, // type: func () -> ()
+	3, 2, 1, 0, // function: type 0
+	7, 10, 1, 6, '_', 's', 't', 'a', 'r', 't', 0, 0, // export _start
+	10, 4, 1, 2, 0, 0x0b} // code
+
 func TestCheckPayload(t *testing.T) {
-	wasm := append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, 1, 2, 3)
+	wasm := minimalModule
 	cases := []struct {
 		exec    string
 		payload []byte
@@ -178,6 +188,7 @@ func TestCheckPayload(t *testing.T) {
 		{ExecutorWASM, nil, false},
 		{ExecutorWASM, []byte("#!/bin/sh\necho hi\n"), false},
 		{ExecutorWASM, wasm[:7], false},
+		{ExecutorWASM, wasm[:len(wasm)-1], false},
 		{ExecutorExec, []byte("#!/bin/sh\n"), true},
 		{ExecutorExec, nil, false},
 		{ExecutorDocker, nil, true},
@@ -193,6 +204,76 @@ func TestCheckPayload(t *testing.T) {
 			t.Errorf("CheckPayload error %v does not match ErrBadRequest", err)
 		}
 	}
+}
+
+// wasmSections assembles a module from (id, body) pairs after the header.
+func wasmSections(secs ...[]byte) []byte {
+	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	for _, s := range secs {
+		b = append(b, s[0], byte(len(s)-1)) // bodies here are < 128 bytes
+		b = append(b, s[1:]...)
+	}
+	return b
+}
+
+func TestCheckWasmModule(t *testing.T) {
+	typ := []byte{1, 1, 0x60, 0, 0}
+	fn := []byte{3, 1, 0}
+	start := []byte{7, 1, 6, '_', 's', 't', 'a', 'r', 't', 0, 0}
+	code := []byte{10, 1, 2, 0, 0x0b}
+	wasiImport := []byte{2, 1, 22, 'w', 'a', 's', 'i', '_', 's', 'n', 'a', 'p', 's', 'h', 'o', 't', '_', 'p', 'r', 'e', 'v', 'i', 'e', 'w', '1',
+		9, 'p', 'r', 'o', 'c', '_', 'e', 'x', 'i', 't', 0, 0}
+	envImport := []byte{2, 1, 3, 'e', 'n', 'v', 3, 'f', 'o', 'o', 0, 0}
+	memImport := []byte{2, 1, 22, 'w', 'a', 's', 'i', '_', 's', 'n', 'a', 'p', 's', 'h', 'o', 't', '_', 'p', 'r', 'e', 'v', 'i', 'e', 'w', '1',
+		3, 'm', 'e', 'm', 2, 1, 1, 2} // memory, limits min 1 max 2
+	custom := []byte{0, 4, 'n', 'a', 'm', 'e', 1, 2, 3}
+	cases := []struct {
+		name   string
+		module []byte
+		want   string // "" accepts; else a part of the error
+	}{
+		{"the minimal command", wasmSections(typ, fn, start, code), ""},
+		{"a WASI import", wasmSections(typ, wasiImport, fn, start, code), ""},
+		{"a WASI memory import with limits", wasmSections(typ, memImport, fn, start, code), ""},
+		{"custom sections anywhere", wasmSections(custom, typ, custom, fn, start, custom, code, custom), ""},
+		{"an import from another host", wasmSections(typ, envImport, fn, start, code), `"env"."foo"`},
+		{"no _start", wasmSections(typ, fn, code), "_start"},
+		{"_start that is not a function", wasmSections(typ, fn, []byte{7, 1, 6, '_', 's', 't', 'a', 'r', 't', 2, 0}, code), "_start"},
+		{"sections out of order", wasmSections(typ, start, fn, code), "out of order"},
+		{"a repeated section", wasmSections(typ, fn, fn, start, code), "out of order"},
+		{"an unknown section", wasmSections(typ, []byte{14, 0}, fn, start, code), "unknown section"},
+		{"a section past the end", append(wasmSections(typ, fn, start), 10, 9, 1), "past the end"},
+		{"an overlong integer", append(wasmSections(typ), 3, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), "integer too large"},
+		{"export entries short of their count", wasmSections(typ, fn, []byte{7, 2, 6, '_', 's', 't', 'a', 'r', 't', 0, 0}, code), "truncated"},
+		{"bytes left over in the export section", wasmSections(typ, fn, append(slices.Clone(start), 9), code), "left over"},
+		{"a name past its section", wasmSections(typ, []byte{2, 1, 40, 'w'}, fn, start, code), "truncated"},
+		{"no header", []byte("\x7fELF"), "header"},
+	}
+	for _, c := range cases {
+		err := CheckWasmModule(c.module)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+// FuzzCheckWasmModule: any bytes give nil or an error, never a panic, and
+// an accepted module keeps being accepted with a custom section appended.
+func FuzzCheckWasmModule(f *testing.F) {
+	f.Add(minimalModule)
+	f.Add(wasmSections([]byte{1, 1, 0x60, 0, 0}, []byte{2, 1, 3, 'e', 'n', 'v', 3, 'f', 'o', 'o', 0, 0}))
+	f.Add([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if CheckWasmModule(b) != nil {
+			return
+		}
+		if err := CheckWasmModule(append(slices.Clone(b), 0, 2, 1, 'x')); err != nil {
+			t.Fatalf("accepted module refused with a custom section appended: %v", err)
+		}
+	})
 }
 
 // FuzzParseJobSpec: any input gives a valid spec or a *SpecError, never a

@@ -328,9 +328,7 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-func wasmModule(extra string) []byte {
-	return append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, extra...)
-}
+func wasmModule(extra string) []byte { return apitest.WasmModule(extra) }
 
 func multipartBody(t *testing.T, parts map[string][]byte) ([]byte, string) {
 	var buf bytes.Buffer

@@ -186,3 +186,30 @@ func (b *Backend) Publish(ev api.Event) int {
 	}
 	return n
 }
+
+// WasmModule returns the smallest WASI command module CheckWasmModule
+// accepts (one function, exported as _start, that returns), with extra in
+// a custom section so tests can make distinct payloads.
+func WasmModule(extra string) []byte {
+	custom := append([]byte{1, 'x'}, extra...)
+	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	b = append(b, 0)
+	b = appendLEB(b, uint64(len(custom)))
+	b = append(b, custom...)
+	return append(b,
+		1, 4, 1, 0x60, 0, 0, // type section: func () -> ()
+		3, 2, 1, 0, // function section: one function of type 0
+		7, 10, 1, 6, '_', 's', 't', 'a', 'r', 't', 0, 0, // export _start
+		10, 4, 1, 2, 0, 0x0b) // code: no locals, end
+}
+
+func appendLEB(b []byte, v uint64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
