@@ -96,9 +96,8 @@ func TestPeersInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect(t, a.Host, b.Host)
-	if a.Latency(b.ID()) != 0 {
-		t.Fatalf("latency known before any ping")
-	}
+	// No check that latency is unknown before the ping: libp2p may measure
+	// a round trip on its own once connected (it did in 1 of 3 runs).
 	rtt, err := a.Ping(context.Background(), b.ID())
 	if err != nil || rtt <= 0 {
 		t.Fatalf("ping: %v %v", rtt, err)
