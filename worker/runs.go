@@ -197,6 +197,25 @@ func (rs *Runs) Logs(ctx context.Context, id JobID, s Stream) (io.ReadCloser, er
 	return nil, fmt.Errorf("logs of job %s: unknown stream %d", id.Short(), s)
 }
 
+// Control is the part of a Runs table a backend's Executor exposes as its
+// own Wait, Cancel and Logs: embed it (from Runs.Control) instead of
+// writing the delegations. Go stays on Runs, behind the backend's Start.
+type Control struct{ rs *Runs }
+
+// Control returns rs's Wait, Cancel and Logs for embedding.
+func (rs *Runs) Control() Control { return Control{rs} }
+
+// Wait implements Executor.Wait.
+func (c Control) Wait(ctx context.Context, id JobID) (*Exit, error) { return c.rs.Wait(ctx, id) }
+
+// Cancel implements Executor.Cancel.
+func (c Control) Cancel(ctx context.Context, id JobID) error { return c.rs.Cancel(ctx, id) }
+
+// Logs implements Executor.Logs.
+func (c Control) Logs(ctx context.Context, id JobID, s Stream) (io.ReadCloser, error) {
+	return c.rs.Logs(ctx, id, s)
+}
+
 // Running returns how many runs have not finished.
 func (rs *Runs) Running() int {
 	rs.mu.Lock()

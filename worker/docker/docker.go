@@ -50,10 +50,11 @@ type Config struct {
 
 // Executor runs jobs in containers. See the package doc.
 type Executor struct {
-	cfg  Config
-	log  *slog.Logger
-	cli  *client.Client
-	runs *worker.Runs
+	worker.Control // Wait, Cancel and Logs, from runs
+	cfg            Config
+	log            *slog.Logger
+	cli            *client.Client
+	runs           *worker.Runs
 
 	loadMu sync.Mutex // one image load at a time
 }
@@ -86,7 +87,8 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new docker executor: %w", err)
 	}
-	return &Executor{cfg: cfg, log: cfg.Logger, cli: cli, runs: worker.NewRuns(cfg.LogCap, 0)}, nil
+	runs := worker.NewRuns(cfg.LogCap, 0)
+	return &Executor{Control: runs.Control(), cfg: cfg, log: cfg.Logger, cli: cli, runs: runs}, nil
 }
 
 // Client returns the Engine API client (tests use it to build images).
@@ -124,19 +126,6 @@ func (e *Executor) Start(ctx context.Context, job *worker.Job, outDir string) er
 		return err
 	}
 	return e.runs.Go(job, outDir, e.run)
-}
-
-// Wait implements worker.Executor.
-func (e *Executor) Wait(ctx context.Context, id worker.JobID) (*worker.Exit, error) {
-	return e.runs.Wait(ctx, id)
-}
-
-// Cancel implements worker.Executor.
-func (e *Executor) Cancel(ctx context.Context, id worker.JobID) error { return e.runs.Cancel(ctx, id) }
-
-// Logs implements worker.Executor.
-func (e *Executor) Logs(ctx context.Context, id worker.JobID, s worker.Stream) (io.ReadCloser, error) {
-	return e.runs.Logs(ctx, id, s)
 }
 
 // Close kills and removes every job's container, waits, and closes the

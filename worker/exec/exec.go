@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	osexec "os/exec"
@@ -42,9 +41,10 @@ type Config struct {
 
 // Executor runs a job's payload as a plain process. See the package doc.
 type Executor struct {
-	cfg  Config
-	log  *slog.Logger
-	runs *worker.Runs
+	worker.Control // Wait, Cancel and Logs, from runs
+	cfg            Config
+	log            *slog.Logger
+	runs           *worker.Runs
 }
 
 var _ worker.Executor = (*Executor)(nil)
@@ -68,7 +68,8 @@ func New(cfg Config) (*Executor, error) {
 			return nil, fmt.Errorf("new exec executor: work dir: %w", err)
 		}
 	}
-	return &Executor{cfg: cfg, log: cfg.Logger, runs: worker.NewRuns(cfg.LogCap, 0)}, nil
+	runs := worker.NewRuns(cfg.LogCap, 0)
+	return &Executor{Control: runs.Control(), cfg: cfg, log: cfg.Logger, runs: runs}, nil
 }
 
 // Kind returns worker.KindExec.
@@ -100,19 +101,6 @@ func (e *Executor) Start(ctx context.Context, job *worker.Job, outDir string) er
 		return fmt.Errorf("exec start job %s: executor is %q", job.ID.Short(), job.Executor)
 	}
 	return e.runs.Go(job, outDir, e.run)
-}
-
-// Wait implements worker.Executor.
-func (e *Executor) Wait(ctx context.Context, id worker.JobID) (*worker.Exit, error) {
-	return e.runs.Wait(ctx, id)
-}
-
-// Cancel implements worker.Executor.
-func (e *Executor) Cancel(ctx context.Context, id worker.JobID) error { return e.runs.Cancel(ctx, id) }
-
-// Logs implements worker.Executor.
-func (e *Executor) Logs(ctx context.Context, id worker.JobID, s worker.Stream) (io.ReadCloser, error) {
-	return e.runs.Logs(ctx, id, s)
 }
 
 // Close kills every job's process group and waits for them.

@@ -48,11 +48,12 @@ type Config struct {
 
 // Executor runs WASI preview 1 modules on wazero. See the package doc.
 type Executor struct {
-	cfg   Config
-	log   *slog.Logger
-	rt    wazero.Runtime
-	cache wazero.CompilationCache
-	runs  *worker.Runs
+	worker.Control // Wait, Cancel and Logs, from runs
+	cfg            Config
+	log            *slog.Logger
+	rt             wazero.Runtime
+	cache          wazero.CompilationCache
+	runs           *worker.Runs
 
 	mu       sync.Mutex
 	compiled map[[32]byte]*compiled
@@ -100,9 +101,11 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("new wasm executor: instantiate wasi: %w", err)
 	}
+	runs := worker.NewRuns(cfg.LogCap, 0)
 	return &Executor{
-		cfg: cfg, log: cfg.Logger, rt: rt, cache: cache,
-		runs:     worker.NewRuns(cfg.LogCap, 0),
+		Control: runs.Control(),
+		cfg:     cfg, log: cfg.Logger, rt: rt, cache: cache,
+		runs:     runs,
 		compiled: make(map[[32]byte]*compiled),
 	}, nil
 }
@@ -128,19 +131,6 @@ func (e *Executor) Start(_ context.Context, job *worker.Job, outDir string) erro
 		return fmt.Errorf("wasm start job %s: executor is %q", job.ID.Short(), job.Executor)
 	}
 	return e.runs.Go(job, outDir, e.run)
-}
-
-// Wait implements worker.Executor.
-func (e *Executor) Wait(ctx context.Context, id worker.JobID) (*worker.Exit, error) {
-	return e.runs.Wait(ctx, id)
-}
-
-// Cancel implements worker.Executor.
-func (e *Executor) Cancel(ctx context.Context, id worker.JobID) error { return e.runs.Cancel(ctx, id) }
-
-// Logs implements worker.Executor.
-func (e *Executor) Logs(ctx context.Context, id worker.JobID, s worker.Stream) (io.ReadCloser, error) {
-	return e.runs.Logs(ctx, id, s)
 }
 
 // Close stops every job, waits for them and closes the wazero runtime and
