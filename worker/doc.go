@@ -67,8 +67,10 @@
 //
 // A backend implements Executor; the Runs type gives it the shared
 // bookkeeping (Wait, Cancel, Logs, Close, timeouts, capped logs that stop a
-// flooding job) so the backend only writes the body of a run. Every
-// backend runs the contract suite in worker/workertest.
+// flooding job) so the backend only writes the body of a run: its Start
+// checks the job and calls Runs.Go, and it embeds Runs.Control for Wait,
+// Cancel and Logs. Every backend runs the contract suite in
+// worker/workertest.
 //
 // See RATIONALE.md for the decisions that are not obvious.
 package worker
