@@ -26,6 +26,9 @@ var (
 	keyRoot    = ds.NewKey("/meta/root")
 	keyGenesis = ds.NewKey("/meta/genesis")
 	keySigner  = ds.NewKey("/meta/signer")
+	// keySetStart is the first height of the run of blocks, ending at the
+	// last one, that share its ValidatorsHash (big-endian uint64).
+	keySetStart = ds.NewKey("/meta/set-start")
 )
 
 const (
@@ -68,6 +71,10 @@ type Store struct {
 	height uint64
 	hash   [32]byte
 	inited bool
+	// The last block's ValidatorsHash and the first height of the run of
+	// blocks ending at it that share it (0 before block 1).
+	setHash  [32]byte
+	setStart uint64
 }
 
 // Open opens (or creates, if dir does not exist or is empty) the Pebble
@@ -150,8 +157,50 @@ func newStore(d ds.Batching, closer func() error, fresh bool) (*Store, error) {
 		if b.Hash() != s.hash {
 			return nil, fmt.Errorf("%w: block %d hash differs from the recorded last hash", ErrCorruptStore, s.height)
 		}
+		s.setHash = b.Header.ValidatorsHash
+		if err := s.loadSetStart(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// loadSetStart reads the set-start record, or rebuilds it by walking the
+// headers back once for a store written before the record existed.
+func (s *Store) loadSetStart(ctx context.Context) error {
+	v, err := s.d.Get(ctx, keySetStart)
+	if err == nil && len(v) == 8 {
+		s.setStart = binary.BigEndian.Uint64(v)
+		if s.setStart < 1 || s.setStart > s.height {
+			return fmt.Errorf("%w: set-start record %d outside 1..%d", ErrCorruptStore, s.setStart, s.height)
+		}
+		return nil
+	}
+	if err != nil && !errors.Is(err, ds.ErrNotFound) {
+		return fmt.Errorf("read set-start record: %w", err)
+	}
+	s.setStart = s.height
+	for s.setStart > 1 {
+		b, err := s.Block(ctx, s.setStart-1)
+		if err != nil {
+			return fmt.Errorf("%w: block %d: %v", ErrCorruptStore, s.setStart-1, err)
+		}
+		if b.Header.ValidatorsHash != s.setHash {
+			break
+		}
+		s.setStart--
+	}
+	return nil
+}
+
+// ValidatorRun returns the last block's ValidatorsHash and the first height
+// of the run of blocks, ending at the last one, that carry the same hash:
+// where the current validator set began (see chain/driver). Both are zero
+// before block 1.
+func (s *Store) ValidatorRun() (hash [32]byte, start uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.setHash, s.setStart
 }
 
 func hasAny(ctx context.Context, d ds.Datastore) bool {
@@ -290,6 +339,11 @@ func (s *Store) SaveBlock(ctx context.Context, b *Block, commit []byte, res *Res
 		put(txKey(TxHash(t)), loc[:])
 	}
 	hash := b.Hash()
+	setStart := s.setStart
+	if h == 1 || b.Header.ValidatorsHash != s.setHash {
+		setStart = h
+	}
+	put(keySetStart, be64(setStart))
 	put(blockKey(h), raw)
 	put(commitKey(h), commit)
 	put(keyHash, hash[:])
@@ -302,6 +356,7 @@ func (s *Store) SaveBlock(ctx context.Context, b *Block, commit []byte, res *Res
 		return fmt.Errorf("save block %d: commit batch: %w", h, err)
 	}
 	s.height, s.hash = h, hash
+	s.setHash, s.setStart = b.Header.ValidatorsHash, setStart
 	return nil
 }
 

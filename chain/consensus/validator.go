@@ -82,6 +82,10 @@ func (vs *ValidatorSet) TotalPower() uint64 { return vs.total }
 // Validators returns a copy of the validators, sorted by address.
 func (vs *ValidatorSet) Validators() []Validator { return slices.Clone(vs.vals) }
 
+// Priorities returns a copy of the proposer priorities, parallel to
+// Validators.
+func (vs *ValidatorSet) Priorities() []int64 { return slices.Clone(vs.prio) }
+
 // ByAddress looks a validator up.
 func (vs *ValidatorSet) ByAddress(a wallet.Address) (Validator, bool) {
 	i, ok := vs.index[a]
@@ -119,6 +123,16 @@ func (vs *ValidatorSet) Proposer(round int32) Validator {
 func (vs *ValidatorSet) Next() *ValidatorSet {
 	c := vs.copy()
 	c.increment(1)
+	return c
+}
+
+// Advance returns the set n heights on: the same as n calls of Next,
+// without a copy per height.
+func (vs *ValidatorSet) Advance(n uint64) *ValidatorSet {
+	c := vs.copy()
+	for range n {
+		c.increment(1)
+	}
 	return c
 }
 

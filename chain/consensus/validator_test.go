@@ -2,7 +2,9 @@ package consensus
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -108,5 +110,43 @@ func TestValidatorSetDeterministic(t *testing.T) {
 	}
 	if vs.TotalPower() != 14 || vs.Size() != 5 {
 		t.Fatalf("total %d size %d", vs.TotalPower(), vs.Size())
+	}
+}
+
+// Advance(n) is n calls of Next: same priorities, same proposers.
+func TestAdvanceIsRepeatedNext(t *testing.T) {
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, 2))
+	for trial := range 20 {
+		powers := make([]uint64, 1+rng.IntN(7))
+		for i := range powers {
+			powers[i] = 1 + rng.Uint64N(1000)
+		}
+		_, vs := testValidators(t, powers...)
+		n := rng.Uint64N(300)
+		step := vs
+		for range n {
+			step = step.Next()
+		}
+		adv := vs.Advance(n)
+		if !slices.Equal(adv.prio, step.prio) || adv.proposer != step.proposer {
+			t.Fatalf("seed %d trial %d: Advance(%d) gives %v (proposer %d), Next gives %v (%d)", seed, trial, n, adv.prio, adv.proposer, step.prio, step.proposer)
+		}
+	}
+}
+
+// BenchmarkAdvance: what a restart costs per height since the validator
+// set last changed (the driver advances fresh priorities that far).
+func BenchmarkAdvance(b *testing.B) {
+	for _, n := range []int{4, 100} {
+		b.Run(fmt.Sprintf("validators=%d", n), func(b *testing.B) {
+			powers := make([]uint64, n)
+			for i := range powers {
+				powers[i] = uint64(10 + i)
+			}
+			_, vs := testValidators(b, powers...)
+			b.ResetTimer()
+			vs.Advance(uint64(b.N))
+		})
 	}
 }

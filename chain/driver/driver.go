@@ -262,34 +262,26 @@ func consensusConfig(t chain.Timeouts) consensus.Config {
 	}
 }
 
-// rebuildSet reconstructs the consensus validator set of height h with its
-// proposer priorities: fresh at the first height of the current set, then
-// advanced once per height (see the package doc).
+// rebuildSet reconstructs the consensus validator set of height h (the
+// stored height or the next) with its proposer priorities: fresh at the
+// first height of the current set, then advanced once per height (see the
+// package doc). The store keeps where the run of blocks signed by the last
+// block's set began, so this costs one step per height of that run, not a
+// block read.
 func (d *Driver) rebuildSet(h uint64) (*consensus.ValidatorSet, error) {
 	vals, err := d.st.ValidatorsAt(h)
 	if err != nil {
 		return nil, fmt.Errorf("driver: validators at %d: %w", h, err)
 	}
-	want := chain.ValidatorsHash(vals)
-	start := h
-	for start > 1 {
-		b, err := d.store.Block(context.Background(), start-1)
-		if err != nil {
-			return nil, fmt.Errorf("driver: rebuild proposer priorities: block %d: %w", start-1, err)
-		}
-		if b.Header.ValidatorsHash != want {
-			break
-		}
-		start--
-	}
 	vs, err := consensus.NewValidatorSet(toConsensus(vals))
 	if err != nil {
 		return nil, fmt.Errorf("driver: validator set at %d: %w", h, err)
 	}
-	for i := start; i < h; i++ {
-		vs = vs.Next()
+	start := h
+	if lastHash, runStart := d.store.ValidatorRun(); runStart > 0 && lastHash == chain.ValidatorsHash(vals) && h <= d.store.Height()+1 {
+		start = runStart
 	}
-	return vs, nil
+	return vs.Advance(h - start), nil
 }
 
 func toConsensus(vals []chain.Validator) []consensus.Validator {

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/consensus"
 	"github.com/bourse-net/bourse/codec"
 	"github.com/bourse-net/bourse/wallet"
 )
@@ -418,3 +420,58 @@ type atomicBool struct {
 
 func (b *atomicBool) set(v bool) { b.mu.Lock(); b.v = v; b.mu.Unlock() }
 func (b *atomicBool) get() bool  { b.mu.Lock(); defer b.mu.Unlock(); return b.v }
+
+// TestRestartRebuildsProposerPriorities: after the validator set changed
+// twice, a driver opened on a stopped node's store rebuilds the very
+// proposer priorities the running driver had, for the next height and the
+// last one.
+func TestRestartRebuildsProposerPriorities(t *testing.T) {
+	c := newCluster(t, 4)
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	c.waitHeight(2, 10*time.Second)
+	for nonce, amount := range []uint64{10, 30} {
+		tx := &chain.Tx{ChainID: "drv-test", Sender: c.user.Public(), Nonce: uint64(nonce), Fee: 1,
+			Bond: &chain.Bond{Amount: amount}}
+		if err := tx.Sign(c.user); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := tx.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.nodes {
+			if _, err := n.d.Mempool().Add(raw); err != nil {
+				t.Fatalf("%s mempool: %v", n.id, err)
+			}
+		}
+		// The set changes two heights after the bond commits; a few more
+		// heights advance the new priorities.
+		c.waitHeight(c.nodes[0].store.Height()+6, 15*time.Second)
+	}
+	if _, start := c.nodes[0].store.ValidatorRun(); start < 3 {
+		t.Fatalf("the validator set never changed (run starts at %d)", start)
+	}
+	for _, n := range c.nodes {
+		live := n.d
+		c.stop(n)
+		re, err := New(Config{GenesisJSON: c.genesis, Key: n.key}, n.store, &memTransport{net: c.net, id: n.id})
+		if err != nil {
+			t.Fatalf("%s: reopen: %v", n.id, err)
+		}
+		for _, p := range []struct {
+			name        string
+			live, built *consensus.ValidatorSet
+		}{{"next height", live.vs, re.vs}, {"last height", live.prevVS, re.prevVS}} {
+			if p.live.Hash() != p.built.Hash() || !slices.Equal(p.live.Priorities(), p.built.Priorities()) ||
+				p.live.Proposer(0).Address != p.built.Proposer(0).Address {
+				t.Fatalf("%s at %d, %s: rebuilt priorities %v, the running driver had %v",
+					n.id, n.store.Height(), p.name, p.built.Priorities(), p.live.Priorities())
+			}
+		}
+		if err := re.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
