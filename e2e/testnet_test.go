@@ -140,20 +140,25 @@ func stableAccount(t *testing.T, cl *api.Client, addr string) (api.Account, uint
 
 func helloJob(t *testing.T, n *net4) {
 	client := n.nw.Nodes[0]
-	before := map[string]api.Account{}
+	// Every node's account at one height: read all four until their
+	// heights agree (blocks come every few tens of milliseconds).
+	var before map[string]api.Account
 	var h0 uint64
-	for _, nd := range n.nw.Nodes {
-		// One stable height for all: retry until the reads agree.
-		acc, h := stableAccount(t, n.cl[0], nd.Address)
-		if h0 != 0 && h != h0 {
-			before = map[string]api.Account{}
-		}
-		before[nd.Address], h0 = acc, h
-	}
-	if len(before) != 4 {
-		// The chain moved between reads: take them again, all at once.
+	for attempt := 0; ; attempt++ {
+		before, h0 = map[string]api.Account{}, 0
+		same := true
 		for _, nd := range n.nw.Nodes {
-			before[nd.Address], _ = stableAccount(t, n.cl[0], nd.Address)
+			acc, h := stableAccount(t, n.cl[0], nd.Address)
+			if h0 != 0 && h != h0 {
+				same = false
+			}
+			before[nd.Address], h0 = acc, h
+		}
+		if same {
+			break
+		}
+		if attempt == 100 {
+			t.Fatal("could not read the four accounts at one height")
 		}
 	}
 	out := bourse(t, "--home", client.Home, "job", "submit", filepath.Join(helloDir, "job.yaml"), "--wait", "--json")

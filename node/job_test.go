@@ -70,9 +70,8 @@ func providerNetWith(t testing.TB, genesis func(*chain.Genesis)) *testNet {
 	tn.waitHeight(2, 30*time.Second)
 	ctx := context.Background()
 	for i := 1; i < 4; i++ {
-		if res, err := tn.client(i).ProviderRegister(ctx, 5000); err != nil || res.Status != "committed" {
-			t.Fatalf("register provider %d: %+v %v", i, res, err)
-		}
+		res, err := tn.client(i).ProviderRegister(ctx, 5000)
+		committed(t, tn.client(i), res, err)
 	}
 	// Wait until the client's book holds the three offers.
 	deadline := time.Now().Add(15 * time.Second)
@@ -94,7 +93,9 @@ func helloSpec() api.JobSpec {
 		Name: "hello", Executor: "wasm", Payload: "hello.wasm", Args: []string{"bourse"},
 		Env:       map[string]string{"GREETING": "hi"},
 		Resources: api.Resources{CPU: 250, Memory: 64, Disk: 16},
-		MaxPrice:  5_000_000, Timeout: api.Duration{Duration: 60 * time.Second},
+		// A generous timeout: the provider compiles the module inside it,
+		// and wazero under -race compiles for many seconds.
+		MaxPrice: 5_000_000, Timeout: api.Duration{Duration: 3 * time.Minute},
 		Deadline: api.Duration{Duration: 10 * time.Second}, Placement: "cheapest", Replicas: 1,
 	}.WithDefaults()
 }
@@ -142,7 +143,7 @@ func TestJobLifecycle(t *testing.T) {
 	if job.State != api.StateBidding || job.ID == "" {
 		t.Fatalf("submitted job = %+v", job)
 	}
-	done := waitJob(t, c, job.ID, 120*time.Second)
+	done := waitJob(t, c, job.ID, 5*time.Minute)
 	if done.State != api.StatePaid {
 		t.Fatalf("job ended %s: %s", done.State, done.Error)
 	}
@@ -233,7 +234,7 @@ func TestJobLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("submit by hash: %v", err)
 	}
-	if j := waitJob(t, c, again.ID, 60*time.Second); j.State != api.StatePaid || j.ResultHash != done.ResultHash {
+	if j := waitJob(t, c, again.ID, 5*time.Minute); j.State != api.StatePaid || j.ResultHash != done.ResultHash {
 		t.Fatalf("job by hash ended %s (%s), result %s want %s", j.State, j.Error, j.ResultHash, done.ResultHash)
 	}
 	unknown := helloSpec()

@@ -165,6 +165,33 @@ func (tn *testNet) waitHeight(h uint64, within time.Duration) {
 	}
 }
 
+// committed returns the result of a transaction the API accepted, waiting
+// for its block when the daemon answered "pending" (it waits 10 s, which
+// a loaded machine under -race can pass).
+func committed(t testing.TB, c *api.Client, res api.TxResult, err error) api.TxResult {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for res.Status == "pending" {
+		if tx, err := c.Tx(context.Background(), res.Hash); err == nil && tx.Height > 0 {
+			if tx.Result != "ok" {
+				t.Fatalf("tx %s: %s", res.Hash, tx.Result)
+			}
+			return api.TxResult{Hash: res.Hash, Height: tx.Height, Status: "committed"}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tx %s not committed in a minute", res.Hash)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res.Status != "committed" {
+		t.Fatalf("tx %+v", res)
+	}
+	return res
+}
+
 // client returns an API client for node i.
 func (tn *testNet) client(i int) *api.Client {
 	tn.t.Helper()
@@ -200,12 +227,7 @@ func TestNodesMakeBlocksAndServeTheAPI(t *testing.T) {
 	// agrees on the balance.
 	to := mustKey(t, 77).Address()
 	res, err := c.Send(ctx, to.String(), 1234)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Status != "committed" {
-		t.Fatalf("send = %+v", res)
-	}
+	res = committed(t, c, res, err)
 	tn.waitHeight(res.Height+1, 10*time.Second)
 	for i := range tn.nodes {
 		acc, err := tn.client(i).Account(ctx, to.String())
@@ -296,9 +318,7 @@ func TestNodesBondRestartLateJoin(t *testing.T) {
 		} else {
 			res, err = c.Unbond(ctx, step.amt)
 		}
-		if err != nil || res.Status != "committed" {
-			t.Fatalf("bond=%v %d: %+v %v", step.bond, step.amt, res, err)
-		}
+		res = committed(t, c, res, err)
 		tn.waitHeight(res.Height+2, 10*time.Second) // effective two heights later
 		if p := power(); p != step.power {
 			t.Fatalf("after bond=%v %d at height %d: power %d, want %d", step.bond, step.amt, res.Height, p, step.power)

@@ -119,8 +119,10 @@ func TestPeersInfo(t *testing.T) {
 	if info.ID != b.ID() || len(info.Addrs) == 0 || info.Latency <= 0 {
 		t.Fatalf("peer info %+v", info)
 	}
-	if got := a.Latency(b.ID()); got != info.Latency {
-		t.Errorf("Latency = %v, Peers says %v", got, info.Latency)
+	// Not equal to info.Latency: the DHT records round trips of its own
+	// queries between the two reads.
+	if got := a.Latency(b.ID()); got <= 0 {
+		t.Errorf("Latency = %v after a ping", got)
 	}
 }
 

@@ -26,7 +26,7 @@ func freeBase(t *testing.T, n int) int {
 	seed := time.Now().UnixNano()
 	r := rand.New(rand.NewPCG(uint64(seed), 7))
 	for range 50 {
-		base := 20000 + r.IntN(30000)
+		base := 10000 + r.IntN(22000) // below the kernel's ephemeral range (32768–60999 here)
 		o := Options{N: n, APIBasePort: base}.withDefaults()
 		if checkPorts(o) == nil {
 			return base

@@ -149,6 +149,11 @@ func TestWaitReadyReportsDeadDaemon(t *testing.T) {
 func TestWaitReadyTimeoutShowsLog(t *testing.T) {
 	nw, so := fakeNetwork(t, 1, "")
 	c := startFake(t, nw, so)
+	// Up first (its log says so), so the short wait below is about the
+	// height, not about a slow start.
+	if err := WaitReady(waitCtx(t), nw, WaitOptions{Failed: c.ExitError}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := WaitReady(ctx, nw, WaitOptions{MinHeight: 1 << 40, Failed: c.ExitError})

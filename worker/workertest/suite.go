@@ -172,7 +172,7 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("endless loop times out with partial logs", func(t *testing.T) {
 		t.Parallel()
-		j := h.job(t, 2*time.Second, "loop")
+		j := h.job(t, 6*time.Second, "loop") // room to start under -race on a loaded machine
 		x, _ := run(t, e, j)
 		if x.State != worker.StateTimedOut {
 			t.Fatalf("got %s, want timed_out", describe(x))
