@@ -234,9 +234,8 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("got state=%s reason=%q stdout=%.100q stderr=%.300q; want failed with %q",
 				res.State, res.Reason, res.Stdout, res.Stderr, worker.ErrOutputLimit)
 		}
-		if !strings.Contains(string(res.Stdout), "filling") {
-			t.Fatalf("the program did not start: %q", res.Stdout)
-		}
+		// No check of stdout: a container stopped this fast may not have
+		// delivered its first line; the reason proves the program wrote.
 	})
 
 	t.Run("stdout flood is cut at the cap", func(t *testing.T) {
