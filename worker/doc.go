@@ -33,7 +33,10 @@
 //
 // Once started, a job always ends with a Result: StateSucceeded,
 // StateFailed (non-zero exit, trap, invalid payload, log or output over its
-// cap), StateTimedOut (Limits.Timeout, counted from Start), StateOOM
+// cap), StateTimedOut (Limits.Timeout, counted from Start, and counted
+// again from the end of the backend's preparation: a cold compile or an
+// image load may take up to the timeout and is then neither billed nor
+// taken from the job's time; see Run.Begin), StateOOM
 // (Limits.MemoryMiB) or StateCancelled (Cancel or Close). Result.Err()
 // returns a *JobError that matches ErrTimeout (and
 // context.DeadlineExceeded), ErrOutOfMemory, ErrCancelled (and

@@ -23,8 +23,11 @@ import (
 //     job sees it as its only writable place (path in the BOURSE_OUTPUT
 //     environment variable). The executor never deletes it; the caller
 //     packs and removes it after Wait.
-//   - The run's wall-time budget is job.Limits.Timeout counted from Start;
-//     when it runs out the job is stopped and ends StateTimedOut.
+//   - The run's wall-time budget is job.Limits.Timeout counted from Start,
+//     and counted afresh once the backend has prepared the run (compiled
+//     the module, loaded the image: Run.Begin), which is also where its
+//     billed wall time starts; when it runs out the job is stopped and
+//     ends StateTimedOut.
 //     Exceeding job.Limits.MemoryMiB ends it StateOOM (where the backend can
 //     tell; see each backend's doc). Writing more than the log cap to stdout
 //     or stderr ends it StateFailed with ErrOutputLimit's text in Reason.

@@ -58,11 +58,31 @@ type Run struct {
 	Stdout *LogBuffer
 	Stderr *LogBuffer
 
-	started time.Time
+	started time.Time // when the timeout began: Go, or Begin
 	cancel  context.CancelCauseFunc
-	stopT   context.CancelFunc
+	timer   *time.Timer // ends Ctx with ErrTimeout
+	begun   bool
 	done    chan struct{}
 	exit    *Exit
+}
+
+// Begin marks the end of the run's preparation (compiling a module,
+// loading an image): the job's wall-time limit and its billed wall time
+// restart now, so a cold compile is neither charged to the client nor
+// eaten out of its timeout. Preparation itself may take up to the timeout.
+// A body that prepares nothing need not call it. Only the body's goroutine
+// may call it; calls after the first, or after the run was stopped, do
+// nothing.
+func (r *Run) Begin() {
+	if r.begun {
+		return
+	}
+	r.begun = true
+	if !r.timer.Stop() {
+		return // already timed out
+	}
+	r.started = time.Now()
+	r.timer = time.AfterFunc(r.Job.Limits.Timeout, func() { r.cancel(ErrTimeout) })
 }
 
 // Outcome is what a backend's run body reports.
@@ -87,12 +107,12 @@ func (rs *Runs) Go(job *Job, outDir string, body Body) error {
 		return fmt.Errorf("start job %s: %w", job.ID.Short(), ErrDuplicateJob)
 	}
 	ctx, cancel := context.WithCancelCause(rs.base)
-	ctx, stopT := context.WithTimeoutCause(ctx, job.Limits.Timeout, ErrTimeout)
 	r := &Run{
 		Job: job, OutDir: outDir, Ctx: ctx,
-		started: time.Now(), cancel: cancel, stopT: stopT,
+		started: time.Now(), cancel: cancel,
 		done: make(chan struct{}),
 	}
+	r.timer = time.AfterFunc(job.Limits.Timeout, func() { cancel(ErrTimeout) }) // restarted by Begin
 	overflow := func() { cancel(ErrOutputLimit) }
 	r.Stdout = NewLogBuffer(rs.logCap, overflow)
 	r.Stderr = NewLogBuffer(rs.logCap, overflow)
@@ -119,7 +139,7 @@ func (rs *Runs) own(r *Run, body Body) {
 	}
 	r.Stdout.CloseWrite()
 	r.Stderr.CloseWrite()
-	r.stopT()
+	r.timer.Stop()
 	r.cancel(nil)
 	r.exit = &Exit{
 		State: out.State, ExitCode: out.ExitCode, Reason: out.Reason,

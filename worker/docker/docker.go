@@ -219,6 +219,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWait()
 	waitC, waitErrC := e.cli.ContainerWait(waitCtx, id, container.WaitConditionNextExit)
+	run.Begin() // the job's clock starts now, not while its image loaded
 	if err := e.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		cancelWait()
 		select {

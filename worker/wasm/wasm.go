@@ -239,6 +239,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: fmt.Sprintf("compile module: %v", err)}
 	}
 	defer release()
+	run.Begin() // the job's clock starts after the compile
 
 	mems := mod.ImportedMemories()
 	for _, m := range mod.ExportedMemories() {
