@@ -83,11 +83,15 @@ func (f quotaFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileM
 }
 
 func (f quotaFS) Rename(from, to string) experimentalsys.Errno {
+	src, serr := f.FS.Lstat(from)
 	st, lerr := f.FS.Lstat(to)
 	if errno := f.FS.Rename(from, to); errno != 0 {
 		return errno
 	}
-	if lerr == 0 { // replaced
+	// A rename onto the same file (the same name, or another hard link to
+	// it) changes nothing and frees nothing.
+	replaced := lerr == 0 && !(serr == 0 && src.Dev == st.Dev && src.Ino == st.Ino)
+	if replaced {
 		f.q.entries.Add(1)
 		if st.Mode.Type() == 0 {
 			f.q.bytes.Add(st.Size)

@@ -70,6 +70,18 @@ func TestQuotaFS(t *testing.T) {
 			}
 			return qfs.Rename("a", "c")
 		}, 0, true},
+		{"renaming a file onto itself frees nothing", func() experimentalsys.Errno {
+			if errno := qfs.Rename("c", "c"); errno != 0 {
+				return errno
+			}
+			if errno := qfs.Link("c", "l"); errno != 0 {
+				return errno
+			}
+			if errno := qfs.Rename("c", "l"); errno != 0 { // another link to the same file
+				return errno
+			}
+			return qfs.Unlink("l")
+		}, 0, true},
 		{"directories take entries", func() experimentalsys.Errno {
 			for _, d := range []string{"d1", "d2", "d3", "d4"} {
 				if errno := qfs.Mkdir(d, 0o755); errno != 0 {

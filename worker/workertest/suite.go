@@ -42,7 +42,8 @@ type Harness struct {
 
 var idCounter struct {
 	sync.Mutex
-	n uint64
+	n      uint64
+	issued map[worker.JobID]bool
 }
 
 // NewID returns a fresh job id, distinct within the process.
@@ -50,7 +51,20 @@ func NewID() worker.JobID {
 	idCounter.Lock()
 	defer idCounter.Unlock()
 	idCounter.n++
-	return worker.JobID(sha256.Sum256(fmt.Appendf(nil, "test-%d-%d", os.Getpid(), idCounter.n)))
+	id := worker.JobID(sha256.Sum256(fmt.Appendf(nil, "test-%d-%d", os.Getpid(), idCounter.n)))
+	if idCounter.issued == nil {
+		idCounter.issued = map[worker.JobID]bool{}
+	}
+	idCounter.issued[id] = true
+	return id
+}
+
+// Issued reports whether NewID handed out id in this process: a leak check
+// on a shared Docker daemon counts only this test binary's containers.
+func Issued(id worker.JobID) bool {
+	idCounter.Lock()
+	defer idCounter.Unlock()
+	return idCounter.issued[id]
 }
 
 func (h Harness) job(t *testing.T, timeout time.Duration, args ...string) *worker.Job {
