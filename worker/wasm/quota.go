@@ -100,26 +100,24 @@ func (f quotaFS) Rename(from, to string) experimentalsys.Errno {
 	return 0
 }
 
-func (f quotaFS) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
+// newEntry takes an entry for create and gives it back if create fails.
+func (f quotaFS) newEntry(create func() experimentalsys.Errno) experimentalsys.Errno {
 	if !f.q.take(&f.q.entries, 1) {
 		return errNoSpace
 	}
-	errno := f.FS.Mkdir(path, perm)
+	errno := create()
 	if errno != 0 {
 		f.q.entries.Add(1)
 	}
 	return errno
 }
 
+func (f quotaFS) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
+	return f.newEntry(func() experimentalsys.Errno { return f.FS.Mkdir(path, perm) })
+}
+
 func (f quotaFS) Symlink(oldPath, linkName string) experimentalsys.Errno {
-	if !f.q.take(&f.q.entries, 1) {
-		return errNoSpace
-	}
-	errno := f.FS.Symlink(oldPath, linkName)
-	if errno != 0 {
-		f.q.entries.Add(1)
-	}
-	return errno
+	return f.newEntry(func() experimentalsys.Errno { return f.FS.Symlink(oldPath, linkName) })
 }
 
 func (f quotaFS) Link(oldPath, newPath string) experimentalsys.Errno {
