@@ -102,6 +102,15 @@ func richBackend() *apitest.Backend {
 		CancelJobFn: func(_ context.Context, id string) (api.Job, error) {
 			return api.Job{}, fmt.Errorf("job %s is matched: %w", id, api.ErrConflict)
 		},
+		VerifyJobFn: func(_ context.Context, id string) (api.Verification, error) {
+			switch id {
+			case "j1":
+				return api.Verification{ID: id, Match: true, ChainHash: "aa", LocalHash: "aa", LocalState: "succeeded", Provider: provider}, nil
+			case "j2":
+				return api.Verification{ID: id, Match: false, ChainHash: "aa", LocalHash: "bb", LocalState: "succeeded", Provider: provider}, nil
+			}
+			return api.Verification{}, fmt.Errorf("job %s: %w", id, api.ErrNotFound)
+		},
 		JobLogsFn: func(_ context.Context, id string) (api.JobLogs, error) {
 			return api.JobLogs{ID: id, Stdout: "hello world\n"}, nil
 		},
@@ -122,6 +131,7 @@ func TestJSONShapes(t *testing.T) {
 		keys []string // each must be present (in the object, or the first list element)
 	}{
 		{[]string{"chain", "status", "--json"}, []string{"height", "chain_id", "roles"}},
+		{[]string{"job", "verify", "j1", "--json"}, []string{"id", "match", "chain_hash", "local_hash", "provider"}},
 		{[]string{"--json", "chain", "block", "3"}, []string{"hash", "height", "txs"}},
 		{[]string{"chain", "block", "--json"}, []string{"hash", "height"}},
 		{[]string{"chain", "tx", strings.Repeat("ab", 32), "--json"}, []string{"hash", "type", "height"}},
@@ -234,6 +244,8 @@ func TestAPIErrorsForPeople(t *testing.T) {
 		{"bad tx hash", env, []string{"chain", "tx", "zz"}, 1, "64 hex digits"},
 		{"unknown job", env, []string{"job", "status", "nope"}, 1, "no job nope on this node"},
 		{"cancel matched", env, []string{"job", "cancel", "j1"}, 1, "only jobs not yet matched"},
+		{"verify unknown job", env, []string{"job", "verify", "nope"}, 1, "no job nope on this node"},
+		{"verify without id", env, []string{"job", "verify"}, 2, "ID"},
 		{"send bad address", env, []string{"wallet", "send", "bo1nope", "5"}, 2, `TO "bo1nope"`},
 		{"send zero", env, []string{"wallet", "send", testAddr(4), "0"}, 2, "positive whole number"},
 		{"send negative", env, []string{"wallet", "send", testAddr(4), "-3"}, 2, "positive whole number"},
@@ -269,6 +281,25 @@ func TestAPIErrorsForPeople(t *testing.T) {
 				t.Fatalf("stdout on error: %q", out)
 			}
 		})
+	}
+}
+
+// A verification that finds different hashes shows the comparison on
+// stdout (as JSON with --json) and exits 1, as diff does.
+func TestJobVerifyMismatch(t *testing.T) {
+	env := daemon(t, richBackend())
+	out, errs, code := run(t, env, "job", "verify", "j2")
+	if code != 1 || !strings.Contains(out, "MISMATCH") || !strings.Contains(out, "bb") || !strings.Contains(errs, "result hashes differ") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	out, _, code = run(t, env, "job", "verify", "j2", "--json")
+	var v api.Verification
+	if code != 1 || json.Unmarshal([]byte(out), &v) != nil || v.Match || v.LocalHash != "bb" {
+		t.Fatalf("--json: exit %d, stdout %q", code, out)
+	}
+	out, _, code = run(t, env, "job", "verify", "j1")
+	if code != 0 || !strings.Contains(out, "verified") {
+		t.Fatalf("match: exit %d, stdout %q", code, out)
 	}
 }
 

@@ -46,6 +46,8 @@ func jobCommand(Env) *ucli.Command {
 			Flags:  []ucli.Flag{&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save the result in this directory"}},
 			Action: withClient(jobResult)},
 		{Name: "cancel", Usage: "cancel an unmatched job", ArgsUsage: "ID", Action: withClient(jobCancel)},
+		{Name: "verify", Usage: "run a settled WASM job again here and compare its result with the provider's",
+			ArgsUsage: "ID", Action: withClient(jobVerify)},
 	}}
 }
 
@@ -398,6 +400,9 @@ func finalReport(ctx context.Context, cl *api.Client, w io.Writer, j api.Job, sa
 			fmt.Fprintf(w, "result: %d bytes, sha256 %s (verified against the chain)\n", j.ResultSize, j.ResultHash)
 			hint(w, "save the archive (stdout, stderr, exit code, output files) with 'bourse job result %s -o DIR'", j.ID)
 		}
+		if j.Spec.Executor == api.ExecutorWASM {
+			hint(w, "check the provider's work by running it again here: 'bourse job verify %s'", j.ID)
+		}
 	}
 	fmt.Fprintf(w, "paid %d to %s; refunded %d of the %d escrowed\n", j.Paid, j.Provider, j.Refunded, j.Escrowed)
 	return nil
@@ -605,4 +610,33 @@ func jobCancel(c *ucli.Context, cl *api.Client) error {
 		_, err := fmt.Fprintf(w, "job %s: %s\n", j.ID, j.State)
 		return err
 	})
+}
+
+// jobVerify asks the node to re-run a settled WASM job and compare result
+// hashes. A mismatch prints the comparison and exits 1.
+func jobVerify(c *ucli.Context, cl *api.Client) error {
+	id, err := oneArg(c, "ID")
+	if err != nil {
+		return err
+	}
+	v, err := cl.VerifyJob(c.Context, id)
+	switch {
+	case errors.Is(err, api.ErrConflict):
+		return fmt.Errorf("job %s cannot be verified yet: %w (wait until its result is on chain: 'bourse job status %s')", id, err, id)
+	case err != nil:
+		return jobNotFound(id, err)
+	}
+	err = output(c, v, func(w io.Writer) error {
+		verdict := "MISMATCH: the provider's result differs from this node's re-run"
+		if v.Match {
+			verdict = "verified: the provider's result equals this node's re-run"
+		}
+		_, err := fmt.Fprintf(w, "%s\n  provider  %s\n  on chain  %s (exit %d)\n  re-run    %s (exit %d, %s, %d ms)\n",
+			verdict, v.Provider, v.ChainHash, v.ChainExitCode, v.LocalHash, v.LocalExitCode, v.LocalState, v.WallMs)
+		return err
+	})
+	if err == nil && !v.Match {
+		err = fmt.Errorf("job %s: result hashes differ (provider %s)", id, v.Provider)
+	}
+	return err
 }

@@ -173,6 +173,12 @@ func helloJob(t *testing.T, n *net4) {
 	if !strings.Contains(result, "hello, world!") {
 		t.Fatalf("result %q, want the greeting", result)
 	}
+	// The client re-runs it on its own node: the provider's hash again.
+	var ver api.Verification
+	out = bourse(t, "--home", client.Home, "job", "verify", job.ID, "--json")
+	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Match || ver.LocalHash != job.ResultHash {
+		t.Fatalf("job verify: %+v %v\n%s", ver, err, out)
+	}
 	acc, h1 := stableAccount(t, n.cl[0], job.Provider)
 	b0, ok := before[job.Provider]
 	if !ok {

@@ -284,6 +284,9 @@ func (b *backend) JobResult(ctx context.Context, id string) (io.ReadCloser, api.
 func (b *backend) CancelJob(ctx context.Context, id string) (api.Job, error) {
 	return b.market.cancelJob(ctx, id)
 }
+func (b *backend) VerifyJob(ctx context.Context, id string) (api.Verification, error) {
+	return b.market.verifyJob(ctx, id)
+}
 func (b *backend) ProviderStatus(ctx context.Context) (api.ProviderStatus, error) {
 	return b.market.providerStatus(ctx)
 }

@@ -222,6 +222,16 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatalf("client balance fell by %d, paid %d", before.Balance-after.Balance, done.Paid)
 	}
 
+	// The client re-runs the job on its own node: the same result hash as
+	// the provider's, as a deterministic WASM job must give.
+	ver, err := c.VerifyJob(ctx, done.ID)
+	if err != nil || !ver.Match || ver.LocalHash != done.ResultHash || ver.ChainHash != done.ResultHash || ver.LocalState != "succeeded" {
+		t.Fatalf("verify = %+v, %v (result %s)", ver, err, done.ResultHash)
+	}
+	if _, err := tn.client(provIdx).VerifyJob(ctx, done.ID); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("verify on a node that did not submit the job: %v, want not found", err)
+	}
+
 	// The same module again, named by hash: no upload, same outcome. A
 	// hash the daemon does not hold is not found (the client then uploads).
 	byHash := helloSpec()
@@ -261,6 +271,9 @@ func TestJobLifecycle(t *testing.T) {
 	exp := waitJob(t, c, job2.ID, 20*time.Second)
 	if exp.State != api.StateExpired || !strings.Contains(exp.Error, "resources") {
 		t.Fatalf("expired job = %s: %s", exp.State, exp.Error)
+	}
+	if _, err := c.VerifyJob(ctx, job2.ID); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("verify a job without a result: %v, want conflict", err)
 	}
 }
 

@@ -47,6 +47,7 @@ type marketService struct {
 	blobs                *p2p.BlobServer
 	jobStore             *jobStore
 	runtime              *worker.Runtime // nil unless the node is a provider
+	verify               verifier        // re-runs the client's WASM jobs on request
 	modules              *modCache       // verified payloads recently run
 
 	mu          sync.Mutex
@@ -267,6 +268,7 @@ func (m *marketService) close(ctx context.Context) {
 	if m.runtime != nil {
 		m.runtime.Close(ctx)
 	}
+	m.verify.close(ctx)
 	m.blobs.Close()
 }
 
@@ -618,9 +620,10 @@ func (m *marketService) startJob(mt market.Match) {
 	}()
 }
 
-func (m *marketService) runJob(mt market.Match) {
-	n := m.n
-	b := &mt.Bid
+// workerJob is the job a bid describes, as a provider runs it (and as a
+// client re-runs it to verify the result): the same inputs, limits and
+// seed, so a WASM job gives the same result hash.
+func workerJob(b *market.Bid) *worker.Job {
 	id := b.ID()
 	job := &worker.Job{
 		ID:       worker.JobID(id),
@@ -644,6 +647,13 @@ func (m *marketService) runJob(mt market.Match) {
 			job.Env[k] = v
 		}
 	}
+	return job
+}
+
+func (m *marketService) runJob(mt market.Match) {
+	n := m.n
+	id := mt.Bid.ID()
+	job := workerJob(&mt.Bid)
 	// The payload comes from the client's node; right after a start the
 	// connection may not be up yet, so retry a few times before failing.
 	if b, ok := m.modules.get(job.PayloadHash); ok && job.PayloadHash != ([32]byte{}) {

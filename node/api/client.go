@@ -345,6 +345,13 @@ func (c *Client) JobLogs(ctx context.Context, id string) (JobLogs, error) {
 	return v, c.getJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/logs", nil, &v)
 }
 
+// VerifyJob is POST /v1/jobs/{id}/verify: the node re-runs the settled
+// WASM job and compares result hashes. It takes as long as the job.
+func (c *Client) VerifyJob(ctx context.Context, id string) (Verification, error) {
+	var v Verification
+	return v, c.postJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/verify", nil, &v)
+}
+
 // CancelJob is POST /v1/jobs/{id}/cancel.
 func (c *Client) CancelJob(ctx context.Context, id string) (Job, error) {
 	var v Job

@@ -255,6 +255,22 @@ type JobLogs struct {
 	Truncated bool   `json:"truncated"`
 }
 
+// Verification is POST /v1/jobs/{id}/verify: the client's node ran the
+// job again and compared its result with the one committed on chain. A
+// WASM job runs with a fake clock and seeded randomness, so an honest
+// provider's result hash and the re-run's are equal.
+type Verification struct {
+	ID            string `json:"id"`
+	Match         bool   `json:"match"`          // the hashes are equal
+	ChainHash     string `json:"chain_hash"`     // the provider's result, as committed on chain
+	LocalHash     string `json:"local_hash"`     // this node's re-run
+	ChainExitCode int    `json:"chain_exit_code"`
+	LocalExitCode int    `json:"local_exit_code"`
+	LocalState    string `json:"local_state"` // the re-run's end: succeeded, failed, timed_out, oom
+	Provider      string `json:"provider"`
+	WallMs        int64  `json:"wall_ms"` // the re-run's wall time, compile excluded
+}
+
 // ResultInfo describes a job's result blob. Hash is the lowercase hex
 // sha256 of the content, as committed on chain.
 type ResultInfo struct {

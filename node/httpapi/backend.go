@@ -51,6 +51,10 @@ type Backend interface {
 	JobResult(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error)
 	// CancelJob cancels a job that is not matched yet (ErrConflict after).
 	CancelJob(ctx context.Context, id string) (api.Job, error)
+	// VerifyJob re-runs a settled WASM job of this node's client and
+	// compares its result hash with the chain's. ErrConflict before the
+	// chain holds a result; ErrBadRequest for other executors.
+	VerifyJob(ctx context.Context, id string) (api.Verification, error)
 
 	// Send transfers amount base units from the node's wallet.
 	Send(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)

@@ -42,6 +42,8 @@ var (
 		ExitCode: exitCode(0), Paid: 60, Refunded: 40, Slashed: 0, Error: "",
 		Unmatched: []api.OfferFit{{OfferID: "o2", Provider: "bo1q", Fits: false, Price: 7, Reasons: []string{"region"}}}}
 	fxLogs = api.JobLogs{ID: "j1", Stdout: "hi\n", Stderr: "warn\n", Truncated: true}
+	fxVer  = api.Verification{ID: "j1", Match: true, ChainHash: "rh", LocalHash: "rh", ChainExitCode: 1, LocalExitCode: 1,
+		LocalState: "failed", Provider: "bo1p", WallMs: 12}
 	fxDry  = api.DryRun{Spec: fxSpec, Offers: []api.OfferFit{{OfferID: "o1", Provider: "bo1p", Fits: true, Price: 7}}, Chosen: "o1", Price: 7, Summary: "1 of 1 offers fit"}
 	fxTx2  = api.TxResult{Hash: "th", Height: 5, Status: "committed"}
 	fxProv = api.ProviderStatus{Address: "bo1p", Registered: true, Collateral: 100, Capacity: api.Resources{CPU: 1000}, Free: api.Resources{CPU: 10}, Executors: []string{"wasm"}, Offer: &fxOffers[0], Running: 1, Jobs: map[string]int{"running": 1}, Earned: 5, Slashed: 1}
@@ -80,6 +82,7 @@ func fullBackend(t *testing.T, seen map[string]any) *apitest.Backend {
 			return fxLogs, nil
 		},
 		CancelJobFn: func(_ context.Context, id string) (api.Job, error) { seen["cancel"] = id; return fxJob, nil },
+		VerifyJobFn: func(_ context.Context, id string) (api.Verification, error) { seen["verify"] = id; return fxVer, nil },
 		SendFn: func(_ context.Context, to wallet.Address, n uint64) (api.TxResult, error) {
 			seen["send"] = [2]any{to, n}
 			return fxTx2, nil
@@ -145,6 +148,9 @@ func TestRouteShapes(t *testing.T) {
 	j, err = h.c.CancelJob(ctx, "j1")
 	check("cancel", j, fxJob, err)
 	check("cancel id", seen["cancel"], "j1", nil)
+	ver, err := h.c.VerifyJob(ctx, "j1")
+	check("verify", ver, fxVer, err)
+	check("verify id", seen["verify"], "j1", nil)
 	r, err := h.c.Send(ctx, to.String(), 77)
 	check("send", r, fxTx2, err)
 	check("send args", seen["send"], [2]any{to, uint64(77)}, nil)

@@ -35,6 +35,7 @@ type Backend struct {
 	JobLogsFn          func(ctx context.Context, id string) (api.JobLogs, error)
 	JobResultFn        func(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error)
 	CancelJobFn        func(ctx context.Context, id string) (api.Job, error)
+	VerifyJobFn        func(ctx context.Context, id string) (api.Verification, error)
 	SendFn             func(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)
 	ProviderStatusFn   func(ctx context.Context) (api.ProviderStatus, error)
 	ProviderRegisterFn func(ctx context.Context, collateral uint64) (api.TxResult, error)
@@ -126,6 +127,10 @@ func (b *Backend) JobResult(ctx context.Context, id string) (io.ReadCloser, api.
 }
 func (b *Backend) CancelJob(ctx context.Context, id string) (api.Job, error) {
 	return call1(b.CancelJobFn, ctx, id, "CancelJob")
+}
+
+func (b *Backend) VerifyJob(ctx context.Context, id string) (api.Verification, error) {
+	return call1(b.VerifyJobFn, ctx, id, "VerifyJob")
 }
 func (b *Backend) Send(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error) {
 	if b.SendFn == nil {
