@@ -261,9 +261,9 @@ type JobLogs struct {
 // provider's result hash and the re-run's are equal.
 type Verification struct {
 	ID            string `json:"id"`
-	Match         bool   `json:"match"`          // the hashes are equal
-	ChainHash     string `json:"chain_hash"`     // the provider's result, as committed on chain
-	LocalHash     string `json:"local_hash"`     // this node's re-run
+	Match         bool   `json:"match"`      // the hashes are equal
+	ChainHash     string `json:"chain_hash"` // the provider's result, as committed on chain
+	LocalHash     string `json:"local_hash"` // this node's re-run
 	ChainExitCode int    `json:"chain_exit_code"`
 	LocalExitCode int    `json:"local_exit_code"`
 	LocalState    string `json:"local_state"` // the re-run's end: succeeded, failed, timed_out, oom
