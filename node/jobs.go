@@ -215,6 +215,37 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 	return b, nil
 }
 
+// checkedSet remembers which stored payloads passed api.CheckPayload for
+// which executor, so a client naming the same module by hash again and
+// again does not have it read and parsed every time. Bounded: it forgets
+// everything when full.
+type checkedSet struct {
+	mu sync.Mutex
+	m  map[checkedKey]bool
+}
+
+type checkedKey struct {
+	hash     [32]byte
+	executor string
+}
+
+const maxChecked = 4096
+
+func (c *checkedSet) has(h [32]byte, executor string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[checkedKey{h, executor}]
+}
+
+func (c *checkedSet) add(h [32]byte, executor string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxChecked {
+		c.m = map[checkedKey]bool{}
+	}
+	c.m[checkedKey{h, executor}] = true
+}
+
 func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload []byte) (api.Job, error) {
 	spec = spec.WithDefaults()
 	var hash [32]byte
@@ -230,15 +261,21 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 			return api.Job{}, fmt.Errorf("%w: this daemon holds no payload %s; upload it", api.ErrNotFound, spec.PayloadSHA256)
 		}
 		// The store also holds fetched results and payloads uploaded for
-		// other executors: check the stored bytes as an upload would be.
-		stored, rerr := io.ReadAll(io.LimitReader(rc, n))
+		// other executors: check the stored bytes as an upload would be,
+		// once per payload and executor (the bytes never change).
+		if !m.checked.has(h, spec.Executor) {
+			stored, rerr := io.ReadAll(io.LimitReader(rc, n))
+			if rerr != nil {
+				rc.Close()
+				return api.Job{}, fmt.Errorf("read stored payload: %w", rerr)
+			}
+			if err := api.CheckPayload(spec.Executor, stored); err != nil {
+				rc.Close()
+				return api.Job{}, err
+			}
+			m.checked.add(h, spec.Executor)
+		}
 		rc.Close()
-		if rerr != nil {
-			return api.Job{}, fmt.Errorf("read stored payload: %w", rerr)
-		}
-		if err := api.CheckPayload(spec.Executor, stored); err != nil {
-			return api.Job{}, err
-		}
 		hash, size = h, n
 		m.blobs.Publish(hash)
 	} else if len(payload) > 0 {

@@ -48,6 +48,7 @@ type marketService struct {
 	jobStore             *jobStore
 	runtime              *worker.Runtime // nil unless the node is a provider
 	verify               verifier        // re-runs the client's WASM jobs on request
+	checked              checkedSet      // stored payloads that passed the submit check
 	modules              *modCache       // verified payloads recently run
 
 	mu          sync.Mutex
