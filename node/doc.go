@@ -21,6 +21,7 @@
 //	payloads/     content-addressed job payloads (the client's, and modules a provider fetched)
 //	results/      content-addressed job results this provider produced
 //	cache/wasm/   compiled WebAssembly modules
+//	verify/       scratch space of `bourse job verify` (emptied after each run)
 //	daemon.pid    while running; daemon.log, a copy of the log
 //
 // # Start-up and shutdown
@@ -46,7 +47,13 @@
 // runtime and submits a Result; the client sees the settlement, fetches the
 // result from the provider and checks it against the hash on chain. A bid
 // past its deadline expires with every offer's reason; a provider that sends
-// no result by the deadline is slashed by the chain.
+// no result by the deadline is slashed by the chain. A provider keeps a
+// record of each job it runs until the chain settles it, then only totals.
+//
+// VerifyJob lets the client check a provider's work without trusting it:
+// it runs a settled WASM job again on the client's node, from the bid and
+// the stored payload (workerJob builds the same worker job a provider
+// runs), and compares the result hash with the one on chain.
 //
 // The node's own transactions (results, registrations, transfers) are signed
 // with the sender's next nonce; one that leaves the mempool without
