@@ -228,6 +228,9 @@ func TestJobLifecycle(t *testing.T) {
 	if err != nil || !ver.Match || ver.LocalHash != done.ResultHash || ver.ChainHash != done.ResultHash || ver.LocalState != "succeeded" {
 		t.Fatalf("verify = %+v, %v (result %s)", ver, err, done.ResultHash)
 	}
+	if m := metricsOf(t, tn, 0); !strings.Contains(m, `bourse_jobs_verified_total{match="true"} 1`) {
+		t.Errorf("metrics lack the verification:\n%s", m)
+	}
 	if _, err := tn.client(provIdx).VerifyJob(ctx, done.ID); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("verify on a node that did not submit the job: %v, want not found", err)
 	}

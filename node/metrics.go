@@ -19,6 +19,7 @@ type metrics struct {
 	settlements   *prometheus.CounterVec
 	jobs          *prometheus.GaugeVec
 	execDuration  *prometheus.HistogramVec
+	verified      *prometheus.CounterVec
 
 	lastBlockTime int64
 }
@@ -47,9 +48,11 @@ func newMetrics(n *Node) *metrics {
 		execDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bourse_executor_duration_seconds",
 			Help: "Wall time of jobs run by this provider, by executor and final state.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)},
 			[]string{"executor", "state"}),
+		verified: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bourse_jobs_verified_total",
+			Help: "Client jobs re-run by `bourse job verify`, by whether the result hash matched the provider's (true, false)."}, []string{"match"}),
 	}
 	n.reg.MustRegister(m.height, m.blockInterval, m.commitRound, m.blockTxs, m.mempoolTxs, m.mempoolBytes,
-		m.gossipDropped, m.matches, m.settlements, m.jobs, m.execDuration)
+		m.gossipDropped, m.matches, m.settlements, m.jobs, m.execDuration, m.verified)
 	return m
 }
 

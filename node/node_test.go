@@ -249,17 +249,9 @@ func TestNodesMakeBlocksAndServeTheAPI(t *testing.T) {
 	if resp, err := http.Get(url); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("metrics without token: %v %v", resp, err)
 	}
-	tok, _ := ReadAPIToken(tn.homes[0])
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsOf(t, tn, 0)
 	for _, series := range []string{"bourse_chain_height", "bourse_chain_block_interval_seconds_bucket", "bourse_consensus_commit_round", "bourse_mempool_txs"} {
-		if !strings.Contains(string(body), series) {
+		if !strings.Contains(body, series) {
 			t.Errorf("metrics lack %s", series)
 		}
 	}
@@ -360,4 +352,25 @@ func TestNodesBondRestartLateJoin(t *testing.T) {
 			t.Fatalf("node %d: %v", i, err)
 		}
 	}
+}
+
+// metricsOf returns node i's /metrics page, fetched with its API token.
+func metricsOf(t testing.TB, tn *testNet, i int) string {
+	t.Helper()
+	tok, err := ReadAPIToken(tn.homes[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+tn.nodes[i].APIAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/bourse-net/bourse/market"
@@ -139,6 +140,9 @@ func (m *marketService) verifyJob(ctx context.Context, id string) (api.Verificat
 		Provider: rec.Match.Offer.ProviderAddress().String(), WallMs: res.Usage.WallMillis,
 	}
 	out.Match = res.Hash == rec.ResultHash
+	if m.n.metrics != nil {
+		m.n.metrics.verified.WithLabelValues(strconv.FormatBool(out.Match)).Inc()
+	}
 	m.n.log.Info("job verified", "job", id[:12], "match", out.Match, "wall_ms", out.WallMs)
 	return out, nil
 }
