@@ -50,9 +50,19 @@ func (q *quota) take(c *atomic.Int64, n int64) bool {
 }
 
 // quotaFS is the guest's view of the output directory, metered by a quota.
-// Growth is counted on file size (writes past the end, truncates up),
-// so rewriting a file in place costs nothing; unlinking a file returns its
-// bytes. New files, directories and links each take an entry.
+//
+//   - Bytes are charged as files grow (writes past the end, truncates up),
+//     so rewriting a file in place costs nothing. They come back only when
+//     a file's data is really freed: truncated down, or opened with O_TRUNC.
+//     Unlinking or renaming over a file returns nothing, because an open
+//     handle can keep its bytes on disk after its name is gone.
+//   - Every file or directory created takes an entry, for good: the budget
+//     bounds creations, so inodes cannot be churned without bound either.
+//   - Symbolic and hard links are refused (EPERM). A job's output has no use
+//     for them, a hard link would let one file's bytes be charged once and
+//     packed twice, and wazero's directory mount follows a symlink whose
+//     target climbs out of the directory: a guest could otherwise read and
+//     write the provider's files.
 type quotaFS struct {
 	experimentalsys.FS
 	q *quota
@@ -72,96 +82,35 @@ func (f quotaFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileM
 	file, errno := f.FS.OpenFile(path, flag, perm)
 	if errno != 0 {
 		if created {
-			f.q.entries.Add(1)
+			f.q.entries.Add(1) // nothing was created
 		}
 		return nil, errno
 	}
 	if exists && flag&experimentalsys.O_TRUNC != 0 && st.Mode.Type() == 0 {
-		f.q.bytes.Add(st.Size) // truncated to nothing
+		f.q.bytes.Add(st.Size) // the file's data is gone, whoever holds it
 	}
 	return &quotaFile{File: file, q: f.q}, 0
 }
 
-func (f quotaFS) Rename(from, to string) experimentalsys.Errno {
-	src, serr := f.FS.Lstat(from)
-	st, lerr := f.FS.Lstat(to)
-	if errno := f.FS.Rename(from, to); errno != 0 {
-		return errno
-	}
-	// A rename onto the same file (the same name, or another hard link to
-	// it) changes nothing and frees nothing.
-	replaced := lerr == 0 && !(serr == 0 && src.Dev == st.Dev && src.Ino == st.Ino)
-	if replaced {
-		f.q.entries.Add(1)
-		if st.Mode.Type() == 0 {
-			f.q.bytes.Add(st.Size)
-		}
-	}
-	return 0
-}
-
-// newEntry takes an entry for create and gives it back if create fails.
-func (f quotaFS) newEntry(create func() experimentalsys.Errno) experimentalsys.Errno {
-	if !f.q.take(&f.q.entries, 1) {
-		return errNoSpace
-	}
-	errno := create()
-	if errno != 0 {
-		f.q.entries.Add(1)
-	}
-	return errno
-}
-
 func (f quotaFS) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
-	return f.newEntry(func() experimentalsys.Errno { return f.FS.Mkdir(path, perm) })
-}
-
-func (f quotaFS) Symlink(oldPath, linkName string) experimentalsys.Errno {
-	return f.newEntry(func() experimentalsys.Errno { return f.FS.Symlink(oldPath, linkName) })
-}
-
-func (f quotaFS) Link(oldPath, newPath string) experimentalsys.Errno {
-	// The packer reads a hard link as a second file of the same size.
-	st, errno := f.FS.Lstat(oldPath)
-	if errno != 0 {
-		return errno
-	}
 	if !f.q.take(&f.q.entries, 1) {
 		return errNoSpace
 	}
-	if !f.q.take(&f.q.bytes, st.Size) {
-		f.q.entries.Add(1)
-		return errNoSpace
-	}
-	if errno := f.FS.Link(oldPath, newPath); errno != 0 {
-		f.q.entries.Add(1)
-		f.q.bytes.Add(st.Size)
-		return errno
-	}
-	return 0
-}
-
-func (f quotaFS) Unlink(path string) experimentalsys.Errno {
-	st, errno := f.FS.Lstat(path)
+	errno := f.FS.Mkdir(path, perm)
 	if errno != 0 {
-		return errno
-	}
-	if errno := f.FS.Unlink(path); errno != 0 {
-		return errno
-	}
-	f.q.entries.Add(1)
-	if st.Mode.Type() == 0 {
-		f.q.bytes.Add(st.Size)
-	}
-	return 0
-}
-
-func (f quotaFS) Rmdir(path string) experimentalsys.Errno {
-	errno := f.FS.Rmdir(path)
-	if errno == 0 {
-		f.q.entries.Add(1)
+		f.q.entries.Add(1) // nothing was created
 	}
 	return errno
+}
+
+// Symlink is refused: see quotaFS.
+func (f quotaFS) Symlink(oldPath, linkName string) experimentalsys.Errno {
+	return experimentalsys.EPERM
+}
+
+// Link is refused: see quotaFS.
+func (f quotaFS) Link(oldPath, newPath string) experimentalsys.Errno {
+	return experimentalsys.EPERM
 }
 
 // quotaFile meters one open file's growth.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +69,33 @@ func TestContract(t *testing.T) {
 		OOMState:  worker.StateOOM,
 		LogCap:    testLogCap,
 	})
+}
+
+// TestGuestCannotLinkOutOfItsDirectory: wazero's directory mount follows a
+// symlink that climbs out of it, so the guest may not make symlinks: the
+// one path by which it could reach the provider's files.
+func TestGuestCannotLinkOutOfItsDirectory(t *testing.T) {
+	e := newExecutor(t)
+	defer e.Close(context.Background())
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("provider's secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j := testJob(module(t, workertest.TestProg), "linkout", strings.TrimPrefix(secret, "/"))
+	out := t.TempDir()
+	if err := e.Start(context.Background(), j, out); err != nil {
+		t.Fatal(err)
+	}
+	x, err := e.Wait(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.State != worker.StateFailed || strings.Contains(string(x.Stdout), "secret") {
+		t.Fatalf("got %s: stdout %q stderr %q", x.State, x.Stdout, x.Stderr)
+	}
+	if !strings.Contains(string(x.Stderr), "not permitted") {
+		t.Fatalf("the symlink did not fail as refused: %q", x.Stderr)
+	}
 }
 
 // TestCompiledModuleEviction: with room for one compiled module, jobs

@@ -30,6 +30,7 @@ const usage = `testprog MODE [ARGS]
   flood              write to stdout forever
   fill               write 64 KiB files to $BOURSE_OUTPUT forever
   readhost PATH      print a host file (fails in a sandbox)
+  linkout PATH       symlink $BOURSE_OUTPUT/up to ../../../../.. and print up/PATH
   dial ADDR          connect to a TCP address (fails in a sandbox)
   rand               print 16 random bytes and the wall clock`
 
@@ -96,6 +97,16 @@ func main() {
 		}
 	case "readhost":
 		b, err := os.ReadFile(args[0])
+		if err != nil {
+			fail(err)
+		}
+		os.Stdout.Write(b)
+	case "linkout":
+		up := filepath.Join(os.Getenv("BOURSE_OUTPUT"), "up")
+		if err := os.Symlink("../../../../..", up); err != nil {
+			fail(err)
+		}
+		b, err := os.ReadFile(filepath.Join(up, args[0]))
 		if err != nil {
 			fail(err)
 		}
