@@ -655,6 +655,9 @@ func (m *marketService) runJob(mt market.Match) {
 	n := m.n
 	id := mt.Bid.ID()
 	job := workerJob(&mt.Bid)
+	// A cold compile is not the client's time, but the result must still
+	// reach the chain before the deadline (timeout + grace from the match).
+	job.Limits.Prep = time.Duration(n.drv.State().Params().ResultGraceMs/2) * time.Millisecond
 	// The payload comes from the client's node; right after a start the
 	// connection may not be up yet, so retry a few times before failing.
 	if b, ok := m.modules.get(job.PayloadHash); ok && job.PayloadHash != ([32]byte{}) {

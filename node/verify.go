@@ -24,13 +24,17 @@ import (
 // it: a WASM job is deterministic, and an honest provider's result hash
 // equals the re-run's.
 type verifier struct {
-	mu  sync.Mutex // one verification at a time; guards rt and n
-	rt  *worker.Runtime
-	dir string
-	n   uint64 // verifications so far: each run gets a fresh runtime job id
+	mu     sync.Mutex // one verification at a time; guards the rest
+	rt     *worker.Runtime
+	dir    string
+	n      uint64 // verifications so far: each run gets a fresh runtime job id
+	closed bool
 }
 
 func (v *verifier) runtime(m *marketService) (*worker.Runtime, error) {
+	if v.closed || m.ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: the node is shutting down", api.ErrUnavailable)
+	}
 	if v.rt != nil {
 		return v.rt, nil
 	}
@@ -68,6 +72,7 @@ func (v *verifier) runtime(m *marketService) (*worker.Runtime, error) {
 func (v *verifier) close(ctx context.Context) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.closed = true
 	if v.rt != nil {
 		_ = v.rt.Close(ctx)
 		v.rt = nil
@@ -96,7 +101,8 @@ func (m *marketService) verifyJob(ctx context.Context, id string) (api.Verificat
 		return api.Verification{}, fmt.Errorf("%w: job %s has no result on chain yet (state %s)", api.ErrConflict, id, j.State)
 	}
 	job := workerJob(b)
-	job.PayloadFrom = "" // the payload is ours
+	job.PayloadFrom = ""                 // the payload is ours
+	job.Limits.Prep = job.Limits.Timeout // no chain deadline to meet here
 	rc, _, err := m.payloads.Open(job.PayloadHash)
 	if err != nil {
 		return api.Verification{}, fmt.Errorf("%w: the payload of job %s is no longer stored here", api.ErrConflict, id)
@@ -129,6 +135,11 @@ func (m *marketService) verifyJob(ctx context.Context, id string) (api.Verificat
 	job.ID = worker.JobID(sha256.Sum256(fmt.Appendf(nil, "verify/%x/%d", b.ID(), v.n)))
 	res, err := rt.Run(ctx, job)
 	if err != nil {
+		// Run stops waiting when ctx ends; the job must stop too before
+		// the next verification may start.
+		if cerr := rt.Cancel(context.Background(), job.ID); cerr == nil {
+			_, _ = rt.Wait(context.Background(), job.ID)
+		}
 		return api.Verification{}, fmt.Errorf("re-run job %s: %w", id, err)
 	}
 	// Keep nothing: the result is the provider's to serve, and ours was

@@ -91,8 +91,17 @@ func (r Resources) Validate() error {
 type Limits struct {
 	Resources
 	// Timeout is the wall-time budget, counted from Executor.Start
-	// (payload preparation such as compiling or loading an image included).
+	// (payload preparation such as compiling or loading an image included)
+	// and counted again from the end of the preparation (Run.Begin), as
+	// far as Prep allows.
 	Timeout time.Duration
+	// Prep is how much longer than Timeout a run may take in all because
+	// of its preparation: the run ends at the latest Timeout + Prep after
+	// Start. Zero (the default) keeps the hard end at Timeout after
+	// Start; Begin then only moves where billing starts. A provider sets
+	// it below the chain's result grace period, so a slow compile can
+	// never make it miss its deadline.
+	Prep time.Duration
 }
 
 // Validate checks the limits a job may run with.

@@ -59,6 +59,7 @@ type Run struct {
 	Stderr *LogBuffer
 
 	started time.Time // when the timeout began: Go, or Begin
+	hardEnd time.Time // Go + Timeout + Limits.Prep: no run goes past it
 	cancel  context.CancelCauseFunc
 	timer   *time.Timer // ends Ctx with ErrTimeout
 	begun   bool
@@ -67,9 +68,11 @@ type Run struct {
 }
 
 // Begin marks the end of the run's preparation (compiling a module,
-// loading an image): the job's wall-time limit and its billed wall time
-// restart now, so a cold compile is neither charged to the client nor
-// eaten out of its timeout. Preparation itself may take up to the timeout.
+// loading an image): the job's billed wall time starts now, and its
+// wall-time limit restarts, ending at the latest Limits.Prep past the
+// original limit; so a cold compile is neither charged to the client nor
+// eaten out of its timeout (as far as Prep allows), and the run still has
+// a hard end. Preparation itself may take up to the timeout.
 // A body that prepares nothing need not call it. Only the body's goroutine
 // may call it; calls after the first, or after the run was stopped, do
 // nothing.
@@ -78,11 +81,15 @@ func (r *Run) Begin() {
 		return
 	}
 	r.begun = true
-	if !r.timer.Stop() {
-		return // already timed out
+	if r.Ctx.Err() != nil || !r.timer.Stop() {
+		return // already stopped
 	}
-	r.started = time.Now()
-	r.timer = time.AfterFunc(r.Job.Limits.Timeout, func() { r.cancel(ErrTimeout) })
+	now := time.Now()
+	r.started = now
+	// The job gets its full timeout again, within the hard end that
+	// Limits.Prep sets.
+	left := min(r.Job.Limits.Timeout, r.hardEnd.Sub(now))
+	r.timer = time.AfterFunc(max(left, 0), func() { r.cancel(ErrTimeout) })
 }
 
 // Outcome is what a backend's run body reports.
@@ -112,6 +119,7 @@ func (rs *Runs) Go(job *Job, outDir string, body Body) error {
 		started: time.Now(), cancel: cancel,
 		done: make(chan struct{}),
 	}
+	r.hardEnd = r.started.Add(job.Limits.Timeout + max(job.Limits.Prep, 0))
 	r.timer = time.AfterFunc(job.Limits.Timeout, func() { cancel(ErrTimeout) }) // restarted by Begin
 	overflow := func() { cancel(ErrOutputLimit) }
 	r.Stdout = NewLogBuffer(rs.logCap, overflow)

@@ -8,11 +8,13 @@
 //     empty stdin; stdout and stderr captured up to Config.LogCap each
 //     (more ends the job failed).
 //   - a file system holding only its output directory, mounted at /out
-//     and metered: a write, truncate, link or create that would take the
-//     directory past Job.Limits.DiskMiB or Config.MaxOutputFiles entries
-//     fails with EIO (wazero's errno set has no ENOSPC) and the job ends
-//     failed with worker.ErrOutputLimit, whatever the guest did next;
-//     no sockets (WASI preview 1 has none unless the host passes them, and
+//     and metered: a write or truncate that would take its files past
+//     Job.Limits.DiskMiB, or a create past Config.MaxOutputFiles
+//     creations, fails with EIO (wazero's errno set has no ENOSPC) and the
+//     job ends failed with worker.ErrOutputLimit, whatever the guest did
+//     next. Symbolic and hard links are refused (EPERM): wazero follows a
+//     symlink out of the mount. See quotaFS;
+//   - no sockets (WASI preview 1 has none unless the host passes them, and
 //     this one does not).
 //   - memory up to Job.Limits.MemoryMiB: growth past it is refused and the
 //     job ends StateOOM.
