@@ -89,6 +89,9 @@ func walkOutput(outDir string, lim PackLimits, visit func(name, path string, inf
 	var total int64
 	var n int
 	return filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p != outDir {
+			return nil // removed under the walk (a running job)
+		}
 		if err != nil {
 			return err
 		}
@@ -97,6 +100,9 @@ func walkOutput(outDir string, lim PackLimits, visit func(name, path string, inf
 			return err
 		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -341,8 +342,10 @@ func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJo
 
 // watchOutput measures a running job's output directory every OutputPoll
 // until ctx ends. Once the directory passes lim it cancels the job and
-// returns the ErrOutputLimit error that names the bound. Errors of the
-// walk itself (a file removed under it) are retried on the next tick.
+// returns the ErrOutputLimit error that names the bound. Files removed
+// under the walk are skipped; a directory the job made unreadable stops it
+// as well (it could be neither measured nor packed); other errors of the
+// walk are retried on the next tick.
 func (r *Runtime) watchOutput(ctx context.Context, exec Executor, id JobID, outDir string, lim PackLimits) error {
 	t := time.NewTicker(r.cfg.OutputPoll)
 	defer t.Stop()
@@ -352,7 +355,13 @@ func (r *Runtime) watchOutput(ctx context.Context, exec Executor, id JobID, outD
 			return nil
 		case <-t.C:
 		}
-		if err := walkOutput(outDir, lim, nil); errors.Is(err, ErrOutputLimit) {
+		err := walkOutput(outDir, lim, nil)
+		if errors.Is(err, fs.ErrPermission) {
+			// A job that makes its output unreadable cannot be measured
+			// (nor packed): stop it rather than watch blind.
+			err = fmt.Errorf("%w: the output directory cannot be measured: %v", ErrOutputLimit, err)
+		}
+		if errors.Is(err, ErrOutputLimit) {
 			r.log.Warn("job stopped: output over its limit", "job", id.Short(), "err", err)
 			if cerr := exec.Cancel(ctx, id); cerr != nil && ctx.Err() == nil {
 				r.log.Warn("cancel job over its output limit", "job", id.Short(), "err", cerr)
