@@ -329,6 +329,9 @@ type demoReport struct {
 	BalanceAfter    uint64           `json:"balance_after"`
 	EarnedOnChain   uint64           `json:"earned_on_chain"`
 	SubmitToPaidSec float64          `json:"submit_to_paid_seconds"`
+	// Verified: the client's node ran the (WASM) job again and got the
+	// provider's result hash; absent when it could not verify.
+	Verified *bool `json:"verified,omitempty"`
 }
 
 func testnetDemo(env Env) ucli.ActionFunc {
@@ -451,5 +454,18 @@ func runDemoJob(c *ucli.Context, nw *testnet.Network, spec api.JobSpec, payload 
 		rep.BalanceBefore, rep.BalanceAfter, rep.EarnedOnChain)
 	fmt.Fprintln(w, "(Its balance also moves by transaction fees it paid and block fees it collected as a validator.)")
 	fmt.Fprintf(w, "Submit to paid: %.2fs\n", rep.SubmitToPaidSec)
+	if final.Spec.Executor == api.ExecutorWASM {
+		v, err := client.VerifyJob(ctx, final.ID)
+		switch {
+		case err != nil:
+			fmt.Fprintf(w, "Could not verify the result here: %v\n", err)
+		case v.Match:
+			rep.Verified = &v.Match
+			fmt.Fprintf(w, "Verified: node0 ran the job again and got the provider's result hash %s ('bourse job verify ID').\n", short(v.LocalHash))
+		default:
+			rep.Verified = &v.Match
+			fmt.Fprintf(w, "MISMATCH: node0's re-run gives %s, the provider committed %s.\n", short(v.LocalHash), short(v.ChainHash))
+		}
+	}
 	return rep, nil
 }
