@@ -55,6 +55,7 @@ type marketService struct {
 	seq         uint64                    // offer sequence
 	provJobs    map[market.BidID]*provJob // provider's jobs until they settle on chain
 	provSettled provTotals                // provider's settled jobs since start
+	closing     bool                      // close has begun: spawn starts nothing
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -265,6 +266,9 @@ func (m *marketService) close(ctx context.Context) {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
 	m.wg.Wait()
 	if m.runtime != nil {
 		m.runtime.Close(ctx)
@@ -495,11 +499,7 @@ func (m *marketService) onEvent(ev chain.Event, c driver.Committed) {
 				j.Error = fmt.Sprintf("the job failed on the provider (exit code %d)", code)
 			}
 		})
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.fetchResult(id, rec.ResultHash, ev.Type == chain.EvFailed)
-		}()
+		m.spawn(func() { m.fetchResult(id, rec.ResultHash, ev.Type == chain.EvFailed) })
 	case chain.EvTimedOut:
 		m.update(j, func(j *jobRecord) {
 			j.State = api.StateTimedOut
@@ -614,10 +614,23 @@ func (m *marketService) startJob(mt market.Match) {
 	}
 	m.provJobs[id] = &provJob{Match: mt, State: api.StateRunning}
 	m.mu.Unlock()
+	m.spawn(func() { m.runJob(mt) })
+}
+
+// spawn runs f in a goroutine the service waits for on close, unless the
+// service is closing: commits keep arriving while it closes, and a
+// goroutine added after close began waiting would be neither waited for
+// nor given a live context.
+func (m *marketService) spawn(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.runJob(mt)
+		f()
 	}()
 }
 
