@@ -44,7 +44,8 @@ func TestDiscoveryTenHostsFromOneBootstrap(t *testing.T) {
 
 // A host that loses its bootstrap peer dials it again.
 func TestBootstrapPeerIsRedialled(t *testing.T) {
-	boot := newTestHost(t, nil)
+	// No DHT on either side: nothing but h's bootstrap loop reconnects them.
+	boot := newTestHost(t, func(c *Config) { c.DHT = false })
 	h := newTestHost(t, func(c *Config) {
 		c.Bootstrap = []string{boot.Addrs()[0].String()}
 		c.DHT = false
@@ -61,7 +62,11 @@ func TestBootstrapPeerIsRedialled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	dials := func() float64 {
+		return metricSum(t, h.reg, "bourse_p2p_discovery_dials_total", map[string]string{"source": "bootstrap", "outcome": "ok"})
+	}
 	for round := 0; round < 3; round++ {
+		before := dials()
 		// The bootstrap side hangs up, as a restarting node would.
 		if err := boot.Libp2p().Network().ClosePeer(h.ID()); err != nil {
 			t.Fatal(err)
@@ -77,14 +82,10 @@ func TestBootstrapPeerIsRedialled(t *testing.T) {
 			}
 		}
 		eventually(t, 20*time.Second, fmt.Sprintf("reconnect in round %d", round), connected)
-		for _, c := range h.Libp2p().Network().ConnsToPeer(boot.ID()) {
-			if c.Stat().Direction != network.DirOutbound {
-				t.Errorf("round %d: connection %s was not dialled by h", round, c.RemoteMultiaddr())
-			}
-		}
-	}
-	if got := metricSum(t, h.reg, "bourse_p2p_discovery_dials_total", map[string]string{"source": "bootstrap", "outcome": "ok"}); got < 1 {
-		t.Errorf("no successful bootstrap dial counted")
+		// h dialled its bootstrap peer again. (The connection itself may be
+		// one the other side opened at the same moment: libp2p keeps
+		// either, so its direction proves nothing; seen once in CI.)
+		eventually(t, 20*time.Second, fmt.Sprintf("a bootstrap redial in round %d", round), func() bool { return dials() > before })
 	}
 }
 
