@@ -26,7 +26,6 @@ import (
 type verifier struct {
 	mu     sync.Mutex // one verification at a time; guards the rest
 	rt     *worker.Runtime
-	dir    string
 	n      uint64 // verifications so far: each run gets a fresh runtime job id
 	closed bool
 }
@@ -38,8 +37,8 @@ func (v *verifier) runtime(m *marketService) (*worker.Runtime, error) {
 	if v.rt != nil {
 		return v.rt, nil
 	}
-	v.dir = filepath.Join(m.n.home, "verify")
-	if err := os.MkdirAll(v.dir, 0o700); err != nil {
+	dir := filepath.Join(m.n.home, "verify")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	cache := m.n.cfg.Provider.WasmCache // compiled modules are shared with the provider side
@@ -50,7 +49,7 @@ func (v *verifier) runtime(m *marketService) (*worker.Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wasm executor: %w", err)
 	}
-	store, err := worker.OpenStore(filepath.Join(v.dir, "results"), worker.StoreConfig{MaxCount: 8, Logger: m.n.log})
+	store, err := worker.OpenStore(filepath.Join(dir, "results"), worker.StoreConfig{MaxCount: 8, Logger: m.n.log})
 	if err != nil {
 		_ = x.Close(context.Background())
 		return nil, err
@@ -58,7 +57,7 @@ func (v *verifier) runtime(m *marketService) (*worker.Runtime, error) {
 	rt, err := worker.NewRuntime(worker.Config{
 		// The bid's own limits bound the run; the runtime sells nothing.
 		Capacity: worker.Resources{CPU: 1 << 40, MemoryMiB: 1 << 40, DiskMiB: 1 << 40, GPUs: 1 << 20},
-		WorkDir:  filepath.Join(v.dir, "work"),
+		WorkDir:  filepath.Join(dir, "work"),
 		Logger:   m.n.log.With("component", "verify"),
 	}, store, nil, x)
 	if err != nil {

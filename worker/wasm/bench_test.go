@@ -150,22 +150,7 @@ func BenchmarkPrimesRatio(b *testing.B) {
 // how much of the WASM/native ratio is that check rather than Go's wasm
 // code generation.
 func BenchmarkPrimesWasmNoTerminationCheck(b *testing.B) {
-	prog := module(b, primesPkg)
-	ctx := context.Background()
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
-	defer rt.Close(ctx)
-	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-	m, err := rt.CompileModule(ctx, prog)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		mod, err := rt.InstantiateModule(ctx, m, wazero.NewModuleConfig().WithName("").WithArgs("primes", primesN))
-		if err != nil {
-			b.Fatal(err)
-		}
-		mod.Close(ctx)
-	}
+	benchRawWazero(b, primesPkg, false, "primes", primesN)
 }
 
 // BenchmarkHelloRawWazero instantiates and runs hello on a bare wazero
@@ -173,9 +158,15 @@ func BenchmarkPrimesWasmNoTerminationCheck(b *testing.B) {
 // the executor's own overhead per job (bookkeeping, logs, memory
 // allocator, output dir).
 func BenchmarkHelloRawWazero(b *testing.B) {
-	prog := module(b, helloPkg)
+	benchRawWazero(b, helloPkg, true, "hello", "bench")
+}
+
+// benchRawWazero compiles pkg once on a bare wazero runtime (with or
+// without the termination check) and instantiates and runs it per op.
+func benchRawWazero(b *testing.B, pkg string, closeOnDone bool, args ...string) {
+	prog := module(b, pkg)
 	ctx := context.Background()
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone))
 	defer rt.Close(ctx)
 	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
 	m, err := rt.CompileModule(ctx, prog)
@@ -183,7 +174,7 @@ func BenchmarkHelloRawWazero(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		mod, err := rt.InstantiateModule(ctx, m, wazero.NewModuleConfig().WithName("").WithArgs("hello", "bench"))
+		mod, err := rt.InstantiateModule(ctx, m, wazero.NewModuleConfig().WithName("").WithArgs(args...))
 		if err != nil {
 			b.Fatal(err)
 		}
