@@ -2,6 +2,7 @@ package chain
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -405,65 +406,98 @@ func (x *execCtx) transfer(from, to wallet.Address, amount uint64) error {
 	return x.credit(to, amount)
 }
 
-func (x *execCtx) stakes() ([]Stake, error) {
-	var s []Stake
-	_, err := getRecord(x.o, keyStakes, &s)
-	return s, err
+func stakeRankKey(st Stake) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], ^st.Amount)
+	return pfxStakeRank + string(b[:]) + string(st.Address[:])
+}
+
+func getStake(r reader, a wallet.Address) (Stake, bool, error) {
+	var st Stake
+	ok, err := getRecord(r, addrKey(pfxStake, a), &st)
+	return st, ok, err
+}
+
+// putStake replaces the stake record old (zero Amount: none) by st, and
+// its rank entry; an Amount of 0 removes the account from the index.
+func putStake(o *overlay, old, st Stake) {
+	if old.Amount > 0 {
+		o.del(stakeRankKey(old))
+	}
+	if st.Amount == 0 {
+		o.del(addrKey(pfxStake, st.Address))
+		return
+	}
+	o.put(addrKey(pfxStake, st.Address), st)
+	o.put(stakeRankKey(st), true)
+}
+
+func unbondKey(maturity uint64, a wallet.Address) string {
+	return heightKey(pfxUnbonding, maturity) + string(a[:])
+}
+
+func unbondByKey(a wallet.Address, maturity uint64) string {
+	return heightKey(addrKey(pfxUnbondBy, a), maturity)
 }
 
 func (x *execCtx) bond(a wallet.Address, pub wallet.PublicKey, amount uint64) error {
 	if err := x.debit(a, amount); err != nil {
 		return fmt.Errorf("bond: %w", err)
 	}
-	s, err := x.stakes()
+	old, found, err := getStake(x.o, a)
 	if err != nil {
 		return err
 	}
-	i, found := slices.BinarySearchFunc(s, a, func(e Stake, t wallet.Address) int { return bytes.Compare(e.Address[:], t[:]) })
+	st := Stake{Address: a, PubKey: pub, Amount: amount}
 	if found {
-		if s[i].Amount, err = add(s[i].Amount, amount); err != nil {
+		st.PubKey = old.PubKey
+		if st.Amount, err = add(old.Amount, amount); err != nil {
 			return fmt.Errorf("bond: %w", err)
 		}
-	} else {
-		s = slices.Insert(s, i, Stake{Address: a, PubKey: pub, Amount: amount})
 	}
-	x.o.put(addrKey(pfxPubKey, a), pub)
 	if x.g.Bonded, err = add(x.g.Bonded, amount); err != nil {
 		return fmt.Errorf("bond: %w", err)
 	}
-	x.o.put(keyStakes, s)
+	putStake(x.o, old, st)
+	x.o.put(addrKey(pfxPubKey, a), pub)
 	return nil
 }
 
+// unbond moves amount of a's stake to the unbonding queue. It matures at
+// height+UnbondingBlocks+2: the stake gave voting power up to height+1,
+// and evidence of a vote at height h is accepted up to h+UnbondingBlocks,
+// so the stake stays slashable for as long as any evidence against it can
+// still be submitted.
 func (x *execCtx) unbond(a wallet.Address, amount uint64) error {
-	s, err := x.stakes()
+	old, found, err := getStake(x.o, a)
 	if err != nil {
 		return err
 	}
-	i, found := slices.BinarySearchFunc(s, a, func(e Stake, t wallet.Address) int { return bytes.Compare(e.Address[:], t[:]) })
 	if !found {
 		return fmt.Errorf("unbond: %s has no bonded stake", a)
 	}
-	if s[i].Amount, err = sub(s[i].Amount, amount); err != nil {
+	st := old
+	if st.Amount, err = sub(old.Amount, amount); err != nil {
 		return fmt.Errorf("unbond: %w", err)
 	}
-	if s[i].Amount == 0 {
-		s = slices.Delete(s, i, i+1)
-	}
-	if len(s) == 0 {
+	if x.g.Bonded == amount {
 		return errors.New("unbond: the last bonded stake cannot leave: the chain would have no validator")
 	}
+	putStake(x.o, old, st)
 	x.g.Bonded -= amount
 	if x.g.Unbonding, err = add(x.g.Unbonding, amount); err != nil {
 		return fmt.Errorf("unbond: %w", err)
 	}
-	x.o.put(keyStakes, s)
-	key := heightKey(pfxUnbonding, x.height+x.p.UnbondingBlocks)
-	var q []Unbonding
-	if _, err := getRecord(x.o, key, &q); err != nil {
+	maturity := x.height + x.p.UnbondingBlocks + 2
+	key := unbondKey(maturity, a)
+	var u Unbonding
+	if _, err := getRecord(x.o, key, &u); err != nil {
 		return err
 	}
-	x.o.put(key, append(q, Unbonding{Address: a, Amount: amount}))
+	// One record per account and maturity: every unbond it merges was
+	// made at this height.
+	x.o.put(key, Unbonding{Address: a, Amount: u.Amount + amount, Height: x.height})
+	x.o.put(unbondByKey(a, maturity), true)
 	return nil
 }
 
@@ -487,7 +521,7 @@ func (x *execCtx) evidence(e *EvidenceTx) error {
 		return fmt.Errorf("evidence: %s already punished for height %d", offender, h)
 	}
 	x.o.put(seen, true)
-	burned, err := x.slashStake(offender, x.p.SlashBps)
+	burned, err := x.slashStake(offender, x.p.SlashBps, h)
 	if err != nil {
 		return fmt.Errorf("evidence: %w", err)
 	}
@@ -498,46 +532,53 @@ func (x *execCtx) evidence(e *EvidenceTx) error {
 	return nil
 }
 
-// slashStake burns bps of a's bonded stake and of its stake still unbonding.
-func (x *execCtx) slashStake(a wallet.Address, bps uint32) (uint64, error) {
+// slashStake burns bps of a's bonded stake and of its unbonding stake
+// that still gave voting power at the infraction height (unbonded at
+// infraction-1 or later), as Cosmos slashes unbonding delegations.
+func (x *execCtx) slashStake(a wallet.Address, bps uint32, infraction uint64) (uint64, error) {
 	var burned uint64
-	s, err := x.stakes()
+	old, found, err := getStake(x.o, a)
 	if err != nil {
 		return 0, err
 	}
-	i, found := slices.BinarySearchFunc(s, a, func(e Stake, t wallet.Address) int { return bytes.Compare(e.Address[:], t[:]) })
 	if found {
-		cut := mulBps(s[i].Amount, bps)
-		s[i].Amount -= cut
+		st := old
+		cut := mulBps(st.Amount, bps)
+		st.Amount -= cut
 		x.g.Bonded -= cut
 		burned += cut
-		if s[i].Amount == 0 {
-			s = slices.Delete(s, i, i+1)
-		}
-		x.o.put(keyStakes, s)
+		putStake(x.o, old, st)
 	}
-	for h := x.height + 1; h <= x.height+x.p.UnbondingBlocks; h++ {
-		key := heightKey(pfxUnbonding, h)
-		var q []Unbonding
-		ok, err := getRecord(x.o, key, &q)
+	var keys []string
+	if err := scanRecords(x.o, addrKey(pfxUnbondBy, a), func(k string, _ *bool) error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		maturity := binary.BigEndian.Uint64([]byte(k[len(k)-8:]))
+		key := unbondKey(maturity, a)
+		var u Unbonding
+		ok, err := getRecord(x.o, key, &u)
 		if err != nil {
 			return 0, err
 		}
 		if !ok {
-			continue
+			return 0, fmt.Errorf("%w: unbonding index lists %s at %d without a record", ErrCorruptState, a, maturity)
 		}
-		changed := false
-		for j := range q {
-			if q[j].Address == a {
-				cut := mulBps(q[j].Amount, bps)
-				q[j].Amount -= cut
-				x.g.Unbonding -= cut
-				burned += cut
-				changed = changed || cut > 0
-			}
+		if u.Height+1 < infraction {
+			continue // it had left the validator set before the infraction
 		}
-		if changed {
-			x.o.put(key, q)
+		cut := mulBps(u.Amount, bps)
+		u.Amount -= cut
+		x.g.Unbonding -= cut
+		burned += cut
+		if u.Amount == 0 {
+			x.o.del(key)
+			x.o.del(k)
+		} else if cut > 0 {
+			x.o.put(key, u)
 		}
 	}
 	if x.g.Burned, err = add(x.g.Burned, burned); err != nil {
@@ -547,21 +588,21 @@ func (x *execCtx) slashStake(a wallet.Address, bps uint32) (uint64, error) {
 }
 
 func (x *execCtx) beginBlock() error {
-	key := heightKey(pfxUnbonding, x.height)
-	var q []Unbonding
-	ok, err := getRecord(x.o, key, &q)
-	if err != nil {
+	var mature []Unbonding
+	if err := scanRecords(x.o, heightKey(pfxUnbonding, x.height), func(_ string, u *Unbonding) error {
+		mature = append(mature, *u)
+		return nil
+	}); err != nil {
 		return err
 	}
-	if ok {
-		for _, u := range q {
-			if err := x.credit(u.Address, u.Amount); err != nil {
-				return err
-			}
-			x.g.Unbonding -= u.Amount
-			x.events = append(x.events, Event{Type: EvUnbonded, Address: u.Address, Amount: u.Amount})
+	for _, u := range mature {
+		if err := x.credit(u.Address, u.Amount); err != nil {
+			return err
 		}
-		x.o.del(key)
+		x.g.Unbonding -= u.Amount
+		x.o.del(unbondKey(x.height, u.Address))
+		x.o.del(unbondByKey(u.Address, x.height))
+		x.events = append(x.events, Event{Type: EvUnbonded, Address: u.Address, Amount: u.Amount})
 	}
 	return x.settleTimeouts()
 }
@@ -570,11 +611,10 @@ func (x *execCtx) endBlock() ([]Validator, error) {
 	if err := x.credit(x.proposer, x.fees); err != nil {
 		return nil, err
 	}
-	s, err := x.stakes()
+	next, err := activeSet(x.o, x.p.MaxValidators)
 	if err != nil {
 		return nil, err
 	}
-	next := activeSet(s, x.p.MaxValidators)
 	var prev []Validator
 	if _, err := getRecord(x.o, heightKey(pfxValset, x.height+1), &prev); err != nil {
 		return nil, err
@@ -595,30 +635,38 @@ func (x *execCtx) endBlock() ([]Validator, error) {
 	return upd, nil
 }
 
-// activeSet is the top max stakes by amount (ties by address), sorted by
-// address, with power = stake.
-func activeSet(stakes []Stake, max uint32) []Validator {
-	s := slices.Clone(stakes)
-	slices.SortFunc(s, func(a, b Stake) int {
-		if a.Amount != b.Amount {
-			if a.Amount > b.Amount {
-				return -1
-			}
-			return 1
+// activeSet is the first max entries of the stake rank (largest stake
+// first, ties by address), sorted by address, with power = stake. It
+// reads max records whatever the number of bonded accounts.
+func activeSet(r reader, max uint32) ([]Validator, error) {
+	var addrs []wallet.Address
+	var err error
+	r.scan(pfxStakeRank, "", func(k string, _ []byte) bool {
+		if len(k) != len(pfxStakeRank)+8+len(wallet.Address{}) {
+			err = fmt.Errorf("%w: stake rank key %q", ErrCorruptState, printableKey(k))
+			return false
 		}
-		return bytes.Compare(a.Address[:], b.Address[:])
+		var a wallet.Address
+		copy(a[:], k[len(pfxStakeRank)+8:])
+		addrs = append(addrs, a)
+		return len(addrs) < int(max)
 	})
-	if len(s) > int(max) {
-		s = s[:max]
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(s, func(a, b Stake) int { return bytes.Compare(a.Address[:], b.Address[:]) })
-	vals := make([]Validator, 0, len(s))
-	for _, e := range s {
-		if e.Amount > 0 {
-			vals = append(vals, Validator{Address: e.Address, PubKey: e.PubKey, Power: e.Amount})
+	vals := make([]Validator, 0, len(addrs))
+	for _, a := range addrs {
+		st, ok, err := getStake(r, a)
+		if err != nil {
+			return nil, err
 		}
+		if !ok || st.Amount == 0 {
+			return nil, fmt.Errorf("%w: stake rank lists %s without a stake", ErrCorruptState, a)
+		}
+		vals = append(vals, Validator{Address: st.Address, PubKey: st.PubKey, Power: st.Amount})
 	}
-	return vals
+	slices.SortFunc(vals, func(a, b Validator) int { return bytes.Compare(a.Address[:], b.Address[:]) })
+	return vals, nil
 }
 
 // CheckTx reports whether tx could be included in the next block on st:

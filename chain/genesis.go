@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/bourse-net/bourse/market"
@@ -280,21 +279,21 @@ func (g *Genesis) State() (*State, error) {
 	p := g.Params
 	p.ChainID = g.ChainID
 	o.put(keyParams, p)
-	gl := Globals{Time: g.GenesisTime, TimeoutScan: g.GenesisTime / 1000}
+	gl := Globals{Time: g.GenesisTime}
 	for _, a := range g.Accounts {
 		o.put(addrKey(pfxAccount, a.Address), Account{Balance: a.Balance})
 		gl.Supply += a.Balance
 	}
-	var stakes []Stake
 	for _, v := range g.Validators {
-		stakes = append(stakes, Stake{Address: v.Address, PubKey: wallet.PublicKey(v.PubKey), Amount: v.Stake})
+		putStake(o, Stake{}, Stake{Address: v.Address, PubKey: wallet.PublicKey(v.PubKey), Amount: v.Stake})
 		o.put(addrKey(pfxPubKey, v.Address), wallet.PublicKey(v.PubKey))
 		gl.Supply += v.Stake
 		gl.Bonded += v.Stake
 	}
-	slices.SortFunc(stakes, func(a, b Stake) int { return bytes.Compare(a.Address[:], b.Address[:]) })
-	o.put(keyStakes, stakes)
-	vals := activeSet(stakes, p.MaxValidators)
+	vals, err := activeSet(o, p.MaxValidators)
+	if err != nil {
+		return nil, err
+	}
 	o.put(heightKey(pfxValset, 1), vals)
 	o.put(heightKey(pfxValset, 2), vals)
 	o.put(keyGlobals, gl)

@@ -1,7 +1,9 @@
 package chain
 
 import (
+	"encoding/binary"
 	"errors"
+	"maps"
 	"fmt"
 	"strings"
 
@@ -23,7 +25,9 @@ func CheckInvariants(st *State) error {
 	open := map[string]uint64{}
 	openIDs := map[[32]byte]int64{}
 	var openMatches []Match
-	indexed := map[[32]byte]bool{}
+	indexed := map[[32]byte]int64{}                          // deadline index: job → deadline
+	stakeRanks, ranks := map[string]bool{}, map[string]bool{} // rank keys the stakes imply, rank keys present
+	unbondIdx, unbondBy := map[string]bool{}, map[string]bool{}
 	var errs []error
 	sum := func(acc *uint64, v uint64, what string) {
 		s, err := add(*acc, v)
@@ -46,22 +50,32 @@ func CheckInvariants(st *State) error {
 				return err
 			}
 			sum(&balances, a.Balance, "balances")
-		case k == keyStakes:
-			var s []Stake
+		case strings.HasPrefix(k, pfxStake):
+			var s Stake
 			if err := dec(&s); err != nil {
 				return err
 			}
-			for _, e := range s {
-				sum(&bonded, e.Amount, "bonded")
+			sum(&bonded, s.Amount, "bonded")
+			if s.Amount == 0 || k != addrKey(pfxStake, s.Address) {
+				errs = append(errs, fmt.Errorf("stake record %q holds %s with %d", printableKey(k), s.Address, s.Amount))
+			} else {
+				stakeRanks[stakeRankKey(s)] = true
 			}
+		case strings.HasPrefix(k, pfxStakeRank):
+			ranks[k] = true
 		case strings.HasPrefix(k, pfxUnbonding):
-			var q []Unbonding
-			if err := dec(&q); err != nil {
+			var u Unbonding
+			if err := dec(&u); err != nil {
 				return err
 			}
-			for _, u := range q {
-				sum(&unbonding, u.Amount, "unbonding")
+			sum(&unbonding, u.Amount, "unbonding")
+			if len(k) != len(pfxUnbonding)+8+len(u.Address) || k[len(pfxUnbonding)+8:] != string(u.Address[:]) || u.Amount == 0 {
+				errs = append(errs, fmt.Errorf("unbonding record %q holds %s with %d", printableKey(k), u.Address, u.Amount))
+			} else {
+				unbondIdx[unbondByKey(u.Address, binary.BigEndian.Uint64([]byte(k[len(pfxUnbonding):])))] = true
 			}
+		case strings.HasPrefix(k, pfxUnbondBy):
+			unbondBy[k] = true
 		case strings.HasPrefix(k, pfxProvider):
 			var p Provider
 			if err := dec(&p); err != nil {
@@ -83,13 +97,13 @@ func CheckInvariants(st *State) error {
 				errs = append(errs, fmt.Errorf("settled match %x still holds escrow %d", k[len(pfxMatch):], m.Escrow))
 			}
 		case strings.HasPrefix(k, pfxDeadline):
-			var ids []market.BidID
-			if err := dec(&ids); err != nil {
-				return err
+			if len(k) != len(pfxDeadline)+8+32 {
+				errs = append(errs, fmt.Errorf("deadline key %q malformed", printableKey(k)))
+				return nil
 			}
-			for _, id := range ids {
-				indexed[id] = true
-			}
+			var id [32]byte
+			copy(id[:], k[len(pfxDeadline)+8:])
+			indexed[id] = int64(binary.BigEndian.Uint64([]byte(k[len(pfxDeadline):])))
 		}
 		return nil
 	})
@@ -132,10 +146,16 @@ func CheckInvariants(st *State) error {
 			errs = append(errs, fmt.Errorf("provider %x open-match count off by %d", p, int64(open[p])))
 		}
 	}
-	for id := range openIDs {
-		if !indexed[id] {
-			errs = append(errs, fmt.Errorf("open match %x missing from the deadline index", id[:8]))
+	for id, dl := range openIDs {
+		if at, ok := indexed[id]; !ok || at != max(dl, 0) {
+			errs = append(errs, fmt.Errorf("open match %x missing from the deadline index at %d", id[:8], dl))
 		}
+	}
+	if !maps.Equal(stakeRanks, ranks) {
+		errs = append(errs, fmt.Errorf("stake rank index (%d entries) does not match the %d stake records", len(ranks), len(stakeRanks)))
+	}
+	if !maps.Equal(unbondIdx, unbondBy) {
+		errs = append(errs, fmt.Errorf("unbonding index (%d entries) does not match the %d unbonding records", len(unbondBy), len(unbondIdx)))
 	}
 	if len(indexed) != len(openIDs) {
 		errs = append(errs, fmt.Errorf("deadline index holds %d jobs, %d matches open", len(indexed), len(openIDs)))

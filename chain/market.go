@@ -1,9 +1,9 @@
 package chain
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
@@ -229,26 +229,18 @@ func (x *execCtx) match(m *MatchTx) error {
 	return nil
 }
 
-// indexDeadline adds or removes a job in the bucket of its deadline second.
+func deadlineKey(deadline int64, id market.BidID) string {
+	return heightKey(pfxDeadline, uint64(max(deadline, 0))) + string(id[:])
+}
+
+// indexDeadline adds or removes an open job in the deadline index: one
+// key per job, so the cost does not depend on how many other jobs share
+// its deadline.
 func (x *execCtx) indexDeadline(deadline int64, id market.BidID, insert bool) error {
-	key := heightKey(pfxDeadline, uint64(max(deadline, 0)/1000))
-	var ids []market.BidID
-	if _, err := getRecord(x.o, key, &ids); err != nil {
-		return err
-	}
-	i, found := slices.BinarySearchFunc(ids, id, func(a, b market.BidID) int { return compare32(a, b) })
-	switch {
-	case insert && !found:
-		ids = slices.Insert(ids, i, id)
-	case !insert && found:
-		ids = slices.Delete(ids, i, i+1)
-	default:
-		return nil
-	}
-	if len(ids) == 0 {
-		x.o.del(key)
+	if insert {
+		x.o.put(deadlineKey(deadline, id), true)
 	} else {
-		x.o.put(key, ids)
+		x.o.del(deadlineKey(deadline, id))
 	}
 	return nil
 }
@@ -344,42 +336,51 @@ func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
 	return nil
 }
 
-// settleTimeouts settles every open match whose deadline is at or before
-// the block time: full refund, the provider's collateral slashed by
-// TimeoutSlashBps (burned), the reservation released.
+// MaxTimeoutsPerBlock bounds the timeouts one block settles, so a block's
+// cost does not depend on how many matches others aimed at one deadline;
+// the rest are settled by the next blocks, earliest deadline first. A
+// Result for a match past its deadline is refused either way.
+var MaxTimeoutsPerBlock = 1024
+
+// settleTimeouts settles the open matches whose deadline is at or before
+// the block time, earliest first, at most MaxTimeoutsPerBlock: full
+// refund, the provider's collateral slashed by TimeoutSlashBps (burned),
+// the reservation released.
 func (x *execCtx) settleTimeouts() error {
-	to := uint64(max(x.time, 0) / 1000)
-	from := uint64(max(x.g.TimeoutScan, 0))
-	if x.g.Escrow == 0 { // every open match escrows a positive MaxPrice: none is open
-		from = to + 1
+	type due struct {
+		deadline int64
+		id       market.BidID
 	}
-	for sec := from; sec <= to; sec++ {
-		key := heightKey(pfxDeadline, sec)
-		var ids []market.BidID
-		ok, err := getRecord(x.o, key, &ids)
+	var todo []due
+	var err error
+	x.o.scan(pfxDeadline, "", func(k string, _ []byte) bool {
+		if len(k) != len(pfxDeadline)+8+len(market.BidID{}) {
+			err = fmt.Errorf("%w: deadline key %q", ErrCorruptState, printableKey(k))
+			return false
+		}
+		d := due{deadline: int64(binary.BigEndian.Uint64([]byte(k[len(pfxDeadline) : len(pfxDeadline)+8])))}
+		if d.deadline > x.time {
+			return false
+		}
+		copy(d.id[:], k[len(pfxDeadline)+8:])
+		todo = append(todo, d)
+		return len(todo) < MaxTimeoutsPerBlock
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range todo {
+		m, ok, err := x.getMatch(d.id)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			continue
+		if !ok || m.Status != MatchOpen || max(m.Deadline, 0) != d.deadline {
+			return fmt.Errorf("%w: deadline index lists %x at %d, which is not open with that deadline", ErrCorruptState, d.id[:8], d.deadline)
 		}
-		for _, id := range ids {
-			m, ok, err := x.getMatch(id)
-			if err != nil {
-				return err
-			}
-			if !ok || m.Status != MatchOpen {
-				return fmt.Errorf("%w: deadline index lists %x, which is not open", ErrCorruptState, id[:8])
-			}
-			if m.Deadline > x.time {
-				continue
-			}
-			if err := x.timeout(&m); err != nil {
-				return fmt.Errorf("timeout %s: %w", id, err)
-			}
+		if err := x.timeout(&m); err != nil {
+			return fmt.Errorf("timeout %s: %w", d.id, err)
 		}
 	}
-	x.g.TimeoutScan = int64(to)
 	return nil
 }
 

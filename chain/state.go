@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
+
+	"github.com/google/btree"
 
 	"github.com/bourse-net/bourse/chain/merkle"
 	"github.com/bourse-net/bourse/codec"
@@ -25,6 +26,7 @@ import (
 type State struct {
 	mu   sync.RWMutex
 	kv   map[string][]byte
+	keys *btree.BTreeG[string] // the keys of kv in order, for prefix scans
 	tree *merkle.Tree
 	// cached decoded records that every block needs
 	params  Params
@@ -38,16 +40,26 @@ type Account struct {
 }
 
 // Stake is one bonded account: its validator key and its bonded amount.
+// Each bonded account is its own record (stake/<address>) with a rank
+// entry (srank/<^amount><address>) so the active set is the first
+// MaxValidators rank entries: a bond costs O(log n) whatever the number
+// of bonded accounts.
 type Stake struct {
 	Address wallet.Address   `cbor:"1,keyasint"`
 	PubKey  wallet.PublicKey `cbor:"2,keyasint"`
 	Amount  uint64           `cbor:"3,keyasint"`
 }
 
-// Unbonding is stake on its way back to the balance of Address.
+// Unbonding is stake on its way back to the balance of Address: one
+// record per account and maturity height (unbond/<maturity><address>),
+// indexed per account (ubaddr/<address><maturity>) for slashing.
 type Unbonding struct {
 	Address wallet.Address `cbor:"1,keyasint"`
 	Amount  uint64         `cbor:"2,keyasint"`
+	// Height is the block that unbonded it. The stake gave voting power
+	// up to Height+1 (set changes take effect two blocks later), so it
+	// stays slashable for evidence of votes at Height+1 or earlier.
+	Height uint64 `cbor:"3,keyasint"`
 }
 
 // Globals are chain-wide counters, one state record.
@@ -61,22 +73,28 @@ type Globals struct {
 	Bonded        uint64   `cbor:"7,keyasint"`
 	Unbonding     uint64   `cbor:"8,keyasint"`
 	Collateral    uint64   `cbor:"9,keyasint"`
-	TimeoutScan   int64    `cbor:"10,keyasint"` // deadline second up to which timeouts are settled
 }
 
 // State keys. Every record lives under one of these prefixes.
+//
+// A collection that users can grow is never one record: it is an index,
+// one key per item under a prefix, read with State's ordered prefix scan,
+// so no record outgrows its decoder's limits and adding or removing an
+// item costs O(log n) whatever the others do.
 const (
 	keyParams    = "params"
 	keyGlobals   = "globals"
-	keyStakes    = "stakes"  // []Stake sorted by address
 	pfxAccount   = "acct/"   // + address
-	pfxValset    = "vset/"   // + height (8 bytes BE) → []Validator
-	pfxUnbonding = "unbond/" // + maturity height (8 bytes BE) → []Unbonding
+	pfxStake     = "stake/"  // + address → Stake
+	pfxStakeRank = "srank/"  // + ^amount (8 bytes BE) + address → true: bonded accounts, largest first
+	pfxValset    = "vset/"   // + height (8 bytes BE) → []Validator (at most MaxValidators)
+	pfxUnbonding = "unbond/" // + maturity height (8 bytes BE) + address → Unbonding
+	pfxUnbondBy  = "ubaddr/" // + address + maturity height (8 bytes BE) → true
 	pfxEvidence  = "ev/"     // + address + height → seen double-sign evidence
 	pfxProvider  = "prov/"   // + address → Provider
 	pfxMatch     = "match/"  // + job id → Match
 	pfxBid       = "bid/"    // + bid id → BidStatus
-	pfxDeadline  = "dl/"     // + deadline second (8 bytes BE) → [][32]byte job ids
+	pfxDeadline  = "dl/"     // + deadline in unix ms (8 bytes BE) + job id → true: open matches, earliest first
 	pfxPubKey    = "pk/"     // + address → validator public key, kept after unbonding
 )
 
@@ -90,7 +108,7 @@ func addrKey(prefix string, a wallet.Address) string { return prefix + string(a[
 
 // NewState returns an empty state; use GenesisState for a real chain.
 func NewState() *State {
-	return &State{kv: map[string][]byte{}, tree: merkle.New()}
+	return &State{kv: map[string][]byte{}, keys: btree.NewG(32, func(a, b string) bool { return a < b }), tree: merkle.New()}
 }
 
 // Height is the height of the last applied block (0 at genesis).
@@ -179,33 +197,62 @@ func (s *State) Matches(fn func(Match) error) error {
 	})
 }
 
-// Stakes returns every bonded account, sorted by address.
+// Stakes returns every bonded account, sorted by address. It reads one
+// record per bonded account: for the API and audits, not the block path.
 func (s *State) Stakes() ([]Stake, error) {
-	var st []Stake
-	_, err := getRecord(s, keyStakes, &st)
-	return st, err
+	var out []Stake
+	err := scanRecords(s, pfxStake, func(_ string, st *Stake) error {
+		out = append(out, *st)
+		return nil
+	})
+	return out, err
 }
 
 // Each calls fn for every record in key order. The value must not be kept
 // or modified. Used by the store and by invariant checks.
 func (s *State) Each(fn func(key string, value []byte) error) error {
-	s.mu.RLock()
-	keys := make([]string, 0, len(s.kv))
-	for k := range s.kv {
-		keys = append(keys, k)
+	var err error
+	s.scan("", "", func(k string, v []byte) bool {
+		err = fn(k, v)
+		return err == nil
+	})
+	return err
+}
+
+// scanChunk is how many records State.scan copies under its read lock at
+// a time, so fn may call back into the state.
+const scanChunk = 128
+
+// scan calls fn for every record whose key starts with prefix and is at
+// least from, in key order, until fn returns false.
+func (s *State) scan(prefix, from string, fn func(key string, value []byte) bool) {
+	start := max(prefix, from)
+	type rec struct {
+		k string
+		v []byte
 	}
-	s.mu.RUnlock()
-	sort.Strings(keys)
-	for _, k := range keys {
-		v, ok := s.get(k)
-		if !ok {
-			continue
+	batch := make([]rec, 0, scanChunk)
+	for {
+		batch = batch[:0]
+		s.mu.RLock()
+		s.keys.AscendGreaterOrEqual(start, func(k string) bool {
+			if !strings.HasPrefix(k, prefix) {
+				return false
+			}
+			batch = append(batch, rec{k, s.kv[k]})
+			return len(batch) < scanChunk
+		})
+		s.mu.RUnlock()
+		for _, r := range batch {
+			if !fn(r.k, r.v) {
+				return
+			}
 		}
-		if err := fn(k, v); err != nil {
-			return err
+		if len(batch) < scanChunk {
+			return
 		}
+		start = batch[len(batch)-1].k + "\x00"
 	}
-	return nil
 }
 
 // Len is the number of records.
@@ -218,6 +265,25 @@ func (s *State) Len() int {
 // reader is what typed accessors read from: the State or an overlay.
 type reader interface {
 	get(key string) ([]byte, bool)
+	// scan calls fn for every record whose key starts with prefix and is
+	// at least from, in key order, until fn returns false.
+	scan(prefix, from string, fn func(key string, value []byte) bool)
+}
+
+// scanRecords decodes every record under prefix into a fresh T, in key
+// order; fn's error stops the scan and is returned.
+func scanRecords[T any](r reader, prefix string, fn func(key string, v *T) error) error {
+	var err error
+	r.scan(prefix, "", func(k string, b []byte) bool {
+		v := new(T)
+		if uerr := codec.Unmarshal(b, v); uerr != nil {
+			err = fmt.Errorf("%w: record %q: %v", ErrCorruptState, printableKey(k), uerr)
+			return false
+		}
+		err = fn(k, v)
+		return err == nil
+	})
+	return err
 }
 
 // ErrCorruptState wraps a record that does not decode: the store or the
@@ -248,9 +314,19 @@ func printableKey(k string) string {
 type overlay struct {
 	base   reader
 	writes map[string][]byte
+	keys   *btree.BTreeG[string] // the keys of writes in order, for scan
 }
 
-func newOverlay(base reader) *overlay { return &overlay{base: base, writes: map[string][]byte{}} }
+func newOverlay(base reader) *overlay {
+	return &overlay{base: base, writes: map[string][]byte{}, keys: btree.NewG(16, func(a, b string) bool { return a < b })}
+}
+
+func (o *overlay) write(key string, v []byte) {
+	if _, ok := o.writes[key]; !ok {
+		o.keys.ReplaceOrInsert(key)
+	}
+	o.writes[key] = v
+}
 
 func (o *overlay) get(key string) ([]byte, bool) {
 	if v, ok := o.writes[key]; ok {
@@ -259,16 +335,77 @@ func (o *overlay) get(key string) ([]byte, bool) {
 	return o.base.get(key)
 }
 
-func (o *overlay) put(key string, v any) {
-	o.writes[key] = codec.MustMarshal(v)
+// scan merges o's writes under prefix with its base's records. It costs
+// O(log n) to start plus what it visits, however many writes o holds.
+func (o *overlay) scan(prefix, from string, fn func(key string, value []byte) bool) {
+	start := max(prefix, from)
+	var mine []string // o's keys in range, collected lazily in chunks
+	next := start
+	more := true
+	refill := func() {
+		mine = mine[:0]
+		o.keys.AscendGreaterOrEqual(next, func(k string) bool {
+			if !strings.HasPrefix(k, prefix) {
+				more = false
+				return false
+			}
+			mine = append(mine, k)
+			return len(mine) < scanChunk
+		})
+		if len(mine) < scanChunk {
+			more = false
+		}
+		if len(mine) > 0 {
+			next = mine[len(mine)-1] + "\x00"
+		}
+	}
+	refill()
+	i, stopped := 0, false
+	advance := func() {
+		i++
+		if i == len(mine) && more {
+			refill()
+			i = 0
+		}
+	}
+	emit := func(k string, v []byte) bool {
+		if v == nil { // deleted here
+			return true
+		}
+		if !fn(k, v) {
+			stopped = true
+		}
+		return !stopped
+	}
+	o.base.scan(prefix, start, func(k string, v []byte) bool {
+		for i < len(mine) && mine[i] < k {
+			w := mine[i]
+			advance()
+			if !emit(w, o.writes[w]) {
+				return false
+			}
+		}
+		if i < len(mine) && mine[i] == k {
+			advance()
+			return emit(k, o.writes[k])
+		}
+		return emit(k, v)
+	})
+	for !stopped && i < len(mine) {
+		w := mine[i]
+		advance()
+		emit(w, o.writes[w])
+	}
 }
 
-func (o *overlay) del(key string) { o.writes[key] = nil }
+func (o *overlay) put(key string, v any) { o.write(key, codec.MustMarshal(v)) }
+
+func (o *overlay) del(key string) { o.write(key, nil) }
 
 // mergeInto copies o's writes into its parent overlay.
 func (o *overlay) mergeInto(parent *overlay) {
 	for k, v := range o.writes {
-		parent.writes[k] = v
+		parent.write(k, v)
 	}
 }
 
@@ -298,10 +435,15 @@ func (s *State) Apply(res *Result) error {
 
 func (s *State) installLocked(changes []merkle.Change, p *merkle.Pending) error {
 	for _, c := range changes {
+		k := string(c.Key)
 		if c.Value == nil {
-			delete(s.kv, string(c.Key))
+			delete(s.kv, k)
+			s.keys.Delete(k)
 		} else {
-			s.kv[string(c.Key)] = c.Value
+			if _, ok := s.kv[k]; !ok {
+				s.keys.ReplaceOrInsert(k)
+			}
+			s.kv[k] = c.Value
 		}
 	}
 	if p == nil {
@@ -331,6 +473,10 @@ func (s *State) reloadLocked() error {
 type lockedReader struct{ s *State }
 
 func (l lockedReader) get(k string) ([]byte, bool) { v, ok := l.s.kv[k]; return v, ok }
+
+func (l lockedReader) scan(string, string, func(string, []byte) bool) {
+	panic("chain: scan under the state's write lock")
+}
 
 // StateFromRecords rebuilds a state from stored records (the store's
 // LoadState) and recomputes its root from scratch.

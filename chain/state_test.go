@@ -155,13 +155,14 @@ func TestValidatorSetChangesTwoHeightsLater(t *testing.T) {
 	if !in(h + 2) {
 		t.Fatalf("bond at %d not in the set of %d", h, h+2)
 	}
-	// Unbond everything: out at +2, funds back after the unbonding period.
+	// Unbond everything: out at +2, funds back after the unbonding period
+	// plus the two heights it still voted for (it stays slashable).
 	balBefore := n.balance(5)
 	_, res = n.block(n.tx(5, 1, func(tx *Tx) { tx.Unbond = &Unbond{Amount: 50_000} }))
 	if !in(res.Height+1) || in(res.Height+2) {
 		t.Fatal("unbond did not take effect exactly two heights later")
 	}
-	for i := uint64(0); i < n.gen.Params.UnbondingBlocks-1; i++ {
+	for i := uint64(0); i < n.gen.Params.UnbondingBlocks+1; i++ {
 		n.block()
 	}
 	if got := n.balance(5); got != balBefore-1 {

@@ -32,7 +32,10 @@ var (
 )
 
 const (
-	storeFormat = "bourse-chain-store/1"
+	// storeFormat names the layout of the store and of the state records
+	// in it. 2: stakes, unbonding and deadlines as indexes (one key per
+	// item) instead of arrays.
+	storeFormat = "bourse-chain-store/2"
 	prefixState = "/state/"
 )
 

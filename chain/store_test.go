@@ -209,7 +209,7 @@ func TestStoreDamageIsAnError(t *testing.T) {
 			})
 		}, false},
 		{"state record deleted", func(t *testing.T, dir string) {
-			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, stateKey([]byte(keyStakes))) })
+			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, stateKey([]byte(keyGlobals))) })
 		}, false},
 		{"last block missing", func(t *testing.T, dir string) {
 			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, blockKey(3)) })
