@@ -3,8 +3,8 @@ package chain
 import (
 	"encoding/binary"
 	"errors"
-	"maps"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/bourse-net/bourse/codec"
@@ -25,7 +25,7 @@ func CheckInvariants(st *State) error {
 	open := map[string]uint64{}
 	openIDs := map[[32]byte]int64{}
 	var openMatches []Match
-	indexed := map[[32]byte]int64{}                          // deadline index: job → deadline
+	indexed := map[[32]byte]int64{}                           // deadline index: job → deadline
 	stakeRanks, ranks := map[string]bool{}, map[string]bool{} // rank keys the stakes imply, rank keys present
 	unbondIdx, unbondBy := map[string]bool{}, map[string]bool{}
 	var errs []error
