@@ -25,8 +25,10 @@ test: ## vet, unit tests (-race where there is concurrency)
 	$(GO) test -count=1 $(PLAIN_PKGS)
 	$(GO) test -count=1 -race -timeout 15m $$($(GO) list $(RACE_PKGS) 2>/dev/null)
 	$(GO) test -count=1 -timeout 10m $(E2E_PKGS)
-	# The consensus simulation again without -race, where it affords 250 seeds.
+	# The consensus simulation again without -race, where it affords 250 seeds,
+	# and the chain's tests at the scale of 65,536 records (they skip under -race).
 	$(GO) test -count=1 -run 'TestSim' ./chain/consensus/
+	$(GO) test -count=1 -run 'DecoderLimit|OneDeadlineSecond' ./chain/
 
 test-long: ## slow fault, simulation and soak tests
 	BOURSE_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Sim|Long|Soak|Fault' ./...
