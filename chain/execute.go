@@ -113,6 +113,9 @@ type execCtx struct {
 	fees     uint64
 	ev       EvidenceVerifier
 	events   []Event
+	// stakesChanged is set by anything that writes a stake (a failed body
+	// may leave it set: that only costs a recomputation of the same set).
+	stakesChanged bool
 }
 
 // Execute runs block b on st without modifying st and returns the result.
@@ -459,6 +462,7 @@ func (x *execCtx) bond(a wallet.Address, pub wallet.PublicKey, amount uint64) er
 		return fmt.Errorf("bond: %w", err)
 	}
 	putStake(x.o, old, st)
+	x.stakesChanged = true
 	x.o.put(addrKey(pfxPubKey, a), pub)
 	return nil
 }
@@ -484,6 +488,7 @@ func (x *execCtx) unbond(a wallet.Address, amount uint64) error {
 		return errors.New("unbond: the last bonded stake cannot leave: the chain would have no validator")
 	}
 	putStake(x.o, old, st)
+	x.stakesChanged = true
 	x.g.Bonded -= amount
 	if x.g.Unbonding, err = add(x.g.Unbonding, amount); err != nil {
 		return fmt.Errorf("unbond: %w", err)
@@ -548,6 +553,7 @@ func (x *execCtx) slashStake(a wallet.Address, bps uint32, infraction uint64) (u
 		x.g.Bonded -= cut
 		burned += cut
 		putStake(x.o, old, st)
+		x.stakesChanged = true
 	}
 	var keys []string
 	if err := scanRecords(x.o, addrKey(pfxUnbondBy, a), func(k string, _ *bool) error {
@@ -611,16 +617,20 @@ func (x *execCtx) endBlock() ([]Validator, error) {
 	if err := x.credit(x.proposer, x.fees); err != nil {
 		return nil, err
 	}
-	next, err := activeSet(x.o, x.p.MaxValidators)
-	if err != nil {
-		return nil, err
-	}
 	var prev []Validator
 	if _, err := getRecord(x.o, heightKey(pfxValset, x.height+1), &prev); err != nil {
 		return nil, err
 	}
-	if len(next) == 0 {
-		next = prev // never an empty set: keep the last one
+	// Unchanged stakes give the set the previous block computed.
+	next := prev
+	if x.stakesChanged {
+		var err error
+		if next, err = activeSet(x.o, x.p.MaxValidators); err != nil {
+			return nil, err
+		}
+		if len(next) == 0 {
+			next = prev // never an empty set: keep the last one
+		}
 	}
 	var upd []Validator
 	if ValidatorsHash(next) != ValidatorsHash(prev) {
