@@ -22,8 +22,11 @@ type Params struct {
 	ChainID string `cbor:"1,keyasint" json:"-"`
 	// MinFee is the smallest fee a transaction may carry. Default 1.
 	MinFee uint64 `cbor:"2,keyasint" json:"min_fee"`
-	// UnbondingBlocks is how many blocks unbonded stake waits before it
-	// returns to the balance. Default 100.
+	// UnbondingBlocks is the evidence window: evidence of a double vote at
+	// height h is accepted up to height h+UnbondingBlocks, and unbonded
+	// stake returns to the balance UnbondingBlocks+2 blocks after the
+	// unbond, slashable until then. Default 1,000,000 (chain/RATIONALE.md
+	// says why).
 	UnbondingBlocks uint64 `cbor:"3,keyasint" json:"unbonding_blocks"`
 	// SlashBps is the fraction of a double-signing validator's stake
 	// (bonded and unbonding) burned, in basis points. Default 500 (5%).
@@ -56,7 +59,7 @@ const (
 
 // DefaultParams are the documented defaults.
 func DefaultParams() Params {
-	return Params{MinFee: 1, UnbondingBlocks: 100, SlashBps: 500, MinProviderCollateral: 1000,
+	return Params{MinFee: 1, UnbondingBlocks: 1_000_000, SlashBps: 500, MinProviderCollateral: 1000,
 		TimeoutSlashBps: 1000, MaxBlockBytes: 4 << 20, MaxBlockTxs: 20000, MaxValidators: 100,
 		ResultGraceMs: market.DefaultResultGraceMs}
 }

@@ -57,8 +57,8 @@ type Bond struct {
 }
 
 // Unbond moves Amount of bonded stake into the unbonding queue; it returns
-// to the balance Params.UnbondingBlocks blocks later. Unbonding stake can
-// still be slashed.
+// to the balance Params.UnbondingBlocks+2 blocks later and can be slashed
+// until then.
 type Unbond struct {
 	Amount uint64 `cbor:"1,keyasint"`
 }

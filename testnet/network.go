@@ -301,6 +301,9 @@ func dialAddrs(host string, port int, dns bool, id string) []string {
 func genesisFor(o Options, keys []wallet.PrivateKey) *chain.Genesis {
 	g := &chain.Genesis{ChainID: o.ChainID, GenesisTime: o.GenesisTime.UnixMilli(),
 		Timeouts: o.Timeouts, Params: chain.DefaultParams()}
+	// A local testnet's unbonding takes about a minute, so it can be tried;
+	// real networks keep the default window (chain/RATIONALE.md).
+	g.Params.UnbondingBlocks = 1000
 	for _, k := range keys {
 		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: k.Address(), Balance: o.Balance})
 		g.Validators = append(g.Validators, chain.GenesisValidator{Address: k.Address(),
