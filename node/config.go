@@ -45,11 +45,16 @@ type APIConfig struct {
 	MaxUploadMiB int `toml:"max_upload_mib"`
 }
 
-// ChainConfig locates the genesis.
+// ChainConfig locates the genesis and sets how the chain is checked.
 type ChainConfig struct {
 	// Genesis is the genesis file, relative to the home. Default
 	// "genesis.json".
 	Genesis string `toml:"genesis"`
+	// CheckInvariants re-checks the state's invariants (supply conserved,
+	// counters equal to their records, indexes complete) after every block
+	// and halts the node at the first violation. It scans the whole state
+	// each block: on in local testnets and tests, off by default.
+	CheckInvariants bool `toml:"check_invariants"`
 }
 
 // ProviderConfig sells capacity. A node is a provider when Enabled is true.

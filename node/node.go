@@ -146,6 +146,8 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		Logger:      n.log,
 		OnEvidence:  n.submitEvidence,
 		ProposerTxs: n.proposerTxs,
+
+		CheckInvariants: n.cfg.Chain.CheckInvariants,
 	}, n.store, (*transport)(n))
 	if err != nil {
 		return nil, err

@@ -57,6 +57,7 @@ func newTestNetGenesis(t testing.TB, n int, genesis func(*chain.Genesis), edit f
 		cfg.API.Listen = "127.0.0.1:0"
 		cfg.P2P = p2p.LocalConfig()
 		cfg.Log.File = ""
+		cfg.Chain.CheckInvariants = true
 		if edit != nil {
 			edit(i, &cfg)
 		}

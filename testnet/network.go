@@ -331,6 +331,7 @@ func configFor(o Options, nw *Network, i int) node.Config {
 			cfg.P2P.Bootstrap = append(cfg.P2P.Bootstrap, other.P2P[0])
 		}
 	}
+	cfg.Chain.CheckInvariants = true // a testnet halts loudly where the state breaks
 	cfg.Provider.Enabled = true
 	cfg.Provider.Region = "local"
 	cfg.Provider.Labels = map[string]string{"testnet": "true", "node": n.Name}

@@ -70,6 +70,11 @@ type Config struct {
 	// OnEvidence receives equivocations the core detects, to be submitted
 	// as Evidence transactions.
 	OnEvidence func(consensus.DuplicateVoteEvidence)
+	// CheckInvariants re-checks chain.CheckInvariants (a full scan of the
+	// state) after every committed block and halts the driver on a
+	// violation, so a bug in the state transition stops loudly at the
+	// block that caused it. For testnets and tests; off by default.
+	CheckInvariants bool
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -699,6 +704,11 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 	}
 	if err := d.st.Apply(c.res); err != nil {
 		return nil, fmt.Errorf("apply block %d: %w", dec.Height, err)
+	}
+	if d.cfg.CheckInvariants {
+		if err := chain.CheckInvariants(d.st); err != nil {
+			return nil, fmt.Errorf("state invariants broken by block %d: %w", dec.Height, err)
+		}
 	}
 	d.mp.Update(dec.Height, c.res.TxHashes, d.st)
 	d.lastCommit = raw
