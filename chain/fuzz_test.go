@@ -3,6 +3,8 @@ package chain
 import (
 	"bytes"
 	"testing"
+
+	"github.com/bourse-net/bourse/market"
 )
 
 func seedTxs(f *testing.F) *testNet {
@@ -84,5 +86,112 @@ func FuzzParseGenesis(f *testing.F) {
 		if _, err := g.State(); err != nil {
 			t.Fatalf("valid genesis gives no state: %v", err)
 		}
+	})
+}
+
+// FuzzBlockSequence drives the chain with a program read from the fuzz
+// input: signed transactions of every kind (transfers, bonds, unbonds,
+// provider registrations, matches, results, cancels, evidence) and
+// garbage candidates, cut into blocks by BuildBlock and executed afresh
+// as a validator would. After every block the invariants hold (supply to
+// the unit, counters, indexes) and a replica that only executes the
+// blocks reaches the same state root.
+func FuzzBlockSequence(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 11, 4, 5, 6, 11, 7, 8, 9, 10, 11, 11, 6, 7, 11})
+	f.Add([]byte{5, 5, 5, 6, 6, 6, 11, 200, 7, 7, 7, 11, 255, 11, 255, 11})
+	f.Add([]byte{2, 3, 3, 3, 10, 10, 11, 9, 9, 11, 1, 4, 11})
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		if len(prog) > 400 {
+			prog = prog[:400]
+		}
+		pos := 0
+		next := func() int {
+			if pos >= len(prog) {
+				return 0
+			}
+			pos++
+			return int(prog[pos-1])
+		}
+		n := newTestNet(t, 8, 4)
+		n.step = 2000
+		replica, err := n.gen.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		const provA, provB = 6, 7
+		var bids []*market.Bid
+		seq := uint64(0)
+		var txs [][]byte
+		cut := func() {
+			b, _ := n.block(txs...)
+			txs = nil
+			res, err := Execute(replica, b, ExecOptions{})
+			if err != nil {
+				t.Fatalf("replica block %d: %v", b.Header.Height, err)
+			}
+			if err := replica.Apply(res); err != nil {
+				t.Fatal(err)
+			}
+			if replica.Root() != n.st.Root() {
+				t.Fatalf("block %d: replica root %x, builder %x", b.Header.Height, replica.Root(), n.st.Root())
+			}
+		}
+		for pos < len(prog) && n.st.Height() < 40 {
+			from := next() % 8
+			switch op := next() % 12; op {
+			case 0:
+				txs = append(txs, n.tx(from, uint64(1+next()%3), func(tx *Tx) {
+					tx.Transfer = &Transfer{To: n.keys[next()%8].Address(), Amount: uint64(next()) << uint(next()%20)}
+				}))
+			case 1:
+				txs = append(txs, n.tx(from, 1, func(tx *Tx) { tx.Bond = &Bond{Amount: uint64(1 + next()<<uint(next()%12))} }))
+			case 2:
+				txs = append(txs, n.tx(from, 1, func(tx *Tx) { tx.Unbond = &Unbond{Amount: uint64(1 + next()<<uint(next()%12))} }))
+			case 3:
+				txs = append(txs, n.tx(provA+next()%2, 1, func(tx *Tx) {
+					tx.ProviderRegister = &ProviderRegister{Collateral: uint64(500 + next()*20)}
+				}))
+			case 4, 5:
+				seq++
+				b := n.bid(from, seq, uint64(100+next()*10), int64(500+next()*40))
+				bids = append(bids, b)
+				txs = append(txs, n.matchTx(n.offer(provA+next()%2, 1), b))
+			case 6, 7:
+				if len(bids) == 0 {
+					continue
+				}
+				b := bids[next()%len(bids)]
+				m, ok, _ := n.st.Match(b.ID())
+				if !ok {
+					continue
+				}
+				pi := provA
+				if m.Match.Offer.ProviderAddress() == n.keys[provB].Address() {
+					pi = provB
+				}
+				if next()%5 == 0 {
+					pi = from // a result from someone else: refused
+				}
+				txs = append(txs, n.tx(pi, 1, func(tx *Tx) {
+					tx.Result = &ResultTx{JobID: b.ID(), ExitCode: int32(next() % 2), Usage: market.Usage{CPUMs: uint64(next()) << 8, MemMiBMs: uint64(next()) << 12}}
+				}))
+			case 8:
+				seq++
+				txs = append(txs, n.tx(from, 1, func(tx *Tx) { tx.BidCancel = &BidCancel{Bid: *n.bid(next()%8, seq, 100, 1000)} }))
+			case 9:
+				h := uint64(next()) % (n.st.Height() + 2)
+				txs = append(txs, n.tx(from, 1, func(tx *Tx) { tx.Evidence = &EvidenceTx{Data: doubleVote(t, n.keys[next()%4], h)} }))
+			case 10:
+				garbage := make([]byte, next()%64)
+				for i := range garbage {
+					garbage[i] = byte(next())
+				}
+				txs = append(txs, garbage)
+			case 11:
+				n.step = int64(1 + next()*100)
+				cut()
+			}
+		}
+		cut()
 	})
 }
