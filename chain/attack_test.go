@@ -148,3 +148,49 @@ func TestProviderReputationIsWeightedByValue(t *testing.T) {
 		t.Errorf("addTrack above the cap: %d", got)
 	}
 }
+
+// A failed job weighs like one typical job of the provider: a griefing
+// client whose bid of a huge quote (74,253 units) crashes at once, and a
+// provider that fails a job and reports no usage to look harmless, each
+// lower a record of ten real 2,478-unit jobs (962) by one such job.
+// Weighted by the quote, the griefer's one bid would have sunk it to 255.
+func TestReputationFailureWeighsOneTypicalJobNotTheQuote(t *testing.T) {
+	n := newTestNet(t, 10, 4)
+	const prov, client, griefer = 6, 7, 8
+	n.block(n.tx(prov, 1, func(tx *Tx) { tx.ProviderRegister = &ProviderRegister{Collateral: 5000} }))
+	seq := uint64(0)
+	job := func(cl int, cpu uint64, timeoutMs int64, exit int32, usage market.Usage) {
+		t.Helper()
+		seq++
+		b := n.bid(cl, seq, cpu, timeoutMs)
+		if _, res := n.block(n.matchTx(n.offer(prov, seq), b)); res.TxResults[0].Code != 0 {
+			t.Fatalf("match %d: %s", seq, res.TxResults[0].Log)
+		}
+		if _, res := n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b.ID(), ExitCode: exit, Usage: usage} })); res.TxResults[0].Code != 0 {
+			t.Fatalf("result %d: %s", seq, res.TxResults[0].Log)
+		}
+	}
+	rep := func() uint32 {
+		p, _, _ := n.st.Provider(n.keys[prov].Address())
+		return p.Reputation()
+	}
+	full := market.Usage{CPUMs: 4 * 60_000, MemMiBMs: 256 * 60_000}
+	for range 10 {
+		job(client, 4000, 60_000, 0, full)
+	}
+	if got := rep(); got != 962 {
+		t.Fatalf("reputation after 10 real jobs %d, want 962", got)
+	}
+	job(griefer, 4000, 30*60_000, 1, market.Usage{}) // quote 72,000+2,250+3, paid 3
+	if got := rep(); got != 881 {                    // 25780·1000/(24780+2478+2000)
+		t.Fatalf("reputation after a crashing bid of a huge quote %d, want 881", got)
+	}
+	job(client, 4000, 60_000, 1, market.Usage{}) // the provider fails a real job, reports nothing
+	if got := rep(); got != 812 {                // 25780·1000/(24780+2·2478+2000)
+		t.Fatalf("reputation after a failure reported without usage %d, want 812", got)
+	}
+	p, _, _ := n.st.Provider(n.keys[prov].Address())
+	if p.Failed != 2 || p.ValueFailed != 2*2478 {
+		t.Fatalf("provider record %+v: want 2 failures weighing 4956", p)
+	}
+}

@@ -96,8 +96,9 @@ type Provider struct {
 	// older ones.
 	NewestOfferSeq uint64 `cbor:"8,keyasint,omitempty"`
 	// The value track record behind Reputation, in base units, each
-	// saturating at MaxTrackValue: what clients paid for completed jobs,
-	// and the quotes (Match.Price) of failed and of timed-out jobs.
+	// saturating at MaxTrackValue: what clients paid for completed jobs
+	// (PaidCompleted), the weight of failed jobs (failureWeight) and the
+	// quotes (Match.Price) of timed-out jobs.
 	PaidCompleted uint64 `cbor:"9,keyasint,omitempty"`
 	ValueFailed   uint64 `cbor:"10,keyasint,omitempty"`
 	ValueTimedOut uint64 `cbor:"11,keyasint,omitempty"`
@@ -116,9 +117,9 @@ const MaxTrackValue = 1 << 61
 //
 //	(paid + prior)·1000 / (paid + failed + 2·timed out + 2·prior)
 //
-// where paid is what clients paid for completed jobs, failed and timed
-// out are the quotes of jobs that failed or missed their deadline, and
-// prior is ReputationPrior. A new provider starts at 500; a job raises or
+// where paid is what clients paid for completed jobs, failed the summed
+// failureWeight of failed jobs, timed out the quotes of jobs that missed
+// their deadline, and prior is ReputationPrior. A new provider starts at 500; a job raises or
 // lowers it by its worth, so many tiny jobs move it little and a missed
 // deadline counts double. See market/RATIONALE.md for what it resists.
 func (p Provider) Reputation() uint32 {
@@ -127,6 +128,22 @@ func (p Provider) Reputation() uint32 {
 	hi, lo := bits.Mul64(good, market.MaxReputation)
 	q, _ := bits.Div64(hi, lo, den) // good ≤ den: the quotient is at most 1000, hi < den
 	return uint32(min(q, market.MaxReputation))
+}
+
+// failureWeight is what a failed job (a Result with a non-zero exit code)
+// counts against p: what the client paid for it, but at least the job's
+// quote capped at p's mean paid value per completed job (ReputationPrior
+// before the first). The chain cannot tell a provider's failure from a
+// client's crashing program or unservable payload, and the usage it pays
+// is the provider's own report; so a provider cannot fail cheaply by
+// reporting no usage, and a client cannot sink a reputation with one
+// crashing bid of a huge quote: each failure weighs like one typical job.
+func failureWeight(p *Provider, quote, paid uint64) uint64 {
+	mean := uint64(ReputationPrior)
+	if p.Completed > 0 {
+		mean = min(p.PaidCompleted, MaxTrackValue) / p.Completed
+	}
+	return max(paid, min(quote, mean))
 }
 
 // addTrack adds v to a value sum of the Provider record, saturating at
@@ -360,7 +377,7 @@ func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
 			p.PaidCompleted = addTrack(p.PaidCompleted, pay.Provider)
 		} else {
 			p.Failed++
-			p.ValueFailed = addTrack(p.ValueFailed, m.Match.Price)
+			p.ValueFailed = addTrack(p.ValueFailed, failureWeight(p, m.Match.Price, pay.Provider))
 		}
 		p.ResultMsSum += elapsed
 	}); err != nil {
