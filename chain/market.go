@@ -119,9 +119,10 @@ const MaxTrackValue = 1 << 61
 //
 // where paid is what clients paid for completed jobs, failed the summed
 // failureWeight of failed jobs, timed out the quotes of jobs that missed
-// their deadline, and prior is ReputationPrior. A new provider starts at 500; a job raises or
-// lowers it by its worth, so many tiny jobs move it little and a missed
-// deadline counts double. See market/RATIONALE.md for what it resists.
+// their deadline, and prior is ReputationPrior. A new provider starts at
+// 500; a job raises or lowers it by its worth, so many tiny jobs move it
+// little, and a missed deadline counts double. See market/RATIONALE.md
+// for what it resists and what it does not.
 func (p Provider) Reputation() uint32 {
 	good := min(p.PaidCompleted, MaxTrackValue) + ReputationPrior
 	den := good + min(p.ValueFailed, MaxTrackValue) + 2*min(p.ValueTimedOut, MaxTrackValue) + ReputationPrior

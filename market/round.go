@@ -385,6 +385,7 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 			// (The order lists only offers that support the bid's executor.)
 			// Reputation and the four resources in one branch: all values
 			// are below 2^32, so any shortfall makes a difference negative.
+			// Never the client's own offer (CodeSelfMatch).
 			if (int64(h.rep)-nRep)|(int64(h.avCPU)-nCPU)|(int64(h.avMem)-nMem)|(int64(h.avDisk)-nDisk)|(int64(h.avGPU)-nGPU) < 0 || i == self {
 				continue
 			}
