@@ -6,16 +6,86 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
+	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/codec"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
 )
 
-// MaxSupply bounds the total minted at genesis so that total voting power
-// stays within the consensus core's bound (math.MaxInt64/8).
-const MaxSupply = 1 << 60
+// MaxSupply bounds the total minted at genesis: it is the consensus core's
+// bound on a validator set's total power (consensus.MaxTotalPower,
+// math.MaxInt64/8 = 2^60-1), so that a chain whose whole supply is bonded
+// still has a valid validator set. Stake only comes from the supply, so
+// no later set can exceed it either.
+const MaxSupply = consensus.MaxTotalPower
+
+// MaxTimeoutMs bounds every consensus timeout and per-round delta of the
+// genesis (one hour). The core grows a timeout as base + round·delta for
+// rounds up to 2^16; within this bound that stays far below what a
+// time.Duration holds, so no timeout can overflow into a negative one.
+const MaxTimeoutMs = 60 * 60 * 1000
+
+// txFraming is the most CBOR framing one transaction adds in a block: the
+// byte-string header of a transaction of up to MaxTxBytes.
+const txFraming = 5
+
+// worst-case encodings that ProposalBytes adds up, computed once.
+var (
+	// A Message holding a Proposal with an empty value, plus the largest
+	// byte-string header its value can need.
+	proposalEnvelopeBytes = uint64(len(codec.MustMarshal(consensus.Message{Proposal: &consensus.Proposal{
+		Height: math.MaxUint64, Round: math.MinInt32, BlockID: fill32(), ValidRound: math.MinInt32,
+		Proposer: wallet.Address(fill20()), Signature: make([]byte, wallet.SigLen)}}))) + 9
+	// A Block with no transactions and no commit, its header as long as
+	// Validate allows, plus the array and byte-string headers those two
+	// fields can need.
+	blockEnvelopeBytes = uint64(len(codec.MustMarshal(&Block{Header: Header{ChainID: strings.Repeat("x", 64),
+		Height: math.MaxUint64, Time: math.MinInt64, PrevHash: fill32(), TxsRoot: fill32(), StateRoot: fill32(),
+		ValidatorsHash: fill32(), Proposer: wallet.Address(fill20()), LastCommitHash: fill32()}}))) + 2*9
+	// A commit certificate with no votes, plus its array header.
+	commitEnvelopeBytes = uint64(len(codec.MustMarshal(&consensus.CommitCertificate{Height: math.MaxUint64,
+		Round: math.MinInt32, BlockID: fill32()}))) + 9
+	// One precommit of a commit, every field at its longest.
+	commitVoteBytes = uint64(len(codec.MustMarshal(&consensus.Vote{Type: consensus.Precommit, Height: math.MaxUint64,
+		Round: math.MinInt32, BlockID: fill32(), Timestamp: math.MinInt64, Validator: wallet.Address(fill20()),
+		Signature: make([]byte, wallet.SigLen)})))
+)
+
+func fill32() (b [32]byte) {
+	for i := range b {
+		b[i] = 0xff
+	}
+	return b
+}
+
+func fill20() (b [20]byte) {
+	for i := range b {
+		b[i] = 0xff
+	}
+	return b
+}
+
+// ProposalBytes is an upper bound of the consensus message that proposes
+// a block under p: the proposal's envelope, the block's header, MaxBlockTxs
+// framed transactions summing to MaxBlockBytes, and the previous block's
+// commit with a precommit from each of MaxValidators validators.
+// Validate requires it to fit consensus.MaxMessageBytes, or a full block
+// could never be proposed (nor a large validator set commit one).
+func ProposalBytes(p Params) uint64 {
+	return proposalEnvelopeBytes + blockEnvelopeBytes + satMulU(p.MaxBlockTxs, txFraming) +
+		min(p.MaxBlockBytes, 1<<62) + commitEnvelopeBytes + satMulU(uint64(p.MaxValidators), commitVoteBytes)
+}
+
+func satMulU(a, b uint64) uint64 {
+	if a != 0 && b > (1<<62)/a {
+		return 1 << 62
+	}
+	return a * b
+}
 
 // Params are fixed at genesis and stored in the state.
 type Params struct {
@@ -37,11 +107,14 @@ type Params struct {
 	// TimeoutSlashBps is the fraction of a provider's collateral burned when
 	// a match times out, in basis points. Default 1000 (10%).
 	TimeoutSlashBps uint32 `cbor:"6,keyasint" json:"timeout_slash_bps"`
-	// MaxBlockBytes bounds the summed size of a block's transactions. Default 4 MiB.
+	// MaxBlockBytes bounds the summed size of a block's transactions. Default
+	// 3 MiB. Validate requires a full block's proposal (ProposalBytes) to
+	// fit consensus.MaxMessageBytes (4 MiB).
 	MaxBlockBytes uint64 `cbor:"7,keyasint" json:"max_block_bytes"`
 	// MaxBlockTxs bounds the number of transactions in a block. Default 20000.
 	MaxBlockTxs uint64 `cbor:"8,keyasint" json:"max_block_txs"`
-	// MaxValidators is the size of the active set (highest stake). Default 100.
+	// MaxValidators is the size of the active set (highest stake), at most
+	// consensus.MaxCommitVotes. Default 100.
 	MaxValidators uint32 `cbor:"9,keyasint" json:"max_validators"`
 	// ResultGraceMs is the result grace period: a match times out at the
 	// first block at or after matchedAt + the bid's timeout + ResultGraceMs
@@ -60,7 +133,7 @@ const (
 // DefaultParams are the documented defaults.
 func DefaultParams() Params {
 	return Params{MinFee: 1, UnbondingBlocks: 1_000_000, SlashBps: 500, MinProviderCollateral: 1000,
-		TimeoutSlashBps: 1000, MaxBlockBytes: 4 << 20, MaxBlockTxs: 20000, MaxValidators: 100,
+		TimeoutSlashBps: 1000, MaxBlockBytes: 3 << 20, MaxBlockTxs: 20000, MaxValidators: 100,
 		ResultGraceMs: market.DefaultResultGraceMs}
 }
 
@@ -192,16 +265,16 @@ func (g *Genesis) Validate() error {
 		name string
 		v    int64
 	}{{"propose_ms", t.ProposeMs}, {"prevote_ms", t.PrevoteMs}, {"precommit_ms", t.PrecommitMs}} {
-		if f.v <= 0 {
-			return gerr("timeouts."+f.name, "must be positive, got %d", f.v)
+		if f.v <= 0 || f.v > MaxTimeoutMs {
+			return gerr("timeouts."+f.name, "must be in [1, %d], got %d", MaxTimeoutMs, f.v)
 		}
 	}
 	for _, f := range []struct {
 		name string
 		v    int64
 	}{{"propose_delta_ms", t.ProposeDeltaMs}, {"prevote_delta_ms", t.PrevoteDeltaMs}, {"precommit_delta_ms", t.PrecommitDeltaMs}, {"commit_ms", t.CommitMs}} {
-		if f.v < 0 {
-			return gerr("timeouts."+f.name, "must not be negative, got %d", f.v)
+		if f.v < 0 || f.v > MaxTimeoutMs {
+			return gerr("timeouts."+f.name, "must be in [0, %d], got %d", MaxTimeoutMs, f.v)
 		}
 	}
 	p := g.Params
@@ -216,21 +289,28 @@ func (g *Genesis) Validate() error {
 		return gerr("params.max_block_bytes", "must be in [1024, %d], got %d", MaxBlockBytes/2, p.MaxBlockBytes)
 	case p.MaxBlockTxs == 0 || p.MaxBlockTxs > 1<<16:
 		return gerr("params.max_block_txs", "must be in [1, 65536], got %d", p.MaxBlockTxs)
-	case p.MaxValidators == 0:
-		return gerr("params.max_validators", "must be at least 1")
+	case p.MaxValidators == 0 || p.MaxValidators > consensus.MaxCommitVotes:
+		return gerr("params.max_validators", "must be in [1, %d] (the votes a consensus commit holds), got %d", consensus.MaxCommitVotes, p.MaxValidators)
 	case p.MinProviderCollateral == 0:
 		return gerr("params.min_provider_collateral", "must be at least 1")
 	case p.ResultGraceMs < MinResultGraceMs || p.ResultGraceMs > MaxResultGraceMs:
 		return gerr("params.result_grace_ms", "must be in [%d, %d], got %d", MinResultGraceMs, MaxResultGraceMs, p.ResultGraceMs)
 	}
+	if n := ProposalBytes(p); n > consensus.MaxMessageBytes {
+		// With max_block_txs and max_validators within their bounds, the
+		// rest of a proposal takes under 2 MiB: lowering max_block_bytes
+		// always fixes it.
+		return gerr("params.max_block_bytes", "a full block's proposal (%d bytes in %d transactions, a commit of %d validators) takes up to %d bytes, over the consensus message limit %d; lower max_block_bytes to at most %d",
+			p.MaxBlockBytes, p.MaxBlockTxs, p.MaxValidators, n, consensus.MaxMessageBytes, p.MaxBlockBytes-min(p.MaxBlockBytes, n-consensus.MaxMessageBytes))
+	}
 	if p.ChainID != "" && p.ChainID != g.ChainID {
 		return gerr("params", "chain id %q differs from chain_id %q", p.ChainID, g.ChainID)
 	}
-	var supply uint64
+	var supply, bonded uint64
 	addSupply := func(field string, v uint64) error {
 		s, err := add(supply, v)
 		if err != nil || s > MaxSupply {
-			return gerr(field, "total supply exceeds %d", uint64(MaxSupply))
+			return gerr(field, "total supply exceeds %d (the consensus bound on total voting power)", uint64(MaxSupply))
 		}
 		supply = s
 		return nil
@@ -267,6 +347,9 @@ func (g *Genesis) Validate() error {
 		seenVal[v.Address] = true
 		if err := addSupply(f+".stake", v.Stake); err != nil {
 			return err
+		}
+		if bonded += v.Stake; bonded > consensus.MaxTotalPower { // implied by the supply bound; kept explicit
+			return gerr(f+".stake", "total bonded stake exceeds the consensus bound %d", uint64(consensus.MaxTotalPower))
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
@@ -89,15 +90,68 @@ type Provider struct {
 	Failed      uint64           `cbor:"5,keyasint"`
 	TimedOut    uint64           `cbor:"6,keyasint"`
 	ResultMsSum uint64           `cbor:"7,keyasint"` // sum of match-to-result times of completed and failed jobs
+	// NewestOfferSeq is the highest offer Seq of a committed Match on this
+	// provider: a Match on an offer with a lower Seq is refused
+	// (market.CodeSuperseded), so a provider's re-signed offer retires its
+	// older ones.
+	NewestOfferSeq uint64 `cbor:"8,keyasint,omitempty"`
+	// The value track record behind Reputation, in base units, each
+	// saturating at MaxTrackValue: what clients paid for completed jobs
+	// (PaidCompleted), the weight of failed jobs (failureWeight) and the
+	// quotes (Match.Price) of timed-out jobs.
+	PaidCompleted uint64 `cbor:"9,keyasint,omitempty"`
+	ValueFailed   uint64 `cbor:"10,keyasint,omitempty"`
+	ValueTimedOut uint64 `cbor:"11,keyasint,omitempty"`
 }
 
-// Reputation is per mille: (completed+1)·1000 / (completed+failed+2·timed out+2),
-// so a new provider starts at 500, success raises it, failures lower it
-// and a missed deadline counts double.
+// ReputationPrior is the prior of Reputation in base units: a new provider
+// counts as if it had completed ReputationPrior worth of jobs and failed
+// the same worth, hence starts at 500.
+const ReputationPrior = 1000
+
+// MaxTrackValue caps each value sum of the Provider record, so that the
+// reputation arithmetic cannot overflow (4·2^61 + 2·prior < 2^64).
+const MaxTrackValue = 1 << 61
+
+// Reputation is per mille, weighted by value rather than job count:
+//
+//	(paid + prior)·1000 / (paid + failed + 2·timed out + 2·prior)
+//
+// where paid is what clients paid for completed jobs, failed the summed
+// failureWeight of failed jobs, timed out the quotes of jobs that missed
+// their deadline, and prior is ReputationPrior. A new provider starts at
+// 500; a job raises or lowers it by its worth, so many tiny jobs move it
+// little, and a missed deadline counts double. See market/RATIONALE.md
+// for what it resists and what it does not.
 func (p Provider) Reputation() uint32 {
-	num := (p.Completed + 1) * market.MaxReputation
-	den := p.Completed + p.Failed + 2*p.TimedOut + 2
-	return uint32(min(num/den, market.MaxReputation))
+	good := min(p.PaidCompleted, MaxTrackValue) + ReputationPrior
+	den := good + min(p.ValueFailed, MaxTrackValue) + 2*min(p.ValueTimedOut, MaxTrackValue) + ReputationPrior
+	hi, lo := bits.Mul64(good, market.MaxReputation)
+	q, _ := bits.Div64(hi, lo, den) // good ≤ den: the quotient is at most 1000, hi < den
+	return uint32(min(q, market.MaxReputation))
+}
+
+// failureWeight is what a failed job (a Result with a non-zero exit code)
+// counts against p: what the client paid for it, but at least the job's
+// quote capped at p's mean paid value per completed job (ReputationPrior
+// before the first). The chain cannot tell a provider's failure from a
+// client's crashing program or unservable payload, and the usage it pays
+// is the provider's own report; so a provider cannot fail cheaply by
+// reporting no usage, and a client cannot sink a reputation with one
+// crashing bid of a huge quote: each failure weighs like one typical job.
+func failureWeight(p *Provider, quote, paid uint64) uint64 {
+	mean := uint64(ReputationPrior)
+	if p.Completed > 0 {
+		mean = min(p.PaidCompleted, MaxTrackValue) / p.Completed
+	}
+	return max(paid, min(quote, mean))
+}
+
+// addTrack adds v to a value sum of the Provider record, saturating at
+// MaxTrackValue.
+func addTrack(sum, v uint64) uint64 {
+	sum = min(sum, MaxTrackValue)
+	return sum + min(v, MaxTrackValue-sum)
 }
 
 // MeanResultMs is the mean time from match to result, 0 before any result.
@@ -129,7 +183,7 @@ func (v chainView) Provider(a wallet.Address) (market.ProviderState, bool) {
 	if err != nil || !ok {
 		return market.ProviderState{}, false
 	}
-	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved}, true
+	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved, NewestOfferSeq: p.NewestOfferSeq}, true
 }
 
 func (v chainView) Spendable(a wallet.Address) uint64 {
@@ -218,6 +272,7 @@ func (x *execCtx) match(m *MatchTx) error {
 	}
 	p.Reserved.GPUModel = ""
 	p.Open++
+	p.NewestOfferSeq = max(p.NewestOfferSeq, m.Offer.Seq) // CheckMatch refused a lower one
 	x.o.put(addrKey(pfxProvider, provAddr), p)
 	x.o.put(pfxBid+string(id[:]), BidState{Matched: true})
 	rec := Match{Match: *m, Height: x.height, MatchedAt: x.time, Deadline: m.ResultDeadline(x.time, int64(x.p.ResultGraceMs)), Status: MatchOpen, Escrow: escrow}
@@ -312,8 +367,10 @@ func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
 	if err := x.release(&m, sender, func(p *Provider) {
 		if r.ExitCode == 0 {
 			p.Completed++
+			p.PaidCompleted = addTrack(p.PaidCompleted, pay.Provider)
 		} else {
 			p.Failed++
+			p.ValueFailed = addTrack(p.ValueFailed, failureWeight(p, m.Match.Price, pay.Provider))
 		}
 		p.ResultMsSum += elapsed
 	}); err != nil {
@@ -389,6 +446,7 @@ func (x *execCtx) timeout(m *Match) error {
 	var cut uint64
 	if err := x.release(m, prov, func(p *Provider) {
 		p.TimedOut++
+		p.ValueTimedOut = addTrack(p.ValueTimedOut, m.Match.Price)
 		cut = mulBps(p.Collateral, x.p.TimeoutSlashBps)
 		p.Collateral -= cut
 	}); err != nil {

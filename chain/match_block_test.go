@@ -139,7 +139,7 @@ func TestExecuteRefusesBlockWithInvalidMatch(t *testing.T) {
 			}},
 		{name: "capacity reserved by an open match", code: market.CodeResources,
 			prep: func(t *testing.T, n *testNet, o *market.Offer, b *market.Bid) {
-				n.block(n.matchTx(n.offer(prov, 50), n.bid(client, 50, 3500, 10_000)))
+				n.block(n.matchTx(o, n.bid(client, 50, 3500, 10_000))) // the same offer: a newer one would supersede it
 			}},
 		{name: "more cpu than the offer has", code: market.CodeResources,
 			bid: func(n *testNet, o *market.Offer, b *market.Bid) { b.Resources.CPU = 4001 }},

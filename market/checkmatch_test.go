@@ -3,6 +3,8 @@ package market
 import (
 	"errors"
 	"testing"
+
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // One Match per rule of CheckMatch, each broken alone, plus the valid
@@ -38,6 +40,17 @@ func TestCheckMatchRules(t *testing.T) {
 		{name: "bid expired at block time", bid: func(b *Bid) { b.MatchBy = t0 + 5_000 }, blockTime: t0 + 5_000, want: CodeExpired},
 		{name: "offer expiry too far ahead of block time", offer: func(o *Offer) { o.Expires = t0 + MaxOfferTTL + 1 }, want: CodeExpiry},
 		{name: "bid already matched", view: func(v *fakeView, m *Match) { v.closed[m.ID()] = true }, want: CodeBidUsed},
+		{name: "client is the provider (self-match)", after: func(m *Match) {
+			b := m.Bid
+			b.Client, b.Sig = wallet.PublicKey{}, nil
+			m.Bid = *signedBid(t, prov, b)
+		}, want: CodeSelfMatch},
+		{name: "offer superseded: the chain matched a newer seq", view: func(v *fakeView, m *Match) {
+			v.providers[prov.Address()] = ProviderState{Collateral: 500, Reputation: 800, NewestOfferSeq: 2}
+		}, want: CodeSuperseded},
+		{name: "valid: offer seq equal to the newest matched", view: func(v *fakeView, m *Match) {
+			v.providers[prov.Address()] = ProviderState{Collateral: 500, Reputation: 800, NewestOfferSeq: 1}
+		}},
 		{name: "provider not registered", view: func(v *fakeView, m *Match) { delete(v.providers, prov.Address()) }, want: CodeCollateral},
 		{name: "collateral below minimum", view: func(v *fakeView, m *Match) { v.minColl = 501 }, want: CodeCollateral},
 		{name: "executor not offered", bid: func(b *Bid) { b.Executor = ExecDocker }, want: CodeExecutor},

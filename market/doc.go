@@ -11,9 +11,10 @@
 // An Offer is a provider's heartbeat, signed with its wallet key
 // (message type "offer"): peer id, Total capacity for sale and the
 // advisory Free/Load it measured, executors, PriceTerms in base units,
-// region, labels, a sequence number (a newer offer replaces an older one)
-// and an expiry at most MaxOfferTTL ahead. Its ID is (provider address,
-// seq).
+// region, labels, a sequence number (a newer offer replaces an older one:
+// once the chain has committed a Match on offer seq n, offers below n are
+// superseded and can no longer be matched) and an expiry at most
+// MaxOfferTTL ahead. Its ID is (provider address, seq).
 //
 // A Bid is a client's job, signed by the client (message type "bid"):
 // executor, payload reference (sha256+size+serving peer, or an image for
@@ -49,8 +50,9 @@
 // Matcher.Match(snapshot, view, blockTime, seed, maxMatches) is pure and
 // deterministic: the same inputs give the same matches on every machine,
 // whatever the order of the snapshot. ChainView is the chain state it
-// reads (provider collateral, reputation and reservations, client
-// balances, closed bids, the minimum collateral). Bids are served by
+// reads (provider collateral, reputation, reservations and newest
+// matched offer seq, client balances, closed bids, the minimum
+// collateral). A bid is never placed on an offer of its own client. Bids are served by
 // earliest MatchBy, then by a hash of (seed, bid id); each goes to the
 // feasible offer with the lowest key for its preference (integer
 // arithmetic only, see score.go):
@@ -70,7 +72,8 @@
 // reduced by the round's earlier escrows, so every match the round returns
 // is valid when the chain applies them in order. Matcher.Explain lists,
 // for one bid, why each offer does or does not fit (codes resources,
-// price, region, label, executor, reputation, collateral, expired, plus
+// price, region, label, executor, reputation, collateral, expired,
+// self-match, superseded, plus
 // bid-level balance, bid-used and validation codes).
 //
 // # On chain
@@ -81,7 +84,8 @@
 // is the bid's MaxPrice (Match.Escrow). CheckMatch(chainID, m, view,
 // blockTime) returns a *MatchError whose Code names the broken rule:
 // validity at block time, expiry, both signatures, bid already closed,
-// provider collateral, executor, region, labels, reputation, capacity
+// client not the provider (self-match), provider collateral, offer not
+// superseded on chain (Seq ≥ ProviderState.NewestOfferSeq), executor, region, labels, reputation, capacity
 // (Total minus the chain's reservations: never double booked), price at
 // most MaxPrice, Price equal to the quote, client balance covering the
 // escrow. Settle(m, usage) splits the escrow for a Result: usage is

@@ -28,6 +28,8 @@ const (
 	CodeBalance    Code = "balance"    // client cannot cover the bid's max price
 	CodeBidUsed    Code = "bid-used"   // bid already matched or cancelled on chain
 	CodeMismatch   Code = "mismatch"   // a Match field disagrees with what its offer and bid imply
+	CodeSelfMatch  Code = "self-match" // the bid's client is the offer's provider
+	CodeSuperseded Code = "superseded" // the chain committed a Match on a newer offer of the provider
 )
 
 // ErrOverflow is wrapped by every arithmetic error on amounts or resources.

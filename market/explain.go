@@ -28,8 +28,9 @@ type Reason struct {
 //     zero seed);
 //   - one Reason per offer that does not fit, by offer id, with every rule
 //     it breaks: CodeExpired (or another Validate code) for an offer no
-//     longer valid, otherwise the codes of CheckMatch: collateral,
-//     executor, region, label, reputation, resources, price.
+//     longer valid, otherwise the codes of CheckMatch: self-match,
+//     collateral, superseded, executor, region, label, reputation,
+//     resources, price.
 //
 // Offers superseded by a newer offer of the same provider are left out.
 func (m Matcher) Explain(b *Bid, snap Snapshot, view ChainView, blockTime int64) []Reason {

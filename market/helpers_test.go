@@ -75,6 +75,7 @@ func (v *fakeView) apply(t testing.TB, m *Match) {
 		t.Fatal(err)
 	}
 	ps.Reserved = r
+	ps.NewestOfferSeq = max(ps.NewestOfferSeq, m.Offer.Seq)
 	v.providers[m.Offer.ProviderAddress()] = ps
 	c := m.Bid.ClientAddress()
 	if v.balances[c] < m.Escrow() {
@@ -195,6 +196,11 @@ func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign 
 				Reputation: uint32(r.IntN(1001)),
 				Reserved:   Resources{CPU: uint64(r.IntN(3)) * 500, MemMiB: uint64(r.IntN(3)) * 256},
 			}
+			if r.IntN(4) == 0 { // the chain matched a newer offer than some here
+				ps := w.view.providers[addr]
+				ps.NewestOfferSeq = uint64(1 + r.IntN(3))
+				w.view.providers[addr] = ps
+			}
 		}
 		nOffers := 1 + r.IntN(2) // sometimes an older offer is still around
 		for s := 0; s < nOffers; s++ {
@@ -247,6 +253,11 @@ func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign 
 	var clients []wallet.PrivateKey
 	for i := 0; i < nClients; i++ {
 		key := testKey(t, 10_000+i)
+		clients = append(clients, key)
+		w.view.balances[key.Address()] = uint64(r.IntN(40_000))
+	}
+	if nProviders > 0 && r.IntN(2) == 0 { // a provider bidding too: never placed on its own offer
+		key := testKey(t, r.IntN(nProviders))
 		clients = append(clients, key)
 		w.view.balances[key.Address()] = uint64(r.IntN(40_000))
 	}

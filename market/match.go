@@ -89,7 +89,9 @@ func (e *MatchError) Unwrap() error { return e.Err }
 //	CodeExpired                   neither offer nor bid expired at blockTime
 //	CodeSignature                 both signatures are valid for chainID
 //	CodeBidUsed                   the bid is not already matched or cancelled
+//	CodeSelfMatch                 the bid's client is not the offer's provider
 //	CodeCollateral                provider registered with ≥ MinCollateral
+//	CodeSuperseded                offer.Seq ≥ the provider's NewestOfferSeq
 //	CodeExecutor, CodeRegion,     the bid's constraints hold for the offer
 //	CodeLabel, CodeReputation
 //	CodeResources                 the bid fits Total minus the chain's reservations
@@ -155,11 +157,17 @@ func checkPair(o *Offer, b *Bid, ps ProviderState, registered bool, minCollatera
 	add := func(c Code, format string, args ...any) {
 		f = append(f, Failure{Code: c, Detail: fmt.Sprintf(format, args...)})
 	}
+	if b.ClientAddress() == o.ProviderAddress() {
+		add(CodeSelfMatch, "client %s is the provider", b.ClientAddress())
+	}
 	switch {
 	case !registered:
 		add(CodeCollateral, "provider %s is not registered", o.ProviderAddress())
 	case ps.Collateral < minCollateral:
 		add(CodeCollateral, "collateral %d below minimum %d", ps.Collateral, minCollateral)
+	}
+	if o.Seq < ps.NewestOfferSeq {
+		add(CodeSuperseded, "offer seq %d, the chain has matched seq %d", o.Seq, ps.NewestOfferSeq)
 	}
 	if !o.Supports(b.Executor) {
 		add(CodeExecutor, "offer runs %v, bid needs %q", o.Executors, b.Executor)

@@ -46,7 +46,9 @@ type candidate struct {
 // it is valid at blockTime (so not expired), and per provider only the one
 // with the highest Seq counts (ties: the smaller signature, then the
 // smaller signing bytes). Providers not registered with MinCollateral are
-// dropped. The result is sorted by provider address.
+// dropped, and so are providers whose newest offer here is older than the
+// newest the chain has matched (ProviderState.NewestOfferSeq): CheckMatch
+// refuses a superseded offer. The result is sorted by provider address.
 func selectOffers(offers []*Offer, view ChainView, blockTime int64) []candidate {
 	cs := make([]candidate, 0, len(offers))
 	for _, o := range offers {
@@ -63,7 +65,7 @@ func selectOffers(offers []*Offer, view ChainView, blockTime int64) []candidate 
 			continue
 		}
 		ps, ok := view.Provider(c.id.Provider)
-		if !ok || ps.Collateral < minColl {
+		if !ok || ps.Collateral < minColl || c.id.Seq < ps.NewestOfferSeq {
 			continue
 		}
 		c.ps = ps
@@ -95,6 +97,7 @@ type orderedBid struct {
 	id      BidID
 	h       uint64 // seedHash(seed, id)
 	bal     *uint64
+	client  wallet.Address // never placed on its own provider's offer
 }
 
 // orderBids applies the bid rules of a round: a bid counts if it is valid
@@ -108,20 +111,24 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 		}
 		bs = append(bs, orderedBid{matchBy: b.MatchBy, b: b, id: snap.bidID(i)})
 	}
-	balances := make(map[wallet.PublicKey]*uint64)
+	type client struct {
+		bal  uint64
+		addr wallet.Address
+	}
+	clients := make(map[wallet.PublicKey]*client)
 	out := bs[:0]
 	for _, ob := range bs {
 		if view.BidClosed(ob.id) {
 			continue
 		}
 		ob.h = seedHash(seed, ob.id[:])
-		bal, ok := balances[ob.b.Client]
+		c, ok := clients[ob.b.Client]
 		if !ok {
-			v := view.Spendable(ob.b.ClientAddress())
-			bal = &v
-			balances[ob.b.Client] = bal
+			addr := ob.b.ClientAddress()
+			c = &client{bal: view.Spendable(addr), addr: addr}
+			clients[ob.b.Client] = c
 		}
-		ob.bal = bal
+		ob.bal, ob.client = &c.bal, c.addr
 		out = append(out, ob)
 	}
 	slices.SortFunc(out, func(a, b orderedBid) int {
@@ -148,7 +155,8 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 // the lowest placement key (see the scoring table in this package's
 // documentation), and the offer's reservation and the client's balance
 // are updated before the next bid. Feasible means what CheckMatch checks:
-// provider collateral, executor, region, labels, reputation, resources
+// not the client's own offer, provider collateral, offer not superseded on
+// chain, executor, region, labels, reputation, resources
 // within Total minus the chain's and this round's reservations, and
 // PriceFor ≤ MaxPrice. Every returned match therefore passes CheckMatch
 // when the chain applies them in order, provided the snapshot holds only

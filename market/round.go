@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"math/bits"
 	"slices"
+
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // hot is the part of a candidate the inner loop reads, kept small so that
@@ -91,11 +93,12 @@ type round struct {
 	// lists of one executor share their pos slice (a candidate is in one).
 	byRegion [3][]ordering
 
-	regions     map[string]int32 // offer regions → bit positions
-	labels      map[string]int   // labels some bid requires → bit positions
-	lw          int              // words per label bitset
-	offerLabels []uint64         // lw words per candidate
-	minNeed     Resources        // smallest cpu and memory of any bid
+	byProvider  map[wallet.Address]int32 // provider → its candidate (one per provider)
+	regions     map[string]int32         // offer regions → bit positions
+	labels      map[string]int           // labels some bid requires → bit positions
+	lw          int                      // words per label bitset
+	offerLabels []uint64                 // lw words per candidate
+	minNeed     Resources                // smallest cpu and memory of any bid
 
 	// Scratch reused bid after bid.
 	regionBits, bidLabels []uint64
@@ -197,9 +200,11 @@ func newRound(w Weights, cands []candidate, bids []orderedBid, seed [32]byte) *r
 	}
 	rw, lw := (len(regions)+63)/64, (len(labels)+63)/64
 	offerLabels := make([]uint64, len(cands)*lw)
-	r := &round{w: w, hot: make([]hot, len(cands)), capa: make([]capa, len(cands)), cold: make([]cold, len(cands))}
+	r := &round{w: w, hot: make([]hot, len(cands)), capa: make([]capa, len(cands)), cold: make([]cold, len(cands)),
+		byProvider: make(map[wallet.Address]int32, len(cands))}
 	for i := range cands {
 		c := &cands[i]
+		r.byProvider[c.id.Provider] = int32(i)
 		h, cd := &r.hot[i], &r.cold[i]
 		cd.c = c
 		cd.idb = c.id.Bytes()
@@ -329,6 +334,10 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 		segs = append(segs, r.byUtil[e].order)
 	}
 
+	self := int32(-1) // the client's own offer, if it is a candidate: never a fit
+	if j, ok := r.byProvider[ob.client]; ok {
+		self = j
+	}
 	best := int32(-1)
 	var bestKey key
 	var bestPrice uint64
@@ -376,7 +385,8 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 			// (The order lists only offers that support the bid's executor.)
 			// Reputation and the four resources in one branch: all values
 			// are below 2^32, so any shortfall makes a difference negative.
-			if (int64(h.rep)-nRep)|(int64(h.avCPU)-nCPU)|(int64(h.avMem)-nMem)|(int64(h.avDisk)-nDisk)|(int64(h.avGPU)-nGPU) < 0 {
+			// Never the client's own offer (CodeSelfMatch).
+			if (int64(h.rep)-nRep)|(int64(h.avCPU)-nCPU)|(int64(h.avMem)-nMem)|(int64(h.avDisk)-nDisk)|(int64(h.avGPU)-nGPU) < 0 || i == self {
 				continue
 			}
 			if needRegion && (h.region < 0 || regionBits[h.region/64]&(1<<(h.region%64)) == 0) {

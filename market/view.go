@@ -7,6 +7,11 @@ type ProviderState struct {
 	Collateral uint64    // bonded by ProviderRegister, after slashes
 	Reputation uint32    // per mille, 0..MaxReputation
 	Reserved   Resources // sum of the resources of its open matches
+	// NewestOfferSeq is the highest offer Seq of any committed Match on
+	// this provider (0 before the first). An offer with a lower Seq is
+	// superseded: the provider has since re-signed its capacity and
+	// prices, and a Match on the older offer is invalid.
+	NewestOfferSeq uint64
 }
 
 // ChainView is the read-only slice of chain state that the matcher and
