@@ -348,6 +348,9 @@ func testnetDemo(env Env) ucli.ActionFunc {
 		}
 		o := genOptions(c)
 		o.Force = true
+		if o.N < 2 {
+			return usagef("testnet demo needs at least 2 nodes: its client (node0) cannot be its own provider (the chain refuses self-matches)")
+		}
 		if old, err := testnet.Load(o.Dir); err == nil && len(testnet.RunningNodes(old)) > 0 {
 			fmt.Fprintf(env.Stderr, "stopping the testnet already running in %s\n", old.Dir)
 			if _, err := testnet.Stop(c.Context, old, testnet.StopOptions{}); err != nil {
