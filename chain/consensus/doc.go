@@ -65,10 +65,12 @@
 //
 // New(cfg, chainID, key, height, vs, restored) takes the last persisted
 // SignerState. At the same height the process resumes in the round and step
-// it last signed, with its lock and valid value, and broadcasts again every
-// vote it signed at that height (a recovering validator must still deliver
+// it last signed, with its lock and valid value, and broadcasts again the
+// votes it signed at that height in its last SignerKeepRounds rounds and in
+// its locked and valid rounds (a recovering validator must still deliver
 // its earlier votes, or crashes combined with message loss can deadlock a
-// height; the simulation found exactly that). It never signs a different
+// height; the simulation found exactly that). Older votes are dropped, so
+// the signer state stays bounded at any round. It never signs a different
 // message at or below the last signed height/round/step; the same vote again
 // is returned unchanged. A zero key, or a key outside the set, makes an
 // observer that follows and decides without signing.
