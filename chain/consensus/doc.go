@@ -36,14 +36,19 @@
 //     Timeout{Height, Round, Step}. Stale timeouts are ignored, so timers
 //     never need cancelling.
 //   - RequestValue{Height, Round}: we propose; answer with ValueReady.
-//   - ValidateValue{Height, Round, BlockID, Value}: answer with ValueValidity
-//     (Valid only if BlockID is the application's id of Value and the block
-//     is valid). Rules that need valid(v) wait for the answer.
+//   - ValidateValue{Height, Round, ValidRound, Proposer, BlockID, Value}:
+//     answer with ValueValidity (Valid only if BlockID is the application's
+//     id of Value and the block is valid). Rules that need valid(v) wait for
+//     the answer. The verdict is kept per (BlockID, hash of Value), never per
+//     id alone, so a forged pair cannot poison the honest one; the
+//     application must key any cache of its own the same way.
 //   - Decide{Height, BlockID, Value, Commit}: store the block with its
 //     certificate, apply it, then feed NextHeight (with the next height's
 //     validator set, or nil to keep the set and rotate the proposer).
 //     Round 0 of the new height starts after Config.TimeoutCommit.
 //   - Evidence: submit it in a transaction.
+//   - ProposalEquivocation{First, Second}: the round's proposer signed two
+//     different proposals; only the first counts (log it, penalise the peer).
 //   - Rejected{Err}: the input was invalid (bad signature, unknown
 //     validator, wrong proposer); penalise the peer that sent it.
 //
