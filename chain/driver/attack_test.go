@@ -2,12 +2,16 @@ package driver
 
 import (
 	"context"
+	"crypto/sha256"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
 )
 
@@ -295,5 +299,234 @@ func TestByzantineProposerHeaderNamesAnotherProposer(t *testing.T) {
 		if tc.valid && got != id || !tc.valid && !got.IsNil() {
 			t.Fatalf("%s: the victim prevoted %s (block %s)", tc.name, got, id)
 		}
+	}
+}
+
+// market is a provider and a client with 256 maximal bids (64 args and 64
+// env entries of 256 bytes each: about 33 KiB per bid) that all fit one
+// offer, for proposers to match.
+type testMarket struct {
+	provider, client wallet.PrivateKey
+	offer            market.Offer
+	bids             []market.Bid
+}
+
+func newTestMarket(tb testing.TB) *testMarket {
+	m := &testMarket{provider: key(tb, 60), client: key(tb, 61)}
+	now := time.Now().UnixMilli()
+	m.offer = market.Offer{PeerID: "peer", Seq: 1, Expires: now + 10*60*1000,
+		Total:     market.Resources{CPU: market.MaxCPU, MemMiB: 1 << 20, DiskMiB: 1024},
+		Free:      market.Resources{CPU: market.MaxCPU, MemMiB: 1 << 20, DiskMiB: 1024},
+		Executors: []string{market.ExecWASM}, Terms: market.PriceTerms{PerCPUSecond: 10, PerGiBSecond: 5, PerJob: 3}}
+	if err := m.offer.Sign("drv-test", m.provider); err != nil {
+		tb.Fatal(err)
+	}
+	arg := strings.Repeat("a", 256)
+	env := "K=" + strings.Repeat("v", 254)
+	sum := sha256.Sum256([]byte("payload"))
+	for i := range 256 {
+		b := market.Bid{Executor: market.ExecWASM, Nonce: uint64(i),
+			Payload:   market.Payload{SHA256: sum[:], Size: 100, Peer: "peer"},
+			Resources: market.Resources{CPU: 1000, MemMiB: 16}, MaxPrice: 100_000,
+			MatchBy: now + 60*60*1000, TimeoutMs: 10_000, Preference: market.PreferCheapest, Replicas: 1}
+		for range market.MaxArgs {
+			b.Args = append(b.Args, arg)
+			b.Env = append(b.Env, env)
+		}
+		if err := b.Sign("drv-test", m.client); err != nil {
+			tb.Fatal(err)
+		}
+		m.bids = append(m.bids, b)
+	}
+	return m
+}
+
+func (m *testMarket) genesis(g *chain.Genesis) {
+	g.Accounts = append(g.Accounts,
+		chain.GenesisAccount{Address: m.provider.Address(), Balance: 100_000},
+		chain.GenesisAccount{Address: m.client.Address(), Balance: 1_000_000_000})
+}
+
+// matches are Match transactions signed by k for every bid still open on
+// st, with k's next nonces: what a proposer's matcher returns.
+func (m *testMarket) matches(tb testing.TB, st *chain.State, k wallet.PrivateKey, limit int) [][]byte {
+	acc, err := st.Account(k.Address())
+	if err != nil {
+		tb.Error(err)
+		return nil
+	}
+	view := st.View()
+	var out [][]byte
+	for i := range m.bids {
+		b := &m.bids[i]
+		if len(out) == limit {
+			break
+		}
+		if view.BidClosed(b.ID()) {
+			continue
+		}
+		price, err := market.PriceFor(&m.offer, b)
+		if err != nil {
+			tb.Error(err)
+			return nil
+		}
+		tx := &chain.Tx{ChainID: "drv-test", Sender: k.Public(), Nonce: acc.Nonce + uint64(len(out)),
+			Match: &chain.MatchTx{Offer: m.offer, Bid: *b, Price: price}}
+		if err := tx.Sign(k); err != nil {
+			tb.Error(err)
+			return nil
+		}
+		raw, err := tx.Encode()
+		if err != nil {
+			tb.Error(err)
+			return nil
+		}
+		out = append(out, raw)
+	}
+	return out
+}
+
+// TestBlocksOutgrowNetwork256MaximalBids (issue 13, attack 5): every
+// proposer's matcher offers 256 Matches of maximal bids (about 8.5 MB).
+// Honest proposers must stop adding Matches before the proposal would
+// exceed MaxProposalBytes (below the 1 MiB gossip publish limit): no
+// consensus message on the wire is larger, every committed block fits, and
+// the bids are matched over several blocks. Then a byzantine proposer
+// sends a valid block with more Matches than fit: validators refuse it,
+// in gossip validation and in block validation (it came by another path).
+// Before, a proposer filled blocks up to the genesis' 4 MiB.
+func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
+	m := newTestMarket(t)
+	c := newClusterWith(t, 4, m.genesis)
+	var matching atomic.Bool
+	for _, n := range c.nodes {
+		k := n.key
+		n.ptxs = func(st *chain.State, _ uint64, _ int64, _ [][]byte) [][]byte {
+			if !matching.Load() {
+				return nil
+			}
+			return m.matches(t, st, k, 256)
+		}
+		c.start(n)
+	}
+	reg := &chain.Tx{ChainID: "drv-test", Sender: m.provider.Public(), Nonce: 0, Fee: 1,
+		ProviderRegister: &chain.ProviderRegister{Collateral: 5000}}
+	if err := reg.Sign(m.provider); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := reg.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.addTx(raw)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := c.nodes[0].d.State().Account(m.provider.Address()); err == nil {
+			if acc, _ := c.nodes[0].d.State().Account(m.provider.Address()); acc.Nonce == 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the provider's registration was not committed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	matching.Store(true)
+	// Wait for three blocks with Matches.
+	ctx := context.Background()
+	from := c.nodes[0].store.Height() + 1
+	var withMatches, matched int
+	for h := from; withMatches < 3; h++ {
+		c.waitHeight(h, 30*time.Second)
+		rawB, err := c.nodes[0].store.RawBlock(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := chain.DecodeBlock(rawB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rawB) > maxProposalValue {
+			t.Fatalf("block %d is %d bytes, more than a proposal carries (%d)", h, len(rawB), maxProposalValue)
+		}
+		if len(b.Txs) > 0 {
+			withMatches++
+			matched += len(b.Txs)
+			if len(b.Txs) >= 256 {
+				t.Fatalf("block %d holds all %d matches", h, len(b.Txs))
+			}
+			t.Logf("block %d: %d matches, %d bytes", h, len(b.Txs), len(rawB))
+		}
+	}
+	if got := c.net.maxMsg.Load(); got > MaxProposalBytes || got > 1<<20 {
+		t.Fatalf("a consensus message of %d bytes was broadcast (bound %d, gossip publish limit %d)", got, MaxProposalBytes, 1<<20)
+	}
+	c.checkAgreement()
+
+	// The byzantine proposer. Stop everyone; restart one victim alone.
+	for _, n := range c.nodes {
+		c.stop(n)
+	}
+	var victim, byz *testNode
+	var tap *tapTransport
+	var r int32
+	for _, n := range c.nodes {
+		tap = c.startTapped(n)
+		if err := n.d.call(ctx, func() { r = n.d.cs.Round() + 1 }); err != nil {
+			t.Fatal(err)
+		}
+		if p := n.d.vs.Proposer(r).Address; p != n.key.Address() {
+			victim, byz = n, c.nodeOf(p)
+			break
+		}
+		c.stop(n)
+	}
+	d := victim.d
+	h := d.Height()
+	var id consensus.BlockID
+	var big []byte
+	if err := d.call(ctx, func() {
+		bt, err := d.blockTime(h, d.lastCommit)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b, _, err := chain.BuildBlock(d.st, chain.BlockTemplate{Height: h, Time: bt, PrevHash: d.store.LastHash(),
+			Proposer: byz.key.Address(), LastCommit: d.lastCommit}, m.matches(t, d.st, byz.key, 45), chain.ExecOptions{SkipStateRootCheck: true})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		id = consensus.BlockID(b.Hash())
+		big, err = b.Encode()
+		if err != nil {
+			t.Error(err)
+		}
+	}); err != nil || big == nil {
+		t.Fatalf("build the oversized block: %v", err)
+	}
+	if len(big) <= MaxProposalBytes || len(big) > 3<<20 {
+		t.Fatalf("the byzantine block is %d bytes; the test wants one between %d and 3 MiB", len(big), MaxProposalBytes)
+	}
+	msg := forge(t, byz.key, h, r, id, big, -1)
+	if _, verdict, err := d.ValidateGossip(msg); verdict != Reject {
+		t.Fatalf("gossip validation of a %d-byte proposal: verdict %d (%v), want Reject", len(msg), verdict, err)
+	}
+	// The same proposal by a path that skips gossip validation: the block
+	// is refused, the victim prevotes nil once two others move to round r.
+	pm, err := consensus.DecodeMessage(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.HandleGossip(pm)
+	var voters int
+	for _, n := range c.nodes {
+		if n != victim && voters < 2 {
+			deliver(t, d, forgeVote(t, n.key, consensus.Prevote, h, r, consensus.BlockID{}))
+			voters++
+		}
+	}
+	if got := tap.prevote(t, h, r); !got.IsNil() {
+		t.Fatalf("the victim prevoted the %d-byte block %s", len(big), got)
 	}
 }
