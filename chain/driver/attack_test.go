@@ -530,3 +530,49 @@ func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
 		t.Fatalf("the victim prevoted the %d-byte block %s", len(big), got)
 	}
 }
+
+// TestValidatorRestartsAfter50RoundsAtOneHeight (issue 13, attack 3): a
+// validator whose signer state holds 50 rounds of votes at height 1 (it
+// timed out alone through rounds 0-49) opens its store again and follows
+// the chain with the others; it used to fail in New (the signer state
+// did not decode past 8 rounds).
+func TestValidatorRestartsAfter50RoundsAtOneHeight(t *testing.T) {
+	c := newCluster(t, 4)
+	n := c.nodes[0]
+	cfg := consensus.DefaultConfig()
+	st, err := consensus.New(cfg, "drv-test", n.key, 1, c.genesisSet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *consensus.SignerState
+	take := func(out []consensus.Output) {
+		for _, o := range out {
+			if p, ok := o.(consensus.Persist); ok {
+				s := p.State
+				last = &s
+			}
+		}
+	}
+	now := time.Now().UnixMilli()
+	take(st.Start(now))
+	for r := int32(0); r < 50; r++ {
+		for _, step := range []consensus.RoundStep{consensus.StepPropose, consensus.StepPrevote, consensus.StepPrecommit} {
+			take(st.Step(consensus.Input{Now: now, Event: consensus.Timeout{Height: 1, Round: r, Step: step}}))
+		}
+	}
+	if last == nil || last.Round != 49 {
+		t.Fatalf("signer state not at round 49: %+v", last)
+	}
+	raw, err := consensus.EncodeSignerState(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.store.SaveSignerState(context.Background(), raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.nodes {
+		c.start(n) // fails the test if New fails
+	}
+	c.waitHeight(3, 20*time.Second)
+	c.checkAgreement()
+}
