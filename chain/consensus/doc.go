@@ -54,7 +54,9 @@
 //
 // Thresholds are over stake: "2f+1" is more than 2/3 of the set's power,
 // "f+1" more than 1/3. Messages of the next height are buffered (bounded)
-// and replayed at NextHeight; older and much later ones are dropped. A
+// and replayed at NextHeight; much later ones are dropped, and votes of the
+// height just decided are kept for evidence only (an equivocation that
+// reaches a process after its decision is still reported). A
 // validator may hold votes in the current round, the next, and one further
 // round, which bounds memory under a flood of far-future votes.
 //

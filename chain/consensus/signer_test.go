@@ -142,3 +142,53 @@ func TestSignerStateRestartAfter50RoundsNoDoubleSign(t *testing.T) {
 		t.Fatalf("the restarted validator is at round %d, want 52", re.Round())
 	}
 }
+
+// TestEquivocationAfterDecisionIsReported: a double precommit of the last
+// height that arrives after this process decided it still yields evidence
+// (the second precommit often completes a certificate elsewhere and
+// reaches the others only once they moved on); a late vote that repeats a
+// held one, or a badly signed one, does not.
+func TestEquivocationAfterDecisionIsReported(t *testing.T) {
+	keys, vs := testValidators(t, 1, 1, 1, 1)
+	n := newNet(t, instantConfig(), keys, vs)
+	n.runUntil(1)
+	st := n.states[0]
+	if st.Height() == 1 {
+		st.Step(Input{Now: 1, Event: NextHeight{}})
+	}
+	if st.Height() != 2 {
+		t.Fatalf("at height %d, want 2", st.Height())
+	}
+	d := n.decided[0]
+	var held *Vote
+	var offender int
+	for i := range d.Commit.Precommits {
+		for j, k := range keys[1:] {
+			if held == nil && d.Commit.Precommits[i].Validator == k.Address() {
+				held, offender = &d.Commit.Precommits[i], j+1
+			}
+		}
+	}
+	if held == nil {
+		t.Fatal("only node 0 in the certificate")
+	}
+	evidence := func(v *Vote) int {
+		c := 0
+		for _, o := range st.Step(Input{Now: 1, Event: ReceiveVote{Vote: v}}) {
+			if _, ok := o.(Evidence); ok {
+				c++
+			}
+		}
+		return c
+	}
+	if got := evidence(held); got != 0 {
+		t.Fatalf("a held vote again gave %d evidence", got)
+	}
+	other := signVote(keys[offender], Precommit, 1, held.Round, idOf([]byte("other")), 5)
+	if got := evidence(other); got != 1 {
+		t.Fatalf("a late double precommit gave %d evidence, want 1", got)
+	}
+	if got := evidence(signVote(keys[offender], Precommit, 1, held.Round, idOf([]byte("third")), 5)); got != 0 {
+		t.Fatalf("a third vote gave %d evidence, want 0 (already reported)", got)
+	}
+}

@@ -212,6 +212,12 @@ type State struct {
 	awaiting  bool // RequestValue outstanding for (height, round)
 	decision  *Decide
 
+	// The previous height's votes, kept only to catch equivocations that
+	// arrive after its decision (a double precommit often completes a
+	// certificate at one node and reaches the others late).
+	prevBook  *voteBook
+	prevRound int32 // the round it was decided in
+
 	future    []Message // height+1 messages, verified when that height starts
 	futureSet map[futureKey]struct{}
 
@@ -551,6 +557,9 @@ func (s *State) onVote(v *Vote) {
 	case v.Height == s.height+1:
 		s.buffer(Message{Vote: v}, futureKey{addr: v.Validator, round: v.Round, typ: v.Type})
 		return
+	case v.Height+1 == s.height:
+		s.lateVote(v)
+		return
 	case v.Height != s.height || s.step == StepDecided:
 		return
 	}
@@ -562,6 +571,24 @@ func (s *State) onVote(v *Vote) {
 		return
 	}
 	if _, ev := s.book.add(v, s.round, s.admit); ev != nil {
+		s.emit(Evidence{Evidence: *ev})
+	}
+}
+
+// lateVote takes a vote of the previous (decided) height for evidence
+// only: a validator that signed two votes there is reported even when the
+// second reached this process after its decision.
+func (s *State) lateVote(v *Vote) {
+	b := s.prevBook
+	none := func(BlockID) bool { return false }
+	if b == nil || b.inert(v, s.prevRound, none) {
+		return
+	}
+	if err := v.Verify(s.chainID, b.vs); err != nil {
+		s.reject(fmt.Errorf("receive vote of the last height: %w", err))
+		return
+	}
+	if _, ev := b.add(v, s.prevRound, none); ev != nil {
 		s.emit(Evidence{Evidence: *ev})
 	}
 }
@@ -623,7 +650,9 @@ func (s *State) onNextHeight(e NextHeight) {
 		vs = s.vs.Next()
 	}
 	future := s.future
+	prevBook, prevRound := s.book, s.decision.Commit.Round
 	s.resetHeight(s.height+1, vs)
+	s.prevBook, s.prevRound = prevBook, prevRound
 	if s.cfg.TimeoutCommit == 0 {
 		s.startRound(0)
 	} else {

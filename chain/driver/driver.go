@@ -132,8 +132,9 @@ type Driver struct {
 
 	height   atomic.Uint64 // height being decided (last committed + 1)
 	curVS    atomic.Pointer[consensus.ValidatorSet]
-	ahead    atomic.Bool  // a peer gossiped a higher height
-	progress atomic.Int64 // unix ms of the last commit
+	lastVS   atomic.Pointer[consensus.ValidatorSet] // the last height's set, for its late votes
+	ahead    atomic.Bool                            // a peer gossiped a higher height
+	progress atomic.Int64                           // unix ms of the last commit
 
 	badMu sync.Mutex
 	bad   map[string]time.Time // peers that sent invalid blocks, until when ignored
@@ -472,13 +473,19 @@ func (d *Driver) ValidateGossip(data []byte) (consensus.Message, Verdict, error)
 		h = m.Vote.Height
 	}
 	cur := d.height.Load()
-	if h != cur {
+	vs := d.curVS.Load()
+	if m.Vote != nil && h+1 == cur {
+		// A vote of the last height can still prove an equivocation
+		// (the core keeps that height's votes for evidence only).
+		if vs = d.lastVS.Load(); vs == nil {
+			return m, Ignore, nil
+		}
+	} else if h != cur {
 		if h > cur {
 			d.ahead.Store(true)
 		}
 		return m, Ignore, nil
 	}
-	vs := d.curVS.Load()
 	if m.Proposal != nil {
 		err = m.Proposal.Verify(d.chainID, vs)
 	} else {
@@ -824,6 +831,7 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 		return nil, err
 	}
 	d.prevVS, d.vs = d.vs, next
+	d.lastVS.Store(d.prevVS)
 	d.curVS.Store(next)
 	d.height.Store(dec.Height + 1)
 	d.progress.Store(d.now())
