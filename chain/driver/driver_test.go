@@ -112,6 +112,8 @@ type testNode struct {
 	store *chain.Store
 	d     *Driver
 	ptxs  ProposerTxs // this node's Matches, if any
+	onEv  func(consensus.DuplicateVoteEvidence)
+	tr    Transport // when set, used instead of a plain memTransport
 }
 
 type cluster struct {
@@ -179,8 +181,12 @@ func newClusterWith(t testing.TB, validators int, adjust func(*chain.Genesis)) *
 
 func (c *cluster) start(n *testNode) {
 	c.t.Helper()
-	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond, ProposerTxs: n.ptxs},
-		n.store, &memTransport{net: c.net, id: n.id})
+	var tr Transport = &memTransport{net: c.net, id: n.id}
+	if n.tr != nil {
+		tr = n.tr
+	}
+	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond, ProposerTxs: n.ptxs, OnEvidence: n.onEv},
+		n.store, tr)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.id, err)
 	}
