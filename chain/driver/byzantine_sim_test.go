@@ -187,42 +187,75 @@ func (t *byzTransport) signVote(v consensus.Vote, id consensus.BlockID) []byte {
 	return raw
 }
 
-// proposal sends each validator its own version of p.
+// proposal sends each validator its own version of p. Per proposal the
+// seed picks a plan: poison one honest validator (it alone gets the real
+// id with other bytes, the rest the real block: the real block is
+// decided and must still execute at the victim), split (each validator a
+// random version), oversized to all, withheld from all, or honest.
 func (t *byzTransport) proposal(p *consensus.Proposal, ids []string, peers map[string]*Driver) {
 	r := t.rng
-	for _, id := range ids {
-		var data []byte
-		switch k := r.IntN(10); {
-		case k < 3:
-			data = t.signProposal(*p, p.Value, p.BlockID)
+	junk := func() []byte {
+		b := make([]byte, 1+r.IntN(2000))
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	version := func(k int) []byte {
+		switch k {
+		case 0:
 			t.log.count("proposal: real")
-		case k < 5:
-			junk := make([]byte, 1+r.IntN(2000))
-			for i := range junk {
-				junk[i] = byte(r.Uint32())
-			}
-			data = t.signProposal(*p, junk, p.BlockID)
+			return t.signProposal(*p, p.Value, p.BlockID)
+		case 1:
 			t.log.count("proposal: real id, other bytes")
-		case k < 7:
+			return t.signProposal(*p, junk(), p.BlockID)
+		case 2:
 			b, err := chain.DecodeBlock(p.Value)
 			if err != nil {
-				continue
+				return nil
 			}
 			b.Header.Time += 1 + int64(r.IntN(1000))
 			raw, err := b.Encode()
 			if err != nil {
-				continue
+				return nil
 			}
-			data = t.signProposal(*p, raw, consensus.BlockID(b.Hash()))
 			t.log.count("proposal: other block")
-		case k < 8:
-			data = t.signProposal(*p, make([]byte, MaxProposalBytes+1), p.BlockID)
+			return t.signProposal(*p, raw, consensus.BlockID(b.Hash()))
+		case 3:
 			t.log.count("proposal: oversized")
-		default:
-			t.log.count("proposal: withheld")
-			continue
+			return t.signProposal(*p, make([]byte, MaxProposalBytes+1), p.BlockID)
 		}
-		deliverTo(peers[id], data)
+		t.log.count("proposal: withheld")
+		return nil
+	}
+	var honestIDs []string
+	for _, id := range ids {
+		if t.honest[id] {
+			honestIDs = append(honestIDs, id)
+		}
+	}
+	plan := r.IntN(20)
+	victim := ""
+	if len(honestIDs) > 0 {
+		victim = honestIDs[r.IntN(len(honestIDs))]
+	}
+	for _, id := range ids {
+		var k int
+		switch {
+		case plan < 8: // poison
+			if id == victim {
+				k = 1
+			}
+		case plan < 15: // split
+			k = r.IntN(5)
+		case plan < 17:
+			k = 3
+		case plan < 19:
+			k = 4
+		}
+		if data := version(k); data != nil {
+			deliverTo(peers[id], data)
+		}
 	}
 }
 
