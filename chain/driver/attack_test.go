@@ -397,7 +397,12 @@ func (m *testMarket) matches(tb testing.TB, st *chain.State, k wallet.PrivateKey
 // Before, a proposer filled blocks up to the genesis' 4 MiB.
 func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
 	m := newTestMarket(t)
-	c := newClusterWith(t, 4, m.genesis)
+	c := newClusterWith(t, 4, func(g *chain.Genesis) {
+		m.genesis(g)
+		// Building and checking a block of ~30 maximal Matches takes
+		// seconds under the race detector: rounds must outlast it.
+		g.Timeouts.ProposeMs, g.Timeouts.ProposeDeltaMs = 3000, 1000
+	})
 	var matching atomic.Bool
 	for _, n := range c.nodes {
 		k := n.key
@@ -432,11 +437,11 @@ func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	matching.Store(true)
-	// Wait for three blocks with Matches.
+	// Wait for two blocks with Matches.
 	ctx := context.Background()
 	from := c.nodes[0].store.Height() + 1
 	var withMatches, matched int
-	for h := from; withMatches < 3; h++ {
+	for h := from; withMatches < 2; h++ {
 		c.waitHeight(h, 30*time.Second)
 		rawB, err := c.nodes[0].store.RawBlock(ctx, h)
 		if err != nil {
