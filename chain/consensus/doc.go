@@ -36,20 +36,27 @@
 //     Timeout{Height, Round, Step}. Stale timeouts are ignored, so timers
 //     never need cancelling.
 //   - RequestValue{Height, Round}: we propose; answer with ValueReady.
-//   - ValidateValue{Height, Round, BlockID, Value}: answer with ValueValidity
-//     (Valid only if BlockID is the application's id of Value and the block
-//     is valid). Rules that need valid(v) wait for the answer.
+//   - ValidateValue{Height, Round, ValidRound, Proposer, BlockID, Value}:
+//     answer with ValueValidity (Valid only if BlockID is the application's
+//     id of Value and the block is valid). Rules that need valid(v) wait for
+//     the answer. The verdict is kept per (BlockID, hash of Value), never per
+//     id alone, so a forged pair cannot poison the honest one; the
+//     application must key any cache of its own the same way.
 //   - Decide{Height, BlockID, Value, Commit}: store the block with its
 //     certificate, apply it, then feed NextHeight (with the next height's
 //     validator set, or nil to keep the set and rotate the proposer).
 //     Round 0 of the new height starts after Config.TimeoutCommit.
 //   - Evidence: submit it in a transaction.
+//   - ProposalEquivocation{First, Second}: the round's proposer signed two
+//     different proposals; only the first counts (log it, penalise the peer).
 //   - Rejected{Err}: the input was invalid (bad signature, unknown
 //     validator, wrong proposer); penalise the peer that sent it.
 //
 // Thresholds are over stake: "2f+1" is more than 2/3 of the set's power,
 // "f+1" more than 1/3. Messages of the next height are buffered (bounded)
-// and replayed at NextHeight; older and much later ones are dropped. A
+// and replayed at NextHeight; much later ones are dropped, and votes of the
+// height just decided are kept for evidence only (an equivocation that
+// reaches a process after its decision is still reported). A
 // validator may hold votes in the current round, the next, and one further
 // round, which bounds memory under a flood of far-future votes.
 //
@@ -65,10 +72,12 @@
 //
 // New(cfg, chainID, key, height, vs, restored) takes the last persisted
 // SignerState. At the same height the process resumes in the round and step
-// it last signed, with its lock and valid value, and broadcasts again every
-// vote it signed at that height (a recovering validator must still deliver
+// it last signed, with its lock and valid value, and broadcasts again the
+// votes it signed at that height in its last SignerKeepRounds rounds and in
+// its locked and valid rounds (a recovering validator must still deliver
 // its earlier votes, or crashes combined with message loss can deadlock a
-// height; the simulation found exactly that). It never signs a different
+// height; the simulation found exactly that). Older votes are dropped, so
+// the signer state stays bounded at any round. It never signs a different
 // message at or below the last signed height/round/step; the same vote again
 // is returned unchanged. A zero key, or a key outside the set, makes an
 // observer that follows and decides without signing.

@@ -31,22 +31,51 @@ type SignerState struct {
 	ValidBlockID  BlockID `cbor:"10,keyasint"`
 	ValidValue    []byte  `cbor:"11,keyasint,omitempty"`
 
-	Votes []Vote `cbor:"12,keyasint,omitempty"` // every vote signed at Height, in signing order
+	// Votes signed at Height, in signing order: those of the last
+	// SignerKeepRounds rounds signed and of the locked and valid rounds.
+	// Older ones are dropped, so the state stays bounded however many rounds
+	// a height takes; double-sign protection needs only Height/Round/Step and
+	// the last message, the votes kept are for re-delivery after a restart.
+	Votes []Vote `cbor:"12,keyasint,omitempty"`
+}
+
+// SignerKeepRounds is how many of the latest rounds of a height keep their
+// votes in SignerState.Votes (besides the locked and valid rounds).
+const SignerKeepRounds = 8
+
+// maxSignerVotes bounds SignerState.Votes as written: two votes in each
+// kept round, the locked round and the valid round.
+const maxSignerVotes = 2 * (SignerKeepRounds + 2)
+
+// prune drops the votes SignerState no longer keeps.
+func (g *SignerState) prune() {
+	keep := func(r int32) bool {
+		return r > g.Round-SignerKeepRounds || (g.LockedRound >= 0 && r == g.LockedRound) || (g.ValidRound >= 0 && r == g.ValidRound)
+	}
+	g.Votes = slices.DeleteFunc(g.Votes, func(v Vote) bool { return v.Height != g.Height || !keep(v.Round) })
 }
 
 // EncodeSignerState is the canonical encoding the driver writes to disk.
 func EncodeSignerState(s *SignerState) ([]byte, error) { return codec.Marshal(s) }
 
-// DecodeSignerState reads what EncodeSignerState wrote.
+// DecodeSignerState reads what EncodeSignerState wrote. It also reads the
+// unpruned state of earlier versions, which kept every vote of the height
+// (two per round: more than 16 after nine rounds), and prunes it.
 func DecodeSignerState(data []byte) (*SignerState, error) {
 	var s SignerState
 	if err := signerDecoder.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("decode signer state: %w", err)
 	}
+	s.prune()
 	return &s, nil
 }
 
-var signerDecoder = mustDecoder(codec.Limits{MaxSize: 3 * MaxMessageBytes, MaxNesting: 8, MaxArrayElements: 16, MaxMapPairs: 32})
+// maxLegacySignerVotes is how many votes a signer state written before
+// pruning may hold and still be read: ten thousand rounds at one height.
+const maxLegacySignerVotes = 20000
+
+var signerDecoder = mustDecoder(codec.Limits{MaxSize: 3*MaxMessageBytes + maxLegacySignerVotes*MaxVoteBytes,
+	MaxNesting: 8, MaxArrayElements: maxLegacySignerVotes, MaxMapPairs: 32})
 
 // compareHRS orders (height, round, step) triples.
 func compareHRS(h1 uint64, r1 int32, s1 RoundStep, h2 uint64, r2 int32, s2 RoundStep) int {
@@ -126,6 +155,7 @@ func (s *State) persist() {
 	g := &s.signer
 	g.LockedRound, g.LockedBlockID, g.LockedValue = s.locked.round, s.locked.id, s.locked.value
 	g.ValidRound, g.ValidBlockID, g.ValidValue = s.valid.round, s.valid.id, s.valid.value
+	g.prune()
 	s.emit(Persist{State: s.SignerState()})
 }
 

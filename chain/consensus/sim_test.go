@@ -345,6 +345,10 @@ func (s *sim) handle(n *simNode, out []Output, mustReport *evidenceKey) {
 			if mustReport != nil && k == *mustReport {
 				mustReport = nil
 			}
+		case ProposalEquivocation:
+			if s.cfg.byzantine < 0 || o.First.Proposer != s.nodes[s.cfg.byzantine].key.Address() {
+				s.fail("node %d: proposal equivocation reported against correct validator %s", n.idx, o.First.Proposer)
+			}
 		case Rejected:
 			s.fail("node %d rejected an input no one forged: %v", n.idx, o.Err)
 		}

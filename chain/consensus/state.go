@@ -74,7 +74,7 @@ func (NextHeight) isEvent()      {}
 func (ReceiveCommit) isEvent()   {}
 
 // Output is one of Broadcast, ScheduleTimeout, Persist, RequestValue,
-// ValidateValue, Decide, Evidence, Rejected. Outputs must be carried out in
+// ValidateValue, Decide, Evidence, ProposalEquivocation, Rejected. Outputs must be carried out in
 // order: a Persist precedes the Broadcast of the message it protects.
 type Output interface{ isOutput() }
 
@@ -100,12 +100,17 @@ type RequestValue struct {
 }
 
 // ValidateValue asks the application whether Value (claimed id BlockID) is
-// a valid block at Height; the answer is a ValueValidity input.
+// a valid block at Height; the answer is a ValueValidity input. Round,
+// ValidRound and Proposer are those of the proposal that first carried the
+// value (the application may bind the value to its proposer); the verdict
+// is kept for the (BlockID, Value) pair for the rest of the height.
 type ValidateValue struct {
-	Height  uint64
-	Round   int32
-	BlockID BlockID
-	Value   []byte
+	Height     uint64
+	Round      int32
+	ValidRound int32
+	Proposer   wallet.Address
+	BlockID    BlockID
+	Value      []byte
 }
 
 // Decide reports the decision of a height, with the certificate that proves it.
@@ -119,18 +124,25 @@ type Decide struct {
 // Evidence reports an equivocation to submit on chain.
 type Evidence struct{ Evidence DuplicateVoteEvidence }
 
+// ProposalEquivocation reports two different proposals, both validly
+// signed by the round's proposer, for one height and round. Only the
+// first counts. There is no on-chain penalty for it (evidence is for
+// double votes); the driver logs it and may penalise the peer.
+type ProposalEquivocation struct{ First, Second *Proposal }
+
 // Rejected reports an input that is invalid (bad signature, not the
 // proposer, malformed): the peer that sent it may be penalised.
 type Rejected struct{ Err error }
 
-func (Broadcast) isOutput()       {}
-func (ScheduleTimeout) isOutput() {}
-func (Persist) isOutput()         {}
-func (RequestValue) isOutput()    {}
-func (ValidateValue) isOutput()   {}
-func (Decide) isOutput()          {}
-func (Evidence) isOutput()        {}
-func (Rejected) isOutput()        {}
+func (Broadcast) isOutput()            {}
+func (ScheduleTimeout) isOutput()      {}
+func (Persist) isOutput()              {}
+func (RequestValue) isOutput()         {}
+func (ValidateValue) isOutput()        {}
+func (Decide) isOutput()               {}
+func (Evidence) isOutput()             {}
+func (Rejected) isOutput()             {}
+func (ProposalEquivocation) isOutput() {}
 
 type validity uint8
 
@@ -199,6 +211,12 @@ type State struct {
 	flags     map[int32]*roundFlags
 	awaiting  bool // RequestValue outstanding for (height, round)
 	decision  *Decide
+
+	// The previous height's votes, kept only to catch equivocations that
+	// arrive after its decision (a double precommit often completes a
+	// certificate at one node and reaches the others late).
+	prevBook  *voteBook
+	prevRound int32 // the round it was decided in
 
 	future    []Message // height+1 messages, verified when that height starts
 	futureSet map[futureKey]struct{}
@@ -472,7 +490,7 @@ func (s *State) acceptProposal(p *Proposal, own bool) {
 	}
 	if s.values[k] == valUnknown {
 		s.values[k] = valPending
-		s.emit(ValidateValue{Height: s.height, Round: p.Round, BlockID: p.BlockID, Value: p.Value})
+		s.emit(ValidateValue{Height: s.height, Round: p.Round, ValidRound: p.ValidRound, Proposer: p.Proposer, BlockID: p.BlockID, Value: p.Value})
 	}
 }
 
@@ -506,7 +524,14 @@ func (s *State) onProposal(p *Proposal) {
 		return // too far ahead; catch-up delivers it again once we are there
 	}
 	if old := s.proposals[p.Round]; old != nil {
-		return // first proposal of a round wins; a second one is the proposer's equivocation
+		// The first proposal of a round wins. A different one, validly
+		// signed by the round's proposer, is its equivocation: reported,
+		// never counted (its value is validated under its own bytes only
+		// if a vote for it makes it matter).
+		if string(old.Signature) != string(p.Signature) && p.Proposer == old.Proposer && p.Verify(s.chainID, s.vs) == nil {
+			s.emit(ProposalEquivocation{First: old, Second: p})
+		}
+		return
 	}
 	if want := s.proposer(p.Round); p.Proposer != want {
 		s.reject(fmt.Errorf("receive proposal %d/%d: %w: signed by %s, proposer is %s", p.Height, p.Round, ErrInvalidMessage, p.Proposer, want))
@@ -532,6 +557,9 @@ func (s *State) onVote(v *Vote) {
 	case v.Height == s.height+1:
 		s.buffer(Message{Vote: v}, futureKey{addr: v.Validator, round: v.Round, typ: v.Type})
 		return
+	case v.Height+1 == s.height:
+		s.lateVote(v)
+		return
 	case v.Height != s.height || s.step == StepDecided:
 		return
 	}
@@ -543,6 +571,24 @@ func (s *State) onVote(v *Vote) {
 		return
 	}
 	if _, ev := s.book.add(v, s.round, s.admit); ev != nil {
+		s.emit(Evidence{Evidence: *ev})
+	}
+}
+
+// lateVote takes a vote of the previous (decided) height for evidence
+// only: a validator that signed two votes there is reported even when the
+// second reached this process after its decision.
+func (s *State) lateVote(v *Vote) {
+	b := s.prevBook
+	none := func(BlockID) bool { return false }
+	if b == nil || b.inert(v, s.prevRound, none) {
+		return
+	}
+	if err := v.Verify(s.chainID, b.vs); err != nil {
+		s.reject(fmt.Errorf("receive vote of the last height: %w", err))
+		return
+	}
+	if _, ev := b.add(v, s.prevRound, none); ev != nil {
 		s.emit(Evidence{Evidence: *ev})
 	}
 }
@@ -604,7 +650,9 @@ func (s *State) onNextHeight(e NextHeight) {
 		vs = s.vs.Next()
 	}
 	future := s.future
+	prevBook, prevRound := s.book, s.decision.Commit.Round
 	s.resetHeight(s.height+1, vs)
+	s.prevBook, s.prevRound = prevBook, prevRound
 	if s.cfg.TimeoutCommit == 0 {
 		s.startRound(0)
 	} else {

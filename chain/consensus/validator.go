@@ -168,14 +168,42 @@ func (vs *ValidatorSet) increment(n int) {
 		vs.prio[i] -= avg
 	}
 	for range n {
-		best := 0
-		for i, v := range vs.vals {
-			vs.prio[i] += int64(v.Power)
-			if vs.prio[i] > vs.prio[best] {
-				best = i // ties go to the lowest address (vals are sorted)
-			}
+		vs.stepOnce(total)
+	}
+}
+
+// stepOnce is one priority step of increment.
+func (vs *ValidatorSet) stepOnce(total int64) {
+	best := 0
+	for i, v := range vs.vals {
+		vs.prio[i] += int64(v.Power)
+		if vs.prio[i] > vs.prio[best] {
+			best = i // ties go to the lowest address (vals are sorted)
 		}
-		vs.prio[best] -= total
-		vs.proposer = best
+	}
+	vs.prio[best] -= total
+	vs.proposer = best
+}
+
+// ProposerWithin reports whether addr is Proposer(r) for some round r in
+// [0, upto]: the test a re-proposed value's block proposer must pass (the
+// value was first proposed in a round no later than its valid round).
+func (vs *ValidatorSet) ProposerWithin(addr wallet.Address, upto int32) bool {
+	if vs.vals[vs.proposer].Address == addr {
+		return true
+	}
+	if upto <= 0 {
+		return false
+	}
+	c := vs.copy()
+	c.increment(1) // the same rescale and first step as Proposer(r) takes
+	for r := int32(1); ; r++ {
+		if c.vals[c.proposer].Address == addr {
+			return true
+		}
+		if r == upto {
+			return false
+		}
+		c.stepOnce(int64(c.total))
 	}
 }

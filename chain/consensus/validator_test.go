@@ -150,3 +150,23 @@ func BenchmarkAdvance(b *testing.B) {
 		})
 	}
 }
+
+// TestProposerWithinMatchesProposer: ProposerWithin(a, n) is true exactly
+// when a is Proposer(r) for some r in [0, n], with unequal stakes.
+func TestProposerWithinMatchesProposer(t *testing.T) {
+	keys, vs := testValidators(t, 5, 1, 1, 3, 2, 1)
+	vs = vs.Advance(7)
+	for upto := int32(0); upto < 30; upto++ {
+		for _, k := range keys {
+			want := false
+			for r := int32(0); r <= upto; r++ {
+				if vs.Proposer(r).Address == k.Address() {
+					want = true
+				}
+			}
+			if got := vs.ProposerWithin(k.Address(), upto); got != want {
+				t.Fatalf("ProposerWithin(%s, %d) = %v, want %v", k.Address(), upto, got, want)
+			}
+		}
+	}
+}

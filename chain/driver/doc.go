@@ -14,6 +14,17 @@
 // The network is the Transport interface, so the same driver runs over
 // libp2p in a node and over an in-memory network in tests.
 //
+// What a proposal must be. A validator prevotes a proposed block only if
+// the proposal message fits MaxProposalBytes (below the gossip publish
+// limit; the proposer keeps the whole block, its Matches included, under
+// it), the bytes decode to a block whose hash is the claimed id, the block
+// is valid at the height, and its header's Proposer is the validator that
+// signed the proposal (for a value re-proposed with a valid round, the
+// proposer of a round no later than that). Verdicts are cached per (id,
+// hash of the bytes), never per id alone, so no proposal can poison the
+// verdict on another. A block certified by a commit (sync) is executed as
+// decided, without the proposal rules.
+//
 // Block time is BFT time: block 1 has genesis time + 1 ms; block h > 1 has
 // the stake-weighted median of the precommit timestamps in its LastCommit
 // (the certificate of block h-1), or the previous block's time + 1 ms if that

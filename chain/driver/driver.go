@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,30 @@ const (
 	TopicConsensus = "consensus"
 	ProtoSync      = "sync/1"
 )
+
+// MaxProposalBytes bounds one proposal on the wire: the encoded consensus
+// message, the block with every transaction (the mempool's and the
+// proposer's Matches) and the proposal envelope. It is below the gossip
+// publish limit (p2p max_message_size, 1 MiB by default), so a proposal
+// always travels by gossip. A proposer stops adding transactions before a
+// block would exceed it; a validator refuses a larger proposal (a block
+// already certified is executed whatever its size: it is decided).
+const MaxProposalBytes = 1<<20 - 64<<10
+
+// proposalEnvelope is an upper bound on what a proposal message adds to its
+// block: the proposal's fields (height, round, ids, valid round, proposer,
+// signature) and CBOR headers, about 200 bytes.
+const proposalEnvelope = 512
+
+// maxProposalValue is the largest block a proposal may carry.
+const maxProposalValue = MaxProposalBytes - proposalEnvelope
+
+// blockOverhead bounds what an encoded block adds to its transactions and
+// last commit: the header and the CBOR headers of the block and its lists.
+const blockOverhead = 1024
+
+// txOverhead bounds the CBOR header of one transaction in a block.
+const txOverhead = 5
 
 // Transport is the network as the driver needs it. Peers are opaque strings
 // (libp2p peer ids in a node).
@@ -56,8 +81,10 @@ type Config struct {
 	Key wallet.PrivateKey
 	// Consensus timeouts; zero: taken from the genesis.
 	Consensus *consensus.Config
-	// MaxBlockBytes and MaxBlockTxs bound a proposed block. Defaults 900 KiB
-	// (one gossip message) and 10,000.
+	// MaxBlockBytes and MaxBlockTxs bound a block this node proposes, all
+	// of it (header, last commit, every transaction). MaxBlockBytes is at
+	// most, and by default, what fits one proposal message
+	// (MaxProposalBytes with the envelope); MaxBlockTxs defaults to 10,000.
 	MaxBlockBytes int
 	MaxBlockTxs   int
 	// CatchupInterval is how often the syncer checks whether the node is
@@ -105,13 +132,14 @@ type Driver struct {
 	vs         *consensus.ValidatorSet // current height's set
 	prevVS     *consensus.ValidatorSet // previous height's set (LastCommit)
 	lastCommit []byte                  // encoded certificate of the last block
-	pending    map[consensus.BlockID]*candidate
+	pending    map[valueKey]*candidate
 	timers     map[consensus.Timeout]*time.Timer
 
 	height   atomic.Uint64 // height being decided (last committed + 1)
 	curVS    atomic.Pointer[consensus.ValidatorSet]
-	ahead    atomic.Bool  // a peer gossiped a higher height
-	progress atomic.Int64 // unix ms of the last commit
+	lastVS   atomic.Pointer[consensus.ValidatorSet] // the last height's set, for its late votes
+	ahead    atomic.Bool                            // a peer gossiped a higher height
+	progress atomic.Int64                           // unix ms of the last commit
 
 	badMu sync.Mutex
 	bad   map[string]time.Time // peers that sent invalid blocks, until when ignored
@@ -128,6 +156,17 @@ type Driver struct {
 	err     error
 	dropped atomic.Uint64
 }
+
+// valueKey names a proposed block by its claimed id and the hash of its
+// bytes: a proposal that pairs a real block's id with other bytes gets its
+// own entry and can never poison the verdict on the real block (or borrow
+// it).
+type valueKey struct {
+	id consensus.BlockID
+	h  [32]byte
+}
+
+func keyOf(id consensus.BlockID, raw []byte) valueKey { return valueKey{id, sha256.Sum256(raw)} }
 
 // candidate is a block the loop built or validated, kept until its height
 // is decided so the decision does not execute it twice.
@@ -158,8 +197,8 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("driver: %w", err)
 	}
-	if cfg.MaxBlockBytes == 0 {
-		cfg.MaxBlockBytes = 900 << 10
+	if cfg.MaxBlockBytes <= 0 || cfg.MaxBlockBytes > maxProposalValue {
+		cfg.MaxBlockBytes = maxProposalValue
 	}
 	if cfg.MaxBlockTxs == 0 {
 		cfg.MaxBlockTxs = 10000
@@ -215,7 +254,7 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 		log:      cfg.Logger.With("component", "driver"),
 		in:       make(chan event, 1024),
 		calls:    make(chan func()),
-		pending:  map[consensus.BlockID]*candidate{},
+		pending:  map[valueKey]*candidate{},
 		timers:   map[consensus.Timeout]*time.Timer{},
 		subs:     map[int]chan Committed{},
 		bad:      map[string]time.Time{},
@@ -421,6 +460,9 @@ const (
 // formed, for the current height, signed by a member of the current set.
 // Safe for concurrent use.
 func (d *Driver) ValidateGossip(data []byte) (consensus.Message, Verdict, error) {
+	if len(data) > MaxProposalBytes {
+		return consensus.Message{}, Reject, fmt.Errorf("consensus message of %d bytes exceeds %d", len(data), MaxProposalBytes)
+	}
 	m, err := consensus.DecodeMessage(data)
 	if err != nil {
 		return m, Reject, err
@@ -436,13 +478,19 @@ func (d *Driver) ValidateGossip(data []byte) (consensus.Message, Verdict, error)
 		h = m.Vote.Height
 	}
 	cur := d.height.Load()
-	if h != cur {
+	vs := d.curVS.Load()
+	if m.Vote != nil && h+1 == cur {
+		// A vote of the last height can still prove an equivocation
+		// (the core keeps that height's votes for evidence only).
+		if vs = d.lastVS.Load(); vs == nil {
+			return m, Ignore, nil
+		}
+	} else if h != cur {
 		if h > cur {
 			d.ahead.Store(true)
 		}
 		return m, Ignore, nil
 	}
-	vs := d.curVS.Load()
 	if m.Proposal != nil {
 		err = m.Proposal.Verify(d.chainID, vs)
 	} else {
@@ -546,7 +594,7 @@ func (d *Driver) run(outs []consensus.Output) error {
 			}
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: ready})
 		case consensus.ValidateValue:
-			valid := d.validate(o.Height, o.BlockID, o.Value)
+			valid := d.validateProposal(o)
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.ValueValidity{
 				Height: o.Height, BlockID: o.BlockID, Value: o.Value, Valid: valid}})
 		case consensus.Decide:
@@ -559,6 +607,9 @@ func (d *Driver) run(outs []consensus.Output) error {
 			if d.cfg.OnEvidence != nil {
 				d.cfg.OnEvidence(o.Evidence)
 			}
+		case consensus.ProposalEquivocation:
+			d.log.Warn("proposer equivocated: two proposals for one round", "height", o.First.Height, "round", o.First.Round,
+				"proposer", o.First.Proposer, "first", o.First.BlockID, "second", o.Second.BlockID)
 		case consensus.Rejected:
 			d.log.Debug("consensus input rejected", "err", o.Err)
 		}
@@ -604,10 +655,16 @@ func (d *Driver) propose(h uint64, r int32) (consensus.ValueReady, error) {
 	if err != nil {
 		return consensus.ValueReady{}, err
 	}
-	// A quarter of the block is kept for the proposer's own transactions.
-	cands := d.mp.Reap(d.cfg.MaxBlockBytes*3/4, d.cfg.MaxBlockTxs*3/4)
+	// One bound for the whole block: what is left of MaxBlockBytes after
+	// the header and the last commit, counting each transaction with its
+	// CBOR header. A quarter is kept for the proposer's own transactions.
+	budget := d.cfg.MaxBlockBytes - blockOverhead - len(d.lastCommit)
+	cands, used := fit(d.mp.Reap(budget*3/4, d.cfg.MaxBlockTxs*3/4), budget)
 	if d.cfg.ProposerTxs != nil {
-		cands = append(cands, d.cfg.ProposerTxs(d.st, h, t, cands)...)
+		// The proposer's Matches carry nonces in sequence: the first that
+		// does not fit ends them (the ones after it would have a gap).
+		own, _ := fit(d.cfg.ProposerTxs(d.st, h, t, cands), budget-used)
+		cands = append(cands, own...)
 	}
 	b, res, err := chain.BuildBlock(d.st, chain.BlockTemplate{
 		Height: h, Time: t, PrevHash: d.store.LastHash(), Proposer: d.cfg.Key.Address(), LastCommit: d.lastCommit,
@@ -619,25 +676,80 @@ func (d *Driver) propose(h uint64, r int32) (consensus.ValueReady, error) {
 	if err != nil {
 		return consensus.ValueReady{}, err
 	}
+	if len(raw) > maxProposalValue {
+		return consensus.ValueReady{}, fmt.Errorf("built a block of %d bytes, more than a proposal carries (%d)", len(raw), maxProposalValue)
+	}
 	id := consensus.BlockID(b.Hash())
-	d.pending[id] = &candidate{block: b, res: res, valid: true}
+	d.pending[keyOf(id, raw)] = &candidate{block: b, res: res, valid: true}
 	return consensus.ValueReady{Height: h, Round: r, BlockID: id, Value: raw}, nil
 }
 
-// validate answers whether raw is a valid block at height h with id.
-func (d *Driver) validate(h uint64, id consensus.BlockID, raw []byte) bool {
-	if c, ok := d.pending[id]; ok {
-		return c.valid
+// fit returns the longest prefix of txs whose encoded size in a block
+// (each with its CBOR header) is at most budget, and that size.
+func fit(txs [][]byte, budget int) ([][]byte, int) {
+	used := 0
+	for i, t := range txs {
+		if used+len(t)+txOverhead > budget {
+			return txs[:i], used
+		}
+		used += len(t) + txOverhead
 	}
-	c := &candidate{}
-	d.pending[id] = c
-	b, res, err := d.check(h, id, raw)
-	if err != nil {
-		d.log.Info("invalid block proposed", "height", h, "id", id, "err", err)
+	return txs, used
+}
+
+// validateProposal answers the core's ValidateValue: the block must fit a
+// proposal, be valid at the height (validate), and name as its Proposer
+// (who is paid the fees and alone may send Matches) the validator that
+// signed the proposal, or, for a value re-proposed with a valid round, the
+// proposer of a round no later than that one (where it was first
+// proposed).
+func (d *Driver) validateProposal(o consensus.ValidateValue) bool {
+	if len(o.Value) > maxProposalValue {
+		d.log.Info("oversized block proposed", "height", o.Height, "round", o.Round, "proposer", o.Proposer, "bytes", len(o.Value))
 		return false
 	}
+	c := d.validate(o.Height, o.BlockID, o.Value)
+	if c == nil {
+		return false
+	}
+	got := c.block.Header.Proposer
+	ok := got == o.Proposer && o.ValidRound < 0
+	if o.ValidRound >= 0 {
+		ok = d.vs.ProposerWithin(got, o.ValidRound)
+	}
+	if !ok {
+		d.log.Info("block proposed by one validator names another as its proposer", "height", o.Height, "round", o.Round,
+			"signer", o.Proposer, "header", got, "valid_round", o.ValidRound)
+	}
+	return ok
+}
+
+// validate returns the candidate for raw if it is a valid block at height
+// h with id, and nil if not. Verdicts are cached by (id, hash of raw), and
+// bytes that are not a block with that id are refused without a cache
+// entry, so a forged pair never answers for the real block.
+func (d *Driver) validate(h uint64, id consensus.BlockID, raw []byte) *candidate {
+	k := keyOf(id, raw)
+	if c, ok := d.pending[k]; ok {
+		if !c.valid {
+			return nil
+		}
+		return c
+	}
+	b, err := chain.DecodeBlock(raw)
+	if err != nil || consensus.BlockID(b.Hash()) != id {
+		d.log.Info("proposed bytes are not the block they name", "height", h, "id", id, "err", err)
+		return nil
+	}
+	c := &candidate{}
+	d.pending[k] = c
+	res, err := d.checkBlock(h, b)
+	if err != nil {
+		d.log.Info("invalid block proposed", "height", h, "id", id, "err", err)
+		return nil
+	}
 	c.block, c.res, c.valid = b, res, true
-	return true
+	return c
 }
 
 // check decodes and fully validates a block for height h.
@@ -649,43 +761,48 @@ func (d *Driver) check(h uint64, id consensus.BlockID, raw []byte) (*chain.Block
 	if consensus.BlockID(b.Hash()) != id {
 		return nil, nil, errors.New("block id is not the hash of its header")
 	}
-	if b.Header.Height != h {
-		return nil, nil, fmt.Errorf("height %d, want %d", b.Header.Height, h)
-	}
-	if b.Header.PrevHash != d.store.LastHash() {
-		return nil, nil, errors.New("previous block hash does not match")
-	}
-	if h > 1 {
-		c, err := consensus.DecodeCommit(b.LastCommit)
-		if err != nil {
-			return nil, nil, fmt.Errorf("last commit: %w", err)
-		}
-		if c.Height != h-1 || [32]byte(c.BlockID) != d.store.LastHash() {
-			return nil, nil, errors.New("last commit is not for the previous block")
-		}
-		if err := c.Verify(d.chainID, d.prevVS); err != nil {
-			return nil, nil, fmt.Errorf("last commit: %w", err)
-		}
-	} else if len(b.LastCommit) != 0 {
-		return nil, nil, errors.New("block 1 carries a last commit")
-	}
-	t, err := d.blockTime(h, b.LastCommit)
-	if err != nil {
-		return nil, nil, err
-	}
-	if b.Header.Time != t {
-		return nil, nil, fmt.Errorf("time %d, BFT time is %d", b.Header.Time, t)
-	}
-	res, err := chain.Execute(d.st, b, chain.ExecOptions{SigCache: d.sigCache})
+	res, err := d.checkBlock(h, b)
 	if err != nil {
 		return nil, nil, err
 	}
 	return b, res, nil
 }
 
+// checkBlock fully validates a decoded block for height h.
+func (d *Driver) checkBlock(h uint64, b *chain.Block) (*chain.Result, error) {
+	if b.Header.Height != h {
+		return nil, fmt.Errorf("height %d, want %d", b.Header.Height, h)
+	}
+	if b.Header.PrevHash != d.store.LastHash() {
+		return nil, errors.New("previous block hash does not match")
+	}
+	if h > 1 {
+		c, err := consensus.DecodeCommit(b.LastCommit)
+		if err != nil {
+			return nil, fmt.Errorf("last commit: %w", err)
+		}
+		if c.Height != h-1 || [32]byte(c.BlockID) != d.store.LastHash() {
+			return nil, errors.New("last commit is not for the previous block")
+		}
+		if err := c.Verify(d.chainID, d.prevVS); err != nil {
+			return nil, fmt.Errorf("last commit: %w", err)
+		}
+	} else if len(b.LastCommit) != 0 {
+		return nil, errors.New("block 1 carries a last commit")
+	}
+	t, err := d.blockTime(h, b.LastCommit)
+	if err != nil {
+		return nil, err
+	}
+	if b.Header.Time != t {
+		return nil, fmt.Errorf("time %d, BFT time is %d", b.Header.Time, t)
+	}
+	return chain.Execute(d.st, b, chain.ExecOptions{SigCache: d.sigCache})
+}
+
 // commit stores and applies a decided block and starts the next height.
 func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
-	c := d.pending[dec.BlockID]
+	c := d.pending[keyOf(dec.BlockID, dec.Value)]
 	if c == nil || !c.valid {
 		b, res, err := d.check(dec.Height, dec.BlockID, dec.Value)
 		if err != nil {
@@ -724,6 +841,7 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 		return nil, err
 	}
 	d.prevVS, d.vs = d.vs, next
+	d.lastVS.Store(d.prevVS)
 	d.curVS.Store(next)
 	d.height.Store(dec.Height + 1)
 	d.progress.Store(d.now())
@@ -784,7 +902,7 @@ func (d *Driver) onSynced(s *syncedBlock) error {
 		d.penalise(s.peer)
 		return nil
 	}
-	if !d.validate(h, id, s.raw) {
+	if d.validate(h, id, s.raw) == nil {
 		// A certified block that does not execute: divergence.
 		return fmt.Errorf("certified block %d from sync does not execute here", h)
 	}

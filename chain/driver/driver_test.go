@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,11 @@ import (
 // each receiver's validator, requests call the receiver's handler. Nodes
 // can be cut off.
 type memNet struct {
-	mu    sync.Mutex
-	nodes map[string]*Driver
-	down  map[string]bool
-	liars map[string]func(req []byte) ([]byte, error) // peers that answer sync requests their own way
+	maxMsg atomic.Int64 // the largest consensus message broadcast
+	mu     sync.Mutex
+	nodes  map[string]*Driver
+	down   map[string]bool
+	liars  map[string]func(req []byte) ([]byte, error) // peers that answer sync requests their own way
 }
 
 func newMemNet() *memNet { return &memNet{nodes: map[string]*Driver{}, down: map[string]bool{}} }
@@ -58,6 +60,12 @@ type memTransport struct {
 }
 
 func (t *memTransport) Broadcast(_ context.Context, _ string, data []byte) error {
+	for {
+		m := t.net.maxMsg.Load()
+		if int64(len(data)) <= m || t.net.maxMsg.CompareAndSwap(m, int64(len(data))) {
+			break
+		}
+	}
 	for _, d := range t.net.others(t.id) {
 		if m, v, _ := d.ValidateGossip(data); v == Accept {
 			d.HandleGossip(m)
@@ -103,6 +111,9 @@ type testNode struct {
 	key   wallet.PrivateKey
 	store *chain.Store
 	d     *Driver
+	ptxs  ProposerTxs // this node's Matches, if any
+	onEv  func(consensus.DuplicateVoteEvidence)
+	tr    Transport // when set, used instead of a plain memTransport
 }
 
 type cluster struct {
@@ -121,7 +132,10 @@ func key(t testing.TB, i byte) wallet.PrivateKey {
 	return k
 }
 
-func newCluster(t testing.TB, validators int) *cluster {
+func newCluster(t testing.TB, validators int) *cluster { return newClusterWith(t, validators, nil) }
+
+// newClusterWith is newCluster with a hook that adjusts the genesis.
+func newClusterWith(t testing.TB, validators int, adjust func(*chain.Genesis)) *cluster {
 	c := &cluster{t: t, net: newMemNet(), user: key(t, 100)}
 	g := chain.Genesis{
 		ChainID: "drv-test", GenesisTime: time.Now().UnixMilli() - 1000,
@@ -134,6 +148,9 @@ func newCluster(t testing.TB, validators int) *cluster {
 		k := key(t, byte(i))
 		g.Validators = append(g.Validators, chain.GenesisValidator{Address: k.Address(), PubKey: chain.HexKey(k.Public()), Stake: 100})
 		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: k.Address(), Balance: 1000})
+	}
+	if adjust != nil {
+		adjust(&g)
 	}
 	var buf bytes.Buffer
 	path := t.TempDir() + "/genesis.json"
@@ -164,8 +181,12 @@ func newCluster(t testing.TB, validators int) *cluster {
 
 func (c *cluster) start(n *testNode) {
 	c.t.Helper()
-	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond},
-		n.store, &memTransport{net: c.net, id: n.id})
+	var tr Transport = &memTransport{net: c.net, id: n.id}
+	if n.tr != nil {
+		tr = n.tr
+	}
+	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond, ProposerTxs: n.ptxs, OnEvidence: n.onEv},
+		n.store, tr)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.id, err)
 	}
