@@ -29,7 +29,7 @@ func TestTransferFloodPaysEachAcknowledgedTransferExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four nodes")
 	}
-	floodTransfers(t, 48, 6, 0)
+	floodTransfers(t, 32, 5, 0)
 }
 
 // TestLongTransferFloodPaysEachAcknowledgedTransferExactlyOnce is the load
