@@ -217,17 +217,22 @@ func (b *backend) Account(ctx context.Context, addr wallet.Address) (api.Account
 // to commit, so the answer usually says "committed".
 func (b *backend) sendTx(ctx context.Context, fill func(*chain.Tx)) (api.TxResult, error) {
 	n := b.node()
-	hash, err := n.txs.submit(ctx, fill)
+	hash, done, err := n.txs.submit(ctx, fill)
 	if err != nil {
 		return api.TxResult{}, api.BadRequest("%v", err)
 	}
 	out := api.TxResult{Hash: hex.EncodeToString(hash[:]), Status: "pending"}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	o, err := n.txs.wait(wctx, hash)
-	if err != nil {
+	var o txOutcome
+	select {
+	case o = <-done:
+	case <-wctx.Done():
 		return out, nil // still pending; the client can follow it with chain tx
 	}
+	// The transaction that committed: a replacement when another
+	// transaction took the submitted one's nonce.
+	out.Hash = hex.EncodeToString(o.hash[:])
 	out.Height, out.Status = o.height, "committed"
 	if o.res.Code != 0 {
 		out.Status, out.Error = "failed", o.res.Log

@@ -447,14 +447,16 @@ func (m *marketService) cancelJob(ctx context.Context, id string) (api.Job, erro
 		return j.Job, fmt.Errorf("%w: job %s is %s; only a job waiting for a match can be cancelled", api.ErrConflict, id, j.State)
 	}
 	bid := *j.bid
-	hash, err := m.n.txs.submit(ctx, func(tx *chain.Tx) { tx.BidCancel = &chain.BidCancel{Bid: bid} })
+	_, done, err := m.n.txs.submit(ctx, func(tx *chain.Tx) { tx.BidCancel = &chain.BidCancel{Bid: bid} })
 	if err != nil {
 		return j.Job, api.BadRequest("cancel: %v", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := m.n.txs.wait(wctx, hash); err == nil {
+	select {
+	case <-done:
 		m.update(j, func(j *jobRecord) { j.State = api.StateCancelled })
+	case <-wctx.Done():
 	}
 	return m.job(ctx, id)
 }

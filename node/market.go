@@ -723,7 +723,7 @@ func (m *marketService) runJob(mt market.Match) {
 	if res != nil && n.metrics != nil {
 		n.metrics.execDuration.WithLabelValues(string(res.Executor), string(res.State)).Observe(float64(res.Usage.WallMillis) / 1000)
 	}
-	if _, err := n.txs.submit(m.ctx, func(tx *chain.Tx) { tx.Result = &rt }); err != nil {
+	if _, _, err := n.txs.submit(m.ctx, func(tx *chain.Tx) { tx.Result = &rt }); err != nil {
 		n.log.Warn("submit result", "job", hex.EncodeToString(id[:8]), "err", err)
 	}
 }

@@ -457,7 +457,7 @@ func (n *Node) submitEvidence(ev consensus.DuplicateVoteEvidence) {
 	if err != nil {
 		return
 	}
-	if _, err := n.txs.submit(n.ctx, func(tx *chain.Tx) { tx.Evidence = &chain.EvidenceTx{Data: raw} }); err != nil {
+	if _, _, err := n.txs.submit(n.ctx, func(tx *chain.Tx) { tx.Evidence = &chain.EvidenceTx{Data: raw} }); err != nil {
 		n.log.Warn("submit evidence", "err", err)
 	}
 }
