@@ -29,6 +29,7 @@ test: ## vet, unit tests (-race where there is concurrency)
 	# and the chain's tests at the scale of 65,536 records (they skip under -race).
 	$(GO) test -count=1 -run 'TestSim' ./chain/consensus/
 	$(GO) test -count=1 -run 'DecoderLimit|OneDeadlineSecond' ./chain/
+	$(GO) test -count=1 -run 'TestBlocksOutgrowNetwork256MaximalBids' ./chain/driver/
 
 test-long: ## slow fault, simulation and soak tests
 	BOURSE_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Sim|Long|Soak|Fault' ./...

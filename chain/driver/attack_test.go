@@ -396,6 +396,9 @@ func (m *testMarket) matches(tb testing.TB, st *chain.State, k wallet.PrivateKey
 // in gossip validation and in block validation (it came by another path).
 // Before, a proposer filled blocks up to the genesis' 4 MiB.
 func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
+	if raceBuild {
+		t.Skip("builds blocks of ~30 maximal Matches: make test runs it without -race")
+	}
 	m := newTestMarket(t)
 	c := newClusterWith(t, 4, func(g *chain.Genesis) {
 		m.genesis(g)

@@ -35,7 +35,8 @@ import (
 // and timers are not, so a replay repeats the attack, not every
 // interleaving. Each run logs its seed; replay one with
 // BOURSE_BYZ_SEED=N go test ./chain/driver -run 'TestSimByzantine...$'.
-// Seeds: 2 per configuration (seed 1 and one drawn from the clock), 20 with
+// Seeds: 2 per configuration (seed 1 and one drawn from the clock; seed 1
+// only under -race), 20 with
 // BOURSE_LONG=1, or BOURSE_BYZ_SEEDS=N.
 
 func byzSeeds(t *testing.T) []uint64 {
@@ -47,6 +48,9 @@ func byzSeeds(t *testing.T) []uint64 {
 		return []uint64{n}
 	}
 	count := 2
+	if raceBuild {
+		count = 1
+	}
 	if os.Getenv("BOURSE_LONG") == "1" {
 		count = 20
 	}
