@@ -27,7 +27,7 @@ test: ## vet, unit tests (-race where there is concurrency)
 	$(GO) test -count=1 -timeout 10m $(E2E_PKGS)
 	# The consensus simulation again without -race, where it affords 250 seeds,
 	# and the chain's tests at the scale of 65,536 records (they skip under -race).
-	$(GO) test -count=1 -run 'TestSim' ./chain/consensus/
+	$(GO) test -count=1 -run 'TestSim' ./chain/consensus/ ./chain/driver/
 	$(GO) test -count=1 -run 'DecoderLimit|OneDeadlineSecond' ./chain/
 	$(GO) test -count=1 -run 'TestBlocksOutgrowNetwork256MaximalBids' ./chain/driver/
 
