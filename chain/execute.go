@@ -64,6 +64,9 @@ const (
 	EvFailed    = "failed"    // JobID failed; Amount paid for usage up to the failure
 	EvTimedOut  = "timed_out" // JobID missed its deadline; Amount of collateral burned
 	EvCancelled = "cancelled" // bid JobID cancelled
+	// EvUnavailable: JobID's provider could not get its payload; Amount
+	// of the client's escrow burned as the unavailability fee.
+	EvUnavailable = "payload_unavailable"
 )
 
 // TxResult is the outcome of one transaction of a block. A transaction
@@ -357,6 +360,8 @@ func (x *execCtx) body(tx *Tx) error {
 		return x.match(tx.Match)
 	case KindResult:
 		return x.result(tx.SenderAddress(), tx.Result)
+	case KindPayloadUnavailable:
+		return x.payloadUnavailable(tx.SenderAddress(), tx.PayloadUnavailable)
 	}
 	return fmt.Errorf("unknown kind %v", tx.Kind())
 }

@@ -138,7 +138,7 @@ func FuzzBlockSequence(f *testing.F) {
 		}
 		for pos < len(prog) && n.st.Height() < 40 {
 			from := next() % 8
-			switch op := next() % 12; op {
+			switch op := next() % 13; op {
 			case 0:
 				txs = append(txs, n.tx(from, uint64(1+next()%3), func(tx *Tx) {
 					tx.Transfer = &Transfer{To: n.keys[next()%8].Address(), Amount: uint64(next()) << uint(next()%20)}
@@ -190,6 +190,10 @@ func FuzzBlockSequence(f *testing.F) {
 			case 11:
 				n.step = int64(1 + next()*100)
 				cut()
+			case 12:
+				if len(bids) > 0 {
+					txs = append(txs, unavailable(n, provA+next()%2, bids[next()%len(bids)].ID()))
+				}
 			}
 		}
 		cut()

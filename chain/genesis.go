@@ -122,7 +122,15 @@ type Params struct {
 	// MaxResultGraceMs]. Default market.DefaultResultGraceMs (60000); a
 	// genesis file that omits it gets the default.
 	ResultGraceMs uint64 `cbor:"10,keyasint" json:"result_grace_ms"`
+	// UnavailableFeeBps is the fraction of a job's escrow burned when its
+	// provider declares the payload unavailable (PayloadUnavailable): what
+	// withholding a payload costs the client. In [0, 10000]. Default 100
+	// (1%); a genesis file that omits it gets the default.
+	UnavailableFeeBps uint32 `cbor:"11,keyasint,omitempty" json:"unavailable_fee_bps"`
 }
+
+// DefaultUnavailableFeeBps is Params.UnavailableFeeBps' default: 1%.
+const DefaultUnavailableFeeBps = 100
 
 // Bounds of Params.ResultGraceMs: one second to one day.
 const (
@@ -134,7 +142,7 @@ const (
 func DefaultParams() Params {
 	return Params{MinFee: 1, UnbondingBlocks: 1_000_000, SlashBps: 500, MinProviderCollateral: 1000,
 		TimeoutSlashBps: 1000, MaxBlockBytes: 3 << 20, MaxBlockTxs: 20000, MaxValidators: 100,
-		ResultGraceMs: market.DefaultResultGraceMs}
+		ResultGraceMs: market.DefaultResultGraceMs, UnavailableFeeBps: DefaultUnavailableFeeBps}
 }
 
 // Timeouts are the consensus round timeouts, in milliseconds; each grows by
@@ -209,13 +217,14 @@ func LoadGenesis(path string) (*Genesis, error) {
 }
 
 // ParseGenesis decodes and validates genesis JSON. A params.result_grace_ms
-// the file omits (it came after the other parameters) gets its default;
-// every other field must be given.
+// or params.unavailable_fee_bps the file omits (they came after the other
+// parameters) gets its default; every other field must be given.
 func ParseGenesis(raw []byte) (*Genesis, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var g Genesis
 	g.Params.ResultGraceMs = market.DefaultResultGraceMs // kept when the file omits it
+	g.Params.UnavailableFeeBps = DefaultUnavailableFeeBps
 	if err := dec.Decode(&g); err != nil {
 		return nil, fmt.Errorf("parse genesis: %w", err)
 	}
@@ -285,6 +294,8 @@ func (g *Genesis) Validate() error {
 		return gerr("params.slash_bps", "%d exceeds 10000 (100%%)", p.SlashBps)
 	case p.TimeoutSlashBps > 10000:
 		return gerr("params.timeout_slash_bps", "%d exceeds 10000 (100%%)", p.TimeoutSlashBps)
+	case p.UnavailableFeeBps > 10000:
+		return gerr("params.unavailable_fee_bps", "%d exceeds 10000 (100%%)", p.UnavailableFeeBps)
 	case p.MaxBlockBytes < 1024 || p.MaxBlockBytes > MaxBlockBytes/2:
 		return gerr("params.max_block_bytes", "must be in [1024, %d], got %d", MaxBlockBytes/2, p.MaxBlockBytes)
 	case p.MaxBlockTxs == 0 || p.MaxBlockTxs > 1<<16:

@@ -32,6 +32,7 @@ func TestGenesisValidateNamesTheField(t *testing.T) {
 		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = 0 }},
 		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = MinResultGraceMs - 1 }},
 		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = MaxResultGraceMs + 1 }},
+		{"params.unavailable_fee_bps", func(g *Genesis) { g.Params.UnavailableFeeBps = 10001 }},
 		{"accounts[1].address", func(g *Genesis) { g.Accounts[1].Address = g.Accounts[0].Address }},
 		{"accounts[0].balance", func(g *Genesis) { g.Accounts[0].Balance = MaxSupply + 1 }},
 		{"validators", func(g *Genesis) { g.Validators = nil }},
@@ -192,5 +193,60 @@ func TestStoredParamsWithoutResultGrace(t *testing.T) {
 	}
 	if rec, _ := back.get(keyParams); !bytes.Equal(rec, old) {
 		t.Fatal("params record rewritten on load")
+	}
+}
+
+// TestGenesisUnavailableFee: params.unavailable_fee_bps omitted gets the
+// default; 0 (no fee) and 10000 (the whole escrow) are kept; past 10000
+// is refused, naming the field.
+func TestGenesisUnavailableFee(t *testing.T) {
+	with := func(v any) []byte {
+		var doc map[string]any
+		if err := json.Unmarshal(genesisJSON(t, testGenesis(3, 2)), &doc); err != nil {
+			t.Fatal(err)
+		}
+		params := doc["params"].(map[string]any)
+		if v == nil {
+			delete(params, "unavailable_fee_bps")
+		} else {
+			params["unavailable_fee_bps"] = v
+		}
+		raw, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	for _, tc := range []struct {
+		name string
+		v    any
+		want uint32
+		ok   bool
+	}{
+		{"omitted", nil, DefaultUnavailableFeeBps, true},
+		{"none", 0, 0, true},
+		{"all", 10000, 10000, true},
+		{"past all", 10001, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := ParseGenesis(with(tc.v))
+			if !tc.ok {
+				var ge *GenesisError
+				if !errors.As(err, &ge) || ge.Field != "params.unavailable_fee_bps" {
+					t.Fatalf("got %v, want an error naming params.unavailable_fee_bps", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := g.State()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Params().UnavailableFeeBps; got != tc.want {
+				t.Fatalf("fee %d bps in the state, want %d", got, tc.want)
+			}
+		})
 	}
 }

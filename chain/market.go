@@ -47,6 +47,7 @@ const (
 	MatchCompleted
 	MatchFailed
 	MatchTimedOut
+	MatchUnavailable // the provider could not get the payload
 )
 
 func (s MatchStatus) String() string {
@@ -59,6 +60,8 @@ func (s MatchStatus) String() string {
 		return "failed"
 	case MatchTimedOut:
 		return "timed_out"
+	case MatchUnavailable:
+		return "payload_unavailable"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -78,6 +81,7 @@ type Match struct {
 	Refunded   uint64       `cbor:"10,keyasint,omitempty"`
 	Slashed    uint64       `cbor:"11,keyasint,omitempty"`
 	SettledAt  int64        `cbor:"12,keyasint,omitempty"`
+	Burned     uint64       `cbor:"13,keyasint,omitempty"` // escrow burned: the unavailability fee
 }
 
 // Provider is a registered provider: collateral, the resources reserved by
@@ -102,6 +106,9 @@ type Provider struct {
 	PaidCompleted uint64 `cbor:"9,keyasint,omitempty"`
 	ValueFailed   uint64 `cbor:"10,keyasint,omitempty"`
 	ValueTimedOut uint64 `cbor:"11,keyasint,omitempty"`
+	// Unavailable counts the matches it ended with PayloadUnavailable
+	// (also counted in Failed).
+	Unavailable uint64 `cbor:"12,keyasint,omitempty"`
 }
 
 // ReputationPrior is the prior of Reputation in base units: a new provider
@@ -398,6 +405,55 @@ func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
 // the rest are settled by the next blocks, earliest deadline first. A
 // Result for a match past its deadline is refused either way.
 var MaxTimeoutsPerBlock = 1024
+
+// PayloadUnavailable is a provider's statement, before a match's deadline,
+// that it could not get the job's payload from the client. The match
+// ends without a slash: the client gets its escrow back less
+// Params.UnavailableFeeBps, which is burned (neither party profits from
+// the claim); the provider is paid nothing, and its record counts the job
+// as failed with the weight of a failure (so claiming it is never cheaper
+// for a provider's reputation than reporting a failed run), plus an
+// Unavailable count anyone can see. chain/RATIONALE.md says why.
+type PayloadUnavailable struct {
+	JobID market.BidID `cbor:"1,keyasint"`
+}
+
+func (x *execCtx) payloadUnavailable(sender wallet.Address, u *PayloadUnavailable) error {
+	m, ok, err := x.getMatch(u.JobID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("payload unavailable %s: no such match", u.JobID)
+	case m.Status != MatchOpen:
+		return fmt.Errorf("payload unavailable %s: match is %s", u.JobID, m.Status)
+	case m.Match.Offer.ProviderAddress() != sender:
+		return fmt.Errorf("payload unavailable %s: %s is not the provider", u.JobID, sender)
+	case x.time >= m.Deadline:
+		return fmt.Errorf("payload unavailable %s: deadline %d passed", u.JobID, m.Deadline)
+	}
+	fee := mulBps(m.Escrow, x.p.UnavailableFeeBps)
+	elapsed := uint64(x.time - m.MatchedAt)
+	if err := x.release(&m, sender, func(p *Provider) {
+		p.Failed++
+		p.Unavailable++
+		p.ResultMsSum += elapsed
+		p.ValueFailed = addTrack(p.ValueFailed, failureWeight(p, m.Match.Price, 0))
+	}); err != nil {
+		return fmt.Errorf("payload unavailable %s: %w", u.JobID, err)
+	}
+	if x.g.Burned, err = add(x.g.Burned, fee); err != nil {
+		return err
+	}
+	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow-fee); err != nil {
+		return err
+	}
+	m.Status, m.Refunded, m.Burned, m.SettledAt, m.Escrow = MatchUnavailable, m.Escrow-fee, fee, x.time, 0
+	x.o.put(pfxMatch+string(u.JobID[:]), m)
+	x.events = append(x.events, Event{Type: EvUnavailable, Address: sender, JobID: u.JobID, Amount: fee})
+	return nil
+}
 
 // settleTimeouts settles the open matches whose deadline is at or before
 // the block time, earliest first, at most MaxTimeoutsPerBlock: full

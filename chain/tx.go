@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/bourse-net/bourse/market"
 
 	"github.com/bourse-net/bourse/codec"
 	"github.com/bourse-net/bourse/wallet"
@@ -29,9 +30,10 @@ const (
 	KindMatch
 	KindResult
 	KindEvidence
+	KindPayloadUnavailable
 )
 
-var kindNames = [...]string{"invalid", "transfer", "bond", "unbond", "provider_register", "bid_cancel", "match", "result", "evidence"}
+var kindNames = [...]string{"invalid", "transfer", "bond", "unbond", "provider_register", "bid_cancel", "match", "result", "evidence", "payload_unavailable"}
 
 // MarshalText writes the kind's name (JSON output of results).
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
@@ -95,6 +97,9 @@ type Tx struct {
 	Match            *MatchTx          `cbor:"15,keyasint,omitempty"`
 	Result           *ResultTx         `cbor:"16,keyasint,omitempty"`
 	Evidence         *EvidenceTx       `cbor:"17,keyasint,omitempty"`
+	// PayloadUnavailable is a provider's statement that it could not get
+	// a matched job's payload from the client before its deadline.
+	PayloadUnavailable *PayloadUnavailable `cbor:"18,keyasint,omitempty"`
 
 	Sig []byte `cbor:"30,keyasint,omitempty"`
 }
@@ -116,6 +121,7 @@ func (tx *Tx) Kind() Kind {
 	set(tx.Match != nil, KindMatch)
 	set(tx.Result != nil, KindResult)
 	set(tx.Evidence != nil, KindEvidence)
+	set(tx.PayloadUnavailable != nil, KindPayloadUnavailable)
 	if n != 1 {
 		return KindInvalid
 	}
@@ -228,6 +234,10 @@ func (tx *Tx) ValidateBasic() error {
 	case KindResult:
 		if err := tx.Result.validateBasic(); err != nil {
 			return err
+		}
+	case KindPayloadUnavailable:
+		if tx.PayloadUnavailable.JobID == (market.BidID{}) {
+			return errors.New("payload unavailable: empty job id")
 		}
 	}
 	return nil

@@ -102,23 +102,8 @@ func blockView(blk *chain.Block, cert *consensus.CommitCertificate) api.Block {
 }
 
 func txType(tx *chain.Tx) string {
-	switch {
-	case tx.Transfer != nil:
-		return "transfer"
-	case tx.Bond != nil:
-		return "bond"
-	case tx.Unbond != nil:
-		return "unbond"
-	case tx.ProviderRegister != nil:
-		return "provider_register"
-	case tx.BidCancel != nil:
-		return "bid_cancel"
-	case tx.Match != nil:
-		return "match"
-	case tx.Result != nil:
-		return "result"
-	case tx.Evidence != nil:
-		return "evidence"
+	if k := tx.Kind(); k != chain.KindInvalid {
+		return k.String()
 	}
 	return "unknown"
 }
@@ -141,6 +126,8 @@ func txBody(tx *chain.Tx) any {
 		return tx.Result
 	case tx.Evidence != nil:
 		return tx.Evidence
+	case tx.PayloadUnavailable != nil:
+		return tx.PayloadUnavailable
 	}
 	return nil
 }

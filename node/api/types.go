@@ -63,7 +63,7 @@ type TxSummary struct {
 // Tx is GET /v1/chain/txs/{hash}: a committed transaction and its outcome.
 type Tx struct {
 	Hash   string `json:"hash"`
-	Type   string `json:"type"` // transfer, bond, unbond, provider_register, bid_cancel, match, result, timeout, evidence
+	Type   string `json:"type"` // transfer, bond, unbond, provider_register, bid_cancel, match, result, evidence, payload_unavailable
 	Height uint64 `json:"height"`
 	Index  int    `json:"index"`
 	From   string `json:"from"`
