@@ -87,8 +87,9 @@ func (s *jobStore) save(j lifecycle.ClientJob) error {
 // written. A failed write is reported to failed; after run returns,
 // records are written at once by put.
 type persister struct {
-	store  *jobStore
-	failed func(id string, err error)
+	store        *jobStore
+	failed       func(id string, err error)
+	closedFailed func(id string, err error)
 
 	mu      sync.Mutex
 	order   []string
@@ -97,16 +98,18 @@ type persister struct {
 	wake    chan struct{}
 }
 
-func newPersister(store *jobStore, failed func(string, error)) *persister {
-	return &persister{store: store, failed: failed, pending: map[string]lifecycle.ClientJob{}, wake: make(chan struct{}, 1)}
+func newPersister(store *jobStore, failed, closedFailed func(string, error)) *persister {
+	return &persister{store: store, failed: failed, closedFailed: closedFailed, pending: map[string]lifecycle.ClientJob{}, wake: make(chan struct{}, 1)}
 }
 
 func (p *persister) put(j lifecycle.ClientJob) {
 	p.mu.Lock()
 	if p.done {
 		p.mu.Unlock()
+		// Shutting down: written at once; the caller holds the lifecycle
+		// lock, so a failure is logged and counted but not stepped.
 		if err := p.store.save(j); err != nil {
-			go p.failed(j.ID, err) // the caller holds the lifecycle lock
+			p.closedFailed(j.ID, err)
 		}
 		return
 	}

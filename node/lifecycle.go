@@ -251,9 +251,13 @@ func (m *marketService) fetchResult(hash [32]byte, from string) (int64, error) {
 // persistFailed reports a job record the persister could not write: at
 // error level, on the metric, and on the job itself.
 func (m *marketService) persistFailed(id string, err error) {
+	m.logPersistFailed(id, err)
+	m.step(lifecycle.PersistFailed{ID: id, Err: err})
+}
+
+func (m *marketService) logPersistFailed(id string, err error) {
 	m.n.log.Error("save a job record: memory and disk differ", "job", id, "err", err)
 	if m.n.metrics != nil {
 		m.n.metrics.persistErrors.Inc()
 	}
-	m.step(lifecycle.PersistFailed{ID: id, Err: err})
 }

@@ -83,7 +83,7 @@ func newMarketService(n *Node) (*marketService, error) {
 	if m.jobStore, err = openJobStore(filepath.Join(n.home, "jobs")); err != nil {
 		return nil, err
 	}
-	m.persist = newPersister(m.jobStore, m.persistFailed)
+	m.persist = newPersister(m.jobStore, m.persistFailed, m.logPersistFailed)
 	if n.cfg.Provider.Enabled {
 		if err := m.openRuntime(); err != nil {
 			return nil, err

@@ -20,6 +20,8 @@
 // Long-running services (leases renewed until cancelled) fit the same
 // shape: a third map of records fed by the same block events, with ticks
 // to renew them.
+//
+// May import: chain, market, node/api, wallet (their types only).
 package lifecycle
 
 import (
