@@ -42,13 +42,24 @@
 // proposer's market service runs the deterministic matcher over its order
 // book and puts Match transactions into its block after the mempool's, with
 // the nonces that follow its own. Every node follows committed blocks
-// through a lossless subscription: the provider named in a Match fetches the
-// payload (hash-checked, kept in memory and on disk), runs it on the worker
-// runtime and submits a Result; the client sees the settlement, fetches the
-// result from the provider and checks it against the hash on chain. A bid
-// past its deadline expires with every offer's reason; a provider that sends
-// no result by the deadline is slashed by the chain. A provider keeps a
-// record of each job it runs until the chain settles it, then only totals.
+// through a lossless subscription, which only decodes the block and hands
+// the events of this node's jobs to the job lifecycle (package
+// node/lifecycle, a pure state machine; lifecycle.go here executes its
+// actions in goroutines of the market service, on the Clock seam). The
+// provider named in a Match fetches the payload (hash-checked, kept in
+// memory and on disk), runs it on the worker runtime and submits a Result;
+// a run still going past the chain's deadline is stopped. The client sees
+// the settlement, fetches the result from the provider and checks it
+// against the hash on chain: paid once checked, result_unavailable if it
+// could not be fetched. A bid past its deadline expires with every offer's
+// reason. A provider that sends no result by the deadline is slashed by the
+// chain. A provider keeps a record of each job it runs until the chain
+// settles it, then only totals. Job records are written by a persister
+// goroutine; a failed write is logged at error level, counted
+// (bourse_job_persist_errors_total) and said on the job. The event stream
+// never blocks the node and never loses a job's latest state: a subscriber
+// that falls behind gets each job's newest state in place of the ones it
+// missed.
 //
 // VerifyJob lets the client check a provider's work without trusting it:
 // it runs a settled WASM job again on the client's node, from the bid and

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/node/lifecycle"
 )
 
 var (
@@ -200,9 +201,8 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatalf("provider jobs by state = %v, want one paid", ps.Jobs)
 	}
 	pm := tn.nodes[provIdx].market
-	pm.mu.Lock()
-	kept := len(pm.provJobs)
-	pm.mu.Unlock()
+	var kept int
+	pm.withCore(func(c *lifecycle.Core) { kept = c.OpenProviderJobs() })
 	if kept != 0 {
 		t.Fatalf("provider keeps %d job records after settlement", kept)
 	}

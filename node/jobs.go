@@ -22,62 +22,57 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/node/lifecycle"
 	"github.com/bourse-net/bourse/wallet"
 )
 
-// jobRecord is a client job as the node keeps it on disk (jobs/<id>.json),
-// so jobs and their payloads survive a restart.
-type jobRecord struct {
-	api.Job
-	BidRaw       []byte `json:"bid_raw,omitempty"`
-	ProviderPeer string `json:"provider_peer,omitempty"`
-
-	bid *market.Bid
-}
-
-// jobStore holds the client's jobs. Callers get copies; update applies a
-// change under the lock and persists it before returning.
+// jobStore keeps the client's job records on disk (jobs/<id>.json), so
+// jobs and their payloads survive a restart. The lifecycle core holds
+// them in memory.
 type jobStore struct {
-	dir  string
-	mu   sync.Mutex
-	jobs map[string]*jobRecord
+	dir string
 }
 
 func openJobStore(dir string) (*jobStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("job store: %w", err)
 	}
-	s := &jobStore{dir: dir, jobs: map[string]*jobRecord{}}
-	entries, err := os.ReadDir(dir)
+	return &jobStore{dir: dir}, nil
+}
+
+// load reads every record; a corrupt one is an error.
+func (s *jobStore) load() ([]lifecycle.ClientJob, error) {
+	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("job store: %w", err)
 	}
+	var out []lifecycle.ClientJob
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		raw, err := os.ReadFile(filepath.Join(s.dir, e.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("job store: %w", err)
+			return out, fmt.Errorf("job store: %w", err)
 		}
-		var j jobRecord
+		var j lifecycle.ClientJob
 		if err := json.Unmarshal(raw, &j); err != nil {
-			return nil, fmt.Errorf("job store: %s is corrupt: %w", e.Name(), err)
+			return out, fmt.Errorf("job store: %s is corrupt: %w", e.Name(), err)
 		}
 		if len(j.BidRaw) > 0 {
-			if j.bid, err = market.DecodeBid(j.BidRaw); err != nil {
-				return nil, fmt.Errorf("job store: %s: %w", e.Name(), err)
+			if j.Bid, err = market.DecodeBid(j.BidRaw); err != nil {
+				return out, fmt.Errorf("job store: %s: %w", e.Name(), err)
 			}
 		}
-		s.jobs[j.ID] = &j
+		out = append(out, j)
 	}
-	return s, nil
+	return out, nil
 }
 
-func (s *jobStore) save(j *jobRecord) error {
+func (s *jobStore) save(j lifecycle.ClientJob) error {
 	raw, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode job %s: %w", j.ID, err)
 	}
 	p := filepath.Join(s.dir, j.ID+".json")
 	tmp := p + ".tmp"
@@ -87,93 +82,86 @@ func (s *jobStore) save(j *jobRecord) error {
 	return os.Rename(tmp, p)
 }
 
-func (s *jobStore) put(j *jobRecord) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.jobs[j.ID] = j
-	return s.save(j)
+// persister writes job records in its own goroutine, off the block path.
+// Writes of one job coalesce: the newest record queued is the one
+// written. A failed write is reported to failed; after run returns,
+// records are written at once by put.
+type persister struct {
+	store        *jobStore
+	failed       func(id string, err error)
+	closedFailed func(id string, err error)
+
+	mu      sync.Mutex
+	order   []string
+	pending map[string]lifecycle.ClientJob
+	done    bool
+	wake    chan struct{}
 }
 
-func (s *jobStore) get(id string) *jobRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if j, ok := s.jobs[id]; ok {
-		c := *j
-		return &c
+func newPersister(store *jobStore, failed, closedFailed func(string, error)) *persister {
+	return &persister{store: store, failed: failed, closedFailed: closedFailed, pending: map[string]lifecycle.ClientJob{}, wake: make(chan struct{}, 1)}
+}
+
+func (p *persister) put(j lifecycle.ClientJob) {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		// Shutting down: written at once; the caller holds the lifecycle
+		// lock, so a failure is logged and counted but not stepped.
+		if err := p.store.save(j); err != nil {
+			p.closedFailed(j.ID, err)
+		}
+		return
 	}
-	return nil
-}
-
-func (s *jobStore) list() []*jobRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*jobRecord, 0, len(s.jobs))
-	for _, j := range s.jobs {
-		c := *j
-		out = append(out, &c)
+	if _, ok := p.pending[j.ID]; !ok {
+		p.order = append(p.order, j.ID)
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].SubmittedAt.After(out[b].SubmittedAt) })
-	return out
+	p.pending[j.ID] = j
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
-// inState returns copies of the jobs in one state, without copying the
-// (possibly many) others.
-func (s *jobStore) inState(state string) []*jobRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*jobRecord
-	for _, j := range s.jobs {
-		if j.State == state {
-			c := *j
-			out = append(out, &c)
+// run writes queued records until ctx ends, then writes what is left.
+func (p *persister) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			p.mu.Lock()
+			p.done = true
+			p.mu.Unlock()
+			p.flush()
+			return
+		case <-p.wake:
+			p.flush()
 		}
 	}
-	return out
 }
 
-// counts is the number of jobs in each state.
-func (s *jobStore) counts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string]int{}
-	for _, j := range s.jobs {
-		out[j.State]++
-	}
-	return out
-}
-
-// update changes a job unless it already ended; it reports the new job
-// and whether anything changed.
-func (s *jobStore) update(id string, f func(*jobRecord)) (api.Job, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	j, ok := s.jobs[id]
-	if !ok || (api.Terminal(j.State) && j.State != api.StateFailed) {
-		if ok {
-			return j.Job, false
+func (p *persister) flush() {
+	for {
+		p.mu.Lock()
+		if len(p.order) == 0 {
+			p.mu.Unlock()
+			return
 		}
-		return api.Job{}, false
-	}
-	before := j.Job
-	f(j)
-	j.UpdatedAt = time.Now().UTC()
-	if err := s.save(j); err != nil {
-		return j.Job, false
-	}
-	return j.Job, before.State != j.State || before.Error != j.Error || before.ResultSize != j.ResultSize
-}
-
-// update applies f to job j and announces the change on the event stream.
-func (m *marketService) update(j *jobRecord, f func(*jobRecord)) {
-	if job, changed := m.jobStore.update(j.ID, f); changed {
-		m.n.events.publish(eventJob(job))
+		id := p.order[0]
+		p.order = p.order[1:]
+		j := p.pending[id]
+		delete(p.pending, id)
+		p.mu.Unlock()
+		if err := p.store.save(j); err != nil {
+			p.failed(id, err)
+		}
 	}
 }
 
 // bidFor turns a job spec into a signed bid served by this node.
 func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSize int64) (*market.Bid, error) {
 	n := m.n
-	now := time.Now()
+	now := m.clock.Now()
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
@@ -301,25 +289,27 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 		return api.Job{}, err
 	}
 	id := b.ID()
-	now := time.Now().UTC()
-	j := &jobRecord{
+	now := m.clock.Now().UTC()
+	j := lifecycle.ClientJob{
 		Job: api.Job{ID: hex.EncodeToString(id[:]), Name: spec.Name, State: api.StateBidding, Spec: spec,
 			SubmittedAt: now, UpdatedAt: now, BidID: hex.EncodeToString(id[:])},
-		BidRaw: raw, bid: b,
+		BidRaw: raw, Bid: b,
 	}
 	if size > 0 {
 		j.PayloadHash = hex.EncodeToString(hash[:])
 	}
-	if err := m.jobStore.put(j); err != nil {
+	// Saved before the bid leaves: a job the API acknowledged survives a
+	// restart.
+	if err := m.jobStore.save(j); err != nil {
 		return api.Job{}, fmt.Errorf("save job: %w", err)
 	}
+	m.step(lifecycle.Submit{Job: j})
 	if err := m.book.AddBid(b, now.UnixMilli()); err != nil && !errors.Is(err, market.ErrDuplicate) {
 		return api.Job{}, api.BadRequest("bid refused: %v", err)
 	}
 	if err := m.bidTopic.Publish(ctx, raw); err != nil {
 		m.n.log.Debug("publish bid", "err", err)
 	}
-	m.n.events.publish(eventJob(j.Job))
 	return j.Job, nil
 }
 
@@ -330,7 +320,7 @@ func (m *marketService) dryRun(ctx context.Context, spec api.JobSpec) (api.DryRu
 		return api.DryRun{}, err
 	}
 	st := m.n.drv.State()
-	now := time.Now().UnixMilli()
+	now := m.clock.Now().UnixMilli()
 	fits := m.explain(b, st, now)
 	out := api.DryRun{Spec: spec, Offers: fits}
 	snap := m.book.Snapshot()
@@ -346,7 +336,9 @@ func (m *marketService) dryRun(ctx context.Context, spec api.JobSpec) (api.DryRu
 
 func (m *marketService) jobs(ctx context.Context, f api.JobFilter) ([]api.Job, error) {
 	out := []api.Job{}
-	for _, j := range m.jobStore.list() {
+	var all []lifecycle.ClientJob
+	m.withCore(func(c *lifecycle.Core) { all = c.Jobs() })
+	for _, j := range all {
 		if f.State != "" && j.State != f.State {
 			continue
 		}
@@ -358,8 +350,14 @@ func (m *marketService) jobs(ctx context.Context, f api.JobFilter) ([]api.Job, e
 	return out, nil
 }
 
+// clientJob returns a copy of the client job id.
+func (m *marketService) clientJob(id string) (j lifecycle.ClientJob, ok bool) {
+	m.withCore(func(c *lifecycle.Core) { j, ok = c.Job(id) })
+	return j, ok
+}
+
 func (m *marketService) job(ctx context.Context, id string) (api.Job, error) {
-	if j := m.jobStore.get(id); j != nil {
+	if j, ok := m.clientJob(id); ok {
 		return j.Job, nil
 	}
 	return api.Job{}, fmt.Errorf("%w: no job %s on this node ('bourse job list' shows them)", api.ErrNotFound, id)
@@ -367,7 +365,7 @@ func (m *marketService) job(ctx context.Context, id string) (api.Job, error) {
 
 // resultBlob finds a job's result: fetched by the client, or produced here.
 func (m *marketService) resultBlob(id string) ([32]byte, error) {
-	if j := m.jobStore.get(id); j != nil {
+	if j, ok := m.clientJob(id); ok {
 		if j.ResultHash == "" {
 			return [32]byte{}, fmt.Errorf("%w: job %s has no result yet (state %s)", api.ErrConflict, id, j.State)
 		}
@@ -375,11 +373,11 @@ func (m *marketService) resultBlob(id string) ([32]byte, error) {
 	}
 	raw, err := hex.DecodeString(id)
 	if err == nil && len(raw) == 32 {
-		m.mu.Lock()
-		pj := m.provJobs[market.BidID(raw)]
-		m.mu.Unlock()
-		if pj != nil && pj.ResultHash != ([32]byte{}) {
-			return pj.ResultHash, nil
+		var h [32]byte
+		var ok bool
+		m.withCore(func(c *lifecycle.Core) { h, ok = c.ProviderResult(market.BidID(raw)) })
+		if ok {
+			return h, nil
 		}
 		// A settled job's record is gone; the chain has its result hash.
 		if rec, ok, err := m.n.drv.State().Match([32]byte(raw)); err == nil && ok && rec.ResultHash != ([32]byte{}) {
@@ -439,14 +437,14 @@ func (m *marketService) jobLogs(ctx context.Context, id string) (api.JobLogs, er
 }
 
 func (m *marketService) cancelJob(ctx context.Context, id string) (api.Job, error) {
-	j := m.jobStore.get(id)
-	if j == nil {
+	j, ok := m.clientJob(id)
+	if !ok {
 		return api.Job{}, fmt.Errorf("%w: no job %s on this node", api.ErrNotFound, id)
 	}
-	if j.State != api.StateBidding || j.bid == nil {
+	if j.State != api.StateBidding || j.Bid == nil {
 		return j.Job, fmt.Errorf("%w: job %s is %s; only a job waiting for a match can be cancelled", api.ErrConflict, id, j.State)
 	}
-	bid := *j.bid
+	bid := *j.Bid
 	_, done, err := m.n.txs.submit(ctx, func(tx *chain.Tx) { tx.BidCancel = &chain.BidCancel{Bid: bid} })
 	if err != nil {
 		return j.Job, api.BadRequest("cancel: %v", err)
@@ -455,7 +453,7 @@ func (m *marketService) cancelJob(ctx context.Context, id string) (api.Job, erro
 	defer cancel()
 	select {
 	case <-done:
-		m.update(j, func(j *jobRecord) { j.State = api.StateCancelled })
+		m.step(lifecycle.CancelConfirmed{ID: id})
 	case <-wctx.Done():
 	}
 	return m.job(ctx, id)
@@ -654,14 +652,6 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 		v := offerView(o)
 		out.Offer = &v
 	}
-	m.mu.Lock()
-	for _, pj := range m.provJobs {
-		out.Jobs[pj.State]++
-	}
-	for state, k := range m.provSettled.byState {
-		out.Jobs[state] += k
-	}
-	out.Earned, out.Slashed = m.provSettled.earned, m.provSettled.slashed
-	m.mu.Unlock()
+	m.withCore(func(c *lifecycle.Core) { out.Jobs, out.Earned, out.Slashed = c.ProviderJobs() })
 	return out, nil
 }

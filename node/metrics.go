@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/bourse-net/bourse/chain/driver"
+	"github.com/bourse-net/bourse/node/lifecycle"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,6 +21,7 @@ type metrics struct {
 	jobs          *prometheus.GaugeVec
 	execDuration  *prometheus.HistogramVec
 	verified      *prometheus.CounterVec
+	persistErrors prometheus.Counter
 
 	lastBlockTime int64
 }
@@ -50,9 +52,11 @@ func newMetrics(n *Node) *metrics {
 			[]string{"executor", "state"}),
 		verified: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bourse_jobs_verified_total",
 			Help: "Client jobs re-run by `bourse job verify`, by whether the result hash matched the provider's (true, false)."}, []string{"match"}),
+		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "bourse_job_persist_errors_total",
+			Help: "Client job records that could not be written to disk (the job's error says so too)."}),
 	}
 	n.reg.MustRegister(m.height, m.blockInterval, m.commitRound, m.blockTxs, m.mempoolTxs, m.mempoolBytes,
-		m.gossipDropped, m.matches, m.settlements, m.jobs, m.execDuration, m.verified)
+		m.gossipDropped, m.matches, m.settlements, m.jobs, m.execDuration, m.verified, m.persistErrors)
 	return m
 }
 
@@ -88,8 +92,10 @@ func (m *metrics) event(t string) {
 
 // jobStates refreshes the jobs-by-state gauge from the client's jobs.
 func (m *metrics) jobStates(ms *marketService) {
+	var counts map[string]int
+	ms.withCore(func(c *lifecycle.Core) { counts = c.Counts() })
 	m.jobs.Reset()
-	for st, c := range ms.jobStore.counts() {
+	for st, c := range counts {
 		m.jobs.WithLabelValues(st).Set(float64(c))
 	}
 }

@@ -81,11 +81,11 @@ func (v *verifier) close(ctx context.Context) {
 // verifyJob re-runs job id (a job this node submitted, settled on chain)
 // and compares the result with the provider's.
 func (m *marketService) verifyJob(ctx context.Context, id string) (api.Verification, error) {
-	j := m.jobStore.get(id)
-	if j == nil {
+	j, ok := m.clientJob(id)
+	if !ok {
 		return api.Verification{}, fmt.Errorf("%w: no job %s on this node (a job is verified on the node that submitted it: it holds the bid and the payload)", api.ErrNotFound, id)
 	}
-	b := j.bid
+	b := j.Bid
 	if b == nil {
 		return api.Verification{}, fmt.Errorf("%w: job %s has no bid yet", api.ErrConflict, id)
 	}

@@ -188,8 +188,8 @@ type ProviderStats struct {
 	Share       float64 `json:"share"`       // of all matches in the range
 }
 
-// Job states, in lifecycle order. Paid, Expired, Failed, TimedOut and
-// Cancelled are terminal.
+// Job states, in lifecycle order. Paid, Expired, Failed, TimedOut,
+// Cancelled and ResultUnavailable are terminal.
 const (
 	StateSubmitted       = "submitted"
 	StateBidding         = "bidding" // bid gossiped, waiting for a match
@@ -201,12 +201,17 @@ const (
 	StateFailed          = "failed"
 	StateTimedOut        = "timed_out"
 	StateCancelled       = "cancelled"
+	// StateResultUnavailable: the chain settled the job as completed and
+	// paid the provider, but its result could not be fetched from the
+	// provider (Error says why), so it was never checked against the
+	// hash on chain.
+	StateResultUnavailable = "result_unavailable"
 )
 
 // Terminal reports whether a job in state s will not change any more.
 func Terminal(s string) bool {
 	switch s {
-	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled:
+	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable:
 		return true
 	}
 	return false

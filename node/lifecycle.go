@@ -1,0 +1,263 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/driver"
+	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/node/lifecycle"
+	"github.com/bourse-net/bourse/worker"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The lifecycle driver: it feeds the pure core of package lifecycle with
+// committed blocks and with the outcomes of the work it asked for, and
+// executes the core's actions. Nothing slow runs on the block
+// subscription: fetches, runs, explanations and transactions run in
+// goroutines of the service, and job records are written by the
+// persister.
+
+// step feeds one input to the core and executes its actions. Executing
+// an action only starts work (or queues a write, or publishes an event):
+// outcomes come back through step from the goroutine doing the work.
+func (m *marketService) step(in lifecycle.Input) {
+	m.lmu.Lock()
+	defer m.lmu.Unlock()
+	for _, a := range m.core.Step(m.clock.Now(), in) {
+		m.do(a)
+	}
+}
+
+// withCore runs a read of the core's state.
+func (m *marketService) withCore(f func(*lifecycle.Core)) {
+	m.lmu.Lock()
+	defer m.lmu.Unlock()
+	f(m.core)
+}
+
+func (m *marketService) do(a lifecycle.Action) {
+	switch a := a.(type) {
+	case lifecycle.Persist:
+		m.persist.put(a.Job)
+	case lifecycle.Publish:
+		m.n.events.publish(eventJob(a.Job))
+	case lifecycle.Note:
+		m.n.log.Log(context.Background(), a.Level, a.Msg, "job", a.Job)
+	case lifecycle.Explain:
+		m.spawn(func() {
+			reasons := m.explain(a.Bid, m.n.drv.State(), a.BlockTime)
+			m.step(lifecycle.Explained{ID: a.ID, Reasons: reasons, Summary: summarize(reasons)})
+		})
+	case lifecycle.FetchResult:
+		m.after(a.After, func() {
+			size, err := m.fetchResult(a.Hash, a.Peer)
+			if m.ctx.Err() != nil {
+				return // shutting down: not an attempt; a restart fetches again
+			}
+			m.step(lifecycle.ResultFetched{ID: a.ID, Attempt: a.Attempt, Size: size, Err: err})
+		})
+	case lifecycle.FetchPayload:
+		m.after(a.After, func() {
+			err := m.fetchPayload(a)
+			if m.ctx.Err() != nil {
+				return
+			}
+			m.step(lifecycle.PayloadFetched{ID: a.ID, Attempt: a.Attempt, Err: err})
+		})
+	case lifecycle.Run:
+		if m.runtime == nil {
+			m.n.log.Error("a job to run on a node without a runtime", "job", a.Match.Bid.ID().String())
+			return
+		}
+		ctx, cancel := context.WithCancel(m.ctx)
+		id := a.Match.Bid.ID()
+		m.mu.Lock()
+		m.runs[id] = cancel
+		m.mu.Unlock()
+		m.spawn(func() {
+			defer func() {
+				m.mu.Lock()
+				delete(m.runs, id)
+				m.mu.Unlock()
+				cancel()
+			}()
+			m.runJob(ctx, a)
+		})
+	case lifecycle.CancelRun:
+		m.mu.Lock()
+		cancel := m.runs[a.ID]
+		m.mu.Unlock()
+		if cancel != nil {
+			m.n.log.Info("stopping a run", "job", a.ID.String(), "reason", a.Reason)
+			cancel()
+		}
+	case lifecycle.SendResult:
+		rt := a.Result
+		m.spawn(func() {
+			_, _, err := m.n.txs.submit(m.ctx, func(tx *chain.Tx) { tx.Result = &rt })
+			if m.ctx.Err() == nil {
+				m.step(lifecycle.ResultSent{ID: rt.JobID, Err: err})
+			}
+		})
+	default:
+		m.n.log.Error("unknown lifecycle action", "action", fmt.Sprintf("%T", a))
+	}
+}
+
+// after runs f in a service goroutine once d has passed on the clock.
+func (m *marketService) after(d time.Duration, f func()) {
+	m.spawn(func() {
+		if d > 0 {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-m.clock.After(d):
+			}
+		}
+		if m.ctx.Err() == nil {
+			f()
+		}
+	})
+}
+
+// onCommit hands the core what a committed block did to jobs: it decodes
+// the block's transactions and events and reads the chain's match
+// records of this node's jobs, nothing more.
+func (m *marketService) onCommit(c driver.Committed) {
+	blk := lifecycle.Block{Height: c.Block.Header.Height, Time: c.Block.Header.Time}
+	var closed []market.BidID
+	for i, raw := range c.Block.Txs {
+		r := c.Result.TxResults[i]
+		if r.Code != 0 {
+			continue
+		}
+		tx, err := chain.DecodeTx(raw)
+		if err != nil {
+			m.n.log.Error("decode a committed transaction", "height", blk.Height, "index", i, "err", err)
+			continue
+		}
+		switch {
+		case tx.Match != nil:
+			closed = append(closed, tx.Match.Bid.ID())
+		case tx.BidCancel != nil:
+			closed = append(closed, tx.BidCancel.Bid.ID())
+		}
+		for _, ev := range r.Events {
+			blk.Events = m.appendEvent(blk.Events, ev, tx.Match, blk)
+		}
+	}
+	for _, ev := range c.Result.Events {
+		blk.Events = m.appendEvent(blk.Events, ev, nil, blk)
+	}
+	if len(closed) > 0 {
+		m.book.Close(m.clock.Now().UnixMilli(), closed...)
+	}
+	m.step(blk)
+}
+
+// appendEvent adds a chain event to the block's input if it concerns a
+// job of this node, with the chain's record of the match.
+func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *market.Match, blk lifecycle.Block) []lifecycle.Event {
+	var kind lifecycle.EventKind
+	switch ev.Type {
+	case chain.EvMatched:
+		kind = lifecycle.Matched
+	case chain.EvCompleted:
+		kind = lifecycle.Completed
+	case chain.EvFailed:
+		kind = lifecycle.Failed
+	case chain.EvTimedOut:
+		kind = lifecycle.TimedOut
+	case chain.EvCancelled:
+		kind = lifecycle.Cancelled
+	default:
+		return evs
+	}
+	id := market.BidID(ev.JobID)
+	var ours bool
+	m.withCore(func(c *lifecycle.Core) { _, ours = c.Job(id.String()) })
+	me := m.n.key.Address()
+	if !ours && !(kind == lifecycle.Matched && ev.Address == me) && kind != lifecycle.Completed && kind != lifecycle.Failed && kind != lifecycle.TimedOut {
+		return evs
+	}
+	out := lifecycle.Event{Kind: kind, JobID: id, Height: blk.Height, Amount: ev.Amount}
+	if !ours && kind != lifecycle.Matched {
+		// A settlement of some job: the provider side needs only the
+		// amount, and ignores jobs it does not hold.
+		return append(evs, out)
+	}
+	rec, ok, err := m.n.drv.State().Match(ev.JobID)
+	switch {
+	case err != nil:
+		m.n.log.Error("read a match record", "job", id.String(), "err", err)
+		out.Err = err.Error()
+	case !ok:
+		out.Err = "the chain has no record of the match"
+	}
+	if kind == lifecycle.Matched {
+		switch {
+		case ok:
+			out.Match, out.Deadline = &rec.Match, rec.Deadline
+		case mt != nil && mt.Bid.ID() == id:
+			out.Match = mt
+			out.Deadline = mt.ResultDeadline(blk.Time, int64(m.n.drv.State().Params().ResultGraceMs))
+		default:
+			m.n.log.Error("a match without its record", "job", id.String())
+			return evs
+		}
+		out.Err = ""
+	}
+	out.ResultHash, out.ExitCode = rec.ResultHash, rec.ExitCode
+	out.Paid, out.Refunded, out.Slashed = rec.Paid, rec.Refunded, rec.Slashed
+	return append(evs, out)
+}
+
+// fetchResult downloads a settled job's result from its provider and
+// checks it against the hash committed on chain before keeping it.
+func (m *marketService) fetchResult(hash [32]byte, from string) (int64, error) {
+	// Results are content addressed: the same result fetched before, or
+	// one this node produced as the provider, is already here.
+	for _, st := range []*worker.Store{m.payloads, m.results} {
+		if rc, size, err := st.Open(hash); err == nil {
+			rc.Close()
+			return size, nil
+		}
+	}
+	pid, err := peer.Decode(from)
+	if err != nil {
+		return 0, fmt.Errorf("provider peer: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+	defer cancel()
+	data, err := m.n.host.FetchBlob(ctx, pid, hash, maxResultBytes)
+	if err != nil {
+		return 0, err
+	}
+	got, size, err := m.payloads.Put(ctx, strings.NewReader(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("store the result: %w", err)
+	}
+	if got != hash {
+		return 0, errors.New("result does not match the hash committed on chain")
+	}
+	return size, nil
+}
+
+// persistFailed reports a job record the persister could not write: at
+// error level, on the metric, and on the job itself.
+func (m *marketService) persistFailed(id string, err error) {
+	m.logPersistFailed(id, err)
+	m.step(lifecycle.PersistFailed{ID: id, Err: err})
+}
+
+func (m *marketService) logPersistFailed(id string, err error) {
+	m.n.log.Error("save a job record: memory and disk differ", "job", id, "err", err)
+	if m.n.metrics != nil {
+		m.n.metrics.persistErrors.Inc()
+	}
+}

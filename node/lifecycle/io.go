@@ -1,0 +1,220 @@
+package lifecycle
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/node/api"
+)
+
+// Input is what Step takes.
+type Input interface{ input() }
+
+// Restore loads the client's jobs read from disk at start.
+type Restore struct{ Jobs []ClientJob }
+
+// Submit adds a client job whose bid was just signed and saved.
+type Submit struct{ Job ClientJob }
+
+// Block is a committed block: its time and the events of the jobs in it.
+// It is also a tick.
+type Block struct {
+	Height uint64
+	Time   int64 // ms, the block's time
+	Events []Event
+}
+
+// EventKind is what the chain did to a job.
+type EventKind int
+
+// Event kinds.
+const (
+	Matched EventKind = iota + 1
+	Completed
+	Failed
+	TimedOut
+	Cancelled
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Matched:
+		return "matched"
+	case Completed:
+		return "completed"
+	case Failed:
+		return "failed"
+	case TimedOut:
+		return "timed_out"
+	case Cancelled:
+		return "cancelled"
+	}
+	return "unknown"
+}
+
+// Event is one job's change in a committed block, with the chain's record
+// of the match as it stands.
+type Event struct {
+	Kind     EventKind
+	JobID    market.BidID
+	Height   uint64
+	Match    *market.Match // Matched
+	Deadline int64         // Matched: the chain's result deadline, ms
+
+	ResultHash      [32]byte
+	ExitCode        int32
+	Paid, Refunded  uint64
+	Slashed, Amount uint64
+	Err             string // the chain's record could not be read
+}
+
+// OpenMatch is a match to this provider still open on chain.
+type OpenMatch struct {
+	Match    market.Match
+	Deadline int64
+}
+
+// Resume hands a restarted provider its open matches.
+type Resume struct{ Open []OpenMatch }
+
+// Tick is the passing of time alone.
+type Tick struct{}
+
+// Explained answers Explain: why no offer took an expired bid.
+type Explained struct {
+	ID      string
+	Reasons []api.OfferFit
+	Summary string
+}
+
+// ResultFetched is the outcome of FetchResult.
+type ResultFetched struct {
+	ID      string
+	Attempt int
+	Size    int64
+	Err     error
+}
+
+// CancelConfirmed: the client's BidCancel committed.
+type CancelConfirmed struct{ ID string }
+
+// PersistFailed: writing a job record failed.
+type PersistFailed struct {
+	ID  string
+	Err error
+}
+
+// PayloadFetched is the outcome of FetchPayload; the driver keeps the
+// bytes for Run.
+type PayloadFetched struct {
+	ID      market.BidID
+	Attempt int
+	Err     error
+}
+
+// RunFinished is the outcome of Run: the Result to send (exit code 1 and
+// no hash if the job could not run, Err saying why).
+type RunFinished struct {
+	Result chain.ResultTx
+	Err    error
+}
+
+// ResultSent is the outcome of SendResult.
+type ResultSent struct {
+	ID  market.BidID
+	Err error
+}
+
+func (Restore) input()         {}
+func (Submit) input()          {}
+func (Block) input()           {}
+func (Resume) input()          {}
+func (Tick) input()            {}
+func (Explained) input()       {}
+func (ResultFetched) input()   {}
+func (CancelConfirmed) input() {}
+func (PersistFailed) input()   {}
+func (PayloadFetched) input()  {}
+func (RunFinished) input()     {}
+func (ResultSent) input()      {}
+
+// Action is what Step asks of the driver.
+type Action interface{ action() }
+
+// Persist writes a client job's record (the newest Persist of a job wins).
+type Persist struct{ Job ClientJob }
+
+// Publish announces a client job's new state on the event stream.
+type Publish struct{ Job api.Job }
+
+// Explain asks why no offer took an expired bid; answer with Explained.
+type Explain struct {
+	ID        string
+	Bid       *market.Bid
+	BlockTime int64
+}
+
+// FetchResult fetches a settled job's result from Peer after a delay,
+// checked against Hash; answer with ResultFetched.
+type FetchResult struct {
+	ID      string
+	Hash    [32]byte
+	Peer    string
+	Attempt int
+	After   time.Duration
+}
+
+// FetchPayload fetches a matched job's payload after a delay, checked
+// against Hash; answer with PayloadFetched.
+type FetchPayload struct {
+	ID      market.BidID
+	Hash    [32]byte
+	Size    int64
+	From    string
+	Attempt int
+	After   time.Duration
+}
+
+// Run runs a matched job; answer with RunFinished.
+type Run struct {
+	Match           market.Match
+	PayloadVerified bool // FetchPayload got the payload
+}
+
+// CancelRun stops a run that can no longer earn anything.
+type CancelRun struct {
+	ID     market.BidID
+	Reason string
+}
+
+// SendResult submits the Result transaction; answer with ResultSent.
+type SendResult struct{ Result chain.ResultTx }
+
+// Level is a Note's severity.
+type Level = slog.Level
+
+// Levels of notes.
+const (
+	LevelInfo  = slog.LevelInfo
+	LevelWarn  = slog.LevelWarn
+	LevelError = slog.LevelError
+)
+
+// Note is something to log.
+type Note struct {
+	Level Level
+	Job   string
+	Msg   string
+}
+
+func (Persist) action()      {}
+func (Publish) action()      {}
+func (Explain) action()      {}
+func (FetchResult) action()  {}
+func (FetchPayload) action() {}
+func (Run) action()          {}
+func (CancelRun) action()    {}
+func (SendResult) action()   {}
+func (Note) action()         {}

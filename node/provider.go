@@ -1,0 +1,274 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/node/lifecycle"
+	"github.com/bourse-net/bourse/worker"
+	dockerx "github.com/bourse-net/bourse/worker/docker"
+	execx "github.com/bourse-net/bourse/worker/exec"
+	"github.com/bourse-net/bourse/worker/wasm"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func (m *marketService) openRuntime() error {
+	n := m.n
+	pc := n.cfg.Provider
+	var execs []worker.Executor
+	for _, e := range pc.Executors {
+		switch e {
+		case "wasm":
+			cache := pc.WasmCache
+			if cache != "" && !filepath.IsAbs(cache) {
+				cache = filepath.Join(n.home, cache)
+			}
+			x, err := wasm.New(context.Background(), wasm.Config{CacheDir: cache, Logger: n.log})
+			if err != nil {
+				return fmt.Errorf("wasm executor: %w", err)
+			}
+			execs = append(execs, x)
+		case "docker":
+			x, err := dockerx.New(dockerx.Config{})
+			if err != nil {
+				return fmt.Errorf("docker executor: %w", err)
+			}
+			execs = append(execs, x)
+		case "exec":
+			x, err := execx.New(execx.Config{Enabled: true, WorkDir: filepath.Join(n.home, "work", "exec"), Logger: n.log})
+			if err != nil {
+				return fmt.Errorf("exec executor: %w", err)
+			}
+			execs = append(execs, x)
+		}
+	}
+	rt, err := worker.NewRuntime(worker.Config{
+		Capacity: worker.Resources{CPU: int64(pc.CPU), MemoryMiB: int64(pc.MemoryMiB), DiskMiB: int64(pc.DiskMiB)},
+		WorkDir:  filepath.Join(n.home, "work"),
+		Logger:   n.log,
+	}, m.results, (*payloadFetcher)(m), execs...)
+	if err != nil {
+		return fmt.Errorf("worker runtime: %w", err)
+	}
+	m.runtime = rt
+	return nil
+}
+
+// payloadFetcher fetches a job's payload from the client's node.
+type payloadFetcher marketService
+
+func (f *payloadFetcher) Fetch(ctx context.Context, hash [32]byte, size int64, from string) ([]byte, error) {
+	id, err := peer.Decode(from)
+	if err != nil {
+		return nil, fmt.Errorf("payload peer %q: %w", from, err)
+	}
+	// Payloads are content addressed: one fetched before (or our own job,
+	// matched to ourselves) is read locally, checked against its hash again.
+	if id == f.n.host.ID() || f.payloads.Has(hash) {
+		if b, err := f.payloads.Get(hash, size); err == nil {
+			return b, nil
+		}
+	}
+	b, err := f.n.host.FetchBlob(ctx, id, hash, size)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := f.payloads.Put(ctx, bytes.NewReader(b)); err != nil {
+		f.n.log.Warn("cache payload", "err", err)
+	}
+	return b, nil
+}
+
+// resume picks up a provider's work after a restart: results it produced
+// are served again, and open matches it holds are run (their payloads are
+// fetched again), so a restart does not turn into a missed deadline.
+func (m *marketService) resume() {
+	if m.runtime == nil {
+		return
+	}
+	entries, err := os.ReadDir(m.results.Dir())
+	if err == nil {
+		for _, e := range entries {
+			if h, err := parseHash(e.Name()); err == nil {
+				m.blobs.Publish(h)
+			}
+		}
+	}
+	if err != nil {
+		m.n.log.Error("serve the stored results", "err", err)
+	}
+	me := m.n.key.Address()
+	var open []lifecycle.OpenMatch
+	err = m.n.drv.State().Matches(func(r chain.Match) error {
+		if r.Status == chain.MatchOpen && r.Match.Offer.ProviderAddress() == me {
+			m.n.log.Info("resuming a matched job after restart", "job", r.Match.Bid.ID().String())
+			open = append(open, lifecycle.OpenMatch{Match: r.Match, Deadline: r.Deadline})
+		}
+		return nil
+	})
+	if err != nil {
+		m.n.log.Error("read the open matches to resume", "err", err)
+	}
+	m.step(lifecycle.Resume{Open: open})
+}
+
+// publishOffer signs and gossips this provider's offer with its live load.
+func (m *marketService) publishOffer() {
+	n := m.n
+	if m.runtime == nil {
+		return
+	}
+	pc := n.cfg.Provider
+	load := m.runtime.Load()
+	m.mu.Lock()
+	m.seq++
+	seq := m.seq
+	m.mu.Unlock()
+	labels := make([]string, 0, len(pc.Labels))
+	for k, v := range pc.Labels {
+		labels = append(labels, k+"="+v)
+	}
+	sort.Strings(labels)
+	execs := []string{}
+	for _, k := range m.runtime.Executors(m.ctx) {
+		execs = append(execs, string(k))
+	}
+	sort.Strings(execs)
+	now := m.clock.Now().UnixMilli()
+	o := &market.Offer{
+		Provider: n.key.Public(),
+		PeerID:   n.host.ID().String(),
+		// Seq must grow across restarts: the clock in ms, then a counter.
+		Seq:       uint64(now)*16 + seq%16,
+		Expires:   now + 3*pc.OfferInterval.Milliseconds(),
+		Total:     market.Resources{CPU: pc.CPU, MemMiB: pc.MemoryMiB, DiskMiB: pc.DiskMiB},
+		Free:      market.Resources{CPU: uint64(max(load.Free.CPU, 0)), MemMiB: uint64(max(load.Free.MemoryMiB, 0)), DiskMiB: uint64(max(load.Free.DiskMiB, 0))},
+		Load:      uint32(load.Utilisation() * 1000),
+		Executors: execs,
+		Terms:     market.PriceTerms{PerCPUSecond: pc.PricePerCPUSecond, PerGiBSecond: pc.PricePerGiBSecond, PerJob: pc.PricePerJob},
+		Region:    pc.Region,
+		Labels:    labels,
+	}
+	if len(o.Executors) == 0 {
+		return
+	}
+	if err := o.Sign(n.cfg.ChainID, n.key); err != nil {
+		n.log.Warn("sign offer", "err", err)
+		return
+	}
+	if err := m.book.AddOffer(o, now); err != nil && !errors.Is(err, market.ErrDuplicate) {
+		n.log.Warn("own offer refused", "err", err)
+		return
+	}
+	raw, err := o.Encode()
+	if err != nil {
+		n.log.Error("encode own offer", "err", err)
+		return
+	}
+	if err := m.offerTopic.Publish(m.ctx, raw); err != nil && m.ctx.Err() == nil {
+		n.log.Debug("publish offer", "err", err)
+	}
+}
+
+// workerJob is the job a bid describes, as a provider runs it (and as a
+// client re-runs it to verify the result): the same inputs, limits and
+// seed, so a WASM job gives the same result hash.
+func workerJob(b *market.Bid) *worker.Job {
+	id := b.ID()
+	job := &worker.Job{
+		ID:       worker.JobID(id),
+		Executor: worker.Kind(b.Executor),
+		Image:    b.Payload.Image,
+		Args:     b.Args,
+		Env:      map[string]string{},
+		Limits: worker.Limits{
+			Resources: worker.Resources{CPU: int64(b.Resources.CPU), MemoryMiB: int64(b.Resources.MemMiB), DiskMiB: int64(b.Resources.DiskMiB)},
+			Timeout:   time.Duration(b.TimeoutMs) * time.Millisecond,
+		},
+		Seed: seedOf(id),
+	}
+	if len(b.Payload.SHA256) == 32 {
+		job.PayloadHash = [32]byte(b.Payload.SHA256)
+		job.PayloadSize = int64(b.Payload.Size)
+		job.PayloadFrom = b.Payload.Peer
+	}
+	for _, kv := range b.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			job.Env[k] = v
+		}
+	}
+	return job
+}
+
+// fetchPayload gets a matched job's payload (checked against its hash)
+// into the module cache, where runJob finds it.
+func (m *marketService) fetchPayload(a lifecycle.FetchPayload) error {
+	if _, ok := m.modules.get(a.Hash); ok {
+		return nil
+	}
+	if m.runtime == nil {
+		return errors.New("this node runs no jobs")
+	}
+	b, err := m.runtime.FetchPayload(m.ctx, a.Hash, a.Size, a.From)
+	if err != nil {
+		return err
+	}
+	m.modules.put(a.Hash, b)
+	return nil
+}
+
+// runJob runs a job matched to this provider and reports the Result to
+// send; ctx ends when the core stops the run.
+func (m *marketService) runJob(ctx context.Context, a lifecycle.Run) {
+	n := m.n
+	id := a.Match.Bid.ID()
+	job := workerJob(&a.Match.Bid)
+	// A cold compile is not the client's time, but the result must still
+	// reach the chain before the deadline (timeout + grace from the match).
+	job.Limits.Prep = time.Duration(n.drv.State().Params().ResultGraceMs/2) * time.Millisecond
+	if job.PayloadHash != ([32]byte{}) {
+		// Fetched by FetchPayload (and hash-checked); if it is not in the
+		// cache any more, the runtime fetches it again.
+		if b, ok := m.modules.get(job.PayloadHash); ok {
+			job.Payload, job.PayloadVerified = b, true
+		}
+	}
+	res, err := m.runtime.Run(ctx, job)
+	if m.ctx.Err() != nil {
+		return // shutting down: the chain settles the match by its deadline
+	}
+	rt := chain.ResultTx{JobID: id, ExitCode: 1}
+	if res != nil {
+		err = nil
+		rt.ResultHash = res.Hash
+		rt.ExitCode = int32(res.ExitCode)
+		if res.State != worker.StateSucceeded && rt.ExitCode == 0 {
+			rt.ExitCode = 1
+		}
+		rt.Usage = market.Usage{CPUMs: uint64(res.Usage.CPUMillis), MemMiBMs: uint64(res.Usage.MemoryMiBSeconds) * 1000}
+		if res.Hash != ([32]byte{}) {
+			m.blobs.Publish(res.Hash)
+		}
+		if n.metrics != nil {
+			n.metrics.execDuration.WithLabelValues(string(res.Executor), string(res.State)).Observe(float64(res.Usage.WallMillis) / 1000)
+		}
+	}
+	m.step(lifecycle.RunFinished{Result: rt, Err: err})
+}
+
+func seedOf(id market.BidID) uint64 {
+	var s uint64
+	for _, b := range id[:8] {
+		s = s<<8 | uint64(b)
+	}
+	return s
+}
