@@ -258,6 +258,10 @@ func describe(j api.Job) string {
 		return fmt.Sprintf("job %s: timed out on %s: refunded %d, provider slashed %d", id, j.Provider, j.Refunded, j.Slashed)
 	case api.StateCancelled:
 		return fmt.Sprintf("job %s: cancelled", id)
+	case api.StatePayloadUnavailable:
+		return fmt.Sprintf("job %s: %s could not get the payload from this node in time: refunded %d", id, j.Provider, j.Refunded)
+	case api.StateResultUnavailable:
+		return fmt.Sprintf("job %s: paid %d to %s, but its result could not be fetched: %s", id, j.Paid, j.Provider, orDash(j.Error))
 	}
 	return fmt.Sprintf("job %s: %s", id, j.State)
 }

@@ -53,7 +53,10 @@
 // against the hash on chain: paid once checked, result_unavailable if it
 // could not be fetched. A bid past its deadline expires with every offer's
 // reason. A provider that sends no result by the deadline is slashed by the
-// chain. A provider keeps a record of each job it runs until the chain
+// chain. The payload must arrive within half the result grace period after
+// the match (retries included, whatever pace the client serves it at);
+// otherwise the provider sends chain.PayloadUnavailable, is not slashed, and
+// the client's job ends payload_unavailable, refunded less a burned fee. A provider keeps a record of each job it runs until the chain
 // settles it, then only totals. Job records are written by a persister
 // goroutine; a failed write is logged at error level, counted
 // (bourse_job_persist_errors_total) and said on the job. The event stream

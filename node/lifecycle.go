@@ -96,6 +96,14 @@ func (m *marketService) do(a lifecycle.Action) {
 			m.n.log.Info("stopping a run", "job", a.ID.String(), "reason", a.Reason)
 			cancel()
 		}
+	case lifecycle.SendUnavailable:
+		id := a.ID
+		m.spawn(func() {
+			_, _, err := m.n.txs.submit(m.ctx, func(tx *chain.Tx) { tx.PayloadUnavailable = &chain.PayloadUnavailable{JobID: id} })
+			if m.ctx.Err() == nil {
+				m.step(lifecycle.UnavailableSent{ID: id, Err: err})
+			}
+		})
 	case lifecycle.SendResult:
 		rt := a.Result
 		m.spawn(func() {
@@ -175,6 +183,8 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 		kind = lifecycle.TimedOut
 	case chain.EvCancelled:
 		kind = lifecycle.Cancelled
+	case chain.EvUnavailable:
+		kind = lifecycle.Unavailable
 	default:
 		return evs
 	}
@@ -182,7 +192,7 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	var ours bool
 	m.withCore(func(c *lifecycle.Core) { _, ours = c.Job(id.String()) })
 	me := m.n.key.Address()
-	if !ours && !(kind == lifecycle.Matched && ev.Address == me) && kind != lifecycle.Completed && kind != lifecycle.Failed && kind != lifecycle.TimedOut {
+	if !ours && !(kind == lifecycle.Matched && ev.Address == me) && kind != lifecycle.Completed && kind != lifecycle.Failed && kind != lifecycle.TimedOut && kind != lifecycle.Unavailable {
 		return evs
 	}
 	out := lifecycle.Event{Kind: kind, JobID: id, Height: blk.Height, Amount: ev.Amount}
@@ -202,9 +212,9 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	if kind == lifecycle.Matched {
 		switch {
 		case ok:
-			out.Match, out.Deadline = &rec.Match, rec.Deadline
+			out.Match, out.Deadline, out.MatchedAt = &rec.Match, rec.Deadline, rec.MatchedAt
 		case mt != nil && mt.Bid.ID() == id:
-			out.Match = mt
+			out.Match, out.MatchedAt = mt, blk.Time
 			out.Deadline = mt.ResultDeadline(blk.Time, int64(m.n.drv.State().Params().ResultGraceMs))
 		default:
 			m.n.log.Error("a match without its record", "job", id.String())
@@ -213,7 +223,7 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 		out.Err = ""
 	}
 	out.ResultHash, out.ExitCode = rec.ResultHash, rec.ExitCode
-	out.Paid, out.Refunded, out.Slashed = rec.Paid, rec.Refunded, rec.Slashed
+	out.Paid, out.Refunded, out.Slashed, out.Burned = rec.Paid, rec.Refunded, rec.Slashed, rec.Burned
 	return append(evs, out)
 }
 

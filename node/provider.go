@@ -111,7 +111,7 @@ func (m *marketService) resume() {
 	err = m.n.drv.State().Matches(func(r chain.Match) error {
 		if r.Status == chain.MatchOpen && r.Match.Offer.ProviderAddress() == me {
 			m.n.log.Info("resuming a matched job after restart", "job", r.Match.Bid.ID().String())
-			open = append(open, lifecycle.OpenMatch{Match: r.Match, Deadline: r.Deadline})
+			open = append(open, lifecycle.OpenMatch{Match: r.Match, Deadline: r.Deadline, MatchedAt: r.MatchedAt})
 		}
 		return nil
 	})
@@ -218,7 +218,16 @@ func (m *marketService) fetchPayload(a lifecycle.FetchPayload) error {
 	if m.runtime == nil {
 		return errors.New("this node runs no jobs")
 	}
-	b, err := m.runtime.FetchPayload(m.ctx, a.Hash, a.Size, a.From)
+	ctx := m.ctx
+	if a.Deadline > 0 {
+		// The whole fetch ends by the payload's deadline, however the
+		// client paces its frames (the lifecycle then declares the payload
+		// unavailable rather than let the chain slash this provider).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(a.Deadline))
+		defer cancel()
+	}
+	b, err := m.runtime.FetchPayload(ctx, a.Hash, a.Size, a.From)
 	if err != nil {
 		return err
 	}

@@ -189,7 +189,7 @@ type ProviderStats struct {
 }
 
 // Job states, in lifecycle order. Paid, Expired, Failed, TimedOut,
-// Cancelled and ResultUnavailable are terminal.
+// Cancelled, ResultUnavailable and PayloadUnavailable are terminal.
 const (
 	StateSubmitted       = "submitted"
 	StateBidding         = "bidding" // bid gossiped, waiting for a match
@@ -206,12 +206,16 @@ const (
 	// provider (Error says why), so it was never checked against the
 	// hash on chain.
 	StateResultUnavailable = "result_unavailable"
+	// StatePayloadUnavailable: the provider could not get the payload
+	// from this node before its deadline and said so on chain; the escrow
+	// came back less the unavailability fee (burned).
+	StatePayloadUnavailable = "payload_unavailable"
 )
 
 // Terminal reports whether a job in state s will not change any more.
 func Terminal(s string) bool {
 	switch s {
-	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable:
+	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable, StatePayloadUnavailable:
 		return true
 	}
 	return false

@@ -36,6 +36,9 @@ const (
 	Failed
 	TimedOut
 	Cancelled
+	// Unavailable: the provider declared the payload unavailable
+	// (chain.PayloadUnavailable); the client is refunded less a fee.
+	Unavailable
 )
 
 func (k EventKind) String() string {
@@ -50,6 +53,8 @@ func (k EventKind) String() string {
 		return "timed_out"
 	case Cancelled:
 		return "cancelled"
+	case Unavailable:
+		return "payload_unavailable"
 	}
 	return "unknown"
 }
@@ -60,20 +65,23 @@ type Event struct {
 	Kind     EventKind
 	JobID    market.BidID
 	Height   uint64
-	Match    *market.Match // Matched
-	Deadline int64         // Matched: the chain's result deadline, ms
+	Match     *market.Match // Matched
+	Deadline  int64         // Matched: the chain's result deadline, ms
+	MatchedAt int64         // Matched: the matching block's time, ms
 
 	ResultHash      [32]byte
 	ExitCode        int32
 	Paid, Refunded  uint64
 	Slashed, Amount uint64
+	Burned          uint64 // Unavailable: the client's fee, burned
 	Err             string // the chain's record could not be read
 }
 
 // OpenMatch is a match to this provider still open on chain.
 type OpenMatch struct {
-	Match    market.Match
-	Deadline int64
+	Match     market.Match
+	Deadline  int64
+	MatchedAt int64
 }
 
 // Resume hands a restarted provider its open matches.
@@ -127,6 +135,12 @@ type ResultSent struct {
 	Err error
 }
 
+// UnavailableSent is the outcome of SendUnavailable.
+type UnavailableSent struct {
+	ID  market.BidID
+	Err error
+}
+
 func (Restore) input()         {}
 func (Submit) input()          {}
 func (Block) input()           {}
@@ -139,6 +153,7 @@ func (PersistFailed) input()   {}
 func (PayloadFetched) input()  {}
 func (RunFinished) input()     {}
 func (ResultSent) input()      {}
+func (UnavailableSent) input() {}
 
 // Action is what Step asks of the driver.
 type Action interface{ action() }
@@ -167,14 +182,19 @@ type FetchResult struct {
 }
 
 // FetchPayload fetches a matched job's payload after a delay, checked
-// against Hash; answer with PayloadFetched.
+// against Hash; answer with PayloadFetched. The fetch, retries included,
+// must end by Deadline (unix ms): past it the provider could no longer
+// run the job before the chain's deadline, and declares the payload
+// unavailable instead, so a client that withholds or drip-feeds its
+// payload cannot get the provider slashed.
 type FetchPayload struct {
-	ID      market.BidID
-	Hash    [32]byte
-	Size    int64
-	From    string
-	Attempt int
-	After   time.Duration
+	ID       market.BidID
+	Hash     [32]byte
+	Size     int64
+	From     string
+	Attempt  int
+	After    time.Duration
+	Deadline int64
 }
 
 // Run runs a matched job; answer with RunFinished.
@@ -191,6 +211,13 @@ type CancelRun struct {
 
 // SendResult submits the Result transaction; answer with ResultSent.
 type SendResult struct{ Result chain.ResultTx }
+
+// SendUnavailable submits a PayloadUnavailable transaction for a job
+// whose payload could not be had in time; answer with UnavailableSent.
+type SendUnavailable struct {
+	ID     market.BidID
+	Reason string
+}
 
 // Level is a Note's severity.
 type Level = slog.Level
@@ -217,4 +244,5 @@ func (FetchPayload) action() {}
 func (Run) action()          {}
 func (CancelRun) action()    {}
 func (SendResult) action()   {}
+func (SendUnavailable) action() {}
 func (Note) action()         {}

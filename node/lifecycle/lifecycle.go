@@ -96,7 +96,8 @@ type provJob struct {
 	match      market.Match
 	deadline   int64 // ms, the chain's result deadline
 	state      string
-	attempt    int // payload fetch under way
+	attempt    int   // payload fetch under way
+	payloadBy  int64 // ms: the payload must be here by then (payloadDeadline)
 	resultHash [32]byte
 	stopped    bool // CancelRun sent
 }
@@ -127,7 +128,7 @@ func (c *Core) Step(now time.Time, in Input) []Action {
 		s.block(in)
 	case Resume:
 		for _, o := range in.Open {
-			s.provMatched(o.Match, o.Deadline)
+			s.provMatched(o.Match, o.Deadline, o.MatchedAt)
 		}
 	case Tick:
 		s.tick()
@@ -152,6 +153,10 @@ func (c *Core) Step(now time.Time, in Input) []Action {
 	case ResultSent:
 		if in.Err != nil {
 			s.note(LevelError, hexID(in.ID), "the result transaction was not sent: "+in.Err.Error())
+		}
+	case UnavailableSent:
+		if in.Err != nil {
+			s.note(LevelError, hexID(in.ID), "the payload-unavailable transaction was not sent: "+in.Err.Error())
 		}
 	default:
 		panic(fmt.Sprintf("lifecycle: unknown input %T", in))
@@ -283,6 +288,10 @@ func (s *step) clientEvent(j *ClientJob, ev Event) {
 			j.State = api.StateTimedOut
 			j.Refunded, j.Slashed = ev.Refunded, ev.Slashed
 			j.Error = "the provider sent no result before the deadline: escrow refunded, provider collateral slashed"
+		case Unavailable:
+			j.State = api.StatePayloadUnavailable
+			j.Refunded = ev.Refunded
+			j.Error = fmt.Sprintf("the provider could not get the payload from this node in time: escrow refunded less a fee of %d (burned)", ev.Burned)
 		case Cancelled:
 			if j.State != api.StateBidding {
 				return false
@@ -401,10 +410,10 @@ func (s *step) provEvent(ev Event) {
 	switch ev.Kind {
 	case Matched:
 		if ev.Match != nil {
-			s.provMatched(*ev.Match, ev.Deadline)
+			s.provMatched(*ev.Match, ev.Deadline, ev.MatchedAt)
 		}
 		return
-	case Completed, Failed, TimedOut:
+	case Completed, Failed, TimedOut, Unavailable:
 	default:
 		return
 	}
@@ -424,6 +433,8 @@ func (s *step) provEvent(ev Event) {
 	case TimedOut:
 		t.ByState[api.StateTimedOut]++
 		t.Slashed += ev.Amount
+	case Unavailable:
+		t.ByState[api.StatePayloadUnavailable]++
 	}
 	if !pj.stopped && pj.state == api.StateRunning {
 		// Settled while still running here (timed out): stop the run.
@@ -431,7 +442,21 @@ func (s *step) provEvent(ev Event) {
 	}
 }
 
-func (s *step) provMatched(mt market.Match, deadline int64) {
+// payloadDeadline is when a matched job's payload must be here: half of
+// the result grace period after the match (the chain's deadline is the
+// match time + the bid's timeout + the grace period). The other half is
+// left for the preparation (worker Limits.Prep) and for the result to
+// reach the chain; the whole timeout for the run. With the match time
+// unknown, the whole grace period.
+func payloadDeadline(mt *market.Match, deadline, matchedAt int64) int64 {
+	start := deadline - mt.Bid.TimeoutMs // = matchedAt + grace
+	if matchedAt <= 0 || matchedAt > start {
+		return start
+	}
+	return matchedAt + (start-matchedAt)/2
+}
+
+func (s *step) provMatched(mt market.Match, deadline, matchedAt int64) {
 	if !s.c.cfg.Provider || mt.Offer.ProviderAddress() != s.c.cfg.Self {
 		return
 	}
@@ -439,12 +464,12 @@ func (s *step) provMatched(mt market.Match, deadline int64) {
 	if s.c.prov[id] != nil {
 		return
 	}
-	pj := &provJob{match: mt, deadline: deadline, state: api.StateRunning}
+	pj := &provJob{match: mt, deadline: deadline, state: api.StateRunning, payloadBy: payloadDeadline(&mt, deadline, matchedAt)}
 	s.c.prov[id] = pj
 	if len(mt.Bid.Payload.SHA256) == 32 {
 		pj.attempt = 1
 		s.emit(FetchPayload{ID: id, Hash: [32]byte(mt.Bid.Payload.SHA256), Size: int64(mt.Bid.Payload.Size),
-			From: mt.Bid.Payload.Peer, Attempt: 1})
+			From: mt.Bid.Payload.Peer, Attempt: 1, Deadline: pj.payloadBy})
 		return
 	}
 	s.emit(Run{Match: mt})
@@ -460,18 +485,25 @@ func (s *step) payloadFetched(in PayloadFetched) {
 		s.emit(Run{Match: pj.match, PayloadVerified: true})
 		return
 	}
-	if in.Attempt < s.c.cfg.PayloadFetchAttempts {
+	backoff := time.Duration(in.Attempt) * s.c.cfg.PayloadFetchBackoff
+	if in.Attempt < s.c.cfg.PayloadFetchAttempts && s.now.Add(backoff).UnixMilli() < pj.payloadBy {
 		pj.attempt++
 		b := &pj.match.Bid
 		s.emit(FetchPayload{ID: in.ID, Hash: [32]byte(b.Payload.SHA256), Size: int64(b.Payload.Size),
-			From: b.Payload.Peer, Attempt: pj.attempt, After: time.Duration(in.Attempt) * s.c.cfg.PayloadFetchBackoff})
+			From: b.Payload.Peer, Attempt: pj.attempt, After: backoff, Deadline: pj.payloadBy})
 		return
 	}
+	s.unavailable(in.ID, pj, fmt.Sprintf("payload fetch failed %d times, the last: %v", in.Attempt, in.Err))
+}
+
+// unavailable gives up on a payload that did not come in time: rather
+// than run nothing and be slashed at the deadline, the provider says so
+// on chain (chain.PayloadUnavailable).
+func (s *step) unavailable(id market.BidID, pj *provJob, reason string) {
 	pj.attempt = 0
-	// The runtime fetches it once more itself; if that fails too, the
-	// run fails and the failure is reported on chain.
-	s.note(LevelWarn, hexID(in.ID), fmt.Sprintf("payload fetch failed %d times: %v", in.Attempt, in.Err))
-	s.emit(Run{Match: pj.match})
+	pj.state = api.StatePayloadUnavailable
+	s.note(LevelWarn, hexID(id), reason+": declaring the payload unavailable")
+	s.emit(SendUnavailable{ID: id, Reason: reason})
 }
 
 func (s *step) runFinished(in RunFinished) {
@@ -508,6 +540,18 @@ func (s *step) tick() {
 	for _, id := range ids {
 		s.c.prov[id].stopped = true
 		s.emit(CancelRun{ID: id, Reason: "the chain's result deadline passed"})
+	}
+	// A payload fetch still under way past its deadline (a client that
+	// drip-feeds or never answers): give up on it now, whatever it does.
+	ids = ids[:0]
+	for id, pj := range s.c.prov {
+		if pj.state == api.StateRunning && pj.attempt > 0 && pj.payloadBy > 0 && nowMs >= pj.payloadBy {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(a, b int) bool { return hexID(ids[a]) < hexID(ids[b]) })
+	for _, id := range ids {
+		s.unavailable(id, s.c.prov[id], "the payload did not arrive by its deadline")
 	}
 }
 

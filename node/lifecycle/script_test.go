@@ -194,7 +194,7 @@ func (s *script) run(t testing.TB, d *datadriven.TestData) string {
 		s.names[mt.Offer.ProviderAddress().String()] = prov
 		s.matches[job] = mt
 		deadline := mt.ResultDeadline(s.now.UnixMilli(), dur(t, d, "grace", 2*time.Second).Milliseconds())
-		return s.block(Event{Kind: Matched, JobID: b.ID(), Match: mt, Deadline: deadline})
+		return s.block(Event{Kind: Matched, JobID: b.ID(), Match: mt, Deadline: deadline, MatchedAt: s.now.UnixMilli()})
 	case "completed", "failed":
 		_, id := s.id(t, d)
 		var result string
@@ -207,6 +207,12 @@ func (s *script) run(t testing.TB, d *datadriven.TestData) string {
 			ev.ResultHash = s.hash(result)
 		}
 		return s.block(ev)
+	case "unavailable":
+		_, id := s.id(t, d)
+		return s.block(Event{Kind: Unavailable, JobID: id, Refunded: num(t, d, "refunded"), Burned: num(t, d, "fee")})
+	case "unavailable-sent":
+		_, id := s.id(t, d)
+		return s.step(UnavailableSent{ID: id, Err: errArg(t, d)})
 	case "timedout":
 		_, id := s.id(t, d)
 		return s.block(Event{Kind: TimedOut, JobID: id, Refunded: num(t, d, "refunded"), Slashed: num(t, d, "slashed"),
@@ -258,7 +264,7 @@ func (s *script) run(t testing.TB, d *datadriven.TestData) string {
 		d.ScanArgs(t, "job", &job)
 		b := s.bid(job, "c", 10*time.Second, false)
 		mt := &market.Match{Offer: market.Offer{Provider: s.key("me").Public(), PeerID: "peer-me"}, Bid: *b, Price: 7}
-		return s.step(Resume{Open: []OpenMatch{{Match: *mt, Deadline: mt.ResultDeadline(s.now.UnixMilli(), 2000)}}})
+		return s.step(Resume{Open: []OpenMatch{{Match: *mt, Deadline: mt.ResultDeadline(s.now.UnixMilli(), 2000), MatchedAt: s.now.UnixMilli()}}})
 	case "job":
 		b, ok := s.bids[d.CmdArgs[0].Key]
 		if !ok {
@@ -334,6 +340,8 @@ func (s *script) render(acts []Action) string {
 			l = fmt.Sprintf("run %s verified=%t", s.name(hexID(a.Match.Bid.ID())), a.PayloadVerified)
 		case CancelRun:
 			l = fmt.Sprintf("cancel-run %s: %s", s.name(hexID(a.ID)), a.Reason)
+		case SendUnavailable:
+			l = fmt.Sprintf("send-unavailable %s: %s", s.name(hexID(a.ID)), a.Reason)
 		case SendResult:
 			l = fmt.Sprintf("send-result %s exit=%d result=%s", s.name(hexID(a.Result.JobID)), a.Result.ExitCode, s.name(fmt.Sprintf("%x", a.Result.ResultHash)))
 		case Note:
