@@ -105,7 +105,11 @@
 // # Blobs
 //
 // NewBlobServer serves, from a BlobSource (the worker's result store, the
-// node's payload store), only hashes that were Published to it.
+// node's payload store), only hashes that were Published to it, and only
+// to the peers its BlobAuthorizer admits (SetAuthorizer; the node admits
+// a payload's matched provider and a result's client), judging the
+// credential a client passes to FetchBlobWith; PublishPublic serves a
+// hash to anyone. Every refusal reads as ErrBlobNotFound.
 // FetchBlob and FetchBlobTo check the announced size against the caller's
 // cap and the sha256 of what arrived before accepting it; a lying or
 // truncating server yields ErrHashMismatch or ErrBlobMalformed.
