@@ -43,6 +43,7 @@ type marketService struct {
 
 	offerTopic, bidTopic *p2p.Topic
 	payloads             *worker.Store // the client's payloads and fetched results
+	foreign              *worker.Store // other clients' payloads this provider fetched: a quota of their own
 	results              *worker.Store // the provider's results
 	blobs                *p2p.BlobServer
 	jobStore             *jobStore
@@ -88,11 +89,19 @@ func newMarketService(n *Node) (*marketService, error) {
 	if m.payloads, err = worker.OpenStore(filepath.Join(n.home, "payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("payload store: %w", err)
 	}
+	// Other parties' payloads have their own quota, so they can never
+	// evict this node's own payloads and results.
+	if m.foreign, err = worker.OpenStore(filepath.Join(n.home, "foreign-payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
+		return nil, fmt.Errorf("foreign payload store: %w", err)
+	}
 	if m.results, err = worker.OpenStore(filepath.Join(n.home, "results"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("result store: %w", err)
 	}
 	if m.blobs, err = p2p.NewBlobServer(n.host, unionSource{m.payloads, m.results}, maxResultBytes); err != nil {
 		return nil, err
+	}
+	if !n.cfg.PublicBlobs {
+		m.blobs.SetAuthorizer((*blobAuth)(m)) // see blobauth.go
 	}
 	if m.jobStore, err = openJobStore(filepath.Join(n.home, "jobs")); err != nil {
 		return nil, err
@@ -189,16 +198,23 @@ func (f *payloadFetcher) Fetch(ctx context.Context, hash [32]byte, size int64, f
 	}
 	// Payloads are content addressed: one fetched before (or our own job,
 	// matched to ourselves) is read locally, checked against its hash again.
-	if id == f.n.host.ID() || f.payloads.Has(hash) {
-		if b, err := f.payloads.Get(hash, size); err == nil {
-			return b, nil
+	for _, st := range []*worker.Store{f.payloads, f.foreign} {
+		if st.Has(hash) {
+			if b, err := st.Get(hash, size); err == nil {
+				return b, nil
+			}
 		}
 	}
-	b, err := f.n.host.FetchBlob(ctx, id, hash, size)
+	cred, err := payloadCredential(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := f.payloads.Put(ctx, bytes.NewReader(b)); err != nil {
+	var buf bytes.Buffer
+	if _, err := f.n.host.FetchBlobWith(ctx, id, hash, cred, size, &buf); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	if _, _, err := f.foreign.Put(ctx, bytes.NewReader(b)); err != nil {
 		f.n.log.Warn("cache payload", "err", err)
 	}
 	return b, nil
@@ -587,17 +603,23 @@ func (m *marketService) fetchOnce(j *jobRecord, hash [32]byte) error {
 	if err != nil {
 		return fmt.Errorf("provider peer: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
-	defer cancel()
-	data, err := m.n.host.FetchBlob(ctx, pid, hash, maxResultBytes)
+	jobID, limit, err := m.resultLimit(j)
 	if err != nil {
 		return err
 	}
-	got, size, err := m.payloads.Put(ctx, strings.NewReader(string(data)))
+	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+	defer cancel()
+	// Streamed to a temporary file and hashed as it arrives (both by the
+	// fetch and by the store), kept only if it hashes to the chain's hash.
+	got, size, err := m.payloads.Write(ctx, func(w io.Writer) error {
+		_, err := m.n.host.FetchBlobWith(ctx, pid, hash, m.resultCredential(jobID, hash), limit, w)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if got != hash {
+		m.payloads.Delete(got)
 		return errors.New("result does not match the hash committed on chain")
 	}
 	m.update(j, func(j *jobRecord) { j.ResultSize = size })
@@ -678,7 +700,7 @@ func (m *marketService) runJob(mt market.Match) {
 	} else if job.PayloadHash != ([32]byte{}) {
 		var err error
 		for attempt := 0; attempt < 6 && m.ctx.Err() == nil; attempt++ {
-			if job.Payload, err = m.runtime.FetchPayload(m.ctx, job.PayloadHash, job.PayloadSize, job.PayloadFrom); err == nil {
+			if job.Payload, err = m.runtime.FetchPayload(withBlobJob(m.ctx, id), job.PayloadHash, job.PayloadSize, job.PayloadFrom); err == nil {
 				// FetchPayload checked the hash.
 				job.PayloadVerified = true
 				m.modules.put(job.PayloadHash, job.Payload)
@@ -693,7 +715,7 @@ func (m *marketService) runJob(mt market.Match) {
 			n.log.Warn("payload fetch failed", "job", hex.EncodeToString(id[:8]), "err", err)
 		}
 	}
-	res, err := m.runtime.Run(m.ctx, job)
+	res, err := m.runtime.Run(withBlobJob(m.ctx, id), job)
 	if m.ctx.Err() != nil {
 		return // shutting down: the chain settles the match by its deadline
 	}
