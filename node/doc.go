@@ -18,7 +18,9 @@
 //	keys/         encrypted wallet keystore; config.wallet.key names the signing key
 //	data/         the chain store (Pebble): blocks, certificates, state, signer state
 //	jobs/         the client's jobs, one JSON file each
-//	payloads/     content-addressed job payloads (the client's, and modules a provider fetched)
+//	payloads/     content-addressed payloads of the client's jobs and the results it fetched
+//	foreign-payloads/ payloads a provider fetched from clients (their own 4 GiB quota: they
+//	              can never evict this node's payloads and results)
 //	results/      content-addressed job results this provider produced
 //	cache/wasm/   compiled WebAssembly modules
 //	verify/       scratch space of `bourse job verify` (emptied after each run)
@@ -37,15 +39,21 @@
 //
 // # A job's life through the node
 //
-// The client's SubmitJob stores the payload (served by hash over /blob/1),
-// signs a bid and gossips it; open bids are re-gossiped until matched. A
+// The client's SubmitJob stores the payload (served over /blob/1 only to
+// the provider the job is matched to; see blobauth.go), signs a bid and
+// gossips it; open bids are re-gossiped until matched. A
 // proposer's market service runs the deterministic matcher over its order
 // book and puts Match transactions into its block after the mempool's, with
 // the nonces that follow its own. Every node follows committed blocks
 // through a lossless subscription: the provider named in a Match fetches the
 // payload (hash-checked, kept in memory and on disk), runs it on the worker
 // runtime and submits a Result; the client sees the settlement, fetches the
-// result from the provider and checks it against the hash on chain. A bid
+// result from the provider (which serves it only to the client, on a
+// request signed with the client's wallet key) and streams it to disk,
+// hashing as it arrives, refusing more than the disk the bid bought plus
+// the logs and tar framing (resultCap), and keeps it only if it matches
+// the hash on chain. With public_blobs = true in config.toml every
+// published payload and result is served to any peer instead. A bid
 // past its deadline expires with every offer's reason; a provider that sends
 // no result by the deadline is slashed by the chain. A provider keeps a
 // record of each job it runs until the chain settles it, then only totals.
