@@ -26,6 +26,10 @@ type Env struct {
 	// IsTerminal reports whether stdin is an interactive terminal (for the
 	// passphrase prompt and live progress). Nil means never.
 	IsTerminal func() bool
+	// IsTerminalWriter reports whether an output (Stdout, Stderr) is a
+	// terminal: job output written to one has its control characters
+	// escaped. Nil means: an *os.File on a terminal.
+	IsTerminalWriter func(io.Writer) bool
 }
 
 func (e Env) getenv(k string) string {

@@ -36,12 +36,14 @@ func jobCommand(Env) *ucli.Command {
 				&ucli.BoolFlag{Name: "wait", Usage: "follow the job to its end and fetch the result"},
 				&ucli.BoolFlag{Name: "dry-run", Usage: "show which offers fit and why the others do not; submit nothing"},
 				&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "with --wait: save the result in this directory"},
+				rawFlag(),
 			},
 			Action: withClient(jobSubmit)},
 		{Name: "status", Usage: "show a job", ArgsUsage: "ID", Action: withClient(jobStatus)},
 		{Name: "list", Usage: "list jobs", Flags: []ucli.Flag{&ucli.StringFlag{Name: "state", Usage: "only jobs in this state"}},
 			Action: withClient(jobList)},
-		{Name: "logs", Usage: "show a job's logs", ArgsUsage: "ID", Action: withClient(jobLogs)},
+		{Name: "logs", Usage: "show a job's logs (control characters escaped on a terminal)", ArgsUsage: "ID",
+			Flags: []ucli.Flag{rawFlag()}, Action: withClient(jobLogs)},
 		{Name: "result", Usage: "download a job's result (to stdout, or into DIR)", ArgsUsage: "ID [-o DIR]",
 			Flags:  []ucli.Flag{&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "save the result in this directory"}},
 			Action: withClient(jobResult)},
@@ -333,7 +335,7 @@ func waitJob(c *ucli.Context, cl *api.Client, job api.Job) error {
 			return err
 		}
 	} else {
-		if err := finalReport(c.Context, cl, w, final, saved); err != nil {
+		if err := finalReport(c.Context, cl, w, final, saved, jobText(c, w)); err != nil {
 			return err
 		}
 	}
@@ -357,7 +359,8 @@ func suffix(s string) string {
 // smallResult is the largest result --wait prints inline.
 const smallResult = 16 << 10
 
-func finalReport(ctx context.Context, cl *api.Client, w io.Writer, j api.Job, saved string) error {
+// finalReport shows how job j ended; text renders the job's own output.
+func finalReport(ctx context.Context, cl *api.Client, w io.Writer, j api.Job, saved string, text func(string) string) error {
 	switch j.State {
 	case api.StateExpired:
 		if len(j.Unmatched) == 0 {
@@ -386,13 +389,13 @@ func finalReport(ctx context.Context, cl *api.Client, w io.Writer, j api.Job, sa
 	if j.ResultHash != "" {
 		if logs, err := cl.JobLogs(ctx, j.ID); err == nil {
 			if logs.Stdout != "" {
-				fmt.Fprint(w, logs.Stdout)
+				fmt.Fprint(w, text(logs.Stdout))
 				if !strings.HasSuffix(logs.Stdout, "\n") {
 					fmt.Fprintln(w)
 				}
 			}
 			if logs.Stderr != "" {
-				fmt.Fprintf(w, "stderr:\n%s", logs.Stderr)
+				fmt.Fprintf(w, "stderr:\n%s", text(logs.Stderr))
 				if !strings.HasSuffix(logs.Stderr, "\n") {
 					fmt.Fprintln(w)
 				}
@@ -531,9 +534,9 @@ func jobLogs(c *ucli.Context, cl *api.Client) error {
 		return jobNotFound(id, err)
 	}
 	return output(c, l, func(w io.Writer) error {
-		io.WriteString(w, l.Stdout)
+		io.WriteString(w, jobText(c, w)(l.Stdout))
 		if l.Stderr != "" {
-			io.WriteString(c.App.ErrWriter, l.Stderr)
+			io.WriteString(c.App.ErrWriter, jobText(c, c.App.ErrWriter)(l.Stderr))
 		}
 		if l.Truncated {
 			fmt.Fprintln(c.App.ErrWriter, "(logs truncated)")

@@ -20,6 +20,12 @@ type Config struct {
 	ChainID string `toml:"chain_id"`
 	// Moniker is a human-readable node name shown to peers. Default: host name.
 	Moniker string `toml:"moniker"`
+	// PublicBlobs serves every payload and result this node publishes to
+	// any peer that asks for its hash. Default false: a payload goes only
+	// to the provider its job was matched to, a result only to its
+	// job's client (see node/blobauth.go); everyone else is told "not
+	// found".
+	PublicBlobs bool `toml:"public_blobs"`
 
 	Wallet   WalletConfig   `toml:"wallet"`
 	API      APIConfig      `toml:"api"`

@@ -18,7 +18,9 @@
 //	keys/         encrypted wallet keystore; config.wallet.key names the signing key
 //	data/         the chain store (Pebble): blocks, certificates, state, signer state
 //	jobs/         the client's jobs, one JSON file each
-//	payloads/     content-addressed job payloads (the client's, and modules a provider fetched)
+//	payloads/     content-addressed payloads of the client's jobs and the results it fetched
+//	foreign-payloads/ payloads a provider fetched from clients (their own 4 GiB quota: they
+//	              can never evict this node's payloads and results)
 //	results/      content-addressed job results this provider produced
 //	cache/wasm/   compiled WebAssembly modules
 //	verify/       scratch space of `bourse job verify` (emptied after each run)
@@ -37,8 +39,9 @@
 //
 // # A job's life through the node
 //
-// The client's SubmitJob stores the payload (served by hash over /blob/1),
-// signs a bid and gossips it; open bids are re-gossiped until matched. A
+// The client's SubmitJob stores the payload (served over /blob/1 only to
+// the provider the job is matched to; see blobauth.go), signs a bid and
+// gossips it; open bids are re-gossiped until matched. A
 // proposer's market service runs the deterministic matcher over its order
 // book and puts Match transactions into its block after the mempool's, with
 // the nonces that follow its own. Every node follows committed blocks
@@ -47,17 +50,24 @@
 // node/lifecycle, a pure state machine; lifecycle.go here executes its
 // actions in goroutines of the market service, on the Clock seam). The
 // provider named in a Match fetches the payload (hash-checked, kept in
-// memory and on disk), runs it on the worker runtime and submits a Result;
-// a run still going past the chain's deadline is stopped. The client sees
-// the settlement, fetches the result from the provider and checks it
-// against the hash on chain: paid once checked, result_unavailable if it
-// could not be fetched. A bid past its deadline expires with every offer's
+// memory and in a store of other clients' payloads with its own quota, so
+// they never evict this node's own), runs it on the worker runtime and
+// submits a Result; a run still going past the chain's deadline is
+// stopped. The client sees the settlement and fetches the result from the
+// provider, which serves it only to the client, on a request signed with
+// the client's wallet key; it is streamed to disk and hashed as it
+// arrives, refused past the disk the bid bought plus the logs and tar
+// framing (resultCap), and kept only if it matches the hash on chain:
+// paid once checked, result_unavailable if it could not be fetched. With
+// public_blobs = true in config.toml every published payload and result
+// is served to any peer instead. A bid past its deadline expires with every offer's
 // reason. A provider that sends no result by the deadline is slashed by the
 // chain. The payload must arrive within half the result grace period after
 // the match (retries included, whatever pace the client serves it at);
 // otherwise the provider sends chain.PayloadUnavailable, is not slashed, and
-// the client's job ends payload_unavailable, refunded less a burned fee. A provider keeps a record of each job it runs until the chain
-// settles it, then only totals. Job records are written by a persister
+// the client's job ends payload_unavailable, refunded less a burned fee.
+// A provider keeps a record of each job it runs until the chain settles
+// it, then only totals. Job records are written by a persister
 // goroutine; a failed write is logged at error level, counted
 // (bourse_job_persist_errors_total) and said on the job. The event stream
 // never blocks the node and never loses a job's latest state: a subscriber

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"io"
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
@@ -55,7 +55,7 @@ func (m *marketService) do(a lifecycle.Action) {
 		})
 	case lifecycle.FetchResult:
 		m.after(a.After, func() {
-			size, err := m.fetchResult(a.Hash, a.Peer)
+			size, err := m.fetchResult(a.ID, a.Hash, a.Peer)
 			if m.ctx.Err() != nil {
 				return // shutting down: not an attempt; a restart fetches again
 			}
@@ -229,7 +229,7 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 
 // fetchResult downloads a settled job's result from its provider and
 // checks it against the hash committed on chain before keeping it.
-func (m *marketService) fetchResult(hash [32]byte, from string) (int64, error) {
+func (m *marketService) fetchResult(job string, hash [32]byte, from string) (int64, error) {
 	// Results are content addressed: the same result fetched before, or
 	// one this node produced as the provider, is already here.
 	for _, st := range []*worker.Store{m.payloads, m.results} {
@@ -242,17 +242,23 @@ func (m *marketService) fetchResult(hash [32]byte, from string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("provider peer: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
-	defer cancel()
-	data, err := m.n.host.FetchBlob(ctx, pid, hash, maxResultBytes)
+	jobID, limit, err := m.resultLimit(job)
 	if err != nil {
 		return 0, err
 	}
-	got, size, err := m.payloads.Put(ctx, strings.NewReader(string(data)))
+	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+	defer cancel()
+	// Streamed to a temporary file and hashed as it arrives (both by the
+	// fetch and by the store), kept only if it hashes to the chain's hash.
+	got, size, err := m.payloads.Write(ctx, func(w io.Writer) error {
+		_, err := m.n.host.FetchBlobWith(ctx, pid, hash, m.resultCredential(jobID, hash), limit, w)
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("store the result: %w", err)
+		return 0, err
 	}
 	if got != hash {
+		m.payloads.Delete(got)
 		return 0, errors.New("result does not match the hash committed on chain")
 	}
 	return size, nil

@@ -37,6 +37,7 @@ type marketService struct {
 
 	offerTopic, bidTopic *p2p.Topic
 	payloads             *worker.Store // the client's payloads and fetched results
+	foreign              *worker.Store // other clients' payloads this provider fetched: a quota of their own
 	results              *worker.Store // the provider's results
 	blobs                *p2p.BlobServer
 	jobStore             *jobStore       // the client's job records on disk
@@ -74,11 +75,19 @@ func newMarketService(n *Node) (*marketService, error) {
 	if m.payloads, err = worker.OpenStore(filepath.Join(n.home, "payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("payload store: %w", err)
 	}
+	// Other parties' payloads have their own quota, so they can never
+	// evict this node's own payloads and results.
+	if m.foreign, err = worker.OpenStore(filepath.Join(n.home, "foreign-payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
+		return nil, fmt.Errorf("foreign payload store: %w", err)
+	}
 	if m.results, err = worker.OpenStore(filepath.Join(n.home, "results"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("result store: %w", err)
 	}
 	if m.blobs, err = p2p.NewBlobServer(n.host, unionSource{m.payloads, m.results}, maxResultBytes); err != nil {
 		return nil, err
+	}
+	if !n.cfg.PublicBlobs {
+		m.blobs.SetAuthorizer((*blobAuth)(m)) // see blobauth.go
 	}
 	if m.jobStore, err = openJobStore(filepath.Join(n.home, "jobs")); err != nil {
 		return nil, err

@@ -73,16 +73,23 @@ func (f *payloadFetcher) Fetch(ctx context.Context, hash [32]byte, size int64, f
 	}
 	// Payloads are content addressed: one fetched before (or our own job,
 	// matched to ourselves) is read locally, checked against its hash again.
-	if id == f.n.host.ID() || f.payloads.Has(hash) {
-		if b, err := f.payloads.Get(hash, size); err == nil {
-			return b, nil
+	for _, st := range []*worker.Store{f.payloads, f.foreign} {
+		if st.Has(hash) {
+			if b, err := st.Get(hash, size); err == nil {
+				return b, nil
+			}
 		}
 	}
-	b, err := f.n.host.FetchBlob(ctx, id, hash, size)
+	cred, err := payloadCredential(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := f.payloads.Put(ctx, bytes.NewReader(b)); err != nil {
+	var buf bytes.Buffer
+	if _, err := f.n.host.FetchBlobWith(ctx, id, hash, cred, size, &buf); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	if _, _, err := f.foreign.Put(ctx, bytes.NewReader(b)); err != nil {
 		f.n.log.Warn("cache payload", "err", err)
 	}
 	return b, nil
@@ -227,7 +234,7 @@ func (m *marketService) fetchPayload(a lifecycle.FetchPayload) error {
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(a.Deadline))
 		defer cancel()
 	}
-	b, err := m.runtime.FetchPayload(ctx, a.Hash, a.Size, a.From)
+	b, err := m.runtime.FetchPayload(withBlobJob(ctx, a.ID), a.Hash, a.Size, a.From)
 	if err != nil {
 		return err
 	}
@@ -251,7 +258,7 @@ func (m *marketService) runJob(ctx context.Context, a lifecycle.Run) {
 			job.Payload, job.PayloadVerified = b, true
 		}
 	}
-	res, err := m.runtime.Run(ctx, job)
+	res, err := m.runtime.Run(withBlobJob(ctx, id), job)
 	if m.ctx.Err() != nil {
 		return // shutting down: the chain settles the match by its deadline
 	}

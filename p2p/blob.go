@@ -17,12 +17,15 @@ import (
 
 // Blob protocol (ProtoBlob), on top of streamed request/response:
 //
-//	request   = sha256 (32 bytes)
+//	request   = sha256 (32 bytes) || credential (0 to MaxBlobCredential bytes)
 //	response  = data frame: size (8 bytes, big endian)
 //	            data frames: the content, at most blobChunk bytes each
 //	            end frame
 //
-// The server only serves hashes it Published; the client checks size and
+// The server only serves hashes it Published, and only to peers its
+// BlobAuthorizer admits (with the credential the client sent), unless the
+// hash was published to everyone; everybody else gets ErrBlobNotFound, as
+// if the server had never heard of the hash. The client checks size and
 // sha256 before accepting.
 const blobChunk = 64 << 10
 
@@ -34,9 +37,21 @@ var (
 	// ErrBlobMalformed: the peer broke the blob framing (bad header, more or
 	// fewer bytes than announced).
 	ErrBlobMalformed = errors.New("malformed blob response")
-	// ErrBlobNotFound: the server has not published the hash.
+	// ErrBlobNotFound: the server has not published the hash, or not to
+	// the asking peer.
 	ErrBlobNotFound = errors.New("blob not found")
 )
+
+// MaxBlobCredential caps the credential a blob request may carry.
+const MaxBlobCredential = 256
+
+// BlobAuthorizer decides whether peer from may fetch hash, given the
+// credential its request carried (opaque to this package; possibly
+// empty). It must be cheap and safe for concurrent use: it runs for every
+// request of a published, non-public hash.
+type BlobAuthorizer interface {
+	AuthorizeBlob(ctx context.Context, from peer.ID, hash [32]byte, credential []byte) bool
+}
 
 // BlobSource opens content by its sha256. The worker's result store and
 // the node's payload store implement it. Open returns the content and its
@@ -46,7 +61,8 @@ type BlobSource interface {
 }
 
 // BlobServer serves, over ProtoBlob, exactly the hashes published to it,
-// reading them from a BlobSource. Its published set is guarded by a
+// reading them from a BlobSource, to the peers its BlobAuthorizer admits
+// (every peer when it has none). Its published set is guarded by a
 // mutex: it is a plain registry with no background work.
 type BlobServer struct {
 	hs  *Host
@@ -54,7 +70,8 @@ type BlobServer struct {
 	max int64
 
 	mu        sync.RWMutex
-	published map[[32]byte]struct{}
+	auth      BlobAuthorizer
+	published map[[32]byte]bool // hash -> public
 }
 
 // NewBlobServer registers the blob protocol on hs, serving from src blobs
@@ -63,17 +80,36 @@ func NewBlobServer(hs *Host, src BlobSource, maxSize int64) (*BlobServer, error)
 	if src == nil || maxSize <= 0 {
 		return nil, errors.New("new blob server: need a source and a positive size cap")
 	}
-	s := &BlobServer{hs: hs, src: src, max: maxSize, published: make(map[[32]byte]struct{})}
-	if err := hs.HandleStream(ProtoBlob, sha256.Size, s.serve); err != nil {
+	s := &BlobServer{hs: hs, src: src, max: maxSize, published: make(map[[32]byte]bool)}
+	if err := hs.HandleStream(ProtoBlob, sha256.Size+MaxBlobCredential, s.serve); err != nil {
 		return nil, fmt.Errorf("new blob server: %w", err)
 	}
 	return s, nil
 }
 
-// Publish makes hash fetchable by peers.
+// SetAuthorizer makes the server serve non-public hashes only to the
+// peers a admits. Nil serves every published hash to every peer.
+func (s *BlobServer) SetAuthorizer(a BlobAuthorizer) {
+	s.mu.Lock()
+	s.auth = a
+	s.mu.Unlock()
+}
+
+// Publish makes hash fetchable by the peers the authorizer admits. It
+// does not withdraw a public publication.
 func (s *BlobServer) Publish(hash [32]byte) {
 	s.mu.Lock()
-	s.published[hash] = struct{}{}
+	if _, ok := s.published[hash]; !ok {
+		s.published[hash] = false
+	}
+	s.mu.Unlock()
+}
+
+// PublishPublic makes hash fetchable by every peer, whatever the
+// authorizer says.
+func (s *BlobServer) PublishPublic(hash [32]byte) {
+	s.mu.Lock()
+	s.published[hash] = true
 	s.mu.Unlock()
 }
 
@@ -95,12 +131,35 @@ func (s *BlobServer) Published(hash [32]byte) bool {
 // Close stops serving the blob protocol.
 func (s *BlobServer) Close() { s.hs.Unhandle(ProtoBlob) }
 
-func (s *BlobServer) serve(ctx context.Context, from peer.ID, req []byte, send func([]byte) error) error {
-	if len(req) != sha256.Size {
-		return fmt.Errorf("%w: request is %d bytes, want 32", ErrBlobMalformed, len(req))
+// allowed reports whether from may fetch hash with credential cred.
+func (s *BlobServer) allowed(ctx context.Context, from peer.ID, hash [32]byte, cred []byte) bool {
+	s.mu.RLock()
+	public, ok := s.published[hash]
+	auth := s.auth
+	s.mu.RUnlock()
+	switch {
+	case !ok:
+		return false
+	case public || auth == nil:
+		return true
 	}
-	hash := [32]byte(req)
-	if !s.Published(hash) {
+	return auth.AuthorizeBlob(ctx, from, hash, cred)
+}
+
+// parseBlobRequest splits a blob request into hash and credential.
+func parseBlobRequest(req []byte) (hash [32]byte, cred []byte, err error) {
+	if len(req) < sha256.Size || len(req) > sha256.Size+MaxBlobCredential {
+		return hash, nil, fmt.Errorf("%w: request is %d bytes, want 32 to %d", ErrBlobMalformed, len(req), sha256.Size+MaxBlobCredential)
+	}
+	return [32]byte(req[:sha256.Size]), req[sha256.Size:], nil
+}
+
+func (s *BlobServer) serve(ctx context.Context, from peer.ID, req []byte, send func([]byte) error) error {
+	hash, cred, err := parseBlobRequest(req)
+	if err != nil {
+		return err
+	}
+	if !s.allowed(ctx, from, hash, cred) {
 		return ErrBlobNotFound
 	}
 	rc, size, err := s.src.Open(hash)
@@ -198,8 +257,18 @@ func (b *blobReceiver) finish() error {
 // error, discard what was written (write to a temporary file and rename it
 // only on success).
 func (hs *Host) FetchBlobTo(ctx context.Context, p peer.ID, hash [32]byte, maxSize int64, w io.Writer) (int64, error) {
+	return hs.FetchBlobWith(ctx, p, hash, nil, maxSize, w)
+}
+
+// FetchBlobWith is FetchBlobTo with a credential for the server's
+// BlobAuthorizer (at most MaxBlobCredential bytes).
+func (hs *Host) FetchBlobWith(ctx context.Context, p peer.ID, hash [32]byte, credential []byte, maxSize int64, w io.Writer) (int64, error) {
+	if len(credential) > MaxBlobCredential {
+		return 0, fmt.Errorf("fetch blob %s: credential of %d bytes exceeds %d", hex.EncodeToString(hash[:8]), len(credential), MaxBlobCredential)
+	}
 	rcv := newBlobReceiver(hash, maxSize, w)
-	err := hs.RequestStream(ctx, p, ProtoBlob, hash[:], blobChunk, rcv.frame)
+	req := append(hash[:len(hash):len(hash)], credential...)
+	err := hs.RequestStream(ctx, p, ProtoBlob, req, blobChunk, rcv.frame)
 	if err == nil {
 		err = rcv.finish()
 	}

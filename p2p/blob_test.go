@@ -8,6 +8,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // lyingSource serves, for any hash, whatever content it was given.
@@ -146,5 +148,68 @@ func TestBlobReceiverFraming(t *testing.T) {
 				t.Fatalf("wrote %q", out.Bytes())
 			}
 		})
+	}
+}
+
+// admitOne admits one peer, and only with the right credential.
+type admitOne struct {
+	peer peer.ID
+	cred string
+}
+
+func (a admitOne) AuthorizeBlob(_ context.Context, from peer.ID, _ [32]byte, cred []byte) bool {
+	return from == a.peer && string(cred) == a.cred
+}
+
+// With an authorizer, a published blob reaches only the peers it admits;
+// every other peer, with or without a credential, is told the blob does
+// not exist. A blob published to everyone reaches anyone.
+func TestStrangerCannotFetchPublishedBlobByHash(t *testing.T) {
+	server := newTestHost(t, nil)
+	owner := newTestHost(t, nil)
+	stranger := newTestHost(t, nil)
+	connect(t, owner.Host, server.Host)
+	connect(t, stranger.Host, server.Host)
+	var store MemBlobSource
+	private := store.Add([]byte("the client's payload"))
+	public := store.Add([]byte("a public dataset"))
+	srv, err := NewBlobServer(server.Host, &store, 1<<20)
+	must(t, err)
+	srv.SetAuthorizer(admitOne{peer: owner.ID(), cred: "job 7"})
+	srv.Publish(private)
+	srv.PublishPublic(public)
+	srv.Publish(public) // does not make it private again
+
+	tests := []struct {
+		name    string
+		from    *testHost
+		hash    [32]byte
+		cred    []byte
+		wantErr error
+	}{
+		{"admitted peer with its credential", owner, private, []byte("job 7"), nil},
+		{"admitted peer without a credential", owner, private, nil, ErrBlobNotFound},
+		{"admitted peer with a wrong credential", owner, private, []byte("job 8"), ErrBlobNotFound},
+		{"stranger", stranger, private, nil, ErrBlobNotFound},
+		{"stranger replaying the owner's credential", stranger, private, []byte("job 7"), ErrBlobNotFound},
+		{"stranger, public blob", stranger, public, nil, nil},
+		{"credential at the cap", owner, public, make([]byte, MaxBlobCredential), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var buf bytes.Buffer
+			_, err := tc.from.FetchBlobWith(ctx, server.ID(), tc.hash, tc.cred, 1<<20, &buf)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if err == nil && sha256.Sum256(buf.Bytes()) != tc.hash {
+				t.Fatal("fetched the wrong bytes")
+			}
+		})
+	}
+	if _, err := owner.FetchBlobWith(context.Background(), server.ID(), public, make([]byte, MaxBlobCredential+1), 1<<20, io.Discard); err == nil {
+		t.Error("a credential over the cap was sent")
 	}
 }

@@ -95,9 +95,20 @@ type Config struct {
 	// of a streamed response) when the caller's context has no earlier
 	// deadline. Default: 30s.
 	RequestTimeout Duration `toml:"request_timeout"`
-	// MaxInboundRequests caps concurrent inbound requests per protocol;
-	// further streams are reset and counted. Default: 64.
+	// StreamTimeout bounds a whole inbound streamed exchange (a blob, a
+	// range of blocks), however promptly each frame is taken: a peer that
+	// reads slowly cannot hold a slot for longer. At least request_timeout.
+	// Default: 10m.
+	StreamTimeout Duration `toml:"stream_timeout"`
+	// MaxInboundRequests caps concurrent inbound requests per protocol,
+	// from all peers together; further streams are reset and counted.
+	// Default: 64.
 	MaxInboundRequests int `toml:"max_inbound_requests"`
+	// MaxInboundPerPeer caps concurrent inbound requests per protocol from
+	// one peer, so that one peer cannot take the whole max_inbound_requests
+	// budget; further streams from it are reset and counted. 1 to
+	// max_inbound_requests. Default: 4.
+	MaxInboundPerPeer int `toml:"max_inbound_per_peer"`
 	// PingInterval is how often connected peers are pinged to keep the
 	// latency estimate fresh. Default: 30s.
 	PingInterval Duration `toml:"ping_interval"`
@@ -133,7 +144,9 @@ func DefaultConfig() Config {
 		ValidationTimeout:    Duration(5 * time.Second),
 		MaxMessageSize:       1 << 20,
 		RequestTimeout:       Duration(30 * time.Second),
+		StreamTimeout:        Duration(10 * time.Minute),
 		MaxInboundRequests:   64,
+		MaxInboundPerPeer:    4,
 		PingInterval:         Duration(30 * time.Second),
 		ScoreInspectInterval: Duration(10 * time.Second),
 	}
@@ -235,8 +248,14 @@ func (c *Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		return badField("request_timeout", "must be positive")
 	}
+	if c.StreamTimeout < c.RequestTimeout {
+		return badField("stream_timeout", "%v is below request_timeout (%v)", time.Duration(c.StreamTimeout), time.Duration(c.RequestTimeout))
+	}
 	if c.MaxInboundRequests <= 0 {
 		return badField("max_inbound_requests", "must be positive, got %d", c.MaxInboundRequests)
+	}
+	if c.MaxInboundPerPeer <= 0 || c.MaxInboundPerPeer > c.MaxInboundRequests {
+		return badField("max_inbound_per_peer", "must be 1 to max_inbound_requests (%d), got %d", c.MaxInboundRequests, c.MaxInboundPerPeer)
 	}
 	if c.PingInterval < Duration(time.Second) {
 		return badField("ping_interval", "%v is below 1s", time.Duration(c.PingInterval))

@@ -53,6 +53,9 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"max_message_size", func(c *Config) { c.MaxMessageSize = 1 << 30 }},
 		{"request_timeout", func(c *Config) { c.RequestTimeout = 0 }},
 		{"max_inbound_requests", func(c *Config) { c.MaxInboundRequests = -1 }},
+		{"max_inbound_per_peer", func(c *Config) { c.MaxInboundPerPeer = 0 }},
+		{"max_inbound_per_peer", func(c *Config) { c.MaxInboundPerPeer = c.MaxInboundRequests + 1 }},
+		{"stream_timeout", func(c *Config) { c.StreamTimeout = c.RequestTimeout - 1 }},
 		{"ping_interval", func(c *Config) { c.PingInterval = 0 }},
 		{"score_inspect_interval", func(c *Config) { c.ScoreInspectInterval = 0 }},
 	}

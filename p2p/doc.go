@@ -92,15 +92,24 @@
 // HandleStream and RequestStream carry responses of many frames (block
 // sync). Requests and frames have size caps, every exchange (and each
 // streamed frame) has a deadline (request_timeout, or the caller's
-// context if sooner), at most max_inbound_requests run per protocol, and
-// malformed or oversized frames reset the stream and are counted. Handler
+// context if sooner), and a server cuts off a whole streamed response at
+// stream_timeout however promptly its frames are read. At most
+// max_inbound_requests run per protocol, at most max_inbound_per_peer of
+// them from one peer, so that a peer holding its share of slow streams
+// cannot stop another's blob fetch or block sync; refused streams are
+// reset and counted as busy. Malformed or oversized frames reset the
+// stream and are counted. Handler
 // errors reach the caller as *RemoteError. Protocol ids are
 // /bourse/<chain-id>/<name>; ProtoSync and ProtoBlob are reserved names.
 //
 // # Blobs
 //
 // NewBlobServer serves, from a BlobSource (the worker's result store, the
-// node's payload store), only hashes that were Published to it.
+// node's payload store), only hashes that were Published to it, and only
+// to the peers its BlobAuthorizer admits (SetAuthorizer; the node admits
+// a payload's matched provider and a result's client), judging the
+// credential a client passes to FetchBlobWith; PublishPublic serves a
+// hash to anyone. Every refusal reads as ErrBlobNotFound.
 // FetchBlob and FetchBlobTo check the announced size against the caller's
 // cap and the sha256 of what arrived before accepting it; a lying or
 // truncating server yields ErrHashMismatch or ErrBlobMalformed.

@@ -121,3 +121,24 @@ func FuzzBlobReceiver(f *testing.F) {
 		}
 	})
 }
+
+// A blob request parses into a hash and a credential that give back the
+// request, or is refused; nothing over the credential cap passes.
+func FuzzParseBlobRequest(f *testing.F) {
+	f.Add(make([]byte, 32))
+	f.Add(make([]byte, 32+MaxBlobCredential))
+	f.Add(make([]byte, 33+MaxBlobCredential))
+	f.Add([]byte("short"))
+	f.Fuzz(func(t *testing.T, req []byte) {
+		hash, cred, err := parseBlobRequest(req)
+		if err != nil {
+			if !errors.Is(err, ErrBlobMalformed) {
+				t.Fatalf("error %v is not ErrBlobMalformed", err)
+			}
+			return
+		}
+		if len(cred) > MaxBlobCredential || !bytes.Equal(append(hash[:], cred...), req) {
+			t.Fatalf("request %x parsed to %x + %x", req, hash, cred)
+		}
+	})
+}

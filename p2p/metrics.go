@@ -26,6 +26,7 @@ type metrics struct {
 	peers         prometheus.GaugeFunc     // connected peers
 	blobBytes     *prometheus.CounterVec   // direction
 	latency       *prometheus.HistogramVec // protocol: request round trip
+	inbound       *prometheus.GaugeVec     // protocol: inbound exchanges running
 
 	mu      sync.Mutex
 	reasons map[string]map[string]struct{} // topic -> seen reasons
@@ -70,13 +71,16 @@ func newMetrics(peerCount func() float64) *metrics {
 			Name: "request_seconds", Help: "Outbound request round trip time.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)},
 			[]string{"protocol"}),
+		inbound: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "inbound_requests", Help: "Inbound request/response exchanges running, by protocol."},
+			[]string{"protocol"}),
 		reasons: make(map[string]map[string]struct{}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.validation, m.dropped, m.delivered, m.undeliverable, m.published,
-		m.requests, m.frameErrors, m.dials, m.peerScore, m.peers, m.blobBytes, m.latency}
+		m.requests, m.frameErrors, m.dials, m.peerScore, m.peers, m.blobBytes, m.latency, m.inbound}
 }
 
 // reasonLabel returns reason, or "other" once the topic has used

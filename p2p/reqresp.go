@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -54,8 +55,10 @@ type StreamHandlerFunc func(ctx context.Context, from peer.ID, req []byte, send 
 
 // Handle serves protocol name (e.g. ProtoSync) with a unary handler.
 // Requests above maxReq bytes are refused and counted; at most
-// Config.MaxInboundRequests run at once, further streams are reset. Each
-// exchange is bounded by Config.RequestTimeout.
+// Config.MaxInboundRequests run at once, at most Config.MaxInboundPerPeer
+// of them from one peer, and further streams are reset and counted as
+// "busy". The whole exchange (request, handler, response) is bounded by
+// Config.RequestTimeout.
 func (hs *Host) Handle(name string, maxReq int, h HandlerFunc) error {
 	if h == nil {
 		return fmt.Errorf("handle %s: nil handler", name)
@@ -70,7 +73,9 @@ func (hs *Host) Handle(name string, maxReq int, h HandlerFunc) error {
 }
 
 // HandleStream serves protocol name with a streaming handler, read by
-// RequestStream; see Handle for the limits.
+// RequestStream; see Handle for the concurrency limits. Reading the
+// request and each response frame are bounded by Config.RequestTimeout,
+// the whole exchange by Config.StreamTimeout.
 func (hs *Host) HandleStream(name string, maxReq int, h StreamHandlerFunc) error {
 	return hs.handle(name, maxReq, h, false)
 }
@@ -84,25 +89,66 @@ func (hs *Host) handle(name string, maxReq int, h StreamHandlerFunc, unary bool)
 	if maxReq <= 0 || h == nil {
 		return fmt.Errorf("handle %s: need a positive request cap and a handler", name)
 	}
-	sem := make(chan struct{}, hs.cfg.MaxInboundRequests)
+	lim := newInboundLimiter(hs.cfg.MaxInboundRequests, hs.cfg.MaxInboundPerPeer)
+	active := hs.m.inbound.WithLabelValues(name)
 	hs.h.SetStreamHandler(hs.ProtocolID(name), func(s network.Stream) {
 		if !hs.enter() {
 			s.Reset()
 			return
 		}
 		defer hs.leave()
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-		default:
+		from := s.Conn().RemotePeer()
+		if !lim.acquire(from) {
 			hs.m.requests.WithLabelValues(name, "in", "busy").Inc()
 			s.Reset()
 			return
 		}
+		defer lim.release(from)
+		active.Inc()
+		defer active.Dec()
 		outcome := hs.serve(s, name, maxReq, h, unary)
 		hs.m.requests.WithLabelValues(name, "in", outcome).Inc()
 	})
 	return nil
+}
+
+// inboundLimiter is one protocol's inbound budget: at most total
+// exchanges at once, at most perPeer of them from one peer, so that a
+// greedy peer holding its share of slow streams leaves the rest to
+// others.
+type inboundLimiter struct {
+	total, perPeer int
+
+	mu     sync.Mutex
+	n      int
+	byPeer map[peer.ID]int
+}
+
+func newInboundLimiter(total, perPeer int) *inboundLimiter {
+	return &inboundLimiter{total: total, perPeer: perPeer, byPeer: make(map[peer.ID]int)}
+}
+
+// acquire takes a slot for p, or reports false when p or everybody is at
+// the cap.
+func (l *inboundLimiter) acquire(p peer.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n >= l.total || l.byPeer[p] >= l.perPeer {
+		return false
+	}
+	l.n++
+	l.byPeer[p]++
+	return true
+}
+
+// release returns a slot acquire gave p.
+func (l *inboundLimiter) release(p peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n--
+	if l.byPeer[p]--; l.byPeer[p] <= 0 {
+		delete(l.byPeer, p)
+	}
 }
 
 // Unhandle stops serving protocol name.
@@ -111,7 +157,21 @@ func (hs *Host) Unhandle(name string) { hs.h.RemoveStreamHandler(hs.ProtocolID(n
 // serve runs one inbound exchange and returns its outcome label.
 func (hs *Host) serve(s network.Stream, name string, maxReq int, h StreamHandlerFunc, unary bool) (outcome string) {
 	timeout := time.Duration(hs.cfg.RequestTimeout)
-	ctx, cancel := context.WithCancel(hs.ctx)
+	// One deadline for the whole exchange, and a deadline per step (the
+	// request, each response frame) that never goes past it: a peer that
+	// answers just in time at every step still cannot hold the slot longer.
+	start := time.Now()
+	end := start.Add(timeout)
+	if !unary {
+		end = start.Add(time.Duration(hs.cfg.StreamTimeout))
+	}
+	step := func() time.Time {
+		if d := time.Now().Add(timeout); d.Before(end) {
+			return d
+		}
+		return end
+	}
+	ctx, cancel := context.WithDeadline(hs.ctx, end)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { s.Reset() }) // Close interrupts blocked I/O
 	defer stop()
@@ -123,7 +183,7 @@ func (hs *Host) serve(s network.Stream, name string, maxReq int, h StreamHandler
 		}
 	}()
 
-	if err := s.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+	if err := s.SetReadDeadline(step()); err != nil {
 		s.Reset()
 		return "error"
 	}
@@ -144,16 +204,12 @@ func (hs *Host) serve(s network.Stream, name string, maxReq int, h StreamHandler
 	}
 
 	from := s.Conn().RemotePeer()
-	hctx, hcancel := context.WithTimeout(ctx, timeout)
-	if !unary {
-		// A stream may run long; each frame has its own deadline instead.
-		hcancel()
-		hctx, hcancel = context.WithCancel(ctx)
-	}
-	defer hcancel()
 	bw := bufio.NewWriter(s)
 	send := func(b []byte) error {
-		if err := s.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		if err := s.SetWriteDeadline(step()); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		if err := writeFrame(bw, frameData, b); err != nil {
@@ -164,8 +220,13 @@ func (hs *Host) serve(s network.Stream, name string, maxReq int, h StreamHandler
 		}
 		return nil
 	}
-	herr := h(hctx, from, req, send)
-	if err := s.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+	herr := h(ctx, from, req, send)
+	if ctx.Err() != nil {
+		// Out of time (or closing): no room left to send the outcome.
+		s.Reset()
+		return "timeout"
+	}
+	if err := s.SetWriteDeadline(step()); err != nil {
 		s.Reset()
 		return "error"
 	}

@@ -213,7 +213,7 @@ func TestSyncStreamsRangeUnderDeadline(t *testing.T) {
 
 // Beyond MaxInboundRequests concurrent requests, streams are refused.
 func TestInboundRequestCap(t *testing.T) {
-	server := newTestHost(t, func(c *Config) { c.MaxInboundRequests = 1 })
+	server := newTestHost(t, func(c *Config) { c.MaxInboundRequests, c.MaxInboundPerPeer = 1, 1 })
 	client := newTestHost(t, nil)
 	connect(t, client.Host, server.Host)
 	entered, release := make(chan struct{}, 2), make(chan struct{})
