@@ -62,9 +62,9 @@ func (k EventKind) String() string {
 // Event is one job's change in a committed block, with the chain's record
 // of the match as it stands.
 type Event struct {
-	Kind     EventKind
-	JobID    market.BidID
-	Height   uint64
+	Kind      EventKind
+	JobID     market.BidID
+	Height    uint64
 	Match     *market.Match // Matched
 	Deadline  int64         // Matched: the chain's result deadline, ms
 	MatchedAt int64         // Matched: the matching block's time, ms
@@ -236,13 +236,13 @@ type Note struct {
 	Msg   string
 }
 
-func (Persist) action()      {}
-func (Publish) action()      {}
-func (Explain) action()      {}
-func (FetchResult) action()  {}
-func (FetchPayload) action() {}
-func (Run) action()          {}
-func (CancelRun) action()    {}
-func (SendResult) action()   {}
+func (Persist) action()         {}
+func (Publish) action()         {}
+func (Explain) action()         {}
+func (FetchResult) action()     {}
+func (FetchPayload) action()    {}
+func (Run) action()             {}
+func (CancelRun) action()       {}
+func (SendResult) action()      {}
 func (SendUnavailable) action() {}
-func (Note) action()         {}
+func (Note) action()            {}
