@@ -411,13 +411,7 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *State) {
 // MaxTxBatch bounds the transactions of one gossip message on the txs topic.
 const MaxTxBatch = 1024
 
-var batchDecoder = func() *codec.Decoder {
-	d, err := codec.NewDecoder(codec.Limits{MaxSize: 4 << 20, MaxNesting: 4, MaxArrayElements: MaxTxBatch, MaxMapPairs: 16})
-	if err != nil {
-		panic(err)
-	}
-	return d
-}()
+var batchDecoder = codec.MustDecoder(codec.Limits{MaxSize: 4 << 20, MaxNesting: 4, MaxArrayElements: MaxTxBatch, MaxMapPairs: 16})
 
 // EncodeTxBatch is the payload of one message on the txs topic: several
 // encoded transactions, so gossip carries batches rather than one message

@@ -159,7 +159,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err := n.joinTopics(); err != nil {
 		return nil, err
 	}
-	if err := n.host.Handle(driver.ProtoSync, 256, func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
+	if err := n.host.Handle(p2p.ProtoSync, 256, func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
 		return n.drv.HandleSync(ctx, req)
 	}); err != nil {
 		return nil, err
@@ -382,7 +382,7 @@ func (n *Node) joinTopics() error {
 	if err != nil {
 		return err
 	}
-	n.topics[driver.TopicConsensus] = cons
+	n.topics[p2p.TopicConsensus] = cons
 	txs, err := n.host.Join(p2p.TopicTxs, p2p.ValidatorFunc(n.validateTxBatch))
 	if err != nil {
 		return err

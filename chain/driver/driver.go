@@ -13,13 +13,8 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/internal/wire"
 	"github.com/bourse-net/bourse/wallet"
-)
-
-// Topic and protocol names the driver uses on its Transport.
-const (
-	TopicConsensus = "consensus"
-	ProtoSync      = "sync/1"
 )
 
 // MaxProposalBytes bounds one proposal on the wire: the encoded consensus
@@ -581,7 +576,7 @@ func (d *Driver) run(outs []consensus.Output) error {
 			if err != nil {
 				return fmt.Errorf("encode consensus message: %w", err)
 			}
-			if err := d.tr.Broadcast(d.ctx, TopicConsensus, raw); err != nil && d.ctx.Err() == nil {
+			if err := d.tr.Broadcast(d.ctx, wire.TopicConsensus, raw); err != nil && d.ctx.Err() == nil {
 				d.log.Warn("broadcast", "err", err)
 			}
 		case consensus.ScheduleTimeout:

@@ -10,6 +10,7 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
 	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/internal/wire"
 )
 
 // The sync protocol: one request, one answer, canonical CBOR.
@@ -50,20 +51,12 @@ type syncMessages struct {
 }
 
 var (
-	reqDecoder  = mustDecoder(codec.Limits{MaxSize: maxSyncReq, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
-	respDecoder = mustDecoder(codec.Limits{MaxSize: maxSyncResp, MaxNesting: 4, MaxArrayElements: 4 * maxBlocksPerRq * 1024, MaxMapPairs: 16})
+	reqDecoder  = codec.MustDecoder(codec.Limits{MaxSize: maxSyncReq, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+	respDecoder = codec.MustDecoder(codec.Limits{MaxSize: maxSyncResp, MaxNesting: 4, MaxArrayElements: 4 * maxBlocksPerRq * 1024, MaxMapPairs: 16})
 )
 
-func mustDecoder(l codec.Limits) *codec.Decoder {
-	d, err := codec.NewDecoder(l)
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
-
 // HandleSync answers a sync request from a peer. Safe for concurrent use;
-// register it on the Transport's request handler for ProtoSync.
+// register it on the Transport's request handler for wire.ProtoSync.
 func (d *Driver) HandleSync(ctx context.Context, req []byte) ([]byte, error) {
 	var r syncRequest
 	if err := reqDecoder.Unmarshal(req, &r); err != nil {
@@ -168,7 +161,7 @@ func (d *Driver) syncer() {
 func (d *Driver) request(p string, r syncRequest, into any) error {
 	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
 	defer cancel()
-	raw, err := d.tr.Request(ctx, p, ProtoSync, codec.MustMarshal(r), maxSyncResp)
+	raw, err := d.tr.Request(ctx, p, wire.ProtoSync, codec.MustMarshal(r), maxSyncResp)
 	if err != nil {
 		return err
 	}
