@@ -10,6 +10,7 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
 	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/internal/clock"
 	"github.com/bourse-net/bourse/internal/wire"
 )
 
@@ -121,14 +122,26 @@ func (d *Driver) serveBlocks(ctx context.Context, from uint64, n uint32) ([]byte
 // current height's proposal and votes from peers.
 func (d *Driver) syncer() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.CatchupInterval)
-	defer t.Stop()
+	// A ticker on the driver's clock: each tick arms the next one after
+	// the round of catching up it triggered.
+	tick := make(chan struct{}, 1)
+	arm := func() clock.Timer {
+		return d.cfg.Clock.AfterFunc(d.cfg.CatchupInterval, func() {
+			select {
+			case tick <- struct{}{}:
+			default:
+			}
+		})
+	}
+	t := arm()
+	defer func() { t.Stop() }()
 	for {
 		select {
 		case <-d.ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
+		t = arm()
 		peers := d.tr.Peers()
 		if len(peers) == 0 {
 			continue
@@ -248,14 +261,14 @@ func (d *Driver) penalise(peer string) {
 	}
 	d.badMu.Lock()
 	defer d.badMu.Unlock()
-	d.bad[peer] = time.Now().Add(badPeerPause)
+	d.bad[peer] = d.cfg.Clock.Now().Add(badPeerPause)
 }
 
 // usable drops the peers under penalty.
 func (d *Driver) usable(peers []string) []string {
 	d.badMu.Lock()
 	defer d.badMu.Unlock()
-	now := time.Now()
+	now := d.cfg.Clock.Now()
 	out := peers[:0]
 	for _, p := range peers {
 		if until, ok := d.bad[p]; ok {
