@@ -53,62 +53,6 @@ func BenchmarkExecuteTransfers(b *testing.B) { benchExecute(b, false) }
 // already verified every signature (the common case on a validator).
 func BenchmarkExecuteTransfersVerified(b *testing.B) { benchExecute(b, true) }
 
-// BenchmarkMempoolAddBatch: gossip batches of 256 transfers into the
-// mempool (decode, batch signature check, state check).
-func BenchmarkMempoolAddBatch(b *testing.B) {
-	n := newTestNet(b, 256, 4)
-	var batches [][][]byte
-	for j := 0; j < 8; j++ {
-		var batch [][]byte
-		for i := 0; i < 256; i++ {
-			batch = append(batch, transfer(n, i, (i+1)%256, 1, 1))
-		}
-		batches = append(batches, batch)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		mp := NewMempool(MempoolConfig{}, n.st)
-		for _, batch := range batches {
-			_, errs := mp.AddBatch(batch)
-			for _, err := range errs {
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	}
-	b.ReportMetric(float64(8*256*b.N)/b.Elapsed().Seconds(), "tx/s")
-}
-
-// BenchmarkStoreSaveBlock: one block of 4,000 transfers saved to Pebble
-// (one synced batch).
-func BenchmarkStoreSaveBlock(b *testing.B) {
-	n, blk := transferBlock(b, 1000, 4)
-	res, err := Execute(n.st, blk, ExecOptions{SkipStateRootCheck: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	blk.Header.StateRoot = res.StateRoot
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		s, err := Open(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.InitGenesis(b.Context(), nil, n.st); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		if err := s.SaveBlock(b.Context(), blk, nil, res); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		_ = s.Close()
-		b.StartTimer()
-	}
-}
-
 // benchBlockAtScale times the execution of a block holding txs on a state
 // seeded with 100,000 records of the kind txs add to, against the same
 // block without them ("empty"): the difference is what one more item

@@ -53,13 +53,7 @@ func (b *Block) Hash() [32]byte { return b.Header.Hash() }
 // Encode is the canonical encoding of the block.
 func (b *Block) Encode() ([]byte, error) { return codec.Marshal(b) }
 
-var blockDecoder = func() *codec.Decoder {
-	d, err := codec.NewDecoder(codec.Limits{MaxSize: MaxBlockBytes, MaxNesting: 8, MaxArrayElements: 1 << 16, MaxMapPairs: 32})
-	if err != nil {
-		panic(err)
-	}
-	return d
-}()
+var blockDecoder = codec.MustDecoder(codec.Limits{MaxSize: MaxBlockBytes, MaxNesting: 8, MaxArrayElements: 1 << 16, MaxMapPairs: 32})
 
 // DecodeBlock decodes a block from a peer or the store and checks its
 // structure: canonical bytes, chain id present, the txs root and the last

@@ -1,9 +1,22 @@
 // Package chain is Bourse's proof-of-stake ledger: transactions, blocks,
-// validator sets and evidence; the pure state transition (accounts, stake,
-// escrow, matches, reputation); the block and state store on go-datastore
-// (Pebble by default); and the mempool. The consensus core lives in
-// chain/consensus; the driver that runs it over the network and block sync
-// build on the API below.
+// validator sets and evidence; and the pure state transition (accounts,
+// stake, escrow, matches, reputation). Around it: chain/store (the block
+// and state store on go-datastore, Pebble by default), chain/mempool (the
+// transaction pool), chain/consensus (the pure consensus core) and
+// chain/driver (the I/O loop that runs them over the network, with block
+// sync).
+//
+// # Purity
+//
+// No disk, network, clock, logger or goroutine here: a block's effects are
+// a Result computed from a State and the block, and the caller persists
+// it (store.SaveBlock) before installing it (State.Apply). Two locks
+// remain, both for readers on other goroutines, neither part of the
+// transition: State's sync.RWMutex lets the mempool and the API read the
+// committed state while the driver's loop installs a block with Apply
+// (removing it needs an immutable, versioned state that Apply swaps in);
+// SigCache's mutex lets the mempool (gossip goroutines) and block
+// execution (the driver's loop) share the signatures already verified.
 //
 // # Transactions
 //
@@ -34,9 +47,9 @@
 //	res, err := chain.Execute(st, block, chain.ExecOptions{SigCache: mp.SigCache()})
 //	// err wraps ErrInvalidBlock (refuse the proposal / penalise the peer) or
 //	// ErrStateRootMismatch (for a committed block: halt, the node diverged)
-//	store.SaveBlock(ctx, block, commit, res)        // one atomic batch
+//	bs.SaveBlock(ctx, block, commit, res)           // chain/store: one atomic batch
 //	st.Apply(res)                                    // install
-//	mp.Update(res.Height, res.TxHashes, st)
+//	mp.Update(res.Height, res.TxHashes, st)          // chain/mempool
 //
 // Execute never modifies st; a proposer uses BuildBlock(st, template,
 // candidates, opts), which drops candidates whose signature or envelope
@@ -73,27 +86,6 @@
 // with a bucketed Merkle tree (65,536 buckets by key hash, binary tree on
 // top), recomputing only the buckets a block touched.
 //
-// # Store
-//
-// Open(dir) opens or creates the Pebble store; NewMemStore is the in-memory
-// one for tests. InitGenesis writes height 0; SaveBlock writes a block, its
-// commit, its transactions' index and its state changes in one synced
-// batch; LoadState rebuilds the state and checks its root against the
-// recorded one. A damaged store (missing files, missing format marker,
-// records that do not hash to the recorded root, a missing last block) is
-// ErrCorruptStore with a message that says what to do — never a silent
-// reset. SaveSignerState/LoadSignerState hold the consensus signer guard.
-//
-// # Mempool
-//
-// NewMempool(cfg, st): Add/AddBatch check size, canonical decoding,
-// signature (batched), chain id, nonce (the sender's next, queued without
-// gaps), fee and balance, and run the sender's next transaction on a
-// scratch state; refusals wrap ErrInvalidTx (reject, penalise the peer),
-// ErrTxKnown (ignore), ErrNonceGap or ErrMempoolFull. Reap(maxBytes,
-// maxTxs) picks by fee across senders and by nonce within one. Update
-// drops what a block committed or invalidated. EncodeTxBatch and
-// DecodeTxBatch are the txs gossip payload: many transactions per message.
-//
-// May import: wallet, codec, chain/consensus, market (types and checks only).
+// May import: wallet, codec, chain/merkle, chain/consensus, market (types
+// and checks only).
 package chain

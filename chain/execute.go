@@ -697,6 +697,13 @@ func CheckTx(st *State, tx *Tx) error {
 	return checkTxState(st, tx, true)
 }
 
+// CheckTxState is CheckTx without the signature and basic checks (the
+// caller did them): the envelope and the body on a scratch overlay. With
+// exactNonce false (a transaction queued behind others of its sender in a
+// mempool) only the envelope is checked, allowing a later nonce; the body
+// depends on the transactions before it.
+func CheckTxState(st *State, tx *Tx, exactNonce bool) error { return checkTxState(st, tx, exactNonce) }
+
 func checkTxState(st *State, tx *Tx, exactNonce bool) error {
 	st.mu.RLock()
 	p, g := st.params, st.globals

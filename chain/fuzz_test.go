@@ -56,22 +56,6 @@ func FuzzDecodeBlock(f *testing.F) {
 	})
 }
 
-// FuzzDecodeTxBatch covers the txs gossip topic.
-func FuzzDecodeTxBatch(f *testing.F) {
-	n := newTestNet(f, 2, 1)
-	raw, _ := EncodeTxBatch([][]byte{transfer(n, 0, 1, 5, 1), transfer(n, 0, 1, 6, 1)})
-	f.Add(raw)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		txs, err := DecodeTxBatch(data)
-		if err != nil {
-			return
-		}
-		if len(txs) == 0 || len(txs) > MaxTxBatch {
-			t.Fatalf("batch of %d accepted", len(txs))
-		}
-	})
-}
-
 // FuzzParseGenesis: a genesis file is user input; it errors, never panics,
 // and an accepted genesis builds a state.
 func FuzzParseGenesis(f *testing.F) {

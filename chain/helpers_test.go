@@ -3,6 +3,7 @@ package chain
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"testing"
 
 	"github.com/bourse-net/bourse/market"
@@ -193,4 +194,16 @@ func (n *testNet) matchTx(o *market.Offer, b *market.Bid) []byte {
 	}
 	n.t.Fatal("no proposer key")
 	return nil
+}
+
+func transfer(n *testNet, from, to int, amount, fee uint64) []byte {
+	return n.tx(from, fee, func(tx *Tx) { tx.Transfer = &Transfer{To: n.keys[to].Address(), Amount: amount} })
+}
+
+func genesisJSON(t testing.TB, g *Genesis) []byte {
+	b, err := json.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

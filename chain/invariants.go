@@ -17,7 +17,9 @@ import (
 // equal the sums of the records they summarise, escrow equals the sum of
 // open matches, each provider's reservation equals the resources of its
 // open matches, and every open match is in the deadline index. It costs a
-// full scan: tests and `bourse chain verify`, not the block path.
+// full scan: tests call it, and the driver after every block only when
+// asked (driver.Config.CheckInvariants, [chain] check_invariants in a
+// node's config.toml; a testnet turns it on).
 func CheckInvariants(st *State) error {
 	g := st.Globals()
 	var balances, bonded, unbonding, escrow, collateral uint64

@@ -169,13 +169,7 @@ func (tx *Tx) Hash() ([32]byte, error) {
 // TxHash is the hash of an encoded transaction.
 func TxHash(raw []byte) [32]byte { return sha256.Sum256(raw) }
 
-var txDecoder = func() *codec.Decoder {
-	d, err := codec.NewDecoder(codec.Limits{MaxSize: MaxTxBytes, MaxNesting: 12, MaxArrayElements: 4096, MaxMapPairs: 64})
-	if err != nil {
-		panic(err)
-	}
-	return d
-}()
+var txDecoder = codec.MustDecoder(codec.Limits{MaxSize: MaxTxBytes, MaxNesting: 12, MaxArrayElements: 4096, MaxMapPairs: 64})
 
 // DecodeTx decodes a transaction from the network under tight limits. The
 // bytes must be canonical, so TxHash(raw) is the transaction's identity. It

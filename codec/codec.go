@@ -102,13 +102,18 @@ func NewDecoder(l Limits) (*Decoder, error) {
 	return &Decoder{limits: l, mode: mode}, nil
 }
 
-var defaultDecoder = func() *Decoder {
-	d, err := NewDecoder(DefaultLimits)
+// MustDecoder is NewDecoder for limits fixed at compile time (a package's
+// decoder variables); it panics on limits NewDecoder refuses, which is a
+// broken build, not bad input.
+func MustDecoder(l Limits) *Decoder {
+	d, err := NewDecoder(l)
 	if err != nil {
 		panic(err)
 	}
 	return d
-}()
+}
+
+var defaultDecoder = MustDecoder(DefaultLimits)
 
 // Unmarshal decodes data into v. Trailing bytes are an error.
 func (d *Decoder) Unmarshal(data []byte, v any) error {

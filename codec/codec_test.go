@@ -148,3 +148,12 @@ func BenchmarkUnmarshal(b *testing.B) {
 		}
 	}
 }
+
+func TestMustDecoderPanicsOnLimitsNewDecoderRefuses(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("MustDecoder accepted MaxSize 0")
+		}
+	}()
+	MustDecoder(Limits{})
+}

@@ -267,7 +267,7 @@ func validStrings(field string, xs []string, env bool) error {
 	return nil
 }
 
-var bidDecoder = mustDecoder(codec.Limits{MaxSize: 48 << 10, MaxNesting: 4, MaxArrayElements: 64, MaxMapPairs: 32})
+var bidDecoder = codec.MustDecoder(codec.Limits{MaxSize: 48 << 10, MaxNesting: 4, MaxArrayElements: 64, MaxMapPairs: 32})
 
 // DecodeBid decodes a gossiped bid under tight limits (48 KiB). The bytes
 // must be the canonical encoding. It checks neither the signature nor

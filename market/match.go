@@ -48,7 +48,7 @@ func (m *Match) ResultDeadline(matchedAt, graceMs int64) int64 {
 // Encode is the canonical encoding of the match.
 func (m *Match) Encode() ([]byte, error) { return codec.Marshal(m) }
 
-var matchDecoder = mustDecoder(codec.Limits{MaxSize: 64 << 10, MaxNesting: 5, MaxArrayElements: 64, MaxMapPairs: 32})
+var matchDecoder = codec.MustDecoder(codec.Limits{MaxSize: 64 << 10, MaxNesting: 5, MaxArrayElements: 64, MaxMapPairs: 32})
 
 // DecodeMatch decodes a match (as carried in a transaction) under tight
 // limits (64 KiB). The bytes must be canonical. Call CheckMatch next.

@@ -234,15 +234,7 @@ func (o *Offer) Validate(now int64) error {
 	return nil
 }
 
-var offerDecoder = mustDecoder(codec.Limits{MaxSize: 8 << 10, MaxNesting: 4, MaxArrayElements: 64, MaxMapPairs: 32})
-
-func mustDecoder(l codec.Limits) *codec.Decoder {
-	d, err := codec.NewDecoder(l)
-	if err != nil {
-		panic(err) // static limits: a broken build
-	}
-	return d
-}
+var offerDecoder = codec.MustDecoder(codec.Limits{MaxSize: 8 << 10, MaxNesting: 4, MaxArrayElements: 64, MaxMapPairs: 32})
 
 // DecodeOffer decodes a gossiped offer under tight limits (8 KiB). The
 // bytes must be the canonical encoding. It checks neither the signature

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/chain/store"
 	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/node/httpapi"
 	"github.com/bourse-net/bourse/wallet"
@@ -139,7 +140,7 @@ func (b *backend) Tx(ctx context.Context, hash string) (api.Tx, error) {
 		return api.Tx{}, api.BadRequest("transaction hash must be 64 hex digits")
 	}
 	loc, txRaw, err := n.store.TxByHash(ctx, [32]byte(raw))
-	if errors.Is(err, chain.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		if n.drv.Mempool().Has([32]byte(raw)) {
 			return api.Tx{Hash: hash, Result: "pending"}, nil
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/driver"
+	"github.com/bourse-net/bourse/chain/mempool"
 	"github.com/bourse-net/bourse/p2p"
 	"github.com/bourse-net/bourse/wallet"
 	dto "github.com/prometheus/client_model/go"
@@ -230,11 +231,11 @@ func BenchmarkNodeTransfers4(b *testing.B) {
 					n := bn.nodes[i%len(bn.nodes)]
 					_, errs := n.Driver().Mempool().AddBatch(raws)
 					for _, err := range errs {
-						if err != nil && !errors.Is(err, chain.ErrTxKnown) {
+						if err != nil && !errors.Is(err, mempool.ErrTxKnown) {
 							ref.Add(1)
 						}
 					}
-					data, err := chain.EncodeTxBatch(raws)
+					data, err := mempool.EncodeTxBatch(raws)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -171,7 +171,7 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		Nonce:      binary.BigEndian.Uint64(nonce[:]),
 		Executor:   spec.Executor,
 		Args:       spec.Args,
-		Resources:  market.Resources{CPU: spec.Resources.CPU, MemMiB: spec.Resources.Memory, DiskMiB: spec.Resources.Disk, GPUs: uint32(spec.Resources.GPUs)},
+		Resources:  fromAPIResources(spec.Resources),
 		MaxPrice:   spec.MaxPrice,
 		MatchBy:    now.Add(spec.Deadline.Duration).UnixMilli(),
 		TimeoutMs:  spec.Timeout.Milliseconds(),
@@ -459,10 +459,6 @@ func (m *marketService) cancelJob(ctx context.Context, id string) (api.Job, erro
 	return m.job(ctx, id)
 }
 
-func toAPIResources(r market.Resources) api.Resources {
-	return api.Resources{CPU: r.CPU, Memory: r.MemMiB, Disk: r.DiskMiB, GPUs: uint64(r.GPUs)}
-}
-
 func offerView(o *market.Offer) api.Offer {
 	labels := map[string]string{}
 	for _, kv := range o.Labels {
@@ -637,8 +633,8 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 	load := m.runtime.Load()
 	out := api.ProviderStatus{
 		Address:  n.key.Address().String(),
-		Capacity: api.Resources{CPU: pc.CPU, Memory: pc.MemoryMiB, Disk: pc.DiskMiB},
-		Free:     api.Resources{CPU: uint64(max(load.Free.CPU, 0)), Memory: uint64(max(load.Free.MemoryMiB, 0)), Disk: uint64(max(load.Free.DiskMiB, 0))},
+		Capacity: toAPIResources(providerResources(pc)),
+		Free:     toAPIResources(fromWorkerResources(load.Free)),
 		Running:  load.Running,
 		Jobs:     map[string]int{},
 	}

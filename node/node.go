@@ -17,6 +17,8 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
 	"github.com/bourse-net/bourse/chain/driver"
+	"github.com/bourse-net/bourse/chain/mempool"
+	"github.com/bourse-net/bourse/chain/store"
 	"github.com/bourse-net/bourse/node/httpapi"
 	"github.com/bourse-net/bourse/p2p"
 	"github.com/bourse-net/bourse/wallet"
@@ -58,7 +60,7 @@ type Node struct {
 
 	reg   *prometheus.Registry
 	host  *p2p.Host
-	store *chain.Store
+	store *store.Store
 	drv   *driver.Driver
 
 	topics  map[string]*p2p.Topic
@@ -126,7 +128,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, fmt.Errorf("genesis is for chain %q but config.toml says chain_id = %q", g.ChainID, cfg.ChainID)
 	}
 
-	if n.store, err = chain.Open(filepath.Join(o.Home, DataDir)); err != nil {
+	if n.store, err = store.Open(filepath.Join(o.Home, DataDir)); err != nil {
 		return nil, err
 	}
 	idKey, err := p2p.LoadIdentity(filepath.Join(o.Home, NodeKeyFile))
@@ -159,7 +161,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err := n.joinTopics(); err != nil {
 		return nil, err
 	}
-	if err := n.host.Handle(driver.ProtoSync, 256, func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
+	if err := n.host.Handle(p2p.ProtoSync, 256, func(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
 		return n.drv.HandleSync(ctx, req)
 	}); err != nil {
 		return nil, err
@@ -382,7 +384,7 @@ func (n *Node) joinTopics() error {
 	if err != nil {
 		return err
 	}
-	n.topics[driver.TopicConsensus] = cons
+	n.topics[p2p.TopicConsensus] = cons
 	txs, err := n.host.Join(p2p.TopicTxs, p2p.ValidatorFunc(n.validateTxBatch))
 	if err != nil {
 		return err
@@ -424,7 +426,7 @@ func (n *Node) consume(t *p2p.Topic, f func(p2p.Message)) error {
 // Reject when the batch or a transaction in it is malformed or badly
 // signed, which no state can make valid.
 func (n *Node) validateTxBatch(_ context.Context, from peer.ID, data []byte) (any, p2p.Result) {
-	raws, err := chain.DecodeTxBatch(data)
+	raws, err := mempool.DecodeTxBatch(data)
 	if err != nil || len(raws) == 0 {
 		return nil, p2p.Reject
 	}

@@ -52,7 +52,7 @@ func (m *marketService) openRuntime() error {
 		}
 	}
 	rt, err := worker.NewRuntime(worker.Config{
-		Capacity: worker.Resources{CPU: int64(pc.CPU), MemoryMiB: int64(pc.MemoryMiB), DiskMiB: int64(pc.DiskMiB)},
+		Capacity: toWorkerResources(providerResources(pc)),
 		WorkDir:  filepath.Join(n.home, "work"),
 		Logger:   n.log,
 	}, m.results, (*payloadFetcher)(m), execs...)
@@ -157,8 +157,8 @@ func (m *marketService) publishOffer() {
 		// Seq must grow across restarts: the clock in ms, then a counter.
 		Seq:       uint64(now)*16 + seq%16,
 		Expires:   now + 3*pc.OfferInterval.Milliseconds(),
-		Total:     market.Resources{CPU: pc.CPU, MemMiB: pc.MemoryMiB, DiskMiB: pc.DiskMiB},
-		Free:      market.Resources{CPU: uint64(max(load.Free.CPU, 0)), MemMiB: uint64(max(load.Free.MemoryMiB, 0)), DiskMiB: uint64(max(load.Free.DiskMiB, 0))},
+		Total:     providerResources(pc),
+		Free:      fromWorkerResources(load.Free),
 		Load:      uint32(load.Utilisation() * 1000),
 		Executors: execs,
 		Terms:     market.PriceTerms{PerCPUSecond: pc.PricePerCPUSecond, PerGiBSecond: pc.PricePerGiBSecond, PerJob: pc.PricePerJob},
@@ -198,7 +198,7 @@ func workerJob(b *market.Bid) *worker.Job {
 		Args:     b.Args,
 		Env:      map[string]string{},
 		Limits: worker.Limits{
-			Resources: worker.Resources{CPU: int64(b.Resources.CPU), MemoryMiB: int64(b.Resources.MemMiB), DiskMiB: int64(b.Resources.DiskMiB)},
+			Resources: toWorkerResources(b.Resources),
 			Timeout:   time.Duration(b.TimeoutMs) * time.Millisecond,
 		},
 		Seed: seedOf(id),

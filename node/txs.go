@@ -10,6 +10,8 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/driver"
+	"github.com/bourse-net/bourse/chain/mempool"
+	"github.com/bourse-net/bourse/chain/store"
 	"github.com/bourse-net/bourse/p2p"
 )
 
@@ -112,7 +114,7 @@ func (s *txSender) signLocked(ctx context.Context, p *pendingTx) error {
 }
 
 func (s *txSender) gossip(ctx context.Context, raw []byte, hash [32]byte) {
-	batch, err := chain.EncodeTxBatch([][]byte{raw})
+	batch, err := mempool.EncodeTxBatch([][]byte{raw})
 	if err != nil {
 		return
 	}
@@ -190,7 +192,7 @@ func (s *txSender) onCommit(c driver.Committed) {
 			// included.
 			s.doneLocked(p, txOutcome{hash: p.hash, height: loc.Height, res: chain.TxResult{Hash: p.hash}})
 			continue
-		case !errors.Is(err, chain.ErrNotFound):
+		case !errors.Is(err, store.ErrNotFound):
 			n.log.Warn("pending transaction: look up", "hash", fmt.Sprintf("%x", p.hash[:8]), "err", err)
 			continue
 		}

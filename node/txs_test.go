@@ -12,6 +12,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/driver"
+	"github.com/bourse-net/bourse/chain/store"
 	"github.com/bourse-net/bourse/wallet"
 )
 
@@ -54,7 +55,7 @@ func newSoloSender(t *testing.T) *soloSender {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := chain.NewMemStore()
+	store := store.NewMem()
 	drv, err := driver.New(driver.Config{GenesisJSON: raw, Key: k}, store, soloTransport{})
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +275,7 @@ func TestTxSenderResignsOnlyWhenAnotherTxTookTheNonce(t *testing.T) {
 	if o.hash == hash || o.hash == otherHash {
 		t.Fatalf("outcome names %x, want the replacement", o.hash[:8])
 	}
-	if _, _, err := ss.n.store.TxByHash(context.Background(), hash); !errors.Is(err, chain.ErrNotFound) {
+	if _, _, err := ss.n.store.TxByHash(context.Background(), hash); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the replaced original is on chain (%v)", err)
 	}
 	loc, rawR, err := ss.n.store.TxByHash(context.Background(), o.hash)

@@ -63,7 +63,7 @@
 // delivered once whoever publishes it; messages are signed by the author's
 // libp2p key (StrictSign).
 //
-//	t, err := h.Join(p2p.TopicOffers, market.OfferValidator{...})
+//	t, err := h.Join(p2p.TopicOffers, p2p.ValidatorFunc(validateOffer)) // decode, Verify, Validate
 //	sub, err := t.Subscribe()           // sub.C delivers validated Messages
 //	err = t.Publish(ctx, data)          // runs the validator locally too
 //

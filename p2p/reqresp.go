@@ -12,13 +12,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/bourse-net/bourse/internal/wire"
 )
 
-// Short names of the Bourse request/response protocols; the wire id is
-// /bourse/<chain-id>/<name> (see ProtocolID).
+// Short names of the Bourse request/response protocols (defined once, in
+// internal/wire); the wire id is /bourse/<chain-id>/<name> (see ProtocolID).
 const (
-	ProtoSync = "sync/1" // blocks with commits from a height (served by chain)
-	ProtoBlob = "blob/1" // content-addressed blobs (served by BlobServer)
+	ProtoSync = wire.ProtoSync // blocks with commits from a height (served by chain/driver)
+	ProtoBlob = wire.ProtoBlob // content-addressed blobs (served by BlobServer)
 )
 
 // ProtocolID returns the wire protocol id of short name on this host's

@@ -13,15 +13,17 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/bourse-net/bourse/internal/wire"
 )
 
-// Short names of the Bourse gossip topics. The wire topic is
-// /bourse/<chain-id>/<name>/1 (see TopicID).
+// Short names of the Bourse gossip topics (defined once, in internal/wire).
+// The wire topic is /bourse/<chain-id>/<name>/1 (see TopicID).
 const (
-	TopicOffers    = "offers"    // provider capacity offers
-	TopicBids      = "bids"      // client job bids
-	TopicTxs       = "txs"       // chain transactions
-	TopicConsensus = "consensus" // proposals and votes
+	TopicOffers    = wire.TopicOffers    // provider capacity offers
+	TopicBids      = wire.TopicBids      // client job bids
+	TopicTxs       = wire.TopicTxs       // chain transactions
+	TopicConsensus = wire.TopicConsensus // proposals and votes
 )
 
 // TopicID returns the wire name of topic name on chainID.

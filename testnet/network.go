@@ -16,6 +16,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/node"
+	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/p2p"
 	"github.com/bourse-net/bourse/wallet"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -49,11 +50,11 @@ const (
 	ContainerP2PPort = 26700
 )
 
-// Node roles, as in the API's status.
+// Node roles: the API's status roles (defined once, in node/api).
 const (
-	RoleValidator = "validator"
-	RoleProvider  = "provider"
-	RoleClient    = "client"
+	RoleValidator = api.RoleValidator
+	RoleProvider  = api.RoleProvider
+	RoleClient    = api.RoleClient
 )
 
 // Options say what network Generate makes. Zero fields take the defaults

@@ -9,9 +9,9 @@
 // # What the node calls
 //
 //	store, _ := worker.OpenStore(filepath.Join(home, "results"), worker.StoreConfig{MaxBytes: 10 << 30})
-//	wasmEx, _ := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(home, "wasm-cache")})
+//	wasmEx, _ := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(home, "cache", "wasm")})
 //	dockerEx, _ := docker.New(docker.Config{})          // Available() says if a daemon answers
-//	execEx, _ := exec.New(exec.Config{Enabled: cfg.AllowExec})
+//	execEx, _ := exec.New(exec.Config{Enabled: true}) // only if the operator lists "exec" in [provider] executors
 //	rt, _ := worker.NewRuntime(worker.Config{Capacity: sold}, store, p2pFetcher, wasmEx, dockerEx, execEx)
 //	defer rt.Close(ctx)                                 // the Runtime owns the executors
 //

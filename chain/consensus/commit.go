@@ -178,4 +178,4 @@ func DecodeEvidence(data []byte) (*DuplicateVoteEvidence, error) {
 	return &e, nil
 }
 
-var voteDecoderX2 = mustDecoder(codec.Limits{MaxSize: 2 * MaxVoteBytes, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+var voteDecoderX2 = codec.MustDecoder(codec.Limits{MaxSize: 2 * MaxVoteBytes, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})

@@ -74,7 +74,7 @@ func DecodeSignerState(data []byte) (*SignerState, error) {
 // pruning may hold and still be read: ten thousand rounds at one height.
 const maxLegacySignerVotes = 20000
 
-var signerDecoder = mustDecoder(codec.Limits{MaxSize: 3*MaxMessageBytes + maxLegacySignerVotes*MaxVoteBytes,
+var signerDecoder = codec.MustDecoder(codec.Limits{MaxSize: 3*MaxMessageBytes + maxLegacySignerVotes*MaxVoteBytes,
 	MaxNesting: 8, MaxArrayElements: maxLegacySignerVotes, MaxMapPairs: 32})
 
 // compareHRS orders (height, round, step) triples.

@@ -251,18 +251,10 @@ const (
 )
 
 var (
-	voteDecoder = mustDecoder(codec.Limits{MaxSize: MaxVoteBytes, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
-	msgDecoder  = mustDecoder(codec.Limits{MaxSize: MaxMessageBytes, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
-	bigDecoder  = mustDecoder(codec.Limits{MaxSize: MaxMessageBytes, MaxNesting: 8, MaxArrayElements: MaxCommitVotes, MaxMapPairs: 16})
+	voteDecoder = codec.MustDecoder(codec.Limits{MaxSize: MaxVoteBytes, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+	msgDecoder  = codec.MustDecoder(codec.Limits{MaxSize: MaxMessageBytes, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+	bigDecoder  = codec.MustDecoder(codec.Limits{MaxSize: MaxMessageBytes, MaxNesting: 8, MaxArrayElements: MaxCommitVotes, MaxMapPairs: 16})
 )
-
-func mustDecoder(l codec.Limits) *codec.Decoder {
-	d, err := codec.NewDecoder(l)
-	if err != nil {
-		panic(err) // static limits: a broken build
-	}
-	return d
-}
 
 // EncodeMessage is the canonical wire encoding of m.
 func EncodeMessage(m Message) ([]byte, error) {

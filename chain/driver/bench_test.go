@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/store"
 	"github.com/bourse-net/bourse/wallet"
 )
 
@@ -77,14 +78,14 @@ type benchNet struct {
 	tb     testing.TB
 	net    *memNet
 	ds     []*Driver
-	stores []*chain.Store
+	stores []*store.Store
 }
 
 func newBenchNet(tb testing.TB, genesis []byte, validators int) *benchNet {
 	bn := &benchNet{tb: tb, net: newMemNet()}
 	for i := range validators {
 		id := fmt.Sprintf("n%d", i)
-		st := chain.NewMemStore()
+		st := store.NewMem()
 		d, err := New(Config{GenesisJSON: genesis, Key: key(tb, byte(i))}, st, &memTransport{net: bn.net, id: id})
 		if err != nil {
 			tb.Fatal(err)

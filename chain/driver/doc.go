@@ -34,7 +34,7 @@
 // priorities, advanced once per height. They reset whenever the validator
 // set changes, so a node that restarts rebuilds them: fresh priorities at
 // the first height of the current set (which the store records with every
-// block, chain.Store.ValidatorRun), advanced once per height since; a node
+// block, store.Store.ValidatorRun), advanced once per height since; a node
 // that syncs advances them block by block as it executes.
 //
 // May import: chain, chain/consensus, wallet, codec.

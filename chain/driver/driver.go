@@ -13,13 +13,11 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/chain/mempool"
+	"github.com/bourse-net/bourse/chain/store"
+	"github.com/bourse-net/bourse/internal/clock"
+	"github.com/bourse-net/bourse/internal/wire"
 	"github.com/bourse-net/bourse/wallet"
-)
-
-// Topic and protocol names the driver uses on its Transport.
-const (
-	TopicConsensus = "consensus"
-	ProtoSync      = "sync/1"
 )
 
 // MaxProposalBytes bounds one proposal on the wire: the encoded consensus
@@ -91,7 +89,7 @@ type Config struct {
 	// behind or stuck. Default 300ms.
 	CatchupInterval time.Duration
 	// Mempool bounds the transaction pool the driver owns.
-	Mempool chain.MempoolConfig
+	Mempool mempool.Config
 	// ProposerTxs, when set, is asked for transactions to propose first.
 	ProposerTxs ProposerTxs
 	// OnEvidence receives equivocations the core detects, to be submitted
@@ -102,8 +100,10 @@ type Config struct {
 	// violation, so a bug in the state transition stops loudly at the
 	// block that caused it. For testnets and tests; off by default.
 	CheckInvariants bool
-	// Now is the clock; default time.Now.
-	Now    func() time.Time
+	// Clock tells the time (stamped on votes, BFT block time) and runs the
+	// consensus timeouts and the syncer's ticks; default clock.Real(). A
+	// test passes a *clock.Manual to run heights in virtual time.
+	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
@@ -117,9 +117,9 @@ type Driver struct {
 	cfg      Config
 	chainID  string
 	genesis  *chain.Genesis
-	store    *chain.Store
+	store    *store.Store
 	st       *chain.State
-	mp       *chain.Mempool
+	mp       *mempool.Mempool
 	tr       Transport
 	log      *slog.Logger
 	sigCache *chain.SigCache
@@ -133,7 +133,7 @@ type Driver struct {
 	prevVS     *consensus.ValidatorSet // previous height's set (LastCommit)
 	lastCommit []byte                  // encoded certificate of the last block
 	pending    map[valueKey]*candidate
-	timers     map[consensus.Timeout]*time.Timer
+	timers     map[consensus.Timeout]clock.Timer
 
 	height   atomic.Uint64 // height being decided (last committed + 1)
 	curVS    atomic.Pointer[consensus.ValidatorSet]
@@ -192,7 +192,7 @@ type syncedBlock struct {
 // New opens the chain on store: it initialises the store from the genesis
 // on first use, loads the state and the signer state, and rebuilds the
 // validator set priorities. It starts nothing.
-func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
+func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	g, err := chain.ParseGenesis(cfg.GenesisJSON)
 	if err != nil {
 		return nil, fmt.Errorf("driver: %w", err)
@@ -206,8 +206,8 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 	if cfg.CatchupInterval == 0 {
 		cfg.CatchupInterval = 300 * time.Millisecond
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -220,16 +220,16 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 		return nil, fmt.Errorf("driver: consensus config: %w", err)
 	}
 	ctx := context.Background()
-	if !store.Initialized() {
+	if !bs.Initialized() {
 		st0, err := g.State()
 		if err != nil {
 			return nil, fmt.Errorf("driver: genesis state: %w", err)
 		}
-		if err := store.InitGenesis(ctx, cfg.GenesisJSON, st0); err != nil {
+		if err := bs.InitGenesis(ctx, cfg.GenesisJSON, st0); err != nil {
 			return nil, fmt.Errorf("driver: %w", err)
 		}
 	} else {
-		stored, err := store.Genesis(ctx)
+		stored, err := bs.Genesis(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("driver: stored genesis: %w", err)
 		}
@@ -241,28 +241,28 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 			return nil, fmt.Errorf("driver: the store holds chain %q, the genesis file is for %q: use the right home or genesis", sg.ChainID, g.ChainID)
 		}
 	}
-	st, err := store.LoadState(ctx)
+	st, err := bs.LoadState(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("driver: load state: %w", err)
 	}
-	if st.Height() != store.Height() {
-		return nil, fmt.Errorf("driver: %w: state at height %d, blocks up to %d", chain.ErrCorruptState, st.Height(), store.Height())
+	if st.Height() != bs.Height() {
+		return nil, fmt.Errorf("driver: %w: state at height %d, blocks up to %d", chain.ErrCorruptState, st.Height(), bs.Height())
 	}
 	d := &Driver{
-		cfg: cfg, chainID: g.ChainID, genesis: g, store: store, st: st, tr: tr,
-		mp:       chain.NewMempool(cfg.Mempool, st),
+		cfg: cfg, chainID: g.ChainID, genesis: g, store: bs, st: st, tr: tr,
+		mp:       mempool.New(cfg.Mempool, st),
 		log:      cfg.Logger.With("component", "driver"),
 		in:       make(chan event, 1024),
 		calls:    make(chan func()),
 		pending:  map[valueKey]*candidate{},
-		timers:   map[consensus.Timeout]*time.Timer{},
+		timers:   map[consensus.Timeout]clock.Timer{},
 		subs:     map[int]chan Committed{},
 		bad:      map[string]time.Time{},
 		lossless: map[int]bool{},
 	}
 	d.sigCache = d.mp.SigCache()
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	h := store.Height()
+	h := bs.Height()
 	if d.vs, err = d.rebuildSet(h + 1); err != nil {
 		return nil, err
 	}
@@ -270,16 +270,16 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 		if d.prevVS, err = d.rebuildSet(h); err != nil {
 			return nil, err
 		}
-		if d.lastCommit, err = store.Commit(ctx, h); err != nil {
+		if d.lastCommit, err = bs.Commit(ctx, h); err != nil {
 			return nil, fmt.Errorf("driver: last commit: %w", err)
 		}
 	}
 	var restored *consensus.SignerState
-	if raw, err := store.LoadSignerState(ctx); err == nil && len(raw) > 0 {
+	if raw, err := bs.LoadSignerState(ctx); err == nil && len(raw) > 0 {
 		if restored, err = consensus.DecodeSignerState(raw); err != nil {
 			return nil, fmt.Errorf("driver: signer state: %w", err)
 		}
-	} else if err != nil && !errors.Is(err, chain.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("driver: signer state: %w", err)
 	}
 	d.cs, err = consensus.New(ccfg, d.chainID, cfg.Key, h+1, d.vs, restored)
@@ -294,7 +294,7 @@ func New(cfg Config, store *chain.Store, tr Transport) (*Driver, error) {
 // Mempool is the node's transaction pool: transactions from the txs topic
 // and the local API go here. Its signature cache is shared with block
 // execution, so a transaction's signature is verified once per node.
-func (d *Driver) Mempool() *chain.Mempool { return d.mp }
+func (d *Driver) Mempool() *mempool.Mempool { return d.mp }
 
 func consensusConfig(t chain.Timeouts) consensus.Config {
 	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -338,7 +338,7 @@ func toConsensus(vals []chain.Validator) []consensus.Validator {
 
 // Start runs the loop and the syncer until Close or until ctx ends.
 func (d *Driver) Start(ctx context.Context) {
-	d.progress.Store(d.cfg.Now().UnixMilli())
+	d.progress.Store(d.now())
 	d.wg.Add(3)
 	go d.loop()
 	go d.syncer()
@@ -380,7 +380,7 @@ func (d *Driver) Height() uint64 { return d.height.Load() }
 func (d *Driver) State() *chain.State { return d.st }
 
 // Store is the block store.
-func (d *Driver) Store() *chain.Store { return d.store }
+func (d *Driver) Store() *store.Store { return d.store }
 
 // Validators is the current height's validator set.
 func (d *Driver) Validators() *consensus.ValidatorSet { return d.curVS.Load() }
@@ -515,7 +515,7 @@ func (d *Driver) halt(err error) {
 	d.cancel()
 }
 
-func (d *Driver) now() int64 { return d.cfg.Now().UnixMilli() }
+func (d *Driver) now() int64 { return d.cfg.Clock.Now().UnixMilli() }
 
 // loop owns the consensus state.
 func (d *Driver) loop() {
@@ -581,7 +581,7 @@ func (d *Driver) run(outs []consensus.Output) error {
 			if err != nil {
 				return fmt.Errorf("encode consensus message: %w", err)
 			}
-			if err := d.tr.Broadcast(d.ctx, TopicConsensus, raw); err != nil && d.ctx.Err() == nil {
+			if err := d.tr.Broadcast(d.ctx, wire.TopicConsensus, raw); err != nil && d.ctx.Err() == nil {
 				d.log.Warn("broadcast", "err", err)
 			}
 		case consensus.ScheduleTimeout:
@@ -624,7 +624,7 @@ func (d *Driver) schedule(o consensus.ScheduleTimeout) {
 		t.Stop()
 	}
 	ctx := d.ctx
-	d.timers[key] = time.AfterFunc(o.Duration, func() {
+	d.timers[key] = d.cfg.Clock.AfterFunc(o.Duration, func() {
 		select {
 		case d.in <- event{timeout: &key}:
 		case <-ctx.Done():

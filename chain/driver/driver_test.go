@@ -14,7 +14,9 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
+	"github.com/bourse-net/bourse/chain/store"
 	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/internal/clock"
 	"github.com/bourse-net/bourse/wallet"
 )
 
@@ -109,7 +111,7 @@ func (t *memTransport) Request(ctx context.Context, peer, _ string, req []byte, 
 type testNode struct {
 	id    string
 	key   wallet.PrivateKey
-	store *chain.Store
+	store *store.Store
 	d     *Driver
 	ptxs  ProposerTxs // this node's Matches, if any
 	onEv  func(consensus.DuplicateVoteEvidence)
@@ -122,6 +124,7 @@ type cluster struct {
 	genesis []byte
 	nodes   []*testNode
 	user    wallet.PrivateKey
+	clk     clock.Clock // nil: the real clock
 }
 
 func key(t testing.TB, i byte) wallet.PrivateKey {
@@ -169,7 +172,7 @@ func newClusterWith(t testing.TB, validators int, adjust func(*chain.Genesis)) *
 	buf.Write(raw)
 	c.genesis = buf.Bytes()
 	for i := range validators {
-		c.nodes = append(c.nodes, &testNode{id: fmt.Sprintf("n%d", i), key: key(t, byte(i)), store: chain.NewMemStore()})
+		c.nodes = append(c.nodes, &testNode{id: fmt.Sprintf("n%d", i), key: key(t, byte(i)), store: store.NewMem()})
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
@@ -185,7 +188,7 @@ func (c *cluster) start(n *testNode) {
 	if n.tr != nil {
 		tr = n.tr
 	}
-	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond, ProposerTxs: n.ptxs, OnEvidence: n.onEv},
+	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond, ProposerTxs: n.ptxs, OnEvidence: n.onEv, Clock: c.clk},
 		n.store, tr)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.id, err)
@@ -322,7 +325,7 @@ func TestFourValidatorsCommitTransfers(t *testing.T) {
 func TestRestartAndLateJoinCatchUp(t *testing.T) {
 	c := newCluster(t, 4)
 	// A fifth node, not a validator (zero key), joins late.
-	late := &testNode{id: "late", store: chain.NewMemStore()}
+	late := &testNode{id: "late", store: store.NewMem()}
 	c.nodes = append(c.nodes, late)
 	for _, n := range c.nodes[:4] {
 		c.start(n)
@@ -407,7 +410,7 @@ func TestSyncRefusesLyingPeer(t *testing.T) {
 	// The late node first sees only the liar, then everyone.
 	var onlyLiar atomicBool
 	onlyLiar.set(true)
-	late := &testNode{id: "late", store: chain.NewMemStore()}
+	late := &testNode{id: "late", store: store.NewMem()}
 	c.nodes = append(c.nodes, late)
 	d, err := New(Config{GenesisJSON: c.genesis, CatchupInterval: 50 * time.Millisecond}, late.store,
 		&memTransport{net: c.net, id: late.id, only: func() []string {

@@ -10,6 +10,8 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/consensus"
 	"github.com/bourse-net/bourse/codec"
+	"github.com/bourse-net/bourse/internal/clock"
+	"github.com/bourse-net/bourse/internal/wire"
 )
 
 // The sync protocol: one request, one answer, canonical CBOR.
@@ -50,20 +52,12 @@ type syncMessages struct {
 }
 
 var (
-	reqDecoder  = mustDecoder(codec.Limits{MaxSize: maxSyncReq, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
-	respDecoder = mustDecoder(codec.Limits{MaxSize: maxSyncResp, MaxNesting: 4, MaxArrayElements: 4 * maxBlocksPerRq * 1024, MaxMapPairs: 16})
+	reqDecoder  = codec.MustDecoder(codec.Limits{MaxSize: maxSyncReq, MaxNesting: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+	respDecoder = codec.MustDecoder(codec.Limits{MaxSize: maxSyncResp, MaxNesting: 4, MaxArrayElements: 4 * maxBlocksPerRq * 1024, MaxMapPairs: 16})
 )
 
-func mustDecoder(l codec.Limits) *codec.Decoder {
-	d, err := codec.NewDecoder(l)
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
-
 // HandleSync answers a sync request from a peer. Safe for concurrent use;
-// register it on the Transport's request handler for ProtoSync.
+// register it on the Transport's request handler for wire.ProtoSync.
 func (d *Driver) HandleSync(ctx context.Context, req []byte) ([]byte, error) {
 	var r syncRequest
 	if err := reqDecoder.Unmarshal(req, &r); err != nil {
@@ -128,14 +122,26 @@ func (d *Driver) serveBlocks(ctx context.Context, from uint64, n uint32) ([]byte
 // current height's proposal and votes from peers.
 func (d *Driver) syncer() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.CatchupInterval)
-	defer t.Stop()
+	// A ticker on the driver's clock: each tick arms the next one after
+	// the round of catching up it triggered.
+	tick := make(chan struct{}, 1)
+	arm := func() clock.Timer {
+		return d.cfg.Clock.AfterFunc(d.cfg.CatchupInterval, func() {
+			select {
+			case tick <- struct{}{}:
+			default:
+			}
+		})
+	}
+	t := arm()
+	defer func() { t.Stop() }()
 	for {
 		select {
 		case <-d.ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
+		t = arm()
 		peers := d.tr.Peers()
 		if len(peers) == 0 {
 			continue
@@ -168,7 +174,7 @@ func (d *Driver) syncer() {
 func (d *Driver) request(p string, r syncRequest, into any) error {
 	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
 	defer cancel()
-	raw, err := d.tr.Request(ctx, p, ProtoSync, codec.MustMarshal(r), maxSyncResp)
+	raw, err := d.tr.Request(ctx, p, wire.ProtoSync, codec.MustMarshal(r), maxSyncResp)
 	if err != nil {
 		return err
 	}
@@ -255,14 +261,14 @@ func (d *Driver) penalise(peer string) {
 	}
 	d.badMu.Lock()
 	defer d.badMu.Unlock()
-	d.bad[peer] = time.Now().Add(badPeerPause)
+	d.bad[peer] = d.cfg.Clock.Now().Add(badPeerPause)
 }
 
 // usable drops the peers under penalty.
 func (d *Driver) usable(peers []string) []string {
 	d.badMu.Lock()
 	defer d.badMu.Unlock()
-	now := time.Now()
+	now := d.cfg.Clock.Now()
 	out := peers[:0]
 	for _, p := range peers {
 		if until, ok := d.bad[p]; ok {

@@ -11,41 +11,45 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bourse-net/bourse/market"
 )
 
-// Executors a job may name.
+// Executors a job may name: the market's (defined once, in market/).
 const (
-	ExecutorWASM   = "wasm"
-	ExecutorDocker = "docker"
-	ExecutorExec   = "exec"
+	ExecutorWASM   = market.ExecWASM
+	ExecutorDocker = market.ExecDocker
+	ExecutorExec   = market.ExecExec
 )
 
-// Placement preferences a job may name.
+// Placement preferences a job may name: the market's (defined once, in
+// market/).
 const (
-	PlaceCheapest    = "cheapest"
-	PlaceLeastLoaded = "least-loaded"
-	PlaceNearest     = "nearest"
-	PlaceBalanced    = "balanced"
+	PlaceCheapest    = market.PreferCheapest
+	PlaceLeastLoaded = market.PreferLeastLoaded
+	PlaceNearest     = market.PreferNearest
+	PlaceBalanced    = market.PreferBalanced
 )
 
 // Bounds a job spec is held to. They reject absurd requests early, with a
-// message, instead of letting them reach the market.
+// message, instead of letting them reach the market. Those a bid shares
+// are the market's own bounds (defined once, in market/).
 const (
 	MaxSpecSize    = 1 << 20 // bytes of YAML or JSON
 	MaxNameLen     = 64
-	MaxImageLen    = 256
-	MaxArgs        = 64
-	MaxEnv         = 64
-	MaxArgBytes    = 16 << 10 // args and env together
-	MaxCPU         = 1 << 20  // millicores
-	MaxMemoryMiB   = 1 << 24
-	MaxDiskMiB     = 1 << 30
-	MaxGPUs        = 64
+	MaxImageLen    = market.MaxImageLen
+	MaxArgs        = market.MaxArgs
+	MaxEnv         = market.MaxArgs     // a bid bounds its env entries as its args
+	MaxArgBytes    = market.MaxArgBytes // args and env together
+	MaxCPU         = market.MaxCPU      // millicores
+	MaxMemoryMiB   = market.MaxMemMiB
+	MaxDiskMiB     = market.MaxDiskMiB
+	MaxGPUs        = market.MaxGPUs
 	MaxReplicas    = 16
 	MaxTimeout     = 24 * time.Hour
 	MaxDeadline    = 24 * time.Hour
-	MaxLabels      = 32
-	MaxRegionLen   = 64
+	MaxLabels      = market.MaxLabels
+	MaxRegionLen   = market.MaxRegionLen
 	DefaultTimeout = time.Minute
 	// DefaultDeadline is the match-by deadline when a spec gives none.
 	DefaultDeadline = time.Minute

@@ -34,7 +34,7 @@
 // loads in ~30 ms from the file cache and instantiates and runs `hello` in
 // a few ms from memory (see the Benchmark functions).
 //
-//	e, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(home, "wasm-cache")})
+//	e, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(home, "cache", "wasm")})
 //	err = e.Start(ctx, job, outDir)
 //	exit, err := e.Wait(ctx, job.ID)
 package wasm

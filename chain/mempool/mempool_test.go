@@ -1,8 +1,10 @@
-package chain
+package mempool
 
 import (
 	"errors"
 	"fmt"
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/internal/chaintest"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -10,16 +12,12 @@ import (
 	"github.com/bourse-net/bourse/wallet"
 )
 
-func transfer(n *testNet, from, to int, amount, fee uint64) []byte {
-	return n.tx(from, fee, func(tx *Tx) { tx.Transfer = &Transfer{To: n.keys[to].Address(), Amount: amount} })
-}
-
 func TestMempoolRefusesWithReason(t *testing.T) {
-	n := newTestNet(t, 6, 4)
-	n.block(transfer(n, 0, 1, 10, 1))
-	mp := NewMempool(MempoolConfig{MaxPerSender: 3}, n.st)
-	raw := func(k wallet.PrivateKey, nonce, fee uint64, mut func(*Tx)) []byte {
-		tx := &Tx{ChainID: testChainID, Sender: k.Public(), Nonce: nonce, Fee: fee, Transfer: &Transfer{To: n.keys[5].Address(), Amount: 1}}
+	n := chaintest.NewNet(t, 6, 4)
+	n.Block(n.Transfer(0, 1, 10, 1))
+	mp := New(Config{MaxPerSender: 3}, n.St)
+	raw := func(k wallet.PrivateKey, nonce, fee uint64, mut func(*chain.Tx)) []byte {
+		tx := &chain.Tx{ChainID: chaintest.ChainID, Sender: k.Public(), Nonce: nonce, Fee: fee, Transfer: &chain.Transfer{To: n.Keys[5].Address(), Amount: 1}}
 		if mut != nil {
 			mut(tx)
 		}
@@ -29,11 +27,11 @@ func TestMempoolRefusesWithReason(t *testing.T) {
 		b, _ := tx.Encode()
 		return b
 	}
-	good := raw(n.keys[1], 0, 2, nil)
+	good := raw(n.Keys[1], 0, 2, nil)
 	if _, err := mp.Add(good); err != nil {
 		t.Fatal(err)
 	}
-	badSig := raw(n.keys[2], 0, 1, nil)
+	badSig := raw(n.Keys[2], 0, 1, nil)
 	badSig[len(badSig)-1] ^= 1
 	poor, _ := wallet.KeyFromSeed(make([]byte, 32))
 	tests := []struct {
@@ -42,16 +40,16 @@ func TestMempoolRefusesWithReason(t *testing.T) {
 		want error
 	}{
 		{"duplicate", good, ErrTxKnown},
-		{"bad signature", badSig, ErrInvalidTx},
-		{"wrong chain", raw(n.keys[2], 0, 1, func(tx *Tx) { tx.ChainID = "other" }), ErrInvalidTx},
-		{"replayed nonce", raw(n.keys[0], 0, 1, nil), ErrInvalidTx},
-		{"nonce gap", raw(n.keys[2], 5, 1, nil), ErrNonceGap},
-		{"same nonce pending", raw(n.keys[1], 0, 9, nil), ErrTxKnown},
-		{"fee below minimum", raw(n.keys[2], 0, 0, nil), ErrInvalidTx},
-		{"cannot pay the fee", raw(poor, 0, 1, nil), ErrInvalidTx},
-		{"match from outside", raw(n.keys[2], 0, 1, func(tx *Tx) { tx.Transfer = nil; tx.Match = &MatchTx{Price: 1} }), ErrInvalidTx},
-		{"body would fail", raw(n.keys[2], 0, 1, func(tx *Tx) { tx.Transfer.Amount = 1 << 40 }), ErrInvalidTx},
-		{"garbage", []byte{0xa1, 0x01}, ErrInvalidTx},
+		{"bad signature", badSig, chain.ErrInvalidTx},
+		{"wrong chain", raw(n.Keys[2], 0, 1, func(tx *chain.Tx) { tx.ChainID = "other" }), chain.ErrInvalidTx},
+		{"replayed nonce", raw(n.Keys[0], 0, 1, nil), chain.ErrInvalidTx},
+		{"nonce gap", raw(n.Keys[2], 5, 1, nil), ErrNonceGap},
+		{"same nonce pending", raw(n.Keys[1], 0, 9, nil), ErrTxKnown},
+		{"fee below minimum", raw(n.Keys[2], 0, 0, nil), chain.ErrInvalidTx},
+		{"cannot pay the fee", raw(poor, 0, 1, nil), chain.ErrInvalidTx},
+		{"match from outside", raw(n.Keys[2], 0, 1, func(tx *chain.Tx) { tx.Transfer = nil; tx.Match = &chain.MatchTx{Price: 1} }), chain.ErrInvalidTx},
+		{"body would fail", raw(n.Keys[2], 0, 1, func(tx *chain.Tx) { tx.Transfer.Amount = 1 << 40 }), chain.ErrInvalidTx},
+		{"garbage", []byte{0xa1, 0x01}, chain.ErrInvalidTx},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,11 +60,11 @@ func TestMempoolRefusesWithReason(t *testing.T) {
 		})
 	}
 	for i := uint64(1); i < 3; i++ {
-		if _, err := mp.Add(raw(n.keys[1], i, 1, nil)); err != nil {
+		if _, err := mp.Add(raw(n.Keys[1], i, 1, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := mp.Add(raw(n.keys[1], 3, 1, nil)); !errors.Is(err, ErrMempoolFull) {
+	if _, err := mp.Add(raw(n.Keys[1], 3, 1, nil)); !errors.Is(err, ErrMempoolFull) {
 		t.Fatalf("fourth tx of a sender limited to 3: %v", err)
 	}
 	if c, _ := mp.Size(); c != 3 {
@@ -77,8 +75,8 @@ func TestMempoolRefusesWithReason(t *testing.T) {
 // TestMempoolReapOrder: highest fee first across senders, nonce order
 // within each sender, limits respected.
 func TestMempoolReapOrder(t *testing.T) {
-	n := newTestNet(t, 6, 4)
-	mp := NewMempool(MempoolConfig{}, n.st)
+	n := chaintest.NewNet(t, 6, 4)
+	mp := New(Config{}, n.St)
 	fees := map[int][]uint64{0: {1, 9, 9}, 1: {5, 5}, 2: {7}}
 	want := map[[32]byte]struct {
 		sender int
@@ -86,17 +84,17 @@ func TestMempoolReapOrder(t *testing.T) {
 	}{}
 	for s, fs := range fees {
 		for i, f := range fs {
-			raw := transfer(n, s, 5, 1, f)
+			raw := n.Transfer(s, 5, 1, f)
 			if _, err := mp.Add(raw); err != nil {
 				t.Fatal(err)
 			}
-			want[TxHash(raw)] = struct{ sender, nonce int }{s, i}
+			want[chain.TxHash(raw)] = struct{ sender, nonce int }{s, i}
 		}
 	}
 	got := mp.Reap(1<<20, 100)
 	var order []string
 	for _, raw := range got {
-		w := want[TxHash(raw)]
+		w := want[chain.TxHash(raw)]
 		order = append(order, fmt.Sprintf("%d/%d", w.sender, w.nonce))
 	}
 	// 2/0 (7) beats 1/0 (5) beats 0/0 (1); 0's later 9s wait behind its 1.
@@ -114,10 +112,10 @@ func TestMempoolReapOrder(t *testing.T) {
 // TestMempoolUpdateEvicts: committed transactions leave, and so do those a
 // block made invalid.
 func TestMempoolUpdateEvicts(t *testing.T) {
-	n := newTestNet(t, 6, 4)
-	mp := NewMempool(MempoolConfig{}, n.st)
-	a := transfer(n, 0, 5, 10, 1)
-	b := transfer(n, 0, 5, 10, 1)
+	n := chaintest.NewNet(t, 6, 4)
+	mp := New(Config{}, n.St)
+	a := n.Transfer(0, 5, 10, 1)
+	b := n.Transfer(0, 5, 10, 1)
 	for _, raw := range [][]byte{a, b} {
 		if _, err := mp.Add(raw); err != nil {
 			t.Fatal(err)
@@ -125,16 +123,16 @@ func TestMempoolUpdateEvicts(t *testing.T) {
 	}
 	// Account 1 queues a transfer; then, outside this mempool, spends
 	// everything with the same nonce.
-	c := transfer(n, 1, 5, 10, 1)
+	c := n.Transfer(1, 5, 10, 1)
 	if _, err := mp.Add(c); err != nil {
 		t.Fatal(err)
 	}
-	n.pending = map[wallet.Address]uint64{}
-	drain := transfer(n, 1, 5, n.balance(1)-1, 1)
-	_, res := n.block(a, drain)
-	mp.Update(res.Height, res.TxHashes, n.st)
-	if mp.Has(TxHash(a)) || !mp.Has(TxHash(b)) || mp.Has(TxHash(c)) {
-		t.Fatalf("after update: a %v (want gone), b %v (want kept), c %v (want evicted)", mp.Has(TxHash(a)), mp.Has(TxHash(b)), mp.Has(TxHash(c)))
+	n.Pending = map[wallet.Address]uint64{}
+	drain := n.Transfer(1, 5, n.Balance(1)-1, 1)
+	_, res := n.Block(a, drain)
+	mp.Update(res.Height, res.TxHashes, n.St)
+	if mp.Has(chain.TxHash(a)) || !mp.Has(chain.TxHash(b)) || mp.Has(chain.TxHash(c)) {
+		t.Fatalf("after update: a %v (want gone), b %v (want kept), c %v (want evicted)", mp.Has(chain.TxHash(a)), mp.Has(chain.TxHash(b)), mp.Has(chain.TxHash(c)))
 	}
 	if cnt, size := mp.Size(); cnt != 1 || size != len(b) {
 		t.Fatalf("size %d/%d", cnt, size)
@@ -148,35 +146,35 @@ func TestMempoolReapAlwaysBuilds(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 11))
-	n := newTestNet(t, 8, 4)
-	mp := NewMempool(MempoolConfig{MaxTxs: 40}, n.st)
+	n := chaintest.NewNet(t, 8, 4)
+	mp := New(Config{MaxTxs: 40}, n.St)
 	for blk := 0; blk < 15; blk++ {
 		for i := 0; i < 30; i++ {
 			from := r.IntN(8)
-			raw := transfer(n, from, r.IntN(8), 1+r.Uint64N(200_000), 1+r.Uint64N(5))
+			raw := n.Transfer(from, r.IntN(8), 1+r.Uint64N(200_000), 1+r.Uint64N(5))
 			if _, err := mp.Add(raw); err != nil {
-				n.pending = map[wallet.Address]uint64{} // re-derive nonces from the mempool's view
-				for _, k := range n.keys {
-					acc, _ := n.st.Account(k.Address())
-					n.pending[k.Address()] = acc.Nonce + uint64(len(mp.senders[k.Address()].txsOrNil()))
+				n.Pending = map[wallet.Address]uint64{} // re-derive nonces from the mempool's view
+				for _, k := range n.Keys {
+					acc, _ := n.St.Account(k.Address())
+					n.Pending[k.Address()] = acc.Nonce + uint64(len(mp.senders[k.Address()].txsOrNil()))
 				}
 			}
 		}
 		reaped := mp.Reap(1<<20, 25)
-		b, res := n.block(reaped...)
+		b, res := n.Block(reaped...)
 		if len(b.Txs) != len(reaped) {
 			t.Fatalf("seed %d: block kept %d of %d reaped transactions", seed, len(b.Txs), len(reaped))
 		}
-		mp.Update(res.Height, res.TxHashes, n.st)
+		mp.Update(res.Height, res.TxHashes, n.St)
 		for _, h := range res.TxHashes {
 			if mp.Has(h) {
 				t.Fatalf("seed %d: committed tx still pending", seed)
 			}
 		}
-		n.pending = map[wallet.Address]uint64{}
-		for _, k := range n.keys {
-			acc, _ := n.st.Account(k.Address())
-			n.pending[k.Address()] = acc.Nonce + uint64(len(mp.senders[k.Address()].txsOrNil()))
+		n.Pending = map[wallet.Address]uint64{}
+		for _, k := range n.Keys {
+			acc, _ := n.St.Account(k.Address())
+			n.Pending[k.Address()] = acc.Nonce + uint64(len(mp.senders[k.Address()].txsOrNil()))
 		}
 	}
 }
@@ -191,14 +189,14 @@ func (q *senderQueue) txsOrNil() []*mtx {
 // TestMempoolConcurrent hammers Add, Reap and Update from several
 // goroutines (run with -race); reaped batches never hold a duplicate.
 func TestMempoolConcurrent(t *testing.T) {
-	n := newTestNet(t, 8, 4)
+	n := chaintest.NewNet(t, 8, 4)
 	var raws [][]byte
 	for i := 0; i < 8; i++ {
 		for j := 0; j < 20; j++ {
-			raws = append(raws, transfer(n, i, (i+1)%8, 1, 1))
+			raws = append(raws, n.Transfer(i, (i+1)%8, 1, 1))
 		}
 	}
-	mp := NewMempool(MempoolConfig{}, n.st)
+	mp := New(Config{}, n.St)
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
@@ -208,10 +206,10 @@ func TestMempoolConcurrent(t *testing.T) {
 				_, _ = mp.Add(raws[i])
 				seen := map[[32]byte]bool{}
 				for _, r := range mp.Reap(1<<20, 50) {
-					if seen[TxHash(r)] {
+					if seen[chain.TxHash(r)] {
 						t.Error("duplicate in reap")
 					}
-					seen[TxHash(r)] = true
+					seen[chain.TxHash(r)] = true
 				}
 			}
 		}(w)
@@ -220,7 +218,7 @@ func TestMempoolConcurrent(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < 20; i++ {
-			mp.Update(0, nil, n.st)
+			mp.Update(0, nil, n.St)
 		}
 	}()
 	wg.Wait()
@@ -234,26 +232,26 @@ func TestMempoolConcurrent(t *testing.T) {
 // The sender's next transaction must be accepted then, not refused as
 // "already pending" (which would lose it on every node at once).
 func TestMempoolAddBetweenApplyAndUpdate(t *testing.T) {
-	n := newTestNet(t, 6, 4)
-	mp := NewMempool(MempoolConfig{}, n.st)
-	a := transfer(n, 0, 5, 10, 1)
-	b := transfer(n, 0, 5, 10, 1)
+	n := chaintest.NewNet(t, 6, 4)
+	mp := New(Config{}, n.St)
+	a := n.Transfer(0, 5, 10, 1)
+	b := n.Transfer(0, 5, 10, 1)
 	for _, raw := range [][]byte{a, b} {
 		if _, err := mp.Add(raw); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, res := n.block(a, b) // applied: the state is ahead of the mempool
-	c := transfer(n, 0, 5, 10, 1)
-	if next, _ := mp.NextNonce(n.keys[0].Address()); next != 2 {
+	_, res := n.Block(a, b) // applied: the state is ahead of the mempool
+	c := n.Transfer(0, 5, 10, 1)
+	if next, _ := mp.NextNonce(n.Keys[0].Address()); next != 2 {
 		t.Fatalf("NextNonce = %d before Update, want 2", next)
 	}
 	if _, err := mp.Add(c); err != nil {
 		t.Fatalf("next-nonce transaction refused between apply and update: %v", err)
 	}
-	mp.Update(res.Height, res.TxHashes, n.st)
-	if mp.Has(TxHash(a)) || mp.Has(TxHash(b)) || !mp.Has(TxHash(c)) {
-		t.Fatalf("after update: a %v b %v (want gone), c %v (want kept)", mp.Has(TxHash(a)), mp.Has(TxHash(b)), mp.Has(TxHash(c)))
+	mp.Update(res.Height, res.TxHashes, n.St)
+	if mp.Has(chain.TxHash(a)) || mp.Has(chain.TxHash(b)) || !mp.Has(chain.TxHash(c)) {
+		t.Fatalf("after update: a %v b %v (want gone), c %v (want kept)", mp.Has(chain.TxHash(a)), mp.Has(chain.TxHash(b)), mp.Has(chain.TxHash(c)))
 	}
 	if got := mp.Reap(1<<20, 10); len(got) != 1 {
 		t.Fatalf("reaped %d, want 1", len(got))

@@ -1,4 +1,4 @@
-package chain
+package store
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	pebbleds "github.com/ipfs/go-ds-pebble"
+
+	"github.com/bourse-net/bourse/chain"
 )
 
 // Store keys. State records are stored under /state/<hex key> so that a
@@ -109,8 +111,8 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// NewMemStore is a store on an in-memory map datastore, for tests.
-func NewMemStore() *Store {
+// NewMem is a store on an in-memory map datastore, for tests.
+func NewMem() *Store {
 	s, err := newStore(dssync.MutexWrap(ds.NewMapDatastore()), func() error { return nil }, true)
 	if err != nil {
 		panic(err) // an empty map cannot fail
@@ -118,9 +120,9 @@ func NewMemStore() *Store {
 	return s
 }
 
-// NewStoreOn wraps any batching datastore (fresh or previously written by
+// NewOn wraps any batching datastore (fresh or previously written by
 // a Store).
-func NewStoreOn(d ds.Batching) (*Store, error) {
+func NewOn(d ds.Batching) (*Store, error) {
 	return newStore(d, func() error { return nil }, false)
 }
 
@@ -245,7 +247,7 @@ func (s *Store) LastHash() [32]byte {
 
 // InitGenesis writes the genesis document and its state at height 0 in one
 // batch. It fails if the store is already initialized.
-func (s *Store) InitGenesis(ctx context.Context, genesisJSON []byte, st *State) error {
+func (s *Store) InitGenesis(ctx context.Context, genesisJSON []byte, st *chain.State) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inited {
@@ -298,7 +300,7 @@ func be64(v uint64) []byte {
 // its execution result, with the new height, in one atomic batch. b must
 // extend the stored chain (height+1, PrevHash = last hash) and res must be
 // b's result (same height, same state root).
-func (s *Store) SaveBlock(ctx context.Context, b *Block, commit []byte, res *Result) error {
+func (s *Store) SaveBlock(ctx context.Context, b *chain.Block, commit []byte, res *chain.Result) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := b.Header.Height
@@ -339,7 +341,7 @@ func (s *Store) SaveBlock(ctx context.Context, b *Block, commit []byte, res *Res
 		var loc [12]byte
 		binary.BigEndian.PutUint64(loc[:8], h)
 		binary.BigEndian.PutUint32(loc[8:], uint32(i))
-		put(txKey(TxHash(t)), loc[:])
+		put(txKey(chain.TxHash(t)), loc[:])
 	}
 	hash := b.Hash()
 	setStart := s.setStart
@@ -364,7 +366,7 @@ func (s *Store) SaveBlock(ctx context.Context, b *Block, commit []byte, res *Res
 }
 
 // Block returns the block at height h.
-func (s *Store) Block(ctx context.Context, h uint64) (*Block, error) {
+func (s *Store) Block(ctx context.Context, h uint64) (*chain.Block, error) {
 	raw, err := s.d.Get(ctx, blockKey(h))
 	if errors.Is(err, ds.ErrNotFound) {
 		return nil, fmt.Errorf("block %d: %w", h, ErrNotFound)
@@ -372,7 +374,7 @@ func (s *Store) Block(ctx context.Context, h uint64) (*Block, error) {
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", h, err)
 	}
-	b, err := DecodeBlock(raw)
+	b, err := chain.DecodeBlock(raw)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w: %v", h, ErrCorruptStore, err)
 	}
@@ -424,7 +426,7 @@ func (s *Store) TxByHash(ctx context.Context, hash [32]byte) (TxLocation, []byte
 // checks it: the recomputed root must equal the recorded root and the
 // state's own height must equal the store's. Any mismatch is
 // ErrCorruptStore.
-func (s *Store) LoadState(ctx context.Context) (*State, error) {
+func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.inited {
@@ -446,7 +448,7 @@ func (s *Store) LoadState(ctx context.Context) (*State, error) {
 		}
 		records[string(k)] = r.Value
 	}
-	st, err := StateFromRecords(records)
+	st, err := chain.StateFromRecords(records)
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w: %v", ErrCorruptStore, err)
 	}

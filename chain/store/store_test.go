@@ -1,11 +1,12 @@
-package chain
+package store
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/internal/chaintest"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,27 +17,19 @@ import (
 	pebbleds "github.com/ipfs/go-ds-pebble"
 )
 
-func genesisJSON(t testing.TB, g *Genesis) []byte {
-	b, err := json.Marshal(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // runChain commits blocks with transfers to s, starting from n's state.
-func runChain(t testing.TB, n *testNet, s *Store, blocks int, r *rand.Rand) {
+func runChain(t testing.TB, n *chaintest.Net, s *Store, blocks int, r *rand.Rand) {
 	t.Helper()
 	ctx := context.Background()
 	for i := 0; i < blocks; i++ {
 		var txs [][]byte
 		for j := 0; j < r.IntN(5); j++ {
-			from := r.IntN(len(n.keys))
-			txs = append(txs, n.tx(from, 1, func(tx *Tx) {
-				tx.Transfer = &Transfer{To: n.keys[r.IntN(len(n.keys))].Address(), Amount: 1 + r.Uint64N(1000)}
+			from := r.IntN(len(n.Keys))
+			txs = append(txs, n.Tx(from, 1, func(tx *chain.Tx) {
+				tx.Transfer = &chain.Transfer{To: n.Keys[r.IntN(len(n.Keys))].Address(), Amount: 1 + r.Uint64N(1000)}
 			}))
 		}
-		b, res := n.block(txs...)
+		b, res := n.Block(txs...)
 		if err := s.SaveBlock(ctx, b, []byte(fmt.Sprintf("commit-%d", b.Header.Height)), res); err != nil {
 			t.Fatalf("save block %d: %v", b.Header.Height, err)
 		}
@@ -49,7 +42,7 @@ func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store)
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 3))
-	n := newTestNet(t, 6, 4)
+	n := chaintest.NewNet(t, 6, 4)
 	s := open()
 	if s.Initialized() {
 		t.Fatal("fresh store says initialized")
@@ -57,28 +50,28 @@ func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store)
 	if _, err := s.LoadState(ctx); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("LoadState before genesis: %v", err)
 	}
-	if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err != nil {
+	if err := s.InitGenesis(ctx, chaintest.GenesisJSON(t, n.Gen), n.St); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err == nil {
+	if err := s.InitGenesis(ctx, chaintest.GenesisJSON(t, n.Gen), n.St); err == nil {
 		t.Fatal("second InitGenesis accepted")
 	}
 	runChain(t, n, s, 12, r)
 
 	// SaveBlock refuses what does not extend the chain.
-	last := n.blocks[len(n.blocks)-1]
-	b, res := n.block()
+	last := n.Blocks[len(n.Blocks)-1]
+	b, res := n.Block()
 	bad := *b
 	bad.Header.PrevHash[0] ^= 1
 	tests := []struct {
 		name string
-		b    *Block
-		res  *Result
+		b    *chain.Block
+		res  *chain.Result
 		want string
 	}{
 		{"same height again", last, res, "store is at height"},
 		{"wrong prev hash", &bad, res, "prev hash"},
-		{"result of another block", b, &Result{Height: b.Header.Height}, "result is for"},
+		{"result of another block", b, &chain.Result{Height: b.Header.Height}, "result is for"},
 	}
 	for _, tc := range tests {
 		if err := s.SaveBlock(ctx, tc.b, nil, tc.res); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -90,17 +83,17 @@ func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store)
 	}
 
 	s = reopen(s)
-	if s.Height() != n.st.Height() || s.LastHash() != b.Hash() {
-		t.Fatalf("reopened at height %d hash %x, want %d %x", s.Height(), s.LastHash(), n.st.Height(), b.Hash())
+	if s.Height() != n.St.Height() || s.LastHash() != b.Hash() {
+		t.Fatalf("reopened at height %d hash %x, want %d %x", s.Height(), s.LastHash(), n.St.Height(), b.Hash())
 	}
 	st, err := s.LoadState(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Root() != n.st.Root() {
-		t.Fatalf("loaded root %x, want %x", st.Root(), n.st.Root())
+	if st.Root() != n.St.Root() {
+		t.Fatalf("loaded root %x, want %x", st.Root(), n.St.Root())
 	}
-	for _, want := range n.blocks {
+	for _, want := range n.Blocks {
 		got, err := s.Block(ctx, want.Header.Height)
 		if err != nil {
 			t.Fatal(err)
@@ -109,7 +102,7 @@ func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store)
 			t.Fatalf("block %d differs", want.Header.Height)
 		}
 		for i, tx := range want.Txs {
-			loc, raw, err := s.TxByHash(ctx, TxHash(tx))
+			loc, raw, err := s.TxByHash(ctx, chain.TxHash(tx))
 			if err != nil || loc.Height != want.Header.Height || loc.Index != uint32(i) || string(raw) != string(tx) {
 				t.Fatalf("tx lookup: %+v %v", loc, err)
 			}
@@ -131,14 +124,14 @@ func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store)
 		t.Fatalf("signer state %q %v", b, err)
 	}
 	// The chain goes on from the loaded state.
-	n.st = st
+	n.St = st
 	runChain(t, n, s, 3, r)
 	_ = s.Close()
 }
 
 func TestStoreMemory(t *testing.T) {
-	storeContract(t, NewMemStore, func(s *Store) *Store {
-		s2, err := NewStoreOn(s.d)
+	storeContract(t, NewMem, func(s *Store) *Store {
+		s2, err := NewOn(s.d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,8 +165,8 @@ func TestStoreDamageIsAnError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := newTestNet(t, 4, 4)
-		if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err != nil {
+		n := chaintest.NewNet(t, 4, 4)
+		if err := s.InitGenesis(ctx, chaintest.GenesisJSON(t, n.Gen), n.St); err != nil {
 			t.Fatal(err)
 		}
 		runChain(t, n, s, 3, rand.New(rand.NewPCG(1, 1)))
@@ -199,7 +192,7 @@ func TestStoreDamageIsAnError(t *testing.T) {
 	}{
 		{"state record rewritten", func(t *testing.T, dir string) {
 			raw(t, dir, func(d *pebbleds.Datastore) {
-				k := stateKey([]byte(keyGlobals))
+				k := stateKey([]byte(globalsKey))
 				v, err := d.Get(ctx, k)
 				if err != nil {
 					t.Fatal(err)
@@ -209,7 +202,7 @@ func TestStoreDamageIsAnError(t *testing.T) {
 			})
 		}, false},
 		{"state record deleted", func(t *testing.T, dir string) {
-			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, stateKey([]byte(keyGlobals))) })
+			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, stateKey([]byte(globalsKey))) })
 		}, false},
 		{"last block missing", func(t *testing.T, dir string) {
 			raw(t, dir, func(d *pebbleds.Datastore) { _ = d.Delete(ctx, blockKey(3)) })
@@ -310,7 +303,7 @@ func TestCrashConsistency(t *testing.T) {
 		if _, err := s.Block(ctx, s.Height()+1); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("seed %d: block beyond the recorded height: %v", seed, err)
 		}
-		if err := CheckInvariants(st); err != nil {
+		if err := chain.CheckInvariants(st); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		t.Logf("round %d: killed after %d saves, store at height %d", round, seen, s.Height())
@@ -331,16 +324,16 @@ func TestCrashHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newTestNet(t, 6, 4)
+	n := chaintest.NewNet(t, 6, 4)
 	if !s.Initialized() {
-		if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err != nil {
+		if err := s.InitGenesis(ctx, chaintest.GenesisJSON(t, n.Gen), n.St); err != nil {
 			t.Fatal(err)
 		}
 	} else {
-		if n.st, err = s.LoadState(ctx); err != nil {
+		if n.St, err = s.LoadState(ctx); err != nil {
 			t.Fatal(err)
 		}
-		n.time, n.prevHash = n.st.Globals().Time, s.LastHash()
+		n.Time, n.PrevHash = n.St.Globals().Time, s.LastHash()
 	}
 	r := rand.New(rand.NewPCG(seed, 9))
 	for {
@@ -355,18 +348,18 @@ func TestCrashHelper(t *testing.T) {
 // existed.
 func TestStoreValidatorRun(t *testing.T) {
 	ctx := context.Background()
-	n := newTestNet(t, 8, 4)
-	s := NewMemStore()
-	if err := s.InitGenesis(ctx, genesisJSON(t, n.gen), n.st); err != nil {
+	n := chaintest.NewNet(t, 8, 4)
+	s := NewMem()
+	if err := s.InitGenesis(ctx, chaintest.GenesisJSON(t, n.Gen), n.St); err != nil {
 		t.Fatal(err)
 	}
 	if h, start := s.ValidatorRun(); h != ([32]byte{}) || start != 0 {
 		t.Fatalf("before block 1: %x %d", h[:4], start)
 	}
 	walk := func() ([32]byte, uint64) {
-		last := n.blocks[len(n.blocks)-1].Header
+		last := n.Blocks[len(n.Blocks)-1].Header
 		start := last.Height
-		for start > 1 && n.blocks[start-2].Header.ValidatorsHash == last.ValidatorsHash {
+		for start > 1 && n.Blocks[start-2].Header.ValidatorsHash == last.ValidatorsHash {
 			start--
 		}
 		return last.ValidatorsHash, start
@@ -375,9 +368,9 @@ func TestStoreValidatorRun(t *testing.T) {
 	for i := range 24 {
 		var txs [][]byte
 		if i%6 == 2 { // a new validator bonds: the set changes two heights on
-			txs = append(txs, n.tx(4+i/6, 1, func(tx *Tx) { tx.Bond = &Bond{Amount: 10_000} }))
+			txs = append(txs, n.Tx(4+i/6, 1, func(tx *chain.Tx) { tx.Bond = &chain.Bond{Amount: 10_000} }))
 		}
-		b, res := n.block(txs...)
+		b, res := n.Block(txs...)
 		if err := s.SaveBlock(ctx, b, []byte("c"), res); err != nil {
 			t.Fatal(err)
 		}
@@ -393,7 +386,7 @@ func TestStoreValidatorRun(t *testing.T) {
 		t.Fatalf("only %d validator set changes: the test did not exercise them", changes)
 	}
 	wantHash, wantStart := walk()
-	s2, err := NewStoreOn(s.d)
+	s2, err := NewOn(s.d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +397,7 @@ func TestStoreValidatorRun(t *testing.T) {
 	if err := s.d.Delete(ctx, keySetStart); err != nil {
 		t.Fatal(err)
 	}
-	s3, err := NewStoreOn(s.d)
+	s3, err := NewOn(s.d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,3 +405,7 @@ func TestStoreValidatorRun(t *testing.T) {
 		t.Fatalf("rebuilt: %x from %d, want %x from %d", h[:4], start, wantHash[:4], wantStart)
 	}
 }
+
+// globalsKey is the state key of chain's Globals record, which every
+// state holds: the records these tests damage.
+const globalsKey = "globals"

@@ -1,13 +1,16 @@
-package chain
+package mempool
 
 import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 
 	"github.com/bourse-net/bourse/codec"
 	"github.com/bourse-net/bourse/wallet"
+
+	"github.com/bourse-net/bourse/chain"
 )
 
 // Mempool errors. Every refusal wraps one of these (or ErrInvalidTx) with
@@ -19,15 +22,15 @@ var (
 	ErrNonceGap    = errors.New("nonce gap")
 )
 
-// MempoolConfig bounds the mempool. Zero fields take the defaults.
-type MempoolConfig struct {
+// Config bounds the mempool. Zero fields take the defaults.
+type Config struct {
 	MaxTxs       int // transactions held; default 20,000
 	MaxBytes     int // encoded bytes held; default 64 MiB
 	MaxPerSender int // queued per sender; default 1,000
 	SigCacheSize int // verified-signature hashes remembered; default 100,000
 }
 
-func (c MempoolConfig) withDefaults() MempoolConfig {
+func (c Config) withDefaults() Config {
 	if c.MaxTxs <= 0 {
 		c.MaxTxs = 20000
 	}
@@ -44,7 +47,7 @@ func (c MempoolConfig) withDefaults() MempoolConfig {
 }
 
 type mtx struct {
-	tx    *Tx
+	tx    *chain.Tx
 	raw   []byte
 	hash  [32]byte
 	seq   uint64 // arrival order, breaks fee ties
@@ -60,28 +63,28 @@ type senderQueue struct {
 // sender in nonce order with no gaps, bounded by count and bytes, reaped by
 // fee. Safe for concurrent use.
 type Mempool struct {
-	cfg   MempoolConfig
-	cache *SigCache
+	cfg   Config
+	cache *chain.SigCache
 
 	mu      sync.Mutex
-	st      *State
+	st      *chain.State
 	byHash  map[[32]byte]*mtx
 	senders map[wallet.Address]*senderQueue
 	bytes   int
 	seq     uint64
 }
 
-// NewMempool returns a mempool checking against st (the latest committed
+// New returns a mempool checking against st (the latest committed
 // state; Update replaces it).
-func NewMempool(cfg MempoolConfig, st *State) *Mempool {
+func New(cfg Config, st *chain.State) *Mempool {
 	cfg = cfg.withDefaults()
-	return &Mempool{cfg: cfg, cache: NewSigCache(cfg.SigCacheSize), st: st,
+	return &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st,
 		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{}}
 }
 
 // SigCache is the cache of verified transaction hashes, to hand to Execute
 // and BuildBlock so they do not verify again.
-func (m *Mempool) SigCache() *SigCache { return m.cache }
+func (m *Mempool) SigCache() *chain.SigCache { return m.cache }
 
 // Size is the number of transactions and their encoded bytes.
 func (m *Mempool) Size() (txs, bytes int) {
@@ -148,28 +151,28 @@ func (m *Mempool) Add(raw []byte) ([32]byte, error) {
 // verifying their signatures in one batch. errs[i] is nil for accepted ones.
 func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
 	hashes, errs = make([][32]byte, len(raws)), make([]error, len(raws))
-	txs := make([]*Tx, 0, len(raws))
+	txs := make([]*chain.Tx, 0, len(raws))
 	idx := make([]int, 0, len(raws))
 	var vh [][32]byte
 	for i, raw := range raws {
-		hashes[i] = TxHash(raw)
+		hashes[i] = chain.TxHash(raw)
 		if m.Has(hashes[i]) {
 			errs[i] = fmt.Errorf("add tx %x: %w", hashes[i][:8], ErrTxKnown)
 			continue
 		}
-		tx, err := DecodeTx(raw)
+		tx, err := chain.DecodeTx(raw)
 		if err != nil {
-			errs[i] = fmt.Errorf("add tx %x: %w: %v", hashes[i][:8], ErrInvalidTx, err)
+			errs[i] = fmt.Errorf("add tx %x: %w: %v", hashes[i][:8], chain.ErrInvalidTx, err)
 			continue
 		}
 		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
 	}
 	// Verify in a batch; on failure find the culprits one by one.
-	if _, err := VerifyTxs(txs, vh, m.cache); err != nil {
+	if _, err := chain.VerifyTxs(txs, vh, m.cache); err != nil {
 		for j, tx := range txs {
 			if !m.cache.Has(vh[j]) {
-				if err := VerifyTx(tx); err != nil {
-					errs[idx[j]] = fmt.Errorf("add tx %x: %w: %w", vh[j][:8], ErrInvalidTx, err)
+				if err := chain.VerifyTx(tx); err != nil {
+					errs[idx[j]] = fmt.Errorf("add tx %x: %w: %w", vh[j][:8], chain.ErrInvalidTx, err)
 					continue
 				}
 				m.cache.Add(vh[j])
@@ -190,15 +193,15 @@ func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
 	return hashes, errs
 }
 
-func spendOf(tx *Tx) uint64 {
+func spendOf(tx *chain.Tx) uint64 {
 	s := tx.Fee
 	var body uint64
 	switch tx.Kind() {
-	case KindTransfer:
+	case chain.KindTransfer:
 		body = tx.Transfer.Amount
-	case KindBond:
+	case chain.KindBond:
 		body = tx.Bond.Amount
-	case KindProviderRegister:
+	case chain.KindProviderRegister:
 		body = tx.ProviderRegister.Collateral
 	}
 	if t, err := add(s, body); err == nil {
@@ -207,7 +210,7 @@ func spendOf(tx *Tx) uint64 {
 	return ^uint64(0)
 }
 
-func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
+func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte) error {
 	if _, ok := m.byHash[hash]; ok {
 		return ErrTxKnown
 	}
@@ -227,7 +230,7 @@ func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
 	live := q.live(acc.Nonce)
 	switch {
 	case tx.Nonce < acc.Nonce:
-		return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrInvalidTx, tx.Nonce, acc.Nonce)
+		return fmt.Errorf("%w: nonce %d already used (next is %d)", chain.ErrInvalidTx, tx.Nonce, acc.Nonce)
 	case tx.Nonce < expected:
 		return fmt.Errorf("%w: nonce %d already pending", ErrTxKnown, tx.Nonce)
 	case tx.Nonce > expected:
@@ -237,11 +240,11 @@ func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
 	}
 	e := &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx)}
 	if len(live) == 0 {
-		if err := checkTxState(m.st, tx, true); err != nil {
+		if err := chain.CheckTxState(m.st, tx, true); err != nil {
 			return err
 		}
 	} else {
-		if err := checkTxState(m.st, tx, false); err != nil {
+		if err := chain.CheckTxState(m.st, tx, false); err != nil {
 			return err
 		}
 		var total uint64 = e.spend
@@ -251,7 +254,7 @@ func (m *Mempool) insertLocked(tx *Tx, raw []byte, hash [32]byte) error {
 			}
 		}
 		if err != nil || total > acc.Balance {
-			return fmt.Errorf("%w: balance %d cannot cover the pending transactions of %s", ErrInvalidTx, acc.Balance, sender)
+			return fmt.Errorf("%w: balance %d cannot cover the pending transactions of %s", chain.ErrInvalidTx, acc.Balance, sender)
 		}
 	}
 	for len(m.byHash) >= m.cfg.MaxTxs || m.bytes+len(raw) > m.cfg.MaxBytes {
@@ -355,7 +358,7 @@ func (m *Mempool) Reap(maxBytes, maxTxs int) [][]byte {
 // transactions and the new state: it removes the committed transactions
 // and evicts those that became invalid (used nonces, a head that no longer
 // passes CheckTx, queues the balance no longer covers).
-func (m *Mempool) Update(height uint64, committed [][32]byte, st *State) {
+func (m *Mempool) Update(height uint64, committed [][32]byte, st *chain.State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.st = st
@@ -393,7 +396,7 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *State) {
 			delete(m.senders, q.addr)
 			continue
 		}
-		if q.txs[0].tx.Nonce != acc.Nonce || checkTxState(st, q.txs[0].tx, true) != nil {
+		if q.txs[0].tx.Nonce != acc.Nonce || chain.CheckTxState(st, q.txs[0].tx, true) != nil {
 			m.dropFromLocked(q, 0)
 			continue
 		}
@@ -411,13 +414,7 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *State) {
 // MaxTxBatch bounds the transactions of one gossip message on the txs topic.
 const MaxTxBatch = 1024
 
-var batchDecoder = func() *codec.Decoder {
-	d, err := codec.NewDecoder(codec.Limits{MaxSize: 4 << 20, MaxNesting: 4, MaxArrayElements: MaxTxBatch, MaxMapPairs: 16})
-	if err != nil {
-		panic(err)
-	}
-	return d
-}()
+var batchDecoder = codec.MustDecoder(codec.Limits{MaxSize: 4 << 20, MaxNesting: 4, MaxArrayElements: MaxTxBatch, MaxMapPairs: 16})
 
 // EncodeTxBatch is the payload of one message on the txs topic: several
 // encoded transactions, so gossip carries batches rather than one message
@@ -440,9 +437,17 @@ func DecodeTxBatch(data []byte) ([][]byte, error) {
 		return nil, errors.New("decode tx batch: empty")
 	}
 	for i, t := range txs {
-		if len(t) == 0 || len(t) > MaxTxBytes {
+		if len(t) == 0 || len(t) > chain.MaxTxBytes {
 			return nil, fmt.Errorf("decode tx batch: tx %d is %d bytes", i, len(t))
 		}
 	}
 	return txs, nil
+}
+
+func add(a, b uint64) (uint64, error) {
+	s, c := bits.Add64(a, b, 0)
+	if c != 0 {
+		return 0, chain.ErrOverflow
+	}
+	return s, nil
 }
