@@ -188,6 +188,9 @@ func TestStoredParamsWithoutResultGrace(t *testing.T) {
 	}
 	want := p
 	want.ResultGraceMs = market.DefaultResultGraceMs
+	// unavailable_fee_bps came with store format 2, so no stored record
+	// lacks it; an absent one reads as 0 (no fee), itself a valid value.
+	want.UnavailableFeeBps = 0
 	if back.Params() != want {
 		t.Fatalf("reloaded params %+v, want %+v", back.Params(), want)
 	}
