@@ -66,12 +66,17 @@
 // Per block, in order: matured unbondings are paid out, open matches whose
 // deadline (matchedAt + the bid's timeout + Params.ResultGraceMs, the
 // genesis's result grace) is ≤ the block time time out (client refunded,
-// provider collateral slashed by TimeoutSlashBps), the transactions run,
+// provider collateral slashed by TimeoutSlashBps; at most
+// MaxTimeoutsPerBlock, earliest first, the rest in the next blocks, and a
+// Result past its deadline is refused either way), the transactions run,
 // fees go to the proposer, and the
 // validator set for Height+2 is derived from stake (top MaxValidators,
 // power = stake, sorted by address). ValidatorsAt(h) answers for h in
 // [Height, Height+2] as []Validator{Address, PubKey, Power}, the shape of
 // consensus.Validator.
+//
+// An account holds at most MaxUnbondingEntries pending unbondings (one
+// per maturity height), so slashing it visits a bounded number of records.
 //
 // Money is uint64 with checked arithmetic. Supply is minted at genesis only.
 // Slashed amounts (double signing: SlashBps of bonded and unbonding stake;

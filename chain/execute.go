@@ -472,11 +472,19 @@ func (x *execCtx) bond(a wallet.Address, pub wallet.PublicKey, amount uint64) er
 	return nil
 }
 
+// MaxUnbondingEntries bounds the pending unbondings of one account (one
+// entry per maturity height; unbonds in one block merge), as Cosmos bounds
+// the unbonding entries of a delegation: slashing visits every entry of
+// the offender, so an account that unbonds a little in every block must
+// not make each Evidence against it cost the whole evidence window.
+const MaxUnbondingEntries = 16
+
 // unbond moves amount of a's stake to the unbonding queue. It matures at
 // height+UnbondingBlocks+2: the stake gave voting power up to height+1,
 // and evidence of a vote at height h is accepted up to h+UnbondingBlocks,
 // so the stake stays slashable for as long as any evidence against it can
-// still be submitted.
+// still be submitted. An account holding MaxUnbondingEntries pending
+// unbondings cannot start another until the earliest matures.
 func (x *execCtx) unbond(a wallet.Address, amount uint64) error {
 	old, found, err := getStake(x.o, a)
 	if err != nil {
@@ -484,6 +492,26 @@ func (x *execCtx) unbond(a wallet.Address, amount uint64) error {
 	}
 	if !found {
 		return fmt.Errorf("unbond: %s has no bonded stake", a)
+	}
+	maturity := x.height + x.p.UnbondingBlocks + 2
+	key := unbondKey(maturity, a)
+	var u Unbonding
+	merge, err := getRecord(x.o, key, &u)
+	if err != nil {
+		return err
+	}
+	if !merge {
+		pending, earliest := 0, uint64(0)
+		x.o.scan(addrKey(pfxUnbondBy, a), "", func(k string, _ []byte) bool {
+			if pending == 0 {
+				earliest = binary.BigEndian.Uint64([]byte(k[len(k)-8:]))
+			}
+			pending++
+			return pending < MaxUnbondingEntries
+		})
+		if pending >= MaxUnbondingEntries {
+			return fmt.Errorf("unbond: %s has %d pending unbondings, the most an account may hold; the earliest matures at height %d", a, pending, earliest)
+		}
 	}
 	st := old
 	if st.Amount, err = sub(old.Amount, amount); err != nil {
@@ -497,12 +525,6 @@ func (x *execCtx) unbond(a wallet.Address, amount uint64) error {
 	x.g.Bonded -= amount
 	if x.g.Unbonding, err = add(x.g.Unbonding, amount); err != nil {
 		return fmt.Errorf("unbond: %w", err)
-	}
-	maturity := x.height + x.p.UnbondingBlocks + 2
-	key := unbondKey(maturity, a)
-	var u Unbonding
-	if _, err := getRecord(x.o, key, &u); err != nil {
-		return err
 	}
 	// One record per account and maturity: every unbond it merges was
 	// made at this height.
@@ -544,7 +566,8 @@ func (x *execCtx) evidence(e *EvidenceTx) error {
 
 // slashStake burns bps of a's bonded stake and of its unbonding stake
 // that still gave voting power at the infraction height (unbonded at
-// infraction-1 or later), as Cosmos slashes unbonding delegations.
+// infraction-1 or later), as Cosmos slashes unbonding delegations. It
+// visits a's entries, at most MaxUnbondingEntries.
 func (x *execCtx) slashStake(a wallet.Address, bps uint32, infraction uint64) (uint64, error) {
 	var burned uint64
 	old, found, err := getStake(x.o, a)

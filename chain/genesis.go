@@ -29,6 +29,24 @@ const MaxSupply = consensus.MaxTotalPower
 // time.Duration holds, so no timeout can overflow into a negative one.
 const MaxTimeoutMs = 60 * 60 * 1000
 
+// MaxProposalBytes bounds one proposal on the wire: the encoded consensus
+// message with its block (header, last commit, every transaction). It is
+// below the gossip publish limit (p2p max_message_size, 1 MiB by default),
+// so a proposal always travels by gossip; the driver builds and accepts
+// nothing larger.
+const MaxProposalBytes = 1<<20 - 64<<10
+
+// MaxValidatorsForProposals is the largest MaxValidators a genesis may
+// set: the commit of that many validators (every proposal carries the
+// last block's), in an otherwise empty block, takes at most half of
+// MaxProposalBytes, so the active set, which sybil accounts can fill with
+// one unit of stake each, can never make the next block unproposable and
+// half of every proposal stays for transactions.
+func MaxValidatorsForProposals() uint32 {
+	room := uint64(MaxProposalBytes/2) - proposalEnvelopeBytes - blockEnvelopeBytes - commitEnvelopeBytes
+	return uint32(min(room/commitVoteBytes, consensus.MaxCommitVotes))
+}
+
 // txFraming is the most CBOR framing one transaction adds in a block: the
 // byte-string header of a transaction of up to MaxTxBytes.
 const txFraming = 5
@@ -114,7 +132,7 @@ type Params struct {
 	// MaxBlockTxs bounds the number of transactions in a block. Default 20000.
 	MaxBlockTxs uint64 `cbor:"8,keyasint" json:"max_block_txs"`
 	// MaxValidators is the size of the active set (highest stake), at most
-	// consensus.MaxCommitVotes. Default 100.
+	// MaxValidatorsForProposals (3,209). Default 100.
 	MaxValidators uint32 `cbor:"9,keyasint" json:"max_validators"`
 	// ResultGraceMs is the result grace period: a match times out at the
 	// first block at or after matchedAt + the bid's timeout + ResultGraceMs
@@ -300,8 +318,9 @@ func (g *Genesis) Validate() error {
 		return gerr("params.max_block_bytes", "must be in [1024, %d], got %d", MaxBlockBytes/2, p.MaxBlockBytes)
 	case p.MaxBlockTxs == 0 || p.MaxBlockTxs > 1<<16:
 		return gerr("params.max_block_txs", "must be in [1, 65536], got %d", p.MaxBlockTxs)
-	case p.MaxValidators == 0 || p.MaxValidators > consensus.MaxCommitVotes:
-		return gerr("params.max_validators", "must be in [1, %d] (the votes a consensus commit holds), got %d", consensus.MaxCommitVotes, p.MaxValidators)
+	case p.MaxValidators == 0 || p.MaxValidators > MaxValidatorsForProposals():
+		return gerr("params.max_validators", "must be in [1, %d] (a commit of that many validators takes half of a %d-byte proposal, which carries the last commit), got %d",
+			MaxValidatorsForProposals(), MaxProposalBytes, p.MaxValidators)
 	case p.MinProviderCollateral == 0:
 		return gerr("params.min_provider_collateral", "must be at least 1")
 	case p.ResultGraceMs < MinResultGraceMs || p.ResultGraceMs > MaxResultGraceMs:

@@ -107,12 +107,16 @@ func TestGenesisAtEachConsensusBoundStartsAndOnePastIsRefused(t *testing.T) {
 			g.Accounts = g.Accounts[:1]
 			g.Accounts[0].Balance = MaxSupply + 1
 		}, "accounts[0].balance"},
-		{"max_validators at the consensus commit limit", func(g *Genesis) {
-			g.Params.MaxValidators = consensus.MaxCommitVotes
+		{"max_validators at the proposal's commit bound", func(g *Genesis) {
+			g.Params.MaxValidators = MaxValidatorsForProposals()
 			g.Params.MaxBlockBytes = maxBlockBytesFor(g.Params)
 		}, ""},
-		{"max_validators one past the commit limit", func(g *Genesis) {
-			g.Params.MaxValidators = consensus.MaxCommitVotes + 1
+		{"max_validators one past the proposal's commit bound", func(g *Genesis) {
+			g.Params.MaxValidators = MaxValidatorsForProposals() + 1
+			g.Params.MaxBlockBytes = 1024
+		}, "params.max_validators"},
+		{"max_validators at the consensus commit limit", func(g *Genesis) {
+			g.Params.MaxValidators = consensus.MaxCommitVotes
 			g.Params.MaxBlockBytes = 1024
 		}, "params.max_validators"},
 		{"max_block_bytes at the proposal limit", func(g *Genesis) { g.Params.MaxBlockBytes = maxBlockBytesFor(g.Params) }, ""},

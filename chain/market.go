@@ -140,16 +140,18 @@ func (p Provider) Reputation() uint32 {
 
 // failureWeight is what a failed job (a Result with a non-zero exit code)
 // counts against p: what the client paid for it, but at least the job's
-// quote capped at p's mean paid value per completed job (ReputationPrior
-// before the first). The chain cannot tell a provider's failure from a
+// quote capped at p's mean paid value per completed job, itself at least
+// ReputationPrior. The chain cannot tell a provider's failure from a
 // client's crashing program or unservable payload, and the usage it pays
 // is the provider's own report; so a provider cannot fail cheaply by
 // reporting no usage, and a client cannot sink a reputation with one
 // crashing bid of a huge quote: each failure weighs like one typical job.
+// The floor keeps a provider from diluting its mean with tiny self-paid
+// jobs (one 3-unit job would make every later failure weigh 3).
 func failureWeight(p *Provider, quote, paid uint64) uint64 {
 	mean := uint64(ReputationPrior)
 	if p.Completed > 0 {
-		mean = min(p.PaidCompleted, MaxTrackValue) / p.Completed
+		mean = max(mean, min(p.PaidCompleted, MaxTrackValue)/p.Completed)
 	}
 	return max(paid, min(quote, mean))
 }

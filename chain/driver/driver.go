@@ -26,8 +26,10 @@ import (
 // publish limit (p2p max_message_size, 1 MiB by default), so a proposal
 // always travels by gossip. A proposer stops adding transactions before a
 // block would exceed it; a validator refuses a larger proposal (a block
-// already certified is executed whatever its size: it is decided).
-const MaxProposalBytes = 1<<20 - 64<<10
+// already certified is executed whatever its size: it is decided). The
+// genesis bounds MaxValidators so that the last commit a proposal carries
+// takes at most half of it (chain.MaxValidatorsForProposals).
+const MaxProposalBytes = chain.MaxProposalBytes
 
 // proposalEnvelope is an upper bound on what a proposal message adds to its
 // block: the proposal's fields (height, round, ids, valid round, proposer,
