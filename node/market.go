@@ -54,10 +54,11 @@ type marketService struct {
 	lmu  sync.Mutex
 	core *lifecycle.Core
 
-	mu      sync.Mutex
-	seq     uint64                              // offer sequence
-	runs    map[market.BidID]context.CancelFunc // the provider's runs, stopped by CancelRun
-	closing bool                                // close has begun: spawn starts nothing
+	mu           sync.Mutex
+	seq          uint64                              // offers signed (the low bits of an offer Seq)
+	lastOfferSeq uint64                              // Seq of the last offer signed
+	runs         map[market.BidID]context.CancelFunc // the provider's runs, stopped by CancelRun
+	closing      bool                                // close has begun: spawn starts nothing
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -136,9 +136,15 @@ func (m *marketService) publishOffer() {
 	}
 	pc := n.cfg.Provider
 	load := m.runtime.Load()
+	now := m.clock.Now().UnixMilli()
+	var chainNewest uint64
+	if p, ok, err := n.drv.State().Provider(n.key.Address()); err == nil && ok {
+		chainNewest = p.NewestOfferSeq
+	}
 	m.mu.Lock()
 	m.seq++
-	seq := m.seq
+	seq := nextOfferSeq(now, m.seq, m.lastOfferSeq, chainNewest)
+	m.lastOfferSeq = seq
 	m.mu.Unlock()
 	labels := make([]string, 0, len(pc.Labels))
 	for k, v := range pc.Labels {
@@ -150,12 +156,10 @@ func (m *marketService) publishOffer() {
 		execs = append(execs, string(k))
 	}
 	sort.Strings(execs)
-	now := m.clock.Now().UnixMilli()
 	o := &market.Offer{
-		Provider: n.key.Public(),
-		PeerID:   n.host.ID().String(),
-		// Seq must grow across restarts: the clock in ms, then a counter.
-		Seq:       uint64(now)*16 + seq%16,
+		Provider:  n.key.Public(),
+		PeerID:    n.host.ID().String(),
+		Seq:       seq,
 		Expires:   now + 3*pc.OfferInterval.Milliseconds(),
 		Total:     providerResources(pc),
 		Free:      fromWorkerResources(load.Free),
@@ -184,6 +188,15 @@ func (m *marketService) publishOffer() {
 	if err := m.offerTopic.Publish(m.ctx, raw); err != nil && m.ctx.Err() == nil {
 		n.log.Debug("publish offer", "err", err)
 	}
+}
+
+// nextOfferSeq is the Seq of the provider's next offer: the clock in ms,
+// then a counter, so it grows across restarts; and never at or below the
+// last one this node signed nor the newest the chain has matched, so a
+// clock that steps backwards cannot make its offers superseded (the chain
+// refuses a Match on an offer older than one it matched).
+func nextOfferSeq(nowMs int64, counter, last, chainNewest uint64) uint64 {
+	return max(uint64(max(nowMs, 0))*16+counter%16, last+1, chainNewest+1)
 }
 
 // workerJob is the job a bid describes, as a provider runs it (and as a
