@@ -67,6 +67,11 @@ const (
 	// EvUnavailable: JobID's provider could not get its payload; Amount
 	// of the client's escrow burned as the unavailability fee.
 	EvUnavailable = "payload_unavailable"
+	// EvLeaving: provider Address deregistered; it may withdraw from
+	// Amount (unix ms) on, once its open matches have settled.
+	EvLeaving = "provider_leaving"
+	// EvWithdrawn: Amount of provider Address's collateral returned.
+	EvWithdrawn = "collateral_withdrawn"
 )
 
 // TxResult is the outcome of one transaction of a block. A transaction
@@ -362,6 +367,10 @@ func (x *execCtx) body(tx *Tx) error {
 		return x.result(tx.SenderAddress(), tx.Result)
 	case KindPayloadUnavailable:
 		return x.payloadUnavailable(tx.SenderAddress(), tx.PayloadUnavailable)
+	case KindProviderDeregister:
+		return x.providerDeregister(tx.SenderAddress())
+	case KindProviderWithdraw:
+		return x.providerWithdraw(tx.SenderAddress())
 	}
 	return fmt.Errorf("unknown kind %v", tx.Kind())
 }

@@ -145,10 +145,23 @@ type Params struct {
 	// withholding a payload costs the client. In [0, 10000]. Default 100
 	// (1%); a genesis file that omits it gets the default.
 	UnavailableFeeBps uint32 `cbor:"11,keyasint,omitempty" json:"unavailable_fee_bps"`
+	// ProviderExitDelayMs is how long a deregistered provider waits
+	// before it may withdraw its collateral, once its open matches have
+	// settled: the window in which what it did for its last jobs can still
+	// be held against it. In [0, MaxProviderExitDelayMs]. Default
+	// DefaultProviderExitDelayMs (one hour); a genesis file that omits it
+	// gets the default.
+	ProviderExitDelayMs uint64 `cbor:"12,keyasint,omitempty" json:"provider_exit_delay_ms"`
 }
 
 // DefaultUnavailableFeeBps is Params.UnavailableFeeBps' default: 1%.
 const DefaultUnavailableFeeBps = 100
+
+// Params.ProviderExitDelayMs' default (one hour) and bound (30 days).
+const (
+	DefaultProviderExitDelayMs = 60 * 60 * 1000
+	MaxProviderExitDelayMs     = 30 * 24 * 60 * 60 * 1000
+)
 
 // Bounds of Params.ResultGraceMs: one second to one day.
 const (
@@ -160,7 +173,8 @@ const (
 func DefaultParams() Params {
 	return Params{MinFee: 1, UnbondingBlocks: 1_000_000, SlashBps: 500, MinProviderCollateral: 1000,
 		TimeoutSlashBps: 1000, MaxBlockBytes: 3 << 20, MaxBlockTxs: 20000, MaxValidators: 100,
-		ResultGraceMs: market.DefaultResultGraceMs, UnavailableFeeBps: DefaultUnavailableFeeBps}
+		ResultGraceMs: market.DefaultResultGraceMs, UnavailableFeeBps: DefaultUnavailableFeeBps,
+		ProviderExitDelayMs: DefaultProviderExitDelayMs}
 }
 
 // Timeouts are the consensus round timeouts, in milliseconds; each grows by
@@ -234,15 +248,17 @@ func LoadGenesis(path string) (*Genesis, error) {
 	return g, nil
 }
 
-// ParseGenesis decodes and validates genesis JSON. A params.result_grace_ms
-// or params.unavailable_fee_bps the file omits (they came after the other
-// parameters) gets its default; every other field must be given.
+// ParseGenesis decodes and validates genesis JSON. A params.result_grace_ms,
+// params.unavailable_fee_bps or params.provider_exit_delay_ms the file
+// omits (they came after the other parameters) gets its default; every
+// other field must be given.
 func ParseGenesis(raw []byte) (*Genesis, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var g Genesis
 	g.Params.ResultGraceMs = market.DefaultResultGraceMs // kept when the file omits it
 	g.Params.UnavailableFeeBps = DefaultUnavailableFeeBps
+	g.Params.ProviderExitDelayMs = DefaultProviderExitDelayMs
 	if err := dec.Decode(&g); err != nil {
 		return nil, fmt.Errorf("parse genesis: %w", err)
 	}
@@ -314,6 +330,8 @@ func (g *Genesis) Validate() error {
 		return gerr("params.timeout_slash_bps", "%d exceeds 10000 (100%%)", p.TimeoutSlashBps)
 	case p.UnavailableFeeBps > 10000:
 		return gerr("params.unavailable_fee_bps", "%d exceeds 10000 (100%%)", p.UnavailableFeeBps)
+	case p.ProviderExitDelayMs > MaxProviderExitDelayMs:
+		return gerr("params.provider_exit_delay_ms", "%d exceeds %d (30 days)", p.ProviderExitDelayMs, uint64(MaxProviderExitDelayMs))
 	case p.MaxBlockBytes < 1024 || p.MaxBlockBytes > MaxBlockBytes/2:
 		return gerr("params.max_block_bytes", "must be in [1024, %d], got %d", MaxBlockBytes/2, p.MaxBlockBytes)
 	case p.MaxBlockTxs == 0 || p.MaxBlockTxs > 1<<16:

@@ -33,6 +33,7 @@ func TestGenesisValidateNamesTheField(t *testing.T) {
 		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = MinResultGraceMs - 1 }},
 		{"params.result_grace_ms", func(g *Genesis) { g.Params.ResultGraceMs = MaxResultGraceMs + 1 }},
 		{"params.unavailable_fee_bps", func(g *Genesis) { g.Params.UnavailableFeeBps = 10001 }},
+		{"params.provider_exit_delay_ms", func(g *Genesis) { g.Params.ProviderExitDelayMs = MaxProviderExitDelayMs + 1 }},
 		{"accounts[1].address", func(g *Genesis) { g.Accounts[1].Address = g.Accounts[0].Address }},
 		{"accounts[0].balance", func(g *Genesis) { g.Accounts[0].Balance = MaxSupply + 1 }},
 		{"validators", func(g *Genesis) { g.Validators = nil }},
@@ -188,9 +189,10 @@ func TestStoredParamsWithoutResultGrace(t *testing.T) {
 	}
 	want := p
 	want.ResultGraceMs = market.DefaultResultGraceMs
-	// unavailable_fee_bps came with store format 2, so no stored record
-	// lacks it; an absent one reads as 0 (no fee), itself a valid value.
-	want.UnavailableFeeBps = 0
+	// unavailable_fee_bps and provider_exit_delay_ms came with store
+	// format 2, so no stored record lacks them; absent ones read as 0,
+	// itself a valid value.
+	want.UnavailableFeeBps, want.ProviderExitDelayMs = 0, 0
 	if back.Params() != want {
 		t.Fatalf("reloaded params %+v, want %+v", back.Params(), want)
 	}

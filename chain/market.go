@@ -109,6 +109,19 @@ type Provider struct {
 	// Unavailable counts the matches it ended with PayloadUnavailable
 	// (also counted in Failed).
 	Unavailable uint64 `cbor:"12,keyasint,omitempty"`
+	// LeftAt is the time (unix ms) of its ProviderDeregister, 0 while it
+	// is registered.
+	LeftAt int64 `cbor:"13,keyasint,omitempty"`
+}
+
+// Leaving reports whether the provider deregistered (and has not
+// registered again).
+func (p Provider) Leaving() bool { return p.LeftAt != 0 }
+
+// WithdrawableAt is when a leaving provider may withdraw its collateral,
+// provided it then has no open match.
+func (p Provider) WithdrawableAt(exitDelayMs uint64) int64 {
+	return p.LeftAt + int64(min(exitDelayMs, MaxProviderExitDelayMs))
 }
 
 // ReputationPrior is the prior of Reputation in base units: a new provider
@@ -189,8 +202,8 @@ var _ market.ChainView = chainView{}
 func (v chainView) Provider(a wallet.Address) (market.ProviderState, bool) {
 	var p Provider
 	ok, err := getRecord(v.r, addrKey(pfxProvider, a), &p)
-	if err != nil || !ok {
-		return market.ProviderState{}, false
+	if err != nil || !ok || p.Leaving() {
+		return market.ProviderState{}, false // a leaving provider takes no new match
 	}
 	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved, NewestOfferSeq: p.NewestOfferSeq}, true
 }
@@ -234,10 +247,59 @@ func (x *execCtx) providerRegister(a wallet.Address, amount uint64) error {
 	if p.Collateral < x.p.MinProviderCollateral {
 		return fmt.Errorf("provider register: collateral %d below the minimum %d", p.Collateral, x.p.MinProviderCollateral)
 	}
+	p.LeftAt = 0 // registering again ends a departure
 	if x.g.Collateral, err = add(x.g.Collateral, amount); err != nil {
 		return err
 	}
 	x.o.put(addrKey(pfxProvider, a), p)
+	return nil
+}
+
+func (x *execCtx) providerDeregister(a wallet.Address) error {
+	p, ok, err := x.getProvider(a)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("provider deregister: %s is not a provider", a)
+	case p.Leaving():
+		return fmt.Errorf("provider deregister: %s already deregistered at %d", a, p.LeftAt)
+	}
+	p.LeftAt = max(x.time, 1)
+	x.o.put(addrKey(pfxProvider, a), p)
+	x.events = append(x.events, Event{Type: EvLeaving, Address: a, Amount: uint64(p.WithdrawableAt(x.p.ProviderExitDelayMs))})
+	return nil
+}
+
+func (x *execCtx) providerWithdraw(a wallet.Address) error {
+	p, ok, err := x.getProvider(a)
+	if err != nil {
+		return err
+	}
+	at := p.WithdrawableAt(x.p.ProviderExitDelayMs)
+	switch {
+	case !ok:
+		return fmt.Errorf("provider withdraw: %s is not a provider", a)
+	case !p.Leaving():
+		return fmt.Errorf("provider withdraw: %s is registered: send ProviderDeregister first", a)
+	case p.Open > 0:
+		return fmt.Errorf("provider withdraw: %d open matches must settle first", p.Open)
+	case x.time < at:
+		return fmt.Errorf("provider withdraw: the exit delay runs until %d (block time %d)", at, x.time)
+	case p.Collateral == 0:
+		return fmt.Errorf("provider withdraw: no collateral left")
+	}
+	amount := p.Collateral
+	if x.g.Collateral, err = sub(x.g.Collateral, amount); err != nil {
+		return fmt.Errorf("%w: collateral pool: %v", ErrCorruptState, err)
+	}
+	p.Collateral = 0
+	x.o.put(addrKey(pfxProvider, a), p)
+	if err := x.credit(a, amount); err != nil {
+		return err
+	}
+	x.events = append(x.events, Event{Type: EvWithdrawn, Address: a, Amount: amount})
 	return nil
 }
 

@@ -31,9 +31,11 @@ const (
 	KindResult
 	KindEvidence
 	KindPayloadUnavailable
+	KindProviderDeregister
+	KindProviderWithdraw
 )
 
-var kindNames = [...]string{"invalid", "transfer", "bond", "unbond", "provider_register", "bid_cancel", "match", "result", "evidence", "payload_unavailable"}
+var kindNames = [...]string{"invalid", "transfer", "bond", "unbond", "provider_register", "bid_cancel", "match", "result", "evidence", "payload_unavailable", "provider_deregister", "provider_withdraw"}
 
 // MarshalText writes the kind's name (JSON output of results).
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
@@ -64,6 +66,19 @@ type Bond struct {
 type Unbond struct {
 	Amount uint64 `cbor:"1,keyasint"`
 }
+
+// ProviderDeregister stops the sender's provider registration: no Match
+// may name it any more (it reads as unregistered to the market), its open
+// matches still settle (and a timeout still slashes it), and its
+// collateral can be withdrawn with ProviderWithdraw once they have and
+// Params.ProviderExitDelayMs has passed. A ProviderRegister later joins
+// again.
+type ProviderDeregister struct{}
+
+// ProviderWithdraw returns a deregistered provider's collateral to its
+// balance: it needs no open match and the exit delay passed since the
+// ProviderDeregister. The provider's record (its track record) stays.
+type ProviderWithdraw struct{}
 
 // ProviderRegister registers the sender as a compute provider (or tops up
 // an existing registration) by bonding Collateral from its balance. Total
@@ -100,6 +115,8 @@ type Tx struct {
 	// PayloadUnavailable is a provider's statement that it could not get
 	// a matched job's payload from the client before its deadline.
 	PayloadUnavailable *PayloadUnavailable `cbor:"18,keyasint,omitempty"`
+	ProviderDeregister *ProviderDeregister `cbor:"19,keyasint,omitempty"`
+	ProviderWithdraw   *ProviderWithdraw   `cbor:"20,keyasint,omitempty"`
 
 	Sig []byte `cbor:"30,keyasint,omitempty"`
 }
@@ -122,6 +139,8 @@ func (tx *Tx) Kind() Kind {
 	set(tx.Result != nil, KindResult)
 	set(tx.Evidence != nil, KindEvidence)
 	set(tx.PayloadUnavailable != nil, KindPayloadUnavailable)
+	set(tx.ProviderDeregister != nil, KindProviderDeregister)
+	set(tx.ProviderWithdraw != nil, KindProviderWithdraw)
 	if n != 1 {
 		return KindInvalid
 	}
