@@ -26,6 +26,9 @@ func providerCommand(Env) *ucli.Command {
 			Flags:  []ucli.Flag{&ucli.StringFlag{Name: "collateral", Usage: "collateral to bond, in base units (required)"}},
 			Action: withClient(providerRegister)},
 		{Name: "offer", Usage: "show the offer this node gossips", Action: withClient(providerOffer)},
+		{Name: "deregister", Usage: "stop taking jobs; open ones still settle, then 'provider withdraw' returns the collateral",
+			Action: withClient(providerDeregister)},
+		{Name: "withdraw", Usage: "return a deregistered provider's collateral to the wallet", Action: withClient(providerWithdraw)},
 	}}
 }
 
@@ -43,8 +46,11 @@ func providerStatus(c *ucli.Context, cl *api.Client) error {
 			jobs = append(jobs, fmt.Sprintf("%s %d", k, ps.Jobs[k]))
 		}
 		reg := "no"
-		if ps.Registered {
+		switch {
+		case ps.Registered:
 			reg = fmt.Sprintf("yes, collateral %d", ps.Collateral)
+		case ps.Leaving && ps.WithdrawableAt != nil:
+			reg = fmt.Sprintf("leaving: collateral %d withdrawable from %s once %d open matches settle", ps.Collateral, when(*ps.WithdrawableAt), ps.OpenMatches)
 		}
 		if err := printKV(w, [][2]string{
 			{"address", ps.Address}, {"registered", reg},
@@ -55,7 +61,7 @@ func providerStatus(c *ucli.Context, cl *api.Client) error {
 		}); err != nil {
 			return err
 		}
-		if !ps.Registered {
+		if !ps.Registered && !ps.Leaving {
 			hint(w, "register with 'bourse provider register --collateral AMOUNT' to receive jobs")
 		}
 		return nil
@@ -78,6 +84,28 @@ func providerRegister(c *ucli.Context, cl *api.Client) error {
 		return notProvider(err)
 	}
 	return txOutput(c, fmt.Sprintf("register with collateral %d", n), r, "'bourse provider status' shows your offer and jobs")
+}
+
+func providerDeregister(c *ucli.Context, cl *api.Client) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := cl.ProviderDeregister(c.Context)
+	if err != nil {
+		return notProvider(err)
+	}
+	return txOutput(c, "deregister", r, "open matches still settle; 'bourse provider status' shows when 'bourse provider withdraw' can return the collateral")
+}
+
+func providerWithdraw(c *ucli.Context, cl *api.Client) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := cl.ProviderWithdraw(c.Context)
+	if err != nil {
+		return notProvider(err)
+	}
+	return txOutput(c, "withdraw collateral", r, "'bourse wallet balance' shows it")
 }
 
 func providerOffer(c *ucli.Context, cl *api.Client) error {

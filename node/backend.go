@@ -236,6 +236,14 @@ func (b *backend) ProviderRegister(ctx context.Context, collateral uint64) (api.
 	return b.sendTx(ctx, func(tx *chain.Tx) { tx.ProviderRegister = &chain.ProviderRegister{Collateral: collateral} })
 }
 
+func (b *backend) ProviderDeregister(ctx context.Context) (api.TxResult, error) {
+	return b.sendTx(ctx, func(tx *chain.Tx) { tx.ProviderDeregister = &chain.ProviderDeregister{} })
+}
+
+func (b *backend) ProviderWithdraw(ctx context.Context) (api.TxResult, error) {
+	return b.sendTx(ctx, func(tx *chain.Tx) { tx.ProviderWithdraw = &chain.ProviderWithdraw{} })
+}
+
 func (b *backend) Bond(ctx context.Context, amount uint64) (api.TxResult, error) {
 	return b.sendTx(ctx, func(tx *chain.Tx) { tx.Bond = &chain.Bond{Amount: amount} })
 }

@@ -641,8 +641,13 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 	for _, k := range m.runtime.Executors(ctx) {
 		out.Executors = append(out.Executors, string(k))
 	}
-	if p, ok, err := n.drv.State().Provider(n.key.Address()); err == nil && ok {
-		out.Registered, out.Collateral = true, p.Collateral
+	st := n.drv.State()
+	if p, ok, err := st.Provider(n.key.Address()); err == nil && ok {
+		out.Registered, out.Collateral, out.OpenMatches = !p.Leaving(), p.Collateral, p.Open
+		if p.Leaving() {
+			at := time.UnixMilli(p.WithdrawableAt(st.Params().ProviderExitDelayMs)).UTC()
+			out.Leaving, out.WithdrawableAt = true, &at
+		}
 	}
 	if o, ok := m.book.Offer(n.key.Address()); ok {
 		v := offerView(o)

@@ -139,6 +139,9 @@ func (m *marketService) publishOffer() {
 	now := m.clock.Now().UnixMilli()
 	var chainNewest uint64
 	if p, ok, err := n.drv.State().Provider(n.key.Address()); err == nil && ok {
+		if p.Leaving() {
+			return // deregistered: no new jobs
+		}
 		chainNewest = p.NewestOfferSeq
 	}
 	m.mu.Lock()

@@ -416,6 +416,18 @@ func (c *Client) ProviderRegister(ctx context.Context, collateral uint64) (TxRes
 	return v, c.postJSON(ctx, "/v1/provider/register", RegisterRequest{Collateral: collateral}, &v)
 }
 
+// ProviderDeregister is POST /v1/provider/deregister.
+func (c *Client) ProviderDeregister(ctx context.Context) (TxResult, error) {
+	var v TxResult
+	return v, c.postJSON(ctx, "/v1/provider/deregister", struct{}{}, &v)
+}
+
+// ProviderWithdraw is POST /v1/provider/withdraw.
+func (c *Client) ProviderWithdraw(ctx context.Context) (TxResult, error) {
+	var v TxResult
+	return v, c.postJSON(ctx, "/v1/provider/withdraw", struct{}{}, &v)
+}
+
 // Bond is POST /v1/stake/bond.
 func (c *Client) Bond(ctx context.Context, amount uint64) (TxResult, error) {
 	var v TxResult

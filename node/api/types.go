@@ -333,17 +333,22 @@ type TxResult struct {
 
 // ProviderStatus is GET /v1/provider.
 type ProviderStatus struct {
-	Address    string         `json:"address"`
-	Registered bool           `json:"registered"`
-	Collateral uint64         `json:"collateral"`
-	Capacity   Resources      `json:"capacity"`
-	Free       Resources      `json:"free"`
-	Executors  []string       `json:"executors"`
-	Offer      *Offer         `json:"offer,omitempty"`
-	Running    int            `json:"running"`
-	Jobs       map[string]int `json:"jobs"` // by state
-	Earned     uint64         `json:"earned"`
-	Slashed    uint64         `json:"slashed"`
+	Address    string `json:"address"`
+	Registered bool   `json:"registered"`
+	// Leaving: deregistered; the collateral can be withdrawn from
+	// WithdrawableAt on, once OpenMatches is 0.
+	Leaving        bool           `json:"leaving"`
+	WithdrawableAt *time.Time     `json:"withdrawable_at,omitempty"`
+	OpenMatches    uint64         `json:"open_matches"`
+	Collateral     uint64         `json:"collateral"`
+	Capacity       Resources      `json:"capacity"`
+	Free           Resources      `json:"free"`
+	Executors      []string       `json:"executors"`
+	Offer          *Offer         `json:"offer,omitempty"`
+	Running        int            `json:"running"`
+	Jobs           map[string]int `json:"jobs"` // by state
+	Earned         uint64         `json:"earned"`
+	Slashed        uint64         `json:"slashed"`
 }
 
 // Event types of the SSE stream.

@@ -61,6 +61,8 @@ type Backend interface {
 	// ProviderStatus is ErrUnavailable on a node that sells no capacity.
 	ProviderStatus(ctx context.Context) (api.ProviderStatus, error)
 	ProviderRegister(ctx context.Context, collateral uint64) (api.TxResult, error)
+	ProviderDeregister(ctx context.Context) (api.TxResult, error)
+	ProviderWithdraw(ctx context.Context) (api.TxResult, error)
 	Bond(ctx context.Context, amount uint64) (api.TxResult, error)
 	Unbond(ctx context.Context, amount uint64) (api.TxResult, error)
 

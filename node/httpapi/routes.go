@@ -149,6 +149,12 @@ func (s *Server) routes() {
 		}
 		return writeResult(w)(s.b.ProviderRegister(r.Context(), req.Collateral))
 	})
+	short("POST /v1/provider/deregister", func(w http.ResponseWriter, r *http.Request) error {
+		return writeResult(w)(s.b.ProviderDeregister(r.Context()))
+	})
+	short("POST /v1/provider/withdraw", func(w http.ResponseWriter, r *http.Request) error {
+		return writeResult(w)(s.b.ProviderWithdraw(r.Context()))
+	})
 	stake := func(f func(context.Context, uint64) (api.TxResult, error)) func(http.ResponseWriter, *http.Request) error {
 		return func(w http.ResponseWriter, r *http.Request) error {
 			var req api.AmountRequest

@@ -18,29 +18,31 @@ import (
 
 // Backend is a fake node. Set the fields a test needs.
 type Backend struct {
-	StatusFn           func(ctx context.Context) (api.Status, error)
-	BlockFn            func(ctx context.Context, height uint64) (api.Block, error)
-	LatestBlockFn      func(ctx context.Context) (api.Block, error)
-	TxFn               func(ctx context.Context, hash string) (api.Tx, error)
-	ValidatorsFn       func(ctx context.Context) ([]api.Validator, error)
-	AccountFn          func(ctx context.Context, addr wallet.Address) (api.Account, error)
-	OffersFn           func(ctx context.Context) ([]api.Offer, error)
-	BidsFn             func(ctx context.Context) ([]api.Bid, error)
-	MatchesFn          func(ctx context.Context, f api.MatchFilter) ([]api.Match, error)
-	MarketStatsFn      func(ctx context.Context, from, to uint64) (api.MarketStats, error)
-	SubmitJobFn        func(ctx context.Context, spec api.JobSpec, payload []byte) (api.Job, error)
-	DryRunFn           func(ctx context.Context, spec api.JobSpec) (api.DryRun, error)
-	JobsFn             func(ctx context.Context, f api.JobFilter) ([]api.Job, error)
-	JobFn              func(ctx context.Context, id string) (api.Job, error)
-	JobLogsFn          func(ctx context.Context, id string) (api.JobLogs, error)
-	JobResultFn        func(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error)
-	CancelJobFn        func(ctx context.Context, id string) (api.Job, error)
-	VerifyJobFn        func(ctx context.Context, id string) (api.Verification, error)
-	SendFn             func(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)
-	ProviderStatusFn   func(ctx context.Context) (api.ProviderStatus, error)
-	ProviderRegisterFn func(ctx context.Context, collateral uint64) (api.TxResult, error)
-	BondFn             func(ctx context.Context, amount uint64) (api.TxResult, error)
-	UnbondFn           func(ctx context.Context, amount uint64) (api.TxResult, error)
+	StatusFn             func(ctx context.Context) (api.Status, error)
+	BlockFn              func(ctx context.Context, height uint64) (api.Block, error)
+	LatestBlockFn        func(ctx context.Context) (api.Block, error)
+	TxFn                 func(ctx context.Context, hash string) (api.Tx, error)
+	ValidatorsFn         func(ctx context.Context) ([]api.Validator, error)
+	AccountFn            func(ctx context.Context, addr wallet.Address) (api.Account, error)
+	OffersFn             func(ctx context.Context) ([]api.Offer, error)
+	BidsFn               func(ctx context.Context) ([]api.Bid, error)
+	MatchesFn            func(ctx context.Context, f api.MatchFilter) ([]api.Match, error)
+	MarketStatsFn        func(ctx context.Context, from, to uint64) (api.MarketStats, error)
+	SubmitJobFn          func(ctx context.Context, spec api.JobSpec, payload []byte) (api.Job, error)
+	DryRunFn             func(ctx context.Context, spec api.JobSpec) (api.DryRun, error)
+	JobsFn               func(ctx context.Context, f api.JobFilter) ([]api.Job, error)
+	JobFn                func(ctx context.Context, id string) (api.Job, error)
+	JobLogsFn            func(ctx context.Context, id string) (api.JobLogs, error)
+	JobResultFn          func(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error)
+	CancelJobFn          func(ctx context.Context, id string) (api.Job, error)
+	VerifyJobFn          func(ctx context.Context, id string) (api.Verification, error)
+	SendFn               func(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)
+	ProviderStatusFn     func(ctx context.Context) (api.ProviderStatus, error)
+	ProviderRegisterFn   func(ctx context.Context, collateral uint64) (api.TxResult, error)
+	ProviderDeregisterFn func(ctx context.Context) (api.TxResult, error)
+	ProviderWithdrawFn   func(ctx context.Context) (api.TxResult, error)
+	BondFn               func(ctx context.Context, amount uint64) (api.TxResult, error)
+	UnbondFn             func(ctx context.Context, amount uint64) (api.TxResult, error)
 
 	// Events feeds Subscribe: every subscriber gets the events published
 	// with Publish after it subscribed.
@@ -141,6 +143,14 @@ func (b *Backend) Send(ctx context.Context, to wallet.Address, amount uint64) (a
 func (b *Backend) ProviderStatus(ctx context.Context) (api.ProviderStatus, error) {
 	return call0(b.ProviderStatusFn, ctx, "ProviderStatus")
 }
+func (b *Backend) ProviderDeregister(ctx context.Context) (api.TxResult, error) {
+	return call0(b.ProviderDeregisterFn, ctx, "ProviderDeregister")
+}
+
+func (b *Backend) ProviderWithdraw(ctx context.Context) (api.TxResult, error) {
+	return call0(b.ProviderWithdrawFn, ctx, "ProviderWithdraw")
+}
+
 func (b *Backend) ProviderRegister(ctx context.Context, c uint64) (api.TxResult, error) {
 	return call1(b.ProviderRegisterFn, ctx, c, "ProviderRegister")
 }
