@@ -31,6 +31,7 @@ const (
 	maxMatchesPerBlock = 256
 	maxResultBytes     = 256 << 20
 	bidRegossip        = 2 * time.Second
+	recheckPerBlock    = 2048 // clients and providers the book re-checks against chain state per block
 )
 
 // marketService is the node's part in the exchange: the order book fed by
@@ -82,7 +83,9 @@ func newMarketService(n *Node) (*marketService, error) {
 		provSettled: provTotals{byState: map[string]int{}},
 		modules:     newModCache(16, 512<<20)}
 	var err error
-	if m.book, err = market.NewBook(market.DefaultBookConfig(n.cfg.ChainID)); err != nil {
+	bookCfg := market.DefaultBookConfig(n.cfg.ChainID)
+	bookCfg.View = func() market.ChainView { return n.drv.State().View() } // admission against the current state
+	if m.book, err = market.NewBook(bookCfg); err != nil {
 		return nil, err
 	}
 	if m.payloads, err = worker.OpenStore(filepath.Join(n.home, "payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
@@ -217,6 +220,8 @@ func (m *marketService) validator(kind market.Kind) func(context.Context, peer.I
 			return nil, p2p.Accept
 		case market.Ignore:
 			return nil, p2p.Ignore
+		case market.Refuse: // unfunded or unbacked: a light, decaying penalty
+			return err, p2p.Refuse
 		}
 		m.n.log.Debug("refused market message", "kind", kind, "err", err)
 		return nil, p2p.Reject
@@ -379,7 +384,7 @@ func (m *marketService) regossipBids() {
 // node, with the nonces that follow the node's transactions already in
 // the block.
 func (m *marketService) proposerTxs(st *chain.State, height uint64, blockTime int64, taken [][]byte) [][]byte {
-	snap := m.book.Snapshot()
+	snap := m.book.RoundSnapshot() // the matcher samples a large book
 	if len(snap.Bids) == 0 || len(snap.Offers) == 0 {
 		return nil
 	}
@@ -464,6 +469,7 @@ func (m *marketService) onCommit(c driver.Committed) {
 	if len(closed) > 0 {
 		m.book.Close(now, closed...)
 	}
+	m.book.Recheck(recheckPerBlock) // entries whose funds or collateral are gone leave
 	// Bids that reached their match-by time without a match expire, with
 	// the explanation of why no offer took them.
 	for _, j := range m.jobStore.inState(api.StateBidding) {
