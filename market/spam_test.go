@@ -1,8 +1,11 @@
 package market
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bourse-net/bourse/wallet"
@@ -288,4 +291,56 @@ func TestRecheckDropsBidsAndOffersTheChainNoLongerBacks(t *testing.T) {
 		t.Fatal("the most valuable covered bid was dropped")
 	}
 	bk.checkInvariants(t)
+}
+
+// A round over a book larger than its bounds considers exactly the bound,
+// the same sample whatever the snapshot's order, and across blocks (seeds)
+// every bid gets its turn: none starves behind the others.
+func TestMatchRoundIsBoundedFairAndDeterministic(t *testing.T) {
+	w := genWorld(t, rand.New(rand.NewPCG(7, 7)), 30, 20, 400, false)
+	snap := NewSnapshot(w.offers, w.bids)
+	distinct := map[BidID]bool{}
+	for i := range snap.Bids {
+		distinct[snap.bidID(i)] = true
+	}
+	seen := map[BidID]bool{}
+	for s := range 200 {
+		seed := [32]byte{byte(s), byte(s >> 8)}
+		got := sampleRound(snap, seed, 10, 40)
+		// At most the bound; fewer only by copies of one bid in the snapshot.
+		if len(got.Bids) > 40 || len(got.Bids) < 40-(len(snap.Bids)-len(distinct)) || len(got.bidIDs) != len(got.Bids) {
+			t.Fatalf("seed %d: %d bids sampled, want the bound 40", s, len(got.Bids))
+		}
+		provs := map[wallet.PublicKey]bool{}
+		for _, o := range got.Offers {
+			provs[o.Provider] = true
+		}
+		if len(provs) != 10 {
+			t.Fatalf("seed %d: offers of %d providers sampled, want the bound 10", s, len(provs))
+		}
+		for _, id := range got.bidIDs {
+			seen[id] = true
+		}
+		if s == 0 {
+			rev := NewSnapshot(slices.Clone(w.offers), slices.Clone(w.bids))
+			slices.Reverse(rev.Offers)
+			slices.Reverse(rev.Bids)
+			rev = NewSnapshot(rev.Offers, rev.Bids)
+			again := sampleRound(rev, seed, 10, 40)
+			a, b := slices.Clone(got.bidIDs), slices.Clone(again.bidIDs)
+			cmpIDs := func(x, y BidID) int { return bytes.Compare(x[:], y[:]) }
+			slices.SortFunc(a, cmpIDs)
+			slices.SortFunc(b, cmpIDs)
+			if !slices.Equal(a, b) {
+				t.Fatal("the sample depends on the snapshot's order")
+			}
+		}
+	}
+	if len(seen) != len(distinct) {
+		t.Fatalf("over 200 rounds %d of %d bids were considered", len(seen), len(distinct))
+	}
+	// The matcher applies its bounds.
+	if ms := (Matcher{MaxBids: 5, MaxOffers: 3}).Match(snap, w.view, w.now, [32]byte{9}, 100); len(ms) > 5 {
+		t.Fatalf("%d matches from a round bounded to 5 bids", len(ms))
+	}
 }
