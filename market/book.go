@@ -2,9 +2,12 @@ package market
 
 import (
 	"bytes"
+	"container/heap"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"sync"
 
@@ -12,11 +15,18 @@ import (
 )
 
 // Sentinel errors of the Book for input that is not wrong, only unwanted:
-// gossip validators map them to Ignore (see VerdictOf).
+// gossip validators map them to Ignore or Refuse (see VerdictOf).
 var (
 	ErrDuplicate = errors.New("already in the book")
 	ErrStale     = errors.New("superseded by a newer offer or already closed")
 	ErrBookFull  = errors.New("order book limit reached")
+	// ErrUnfunded: the client's spendable balance does not cover the
+	// MaxPrice of this bid and of its bids already in the book.
+	ErrUnfunded = errors.New("client balance does not cover its open bids")
+	// ErrUnbacked: the offer's provider is not registered with the
+	// chain's minimum collateral, or its collateral does not back the
+	// capacity it advertises (see BookConfig.CapacityPerMinCollateral).
+	ErrUnbacked = errors.New("provider collateral does not back the offer")
 )
 
 // Kind says what a gossiped message holds (one topic per kind).
@@ -36,11 +46,17 @@ const (
 	Accept Verdict = iota // valid and new: deliver and forward
 	Ignore                // stale, duplicate, expired or no room: drop, no penalty
 	Reject                // invalid: drop and penalise the sender
+	// Refuse: well formed and signed, but not admissible against the
+	// chain state (an unfunded bid, an offer its collateral does not
+	// back). Drop it without forwarding; the sender earns a light,
+	// decaying penalty rather than Reject's: two honest nodes may judge
+	// such a message differently while their states are a block apart.
+	Refuse
 )
 
 // VerdictOf maps an error from Book.Add* to a gossip verdict. An expired
 // message is ignored (it may just have travelled slowly); any other
-// *InvalidError is rejected.
+// *InvalidError is rejected; ErrUnfunded and ErrUnbacked are refused.
 func VerdictOf(err error) Verdict {
 	if err == nil {
 		return Accept
@@ -48,6 +64,9 @@ func VerdictOf(err error) Verdict {
 	var ie *InvalidError
 	if errors.As(err, &ie) && ie.Code != CodeExpired {
 		return Reject
+	}
+	if errors.Is(err, ErrUnfunded) || errors.Is(err, ErrUnbacked) {
+		return Refuse
 	}
 	return Ignore
 }
@@ -64,15 +83,28 @@ type BookConfig struct {
 	MaxBids int
 	// MaxBidsPerClient bounds the open bids of one client. Default 256.
 	MaxBidsPerClient int
+	// MaxBidBytes bounds the encoded size of the open bids held, summed.
+	// Default 128 MiB (a maximal bid is 48 KiB, a typical one under 1 KiB).
+	MaxBidBytes int64
 	// MaxClosed bounds how many closed (matched or cancelled) bid ids the
 	// book remembers so that re-gossiped copies are refused; each is
 	// forgotten once its MatchBy passes. Default 200,000.
 	MaxClosed int
+	// CapacityPerMinCollateral is how many capacity units (CapacityUnits)
+	// the chain's MinCollateral backs: an offer is admitted only if
+	// CapacityUnits(Total) × MinCollateral ≤ collateral × this. Default 64
+	// (at the minimum collateral, e.g. 32 cores and 128 GiB).
+	CapacityPerMinCollateral uint64
+	// View returns the chain state admission reads: the node's current
+	// state (in memory, no disk read). Nil turns the chain checks off, for
+	// tools and tests that hold no chain; a node always sets it.
+	View func() ChainView
 }
 
-// DefaultBookConfig returns the defaults for chainID.
+// DefaultBookConfig returns the defaults for chainID (without a View).
 func DefaultBookConfig(chainID string) BookConfig {
-	return BookConfig{ChainID: chainID, MaxOffers: 10_000, MaxBids: 100_000, MaxBidsPerClient: 256, MaxClosed: 200_000}
+	return BookConfig{ChainID: chainID, MaxOffers: 10_000, MaxBids: 100_000, MaxBidsPerClient: 256,
+		MaxBidBytes: 128 << 20, MaxClosed: 200_000, CapacityPerMinCollateral: 64}
 }
 
 // Validate checks the configuration.
@@ -86,28 +118,132 @@ func (c BookConfig) Validate() error {
 		return fmt.Errorf("book config: MaxBids must be positive, got %d", c.MaxBids)
 	case c.MaxBidsPerClient <= 0 || c.MaxBidsPerClient > c.MaxBids:
 		return fmt.Errorf("book config: MaxBidsPerClient must be in 1..MaxBids, got %d", c.MaxBidsPerClient)
+	case c.MaxBidBytes < 48<<10:
+		return fmt.Errorf("book config: MaxBidBytes must hold at least one maximal bid (48 KiB), got %d", c.MaxBidBytes)
 	case c.MaxClosed <= 0:
 		return fmt.Errorf("book config: MaxClosed must be positive, got %d", c.MaxClosed)
+	case c.CapacityPerMinCollateral == 0:
+		return errors.New("book config: CapacityPerMinCollateral must be positive")
 	}
 	return nil
 }
 
+// CapacityUnits measures an offer's capacity for the collateral rule: one
+// unit per core (1,000 millicores), one per 4 GiB of memory and 8 per GPU,
+// each rounded up; disk is not counted.
+func CapacityUnits(r Resources) uint64 {
+	return (r.CPU+999)/1000 + (r.MemMiB+4095)/4096 + 8*uint64(r.GPUs)
+}
+
+// backs reports whether collateral backs units: units×minColl ≤ coll×per.
+func backs(units, minColl, coll, per uint64) bool {
+	h1, l1 := bits.Mul64(units, minColl)
+	h2, l2 := bits.Mul64(coll, per)
+	return h1 < h2 || h1 == h2 && l1 <= l2
+}
+
 // Book is the order book: the latest offer of every provider and the open
-// bids, all signature checked, deduplicated and bounded. It has no clock:
-// callers pass now (unix ms) and call Prune to expire entries. It is safe
-// for concurrent use; signature checks run outside its lock.
+// bids, all signature checked, deduplicated, admitted against chain state
+// and bounded. It has no clock: callers pass now (unix ms) and call Prune
+// to expire entries and Recheck to drop entries the chain no longer backs.
+// It is safe for concurrent use; signature checks and chain reads run
+// outside its lock.
+//
+// When full, the book makes room by evicting its least valuable entry, if
+// the newcomer is worth strictly more (see market/RATIONALE.md, "When the book is
+// full"): offers by their provider's collateral, bids by MaxPrice per KiB.
 //
 // The book takes ownership of the offers and bids added to it; they and
 // the snapshots that share them must not be modified.
 type Book struct {
 	cfg BookConfig
 
-	mu        sync.Mutex
-	offers    map[wallet.Address]*Offer
-	bids      map[BidID]*Bid
-	perClient map[wallet.Address]int
-	closed    map[BidID]int64 // id → time after which it can be forgotten
-	counters  map[string]uint64
+	mu       sync.Mutex
+	offers   map[wallet.Address]*offerEntry
+	offerMin offerHeap
+	bids     map[BidID]*bidEntry
+	bidMin   bidHeap
+	bidBytes int64
+	clients  map[wallet.Address]*clientEntry
+	closed   map[BidID]int64 // id → time after which it can be forgotten
+	counters map[string]uint64
+}
+
+type offerEntry struct {
+	o    *Offer
+	addr wallet.Address
+	coll uint64 // collateral at admission: what backs the entry
+	hi   int    // index in offerMin
+}
+
+type bidEntry struct {
+	b      *Bid
+	id     BidID
+	client wallet.Address
+	size   int64  // encoded bytes
+	value  uint64 // MaxPrice per KiB of encoding: what backs the entry
+	hi     int    // index in bidMin
+}
+
+type clientEntry struct {
+	sum  uint64 // MaxPrice of its open bids, saturating
+	bids map[BidID]*bidEntry
+}
+
+// bidValue is a bid's worth per book slot: MaxPrice per started KiB.
+func bidValue(maxPrice uint64, size int64) uint64 {
+	return maxPrice / uint64(max(1, (size+1023)/1024))
+}
+
+// lessBid orders bids from least to most valuable: lower value, then the
+// later MatchBy (less urgent), then the larger id.
+func lessBid(a, b *bidEntry) bool {
+	if a.value != b.value {
+		return a.value < b.value
+	}
+	if a.b.MatchBy != b.b.MatchBy {
+		return a.b.MatchBy > b.b.MatchBy
+	}
+	return bytes.Compare(a.id[:], b.id[:]) > 0
+}
+
+// lessOffer orders offers from least to most backed: lower collateral,
+// then the larger address.
+func lessOffer(a, b *offerEntry) bool {
+	if a.coll != b.coll {
+		return a.coll < b.coll
+	}
+	return bytes.Compare(a.addr[:], b.addr[:]) > 0
+}
+
+type bidHeap []*bidEntry
+
+func (h bidHeap) Len() int           { return len(h) }
+func (h bidHeap) Less(i, j int) bool { return lessBid(h[i], h[j]) }
+func (h bidHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].hi = i; h[j].hi = j }
+func (h *bidHeap) Push(x any)        { e := x.(*bidEntry); e.hi = len(*h); *h = append(*h, e) }
+func (h *bidHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.hi = -1
+	return e
+}
+
+type offerHeap []*offerEntry
+
+func (h offerHeap) Len() int           { return len(h) }
+func (h offerHeap) Less(i, j int) bool { return lessOffer(h[i], h[j]) }
+func (h offerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].hi = i; h[j].hi = j }
+func (h *offerHeap) Push(x any)        { e := x.(*offerEntry); e.hi = len(*h); *h = append(*h, e) }
+func (h *offerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.hi = -1
+	return e
 }
 
 // NewBook returns an empty book.
@@ -116,12 +252,12 @@ func NewBook(cfg BookConfig) (*Book, error) {
 		return nil, err
 	}
 	return &Book{
-		cfg:       cfg,
-		offers:    make(map[wallet.Address]*Offer),
-		bids:      make(map[BidID]*Bid),
-		perClient: make(map[wallet.Address]int),
-		closed:    make(map[BidID]int64),
-		counters:  make(map[string]uint64),
+		cfg:      cfg,
+		offers:   make(map[wallet.Address]*offerEntry),
+		bids:     make(map[BidID]*bidEntry),
+		clients:  make(map[wallet.Address]*clientEntry),
+		closed:   make(map[BidID]int64),
+		counters: make(map[string]uint64),
 	}, nil
 }
 
@@ -132,6 +268,12 @@ func (bk *Book) count(kind string, err error) {
 		bk.counters[kind+"/accept"]++
 	case Reject:
 		bk.counters[kind+"/reject/"+string(CodeOf(err))]++
+	case Refuse:
+		reason := "unbacked"
+		if errors.Is(err, ErrUnfunded) {
+			reason = "unfunded"
+		}
+		bk.counters[kind+"/refuse/"+reason]++
 	default:
 		reason := "expired"
 		switch {
@@ -153,9 +295,11 @@ func (bk *Book) counted(kind string, err error) error {
 	return err
 }
 
-// Counters returns how many messages were accepted, rejected (by Code) and
-// ignored (by reason), keyed "offer/accept", "bid/reject/signature",
-// "offer/ignore/stale", ...; for metrics.
+// Counters returns how many messages were accepted, rejected (by Code),
+// refused and ignored (by reason), and how many entries were evicted or
+// dropped by Recheck, keyed "offer/accept", "bid/reject/signature",
+// "bid/refuse/unfunded", "offer/ignore/stale", "bid/evicted",
+// "bid/recheck", ...; for metrics.
 func (bk *Book) Counters() map[string]uint64 {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
@@ -181,9 +325,10 @@ func (bk *Book) Add(kind Kind, data []byte, now int64) error {
 	return fmt.Errorf("add: unknown message kind %d", kind)
 }
 
-// AddOffer adds o if it is valid at now, correctly signed and newer than
-// the provider's offer in the book, which it then replaces. Errors:
-// *InvalidError (bad input), ErrDuplicate, ErrStale, ErrBookFull.
+// AddOffer adds o if it is valid at now, correctly signed, newer than the
+// provider's offer in the book (which it then replaces) and, with a View,
+// backed by the provider's collateral. Errors: *InvalidError (bad input),
+// ErrUnbacked, ErrDuplicate, ErrStale, ErrBookFull.
 func (bk *Book) AddOffer(o *Offer, now int64) error {
 	if o == nil {
 		return bk.counted("offer", invalid(CodeDecode, "offer", "nil offer"))
@@ -200,7 +345,18 @@ func (bk *Book) addOffer(o *Offer, now int64) error {
 		return err
 	}
 	addr := o.ProviderAddress()
-	if err := bk.checkOffer(addr, o); err != nil {
+	coll := uint64(1<<64 - 1) // without a view every offer is fully backed
+	if bk.cfg.View != nil {
+		ps, err := bk.offerBacked(bk.cfg.View(), o)
+		if err != nil {
+			return err
+		}
+		coll = ps.Collateral
+	}
+	bk.mu.Lock()
+	err := bk.checkOfferLocked(addr, o, coll)
+	bk.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if err := o.Verify(bk.cfg.ChainID); err != nil {
@@ -208,55 +364,116 @@ func (bk *Book) addOffer(o *Offer, now int64) error {
 	}
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	if err := bk.checkOfferLocked(addr, o); err != nil { // again: raced with another add
+	if err := bk.checkOfferLocked(addr, o, coll); err != nil { // again: raced with another add
 		return err
 	}
-	bk.offers[addr] = o
+	if e, ok := bk.offers[addr]; ok {
+		e.o, e.coll = o, coll
+		heap.Fix(&bk.offerMin, e.hi)
+		return nil
+	}
+	if len(bk.offers) >= bk.cfg.MaxOffers {
+		ev := heap.Pop(&bk.offerMin).(*offerEntry)
+		delete(bk.offers, ev.addr)
+		bk.counters["offer/evicted"]++
+	}
+	e := &offerEntry{o: o, addr: addr, coll: coll}
+	bk.offers[addr] = e
+	heap.Push(&bk.offerMin, e)
 	return nil
 }
 
-func (bk *Book) checkOffer(addr wallet.Address, o *Offer) error {
-	bk.mu.Lock()
-	defer bk.mu.Unlock()
-	return bk.checkOfferLocked(addr, o)
+// offerBacked checks o against the chain: a registered provider with at
+// least MinCollateral, whose collateral backs CapacityUnits(o.Total), and
+// whose newest matched offer is not newer than o.
+func (bk *Book) offerBacked(view ChainView, o *Offer) (ProviderState, error) {
+	addr := o.ProviderAddress()
+	ps, ok := view.Provider(addr)
+	minColl := view.MinCollateral()
+	switch {
+	case !ok:
+		return ps, fmt.Errorf("%w: %s is not a registered provider", ErrUnbacked, addr)
+	case ps.Collateral < minColl:
+		return ps, fmt.Errorf("%w: collateral %d below the minimum %d", ErrUnbacked, ps.Collateral, minColl)
+	case !backs(CapacityUnits(o.Total), max(minColl, 1), ps.Collateral, bk.cfg.CapacityPerMinCollateral):
+		return ps, fmt.Errorf("%w: %d capacity units need collateral %d (%d units per %d), it has %d", ErrUnbacked,
+			CapacityUnits(o.Total), collateralFor(CapacityUnits(o.Total), max(minColl, 1), bk.cfg.CapacityPerMinCollateral),
+			bk.cfg.CapacityPerMinCollateral, minColl, ps.Collateral)
+	case o.Seq < ps.NewestOfferSeq:
+		return ps, fmt.Errorf("%w: the chain has matched seq %d", ErrStale, ps.NewestOfferSeq)
+	}
+	return ps, nil
 }
 
-func (bk *Book) checkOfferLocked(addr wallet.Address, o *Offer) error {
-	held, ok := bk.offers[addr]
+// collateralFor is the collateral that backs units: ceil(units×minColl/per),
+// saturating.
+func collateralFor(units, minColl, per uint64) uint64 {
+	hi, lo := bits.Mul64(units, minColl)
+	if hi >= per {
+		return 1<<64 - 1
+	}
+	q, r := bits.Div64(hi, lo, per)
+	if r != 0 && q < 1<<64-1 {
+		q++
+	}
+	return q
+}
+
+func (bk *Book) checkOfferLocked(addr wallet.Address, o *Offer, coll uint64) error {
+	e, ok := bk.offers[addr]
 	switch {
-	case !ok && len(bk.offers) >= bk.cfg.MaxOffers:
-		return fmt.Errorf("%w: %d offers", ErrBookFull, len(bk.offers))
+	case !ok && len(bk.offers) >= bk.cfg.MaxOffers && bk.offerMin[0].coll >= coll:
+		return fmt.Errorf("%w: %d offers, each backed by at least as much collateral as %d", ErrBookFull, len(bk.offers), coll)
 	case !ok:
 		return nil
-	case held.Seq == o.Seq && bytes.Equal(held.Sig, o.Sig):
+	case e.o.Seq == o.Seq && bytes.Equal(e.o.Sig, o.Sig):
 		return ErrDuplicate
-	case held.Seq >= o.Seq:
-		return fmt.Errorf("%w: holding seq %d", ErrStale, held.Seq)
+	case e.o.Seq >= o.Seq:
+		return fmt.Errorf("%w: holding seq %d", ErrStale, e.o.Seq)
 	}
 	return nil
 }
 
 // AddBid adds b if it is valid at now, correctly signed, not already held
-// or closed, and within the per-client and total bounds. Errors:
-// *InvalidError (bad input), ErrDuplicate, ErrStale (closed), ErrBookFull.
+// or closed, within the per-client bound and, with a View, funded: the
+// client's spendable balance covers the MaxPrice of b and of all its bids
+// already held. A full book evicts its least valuable bids to make room
+// if b is worth more than each of them, and refuses b otherwise. Errors:
+// *InvalidError (bad input), ErrUnfunded, ErrDuplicate, ErrStale
+// (closed), ErrBookFull.
 func (bk *Book) AddBid(b *Bid, now int64) error {
 	if b == nil {
 		return bk.counted("bid", invalid(CodeDecode, "bid", "nil bid"))
 	}
-	id := b.ID()
-	err := bk.addBid(b, id, now)
+	msg, err := b.SigningBytes()
 	if err != nil {
-		err = fmt.Errorf("add bid %s: %w", id, err)
+		return bk.counted("bid", &InvalidError{Code: CodeDecode, Field: "bid", Err: err})
+	}
+	e := &bidEntry{b: b, id: sha256.Sum256(msg), client: b.ClientAddress(), size: int64(len(msg) + len(b.Sig) + 3)}
+	e.value = bidValue(b.MaxPrice, e.size)
+	err = bk.addBid(e, now)
+	if err != nil {
+		err = fmt.Errorf("add bid %s: %w", e.id, err)
 	}
 	return bk.counted("bid", err)
 }
 
-func (bk *Book) addBid(b *Bid, id BidID, now int64) error {
+func (bk *Book) addBid(e *bidEntry, now int64) error {
+	b := e.b
 	if err := b.Validate(now); err != nil {
 		return err
 	}
-	client := b.ClientAddress()
-	if err := bk.checkBid(id, client); err != nil {
+	spendable := uint64(1<<64 - 1)
+	if bk.cfg.View != nil {
+		spendable = bk.cfg.View().Spendable(e.client)
+		if spendable < b.MaxPrice {
+			return fmt.Errorf("%w: client %s can spend %d, the bid's max price is %d", ErrUnfunded, e.client, spendable, b.MaxPrice)
+		}
+	}
+	bk.mu.Lock()
+	err := bk.checkBidLocked(e, spendable)
+	bk.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if err := b.Verify(bk.cfg.ChainID); err != nil {
@@ -264,32 +481,62 @@ func (bk *Book) addBid(b *Bid, id BidID, now int64) error {
 	}
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	if err := bk.checkBidLocked(id, client); err != nil {
+	if err := bk.checkBidLocked(e, spendable); err != nil {
 		return err
 	}
-	bk.bids[id] = b
-	bk.perClient[client]++
+	// Make room: the least valuable bids leave while the newcomer is
+	// worth more than each; if that does not free enough, nothing leaves.
+	n, size := len(bk.bids), bk.bidBytes
+	var out []*bidEntry
+	for n >= bk.cfg.MaxBids || size+e.size > bk.cfg.MaxBidBytes {
+		ev := bk.bidMin[0] // checkBidLocked saw at least one
+		if ev.value >= e.value {
+			for _, x := range out {
+				heap.Push(&bk.bidMin, x)
+			}
+			return fmt.Errorf("%w: %d bids of %d bytes, none worth less than %d per KiB", ErrBookFull, len(bk.bids), bk.bidBytes, e.value)
+		}
+		out = append(out, heap.Pop(&bk.bidMin).(*bidEntry))
+		n, size = n-1, size-ev.size
+	}
+	for _, ev := range out {
+		heap.Push(&bk.bidMin, ev) // removeBidLocked takes it out with the rest
+		bk.removeBidLocked(ev)
+		bk.counters["bid/evicted"]++
+	}
+	c := bk.clients[e.client]
+	if c == nil {
+		c = &clientEntry{bids: map[BidID]*bidEntry{}}
+		bk.clients[e.client] = c
+	}
+	c.bids[e.id] = e
+	c.sum = satAdd(c.sum, b.MaxPrice)
+	bk.bids[e.id] = e
+	bk.bidBytes += e.size
+	heap.Push(&bk.bidMin, e)
 	return nil
 }
 
-func (bk *Book) checkBid(id BidID, client wallet.Address) error {
-	bk.mu.Lock()
-	defer bk.mu.Unlock()
-	return bk.checkBidLocked(id, client)
-}
-
-func (bk *Book) checkBidLocked(id BidID, client wallet.Address) error {
-	if _, ok := bk.bids[id]; ok {
+func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64) error {
+	if _, ok := bk.bids[e.id]; ok {
 		return ErrDuplicate
 	}
-	if _, ok := bk.closed[id]; ok {
+	if _, ok := bk.closed[e.id]; ok {
 		return fmt.Errorf("%w: bid is closed", ErrStale)
 	}
-	if n := bk.perClient[client]; n >= bk.cfg.MaxBidsPerClient {
-		return fmt.Errorf("%w: client %s has %d open bids", ErrBookFull, client, n)
+	var n int
+	var sum uint64
+	if c := bk.clients[e.client]; c != nil {
+		n, sum = len(c.bids), c.sum
 	}
-	if len(bk.bids) >= bk.cfg.MaxBids {
-		return fmt.Errorf("%w: %d bids", ErrBookFull, len(bk.bids))
+	if n >= bk.cfg.MaxBidsPerClient {
+		return fmt.Errorf("%w: client %s has %d open bids", ErrBookFull, e.client, n)
+	}
+	if need := satAdd(sum, e.b.MaxPrice); need > spendable {
+		return fmt.Errorf("%w: client %s can spend %d, its %d open bids and this one need %d", ErrUnfunded, e.client, spendable, n, need)
+	}
+	if (len(bk.bids) >= bk.cfg.MaxBids || bk.bidBytes+e.size > bk.cfg.MaxBidBytes) && bk.bidMin[0].value >= e.value {
+		return fmt.Errorf("%w: %d bids of %d bytes, none worth less than %d per KiB", ErrBookFull, len(bk.bids), bk.bidBytes, e.value)
 	}
 	return nil
 }
@@ -303,9 +550,9 @@ func (bk *Book) Close(now int64, ids ...BidID) {
 	defer bk.mu.Unlock()
 	for _, id := range ids {
 		until := addMs(now, MaxBidTTL)
-		if b, ok := bk.bids[id]; ok {
-			until = b.MatchBy
-			bk.removeBidLocked(id, b)
+		if e, ok := bk.bids[id]; ok {
+			until = e.b.MatchBy
+			bk.removeBidLocked(e)
 		}
 		bk.closed[id] = until
 	}
@@ -340,14 +587,21 @@ func compareInt64(a, b int64) int {
 	return 0
 }
 
-func (bk *Book) removeBidLocked(id BidID, b *Bid) {
-	delete(bk.bids, id)
-	c := b.ClientAddress()
-	if bk.perClient[c] <= 1 {
-		delete(bk.perClient, c)
-	} else {
-		bk.perClient[c]--
+func (bk *Book) removeBidLocked(e *bidEntry) {
+	delete(bk.bids, e.id)
+	heap.Remove(&bk.bidMin, e.hi)
+	bk.bidBytes -= e.size
+	c := bk.clients[e.client]
+	delete(c.bids, e.id)
+	c.sum -= min(c.sum, e.b.MaxPrice)
+	if len(c.bids) == 0 {
+		delete(bk.clients, e.client)
 	}
+}
+
+func (bk *Book) removeOfferLocked(e *offerEntry) {
+	delete(bk.offers, e.addr)
+	heap.Remove(&bk.offerMin, e.hi)
 }
 
 // Prune drops offers and bids expired at now (Expires ≤ now, MatchBy ≤
@@ -356,15 +610,15 @@ func (bk *Book) removeBidLocked(id BidID, b *Bid) {
 func (bk *Book) Prune(now int64) (offers, bids int) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	for a, o := range bk.offers {
-		if o.Expires <= now {
-			delete(bk.offers, a)
+	for _, e := range bk.offers {
+		if e.o.Expires <= now {
+			bk.removeOfferLocked(e)
 			offers++
 		}
 	}
-	for id, b := range bk.bids {
-		if b.MatchBy <= now {
-			bk.removeBidLocked(id, b)
+	for _, e := range bk.bids {
+		if e.b.MatchBy <= now {
+			bk.removeBidLocked(e)
 			bids++
 		}
 	}
@@ -380,16 +634,20 @@ func (bk *Book) Prune(now int64) (offers, bids int) {
 func (bk *Book) Offer(provider wallet.Address) (*Offer, bool) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	o, ok := bk.offers[provider]
-	return o, ok
+	if e, ok := bk.offers[provider]; ok {
+		return e.o, true
+	}
+	return nil, false
 }
 
 // Bid returns an open bid by id.
 func (bk *Book) Bid(id BidID) (*Bid, bool) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	b, ok := bk.bids[id]
-	return b, ok
+	if e, ok := bk.bids[id]; ok {
+		return e.b, true
+	}
+	return nil, false
 }
 
 // Len returns how many offers and bids the book holds.
@@ -397,6 +655,99 @@ func (bk *Book) Len() (offers, bids int) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	return len(bk.offers), len(bk.bids)
+}
+
+// Recheck drops entries the chain no longer backs, reading the View: the
+// bids of a client whose spendable balance fell below the MaxPrice of its
+// open bids (its least valuable go first, until the rest are covered), and
+// offers whose provider's collateral no longer backs them. It looks at
+// most at budget clients and budget providers per call, a different
+// sample each time (map order), so that a node can call it on every
+// block at a bounded cost. It returns how many offers and bids it
+// dropped. Without a View it does nothing.
+func (bk *Book) Recheck(budget int) (offers, bids int) {
+	if bk.cfg.View == nil || budget <= 0 {
+		return 0, 0
+	}
+	view := bk.cfg.View()
+	bk.mu.Lock()
+	var clients []wallet.Address
+	for a := range bk.clients {
+		if len(clients) == budget {
+			break
+		}
+		clients = append(clients, a)
+	}
+	var provs []*Offer
+	for _, e := range bk.offers {
+		if len(provs) == budget {
+			break
+		}
+		provs = append(provs, e.o)
+	}
+	bk.mu.Unlock()
+	spend := make([]uint64, len(clients))
+	for i, a := range clients {
+		spend[i] = view.Spendable(a)
+	}
+	var unbacked []*Offer
+	for _, o := range provs {
+		if _, err := bk.offerBacked(view, o); err != nil {
+			unbacked = append(unbacked, o)
+		}
+	}
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	for i, a := range clients {
+		c := bk.clients[a]
+		for c != nil && c.sum > spend[i] {
+			var worst *bidEntry
+			for _, e := range c.bids {
+				if worst == nil || lessBid(e, worst) {
+					worst = e
+				}
+			}
+			bk.removeBidLocked(worst)
+			bk.counters["bid/recheck"]++
+			bids++
+			c = bk.clients[a]
+		}
+	}
+	for _, o := range unbacked {
+		if e, ok := bk.offers[o.ProviderAddress()]; ok && e.o == o {
+			bk.removeOfferLocked(e)
+			bk.counters["offer/recheck"]++
+			offers++
+		}
+	}
+	return offers, bids
+}
+
+// Bytes returns the encoded size of the open bids held, summed: what
+// BookConfig.MaxBidBytes bounds.
+func (bk *Book) Bytes() int64 {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	return bk.bidBytes
+}
+
+// RoundSnapshot is Snapshot without the sorting: the book's content in no
+// particular order, for a matching round (the matcher's output does not
+// depend on the order, and it samples a large book; see Matcher).
+func (bk *Book) RoundSnapshot() Snapshot {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	offers := make([]*Offer, 0, len(bk.offers))
+	for _, e := range bk.offers {
+		offers = append(offers, e.o)
+	}
+	bids := make([]*Bid, 0, len(bk.bids))
+	ids := make([]BidID, 0, len(bk.bids))
+	for _, e := range bk.bids {
+		bids = append(bids, e.b)
+		ids = append(ids, e.id)
+	}
+	return Snapshot{Offers: offers, Bids: bids, bidIDs: ids}
 }
 
 // Snapshot returns the book's current content: offers sorted by provider
@@ -416,11 +767,11 @@ func (bk *Book) Snapshot() Snapshot {
 	slices.SortFunc(addrs, func(a, b wallet.Address) int { return bytes.Compare(a[:], b[:]) })
 	slices.SortFunc(ids, func(a, b BidID) int { return bytes.Compare(a[:], b[:]) })
 	for _, a := range addrs {
-		offers = append(offers, bk.offers[a])
+		offers = append(offers, bk.offers[a].o)
 	}
 	bids := make([]*Bid, len(ids))
 	for i, id := range ids {
-		bids[i] = bk.bids[id]
+		bids[i] = bk.bids[id].b
 	}
 	bk.mu.Unlock()
 	return Snapshot{Offers: offers, Bids: bids, bidIDs: ids}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/bourse-net/bourse/wallet"
 )
 
 func newTestBook(t *testing.T, mut func(*BookConfig)) *Book {
@@ -211,16 +213,42 @@ func TestBookConcurrentUse(t *testing.T) {
 	wg.Wait()
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	per := map[string]int{}
-	for _, b := range bk.bids {
-		per[b.ClientAddress().String()]++
-	}
-	for c, n := range per {
-		if bk.perClient[mustAddr(t, c)] != n {
-			t.Fatalf("per-client count of %s is %d, holds %d", c, bk.perClient[mustAddr(t, c)], n)
+	bk.checkInvariants(t)
+}
+
+// checkInvariants checks the book's indexes against its bids and offers:
+// per-client counts and sums, the byte total and the eviction heaps.
+func (bk *Book) checkInvariants(t testing.TB) {
+	t.Helper()
+	per := map[wallet.Address]int{}
+	sums := map[wallet.Address]uint64{}
+	var size int64
+	for id, e := range bk.bids {
+		if e.id != id || e.b.ID() != id {
+			t.Fatalf("bid %s filed under %s", e.id, id)
+		}
+		per[e.client]++
+		sums[e.client] += e.b.MaxPrice
+		size += e.size
+		if bk.bidMin[e.hi] != e {
+			t.Fatalf("bid %s not at its heap index", id)
 		}
 	}
-	if len(per) != len(bk.perClient) {
-		t.Fatalf("per-client counts for %d clients, bids from %d", len(bk.perClient), len(per))
+	for c, n := range per {
+		ce := bk.clients[c]
+		if ce == nil || len(ce.bids) != n || ce.sum != sums[c] {
+			t.Fatalf("client %s: index %+v, holds %d bids worth %d", c, ce, n, sums[c])
+		}
+	}
+	if len(per) != len(bk.clients) || len(bk.bidMin) != len(bk.bids) || size != bk.bidBytes {
+		t.Fatalf("%d clients indexed for %d; heap %d for %d bids; %d bytes counted for %d", len(bk.clients), len(per), len(bk.bidMin), len(bk.bids), bk.bidBytes, size)
+	}
+	for a, e := range bk.offers {
+		if e.addr != a || bk.offerMin[e.hi] != e {
+			t.Fatalf("offer of %s misfiled", a)
+		}
+	}
+	if len(bk.offerMin) != len(bk.offers) {
+		t.Fatalf("offer heap %d for %d offers", len(bk.offerMin), len(bk.offers))
 	}
 }

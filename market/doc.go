@@ -36,14 +36,20 @@
 // # Order book
 //
 // A Book (NewBook(DefaultBookConfig(chainID))) holds the newest offer per
-// provider and the open bids, signature checked, deduplicated and
-// bounded in total and per client. It has no clock: pass now to
-// AddOffer/AddBid/Add and call Prune(now) periodically; call Close(now,
-// ids...) for bids the chain matched or cancelled. Gossip validators call
-// Add(kind, data, now) and map the error with VerdictOf to Accept, Ignore
-// (duplicate, stale, expired, full) or Reject (invalid: penalise the
-// peer). Counters gives accept/ignore/reject counts by reason for metrics.
-// Snapshot returns a consistent copy for the matcher.
+// provider and the open bids, signature checked, deduplicated, admitted
+// against chain state (BookConfig.View: registered, collateral-backed
+// providers; clients whose balance covers their open bids) and bounded in
+// total, in bytes and per client; when full, the least valuable entry
+// leaves for a more valuable one (see RATIONALE.md). It has no clock:
+// pass now to AddOffer/AddBid/Add and call Prune(now) periodically; call
+// Close(now, ids...) for bids the chain matched or cancelled and
+// Recheck(budget) on every block. Gossip validators call Add(kind, data,
+// now) and map the error with VerdictOf to Accept, Ignore (duplicate,
+// stale, expired, full), Refuse (unfunded, unbacked: a light penalty) or
+// Reject (invalid: penalise the peer). Counters gives the counts by
+// reason for metrics. Snapshot returns a consistent copy; RoundSnapshot
+// an unsorted one for the matcher, which samples a large book (at most
+// Matcher.MaxBids bids and MaxOffers providers per round).
 //
 // # Matching
 //

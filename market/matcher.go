@@ -17,10 +17,23 @@ import (
 type Matcher struct {
 	// Weights of the balanced preference; the zero value means DefaultWeights.
 	Weights Weights
+	// MaxBids and MaxOffers bound what one round considers (0 means
+	// DefaultRoundBids and DefaultRoundOffers), so that a round's cost does
+	// not grow with the book; see sampleRound.
+	MaxBids, MaxOffers int
 }
+
+// Default bounds of one round: about 10 ms of matching on one core.
+const (
+	DefaultRoundBids   = 1024
+	DefaultRoundOffers = 512
+)
 
 // Validate checks the configuration.
 func (m Matcher) Validate() error {
+	if m.MaxBids < 0 || m.MaxOffers < 0 {
+		return fmt.Errorf("matcher bounds %d bids, %d offers: must not be negative", m.MaxBids, m.MaxOffers)
+	}
 	w := m.Weights
 	if w.Price > MaxWeight || w.Load > MaxWeight || w.Reputation > MaxWeight {
 		return fmt.Errorf("matcher weights %+v: each must be at most %d", w, MaxWeight)
@@ -148,7 +161,8 @@ func orderBids(snap *Snapshot, view ChainView, blockTime int64, seed [32]byte) [
 // Match runs one matching round and returns at most maxMatches matches
 // (none if maxMatches ≤ 0), in the order they must appear in the block.
 //
-// The round considers the offers and bids of snap that are valid at
+// A book larger than the matcher's bounds is sampled first (sampleRound).
+// The round considers the offers and bids of the sample that are valid at
 // blockTime (see selectOffers and orderBids for duplicates and order),
 // and serves bids one at a time: a bid whose client can no longer cover
 // its MaxPrice is skipped; otherwise it goes to the feasible offer with
@@ -167,6 +181,7 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 	if maxMatches <= 0 {
 		return nil
 	}
+	snap = sampleRound(snap, seed, cmp.Or(m.MaxOffers, DefaultRoundOffers), cmp.Or(m.MaxBids, DefaultRoundBids))
 	cands := selectOffers(snap.Offers, view, blockTime)
 	bids := orderBids(&snap, view, blockTime, seed)
 	if len(cands) == 0 || len(bids) == 0 {

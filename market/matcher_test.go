@@ -403,11 +403,14 @@ func TestMatcherValidate(t *testing.T) {
 
 // benchWorld is 1,000 offers and 10,000 bids in a market where capacity
 // runs out part way, with every preference in use.
-func benchWorld(b *testing.B) (Snapshot, *fakeView) {
+func benchWorld(b *testing.B) (Snapshot, *fakeView) { return benchWorldN(b, 1000, 10_000) }
+
+// benchWorldN is benchWorld with nOffers offers and nBids bids.
+func benchWorldN(b *testing.B, nOffers, nBids int) (Snapshot, *fakeView) {
 	r := rand.New(rand.NewPCG(42, 42))
 	view := newFakeView(100)
 	var offers []*Offer
-	for i := 0; i < 1000; i++ {
+	for i := 0; i < nOffers; i++ {
 		key := testKey(b, i)
 		o := Offer{
 			Provider:  key.Public(),
@@ -427,7 +430,7 @@ func benchWorld(b *testing.B) (Snapshot, *fakeView) {
 		view.providers[key.Address()] = ProviderState{Collateral: 1000, Reputation: uint32(r.IntN(1001))}
 	}
 	var bids []*Bid
-	for i := 0; i < 10_000; i++ {
+	for i := 0; i < nBids; i++ {
 		key := testKey(b, 100_000+i%500)
 		view.balances[key.Address()] = 1 << 40
 		sum := sha256.Sum256([]byte(fmt.Sprint(i)))
@@ -474,5 +477,18 @@ func BenchmarkMatch10kBids1kOffers500PerBlock(b *testing.B) {
 	for b.Loop() {
 		Matcher{}.Match(snap, view, t0, [32]byte{1}, 500)
 	}
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
+// A proposer's round over a full book: 100,000 bids and 10,000 offers, at
+// most one block's 256 matches.
+func BenchmarkMatch100kBids10kOffers(b *testing.B) {
+	snap, view := benchWorldN(b, 10_000, 100_000)
+	cpu := processCPU()
+	var n int
+	for b.Loop() {
+		n = len(Matcher{}.Match(snap, view, t0, [32]byte{1}, 256))
+	}
+	b.ReportMetric(float64(n), "matches")
 	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
 }

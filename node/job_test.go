@@ -263,6 +263,9 @@ func TestJobLifecycle(t *testing.T) {
 	spec := helloSpec()
 	spec.Resources.CPU = 64_000 // more than any provider sells
 	spec.Deadline = api.Duration{Duration: 1500 * time.Millisecond}
+	// The bid above still holds 5,000,000 of the client's ~10,000,000 in
+	// the book: the book admits only bids the balance covers together.
+	spec.MaxPrice = 4_000_000
 	dry, err := c.DryRun(ctx, spec)
 	if err != nil || dry.Chosen != "" || len(dry.Offers) == 0 {
 		t.Fatalf("dry run = %+v, %v", dry, err)

@@ -165,6 +165,7 @@ func (m *marketService) onCommit(c driver.Committed) {
 	if len(closed) > 0 {
 		m.book.Close(m.clock.Now().UnixMilli(), closed...)
 	}
+	m.book.Recheck(recheckPerBlock) // entries whose funds or collateral are gone leave
 	m.step(blk)
 }
 

@@ -25,6 +25,7 @@ const (
 	maxMatchesPerBlock = 256
 	maxResultBytes     = 256 << 20
 	bidRegossip        = 2 * time.Second
+	recheckPerBlock    = 2048 // clients and providers the book re-checks against chain state per block
 )
 
 // marketService is the node's part in the exchange: the order book fed by
@@ -70,7 +71,9 @@ func newMarketService(n *Node) (*marketService, error) {
 		modules: newModCache(16, 512<<20),
 		core:    lifecycle.New(lifecycle.Config{Self: n.key.Address(), Provider: n.cfg.Provider.Enabled})}
 	var err error
-	if m.book, err = market.NewBook(market.DefaultBookConfig(n.cfg.ChainID)); err != nil {
+	bookCfg := market.DefaultBookConfig(n.cfg.ChainID)
+	bookCfg.View = func() market.ChainView { return n.drv.State().View() } // admission against the current state
+	if m.book, err = market.NewBook(bookCfg); err != nil {
 		return nil, err
 	}
 	if m.payloads, err = worker.OpenStore(filepath.Join(n.home, "payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
@@ -141,6 +144,8 @@ func (m *marketService) validator(kind market.Kind) func(context.Context, peer.I
 			return nil, p2p.Accept
 		case market.Ignore:
 			return nil, p2p.Ignore
+		case market.Refuse: // unfunded or unbacked: a light, decaying penalty
+			return err, p2p.Refuse
 		}
 		m.n.log.Debug("refused market message", "kind", kind, "err", err)
 		return nil, p2p.Reject

@@ -112,6 +112,11 @@ type Config struct {
 	// PingInterval is how often connected peers are pinged to keep the
 	// latency estimate fresh. Default: 30s.
 	PingInterval Duration `toml:"ping_interval"`
+	// MarketRate is how many offers, and as many bids, one peer may
+	// deliver per second, in bursts of ten seconds' worth; beyond it
+	// messages are dropped unvalidated and the peer is penalised (see
+	// scoring.go). Default: 200.
+	MarketRate float64 `toml:"market_rate"`
 	// ScoreInspectInterval is how often peer scores are sampled for
 	// PeerScores and metrics. Default: 10s.
 	ScoreInspectInterval Duration `toml:"score_inspect_interval"`
@@ -149,6 +154,7 @@ func DefaultConfig() Config {
 		MaxInboundPerPeer:    4,
 		PingInterval:         Duration(30 * time.Second),
 		ScoreInspectInterval: Duration(10 * time.Second),
+		MarketRate:           200,
 	}
 }
 
@@ -259,6 +265,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PingInterval < Duration(time.Second) {
 		return badField("ping_interval", "%v is below 1s", time.Duration(c.PingInterval))
+	}
+	if !(c.MarketRate >= 1 && c.MarketRate <= 1e6) {
+		return badField("market_rate", "%v is not in 1..1000000 messages per second", c.MarketRate)
 	}
 	if c.ScoreInspectInterval < Duration(10*time.Millisecond) {
 		return badField("score_inspect_interval", "%v is below 10ms", time.Duration(c.ScoreInspectInterval))

@@ -58,6 +58,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"stream_timeout", func(c *Config) { c.StreamTimeout = c.RequestTimeout - 1 }},
 		{"ping_interval", func(c *Config) { c.PingInterval = 0 }},
 		{"score_inspect_interval", func(c *Config) { c.ScoreInspectInterval = 0 }},
+		{"market_rate", func(c *Config) { c.MarketRate = 0 }},
 	}
 	for _, tc := range tests {
 		c := DefaultConfig()

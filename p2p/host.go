@@ -67,6 +67,8 @@ type Host struct {
 	loops sync.WaitGroup // the long-running goroutines started by New
 
 	scores    atomic.Pointer[map[peer.ID]float64]
+	limit     *limiter  // per-peer rate of offers and bids
+	pen       penalties // application-specific score (scoring.go)
 	mesh      meshTracker
 	closeOnce sync.Once
 	closeErr  error
@@ -110,6 +112,7 @@ func New(ctx context.Context, cfg Config, chainID string, key crypto.PrivKey, lo
 		cancel:  cancel,
 		ops:     make(chan func(*hostState)),
 		found:   make(chan found, 256),
+		limit:   newLimiter(cfg.MarketRate),
 	}
 	ok := false
 	defer func() {

@@ -39,6 +39,23 @@ import (
 //     invalid consensus messages push a peer under the gossip threshold and
 //     ~5 under graylist. Ignore results never count here.
 //
+// Market traffic (offers and bids), application-specific score P5
+//   - rate limit: each peer may deliver Config.MarketRate offers and as
+//     many bids per second (default 200), in bursts of ten seconds' worth.
+//     Beyond it a message is dropped unvalidated (Ignore, so not forwarded)
+//     and costs its sender one penalty point.
+//   - Refuse: a well-formed, signed message the node's chain state does not
+//     admit (an unfunded bid, an offer from an unregistered or
+//     undercollateralised provider) is dropped and costs one point. It is
+//     not a Reject (P4): two honest nodes a block apart may disagree about
+//     a balance, and P4 decays over an hour.
+//   - points halve every PenaltyHalfLife (one minute); the score is
+//     -AppPenaltyWeight × points², weight 1: about 22 points put a peer
+//     under the gossip threshold, 50 under graylist, so a peer repeating
+//     refused or over-limit traffic is graylisted within some fifty
+//     messages, while an honest relay that forwarded a handful of bids a
+//     block too late loses a few points that are gone within minutes.
+//
 // Peer-wide
 //   - topic score cap 50: good behaviour cannot bank unlimited credit to
 //     spend on misbehaviour.
@@ -50,6 +67,12 @@ import (
 //     to 1% over ten minutes.
 //   - decay every second; counters under 0.01 drop to zero; a disconnected
 //     peer's score is kept 10 minutes so reconnecting does not wash it.
+
+// Application penalty parameters (see the comment above).
+const (
+	AppPenaltyWeight = 1.0
+	PenaltyHalfLife  = time.Minute
+)
 
 // Score thresholds (see the comment above).
 const (
@@ -76,12 +99,12 @@ var loopbackNets = func() []*net.IPNet {
 	return []*net.IPNet{v4, v6}
 }()
 
-func peerScoreParams() *pubsub.PeerScoreParams {
+func peerScoreParams(app func(peer.ID) float64) *pubsub.PeerScoreParams {
 	const decayInterval = time.Second
 	return &pubsub.PeerScoreParams{
 		Topics:                      map[string]*pubsub.TopicScoreParams{},
 		TopicScoreCap:               50,
-		AppSpecificScore:            func(peer.ID) float64 { return 0 },
+		AppSpecificScore:            app,
 		AppSpecificWeight:           1,
 		IPColocationFactorWeight:    -10,
 		IPColocationFactorThreshold: 8,

@@ -41,6 +41,11 @@ const (
 	// Ignore: the message is well formed but not useful (stale, expired,
 	// duplicate, from the future); drop it without penalty.
 	Ignore
+	// Refuse: the message is well formed and signed but this node's chain
+	// state does not admit it (an unfunded bid, an unregistered
+	// provider's offer). Drop it without forwarding; the sending peer
+	// earns one application penalty point (see scoring.go).
+	Refuse
 )
 
 func (r Result) String() string {
@@ -51,6 +56,8 @@ func (r Result) String() string {
 		return "reject"
 	case Ignore:
 		return "ignore"
+	case Refuse:
+		return "refuse"
 	}
 	return fmt.Sprintf("result(%d)", int(r))
 }
@@ -156,7 +163,7 @@ func (hs *Host) join(name string, v Validator) (*Topic, error) {
 			msg.ValidatorData = decoded
 			return pubsub.ValidationAccept
 		}
-		if r == Ignore {
+		if r == Ignore || r == Refuse {
 			return pubsub.ValidationIgnore
 		}
 		return pubsub.ValidationReject
@@ -205,14 +212,24 @@ func (hs *Host) validate(ctx context.Context, v Validator, label string, from pe
 			}
 			decoded = nil
 		}
-		if r != Accept && r != Reject && r != Ignore {
+		if r != Accept && r != Reject && r != Ignore && r != Refuse {
 			r, reason = Reject, "bad validator result"
+		}
+		if r == Refuse && from != hs.ID() {
+			hs.pen.add(from, 1, time.Now())
 		}
 		hs.m.validation.WithLabelValues(label, r.String(), hs.m.reasonLabel(label, reason)).Inc()
 	}()
 	if len(data) > hs.cfg.MaxMessageSize {
 		reason = "oversized"
 		return nil, Reject
+	}
+	if (label == TopicOffers || label == TopicBids) && from != hs.ID() {
+		if now := time.Now(); !hs.limit.allow(from, label, now) {
+			hs.pen.add(from, 1, now)
+			reason = "rate limited"
+			return nil, Ignore
+		}
 	}
 	return v.Validate(ctx, from, data)
 }
@@ -318,7 +335,7 @@ func (hs *Host) pubsubOptions() []pubsub.Option {
 	return []pubsub.Option{
 		pubsub.WithMessageIdFn(contentID),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithPeerScore(peerScoreParams(), scoreThresholds()),
+		pubsub.WithPeerScore(peerScoreParams(hs.pen.score), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(hs.inspectScores), time.Duration(hs.cfg.ScoreInspectInterval)),
 		// Flood publishing is a router-wide switch in GossipSub: every message
 		// this host originates (consensus proposals and votes above all) goes
