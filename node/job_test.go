@@ -290,7 +290,11 @@ func TestProviderMissesDeadline(t *testing.T) {
 		t.Skip("starts four nodes")
 	}
 	payload := example(t, "primes")
-	tn := providerNetWith(t, func(g *chain.Genesis) { g.Params.ResultGraceMs = 1000 })
+	// A grace period long enough that the payload window (half of it)
+	// does not run out before the provider is stopped on a loaded machine:
+	// the provider must miss the deadline, not declare the payload
+	// unavailable.
+	tn := providerNetWith(t, func(g *chain.Genesis) { g.Params.ResultGraceMs = 10_000 })
 	ctx := context.Background()
 	c := tn.client(0)
 	spec := helloSpec()
@@ -330,7 +334,7 @@ func TestProviderMissesDeadline(t *testing.T) {
 	}
 	tn.stop(prov)
 
-	done := waitJob(t, c, job.ID, 30*time.Second)
+	done := waitJob(t, c, job.ID, 60*time.Second)
 	if done.State != api.StateTimedOut || done.Refunded != done.Escrowed || done.Slashed == 0 {
 		t.Fatalf("job = %s refunded %d of %d, slashed %d: %s", done.State, done.Refunded, done.Escrowed, done.Slashed, done.Error)
 	}
