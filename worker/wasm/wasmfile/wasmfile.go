@@ -45,6 +45,10 @@ const PageSize = 1 << 16
 // maxPages is wasm32's largest memory: 4 GiB.
 const maxPages = 1 << 16
 
+// ErrTooLarge is wrapped by the errors of a module whose memory or tables
+// do not fit the limits.
+var ErrTooLarge = errors.New("declares more than allowed")
+
 // Limits are the bounds a module's declarations must fit. Zero fields
 // mean the largest a wasm32 memory can be and DefaultTableEntries.
 type Limits struct {
@@ -250,7 +254,7 @@ func (m *module) checkTables(r *reader, lim Limits) error {
 		m.tables = append(m.tables, t)
 		entries += t.max
 		if entries > lim.TableEntries {
-			return fmt.Errorf("tables may hold %d entries (%d MiB of provider memory at %d bytes each), more than the %d allowed", entries, entries*TableEntryBytes>>20, TableEntryBytes, lim.TableEntries)
+			return fmt.Errorf("%w: tables may hold %d entries (%d MiB of provider memory at %d bytes each), more than the %d allowed", ErrTooLarge, entries, entries*TableEntryBytes>>20, TableEntryBytes, lim.TableEntries)
 		}
 	}
 	if r.err != nil {
@@ -287,7 +291,7 @@ func checkMemories(r *reader, lim Limits) error {
 			return fmt.Errorf("memory maximum %d pages below its minimum %d", hi, lo)
 		}
 		if lo*PageSize > lim.MemoryBytes {
-			return fmt.Errorf("memory of %d MiB to start with, more than the %d MiB allowed", lo*PageSize>>20, lim.MemoryBytes>>20)
+			return fmt.Errorf("%w: memory of %d MiB to start with, more than the %d MiB allowed", ErrTooLarge, lo*PageSize>>20, lim.MemoryBytes>>20)
 		}
 	}
 	if r.err != nil {
