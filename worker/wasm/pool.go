@@ -31,8 +31,8 @@ type proc struct {
 	jobs  int
 	used  uint64 // LRU tick, guarded by Executor.mu
 
-	events chan event     // frames of the current job, then io.EOF
-	dead   chan struct{}  // closed when the process has exited and been reaped
+	events chan event       // frames of the current job, then io.EOF
+	dead   chan struct{}    // closed when the process has exited and been reaped
 	status *os.ProcessState // set before dead closes
 }
 

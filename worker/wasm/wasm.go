@@ -343,4 +343,3 @@ func seededRand(seed uint64) io.Reader {
 	key := sha256.Sum256(append([]byte("bourse/wasm/random_get/"), b[:]...))
 	return mrand.NewChaCha8(key)
 }
-
