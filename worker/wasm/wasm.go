@@ -22,11 +22,13 @@ const GuestOutputDir = "/out"
 // Config configures an Executor. Zero values are the defaults.
 type Config struct {
 	// CacheDir holds wazero's on-disk compilation cache, keyed by module
-	// hash, so a module compiled once starts fast after a restart. ""
-	// keeps compiled code in memory only.
+	// hash, shared by the job processes, so a module compiled once starts
+	// fast in a new process and after a restart. "": a temporary
+	// directory, removed by Close.
 	CacheDir string
-	// KeepCompiled is how many compiled modules stay in memory (least
-	// recently used evicted first). Default 16.
+	// KeepCompiled is how many idle job processes (each holding one
+	// compiled module) are kept for the next job of their module (least
+	// recently used killed first). Default 16.
 	KeepCompiled int
 	// LogCap is the bytes kept per log stream; more ends the job as
 	// failed. Default worker.DefaultLogCap.
