@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,14 +59,13 @@ func trampoline(v string) error {
 	if err != nil || uid <= 0 {
 		return fmt.Errorf("bad uid %q", parts[0])
 	}
-	for i, res := range trampolineLimits {
+	limits := make([]unix.Rlimit, len(trampolineLimits))
+	for i := range trampolineLimits {
 		n, err := strconv.ParseUint(parts[1+i], 10, 64)
 		if err != nil {
 			return fmt.Errorf("bad limit %q", parts[1+i])
 		}
-		if err := unix.Setrlimit(res, &unix.Rlimit{Cur: n, Max: n}); err != nil {
-			return fmt.Errorf("setrlimit %d: %w", res, err)
-		}
+		limits[i] = unix.Rlimit{Cur: n, Max: n}
 	}
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
@@ -89,5 +89,27 @@ func trampoline(v string) error {
 			env = append(env, kv)
 		}
 	}
-	return syscall.Exec(os.Args[1], os.Args[1:], env)
+	// Everything execve needs is allocated before the limits: under them
+	// this process (the daemon's binary, a race-detector build in tests)
+	// may not be able to allocate again.
+	path, err := syscall.BytePtrFromString(os.Args[1])
+	if err != nil {
+		return err
+	}
+	argv, err := syscall.SlicePtrFromStrings(os.Args[1:])
+	if err != nil {
+		return err
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return err
+	}
+	for i, res := range trampolineLimits {
+		if err := unix.Setrlimit(res, &limits[i]); err != nil {
+			return fmt.Errorf("setrlimit %d: %w", res, err)
+		}
+	}
+	_, _, errno := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])))
+	return fmt.Errorf("execve %s: %w", os.Args[1], errno)
 }

@@ -114,7 +114,9 @@ func (p *proc) kill() {
 // allocation fails under RLIMIT_DATA).
 func (p *proc) deathReason() (string, bool) {
 	tail := strings.TrimSpace(p.tail.String())
-	oom := strings.Contains(tail, "out of memory") || strings.Contains(tail, "cannot allocate memory")
+	// The last one is the race detector's runtime (tests under -race).
+	oom := strings.Contains(tail, "out of memory") || strings.Contains(tail, "cannot allocate memory") ||
+		strings.Contains(tail, "ThreadSanitizer failed to allocate")
 	if i := strings.Index(tail, "fatal error:"); i >= 0 {
 		tail = tail[i:]
 	}
