@@ -103,6 +103,18 @@ func (p *proc) read(e *Executor) {
 	}
 }
 
+// drain discards the process' remaining frames until it has been reaped:
+// its reader may be blocked handing one over.
+func (p *proc) drain() {
+	for {
+		select {
+		case <-p.events:
+		case <-p.dead:
+			return
+		}
+	}
+}
+
 // kill stops the process and anything it started.
 func (p *proc) kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)

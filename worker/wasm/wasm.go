@@ -300,7 +300,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 				res, err := decodeResult(ev.body)
 				if err != nil {
 					p.kill()
-					<-p.dead
+					p.drain()
 					return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: err.Error()}
 				}
 				if run.Ctx.Err() != nil {
@@ -314,7 +314,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 			return e.died(p)
 		case <-run.Ctx.Done():
 			p.kill()
-			<-p.dead
+			p.drain()
 			return worker.Outcome{State: worker.StateCancelled, ExitCode: -1, Reason: "stopped"} // Runs names the cause
 		}
 	}
