@@ -161,3 +161,18 @@ func TestDeepRecursionKillsOnlyItsJobProcess(t *testing.T) {
 		t.Fatalf("a job after: %v %+v", err, x)
 	}
 }
+
+// TestModuleThatDoesNotCompileFailsEveryTime: a module that passes the
+// structural check but not the compiler fails its job, and the next job
+// of the same module fails the same way (its process is not reused).
+func TestModuleThatDoesNotCompileFailsEveryTime(t *testing.T) {
+	e := newExecutor(t)
+	defer e.Close(context.Background())
+	bad := handModule(nil, 0x6a) // i32.add on an empty stack
+	for i := range 2 {
+		x := runHand(t, e, bad)
+		if x.State != worker.StateFailed || !strings.Contains(x.Reason, "compile module") {
+			t.Fatalf("run %d: got %s (%s), want failed: compile module", i, x.State, x.Reason)
+		}
+	}
+}

@@ -277,6 +277,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 	}
 	p.fresh = false
 	p.jobs++
+	begun := false // the process holds the module: it may serve again
 	sent := make(chan error, 1)
 	go func() { sent <- p.enc.Encode(&req) }() // a large payload may fill the pipe
 	for {
@@ -295,6 +296,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 			case ev.typ == frameStderr:
 				_, _ = run.Stderr.Write(ev.body)
 			case ev.typ == frameBegun:
+				begun = true
 				run.Begin() // the job's clock starts after the compile
 			case ev.typ == frameResult:
 				res, err := decodeResult(ev.body)
@@ -303,8 +305,8 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 					p.drain()
 					return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: err.Error()}
 				}
-				if run.Ctx.Err() != nil {
-					p.kill() // the log cap or a cancel raced the end
+				if run.Ctx.Err() != nil || !begun {
+					p.kill() // the log cap or a cancel raced the end, or the module did not compile
 				} else {
 					e.put(p)
 				}
