@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
@@ -149,7 +150,7 @@ func compileModule(ctx context.Context, rt wazero.Runtime, req request) (wazero.
 
 // runJob runs one instance of mod under the job's limits.
 func runJob(ctx context.Context, rt wazero.Runtime, mod wazero.CompiledModule, fw *frameWriter, req request) result {
-	restore, err := limitData(req.MemoryBytes + req.Slack)
+	restore, err := limitData(req.MemoryBytes+req.Slack, spareCommitted())
 	if err != nil {
 		return result{State: worker.StateFailed, ExitCode: -1, Reason: fmt.Sprintf("job process: set limits: %v", err)}
 	}
@@ -207,13 +208,14 @@ func runJob(ctx context.Context, rt wazero.Runtime, mod wazero.CompiledModule, f
 	return result{State: worker.StateSucceeded}
 }
 
-// limitData sets the process' soft RLIMIT_DATA to what it maps now plus
-// extra, and returns the function that lifts it again. A job that needs
+// limitData sets the process' soft RLIMIT_DATA to what it maps now (less
+// credit: the spare linear memory the job will reuse, counted in extra)
+// plus extra, and returns the function that lifts it again. A job that needs
 // more address space than that (a table grown without bound, deep
 // recursion on wazero's heap-allocated stack) makes the Go runtime fail
 // its allocation and the process die with "out of memory": the job's
 // process, never the daemon.
-func limitData(extra uint64) (func(), error) {
+func limitData(extra, credit uint64) (func(), error) {
 	var old unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_DATA, &old); err != nil {
 		return nil, err
@@ -222,7 +224,7 @@ func limitData(extra uint64) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	lim := unix.Rlimit{Cur: min(now+extra, old.Max), Max: old.Max}
+	lim := unix.Rlimit{Cur: min(now-min(credit, now)+extra, old.Max), Max: old.Max}
 	if err := unix.Setrlimit(unix.RLIMIT_DATA, &lim); err != nil {
 		return nil, err
 	}
@@ -251,14 +253,40 @@ func vmData() (uint64, error) {
 // allocator backs one job's linear memory with an mmap reservation of its
 // maximum, made accessible as the guest grows it, and refuses to grow
 // past the job's limit (or past RLIMIT_DATA), remembering that it did so
-// the job can be reported as out of memory. Growing never copies.
+// the job can be reported as out of memory. Growing never copies. The
+// process keeps one freed reservation (spare) for its next job, zeroed
+// before reuse: faulting fresh pages in for every job costs more than
+// clearing the ones the last job touched.
 type allocator struct {
 	limit   uint64
 	refused atomic.Bool
 }
 
 func (a *allocator) Allocate(_, max uint64) experimental.LinearMemory {
-	return &linearMemory{a: a, max: min(max, a.limit)}
+	m := &linearMemory{a: a, max: min(max, a.limit)}
+	spareMu.Lock()
+	if spare != nil && uint64(len(spare.mem)) >= m.max {
+		m.mem, m.committed = spare.mem, spare.committed
+		spare = nil
+		clear(m.mem[:m.committed])
+	}
+	spareMu.Unlock()
+	return m
+}
+
+var (
+	spareMu sync.Mutex
+	spare   *linearMemory // a freed reservation, its committed part dirty
+)
+
+// spareCommitted is the writable part of the spare reservation.
+func spareCommitted() uint64 {
+	spareMu.Lock()
+	defer spareMu.Unlock()
+	if spare == nil {
+		return 0
+	}
+	return spare.committed
 }
 
 type linearMemory struct {
@@ -293,8 +321,15 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 }
 
 func (m *linearMemory) Free() {
-	if m.mem != nil {
-		_ = unix.Munmap(m.mem)
-		m.mem = nil
+	if m.mem == nil {
+		return
 	}
+	spareMu.Lock()
+	old := spare
+	spare = &linearMemory{mem: m.mem, committed: m.committed}
+	spareMu.Unlock()
+	if old != nil {
+		_ = unix.Munmap(old.mem)
+	}
+	m.mem = nil
 }
