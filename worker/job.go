@@ -141,7 +141,10 @@ type Job struct {
 	// a payload that is not in Payload yet, through its PayloadFetcher.
 	PayloadSize int64
 	PayloadFrom string
-	// Image is a docker image reference, used when Payload is empty.
+	// Image is the docker job's image. With an image tarball in Payload
+	// it must be the image's ID ("sha256:<config digest>"); otherwise an
+	// image ID, a name@sha256:<digest> reference or a local name (see
+	// worker/docker). Containers always run by ID.
 	Image string
 	Args  []string
 	Env   map[string]string

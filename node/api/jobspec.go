@@ -380,9 +380,6 @@ func (s JobSpec) Validate() error {
 	return nil
 }
 
-// WASM module header: magic "\0asm" and binary format version 1.
-var wasmHeader = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
-
 // CheckPayload does the cheap checks a payload must pass for its executor:
 // present, and for wasm a well-formed WASI command module (CheckWasmModule).
 // The provider's compiler validates the function bodies.

@@ -5,9 +5,14 @@
 // Available pings the daemon; without one the backend reports
 // worker.ErrUnavailable and the provider simply does not offer "docker".
 //
-// The image is Job.Image, which must already be present locally (pulling
-// only if Config.AllowPull), or an image tarball in Job.Payload (as written
-// by `docker save`), which is loaded first. Every container runs with:
+// Images are named by content and containers created by image ID, never
+// by tag. An image tarball in Job.Payload (as written by `docker save`)
+// must come with its image ID as Job.Image ("sha256:<config digest>"),
+// hold that one image only, and is loaded with every name it carries
+// stripped, so it cannot move a tag other jobs name. Without a tarball,
+// Job.Image is an image ID or a local name (resolved to its ID), or a
+// name@sha256:<digest> reference, pulled from its registry only if
+// Config.AllowPull (tags are never pulled). Every container runs with:
 // network "none" (Config.Network), a read-only root file system, all
 // capabilities dropped, no-new-privileges, not privileged, user
 // 65534:65534 (Config.User), NanoCPUs from Limits.CPU, memory from

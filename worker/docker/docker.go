@@ -1,15 +1,18 @@
 package docker
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +34,10 @@ type Config struct {
 	// Host is the daemon address (e.g. unix:///var/run/docker.sock).
 	// Default: DOCKER_HOST or the platform default.
 	Host string
-	// AllowPull lets Start pull an image that is not present locally.
-	// Off by default: an image must be present or sent as a tarball.
+	// AllowPull lets Start pull an image that is not present locally,
+	// from the registry its reference names, and only by digest
+	// (name@sha256:<digest>): a tag is refused. Off by default: an image
+	// must be present or sent as a tarball.
 	AllowPull bool
 	// Network is the container network mode. Default "none".
 	Network string
@@ -274,26 +279,37 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 	return worker.Outcome{State: worker.StateSucceeded}
 }
 
-// image makes the job's image available locally and returns its reference:
-// a tarball payload is loaded (docker load), a reference must be present
-// unless pulling is allowed.
+// image makes the job's image available locally and returns its ID, by
+// which the container is created: never a tag, which anyone who loads an
+// image could have moved.
+//
+//   - With a tarball payload, Job.Image must be the image's ID
+//     ("sha256:<config digest>"); the tarball may hold that image only,
+//     and is loaded without any tag (loadByDigest).
+//   - An image ID must be present locally.
+//   - A name@sha256:<digest> reference is used if present, else pulled if
+//     Config.AllowPull.
+//   - A plain name or tag must be present locally (tags are the
+//     operator's: no job can move one), and is resolved to its ID once.
 func (e *Executor) image(ctx context.Context, job *worker.Job) (string, error) {
 	if len(job.Payload) > 0 {
-		loaded, err := e.load(ctx, job.Payload)
-		if err != nil {
-			return "", err
+		if !isImageID(job.Image) {
+			return "", fmt.Errorf("an image tarball must come with its image ID (sha256:<64 hex digits>) as the image, not %q", job.Image)
 		}
-		if job.Image != "" {
-			return job.Image, nil
-		}
-		return loaded, nil
+		return e.loadByDigest(ctx, job.Payload, job.Image)
 	}
-	_, err := e.cli.ImageInspect(ctx, job.Image)
+	info, err := e.cli.ImageInspect(ctx, job.Image)
 	if err == nil {
-		return job.Image, nil
+		return info.ID, nil
+	}
+	if isImageID(job.Image) {
+		return "", fmt.Errorf("image %s is not present locally (send it as an image tarball payload): %v", job.Image, err)
 	}
 	if !e.cfg.AllowPull {
 		return "", fmt.Errorf("image %q is not present locally and pulling is off; send it as an image tarball payload: %v", job.Image, err)
+	}
+	if !strings.Contains(job.Image, "@sha256:") {
+		return "", fmt.Errorf("image %q is not present locally; the provider pulls only by digest (name@sha256:<digest>), never a tag", job.Image)
 	}
 	rc, perr := e.cli.ImagePull(ctx, job.Image, image.PullOptions{})
 	if perr != nil {
@@ -303,7 +319,141 @@ func (e *Executor) image(ctx context.Context, job *worker.Job) (string, error) {
 	if err := drainJSON(rc, nil); err != nil {
 		return "", fmt.Errorf("pull %q: %w", job.Image, err)
 	}
-	return job.Image, nil
+	info, err = e.cli.ImageInspect(ctx, job.Image)
+	if err != nil {
+		return "", fmt.Errorf("pulled %q: %w", job.Image, err)
+	}
+	return info.ID, nil
+}
+
+// isImageID reports whether ref is an image ID: sha256: and 64 lowercase
+// hex digits.
+func isImageID(ref string) bool {
+	h, ok := strings.CutPrefix(ref, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// loadByDigest loads a tarball that holds exactly the image id, stripped
+// of every name it carries (manifest.json's RepoTags, the legacy
+// repositories file, an OCI index's annotations), so loading it adds that
+// image and never moves a tag; it returns id once the daemon has it.
+func (e *Executor) loadByDigest(ctx context.Context, tarball []byte, id string) (string, error) {
+	clean, err := untagTarball(tarball, id)
+	if err != nil {
+		return "", fmt.Errorf("image tarball: %w", err)
+	}
+	if _, err := e.load(ctx, clean); err != nil {
+		return "", err
+	}
+	info, err := e.cli.ImageInspect(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("image tarball loaded, but %s is not there: %w", id, err)
+	}
+	if info.ID != id {
+		return "", fmt.Errorf("image tarball loaded as %s, want %s", info.ID, id)
+	}
+	return id, nil
+}
+
+// maxManifest bounds manifest.json in a tarball.
+const maxManifest = 1 << 20
+
+// untagTarball checks that a `docker save` tarball holds one image whose
+// config blob hashes to id, and rewrites it without any name: RepoTags
+// dropped from manifest.json; repositories, index.json and oci-layout
+// (which name images too) left out, so the daemon loads it from
+// manifest.json alone.
+func untagTarball(tarball []byte, id string) ([]byte, error) {
+	type entry struct {
+		hdr  *tar.Header
+		data []byte
+	}
+	var entries []entry
+	blobs := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(tarball))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		data, err := io.ReadAll(tr) // bounded by the payload, in memory already
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", hdr.Name, err)
+		}
+		name := path.Clean(hdr.Name)
+		if hdr.Typeflag == tar.TypeReg {
+			blobs[name] = data
+		}
+		entries = append(entries, entry{hdr, data})
+	}
+	man, ok := blobs["manifest.json"]
+	if !ok {
+		return nil, errors.New("no manifest.json: not a docker save tarball")
+	}
+	if len(man) > maxManifest {
+		return nil, fmt.Errorf("manifest.json of %d bytes", len(man))
+	}
+	var images []map[string]json.RawMessage
+	if err := json.Unmarshal(man, &images); err != nil {
+		return nil, fmt.Errorf("manifest.json: %w", err)
+	}
+	if len(images) != 1 {
+		return nil, fmt.Errorf("manifest.json lists %d images; a job's tarball holds its one image", len(images))
+	}
+	var cfgName string
+	if err := json.Unmarshal(images[0]["Config"], &cfgName); err != nil {
+		return nil, fmt.Errorf("manifest.json: Config: %w", err)
+	}
+	cfg, ok := blobs[path.Clean(cfgName)]
+	if !ok {
+		return nil, fmt.Errorf("manifest.json names config %q, which the tarball does not hold", cfgName)
+	}
+	if got := fmt.Sprintf("sha256:%x", sha256.Sum256(cfg)); got != id {
+		return nil, fmt.Errorf("holds image %s, not %s", got, id)
+	}
+	delete(images[0], "RepoTags")
+	man, err := json.Marshal(images)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for _, en := range entries {
+		data := en.data
+		switch path.Clean(en.hdr.Name) {
+		case "repositories", "index.json", "oci-layout":
+			continue
+		case "manifest.json":
+			data = man
+		}
+		h := *en.hdr
+		h.Size = int64(len(data))
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+			data = nil
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // load runs docker load on a tarball and returns the loaded reference.

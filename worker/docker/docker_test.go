@@ -45,6 +45,23 @@ func newOrSkip(t *testing.T) *Executor {
 // the image is removed when the test ends.
 func buildImage(t *testing.T, e *Executor) string {
 	t.Helper()
+	return buildImageTagged(t, e, fmt.Sprintf("bourse-worker-test:%d", os.Getpid()), "")
+}
+
+// imageID returns the ID of a local image.
+func imageID(t *testing.T, e *Executor, ref string) string {
+	t.Helper()
+	info, err := e.Client().ImageInspect(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ID
+}
+
+// buildImageTagged builds FROM scratch + the test program, with extra
+// Dockerfile lines, tagged tag.
+func buildImageTagged(t *testing.T, e *Executor, tag, extra string) string {
+	t.Helper()
 	bin, err := workertest.Build(buildDir, workertest.TestProg, "linux", "amd64")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +77,7 @@ func buildImage(t *testing.T, e *Executor) string {
 		mode int64
 		data []byte
 	}{
-		{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY testprog /testprog\nENTRYPOINT [\"/testprog\"]\n")},
+		{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY testprog /testprog\nENTRYPOINT [\"/testprog\"]\n" + extra)},
 		{"testprog", 0o755, prog},
 	} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
@@ -69,7 +86,6 @@ func buildImage(t *testing.T, e *Executor) string {
 		tw.Write(f.data)
 	}
 	tw.Close()
-	tag := fmt.Sprintf("bourse-worker-test:%d", os.Getpid())
 	ctx := context.Background()
 	resp, err := e.Client().ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
 	if err != nil {
@@ -148,16 +164,19 @@ func TestImageTarballPayload(t *testing.T) {
 	}
 	cases := []struct {
 		name    string
+		image   string
 		payload []byte
 		state   worker.State
 		stdout  string
 	}{
-		{"saved image", tarball, worker.StateSucceeded, "hello from tarball\n"},
-		{"not a tarball", []byte("garbage"), worker.StateFailed, ""},
+		{"saved image", imageID(t, e, img), tarball, worker.StateSucceeded, "hello from tarball\n"},
+		{"saved image named by tag", img, tarball, worker.StateFailed, ""},
+		{"saved image under another ID", "sha256:" + strings.Repeat("0", 64), tarball, worker.StateFailed, ""},
+		{"not a tarball", imageID(t, e, img), []byte("garbage"), worker.StateFailed, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			j := testJob("", "hello", "from", "tarball")
+			j := testJob(c.image, "hello", "from", "tarball")
 			j.ID, j.Payload = workertest.NewID(), c.payload
 			if err := e.Start(context.Background(), j, t.TempDir()); err != nil {
 				t.Fatal(err)

@@ -5,14 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/bourse-net/bourse/worker"
 )
@@ -35,6 +36,16 @@ type Config struct {
 	// KillGrace is how long output pipes may stay open after the process
 	// exited or was killed (a grandchild holding them). Default 2s.
 	KillGrace time.Duration
+	// UIDBase and UIDCount are the uids (and gids) jobs run as: each
+	// running job has one of its own, used by nothing else on the host, so
+	// it cannot signal or read the daemon or another job, and everything
+	// running under it when the job ends is killed. Defaults 2147000000
+	// and 4096 (so at most 4096 jobs at once).
+	UIDBase  int
+	UIDCount int
+	// MaxProcesses is RLIMIT_NPROC, the processes (and threads) a job may
+	// have at once: its uid's. Default 64.
+	MaxProcesses uint64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -45,6 +56,11 @@ type Executor struct {
 	cfg            Config
 	log            *slog.Logger
 	runs           *worker.Runs
+
+	self string // the binary that starts a job (see trampoline)
+
+	mu   sync.Mutex
+	busy map[int]bool // uid slots in use
 }
 
 var _ worker.Executor = (*Executor)(nil)
@@ -63,13 +79,60 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Enabled {
-		if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+	if cfg.UIDBase <= 0 {
+		cfg.UIDBase = 2147000000
+	}
+	if cfg.UIDCount <= 0 {
+		cfg.UIDCount = 4096
+	}
+	if cfg.MaxProcesses == 0 {
+		cfg.MaxProcesses = 64
+	}
+	if cfg.UIDBase+cfg.UIDCount > math.MaxInt32 {
+		return nil, fmt.Errorf("new exec executor: uids %d+%d pass 2^31-1", cfg.UIDBase, cfg.UIDCount)
+	}
+	if cfg.Enabled && os.Geteuid() == 0 {
+		// Jobs run as other uids: they must be able to reach their
+		// private directory under WorkDir, and nothing else in it.
+		if err := os.MkdirAll(cfg.WorkDir, 0o711); err != nil {
+			return nil, fmt.Errorf("new exec executor: work dir: %w", err)
+		}
+		if err := os.Chmod(cfg.WorkDir, 0o711); err != nil {
+			return nil, fmt.Errorf("new exec executor: work dir: %w", err)
+		}
+		if err := traversable(cfg.WorkDir); err != nil {
 			return nil, fmt.Errorf("new exec executor: work dir: %w", err)
 		}
 	}
+	self := "/proc/self/exe"
+	if _, err := os.Stat(self); err != nil {
+		if self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("new exec executor: own binary: %w", err)
+		}
+	}
 	runs := worker.NewRuns(cfg.LogCap, 0)
-	return &Executor{Control: runs.Control(), cfg: cfg, log: cfg.Logger, runs: runs}, nil
+	return &Executor{Control: runs.Control(), cfg: cfg, log: cfg.Logger, runs: runs, self: self, busy: map[int]bool{}}, nil
+}
+
+// traversable checks that another uid can reach dir: every directory
+// above it is searchable by others.
+func traversable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is under %s (mode %v), which job uids cannot search: choose a work dir they can reach", dir, d, st.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // Kind returns worker.KindExec.
@@ -79,6 +142,9 @@ func (e *Executor) Kind() worker.Kind { return worker.KindExec }
 func (e *Executor) Available(context.Context) error {
 	if !e.cfg.Enabled {
 		return fmt.Errorf("exec: %w: not enabled in the provider's configuration", worker.ErrUnavailable)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("exec: %w: the daemon must run as root to run each job under a uid of its own (a job under the daemon's uid could read its environment and files)", worker.ErrUnavailable)
 	}
 	if e.runs.Closed() {
 		return fmt.Errorf("exec: %w: %w", worker.ErrUnavailable, worker.ErrClosed)
@@ -115,8 +181,46 @@ func failed(format string, a ...any) worker.Outcome {
 	return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: fmt.Sprintf(format, a...)}
 }
 
+// takeUID reserves a free uid slot, killing anything a crashed daemon
+// may have left running under it.
+func (e *Executor) takeUID() (int, error) {
+	e.mu.Lock()
+	slot := -1
+	for i := range e.cfg.UIDCount {
+		if !e.busy[i] {
+			slot = i
+			e.busy[i] = true
+			break
+		}
+	}
+	e.mu.Unlock()
+	if slot < 0 {
+		return 0, fmt.Errorf("all %d job uids in use", e.cfg.UIDCount)
+	}
+	uid := e.cfg.UIDBase + slot
+	if err := reap(uid, e.cfg.KillGrace); err != nil {
+		e.releaseUID(uid)
+		return 0, err
+	}
+	return uid, nil
+}
+
+func (e *Executor) releaseUID(uid int) {
+	e.mu.Lock()
+	delete(e.busy, uid-e.cfg.UIDBase)
+	e.mu.Unlock()
+}
+
 func (e *Executor) run(run *worker.Run) worker.Outcome {
 	job := run.Job
+	if strings.ContainsRune(run.OutDir, '\n') {
+		return failed("output directory %q: a newline in its path", run.OutDir)
+	}
+	uid, err := e.takeUID()
+	if err != nil {
+		return failed("job uid: %v", err)
+	}
+	defer e.releaseUID(uid)
 	dir, err := os.MkdirTemp(e.cfg.WorkDir, "job-"+job.ID.Short()+"-")
 	if err != nil {
 		return failed("private dir: %v", err)
@@ -124,19 +228,31 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "program")
 	work := filepath.Join(dir, "work")
-	if err := os.Mkdir(work, 0o700); err != nil {
-		return failed("private dir: %v", err)
-	}
-	if err := os.WriteFile(bin, job.Payload, 0o700); err != nil {
+	out := filepath.Join(dir, "out")
+	if err := os.WriteFile(bin, job.Payload, 0o500); err != nil {
 		return failed("write program: %v", err)
+	}
+	for _, d := range []string{work, out} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return failed("private dir: %v", err)
+		}
+	}
+	for _, p := range []string{dir, bin, work, run.OutDir} {
+		if err := os.Chown(p, uid, uid); err != nil {
+			return failed("private dir: %v", err)
+		}
 	}
 
 	newCmd := func() *osexec.Cmd {
-		cmd := osexec.Command(bin, job.Args...)
+		cmd := osexec.Command(e.self, append([]string{bin}, job.Args...)...)
 		cmd.Dir = work
-		cmd.Env = job.SortedEnv(worker.OutputEnv+"="+run.OutDir, "HOME="+work, "TMPDIR="+work, "PATH=/usr/local/bin:/usr/bin:/bin")
+		cmd.Env = job.SortedEnv(worker.OutputEnv+"="+out, "HOME="+work, "TMPDIR="+work, "PATH=/usr/local/bin:/usr/bin:/bin",
+			trampolineEnv+"="+trampolineValue(uid, e.limits(job), run.OutDir, out))
 		cmd.Stdout, cmd.Stderr = run.Stdout, run.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		// A mount namespace of its own, where the trampoline binds the
+		// output directory (whose parents the job's uid may not search)
+		// into the job's private directory.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Unshareflags: syscall.CLONE_NEWNS}
 		cmd.WaitDelay = e.cfg.KillGrace
 		return cmd
 	}
@@ -145,13 +261,11 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		return failed("start process: %v", err)
 	}
 	pid := cmd.Process.Pid
-	killGroup := func() { _ = syscall.Kill(-pid, syscall.SIGKILL) }
-	if err := e.limit(pid, job); err != nil {
-		killGroup()
-		_ = cmd.Wait()
-		return failed("set rlimits: %v", err)
+	killAll := func() {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = reap(uid, e.cfg.KillGrace)
 	}
-	// Kill the whole process group when the run must stop; the watcher
+	// Kill everything the job runs when the run must stop; the watcher
 	// ends with the run.
 	stopWatch := make(chan struct{})
 	watchDone := make(chan struct{})
@@ -159,22 +273,79 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		defer close(watchDone)
 		select {
 		case <-run.Ctx.Done():
-			killGroup()
+			killAll()
 		case <-stopWatch:
 		}
 	}()
 	waitErr := cmd.Wait()
 	close(stopWatch)
 	<-watchDone
-	killGroup() // anything the job left behind in its group
-
+	// Anything the job left behind, in its group or not (setsid), runs
+	// under its uid.
+	if err := reap(uid, e.cfg.KillGrace); err != nil {
+		e.log.Error("exec: job processes survive", "job", job.ID.Short(), "uid", uid, "err", err)
+	}
 	return classify(cmd.ProcessState, waitErr, run)
 }
 
-// limit applies the job's rlimits to the started process. There is a
-// window of microseconds between exec and this call in which the process
-// runs unlimited.
-func (e *Executor) limit(pid int, job *worker.Job) error {
+// reap kills every process running under uid (zombies aside: they are
+// their parent's to collect) until none is left, or grace has passed.
+func reap(uid int, grace time.Duration) error {
+	deadline := time.Now().Add(grace)
+	for {
+		pids, err := pidsOf(uid)
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d processes of uid %d survive SIGKILL", len(pids), uid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pidsOf lists the live processes whose real, effective or saved uid is uid.
+func pidsOf(uid int) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	want := strconv.Itoa(uid)
+	var pids []int
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/status")
+		if err != nil {
+			continue // gone
+		}
+		mine, zombie := false, false
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "State:"); ok {
+				zombie = strings.HasPrefix(strings.TrimSpace(v), "Z")
+			}
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				f := strings.Fields(v)
+				mine = len(f) >= 3 && (f[0] == want || f[1] == want || f[2] == want)
+			}
+		}
+		if mine && !zombie {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// limits are the job's rlimits, in trampolineLimits' order.
+func (e *Executor) limits(job *worker.Job) []uint64 {
 	cpuSecs := uint64(job.Limits.Timeout/time.Second) + 1
 	if job.Limits.CPU > 1000 {
 		cpuSecs = cpuSecs * uint64(job.Limits.CPU) / 1000
@@ -183,23 +354,7 @@ func (e *Executor) limit(pid int, job *worker.Job) error {
 	if disk == 0 {
 		disk = 1 << 20 // stdout and stderr are pipes; this bounds stray files in the work dir
 	}
-	limits := []struct {
-		res int
-		val uint64
-	}{
-		{unix.RLIMIT_DATA, uint64(job.Limits.MemoryMiB) << 20},
-		{unix.RLIMIT_CPU, cpuSecs},
-		{unix.RLIMIT_FSIZE, disk},
-		{unix.RLIMIT_NOFILE, e.cfg.MaxOpenFiles},
-		{unix.RLIMIT_CORE, 0},
-	}
-	for _, l := range limits {
-		rl := unix.Rlimit{Cur: l.val, Max: l.val}
-		if err := unix.Prlimit(pid, l.res, &rl, nil); err != nil {
-			return fmt.Errorf("prlimit %d: %w", l.res, err)
-		}
-	}
-	return nil
+	return []uint64{uint64(job.Limits.MemoryMiB) << 20, cpuSecs, disk, e.cfg.MaxOpenFiles, 0, e.cfg.MaxProcesses}
 }
 
 func classify(ps *os.ProcessState, waitErr error, run *worker.Run) worker.Outcome {

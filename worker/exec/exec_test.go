@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,9 +31,32 @@ func program(t *testing.T) []byte {
 	return b
 }
 
+// needRoot skips a test that runs jobs: exec runs each under a uid of
+// its own.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("exec runs each job under a uid of its own: needs root")
+	}
+}
+
+// workDir returns a directory job uids can reach (t.TempDir's parents are
+// private).
+func workDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for _, p := range []string{d, filepath.Dir(d)} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
 func TestContract(t *testing.T) {
+	needRoot(t)
 	prog := program(t)
-	workDir := t.TempDir()
+	workDir := workDir(t)
 	workertest.Run(t, workertest.Harness{
 		New: func(t *testing.T) worker.Executor {
 			e, err := New(Config{Enabled: true, WorkDir: workDir, LogCap: testLogCap})

@@ -1,26 +1,31 @@
 package wasm
 
 import (
-	"context"
-	"crypto/sha256"
+	"bufio"
+	"bytes"
 	"testing"
 )
 
-// FuzzCompile: a payload from the network that is not a valid module ends
-// in an error, never a panic or a hang.
-func FuzzCompile(f *testing.F) {
-	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
-	f.Add([]byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x00\x01")) // one memory
-	f.Add([]byte("not wasm"))
-	e, err := New(context.Background(), Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer e.Close(context.Background())
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		_, release, err := e.compile(context.Background(), sha256.Sum256(payload), payload)
-		if err == nil {
-			release()
+// FuzzReadFrame: whatever a job process writes on its stdout gives frames
+// or an error, never a panic or an allocation past maxFrame.
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte("o\x00\x00\x00\x02hi"))
+	f.Add([]byte("r\x00\x00\x00\x02{}b\x00\x00\x00\x00"))
+	f.Add([]byte("o\xff\xff\xff\xff"))
+	f.Add([]byte("x\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bufio.NewReader(bytes.NewReader(b))
+		for {
+			typ, body, err := readFrame(r, nil)
+			if err != nil {
+				return
+			}
+			if len(body) > maxFrame {
+				t.Fatalf("frame of %d bytes", len(body))
+			}
+			if typ == frameResult {
+				_, _ = decodeResult(body)
+			}
 		}
 	})
 }

@@ -1,9 +1,7 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -13,15 +11,9 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/bourse-net/bourse/worker"
+	"github.com/bourse-net/bourse/worker/wasm/wasmfile"
 )
 
 // GuestOutputDir is where a job sees its output directory.
@@ -30,11 +22,13 @@ const GuestOutputDir = "/out"
 // Config configures an Executor. Zero values are the defaults.
 type Config struct {
 	// CacheDir holds wazero's on-disk compilation cache, keyed by module
-	// hash, so a module compiled once starts fast after a restart. ""
-	// keeps compiled code in memory only.
+	// hash, shared by the job processes, so a module compiled once starts
+	// fast in a new process and after a restart. "": a temporary
+	// directory, removed by Close.
 	CacheDir string
-	// KeepCompiled is how many compiled modules stay in memory (least
-	// recently used evicted first). Default 16.
+	// KeepCompiled is how many idle job processes (each holding one
+	// compiled module) are kept for the next job of their module (least
+	// recently used killed first). Default 16.
 	KeepCompiled int
 	// LogCap is the bytes kept per log stream; more ends the job as
 	// failed. Default worker.DefaultLogCap.
@@ -42,37 +36,45 @@ type Config struct {
 	// MaxOutputFiles caps the entries a job may create in its output
 	// directory. Default 10000, as worker.Config.
 	MaxOutputFiles int
+	// ProcessSlackMiB is the memory a job process may map beyond the
+	// job's linear memory while the job runs: wazero's call stack and
+	// tables, the Go runtime. Past it the process dies and the job ends
+	// StateOOM. Default DefaultProcessSlackMiB.
+	ProcessSlackMiB int
+	// Binary is the program started as job process; it must link this
+	// package (see runnerMain). Default: the running binary.
+	Binary string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
 
-// Executor runs WASI preview 1 modules on wazero. See the package doc.
+// DefaultProcessSlackMiB is Config.ProcessSlackMiB's default.
+const DefaultProcessSlackMiB = 64
+
+// Executor runs WASI preview 1 modules on wazero, each job in a job
+// process of its own. See the package doc.
 type Executor struct {
 	worker.Control // Wait, Cancel and Logs, from runs
 	cfg            Config
 	log            *slog.Logger
-	rt             wazero.Runtime
-	cache          wazero.CompilationCache
 	runs           *worker.Runs
+	self           string // the binary started as job process
+	cacheDir       string
+	tmpCache       bool // cacheDir is the executor's own, removed by Close
+	stop           chan struct{}
+	procs          sync.WaitGroup // every job process' reader
 
-	mu       sync.Mutex
-	compiled map[[32]byte]*compiled
-	tick     uint64
+	mu     sync.Mutex
+	idle   map[[32]byte][]*proc // finished a job cleanly, hold their module
+	nIdle  int
+	tick   uint64
+	closed bool
 }
 
 var _ worker.Executor = (*Executor)(nil)
 
-type compiled struct {
-	ready chan struct{} // closed when mod/err are set
-	mod   wazero.CompiledModule
-	err   error
-
-	refs    int // guarded by Executor.mu
-	used    uint64
-	evicted bool
-}
-
-// New returns an executor with its own wazero runtime.
+// New returns an executor. Nothing is compiled in the daemon: job
+// processes compile and run modules.
 func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.KeepCompiled <= 0 {
 		cfg.KeepCompiled = 16
@@ -80,34 +82,39 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.MaxOutputFiles <= 0 {
 		cfg.MaxOutputFiles = 10000
 	}
+	if cfg.ProcessSlackMiB <= 0 {
+		cfg.ProcessSlackMiB = DefaultProcessSlackMiB
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
-	var cache wazero.CompilationCache
-	if cfg.CacheDir != "" {
-		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+	self := cfg.Binary
+	if self == "" {
+		self = "/proc/self/exe"
+		if _, err := os.Stat(self); err != nil {
+			if self, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("new wasm executor: find own binary for job processes: %w", err)
+			}
+		}
+	}
+	e := &Executor{
+		cfg: cfg, log: cfg.Logger, self: self, cacheDir: cfg.CacheDir,
+		stop: make(chan struct{}), idle: make(map[[32]byte][]*proc),
+	}
+	if e.cacheDir == "" {
+		// Job processes share compiled code through a file cache; without
+		// one configured it lives as long as the executor.
+		d, err := os.MkdirTemp("", "bourse-wasm-cache-")
+		if err != nil {
 			return nil, fmt.Errorf("new wasm executor: cache dir: %w", err)
 		}
-		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("new wasm executor: compilation cache: %w", err)
-		}
-		cache = c
-		rc = rc.WithCompilationCache(cache)
+		e.cacheDir, e.tmpCache = d, true
+	} else if err := os.MkdirAll(e.cacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("new wasm executor: cache dir: %w", err)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		_ = rt.Close(ctx)
-		return nil, fmt.Errorf("new wasm executor: instantiate wasi: %w", err)
-	}
-	runs := worker.NewRuns(cfg.LogCap, 0)
-	return &Executor{
-		Control: runs.Control(),
-		cfg:     cfg, log: cfg.Logger, rt: rt, cache: cache,
-		runs:     runs,
-		compiled: make(map[[32]byte]*compiled),
-	}, nil
+	e.runs = worker.NewRuns(cfg.LogCap, 0)
+	e.Control = e.runs.Control()
+	return e, nil
 }
 
 // Kind returns worker.KindWASM.
@@ -133,180 +140,196 @@ func (e *Executor) Start(_ context.Context, job *worker.Job, outDir string) erro
 	return e.runs.Go(job, outDir, e.run)
 }
 
-// Close stops every job, waits for them and closes the wazero runtime and
-// the compilation cache.
+// Close stops every job, kills every job process, waits for them and
+// removes the executor's own compilation cache.
 func (e *Executor) Close(ctx context.Context) error {
 	if err := e.runs.Close(ctx); err != nil {
 		return fmt.Errorf("close wasm executor: %w", err)
 	}
 	e.mu.Lock()
-	e.compiled = map[[32]byte]*compiled{}
-	e.mu.Unlock()
-	err := e.rt.Close(context.Background()) // also closes compiled modules
-	if e.cache != nil {
-		err = errors.Join(err, e.cache.Close(context.Background()))
+	if !e.closed {
+		e.closed = true
+		close(e.stop)
 	}
-	if err != nil {
-		return fmt.Errorf("close wasm executor: %w", err)
+	for _, ps := range e.idle {
+		for _, p := range ps {
+			p.kill()
+		}
+	}
+	e.idle, e.nIdle = map[[32]byte][]*proc{}, 0
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.procs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("close wasm executor: %w", ctx.Err())
+	}
+	if e.tmpCache {
+		if err := os.RemoveAll(e.cacheDir); err != nil {
+			return fmt.Errorf("close wasm executor: %w", err)
+		}
 	}
 	return nil
 }
 
-// compile returns the compiled module for payload, compiling it at most once
-// at a time per hash; the release function must be called when the caller
-// no longer instantiates it.
-func (e *Executor) compile(ctx context.Context, h [32]byte, payload []byte) (wazero.CompiledModule, func(), error) {
+// take returns an idle process holding the module, or a new one.
+func (e *Executor) take(h [32]byte) (*proc, error) {
 	e.mu.Lock()
-	c, ok := e.compiled[h]
-	e.tick++
-	if !ok {
-		c = &compiled{ready: make(chan struct{})}
-		e.compiled[h] = c
+	if ps := e.idle[h]; len(ps) > 0 {
+		p := ps[len(ps)-1]
+		e.idle[h] = ps[:len(ps)-1]
+		if len(e.idle[h]) == 0 {
+			delete(e.idle, h)
+		}
+		e.nIdle--
+		e.mu.Unlock()
+		return p, nil
 	}
-	c.refs++
-	c.used = e.tick
+	closed := e.closed
 	e.mu.Unlock()
-	release := func() {
-		e.mu.Lock()
-		c.refs--
-		closeNow := c.evicted && c.refs == 0 && c.mod != nil
-		e.mu.Unlock()
-		if closeNow {
-			_ = c.mod.Close(context.Background())
-		}
+	if closed {
+		return nil, worker.ErrClosed
 	}
-	if !ok {
-		mod, err := e.rt.CompileModule(ctx, payload)
-		e.mu.Lock()
-		c.mod, c.err = mod, err
-		if err != nil && e.compiled[h] == c {
-			delete(e.compiled, h) // do not cache failures: the next try may have a live ctx
-		}
-		e.mu.Unlock()
-		close(c.ready)
-		e.evict()
-	}
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		release()
-		return nil, nil, ctx.Err()
-	}
-	if c.err != nil {
-		release()
-		return nil, nil, c.err
-	}
-	return c.mod, release, nil
+	return e.spawn(h)
 }
 
-// evict drops the least recently used compiled modules over KeepCompiled;
-// one still in use is closed when its last user releases it.
-func (e *Executor) evict() {
-	var toClose []wazero.CompiledModule
+// maxJobsPerProc bounds how many jobs one process serves before it is
+// replaced.
+const maxJobsPerProc = 256
+
+// put returns a process that finished a job cleanly to the idle set,
+// killing the least recently used ones over KeepCompiled.
+func (e *Executor) put(p *proc) {
+	if p.jobs >= maxJobsPerProc {
+		p.kill()
+		return
+	}
+	var evicted []*proc
 	e.mu.Lock()
-	for len(e.compiled) > e.cfg.KeepCompiled {
+	if e.closed {
+		e.mu.Unlock()
+		p.kill()
+		return
+	}
+	e.tick++
+	p.used = e.tick
+	e.idle[p.hash] = append(e.idle[p.hash], p)
+	e.nIdle++
+	for e.nIdle > e.cfg.KeepCompiled {
 		var oldH [32]byte
-		var old *compiled
-		for h, c := range e.compiled {
-			if old == nil || c.used < old.used {
-				oldH, old = h, c
+		oldI := -1
+		var old *proc
+		for h, ps := range e.idle {
+			for i, q := range ps {
+				if old == nil || q.used < old.used {
+					oldH, oldI, old = h, i, q
+				}
 			}
 		}
-		delete(e.compiled, oldH)
-		old.evicted = true
-		if old.refs == 0 && old.mod != nil {
-			toClose = append(toClose, old.mod)
+		ps := e.idle[oldH]
+		e.idle[oldH] = append(ps[:oldI:oldI], ps[oldI+1:]...)
+		if len(e.idle[oldH]) == 0 {
+			delete(e.idle, oldH)
 		}
+		e.nIdle--
+		evicted = append(evicted, old)
 	}
 	e.mu.Unlock()
-	for _, m := range toClose {
-		_ = m.Close(context.Background())
+	for _, q := range evicted {
+		q.kill()
 	}
 }
-
-const pageSize = 1 << 16
 
 func (e *Executor) run(run *worker.Run) worker.Outcome {
 	job := run.Job
 	limit := uint64(job.Limits.MemoryMiB) << 20
+	// The early refusal: the module's declared memory and tables must fit
+	// the job before any process starts (a hand-built bid skips the API's
+	// check).
+	if err := wasmfile.Check(job.Payload, wasmfile.ForMemory(limit)); err != nil {
+		if errors.Is(err, wasmfile.ErrTooLarge) {
+			return worker.Outcome{State: worker.StateOOM, ExitCode: -1,
+				Reason: fmt.Sprintf("%v: module refused: %v", worker.ErrOutOfMemory, err)}
+		}
+		return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: fmt.Sprintf("module refused: %v", err)}
+	}
 	// Start's Validate checked a non-zero PayloadHash against the payload.
 	h := job.PayloadHash
 	if h == ([32]byte{}) {
 		h = sha256.Sum256(job.Payload)
 	}
-	mod, release, err := e.compile(run.Ctx, h, job.Payload)
+	p, err := e.take(h)
 	if err != nil {
-		return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: fmt.Sprintf("compile module: %v", err)}
+		return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: fmt.Sprintf("start job process: %v", err)}
 	}
-	defer release()
-	run.Begin() // the job's clock starts after the compile
-
-	mems := mod.ImportedMemories()
-	for _, m := range mod.ExportedMemories() {
-		mems = append(mems, m)
+	req := request{
+		Hash: h, Args: job.Args, OutDir: run.OutDir,
+		Env:   job.SortedEnv(worker.OutputEnv + "=" + GuestOutputDir),
+		Clock: job.RealClock, Random: job.RealRandom, Seed: job.Seed,
+		MemoryBytes: limit, DiskBytes: job.Limits.DiskMiB << 20,
+		// The output directory's root is one of the entries the packer counts.
+		MaxEntries: int64(e.cfg.MaxOutputFiles) - 1,
+		Slack:      uint64(e.cfg.ProcessSlackMiB) << 20,
 	}
-	for _, m := range mems {
-		if need := uint64(m.Min()) * pageSize; need > limit {
-			return worker.Outcome{State: worker.StateOOM, ExitCode: -1,
-				Reason: fmt.Sprintf("%v: module needs %d MiB of memory to start, limit %d MiB", worker.ErrOutOfMemory, need>>20, job.Limits.MemoryMiB)}
-		}
+	if p.fresh {
+		req.Payload = job.Payload
 	}
-
-	alloc := &allocator{limit: limit}
-	// The output directory's root is one of the entries the packer counts.
-	disk := newQuota(job.Limits.DiskMiB<<20, int64(e.cfg.MaxOutputFiles)-1)
-	ctx := experimental.WithMemoryAllocator(run.Ctx, alloc)
-	mc := wazero.NewModuleConfig().
-		WithName("").
-		WithArgs(append([]string{"job"}, job.Args...)...).
-		WithStdin(bytes.NewReader(nil)).
-		WithStdout(run.Stdout).
-		WithStderr(run.Stderr).
-		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(newQuotaFS(run.OutDir, disk), GuestOutputDir))
-	for _, kv := range job.SortedEnv(worker.OutputEnv + "=" + GuestOutputDir) {
-		k, v, _ := bytesCut(kv)
-		mc = mc.WithEnv(k, v)
-	}
-	if job.RealClock {
-		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
-	}
-	if job.RealRandom {
-		mc = mc.WithRandSource(rand.Reader)
-	} else {
-		mc = mc.WithRandSource(seededRand(job.Seed))
-	}
-
-	inst, err := e.rt.InstantiateModule(ctx, mod, mc)
-	if inst != nil {
-		_ = inst.Close(context.Background())
-	}
-	code, reason := 0, ""
-	var exitErr *sys.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		switch exitErr.ExitCode() {
-		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
+	p.fresh = false
+	p.jobs++
+	begun := false // the process holds the module: it may serve again
+	sent := make(chan error, 1)
+	go func() { sent <- p.enc.Encode(&req) }() // a large payload may fill the pipe
+	for {
+		select {
+		case err := <-sent:
+			if err != nil {
+				p.kill()
+			}
+		case ev := <-p.events:
+			switch {
+			case ev.err != nil:
+				<-p.dead
+				return e.died(p)
+			case ev.typ == frameStdout:
+				_, _ = run.Stdout.Write(ev.body)
+			case ev.typ == frameStderr:
+				_, _ = run.Stderr.Write(ev.body)
+			case ev.typ == frameBegun:
+				begun = true
+				run.Begin() // the job's clock starts after the compile
+			case ev.typ == frameResult:
+				res, err := decodeResult(ev.body)
+				if err != nil {
+					p.kill()
+					p.drain()
+					return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: err.Error()}
+				}
+				if run.Ctx.Err() != nil || !begun {
+					p.kill() // the log cap or a cancel raced the end, or the module did not compile
+				} else {
+					e.put(p)
+				}
+				return worker.Outcome{State: res.State, ExitCode: res.ExitCode, Reason: res.Reason}
+			}
+		case <-p.dead:
+			return e.died(p)
+		case <-run.Ctx.Done():
+			p.kill()
+			p.drain()
 			return worker.Outcome{State: worker.StateCancelled, ExitCode: -1, Reason: "stopped"} // Runs names the cause
 		}
-		code = int(exitErr.ExitCode())
-		reason = fmt.Sprintf("exit code %d", code)
-	default:
-		code, reason = -1, fmt.Sprintf("trap: %v", err)
 	}
-	if alloc.refused.Load() && code != 0 {
-		return worker.Outcome{State: worker.StateOOM, ExitCode: code,
-			Reason: fmt.Sprintf("%v: memory limit of %d MiB reached (%s)", worker.ErrOutOfMemory, job.Limits.MemoryMiB, reason)}
+}
+
+// died is the outcome of a job whose process ended without reporting it.
+func (e *Executor) died(p *proc) worker.Outcome {
+	reason, oom := p.deathReason()
+	if oom {
+		return worker.Outcome{State: worker.StateOOM, ExitCode: -1,
+			Reason: fmt.Sprintf("%v: the job's process ran out of memory outside the guest's linear memory (%s)", worker.ErrOutOfMemory, reason)}
 	}
-	if disk.refused.Load() {
-		// Whatever the guest made of ENOSPC, its output is incomplete.
-		return worker.Outcome{State: worker.StateFailed, ExitCode: code,
-			Reason: fmt.Sprintf("%v: the output directory reached the %d MiB or %d entries bought (%s)", worker.ErrOutputLimit, job.Limits.DiskMiB, e.cfg.MaxOutputFiles, orOK(reason))}
-	}
-	if code != 0 {
-		return worker.Outcome{State: worker.StateFailed, ExitCode: code, Reason: reason}
-	}
-	return worker.Outcome{State: worker.StateSucceeded}
+	return worker.Outcome{State: worker.StateFailed, ExitCode: -1, Reason: reason}
 }
 
 func orOK(reason string) string {
@@ -314,15 +337,6 @@ func orOK(reason string) string {
 		return "exit code 0"
 	}
 	return reason
-}
-
-func bytesCut(kv string) (string, string, bool) {
-	for i := 0; i < len(kv); i++ {
-		if kv[i] == '=' {
-			return kv[:i], kv[i+1:], true
-		}
-	}
-	return kv, "", false
 }
 
 // seededRand is the guest's random_get source when the job did not ask for
@@ -333,39 +347,3 @@ func seededRand(seed uint64) io.Reader {
 	key := sha256.Sum256(append([]byte("bourse/wasm/random_get/"), b[:]...))
 	return mrand.NewChaCha8(key)
 }
-
-// allocator backs one job's linear memory and refuses to grow it past the
-// job's limit, remembering that it did so the job can be reported as out
-// of memory.
-type allocator struct {
-	limit   uint64
-	refused atomic.Bool
-}
-
-func (a *allocator) Allocate(_, max uint64) experimental.LinearMemory {
-	return &linearMemory{a: a, max: min(max, a.limit)}
-}
-
-type linearMemory struct {
-	a   *allocator
-	max uint64
-	buf []byte
-}
-
-func (m *linearMemory) Reallocate(size uint64) []byte {
-	if size > m.max {
-		m.a.refused.Store(true)
-		return nil
-	}
-	if size <= uint64(cap(m.buf)) {
-		m.buf = m.buf[:size]
-		return m.buf
-	}
-	c := min(max(size, 2*uint64(cap(m.buf))), m.max)
-	nb := make([]byte, size, c)
-	copy(nb, m.buf)
-	m.buf = nb
-	return m.buf
-}
-
-func (m *linearMemory) Free() { m.buf = nil }

@@ -122,9 +122,9 @@ func TestCompiledModuleEviction(t *testing.T) {
 		}
 	}
 	e.mu.Lock()
-	n := len(e.compiled)
+	n := e.nIdle
 	e.mu.Unlock()
 	if n > 1 {
-		t.Fatalf("%d compiled modules kept, limit 1", n)
+		t.Fatalf("%d job processes (compiled modules) kept, limit 1", n)
 	}
 }

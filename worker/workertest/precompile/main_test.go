@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/bourse-net/bourse/worker/wasm/wasmfile"
 )
 
 func TestMain(m *testing.M) {
@@ -28,7 +30,10 @@ func run(dir string, files []string) error {
 		return err
 	}
 	defer cache.Close(ctx)
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache).WithCloseOnContextDone(true))
+	// As the WASM executor's job processes: no termination checks (a job
+	// is stopped by killing its process) and the module as
+	// wasmfile.Prepare gives it.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache))
 	defer rt.Close(ctx)
 	for _, f := range files {
 		if f == "" {
@@ -37,6 +42,9 @@ func run(dir string, files []string) error {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
+		}
+		if p, err := wasmfile.Prepare(b, wasmfile.Limits{}); err == nil {
+			b = p
 		}
 		m, err := rt.CompileModule(ctx, b)
 		if err != nil {

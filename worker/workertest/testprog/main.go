@@ -32,7 +32,10 @@ const usage = `testprog MODE [ARGS]
   readhost PATH      print a host file (fails in a sandbox)
   linkout PATH       symlink $BOURSE_OUTPUT/up to ../../../../.. and print up/PATH
   dial ADDR          connect to a TCP address (fails in a sandbox)
-  rand               print 16 random bytes and the wall clock`
+  rand               print 16 random bytes and the wall clock
+  escape             start a sleeping copy in a new session, print its pid
+  forkbomb N         start up to N sleeping copies, print how many started
+  sleep              sleep forever`
 
 var sink [][]byte
 
@@ -119,6 +122,15 @@ func main() {
 	case "rand":
 		println(os.Stdout, strconv.FormatUint(rand.Uint64(), 16), strconv.FormatUint(rand.Uint64(), 16),
 			strconv.FormatInt(time.Now().UnixNano(), 10))
+	case "escape":
+		if err := escape(); err != nil {
+			fail(err)
+		}
+	case "forkbomb":
+		n, _ := strconv.Atoi(args[0])
+		forkbomb(n)
+	case "sleep":
+		sleepForever()
 	default:
 		println(os.Stderr, usage)
 		os.Exit(2)
