@@ -45,9 +45,9 @@ type nsProc struct {
 	done chan struct{}
 }
 
-// nsUp starts n daemons, one per namespace, and waits for the first
-// blocks. Namespaces, daemons and their homes go when the test ends.
-func nsUp(t *testing.T, n int) *nsNet {
+// nsUp starts n daemons, one per namespace (those in behindNAT behind a
+// NAT router each), and waits for the first blocks. Namespaces, daemons and their homes go when the test ends.
+func nsUp(t *testing.T, n int, behindNAT ...int) *nsNet {
 	t.Helper()
 	needBinary(t)
 	if err := netns.Available(); err != nil {
@@ -56,7 +56,7 @@ func nsUp(t *testing.T, n int) *nsNet {
 	if removed, err := netns.Sweep(); err != nil || len(removed) > 0 {
 		t.Logf("swept namespaces of dead runs: %v %v", removed, err)
 	}
-	nt, err := netns.New(context.Background(), n)
+	nt, err := netns.New(context.Background(), n, behindNAT...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +75,7 @@ func nsUp(t *testing.T, n int) *nsNet {
 	}
 	c.nw = nw
 	c.supply = uint64(n) * (testnet.DefaultBalance + testnet.DefaultStake)
-	var addrs []string
-	for _, h := range nt.Hosts() {
-		addrs = append(addrs, h.Addr)
-	}
-	if err := netns.Place(nw, addrs, netns.DefaultP2PPort); err != nil {
+	if err := netns.Place(nw, nt.Hosts(), netns.DefaultP2PPort); err != nil {
 		t.Fatal(err)
 	}
 	for i, nd := range nw.Nodes {

@@ -12,6 +12,10 @@
 //	               policy, br_netfilter) plays no part
 //	bnt-<id>-h<i>  host i: lo, and eth0 (the other end of vi) with address
 //	               10.99.0.<i+1>/24
+//	bnt-<id>-r<i>  for a host put behind a NAT (New's behindNAT): its router,
+//	               10.99.0.<i+1> on the bridge, 192.168.<i+1>.1 towards the
+//	               host (192.168.<i+1>.2, default route through the router),
+//	               masquerading what goes out and forwarding nothing in
 //
 // Close removes them all, ending whatever still runs inside (deleting a
 // namespace destroys its interfaces). Sweep removes the namespaces of runs

@@ -54,13 +54,6 @@ func Available() error {
 	return nil
 }
 
-// Host is one namespace of a Net.
-type Host struct {
-	Index int
-	NS    string // namespace name
-	Addr  string // IPv4 address on the bridge
-}
-
 // faults is the desired fault picture of one host.
 type faults struct {
 	blocked map[int]bool // hosts whose packets this one drops, both ways
@@ -81,9 +74,12 @@ type Net struct {
 	closed bool
 }
 
-// New makes a network of n hosts. Close it when done (t.Cleanup), even
-// after a failure: namespaces outlive the process.
-func New(ctx context.Context, n int) (*Net, error) {
+// New makes a network of n hosts. The hosts in behindNAT each sit behind
+// a router namespace of their own that masquerades them (iptables
+// MASQUERADE, no port forwarded): they reach everyone, nobody can open a
+// connection to them. Close the network when done (t.Cleanup), even after
+// a failure: namespaces outlive the process.
+func New(ctx context.Context, n int, behindNAT ...int) (*Net, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
@@ -97,8 +93,19 @@ func New(ctx context.Context, n int) (*Net, error) {
 	nt := &Net{ID: Prefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(rnd[:])}
 	nt.hub = nt.ID + "-hub"
 	for i := range n {
-		nt.hosts = append(nt.hosts, Host{Index: i, NS: nt.ID + "-h" + strconv.Itoa(i), Addr: subnet + strconv.Itoa(i+1)})
+		h := Host{Index: i, NS: nt.ID + "-h" + strconv.Itoa(i), Addr: subnet + strconv.Itoa(i+1)}
+		h.Inner = h.Addr
+		if slices.Contains(behindNAT, i) {
+			h.Router = nt.ID + "-r" + strconv.Itoa(i)
+			h.Inner = "192.168." + strconv.Itoa(i+1) + ".2"
+		}
+		nt.hosts = append(nt.hosts, h)
 		nt.faults = append(nt.faults, faults{blocked: map[int]bool{}})
+	}
+	for _, i := range behindNAT {
+		if i < 0 || i >= n {
+			return nil, fmt.Errorf("netns: no host %d to put behind a NAT (have 0..%d)", i, n-1)
+		}
 	}
 	if err := nt.build(ctx); err != nil {
 		nt.Close()
@@ -116,19 +123,56 @@ func (nt *Net) build(ctx context.Context) error {
 	}
 	for _, h := range nt.hosts {
 		v := "v" + strconv.Itoa(h.Index)
+		steps = append(steps, []string{"netns", "add", h.NS}, []string{"-n", h.NS, "link", "set", "lo", "up"})
+		if h.Router == "" {
+			steps = append(steps,
+				[]string{"-n", nt.hub, "link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
+				[]string{"-n", nt.hub, "link", "set", v, "master", "br0"},
+				[]string{"-n", nt.hub, "link", "set", v, "up"},
+				[]string{"-n", h.NS, "addr", "add", h.Addr + "/24", "dev", "eth0"},
+				[]string{"-n", h.NS, "link", "set", "eth0", "up"},
+			)
+			continue
+		}
+		// Bridge ↔ router (public side, the host's Addr) ↔ host (Inner).
+		gw := strings.TrimSuffix(h.Inner, ".2") + ".1"
 		steps = append(steps,
-			[]string{"netns", "add", h.NS},
-			[]string{"-n", h.NS, "link", "set", "lo", "up"},
-			[]string{"-n", nt.hub, "link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
+			[]string{"netns", "add", h.Router},
+			[]string{"-n", h.Router, "link", "set", "lo", "up"},
+			[]string{"-n", nt.hub, "link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", h.Router},
 			[]string{"-n", nt.hub, "link", "set", v, "master", "br0"},
 			[]string{"-n", nt.hub, "link", "set", v, "up"},
-			[]string{"-n", h.NS, "addr", "add", h.Addr + "/24", "dev", "eth0"},
+			[]string{"-n", h.Router, "addr", "add", h.Addr + "/24", "dev", "eth0"},
+			[]string{"-n", h.Router, "link", "set", "eth0", "up"},
+			[]string{"-n", h.Router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", h.NS},
+			[]string{"-n", h.Router, "addr", "add", gw + "/24", "dev", "lan0"},
+			[]string{"-n", h.Router, "link", "set", "lan0", "up"},
+			[]string{"-n", h.NS, "addr", "add", h.Inner + "/24", "dev", "eth0"},
 			[]string{"-n", h.NS, "link", "set", "eth0", "up"},
+			[]string{"-n", h.NS, "route", "add", "default", "via", gw},
 		)
 	}
 	for _, s := range steps {
 		if err := run(ctx, nil, "ip", s...); err != nil {
 			return fmt.Errorf("netns: build network %s: %w", nt.ID, err)
+		}
+	}
+	for _, h := range nt.hosts {
+		if h.Router == "" {
+			continue
+		}
+		// Forward, and masquerade what leaves for the bridge. Nothing is
+		// forwarded in: a connection from outside has nowhere to go.
+		nat := "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n" +
+			"-A POSTROUTING -o eth0 -s " + h.Inner + "/32 -j MASQUERADE\nCOMMIT\n" +
+			"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+			"-A FORWARD -i lan0 -o eth0 -j ACCEPT\n" +
+			"-A FORWARD -i eth0 -o lan0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n"
+		if err := run(ctx, []byte(nat), "ip", "netns", "exec", h.Router, "iptables-restore", "-w"); err != nil {
+			return fmt.Errorf("netns: NAT of host %d: %w", h.Index, err)
+		}
+		if err := run(ctx, nil, "ip", "netns", "exec", h.Router, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+			return fmt.Errorf("netns: NAT of host %d: %w", h.Index, err)
 		}
 	}
 	return nil
@@ -476,6 +520,9 @@ func (nt *Net) Close() error {
 	var errs []error
 	for _, h := range nt.hosts {
 		errs = append(errs, removeNS(h.NS))
+		if h.Router != "" {
+			errs = append(errs, removeNS(h.Router))
+		}
 	}
 	errs = append(errs, removeNS(nt.hub))
 	return errors.Join(errs...)

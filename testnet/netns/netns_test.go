@@ -16,12 +16,12 @@ import (
 	"time"
 )
 
-func newNet(t *testing.T, n int) *Net {
+func newNet(t *testing.T, n int, behindNAT ...int) *Net {
 	t.Helper()
 	if err := Available(); err != nil {
 		t.Skip("netns:", err)
 	}
-	nt, err := New(context.Background(), n)
+	nt, err := New(context.Background(), n, behindNAT...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,5 +301,69 @@ func TestSweepRemovesOnlyNamespacesOfDeadRuns(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("Sweep removed %v, not %s", removed, dead)
+	}
+}
+
+func TestHostBehindNATReachesOthersButNobodyReachesIt(t *testing.T) {
+	nt := newNet(t, 3, 2)
+	h := nt.Host(2)
+	if h.Router == "" || h.Inner == h.Addr {
+		t.Fatalf("host 2 is not behind a NAT: %+v", h)
+	}
+	a0 := echo(t, nt, 0)
+	mustReach(t, nt, 2, a0)
+	// Its listener, on its inner address, is out of reach: the private
+	// address has no route from the bridge, the router forwards nothing in.
+	l, err := nt.Listen(2, "tcp", h.Inner+":7007")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	mustNotReach(t, nt, 0, h.Inner+":7007")
+	mustNotReach(t, nt, 0, h.Addr+":7007")
+	// The others see its packets come from the router's address.
+	seen := make(chan string, 1)
+	l0, err := nt.Listen(1, "tcp", nt.Host(1).Addr+":7008")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l0.Close()
+	go func() {
+		c, err := l0.Accept()
+		if err == nil {
+			seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := nt.DialContext(2)(ctx, "tcp", nt.Host(1).Addr+":7008")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := <-seen; got != h.Addr {
+		t.Fatalf("host 1 sees the NATed host as %s, want its router %s", got, h.Addr)
+	}
+	// A cut works on it like on any host.
+	if err := nt.Isolate(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	mustNotReach(t, nt, 2, a0)
+	if err := nt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(nsDir, h.Router)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("router namespace %s left after Close", h.Router)
 	}
 }

@@ -15,14 +15,15 @@ import (
 const DefaultP2PPort = 26700
 
 // Place rewrites the homes of a network made by testnet.Generate for nodes
-// that each run on their own address: node i listens for P2P (TCP and
-// QUIC) on addrs[i]:port and bootstraps from the others at their
-// addresses. The API stays where Generate put it (loopback, inside the
+// that each run on a host of their own: node i listens for P2P (TCP and
+// QUIC) on hosts[i].Inner:port and bootstraps from the others at their
+// Addr (for a host behind a NAT, its router's address, where nothing
+// answers: the others reach it only through connections it opens). The API stays where Generate put it (loopback, inside the
 // node's namespace). The nodes' P2P addresses in nw are updated (in
 // memory: network.json keeps Generate's).
-func Place(nw *testnet.Network, addrs []string, port int) error {
-	if len(addrs) != len(nw.Nodes) {
-		return fmt.Errorf("place %d nodes on %d addresses", len(nw.Nodes), len(addrs))
+func Place(nw *testnet.Network, hosts []Host, port int) error {
+	if len(hosts) != len(nw.Nodes) {
+		return fmt.Errorf("place %d nodes on %d hosts", len(nw.Nodes), len(hosts))
 	}
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("place nodes: port %d", port)
@@ -31,8 +32,8 @@ func Place(nw *testnet.Network, addrs []string, port int) error {
 	for i := range nw.Nodes {
 		n := &nw.Nodes[i]
 		n.P2P = []string{
-			"/ip4/" + addrs[i] + "/tcp/" + p + "/p2p/" + n.PeerID,
-			"/ip4/" + addrs[i] + "/udp/" + p + "/quic-v1/p2p/" + n.PeerID,
+			"/ip4/" + hosts[i].Addr + "/tcp/" + p + "/p2p/" + n.PeerID,
+			"/ip4/" + hosts[i].Addr + "/udp/" + p + "/quic-v1/p2p/" + n.PeerID,
 		}
 	}
 	for i, n := range nw.Nodes {
@@ -41,7 +42,8 @@ func Place(nw *testnet.Network, addrs []string, port int) error {
 		if err != nil {
 			return fmt.Errorf("place %s: %w", n.Name, err)
 		}
-		cfg.P2P.ListenAddrs = []string{"/ip4/" + addrs[i] + "/tcp/" + p, "/ip4/" + addrs[i] + "/udp/" + p + "/quic-v1"}
+		in := hosts[i].Inner
+		cfg.P2P.ListenAddrs = []string{"/ip4/" + in + "/tcp/" + p, "/ip4/" + in + "/udp/" + p + "/quic-v1"}
 		cfg.P2P.Bootstrap = nil
 		for j, other := range nw.Nodes {
 			if j != i {
