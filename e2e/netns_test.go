@@ -49,6 +49,12 @@ type nsProc struct {
 // NAT router each), and waits for the first blocks. Namespaces, daemons and their homes go when the test ends.
 func nsUp(t *testing.T, n int, behindNAT ...int) *nsNet {
 	t.Helper()
+	return nsUpWith(t, n, nil, behindNAT...)
+}
+
+// nsUpWith is nsUp with edit applied to every node's config first.
+func nsUpWith(t *testing.T, n int, edit func(i int, cfg *node.Config), behindNAT ...int) *nsNet {
+	t.Helper()
 	needBinary(t)
 	if err := netns.Available(); err != nil {
 		t.Skip("namespace testnet:", err)
@@ -77,6 +83,20 @@ func nsUp(t *testing.T, n int, behindNAT ...int) *nsNet {
 	c.supply = uint64(n) * (testnet.DefaultBalance + testnet.DefaultStake)
 	if err := netns.Place(nw, nt.Hosts(), netns.DefaultP2PPort); err != nil {
 		t.Fatal(err)
+	}
+	for i, nd := range nw.Nodes {
+		if edit == nil {
+			break
+		}
+		path := filepath.Join(nd.Home, node.ConfigFile)
+		cfg, err := node.LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(i, &cfg)
+		if err := os.WriteFile(path, node.RenderConfig(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i, nd := range nw.Nodes {
 		tok, err := node.ReadAPIToken(nd.Home)
@@ -310,17 +330,24 @@ func (c *nsNet) heal(within time.Duration) {
 	c.waitHeight(target, within, c.all()...)
 }
 
-func (c *nsNet) registerProviders() {
+// registerProviders registers the nodes idx (none: all) as providers and
+// waits until the chain has them.
+func (c *nsNet) registerProviders(idx ...int) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for i, cl := range c.cl {
+	if len(idx) == 0 {
+		idx = c.all()
+	}
+	for _, i := range idx {
+		cl := c.cl[i]
 		res, err := cl.ProviderRegister(ctx, testnet.DefaultCollateral)
 		if err != nil || res.Status == "rejected" || res.Status == "failed" {
 			c.t.Fatalf("register node%d as a provider: %+v %v", i, res, err)
 		}
 	}
-	for i, cl := range c.cl {
+	for _, i := range idx {
+		cl := c.cl[i]
 		for {
 			ps, err := cl.ProviderStatus(ctx)
 			if err == nil && ps.Registered {

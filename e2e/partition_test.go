@@ -4,13 +4,17 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bourse-net/bourse/node"
+	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/testnet/netns"
 )
 
@@ -212,5 +216,54 @@ func TestLongFaultNetnsJepsen(t *testing.T) {
 		c.heal(2 * time.Minute)
 	}
 	t.Logf("faults by kind: %v", counts)
+	c.check(w)
+}
+
+// TestProviderBehindNATIsMatchedAndPaid puts node3 behind a NAT router of
+// its own (MASQUERADE, no port forwarded: nobody can dial it) as the only
+// provider, and submits the hello job from node0: the job is matched to
+// node3, its payload reaches it and its result comes back over the
+// connections node3 opened itself, and it is paid. The checker then runs
+// as in the partition tests (transfers from every node meanwhile).
+// Neither hole punching nor a relay is needed here: one NATed peer that
+// dials out is reachable through its own connections.
+func TestProviderBehindNATIsMatchedAndPaid(t *testing.T) {
+	seed := netnsSeed(t)
+	const natted = 3
+	c := nsUpWith(t, 4, func(i int, cfg *node.Config) { cfg.Provider.Enabled = i == natted }, natted)
+	h := c.nt.Host(natted)
+	t.Logf("node%d listens on %s behind router %s (its address on the bridge)", natted, h.Inner, h.Addr)
+	c.registerProviders(natted)
+	w := c.startWorkload(seed)
+
+	ctx := ctxFor(t, 2*time.Minute)
+	job, err := c.cl[0].SubmitJobBytes(ctx, w.spec, w.wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !api.Terminal(job.State) {
+		time.Sleep(200 * time.Millisecond)
+		if job, err = c.cl[0].Job(ctx, job.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if job.State != api.StatePaid || job.Provider != c.nw.Nodes[natted].Address || job.Paid == 0 {
+		t.Fatalf("job %s: state %s, provider %s (node%d is %s), paid %d: %s", job.ID, job.State, job.Provider,
+			natted, c.nw.Nodes[natted].Address, job.Paid, job.Error)
+	}
+	res, _, err := c.cl[0].JobResult(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(res)
+	res.Close()
+	if err != nil || !strings.Contains(string(out), "hello, world!") {
+		t.Fatalf("result %q (%v), want the greeting", out, err)
+	}
+	acc, err := c.cl[0].Account(ctx, job.Provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("job %s paid %d to node%d behind the NAT (its balance now %d)", job.ID, job.Paid, natted, acc.Balance)
 	c.check(w)
 }
