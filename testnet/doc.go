@@ -41,7 +41,9 @@
 // /proc that the pid is still that home's daemon, and clears stale pid
 // files left by a killed daemon.
 //
-// The end-to-end tests of the whole binary are in package e2e.
+// The end-to-end tests of the whole binary are in package e2e. Package
+// testnet/netns runs nodes in network namespaces of their own, for
+// partitions of real packets (and testnet/netns.sh does it by hand).
 //
 // May import: node, chain, wallet (and p2p, node/api through node).
 package testnet
