@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/store"
 	"github.com/bourse-net/bourse/node"
 	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/testnet"
@@ -624,16 +625,16 @@ func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
 // offlineState opens a stopped node's chain store and loads its state.
 func (c *nsNet) offlineState(nd testnet.Node) (*chain.State, uint64) {
 	c.t.Helper()
-	store, err := chain.Open(filepath.Join(nd.Home, node.DataDir))
+	db, err := store.Open(filepath.Join(nd.Home, node.DataDir))
 	if err != nil {
 		c.t.Fatalf("%s: %v", nd.Name, err)
 	}
-	defer store.Close()
-	st, err := store.LoadState(context.Background())
+	defer db.Close()
+	st, err := db.LoadState(context.Background())
 	if err != nil {
 		c.t.Fatalf("%s: load state: %v", nd.Name, err)
 	}
-	return st, store.Height()
+	return st, db.Height()
 }
 
 // others are the nodes not in idx.
