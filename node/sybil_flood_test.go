@@ -100,6 +100,7 @@ func sybilFlood(t *testing.T, plan floodPlan) {
 	fctx, stop := context.WithCancel(ctx)
 	var st floodStats
 	var wg sync.WaitGroup
+	t.Cleanup(func() { stop(); wg.Wait() }) // also when a t.Fatal below ends the test early; before the nodes stop
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
