@@ -1,6 +1,11 @@
 package market
 
-import "testing"
+import (
+	"crypto/sha256"
+	"runtime"
+	"strconv"
+	"testing"
+)
 
 // What a validator spends per Match in a block (two signature checks
 // dominate).
@@ -44,4 +49,77 @@ func BenchmarkBookAddBid(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkBook100kBidsMemory fills a book with 100,000 realistic bids (a
+// WASM job as the node signs it: payload hash, size and the client's peer
+// id, two arguments, one environment variable, a region constraint, 400
+// clients of 250 bids each) through the gossip path, and reports what the
+// book holds per bid: the Go heap in use after a GC with the book full,
+// less the heap before, over 100,000 (the encoded messages are allocated
+// before the first reading and live until after the second, so they are
+// not counted). Also reported: the encoded size per bid, which
+// BookConfig.MaxBidBytes bounds. Run it once:
+//
+//	go test ./market -run '^$' -bench Book100kBidsMemory -benchtime 1x
+func BenchmarkBook100kBidsMemory(b *testing.B) {
+	const clients, perClient = 400, 250
+	const n = clients * perClient
+	sum := sha256.Sum256([]byte("hello.wasm"))
+	msgs := make([][]byte, 0, n)
+	for c := range clients {
+		key := testKey(b, 1000+c)
+		for i := range perClient {
+			bid := Bid{
+				Nonce:    uint64(i),
+				Executor: ExecWASM,
+				Payload: Payload{SHA256: sum[:], Size: 2_345_678,
+					Peer: "12D3KooWGzBHtBGSgPEqaXZo2Wr3YhYs5bd6sNBb1mwqdqmoEW7L"},
+				Args:        []string{"--n", strconv.Itoa(i)},
+				Env:         []string{"GREETING=hi"},
+				Resources:   Resources{CPU: 250, MemMiB: 64, DiskMiB: 16},
+				MaxPrice:    5_000_000,
+				MatchBy:     t0 + 60_000 + int64(i),
+				TimeoutMs:   180_000,
+				Constraints: Constraints{Regions: []string{"eu-west"}},
+				Preference:  PreferCheapest,
+				Replicas:    1,
+			}
+			data, err := signedBid(b, key, bid).Encode()
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs = append(msgs, data)
+		}
+	}
+	encoded := 0
+	for _, m := range msgs {
+		encoded += len(m)
+	}
+	var held int64
+	for b.Loop() {
+		cfg := DefaultBookConfig(testChain)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		bk, err := NewBook(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range msgs {
+			if err := bk.Add(KindBid, m, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if _, nb := bk.Len(); nb != n {
+			b.Fatalf("book holds %d bids, want %d", nb, n)
+		}
+		held = int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		runtime.KeepAlive(bk)
+	}
+	b.ReportMetric(float64(held)/n, "heap-bytes/bid")
+	b.ReportMetric(float64(encoded)/n, "encoded-bytes/bid")
+	b.ReportMetric(float64(held)/(1<<20), "heap-MiB/100k-bids")
 }
