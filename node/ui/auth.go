@@ -95,8 +95,9 @@ func (a *Auth) Redeem(code string) (string, error) {
 	if err != nil || parts[0] != strconv.FormatInt(exp, 10) {
 		return "", ErrBadCode
 	}
-	mac, err := hex.DecodeString(parts[2])
-	if err != nil || !hmac.Equal(mac, codeMAC(a.key, parts[0], parts[1])) {
+	// Compared as lowercase hex, so a code has one spelling only.
+	want := hex.EncodeToString(codeMAC(a.key, parts[0], parts[1]))
+	if !hmac.Equal([]byte(parts[2]), []byte(want)) {
 		return "", ErrBadCode
 	}
 	now := a.now()

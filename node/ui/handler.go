@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"path"
 	"strings"
 )
 
@@ -39,7 +38,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
-	switch p := path.Clean(r.URL.Path); {
+	switch p := r.URL.Path; {
 	case p == "/ui/login":
 		h.login(w, r)
 	case p == "/ui/logout":
