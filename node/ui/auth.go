@@ -43,10 +43,14 @@ func LoginCode(token string, now time.Time) (string, error) {
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return "", fmt.Errorf("login code nonce: %w", err)
 	}
+	return loginCode(token, now, nonce), nil
+}
+
+func loginCode(token string, now time.Time, nonce [nonceLen]byte) string {
 	key := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	exp := strconv.FormatInt(now.Add(CodeTTL).Unix(), 10)
 	n := hex.EncodeToString(nonce[:])
-	return exp + "." + n + "." + hex.EncodeToString(codeMAC(key, exp, n)), nil
+	return exp + "." + n + "." + hex.EncodeToString(codeMAC(key, exp, n))
 }
 
 func codeMAC(key [32]byte, exp, nonce string) []byte {
