@@ -12,7 +12,7 @@ import (
 // 'bourse ui --open' hands the browser a link that logs in once and never
 // carries the API token; the session it gives reads the API but cannot
 // write through it.
-func TestUILinkLogsInOnceWithoutTheToken(t *testing.T) {
+func TestUILinkLogsInOnceWithoutTheTokenAndItsSessionCannotWrite(t *testing.T) {
 	envv := daemon(t, richBackend())
 	var out, errb bytes.Buffer
 	var opened string
@@ -62,6 +62,9 @@ func TestUILinkLogsInOnceWithoutTheToken(t *testing.T) {
 	}
 	if c := get("POST", "/v1/jobs/j1/cancel"); c != http.StatusUnauthorized {
 		t.Fatalf("POST with only the session cookie: %d, want 401", c)
+	}
+	if c := get("GET", "/metrics"); c != http.StatusUnauthorized {
+		t.Fatalf("GET /metrics with only the session cookie: %d, want 401", c)
 	}
 	// Spent: the same link again is refused.
 	resp, err = hc.Get(link)
