@@ -30,6 +30,8 @@ test: ## vet, unit tests (-race where there is concurrency)
 	$(GO) test -count=1 -run 'TestSim' ./chain/consensus/ ./chain/driver/
 	$(GO) test -count=1 -run 'DecoderLimit|OneDeadlineSecond' ./chain/
 	$(GO) test -count=1 -run 'TestBlocksOutgrowNetwork256MaximalBids' ./chain/driver/
+	# The dashboard in headless Chromium (it skips under -race, and without a browser).
+	$(GO) test -count=1 -run 'TestDashboardInHeadlessChromium' ./node/
 
 test-long: ## slow fault, simulation and soak tests
 	BOURSE_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Sim|Long|Soak|Fault' ./...

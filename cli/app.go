@@ -30,6 +30,9 @@ type Env struct {
 	// terminal: job output written to one has its control characters
 	// escaped. Nil means: an *os.File on a terminal.
 	IsTerminalWriter func(io.Writer) bool
+	// OpenURL opens a link in the user's browser ('bourse ui --open');
+	// nil means xdg-open (open on macOS).
+	OpenURL func(ctx context.Context, url string) error
 }
 
 func (e Env) getenv(k string) string {
@@ -191,6 +194,7 @@ func commands(env Env) []*ucli.Command {
 		marketCommand(env),
 		chainCommand(env),
 		stakeCommand(env),
+		uiCommand(env),
 		testnetCommand(env),
 		versionCommand(env),
 		completionCommand(env),

@@ -25,30 +25,38 @@ func envFor(c *ucli.Context) Env {
 // BOURSE_API) or the home's config, the token from BOURSE_API_TOKEN or the
 // home's api.token.
 func apiClient(c *ucli.Context) (*api.Client, error) {
+	addr, token, err := apiTarget(c)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := api.NewClient(addr, token, nil)
+	if err != nil {
+		return nil, usagef("--api: %v", err)
+	}
+	cl.Home = flagString(c, flagHome)
+	return cl, nil
+}
+
+// apiTarget finds the daemon's API address and token as apiClient does.
+func apiTarget(c *ucli.Context) (addr, token string, err error) {
 	env := envFor(c)
-	addr := flagString(c, flagAPI)
-	home := flagString(c, flagHome)
-	token := strings.TrimSpace(env.getenv("BOURSE_API_TOKEN"))
+	addr = flagString(c, flagAPI)
+	token = strings.TrimSpace(env.getenv("BOURSE_API_TOKEN"))
 	if addr == "" || token == "" {
 		h, cfg, err := requireHome(c)
 		if err != nil {
-			return nil, err
+			return "", "", err
 		}
 		if addr == "" {
 			addr = cfg.API.Listen
 		}
 		if token == "" {
 			if token, err = node.ReadAPIToken(h); err != nil {
-				return nil, fmt.Errorf("%w (the token is written by 'bourse init'; or set BOURSE_API_TOKEN)", err)
+				return "", "", fmt.Errorf("%w (the token is written by 'bourse init'; or set BOURSE_API_TOKEN)", err)
 			}
 		}
 	}
-	cl, err := api.NewClient(addr, token, nil)
-	if err != nil {
-		return nil, usagef("--api: %v", err)
-	}
-	cl.Home = home
-	return cl, nil
+	return addr, token, nil
 }
 
 // withClient runs f with a client and maps well-known API errors to

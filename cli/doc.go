@@ -2,5 +2,6 @@
 // output as aligned tables or --json. Commands write to injected writers so
 // tests call them directly.
 //
-// May import: node (its config and API client), wallet, codec.
+// May import: node (its config, API client and the dashboard's login
+// codes), wallet, codec.
 package cli

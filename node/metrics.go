@@ -2,7 +2,9 @@ package node
 
 import (
 	"github.com/bourse-net/bourse/chain/driver"
+	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/node/lifecycle"
+	"github.com/bourse-net/bourse/worker"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -55,6 +57,22 @@ func newMetrics(n *Node) *metrics {
 		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "bourse_job_persist_errors_total",
 			Help: "Client job records that could not be written to disk (the job's error says so too)."}),
 	}
+	// Known label values start at zero, so every series the Grafana
+	// dashboard (deploy/grafana) queries exists from the first scrape and
+	// rate() has a baseline.
+	for _, o := range []string{"completed", "failed", "timed_out"} {
+		m.settlements.WithLabelValues(o)
+	}
+	m.verified.WithLabelValues("true")
+	m.verified.WithLabelValues("false")
+	if n.cfg.Provider.Enabled {
+		for _, e := range n.cfg.Provider.Executors {
+			for _, st := range []worker.State{worker.StateSucceeded, worker.StateFailed, worker.StateTimedOut, worker.StateOOM, worker.StateCancelled} {
+				m.execDuration.WithLabelValues(e, string(st))
+			}
+		}
+	}
+	m.jobStates(nil)
 	n.reg.MustRegister(m.height, m.blockInterval, m.commitRound, m.blockTxs, m.mempoolTxs, m.mempoolBytes,
 		m.gossipDropped, m.matches, m.settlements, m.jobs, m.execDuration, m.verified, m.persistErrors)
 	return m
@@ -91,11 +109,22 @@ func (m *metrics) event(t string) {
 }
 
 // jobStates refreshes the jobs-by-state gauge from the client's jobs.
+// Every known state is exported, at zero when no job is in it; nil ms
+// only sets those zeros.
 func (m *metrics) jobStates(ms *marketService) {
 	var counts map[string]int
-	ms.withCore(func(c *lifecycle.Core) { counts = c.Counts() })
+	if ms != nil {
+		ms.withCore(func(c *lifecycle.Core) { counts = c.Counts() })
+	}
 	m.jobs.Reset()
+	for _, st := range jobStateNames {
+		m.jobs.WithLabelValues(st).Set(0)
+	}
 	for st, c := range counts {
 		m.jobs.WithLabelValues(st).Set(float64(c))
 	}
 }
+
+var jobStateNames = []string{api.StateSubmitted, api.StateBidding, api.StateMatched, api.StateRunning,
+	api.StateResultCommitted, api.StatePaid, api.StateExpired, api.StateFailed, api.StateTimedOut,
+	api.StateCancelled, api.StateResultUnavailable, api.StatePayloadUnavailable}

@@ -7,8 +7,12 @@
 // # Contract
 //
 //   - Every request needs "Authorization: Bearer <token>" (compared in
-//     constant time); without it: 401 and a JSON error. There are no
-//     exceptions: /metrics and /v1/openapi.yaml need it too.
+//     constant time); without it: 401 and a JSON error. /metrics and
+//     /v1/openapi.yaml need it too. The one other credential is the
+//     dashboard's session cookie (node/ui): /ui/login exchanges a one-time
+//     code, minted from the token by 'bourse ui', for an HttpOnly
+//     SameSite=Strict cookie, which authorizes GET and HEAD of /v1/ only
+//     (never a call that changes anything) and the pages under /ui/.
 //   - Errors are {"error": {"code", "message"}}; Backend errors wrapping
 //     api.ErrNotFound, ErrBadRequest, ErrConflict, ErrUnavailable map to
 //     404, 400, 409, 503, anything else to 500. Unknown paths are 404 and

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/node/ui"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -94,6 +95,8 @@ type Server struct {
 	log       *slog.Logger
 	mux       *http.ServeMux
 	metrics   *metrics
+	ui        *ui.Handler
+	uiAuth    *ui.Auth
 
 	// streams ends the long-lived event streams on Shutdown.
 	streams      context.Context
@@ -120,6 +123,8 @@ func New(b Backend, token string, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.uiAuth = ui.NewAuth(s.tokenHash, nil)
+	s.ui = ui.NewHandler(s.uiAuth)
 	s.routes()
 	return s, nil
 }
@@ -147,7 +152,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rw.code(), "took", time.Since(start))
 		}
 	}()
-	if !s.authorized(r) {
+	if isUI(r) {
+		pattern = "/ui"
+		s.ui.ServeHTTP(rw, r)
+		return
+	}
+	if !s.authorized(r) && !s.uiSession(r) {
 		rw.Header().Set("WWW-Authenticate", `Bearer realm="bourse"`)
 		writeError(rw, &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized,
 			Message: "missing or wrong bearer token: send 'Authorization: Bearer <token>' with the token from api.token in the node home"})
