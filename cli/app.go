@@ -184,6 +184,8 @@ func defaultHome(env Env) string {
 func commands(env Env) []*ucli.Command {
 	return []*ucli.Command{
 		initCommand(env),
+		nodeCommand(env),
+		genesisCommand(env),
 		daemonCommand(env),
 		walletCommand(env),
 		providerCommand(env),
