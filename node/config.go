@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/p2p"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -175,7 +176,7 @@ func (c Config) Validate() error {
 	if err != nil {
 		return fieldErr("api.listen", "%q: %v", c.API.Listen, err)
 	}
-	if !IsLoopbackHost(host) && !c.API.TLS {
+	if !api.IsLoopbackHost(host) && !c.API.TLS {
 		return fieldErr("api.listen", "%q is not a loopback address: set api.tls = true to serve the API over TLS beyond this machine, or listen on 127.0.0.1", c.API.Listen)
 	}
 	if c.API.TLS && (c.API.TLSCert == "" || c.API.TLSKey == "") {
@@ -221,16 +222,6 @@ func (c Config) Validate() error {
 		return fieldErr("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
 	return nil
-}
-
-// IsLoopbackHost reports whether host (a name or an IP, without port) is
-// this machine's loopback: "localhost" or an address in 127.0.0.0/8 or ::1.
-func IsLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // LoadConfig reads and validates a config file. Fields missing from the
