@@ -86,8 +86,9 @@ type Config struct {
 	// reached through relays. Default: true.
 	RelayClient bool `toml:"relay_client"`
 	// RelayService makes this host a circuit relay v2 for others (for
-	// publicly reachable nodes that want to help NATed providers).
-	// Default: false.
+	// publicly reachable nodes that want to help NATed providers). libp2p
+	// starts the service once AutoNAT finds the host publicly reachable;
+	// with autonat = false the host is taken to be public. Default: false.
 	RelayService bool `toml:"relay_service"`
 	// StaticRelays are full multiaddrs of relays a NATed host reserves a
 	// slot on (AutoRelay). Empty: relays are not reserved automatically.

@@ -221,6 +221,12 @@ func (hs *Host) libp2pOptions(key crypto.PrivKey) []libp2p.Option {
 	}
 	if cfg.RelayService {
 		opts = append(opts, libp2p.EnableRelayService())
+		if !cfg.AutoNAT {
+			// libp2p serves as a relay only once it believes itself
+			// publicly reachable; without AutoNAT to find that out, the
+			// operator's relay_service = true is taken as the statement.
+			opts = append(opts, libp2p.ForceReachabilityPublic())
+		}
 	}
 	if cfg.NATPortMap {
 		opts = append(opts, libp2p.NATPortMap())
