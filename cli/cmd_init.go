@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/node"
@@ -99,13 +100,13 @@ func initCommand(env Env) *ucli.Command {
 				cfg.ChainID = g.ChainID
 			}
 			if c.IsSet("bootstrap") {
-				cfg.P2P.Bootstrap = c.StringSlice("bootstrap")
+				cfg.P2P.Bootstrap = nonEmpty(c.StringSlice("bootstrap"))
 			}
 			if c.IsSet("announce") {
-				cfg.P2P.AnnounceAddrs = c.StringSlice("announce")
+				cfg.P2P.AnnounceAddrs = nonEmpty(c.StringSlice("announce"))
 			}
 			if c.IsSet("p2p-listen") {
-				cfg.P2P.ListenAddrs = c.StringSlice("p2p-listen")
+				cfg.P2P.ListenAddrs = nonEmpty(c.StringSlice("p2p-listen"))
 			}
 			if c.IsSet("api-listen") {
 				cfg.API.Listen = c.String("api-listen")
@@ -239,4 +240,16 @@ func rewriteConfig(path string, cfg node.Config) error {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
+}
+
+// nonEmpty drops empty entries: "--bootstrap=" (an unset variable in a
+// deployment file) means none.
+func nonEmpty(xs []string) []string {
+	out := []string{}
+	for _, x := range xs {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
