@@ -73,6 +73,8 @@ const (
 	flagJSON     = "json"
 	flagLogLevel = "log-level"
 	flagPassFile = "passphrase-file"
+	// flagAPIFingerprint pins the API's TLS certificate (https addresses).
+	flagAPIFingerprint = "api-fingerprint"
 )
 
 // New builds the command tree. It never calls os.Exit.
@@ -109,7 +111,8 @@ func New(env Env) *ucli.App {
 func globalFlags(env Env) []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: flagHome, Usage: "node home directory (env BOURSE_HOME)", DefaultText: "~/.bourse"},
-		&ucli.StringFlag{Name: flagAPI, Usage: "daemon API address (env BOURSE_API; default: from the home's config.toml)"},
+		&ucli.StringFlag{Name: flagAPI, Usage: "daemon API address: host:port or https://host:port (env BOURSE_API; default: from the home's config.toml)"},
+		&ucli.StringFlag{Name: flagAPIFingerprint, Usage: "SHA-256 fingerprint of the API's TLS certificate, from the node's 'bourse node id' (env BOURSE_API_FINGERPRINT)"},
 		&ucli.BoolFlag{Name: flagJSON, Usage: "print machine-readable JSON"},
 		&ucli.StringFlag{Name: flagLogLevel, Usage: "debug, info, warn or error", Value: "info"},
 		&ucli.StringFlag{Name: flagPassFile, Usage: "read the keystore passphrase from this file (else BOURSE_PASSPHRASE, else a prompt)"},
@@ -147,7 +150,7 @@ func finish(cmds []*ucli.Command, parent string, env Env) {
 
 // envOf maps global flags to the environment variables that stand in for
 // them.
-var envOf = map[string]string{flagHome: "BOURSE_HOME", flagAPI: "BOURSE_API"}
+var envOf = map[string]string{flagHome: "BOURSE_HOME", flagAPI: "BOURSE_API", flagAPIFingerprint: "BOURSE_API_FINGERPRINT"}
 
 // flagString reads a flag that may be set on the command or any parent:
 // the innermost explicitly set value wins, then its environment variable
@@ -187,6 +190,8 @@ func defaultHome(env Env) string {
 func commands(env Env) []*ucli.Command {
 	return []*ucli.Command{
 		initCommand(env),
+		nodeCommand(env),
+		genesisCommand(env),
 		daemonCommand(env),
 		walletCommand(env),
 		providerCommand(env),

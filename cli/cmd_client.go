@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,42 +25,116 @@ func envFor(c *ucli.Context) Env {
 	return env
 }
 
-// apiClient builds a client for the daemon: the address from --api (env
-// BOURSE_API) or the home's config, the token from BOURSE_API_TOKEN or the
-// home's api.token.
+// apiClient builds a client for the daemon.
+//
+//   - Address: --api (env BOURSE_API), else the home's api.listen (https
+//     when the home's api.tls is on).
+//   - Token: BOURSE_API_TOKEN, else the home's api.token, but only for the
+//     home's own API: it is never sent to another address.
+//   - TLS: an https address needs a certificate fingerprint to pin:
+//     --api-fingerprint (env BOURSE_API_FINGERPRINT), else the home's own
+//     certificate when the address is the home's API.
+//   - Plain HTTP beyond loopback is refused (api.ErrPlaintextToken).
 func apiClient(c *ucli.Context) (*api.Client, error) {
-	addr, token, err := apiTarget(c)
-	if err != nil {
-		return nil, err
+	env := envFor(c)
+	addr := flagString(c, flagAPI)
+	home := flagString(c, flagHome)
+	token := strings.TrimSpace(env.getenv("BOURSE_API_TOKEN"))
+	pin := flagString(c, flagAPIFingerprint)
+
+	var cfg node.Config
+	haveHome := false
+	if addr == "" {
+		h, hc, err := requireHome(c)
+		if err != nil {
+			return nil, err
+		}
+		home, cfg, haveHome = h, hc, true
+		addr = cfg.API.Listen
+		if cfg.API.TLS {
+			addr = "https://" + addr
+		}
+	} else if hc, err := node.LoadConfig(filepath.Join(home, node.ConfigFile)); err == nil {
+		cfg, haveHome = hc, true
 	}
-	cl, err := api.NewClient(addr, token, nil)
+	u, err := parseAPIAddr(addr, pin != "" || (haveHome && cfg.API.TLS && ownAPI(addr, cfg)))
 	if err != nil {
 		return nil, usagef("--api: %v", err)
 	}
-	cl.Home = flagString(c, flagHome)
+	own := haveHome && ownAPI(u.Host, cfg)
+	if token == "" {
+		if !own {
+			if !haveHome {
+				return nil, fmt.Errorf("no API token for %s: set BOURSE_API_TOKEN to the token of the node at that address (its api.token), or pass --home of a node whose API it is", u.Host)
+			}
+			return nil, fmt.Errorf("refusing to send the API token of %s to %s, which is not that home's API (api.listen = %s): set BOURSE_API_TOKEN to the token of the node at %s", home, u.Host, cfg.API.Listen, u.Host)
+		}
+		if token, err = node.ReadAPIToken(home); err != nil {
+			return nil, fmt.Errorf("%w (the token is written by 'bourse init'; or set BOURSE_API_TOKEN)", err)
+		}
+	}
+	var hc *http.Client
+	if u.Scheme == "https" {
+		if pin == "" {
+			if !own {
+				return nil, fmt.Errorf("%s: no certificate fingerprint to pin: pass --api-fingerprint (or set BOURSE_API_FINGERPRINT) to the api fingerprint that the node's 'bourse node id' prints", u.Host)
+			}
+			if pin, err = node.APIFingerprint(home, cfg); err != nil {
+				return nil, fmt.Errorf("%w (api.tls is on; the certificate is made by 'bourse init' or at the daemon's first start)", err)
+			}
+		}
+		if hc, err = api.PinnedHTTPClient(pin); err != nil {
+			return nil, usagef("--api-fingerprint: %v", err)
+		}
+	}
+	cl, err := api.NewClient(u.String(), token, hc)
+	if errors.Is(err, api.ErrPlaintextToken) {
+		return nil, fmt.Errorf("%s is not a loopback address: %w; use https://%s with --api-fingerprint (the node must run with api.tls = true)", u.Host, api.ErrPlaintextToken, u.Host)
+	}
+	if err != nil {
+		return nil, usagef("--api: %v", err)
+	}
+	cl.Home = home
 	return cl, nil
 }
 
-// apiTarget finds the daemon's API address and token as apiClient does.
-func apiTarget(c *ucli.Context) (addr, token string, err error) {
-	env := envFor(c)
-	addr = flagString(c, flagAPI)
-	token = strings.TrimSpace(env.getenv("BOURSE_API_TOKEN"))
-	if addr == "" || token == "" {
-		h, cfg, err := requireHome(c)
-		if err != nil {
-			return "", "", err
-		}
-		if addr == "" {
-			addr = cfg.API.Listen
-		}
-		if token == "" {
-			if token, err = node.ReadAPIToken(h); err != nil {
-				return "", "", fmt.Errorf("%w (the token is written by 'bourse init'; or set BOURSE_API_TOKEN)", err)
-			}
+// parseAPIAddr reads "host:port" or "http(s)://host:port"; without a
+// scheme it is https when tls is true.
+func parseAPIAddr(addr string, tls bool) (*url.URL, error) {
+	if !strings.Contains(addr, "://") {
+		if tls {
+			addr = "https://" + addr
+		} else {
+			addr = "http://" + addr
 		}
 	}
-	return addr, token, nil
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("api address %q: want host:port, http://host:port or https://host:port", addr)
+	}
+	return u, nil
+}
+
+// ownAPI reports whether addr (host:port, or a URL) is the API of the home
+// whose config is cfg: the same port, and the same host, or a loopback
+// host when the API listens on loopback or on every address.
+func ownAPI(addr string, cfg node.Config) bool {
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	lh, lp, err := net.SplitHostPort(cfg.API.Listen)
+	if err != nil || p != lp {
+		return false
+	}
+	if h == lh {
+		return true
+	}
+	unspecified := lh == "" || lh == "0.0.0.0" || lh == "::"
+	return api.IsLoopbackHost(h) && (unspecified || api.IsLoopbackHost(lh))
 }
 
 // withClient runs f with a client and maps well-known API errors to

@@ -41,19 +41,12 @@ func uiLink(c *ucli.Context, cl *api.Client) error {
 	if _, err := cl.Status(c.Context); err != nil {
 		return fmt.Errorf("reach the daemon at %s: %w", cl.Addr(), err)
 	}
-	addr, token, err := apiTarget(c)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
-	code, err := ui.LoginCode(token, now)
+	code, err := ui.LoginCode(cl.Token(), now)
 	if err != nil {
 		return err
 	}
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
+	base := cl.BaseURL()
 	link := strings.TrimRight(base, "/") + "/ui/login?code=" + url.QueryEscape(code)
 	res := uiLinkResult{URL: link, Expires: now.Add(ui.CodeTTL).UTC().Truncate(time.Second)}
 	if flagBool(c, "open") {

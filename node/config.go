@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/p2p"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -42,11 +43,22 @@ type WalletConfig struct {
 	Key string `toml:"key"`
 }
 
-// APIConfig is the local HTTP API.
+// APIConfig is the HTTP API.
 type APIConfig struct {
-	// Listen is host:port; it must be a loopback address. Default
-	// "127.0.0.1:7700".
+	// Listen is host:port. Default "127.0.0.1:7700". An address other than
+	// loopback (0.0.0.0, a LAN or public address) needs tls = true: the
+	// bearer token never crosses a network in clear.
 	Listen string `toml:"listen"`
+	// TLS serves the API over HTTPS with the certificate below. Clients
+	// pin its SHA-256 fingerprint (`bourse node id` prints it; the CLI
+	// takes --api-fingerprint or BOURSE_API_FINGERPRINT). Default false;
+	// required when listen is not a loopback address.
+	TLS bool `toml:"tls"`
+	// TLSCert and TLSKey are the PEM certificate and key, relative to the
+	// home. `bourse init` makes a self-signed pair; the daemon makes one
+	// if neither file exists. Defaults "api.crt" and "api.key".
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// MaxUploadMiB caps a payload upload. Default 64.
 	MaxUploadMiB int `toml:"max_upload_mib"`
 }
@@ -125,7 +137,7 @@ func DefaultConfig() Config {
 		ChainID: "bourse-local",
 		Moniker: host,
 		Wallet:  WalletConfig{Key: "default"},
-		API:     APIConfig{Listen: "127.0.0.1:7700", MaxUploadMiB: 64},
+		API:     APIConfig{Listen: "127.0.0.1:7700", MaxUploadMiB: 64, TLSCert: APICertFile, TLSKey: APIKeyFile},
 		P2P:     p2p.DefaultConfig(),
 		Chain:   ChainConfig{Genesis: "genesis.json"},
 		Provider: ProviderConfig{
@@ -164,8 +176,11 @@ func (c Config) Validate() error {
 	if err != nil {
 		return fieldErr("api.listen", "%q: %v", c.API.Listen, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fieldErr("api.listen", "%q: the API only listens on a loopback address such as 127.0.0.1", c.API.Listen)
+	if !api.IsLoopbackHost(host) && !c.API.TLS {
+		return fieldErr("api.listen", "%q is not a loopback address: set api.tls = true to serve the API over TLS beyond this machine, or listen on 127.0.0.1", c.API.Listen)
+	}
+	if c.API.TLS && (c.API.TLSCert == "" || c.API.TLSKey == "") {
+		return fieldErr("api.tls_cert", "api.tls needs tls_cert and tls_key (defaults %q and %q)", APICertFile, APIKeyFile)
 	}
 	if port == "" {
 		return fieldErr("api.listen", "%q: missing port", c.API.Listen)

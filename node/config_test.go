@@ -37,6 +37,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"chain_id", func(c *Config) { c.ChainID = "a/b" }},
 		{"api.listen", func(c *Config) { c.API.Listen = "0.0.0.0:7700" }},
 		{"api.listen", func(c *Config) { c.API.Listen = "nonsense" }},
+		{"api.listen", func(c *Config) { c.API.Listen = "192.0.2.1:7700" }},
+		{"api.tls_cert", func(c *Config) { c.API.Listen = "0.0.0.0:7700"; c.API.TLS = true; c.API.TLSCert = "" }},
+		{"p2p.announce_addrs", func(c *Config) { c.P2P.AnnounceAddrs = []string{"203.0.113.7:4001"} }},
 		{"api.max_upload_mib", func(c *Config) { c.API.MaxUploadMiB = 0 }},
 		{"p2p.listen_addrs", func(c *Config) { c.P2P.ListenAddrs = nil }},
 		{"provider.executors", func(c *Config) { c.Provider.Enabled = true; c.Provider.Executors = []string{"vm"} }},
@@ -54,6 +57,28 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)
+	}
+}
+
+// The API leaves loopback only with TLS; with it, any address is allowed.
+func TestAPIBeyondLoopbackOnlyWithTLS(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:7700", "[::]:7700", "192.0.2.1:7700", "node1.example.org:7700"} {
+		c := DefaultConfig()
+		c.API.Listen = listen
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "api.tls = true") {
+			t.Errorf("%s without TLS: %v", listen, err)
+		}
+		c.API.TLS = true
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s with TLS: %v", listen, err)
+		}
+	}
+	for _, listen := range []string{"127.0.0.1:7700", "localhost:7700", "[::1]:7700", "127.0.0.2:7700"} {
+		c := DefaultConfig()
+		c.API.Listen = listen
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", listen, err)
+		}
 	}
 }
 

@@ -15,6 +15,8 @@
 //	genesis.json  the chain's genesis
 //	node.key      libp2p identity (not a wallet key)
 //	api.token     bearer token of the HTTP API, mode 0600
+//	api.crt       self-signed TLS certificate of the API (api.key, mode 0600, its key);
+//	              served when api.tls is on, pinned by clients by its SHA-256
 //	keys/         encrypted wallet keystore; config.wallet.key names the signing key
 //	data/         the chain store (Pebble): blocks, certificates, state, signer state
 //	jobs/         the client's jobs, one JSON file each

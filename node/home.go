@@ -41,10 +41,14 @@ type InitResult struct {
 	ChainID string         `json:"chain_id"`
 	PeerID  string         `json:"peer_id"`
 	Wallet  wallet.KeyInfo `json:"wallet"`
+	// APIFingerprint is the SHA-256 of the API's TLS certificate (see
+	// APIFingerprint).
+	APIFingerprint string `json:"api_fingerprint"`
 }
 
 // InitHome creates a node home: config.toml, the libp2p node key, the API
-// token (mode 0600) and a first wallet key named by Config.Wallet.Key.
+// token (mode 0600), the API's self-signed TLS certificate and a first
+// wallet key named by Config.Wallet.Key.
 func InitHome(o InitOptions) (InitResult, error) {
 	if err := o.Config.Validate(); err != nil {
 		return InitResult{}, err
@@ -79,11 +83,18 @@ func InitHome(o InitOptions) (InitResult, error) {
 	if err := writeFileExcl(filepath.Join(o.Home, APITokenFile), []byte(hex.EncodeToString(tok)+"\n")); err != nil {
 		return InitResult{}, fmt.Errorf("write api token: %w", err)
 	}
+	if err := CreateAPICert(o.Config.homePath(o.Home, o.Config.API.TLSCert), o.Config.homePath(o.Home, o.Config.API.TLSKey), o.Config.Moniker); err != nil {
+		return InitResult{}, err
+	}
+	fp, err := APIFingerprint(o.Home, o.Config)
+	if err != nil {
+		return InitResult{}, err
+	}
 	// The config goes last: its presence marks a complete home.
 	if err := writeFileExcl(cfgPath, RenderConfig(o.Config)); err != nil {
 		return InitResult{}, fmt.Errorf("write config: %w", err)
 	}
-	return InitResult{Home: o.Home, ChainID: o.Config.ChainID, PeerID: peerID, Wallet: info}, nil
+	return InitResult{Home: o.Home, ChainID: o.Config.ChainID, PeerID: peerID, Wallet: info, APIFingerprint: fp}, nil
 }
 
 // Keystore is the wallet keystore of a home.

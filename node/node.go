@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -170,11 +171,19 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.api, err = httpapi.New((*backend)(n), tok, httpapi.Options{
+	apiOpts := httpapi.Options{
 		MaxUpload: int64(cfg.API.MaxUploadMiB) << 20,
 		Gatherer:  n.reg,
 		Logger:    n.log,
-	})
+	}
+	if cfg.API.TLS {
+		cert, err := LoadAPICert(o.Home, cfg)
+		if err != nil {
+			return nil, err
+		}
+		apiOpts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	}
+	n.api, err = httpapi.New((*backend)(n), tok, apiOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -30,8 +30,15 @@ moniker = {{q .Moniker}}
 key = {{q .Wallet.Key}}
 
 [api]
-# The HTTP API; loopback only. Clients need the token in api.token.
+# The HTTP API. Clients need the token in api.token. Beyond loopback
+# (e.g. "0.0.0.0:7700") only with tls = true: clients then pin the
+# certificate's fingerprint, which 'bourse node id' prints.
 listen = {{q .API.Listen}}
+tls = {{.API.TLS}}
+# PEM certificate and key of the API, relative to this home ('bourse init'
+# makes a self-signed pair).
+tls_cert = {{q .API.TLSCert}}
+tls_key = {{q .API.TLSKey}}
 # Largest payload upload, MiB.
 max_upload_mib = {{.API.MaxUploadMiB}}
 

@@ -40,6 +40,14 @@ type Config struct {
 	// ListenAddrs are the multiaddrs the host listens on.
 	// Default: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
 	ListenAddrs []string `toml:"listen_addrs"`
+	// AnnounceAddrs, when set, are the addresses the host tells peers to
+	// dial it on, instead of its listen addresses: the public address of a
+	// machine behind a port forward or load balancer, e.g.
+	// /ip4/203.0.113.7/tcp/4001 or /dns4/node1.example.org/tcp/4001.
+	// Relay circuit addresses the host holds are announced as well. Plain
+	// multiaddrs without /p2p/. Default: none (the listen addresses, as
+	// libp2p observes them, are announced).
+	AnnounceAddrs []string `toml:"announce_addrs"`
 	// Bootstrap are full multiaddrs (ending in /p2p/<peer id>) of peers the
 	// host keeps connected to, redialling with exponential backoff when they
 	// drop. They also seed the DHT. Default: none.
@@ -78,8 +86,9 @@ type Config struct {
 	// reached through relays. Default: true.
 	RelayClient bool `toml:"relay_client"`
 	// RelayService makes this host a circuit relay v2 for others (for
-	// publicly reachable nodes that want to help NATed providers).
-	// Default: false.
+	// publicly reachable nodes that want to help NATed providers). libp2p
+	// starts the service once AutoNAT finds the host publicly reachable;
+	// with autonat = false the host is taken to be public. Default: false.
 	RelayService bool `toml:"relay_service"`
 	// StaticRelays are full multiaddrs of relays a NATed host reserves a
 	// slot on (AutoRelay). Empty: relays are not reserved automatically.
@@ -207,6 +216,15 @@ func (c *Config) Validate() error {
 	for i, s := range c.ListenAddrs {
 		if _, err := ma.NewMultiaddr(s); err != nil {
 			return badField("listen_addrs", "entry %d %q: %v", i, s, err)
+		}
+	}
+	for i, s := range c.AnnounceAddrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return badField("announce_addrs", "entry %d %q: %v", i, s, err)
+		}
+		if _, err := a.ValueForProtocol(ma.P_P2P); err == nil {
+			return badField("announce_addrs", "entry %d %q: leave out /p2p/<peer id>; the host adds its own", i, s)
 		}
 	}
 	for i, s := range c.Bootstrap {

@@ -39,6 +39,8 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"listen_addrs", func(c *Config) { c.ListenAddrs = nil }},
 		{"listen_addrs", func(c *Config) { c.ListenAddrs = []string{"127.0.0.1:4001"} }},
 		{"bootstrap", func(c *Config) { c.Bootstrap = []string{"/ip4/127.0.0.1/tcp/4001"} }}, // no /p2p/
+		{"announce_addrs", func(c *Config) { c.AnnounceAddrs = []string{"203.0.113.7:4001"} }},
+		{"announce_addrs", func(c *Config) { c.AnnounceAddrs = []string{peerAddr} }}, // /p2p/ is the host's to add
 		{"static_relays", func(c *Config) { c.StaticRelays = []string{"nonsense"} }},
 		{"dht_mode", func(c *Config) { c.DHTMode = "sometimes" }},
 		{"discovery_interval", func(c *Config) { c.DiscoveryInterval = Duration(time.Millisecond) }},

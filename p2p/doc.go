@@ -50,10 +50,16 @@
 // configured, reserves a slot on a circuit relay v2 and advertises the
 // /p2p-circuit address; peers first connect through the relay, and
 // (3) DCUtR hole punching upgrades that relayed connection to a direct
-// one. Public nodes can offer relaying with relay_service = true. Relayed
-// connections are limited in time and bytes by the relay and this package
-// opens no request/response stream over them, so sync and blob transfers
-// use the direct connection hole punching provides.
+// one. Public nodes can offer relaying with relay_service = true (with
+// autonat = false the host is taken to be public, or libp2p would never
+// start the relay). Request/response streams (sync, blobs, results) open
+// over a relayed connection too, so a NATed provider answers before hole
+// punching succeeds, within the relay's limits (libp2p's defaults: two
+// minutes and 128 KiB each way per circuit), which large blobs exceed;
+// those wait for the direct connection. GossipSub does not use relayed
+// connections. A host behind a port forward sets announce_addrs to its
+// public addresses: they replace the listen addresses it advertises
+// (relay circuit addresses are kept).
 //
 // # Topics
 //

@@ -206,6 +206,9 @@ func (hs *Host) libp2pOptions(key crypto.PrivKey) []libp2p.Option {
 		libp2p.Ping(true),
 		libp2p.UserAgent("bourse/" + hs.chainID),
 	}
+	if len(cfg.AnnounceAddrs) > 0 {
+		opts = append(opts, libp2p.AddrsFactory(announceFactory(cfg.AnnounceAddrs)))
+	}
 	if cfg.Registerer != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Registerer))
 	} else {
@@ -221,6 +224,12 @@ func (hs *Host) libp2pOptions(key crypto.PrivKey) []libp2p.Option {
 	}
 	if cfg.RelayService {
 		opts = append(opts, libp2p.EnableRelayService())
+		if !cfg.AutoNAT {
+			// libp2p serves as a relay only once it believes itself
+			// publicly reachable; without AutoNAT to find that out, the
+			// operator's relay_service = true is taken as the statement.
+			opts = append(opts, libp2p.ForceReachabilityPublic())
+		}
 	}
 	if cfg.NATPortMap {
 		opts = append(opts, libp2p.NATPortMap())
@@ -232,6 +241,27 @@ func (hs *Host) libp2pOptions(key crypto.PrivKey) []libp2p.Option {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
 	return opts
+}
+
+// announceFactory replaces the addresses the host advertises with the
+// configured public ones, keeping relay circuit addresses (they are how a
+// NATed host is reached). Validate has parsed every entry.
+func announceFactory(announce []string) func([]ma.Multiaddr) []ma.Multiaddr {
+	var fixed []ma.Multiaddr
+	for _, s := range announce {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			fixed = append(fixed, a)
+		}
+	}
+	return func(addrs []ma.Multiaddr) []ma.Multiaddr {
+		out := slices.Clone(fixed)
+		for _, a := range addrs {
+			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+				out = appendUnique(out, a)
+			}
+		}
+		return out
+	}
 }
 
 // validChainID keeps chain ids usable inside protocol ids and topic names.

@@ -259,7 +259,13 @@ func (hs *Host) serve(s network.Stream, name string, maxReq int, h StreamHandler
 
 // openRequest opens a stream to p for protocol name, sends req and returns
 // the stream ready for reading with the deadline set.
+//
+// The stream may run over a limited (relayed, circuit v2) connection: a
+// provider behind a NAT is reached only that way until hole punching
+// gives a direct one, and it must still answer sync, blob and result
+// requests. The relay's own data and time limits still apply.
 func (hs *Host) openRequest(ctx context.Context, p peer.ID, name string, req []byte) (network.Stream, error) {
+	ctx = network.WithAllowLimitedConn(ctx, "bourse "+name)
 	s, err := hs.h.NewStream(ctx, p, hs.ProtocolID(name))
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)

@@ -44,8 +44,10 @@ type Client struct {
 	Home string
 }
 
-// NewClient returns a client for the API at baseURL ("127.0.0.1:7700" or
-// "http://127.0.0.1:7700") that sends token as its bearer token. A nil
+// NewClient returns a client for the API at baseURL ("127.0.0.1:7700",
+// "http://127.0.0.1:7700" or "https://node1.example.org:7700") that sends
+// token as its bearer token. Plain HTTP is refused (ErrPlaintextToken)
+// unless the host is loopback; for https pass PinnedHTTPClient. A nil
 // httpClient means a client without an overall timeout (downloads and the
 // event stream may be long); use contexts to bound calls.
 func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) {
@@ -57,6 +59,9 @@ func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) 
 		return nil, fmt.Errorf("api address %q: want host:port or http://host:port", baseURL)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
+	if u.Scheme == "http" && token != "" && !IsLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("api address %s: %w: use https:// with the node's certificate fingerprint", u.Host, ErrPlaintextToken)
+	}
 	if httpClient == nil {
 		httpClient = &http.Client{}
 	}
@@ -65,6 +70,13 @@ func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) 
 
 // Addr is the host:port the client talks to.
 func (c *Client) Addr() string { return c.base.Host }
+
+// BaseURL is the API's base URL, scheme included.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Token is the bearer token the client sends (the dashboard's login codes
+// are derived from it, so that the token never goes in a link).
+func (c *Client) Token() string { return c.token }
 
 func (c *Client) url(path string, q url.Values) string {
 	u := *c.base

@@ -26,6 +26,8 @@
 //   - Short calls run under Options.RequestTimeout (504 "timeout" when the
 //     backend is slower); uploads, downloads and /v1/events do not.
 //   - A panic in a Backend call is recovered, logged and answered with 500.
+//   - Serve answers HTTPS when Options.TLS is set; without it, it refuses a
+//     listener that is not on loopback (ErrPlaintextOffLoopback).
 //
 // # Use
 //

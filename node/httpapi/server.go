@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger; nil is slog.Default().
 	Logger *slog.Logger
+	// TLS, when set, makes Serve answer HTTPS with this configuration.
+	// Without it Serve refuses a listener that is not on a loopback
+	// address: the bearer token must not cross a network in clear.
+	TLS *tls.Config
 }
 
 func (o Options) withDefaults() Options {
@@ -207,6 +212,12 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 // (bounded by Options.ShutdownTimeout). It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.opts.TLS == nil && !loopbackListener(ln) {
+		return fmt.Errorf("serve api on %s: %w", ln.Addr(), ErrPlaintextOffLoopback)
+	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
@@ -239,6 +250,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = serr
 	}
 	return err
+}
+
+// ErrPlaintextOffLoopback is returned by Serve for a listener beyond
+// loopback without Options.TLS.
+var ErrPlaintextOffLoopback = errors.New("refusing to serve the API in plain HTTP beyond loopback: configure TLS (api.tls = true)")
+
+// loopbackListener reports whether ln accepts only loopback connections:
+// a TCP address in 127.0.0.0/8 or ::1, or a Unix socket.
+func loopbackListener(ln net.Listener) bool {
+	switch a := ln.Addr().(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
 }
 
 // Shutdown ends the event streams, stops accepting connections and waits
