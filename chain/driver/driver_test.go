@@ -498,7 +498,7 @@ func TestRestartRebuildsProposerPriorities(t *testing.T) {
 		for _, p := range []struct {
 			name        string
 			live, built *consensus.ValidatorSet
-		}{{"next height", live.vs, re.vs}, {"last height", live.prevVS, re.prevVS}} {
+		}{{"next height", live.app.vs, re.app.vs}, {"last height", live.app.prevVS, re.app.prevVS}} {
 			if p.live.Hash() != p.built.Hash() || !slices.Equal(p.live.Priorities(), p.built.Priorities()) ||
 				p.live.Proposer(0).Address != p.built.Proposer(0).Address {
 				t.Fatalf("%s at %d, %s: rebuilt priorities %v, the running driver had %v",
