@@ -26,7 +26,7 @@ type app struct {
 	mp       *mempool.Mempool
 	sigCache *chain.SigCache
 
-	proposer      wallet.Address // this node's, named in the blocks it builds
+	key           wallet.PrivateKey // this node's: its address is the Proposer of the blocks it builds (zero on an observer, which never builds)
 	maxBlockBytes int
 	maxBlockTxs   int
 	proposerTxs   ProposerTxs
@@ -100,7 +100,7 @@ func (a *app) PrepareProposal(h uint64, r int32) (consensus.ValueReady, error) {
 		cands = append(cands, own...)
 	}
 	b, res, err := chain.BuildBlock(a.st, chain.BlockTemplate{
-		Height: h, Time: t, PrevHash: a.lastHash, Proposer: a.proposer, LastCommit: a.lastCommit,
+		Height: h, Time: t, PrevHash: a.lastHash, Proposer: a.key.Address(), LastCommit: a.lastCommit,
 	}, cands, chain.ExecOptions{SigCache: a.sigCache, SkipStateRootCheck: true})
 	if err != nil {
 		return consensus.ValueReady{}, err

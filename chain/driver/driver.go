@@ -225,7 +225,7 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	mp := mempool.New(cfg.Mempool, st)
 	a := &app{
 		chainID: g.ChainID, genesis: g, st: st, mp: mp, sigCache: mp.SigCache(),
-		proposer: cfg.Key.Address(), maxBlockBytes: cfg.MaxBlockBytes, maxBlockTxs: cfg.MaxBlockTxs,
+		key: cfg.Key, maxBlockBytes: cfg.MaxBlockBytes, maxBlockTxs: cfg.MaxBlockTxs,
 		proposerTxs: cfg.ProposerTxs, invariants: cfg.CheckInvariants,
 		lastHash: bs.LastHash(), pending: map[valueKey]*candidate{},
 	}
