@@ -148,6 +148,12 @@ type Driver struct {
 	errMu   sync.Mutex
 	err     error
 	dropped atomic.Uint64
+	// busy counts the work taken but not finished: events posted to the
+	// loop and not yet handled, and a syncer round under way. A handled
+	// event's broadcasts reach in-memory peers before it counts as done,
+	// so a test on a Manual clock knows a cluster is idle (every busy at
+	// zero) and may move time on.
+	busy atomic.Int64
 }
 
 type event struct {
@@ -161,6 +167,9 @@ type syncedBlock struct {
 	raw    []byte
 	commit *consensus.CommitCertificate
 	peer   string // who sent it
+	// handled, when set, is closed once the loop took the block (applied
+	// or refused it), so the syncer waits for the loop, not for a time.
+	handled chan struct{}
 }
 
 // New opens the chain on store: it initialises the store from the genesis
@@ -409,9 +418,11 @@ func (d *Driver) publish(c Committed) {
 // (ValidateGossip) accepted. It never blocks: when the loop is busy the
 // message is dropped and counted, and catch-up fetches it again.
 func (d *Driver) HandleGossip(m consensus.Message) {
+	d.busy.Add(1)
 	select {
 	case d.in <- event{msg: &m}:
 	default:
+		d.busy.Add(-1)
 		d.dropped.Add(1)
 	}
 }
@@ -517,7 +528,11 @@ func (d *Driver) loop() {
 				err = d.step(*ev.timeout)
 			case ev.synced != nil:
 				err = d.onSynced(ev.synced)
+				if ev.synced.handled != nil {
+					close(ev.synced.handled)
+				}
 			}
+			d.busy.Add(-1)
 			if err != nil {
 				d.halt(err)
 				return
@@ -599,9 +614,11 @@ func (d *Driver) schedule(o consensus.ScheduleTimeout) {
 	}
 	ctx := d.ctx
 	d.timers[key] = d.cfg.Clock.AfterFunc(o.Duration, func() {
+		d.busy.Add(1)
 		select {
 		case d.in <- event{timeout: &key}:
 		case <-ctx.Done():
+			d.busy.Add(-1)
 		}
 	})
 }
