@@ -203,26 +203,8 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 		return nil, fmt.Errorf("driver: consensus config: %w", err)
 	}
 	ctx := context.Background()
-	if !bs.Initialized() {
-		st0, err := g.State()
-		if err != nil {
-			return nil, fmt.Errorf("driver: genesis state: %w", err)
-		}
-		if err := bs.InitGenesis(ctx, cfg.GenesisJSON, st0); err != nil {
-			return nil, fmt.Errorf("driver: %w", err)
-		}
-	} else {
-		stored, err := bs.Genesis(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("driver: stored genesis: %w", err)
-		}
-		sg, err := chain.ParseGenesis(stored)
-		if err != nil {
-			return nil, fmt.Errorf("driver: stored genesis: %w", err)
-		}
-		if sg.ChainID != g.ChainID || sg.GenesisTime != g.GenesisTime {
-			return nil, fmt.Errorf("driver: the store holds chain %q, the genesis file is for %q: use the right home or genesis", sg.ChainID, g.ChainID)
-		}
+	if err := openStore(ctx, bs, g, cfg.GenesisJSON); err != nil {
+		return nil, err
 	}
 	st, err := bs.LoadState(ctx)
 	if err != nil {
@@ -276,6 +258,33 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	d.height.Store(h + 1)
 	d.curVS.Store(a.vs)
 	return d, nil
+}
+
+// openStore initialises the store from the genesis on first use, and
+// otherwise checks that it holds the genesis' chain.
+func openStore(ctx context.Context, bs *store.Store, g *chain.Genesis, genesisJSON []byte) error {
+	if !bs.Initialized() {
+		st0, err := g.State()
+		if err != nil {
+			return fmt.Errorf("driver: genesis state: %w", err)
+		}
+		if err := bs.InitGenesis(ctx, genesisJSON, st0); err != nil {
+			return fmt.Errorf("driver: %w", err)
+		}
+	} else {
+		stored, err := bs.Genesis(ctx)
+		if err != nil {
+			return fmt.Errorf("driver: stored genesis: %w", err)
+		}
+		sg, err := chain.ParseGenesis(stored)
+		if err != nil {
+			return fmt.Errorf("driver: stored genesis: %w", err)
+		}
+		if sg.ChainID != g.ChainID || sg.GenesisTime != g.GenesisTime {
+			return fmt.Errorf("driver: the store holds chain %q, the genesis file is for %q: use the right home or genesis", sg.ChainID, g.ChainID)
+		}
+	}
+	return nil
 }
 
 // Mempool is the node's transaction pool: transactions from the txs topic

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -124,7 +125,8 @@ type cluster struct {
 	genesis []byte
 	nodes   []*testNode
 	user    wallet.PrivateKey
-	clk     clock.Clock // nil: the real clock
+	clk     clock.Clock   // nil: the real clock
+	catchup time.Duration // the drivers' CatchupInterval; zero: 100 ms
 }
 
 func key(t testing.TB, i byte) wallet.PrivateKey {
@@ -188,7 +190,7 @@ func (c *cluster) start(n *testNode) {
 	if n.tr != nil {
 		tr = n.tr
 	}
-	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond, ProposerTxs: n.ptxs, OnEvidence: n.onEv, Clock: c.clk},
+	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: cmp.Or(c.catchup, 100*time.Millisecond), ProposerTxs: n.ptxs, OnEvidence: n.onEv, Clock: c.clk},
 		n.store, tr)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.id, err)
@@ -344,7 +346,7 @@ func TestHaltsWithoutQuorumAndResumes(t *testing.T) {
 	// The two left may be a height apart and sync to each other: take the
 	// higher as where the chain stood.
 	h := max(c.nodes[0].store.Height(), c.nodes[1].store.Height())
-	c.runFor(time.Minute) // many rounds of timeouts, in virtual time
+	c.runFor(10 * time.Second) // dozens of rounds of timeouts, in virtual time
 	for _, n := range c.nodes[:2] {
 		if got := n.store.Height(); got > h+1 {
 			t.Fatalf("two of four validators made progress without a quorum: %s %d → %d", n.id, h, got)
