@@ -50,8 +50,9 @@
 // through a lossless subscription, which only decodes the block and hands
 // the events of this node's jobs to the job lifecycle (package
 // node/lifecycle, a pure state machine; lifecycle.go here executes its
-// actions in goroutines of the market service, on the Clock seam). The
-// provider named in a Match fetches the payload (hash-checked, kept in
+// actions in goroutines of the market service, on internal/clock's Clock,
+// so its tests run in virtual time). The provider named in a Match
+// fetches the payload (hash-checked, kept in
 // memory and in a store of other clients' payloads with its own quota, so
 // they never evict this node's own), runs it on the worker runtime and
 // submits a Result; a run still going past the chain's deadline is

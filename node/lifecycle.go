@@ -117,20 +117,21 @@ func (m *marketService) do(a lifecycle.Action) {
 	}
 }
 
-// after runs f in a service goroutine once d has passed on the clock.
+// after runs f in a service goroutine once d has passed on the clock. A
+// timer that comes due after close has begun starts nothing (spawn).
 func (m *marketService) after(d time.Duration, f func()) {
-	m.spawn(func() {
-		if d > 0 {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-m.clock.After(d):
+	run := func() {
+		m.spawn(func() {
+			if m.ctx.Err() == nil {
+				f()
 			}
-		}
-		if m.ctx.Err() == nil {
-			f()
-		}
-	})
+		})
+	}
+	if d <= 0 {
+		run()
+		return
+	}
+	m.clock.AfterFunc(d, run)
 }
 
 // onCommit hands the core what a committed block did to jobs: it decodes

@@ -10,53 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bourse-net/bourse/internal/clock"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/node/lifecycle"
 	"github.com/bourse-net/bourse/worker"
 )
-
-// fakeClock is virtual time: After fires when Advance passes it.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-}
-
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.waiters = append(c.waiters, fakeWaiter{c.now.Add(d), ch})
-	return ch
-}
-
-// Advance moves time on and fires the timers due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waiters = kept
-}
 
 // errorLog counts records at error level.
 type errorLog struct {
@@ -77,12 +36,14 @@ func (h *errorLog) Handle(ctx context.Context, r slog.Record) error {
 func (h *errorLog) Enabled(context.Context, slog.Level) bool { return true }
 
 // lifecycleMarket is a market service with only what the client's
-// lifecycle driver uses: no host, no chain, virtual time.
-func lifecycleMarket(t *testing.T, jobsDir string) (*marketService, *fakeClock, *errorLog) {
+// lifecycle driver uses: no host, no chain, virtual time. Its persister
+// does not run on its own: settle writes the queued records, so the
+// service's only goroutines are the work it spawns.
+func lifecycleMarket(t *testing.T, jobsDir string) (*marketService, *clock.Manual, *errorLog) {
 	t.Helper()
 	logs := &errorLog{Handler: slog.NewTextHandler(os.Stderr, nil)}
 	n := &Node{log: slog.New(logs), events: newEventHub()}
-	clk := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clock.NewManual(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := &marketService{n: n, clock: clk, runs: map[market.BidID]context.CancelFunc{},
 		core: lifecycle.New(lifecycle.Config{})}
 	var err error
@@ -95,11 +56,6 @@ func lifecycleMarket(t *testing.T, jobsDir string) (*marketService, *fakeClock, 
 	m.persist = newPersister(m.jobStore, m.persistFailed, m.logPersistFailed)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.ctx, m.cancel = ctx, cancel
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.persist.run(ctx)
-	}()
 	t.Cleanup(func() {
 		cancel()
 		m.mu.Lock()
@@ -110,15 +66,29 @@ func lifecycleMarket(t *testing.T, jobsDir string) (*marketService, *fakeClock, 
 	return m, clk, logs
 }
 
-// waitFor polls cond to a deadline, advancing virtual time meanwhile.
-func waitFor(t *testing.T, clk *fakeClock, what string, cond func() bool) {
+// settle runs the service in virtual time until cond holds: it waits for
+// the work the service spawned, writes the queued job records, and when
+// nothing is left to do moves the clock to the next timer. It fails when
+// no timer is left and cond is still false. Nothing sleeps.
+func settle(t *testing.T, m *marketService, clk *clock.Manual, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s", what)
+	for {
+		m.wg.Wait() // the spawned work, and the work it spawned
+		m.persist.mu.Lock()
+		queued := len(m.persist.order)
+		m.persist.mu.Unlock()
+		if queued > 0 {
+			m.persist.flush() // a failed write steps the core, which may spawn
+			continue
 		}
-		clk.Advance(100 * time.Millisecond)
-		time.Sleep(time.Millisecond)
+		if cond() {
+			return
+		}
+		next, ok := clk.Next()
+		if !ok {
+			t.Fatalf("still waiting for %s, and no timer is left (virtual time %v)", what, clk.Now())
+		}
+		clk.Set(next)
 	}
 }
 
@@ -133,7 +103,7 @@ func TestUnfetchableResultIsNeverReportedPaid(t *testing.T) {
 	j := lifecycle.ClientJob{Job: api.Job{ID: strings.Repeat("01", 32), State: api.StateResultCommitted, ResultHash: hash},
 		ProviderPeer: "not a peer id"}
 	m.step(lifecycle.Restore{Jobs: []lifecycle.ClientJob{j}})
-	waitFor(t, clk, "the job to end", func() bool {
+	settle(t, m, clk, "the job to end", func() bool {
 		got, _ := m.clientJob(j.ID)
 		return api.Terminal(got.State)
 	})
@@ -141,7 +111,7 @@ func TestUnfetchableResultIsNeverReportedPaid(t *testing.T) {
 	if got.State != api.StateResultUnavailable || !strings.Contains(got.Error, "5 attempts") {
 		t.Fatalf("job ended %s: %s", got.State, got.Error)
 	}
-	waitFor(t, clk, "the record on disk", func() bool {
+	settle(t, m, clk, "the record on disk", func() bool {
 		raw, err := os.ReadFile(filepath.Join(dir, j.ID+".json"))
 		return err == nil && strings.Contains(string(raw), api.StateResultUnavailable)
 	})
@@ -159,7 +129,7 @@ func TestFailedJobWriteSurfacesOnTheJobAndInTheLog(t *testing.T) {
 	j := lifecycle.ClientJob{Job: api.Job{ID: strings.Repeat("02", 32), State: api.StateBidding}}
 	m.step(lifecycle.Restore{Jobs: []lifecycle.ClientJob{j}})
 	m.step(lifecycle.CancelConfirmed{ID: j.ID})
-	waitFor(t, clk, "the write failure on the job", func() bool {
+	settle(t, m, clk, "the write failure on the job", func() bool {
 		got, _ := m.clientJob(j.ID)
 		return strings.Contains(got.Error, "not saved to disk")
 	})

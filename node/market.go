@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/internal/clock"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/node/lifecycle"
@@ -48,7 +49,7 @@ type marketService struct {
 	checked              checkedSet      // stored payloads that passed the submit check
 	modules              *modCache       // verified payloads recently run
 
-	clock Clock
+	clock clock.Clock // the lifecycle's time and timers
 
 	// lmu serialises the lifecycle core's steps and the execution of
 	// their actions, so actions take effect in the order they were made.
@@ -67,7 +68,7 @@ type marketService struct {
 }
 
 func newMarketService(n *Node) (*marketService, error) {
-	m := &marketService{n: n, clock: wallClock{}, runs: map[market.BidID]context.CancelFunc{},
+	m := &marketService{n: n, clock: clock.Real(), runs: map[market.BidID]context.CancelFunc{},
 		modules: newModCache(16, 512<<20),
 		core:    lifecycle.New(lifecycle.Config{Self: n.key.Address(), Provider: n.cfg.Provider.Enabled})}
 	var err error

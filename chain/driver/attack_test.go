@@ -166,7 +166,7 @@ func buildBlock1(tb testing.TB, c *cluster, d *Driver, proposer wallet.Address) 
 	var raw []byte
 	var id consensus.BlockID
 	if err := d.call(context.Background(), func() {
-		b, _, err := chain.BuildBlock(d.st, chain.BlockTemplate{Height: 1, Time: d.genesis.GenesisTime + 1,
+		b, _, err := chain.BuildBlock(d.app.st, chain.BlockTemplate{Height: 1, Time: d.app.genesis.GenesisTime + 1,
 			PrevHash: d.store.LastHash(), Proposer: proposer}, nil, chain.ExecOptions{SkipStateRootCheck: true})
 		if err != nil {
 			tb.Error(err)
@@ -483,7 +483,7 @@ func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
 		if err := n.d.call(ctx, func() { r = n.d.cs.Round() + 1 }); err != nil {
 			t.Fatal(err)
 		}
-		if p := n.d.vs.Proposer(r).Address; p != n.key.Address() {
+		if p := n.d.app.vs.Proposer(r).Address; p != n.key.Address() {
 			victim, byz = n, c.nodeOf(p)
 			break
 		}
@@ -494,13 +494,13 @@ func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
 	var id consensus.BlockID
 	var big []byte
 	if err := d.call(ctx, func() {
-		bt, err := d.blockTime(h, d.lastCommit)
+		bt, err := d.app.blockTime(h, d.app.lastCommit)
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		b, _, err := chain.BuildBlock(d.st, chain.BlockTemplate{Height: h, Time: bt, PrevHash: d.store.LastHash(),
-			Proposer: byz.key.Address(), LastCommit: d.lastCommit}, m.matches(t, d.st, byz.key, 45), chain.ExecOptions{SkipStateRootCheck: true})
+		b, _, err := chain.BuildBlock(d.app.st, chain.BlockTemplate{Height: h, Time: bt, PrevHash: d.store.LastHash(),
+			Proposer: byz.key.Address(), LastCommit: d.app.lastCommit}, m.matches(t, d.app.st, byz.key, 45), chain.ExecOptions{SkipStateRootCheck: true})
 		if err != nil {
 			t.Error(err)
 			return

@@ -14,6 +14,14 @@
 // The network is the Transport interface, so the same driver runs over
 // libp2p in a node and over an in-memory network in tests.
 //
+// The loop's application half is app (app.go), named after ABCI++:
+// PrepareProposal builds this node's block, ProcessProposal judges a
+// proposed one, FinalizeBlock executes a decided block and Commit applies
+// it. It does no I/O and returns its refusals as errors; driver.go is the
+// I/O around it (gossip, timers, the store, subscribers) and sync.go the
+// catching up. Time comes only from Config.Clock, so tests run clusters on
+// a Manual clock (internal/clock).
+//
 // What a proposal must be. A validator prevotes a proposed block only if
 // the proposal message fits MaxProposalBytes (below the gossip publish
 // limit; the proposer keeps the whole block, its Matches included, under

@@ -2,11 +2,9 @@ package driver
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,26 +114,19 @@ var ErrHalted = errors.New("chain halted")
 // Driver runs consensus for one node. Create it with New, run it with
 // Start, stop it with Close.
 type Driver struct {
-	cfg      Config
-	chainID  string
-	genesis  *chain.Genesis
-	store    *store.Store
-	st       *chain.State
-	mp       *mempool.Mempool
-	tr       Transport
-	log      *slog.Logger
-	sigCache *chain.SigCache
+	cfg     Config
+	chainID string
+	store   *store.Store
+	tr      Transport
+	log     *slog.Logger
 
 	in    chan event // to the loop
 	calls chan func()
 
 	// Owned by the loop.
-	cs         *consensus.State
-	vs         *consensus.ValidatorSet // current height's set
-	prevVS     *consensus.ValidatorSet // previous height's set (LastCommit)
-	lastCommit []byte                  // encoded certificate of the last block
-	pending    map[valueKey]*candidate
-	timers     map[consensus.Timeout]clock.Timer
+	cs     *consensus.State
+	app    *app // builds, judges and applies blocks
+	timers map[consensus.Timeout]clock.Timer
 
 	height   atomic.Uint64 // height being decided (last committed + 1)
 	curVS    atomic.Pointer[consensus.ValidatorSet]
@@ -157,25 +148,12 @@ type Driver struct {
 	errMu   sync.Mutex
 	err     error
 	dropped atomic.Uint64
-}
-
-// valueKey names a proposed block by its claimed id and the hash of its
-// bytes: a proposal that pairs a real block's id with other bytes gets its
-// own entry and can never poison the verdict on the real block (or borrow
-// it).
-type valueKey struct {
-	id consensus.BlockID
-	h  [32]byte
-}
-
-func keyOf(id consensus.BlockID, raw []byte) valueKey { return valueKey{id, sha256.Sum256(raw)} }
-
-// candidate is a block the loop built or validated, kept until its height
-// is decided so the decision does not execute it twice.
-type candidate struct {
-	block *chain.Block
-	res   *chain.Result
-	valid bool
+	// busy counts the work taken but not finished: events posted to the
+	// loop and not yet handled, and a syncer round under way. A handled
+	// event's broadcasts reach in-memory peers before it counts as done,
+	// so a test on a Manual clock knows a cluster is idle (every busy at
+	// zero) and may move time on.
+	busy atomic.Int64
 }
 
 type event struct {
@@ -189,6 +167,9 @@ type syncedBlock struct {
 	raw    []byte
 	commit *consensus.CommitCertificate
 	peer   string // who sent it
+	// handled, when set, is closed once the loop took the block (applied
+	// or refused it), so the syncer waits for the loop, not for a time.
+	handled chan struct{}
 }
 
 // New opens the chain on store: it initialises the store from the genesis
@@ -222,26 +203,8 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 		return nil, fmt.Errorf("driver: consensus config: %w", err)
 	}
 	ctx := context.Background()
-	if !bs.Initialized() {
-		st0, err := g.State()
-		if err != nil {
-			return nil, fmt.Errorf("driver: genesis state: %w", err)
-		}
-		if err := bs.InitGenesis(ctx, cfg.GenesisJSON, st0); err != nil {
-			return nil, fmt.Errorf("driver: %w", err)
-		}
-	} else {
-		stored, err := bs.Genesis(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("driver: stored genesis: %w", err)
-		}
-		sg, err := chain.ParseGenesis(stored)
-		if err != nil {
-			return nil, fmt.Errorf("driver: stored genesis: %w", err)
-		}
-		if sg.ChainID != g.ChainID || sg.GenesisTime != g.GenesisTime {
-			return nil, fmt.Errorf("driver: the store holds chain %q, the genesis file is for %q: use the right home or genesis", sg.ChainID, g.ChainID)
-		}
+	if err := openStore(ctx, bs, g, cfg.GenesisJSON); err != nil {
+		return nil, err
 	}
 	st, err := bs.LoadState(ctx)
 	if err != nil {
@@ -250,29 +213,33 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	if st.Height() != bs.Height() {
 		return nil, fmt.Errorf("driver: %w: state at height %d, blocks up to %d", chain.ErrCorruptState, st.Height(), bs.Height())
 	}
+	mp := mempool.New(cfg.Mempool, st)
+	a := &app{
+		chainID: g.ChainID, genesis: g, st: st, mp: mp, sigCache: mp.SigCache(),
+		key: cfg.Key, maxBlockBytes: cfg.MaxBlockBytes, maxBlockTxs: cfg.MaxBlockTxs,
+		proposerTxs: cfg.ProposerTxs, invariants: cfg.CheckInvariants,
+		lastHash: bs.LastHash(), pending: map[valueKey]*candidate{},
+	}
 	d := &Driver{
-		cfg: cfg, chainID: g.ChainID, genesis: g, store: bs, st: st, tr: tr,
-		mp:       mempool.New(cfg.Mempool, st),
+		cfg: cfg, chainID: g.ChainID, store: bs, tr: tr, app: a,
 		log:      cfg.Logger.With("component", "driver"),
 		in:       make(chan event, 1024),
 		calls:    make(chan func()),
-		pending:  map[valueKey]*candidate{},
 		timers:   map[consensus.Timeout]clock.Timer{},
 		subs:     map[int]chan Committed{},
 		bad:      map[string]time.Time{},
 		lossless: map[int]bool{},
 	}
-	d.sigCache = d.mp.SigCache()
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	h := bs.Height()
-	if d.vs, err = d.rebuildSet(h + 1); err != nil {
+	if a.vs, err = d.rebuildSet(h + 1); err != nil {
 		return nil, err
 	}
 	if h > 0 {
-		if d.prevVS, err = d.rebuildSet(h); err != nil {
+		if a.prevVS, err = d.rebuildSet(h); err != nil {
 			return nil, err
 		}
-		if d.lastCommit, err = bs.Commit(ctx, h); err != nil {
+		if a.lastCommit, err = bs.Commit(ctx, h); err != nil {
 			return nil, fmt.Errorf("driver: last commit: %w", err)
 		}
 	}
@@ -284,19 +251,46 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("driver: signer state: %w", err)
 	}
-	d.cs, err = consensus.New(ccfg, d.chainID, cfg.Key, h+1, d.vs, restored)
+	d.cs, err = consensus.New(ccfg, d.chainID, cfg.Key, h+1, a.vs, restored)
 	if err != nil {
 		return nil, fmt.Errorf("driver: consensus: %w", err)
 	}
 	d.height.Store(h + 1)
-	d.curVS.Store(d.vs)
+	d.curVS.Store(a.vs)
 	return d, nil
+}
+
+// openStore initialises the store from the genesis on first use, and
+// otherwise checks that it holds the genesis' chain.
+func openStore(ctx context.Context, bs *store.Store, g *chain.Genesis, genesisJSON []byte) error {
+	if !bs.Initialized() {
+		st0, err := g.State()
+		if err != nil {
+			return fmt.Errorf("driver: genesis state: %w", err)
+		}
+		if err := bs.InitGenesis(ctx, genesisJSON, st0); err != nil {
+			return fmt.Errorf("driver: %w", err)
+		}
+	} else {
+		stored, err := bs.Genesis(ctx)
+		if err != nil {
+			return fmt.Errorf("driver: stored genesis: %w", err)
+		}
+		sg, err := chain.ParseGenesis(stored)
+		if err != nil {
+			return fmt.Errorf("driver: stored genesis: %w", err)
+		}
+		if sg.ChainID != g.ChainID || sg.GenesisTime != g.GenesisTime {
+			return fmt.Errorf("driver: the store holds chain %q, the genesis file is for %q: use the right home or genesis", sg.ChainID, g.ChainID)
+		}
+	}
+	return nil
 }
 
 // Mempool is the node's transaction pool: transactions from the txs topic
 // and the local API go here. Its signature cache is shared with block
 // execution, so a transaction's signature is verified once per node.
-func (d *Driver) Mempool() *mempool.Mempool { return d.mp }
+func (d *Driver) Mempool() *mempool.Mempool { return d.app.mp }
 
 func consensusConfig(t chain.Timeouts) consensus.Config {
 	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -315,7 +309,7 @@ func consensusConfig(t chain.Timeouts) consensus.Config {
 // block's set began, so this costs one step per height of that run, not a
 // block read.
 func (d *Driver) rebuildSet(h uint64) (*consensus.ValidatorSet, error) {
-	vals, err := d.st.ValidatorsAt(h)
+	vals, err := d.app.st.ValidatorsAt(h)
 	if err != nil {
 		return nil, fmt.Errorf("driver: validators at %d: %w", h, err)
 	}
@@ -328,14 +322,6 @@ func (d *Driver) rebuildSet(h uint64) (*consensus.ValidatorSet, error) {
 		start = runStart
 	}
 	return vs.Advance(h - start), nil
-}
-
-func toConsensus(vals []chain.Validator) []consensus.Validator {
-	out := make([]consensus.Validator, len(vals))
-	for i, v := range vals {
-		out[i] = consensus.Validator{Address: v.Address, PubKey: v.PubKey, Power: v.Power}
-	}
-	return out
 }
 
 // Start runs the loop and the syncer until Close or until ctx ends.
@@ -379,7 +365,7 @@ func (d *Driver) Err() error {
 func (d *Driver) Height() uint64 { return d.height.Load() }
 
 // State is the committed chain state. Reads are safe concurrently.
-func (d *Driver) State() *chain.State { return d.st }
+func (d *Driver) State() *chain.State { return d.app.st }
 
 // Store is the block store.
 func (d *Driver) Store() *store.Store { return d.store }
@@ -441,9 +427,11 @@ func (d *Driver) publish(c Committed) {
 // (ValidateGossip) accepted. It never blocks: when the loop is busy the
 // message is dropped and counted, and catch-up fetches it again.
 func (d *Driver) HandleGossip(m consensus.Message) {
+	d.busy.Add(1)
 	select {
 	case d.in <- event{msg: &m}:
 	default:
+		d.busy.Add(-1)
 		d.dropped.Add(1)
 	}
 }
@@ -549,7 +537,11 @@ func (d *Driver) loop() {
 				err = d.step(*ev.timeout)
 			case ev.synced != nil:
 				err = d.onSynced(ev.synced)
+				if ev.synced.handled != nil {
+					close(ev.synced.handled)
+				}
 			}
+			d.busy.Add(-1)
 			if err != nil {
 				d.halt(err)
 				return
@@ -589,14 +581,18 @@ func (d *Driver) run(outs []consensus.Output) error {
 		case consensus.ScheduleTimeout:
 			d.schedule(o)
 		case consensus.RequestValue:
-			ready, err := d.propose(o.Height, o.Round)
+			ready, err := d.app.PrepareProposal(o.Height, o.Round)
 			if err != nil {
 				d.log.Warn("build block", "height", o.Height, "err", err)
 				continue // the round times out and moves on
 			}
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: ready})
 		case consensus.ValidateValue:
-			valid := d.validateProposal(o)
+			err := d.app.ProcessProposal(o)
+			if err != nil {
+				d.log.Info("proposal refused", "height", o.Height, "round", o.Round, "proposer", o.Proposer, "id", o.BlockID, "err", err)
+			}
+			valid := err == nil
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.ValueValidity{
 				Height: o.Height, BlockID: o.BlockID, Value: o.Value, Valid: valid}})
 		case consensus.Decide:
@@ -627,192 +623,20 @@ func (d *Driver) schedule(o consensus.ScheduleTimeout) {
 	}
 	ctx := d.ctx
 	d.timers[key] = d.cfg.Clock.AfterFunc(o.Duration, func() {
+		d.busy.Add(1)
 		select {
 		case d.in <- event{timeout: &key}:
 		case <-ctx.Done():
+			d.busy.Add(-1)
 		}
 	})
 }
 
-// blockTime is the BFT time of a block at height h with the given
-// LastCommit (see the package doc).
-func (d *Driver) blockTime(h uint64, lastCommit []byte) (int64, error) {
-	prev := d.st.Globals().Time
-	if h == 1 {
-		return d.genesis.GenesisTime + 1, nil
-	}
-	c, err := consensus.DecodeCommit(lastCommit)
-	if err != nil {
-		return 0, fmt.Errorf("last commit: %w", err)
-	}
-	t := c.Time(d.prevVS)
-	if t <= prev {
-		t = prev + 1
-	}
-	return t, nil
-}
-
-func (d *Driver) propose(h uint64, r int32) (consensus.ValueReady, error) {
-	t, err := d.blockTime(h, d.lastCommit)
-	if err != nil {
-		return consensus.ValueReady{}, err
-	}
-	// One bound for the whole block: what is left of MaxBlockBytes after
-	// the header and the last commit, counting each transaction with its
-	// CBOR header. A quarter is kept for the proposer's own transactions.
-	budget := d.cfg.MaxBlockBytes - blockOverhead - len(d.lastCommit)
-	cands, used := fit(d.mp.Reap(budget*3/4, d.cfg.MaxBlockTxs*3/4), budget)
-	if d.cfg.ProposerTxs != nil {
-		// The proposer's Matches carry nonces in sequence: the first that
-		// does not fit ends them (the ones after it would have a gap).
-		own, _ := fit(d.cfg.ProposerTxs(d.st, h, t, cands), budget-used)
-		cands = append(cands, own...)
-	}
-	b, res, err := chain.BuildBlock(d.st, chain.BlockTemplate{
-		Height: h, Time: t, PrevHash: d.store.LastHash(), Proposer: d.cfg.Key.Address(), LastCommit: d.lastCommit,
-	}, cands, chain.ExecOptions{SigCache: d.sigCache, SkipStateRootCheck: true})
-	if err != nil {
-		return consensus.ValueReady{}, err
-	}
-	raw, err := b.Encode()
-	if err != nil {
-		return consensus.ValueReady{}, err
-	}
-	if len(raw) > maxProposalValue {
-		return consensus.ValueReady{}, fmt.Errorf("built a block of %d bytes, more than a proposal carries (%d)", len(raw), maxProposalValue)
-	}
-	id := consensus.BlockID(b.Hash())
-	d.pending[keyOf(id, raw)] = &candidate{block: b, res: res, valid: true}
-	return consensus.ValueReady{Height: h, Round: r, BlockID: id, Value: raw}, nil
-}
-
-// fit returns the longest prefix of txs whose encoded size in a block
-// (each with its CBOR header) is at most budget, and that size.
-func fit(txs [][]byte, budget int) ([][]byte, int) {
-	used := 0
-	for i, t := range txs {
-		if used+len(t)+txOverhead > budget {
-			return txs[:i], used
-		}
-		used += len(t) + txOverhead
-	}
-	return txs, used
-}
-
-// validateProposal answers the core's ValidateValue: the block must fit a
-// proposal, be valid at the height (validate), and name as its Proposer
-// (who is paid the fees and alone may send Matches) the validator that
-// signed the proposal, or, for a value re-proposed with a valid round, the
-// proposer of a round no later than that one (where it was first
-// proposed).
-func (d *Driver) validateProposal(o consensus.ValidateValue) bool {
-	if len(o.Value) > maxProposalValue {
-		d.log.Info("oversized block proposed", "height", o.Height, "round", o.Round, "proposer", o.Proposer, "bytes", len(o.Value))
-		return false
-	}
-	c := d.validate(o.Height, o.BlockID, o.Value)
-	if c == nil {
-		return false
-	}
-	got := c.block.Header.Proposer
-	ok := got == o.Proposer && o.ValidRound < 0
-	if o.ValidRound >= 0 {
-		ok = d.vs.ProposerWithin(got, o.ValidRound)
-	}
-	if !ok {
-		d.log.Info("block proposed by one validator names another as its proposer", "height", o.Height, "round", o.Round,
-			"signer", o.Proposer, "header", got, "valid_round", o.ValidRound)
-	}
-	return ok
-}
-
-// validate returns the candidate for raw if it is a valid block at height
-// h with id, and nil if not. Verdicts are cached by (id, hash of raw), and
-// bytes that are not a block with that id are refused without a cache
-// entry, so a forged pair never answers for the real block.
-func (d *Driver) validate(h uint64, id consensus.BlockID, raw []byte) *candidate {
-	k := keyOf(id, raw)
-	if c, ok := d.pending[k]; ok {
-		if !c.valid {
-			return nil
-		}
-		return c
-	}
-	b, err := chain.DecodeBlock(raw)
-	if err != nil || consensus.BlockID(b.Hash()) != id {
-		d.log.Info("proposed bytes are not the block they name", "height", h, "id", id, "err", err)
-		return nil
-	}
-	c := &candidate{}
-	d.pending[k] = c
-	res, err := d.checkBlock(h, b)
-	if err != nil {
-		d.log.Info("invalid block proposed", "height", h, "id", id, "err", err)
-		return nil
-	}
-	c.block, c.res, c.valid = b, res, true
-	return c
-}
-
-// check decodes and fully validates a block for height h.
-func (d *Driver) check(h uint64, id consensus.BlockID, raw []byte) (*chain.Block, *chain.Result, error) {
-	b, err := chain.DecodeBlock(raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	if consensus.BlockID(b.Hash()) != id {
-		return nil, nil, errors.New("block id is not the hash of its header")
-	}
-	res, err := d.checkBlock(h, b)
-	if err != nil {
-		return nil, nil, err
-	}
-	return b, res, nil
-}
-
-// checkBlock fully validates a decoded block for height h.
-func (d *Driver) checkBlock(h uint64, b *chain.Block) (*chain.Result, error) {
-	if b.Header.Height != h {
-		return nil, fmt.Errorf("height %d, want %d", b.Header.Height, h)
-	}
-	if b.Header.PrevHash != d.store.LastHash() {
-		return nil, errors.New("previous block hash does not match")
-	}
-	if h > 1 {
-		c, err := consensus.DecodeCommit(b.LastCommit)
-		if err != nil {
-			return nil, fmt.Errorf("last commit: %w", err)
-		}
-		if c.Height != h-1 || [32]byte(c.BlockID) != d.store.LastHash() {
-			return nil, errors.New("last commit is not for the previous block")
-		}
-		if err := c.Verify(d.chainID, d.prevVS); err != nil {
-			return nil, fmt.Errorf("last commit: %w", err)
-		}
-	} else if len(b.LastCommit) != 0 {
-		return nil, errors.New("block 1 carries a last commit")
-	}
-	t, err := d.blockTime(h, b.LastCommit)
-	if err != nil {
-		return nil, err
-	}
-	if b.Header.Time != t {
-		return nil, fmt.Errorf("time %d, BFT time is %d", b.Header.Time, t)
-	}
-	return chain.Execute(d.st, b, chain.ExecOptions{SigCache: d.sigCache})
-}
-
 // commit stores and applies a decided block and starts the next height.
 func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
-	c := d.pending[keyOf(dec.BlockID, dec.Value)]
-	if c == nil || !c.valid {
-		b, res, err := d.check(dec.Height, dec.BlockID, dec.Value)
-		if err != nil {
-			// More than 2/3 of stake committed a block this node cannot
-			// execute: its state has diverged. Never continue on it.
-			return nil, fmt.Errorf("committed block %d (%s) does not execute here: %w", dec.Height, dec.BlockID, err)
-		}
-		c = &candidate{block: b, res: res, valid: true}
+	c, err := d.app.FinalizeBlock(dec)
+	if err != nil {
+		return nil, err
 	}
 	raw, err := consensus.EncodeCommit(&dec.Commit)
 	if err != nil {
@@ -821,29 +645,17 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 	if err := d.store.SaveBlock(d.ctx, c.block, raw, c.res); err != nil {
 		return nil, fmt.Errorf("save block %d: %w", dec.Height, err)
 	}
-	if err := d.st.Apply(c.res); err != nil {
-		return nil, fmt.Errorf("apply block %d: %w", dec.Height, err)
+	next, err := d.app.Commit(c, raw)
+	if err != nil {
+		return nil, err
 	}
-	if d.cfg.CheckInvariants {
-		if err := chain.CheckInvariants(d.st); err != nil {
-			return nil, fmt.Errorf("state invariants broken by block %d: %w", dec.Height, err)
-		}
-	}
-	d.mp.Update(dec.Height, c.res.TxHashes, d.st)
-	d.lastCommit = raw
-	clear(d.pending)
 	for k, t := range d.timers {
 		if k.Height <= dec.Height {
 			t.Stop()
 			delete(d.timers, k)
 		}
 	}
-	next, err := d.nextSet(dec.Height + 1)
-	if err != nil {
-		return nil, err
-	}
-	d.prevVS, d.vs = d.vs, next
-	d.lastVS.Store(d.prevVS)
+	d.lastVS.Store(d.app.prevVS)
 	d.curVS.Store(next)
 	d.height.Store(dec.Height + 1)
 	d.progress.Store(d.now())
@@ -852,34 +664,6 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 	d.publish(Committed{Block: c.block, Result: c.res, Commit: &commit})
 	d.log.Debug("committed", "height", dec.Height, "txs", len(c.block.Txs), "hash", dec.BlockID)
 	return d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.NextHeight{Validators: next}}), nil
-}
-
-// nextSet is the consensus set of height h: the current set advanced once
-// if the validators are unchanged, else the new validators with fresh
-// priorities.
-func (d *Driver) nextSet(h uint64) (*consensus.ValidatorSet, error) {
-	vals, err := d.st.ValidatorsAt(h)
-	if err != nil {
-		return nil, fmt.Errorf("validators at %d: %w", h, err)
-	}
-	cv := toConsensus(vals)
-	if slices.Equal(sortedVals(cv), sortedVals(d.vs.Validators())) {
-		return d.vs.Next(), nil
-	}
-	return consensus.NewValidatorSet(cv)
-}
-
-func sortedVals(v []consensus.Validator) []consensus.Validator {
-	out := slices.Clone(v)
-	slices.SortFunc(out, func(a, b consensus.Validator) int {
-		for i := range a.Address {
-			if a.Address[i] != b.Address[i] {
-				return int(a.Address[i]) - int(b.Address[i])
-			}
-		}
-		return 0
-	})
-	return out
 }
 
 // onSynced takes a block with its commit fetched from a peer.
@@ -899,14 +683,14 @@ func (d *Driver) onSynced(s *syncedBlock) error {
 		d.penalise(s.peer)
 		return nil
 	}
-	if err := s.commit.Verify(d.chainID, d.vs); err != nil {
+	if err := s.commit.Verify(d.chainID, d.app.vs); err != nil {
 		d.log.Warn("synced commit does not verify", "height", h, "peer", s.peer, "err", err)
 		d.penalise(s.peer)
 		return nil
 	}
-	if d.validate(h, id, s.raw) == nil {
+	if _, err := d.app.validate(h, id, s.raw); err != nil {
 		// A certified block that does not execute: divergence.
-		return fmt.Errorf("certified block %d from sync does not execute here", h)
+		return fmt.Errorf("certified block %d from sync does not execute here: %w", h, err)
 	}
 	return d.step(consensus.ReceiveCommit{Commit: s.commit, Value: s.raw})
 }

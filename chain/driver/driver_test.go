@@ -2,6 +2,7 @@ package driver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -124,7 +125,8 @@ type cluster struct {
 	genesis []byte
 	nodes   []*testNode
 	user    wallet.PrivateKey
-	clk     clock.Clock // nil: the real clock
+	clk     clock.Clock   // nil: the real clock
+	catchup time.Duration // the drivers' CatchupInterval; zero: 100 ms
 }
 
 func key(t testing.TB, i byte) wallet.PrivateKey {
@@ -188,7 +190,7 @@ func (c *cluster) start(n *testNode) {
 	if n.tr != nil {
 		tr = n.tr
 	}
-	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: 100 * time.Millisecond, ProposerTxs: n.ptxs, OnEvidence: n.onEv, Clock: c.clk},
+	d, err := New(Config{GenesisJSON: c.genesis, Key: n.key, CatchupInterval: cmp.Or(c.catchup, 100*time.Millisecond), ProposerTxs: n.ptxs, OnEvidence: n.onEv, Clock: c.clk},
 		n.store, tr)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.id, err)
@@ -209,28 +211,18 @@ func (c *cluster) stop(n *testNode) {
 	n.d = nil
 }
 
-// waitHeight waits until every running node has committed height h.
+// waitHeight runs the cluster until every running node has committed
+// height h, within the cluster's time (virtual on a Manual clock).
 func (c *cluster) waitHeight(h uint64, within time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		ok := true
+	c.until(fmt.Sprintf("height %d", h), within, func() bool {
 		for _, n := range c.nodes {
 			if n.d != nil && n.store.Height() < h {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, n := range c.nodes {
-		if n.d != nil {
-			c.t.Logf("%s at height %d (err %v)", n.id, n.store.Height(), n.d.Err())
-		}
-	}
-	c.t.Fatalf("height %d not reached within %s", h, within)
+		return true
+	})
 }
 
 // checkAgreement asserts that all stores hold the same blocks (hence the
@@ -293,6 +285,7 @@ func (c *cluster) addTx(raw []byte) {
 
 func TestFourValidatorsCommitTransfers(t *testing.T) {
 	c := newCluster(t, 4)
+	c.virtual()
 	for _, n := range c.nodes {
 		c.start(n)
 	}
@@ -301,17 +294,10 @@ func TestFourValidatorsCommitTransfers(t *testing.T) {
 	for i := range 5 {
 		c.transfer(uint64(i), dest, 10)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	c.until("the transfers committed", 10*time.Second, func() bool {
 		acc, err := c.nodes[0].d.State().Account(dest)
-		if err == nil && acc.Balance == 50 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfers not committed: balance %d, err %v", acc.Balance, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && acc.Balance == 50
+	})
 	h := c.nodes[0].store.Height()
 	c.waitHeight(h+1, 5*time.Second)
 	c.checkAgreement()
@@ -327,6 +313,7 @@ func TestRestartAndLateJoinCatchUp(t *testing.T) {
 	// A fifth node, not a validator (zero key), joins late.
 	late := &testNode{id: "late", store: store.NewMem()}
 	c.nodes = append(c.nodes, late)
+	c.virtual()
 	for _, n := range c.nodes[:4] {
 		c.start(n)
 	}
@@ -348,17 +335,18 @@ func TestRestartAndLateJoinCatchUp(t *testing.T) {
 
 func TestHaltsWithoutQuorumAndResumes(t *testing.T) {
 	c := newCluster(t, 4)
+	c.virtual()
 	for _, n := range c.nodes {
 		c.start(n)
 	}
 	c.waitHeight(2, 10*time.Second)
 	c.stop(c.nodes[2])
 	c.stop(c.nodes[3])
-	time.Sleep(300 * time.Millisecond) // let in-flight heights settle
+	c.runFor(300 * time.Millisecond) // let in-flight heights settle
 	// The two left may be a height apart and sync to each other: take the
 	// higher as where the chain stood.
 	h := max(c.nodes[0].store.Height(), c.nodes[1].store.Height())
-	time.Sleep(800 * time.Millisecond)
+	c.runFor(10 * time.Second) // dozens of rounds of timeouts, in virtual time
 	for _, n := range c.nodes[:2] {
 		if got := n.store.Height(); got > h+1 {
 			t.Fatalf("two of four validators made progress without a quorum: %s %d → %d", n.id, h, got)
@@ -376,6 +364,7 @@ func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
 // honest peers.
 func TestSyncRefusesLyingPeer(t *testing.T) {
 	c := newCluster(t, 4)
+	c.virtual()
 	for _, n := range c.nodes {
 		c.start(n)
 	}
@@ -412,7 +401,7 @@ func TestSyncRefusesLyingPeer(t *testing.T) {
 	onlyLiar.set(true)
 	late := &testNode{id: "late", store: store.NewMem()}
 	c.nodes = append(c.nodes, late)
-	d, err := New(Config{GenesisJSON: c.genesis, CatchupInterval: 50 * time.Millisecond}, late.store,
+	d, err := New(Config{GenesisJSON: c.genesis, CatchupInterval: 50 * time.Millisecond, Clock: c.clk}, late.store,
 		&memTransport{net: c.net, id: late.id, only: func() []string {
 			if onlyLiar.get() {
 				return []string{"liar"}
@@ -425,24 +414,20 @@ func TestSyncRefusesLyingPeer(t *testing.T) {
 	late.d = d
 	c.net.set(late.id, d)
 	d.Start(context.Background())
-	select {
-	case <-liedCh:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the late node never asked the liar")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	c.until("the late node asking the liar", 10*time.Second, func() bool {
+		select {
+		case <-liedCh:
+			return true
+		default:
+			return false
+		}
+	})
+	c.until("the lying peer penalised", 5*time.Second, func() bool {
 		d.badMu.Lock()
+		defer d.badMu.Unlock()
 		_, penalised := d.bad["liar"]
-		d.badMu.Unlock()
-		if penalised {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lying peer was not penalised")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return penalised
+	})
 	if h := late.store.Height(); h != 0 {
 		t.Fatalf("the late node applied %d blocks from the liar", h)
 	}
@@ -498,7 +483,7 @@ func TestRestartRebuildsProposerPriorities(t *testing.T) {
 		for _, p := range []struct {
 			name        string
 			live, built *consensus.ValidatorSet
-		}{{"next height", live.vs, re.vs}, {"last height", live.prevVS, re.prevVS}} {
+		}{{"next height", live.app.vs, re.app.vs}, {"last height", live.app.prevVS, re.app.prevVS}} {
 			if p.live.Hash() != p.built.Hash() || !slices.Equal(p.live.Priorities(), p.built.Priorities()) ||
 				p.live.Proposer(0).Address != p.built.Proposer(0).Address {
 				t.Fatalf("%s at %d, %s: rebuilt priorities %v, the running driver had %v",

@@ -127,9 +127,11 @@ func (d *Driver) syncer() {
 	tick := make(chan struct{}, 1)
 	arm := func() clock.Timer {
 		return d.cfg.Clock.AfterFunc(d.cfg.CatchupInterval, func() {
+			d.busy.Add(1)
 			select {
 			case tick <- struct{}{}:
 			default:
+				d.busy.Add(-1)
 			}
 		})
 	}
@@ -142,31 +144,38 @@ func (d *Driver) syncer() {
 		case <-tick:
 		}
 		t = arm()
-		peers := d.tr.Peers()
-		if len(peers) == 0 {
-			continue
+		d.syncRound()
+		d.busy.Add(-1)
+	}
+}
+
+// syncRound is one tick of the syncer: when the node is stalled or a peer
+// is ahead, it catches up from one of up to three peers.
+func (d *Driver) syncRound() {
+	peers := d.tr.Peers()
+	if len(peers) == 0 {
+		return
+	}
+	peers = d.usable(peers)
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	if len(peers) > 3 {
+		peers = peers[:3]
+	}
+	stalled := d.now()-d.progress.Load() > 2*d.cfg.CatchupInterval.Milliseconds()
+	if !stalled && !d.ahead.Load() {
+		return
+	}
+	// One peer that answered is enough for this tick: asking every
+	// peer for the current height's messages makes each serve and this
+	// node decode and verify the same proposal (the biggest message)
+	// several times, and that happens when the node is slow already.
+	for _, p := range peers {
+		err := d.catchUp(p)
+		if err == nil {
+			break
 		}
-		peers = d.usable(peers)
-		rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-		if len(peers) > 3 {
-			peers = peers[:3]
-		}
-		stalled := d.now()-d.progress.Load() > 2*d.cfg.CatchupInterval.Milliseconds()
-		if !stalled && !d.ahead.Load() {
-			continue
-		}
-		// One peer that answered is enough for this tick: asking every
-		// peer for the current height's messages makes each serve and this
-		// node decode and verify the same proposal (the biggest message)
-		// several times, and that happens when the node is slow already.
-		for _, p := range peers {
-			err := d.catchUp(p)
-			if err == nil {
-				break
-			}
-			if d.ctx.Err() == nil {
-				d.log.Debug("catch up", "peer", p, "err", err)
-			}
+		if d.ctx.Err() == nil {
+			d.log.Debug("catch up", "peer", p, "err", err)
 		}
 	}
 }
@@ -198,6 +207,7 @@ func (d *Driver) catchUp(p string) error {
 		if len(bs.Blocks) == 0 || len(bs.Blocks) != len(bs.Commits) {
 			return errors.New("peer sent no blocks")
 		}
+		handled := make(chan struct{}) // closed by the loop once it took the last block
 		for i, raw := range bs.Blocks {
 			b, err := chain.DecodeBlock(raw)
 			if err != nil {
@@ -209,22 +219,25 @@ func (d *Driver) catchUp(p string) error {
 				d.penalise(p)
 				return fmt.Errorf("commit from peer: %w", err)
 			}
+			sb := &syncedBlock{block: b, raw: raw, commit: c, peer: p}
+			if i == len(bs.Blocks)-1 {
+				sb.handled = handled
+			}
+			d.busy.Add(1)
 			select {
-			case d.in <- event{synced: &syncedBlock{block: b, raw: raw, commit: c, peer: p}}:
+			case d.in <- event{synced: sb}:
 			case <-d.ctx.Done():
+				d.busy.Add(-1)
 				return d.ctx.Err()
 			}
 		}
-		// Wait for the loop to take them before asking for more.
+		// Wait for the loop to take them (in order) before asking for more.
+		select {
+		case <-handled:
+		case <-d.ctx.Done():
+			return d.ctx.Err()
+		}
 		want := from + uint64(len(bs.Blocks))
-		deadline := time.Now().Add(5 * time.Second)
-		for d.height.Load() < want && time.Now().Before(deadline) {
-			select {
-			case <-d.ctx.Done():
-				return d.ctx.Err()
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
 		if d.height.Load() < want {
 			return fmt.Errorf("synced blocks up to %d not applied", want-1)
 		}

@@ -1,12 +1,94 @@
 package driver
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/internal/clock"
 )
+
+// virtual puts the cluster on a Manual clock, reading the wall time (so
+// after the genesis), before its nodes start.
+func (c *cluster) virtual() *clock.Manual {
+	m := clock.NewManual(time.Now())
+	c.clk = m
+	return m
+}
+
+// wallBound bounds a virtual run in real time: only a broken run meets it.
+const wallBound = 60 * time.Second
+
+// until runs the cluster until cond holds, failing after within of the
+// cluster's time. On the real clock it polls. On a Manual clock it waits
+// until every running driver is idle (Driver.busy), checks cond, and moves
+// the clock to the next pending timer: no timeout is waited out, and time
+// moves only when nothing is left to do before it.
+func (c *cluster) until(what string, within time.Duration, cond func() bool) {
+	c.t.Helper()
+	m, virtual := c.clk.(*clock.Manual)
+	if !virtual {
+		for deadline := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				c.fail(what, within)
+			}
+		}
+		return
+	}
+	end, wall := m.Now().Add(within), time.Now().Add(wallBound)
+	for {
+		for spins := 0; !c.idle(); spins++ {
+			if time.Now().After(wall) {
+				c.fail(what+" (the drivers never went idle)", within)
+			}
+			if spins < 100 {
+				runtime.Gosched() // the loops usually drain in a few switches
+			} else {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		if cond() {
+			return
+		}
+		next, ok := m.Next()
+		if !ok || next.After(end) || time.Now().After(wall) {
+			c.fail(what, within)
+		}
+		m.Set(next)
+	}
+}
+
+// runFor runs the cluster for d of virtual time.
+func (c *cluster) runFor(d time.Duration) {
+	c.t.Helper()
+	m := c.clk.(*clock.Manual)
+	to := m.Now().Add(d)
+	c.until("the end of the run", d+time.Second, func() bool { return !m.Now().Before(to) })
+}
+
+// idle reports whether no running driver has work taken and not done.
+func (c *cluster) idle() bool {
+	for _, n := range c.nodes {
+		if n.d != nil && n.d.ctx.Err() == nil && n.d.busy.Load() != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cluster) fail(what string, within time.Duration) {
+	c.t.Helper()
+	for _, n := range c.nodes {
+		if n.d != nil {
+			c.t.Logf("%s at height %d (err %v, busy %d, queued %d)", n.id, n.store.Height(), n.d.Err(), n.d.busy.Load(), len(n.d.in))
+		}
+	}
+	if m, ok := c.clk.(*clock.Manual); ok {
+		c.t.Fatalf("%s not reached within %s; virtual time %v, pending timers %d", what, within, m.Now(), m.Pending())
+	}
+	c.t.Fatalf("%s not reached within %s", what, within)
+}
 
 // The driver takes every timeout and every timestamp from Config.Clock: with
 // consensus timeouts of minutes, four validators still commit several
@@ -20,56 +102,17 @@ func TestDriverRunsHeightsInVirtualTime(t *testing.T) {
 		g.Timeouts = chain.Timeouts{ProposeMs: 3 * minute, ProposeDeltaMs: minute, PrevoteMs: minute, PrevoteDeltaMs: minute,
 			PrecommitMs: minute, PrecommitDeltaMs: minute, CommitMs: 2 * minute}
 	})
-	g, err := chain.ParseGenesis(c.genesis)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.UnixMilli(g.GenesisTime + 1000)
-	clk := clock.NewManual(start)
-	c.clk = clk
+	c.catchup = 10 * time.Second // with minutes of timeouts, not 100 ms: fewer ticks to step through
+	clk := c.virtual()
+	start := clk.Now()
 	for _, n := range c.nodes {
 		c.start(n)
 	}
 	const target = 4
-	deadline := time.Now().Add(20 * time.Second) // real time, a bound for a broken run only
-	for {
-		done := true
-		for _, n := range c.nodes {
-			if n.store.Height() < target {
-				done = false
-			}
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("height %d not reached; virtual time %v, pending timers %d", target, clk.Now().Sub(start), clk.Pending())
-		}
-		if !c.idle() {
-			time.Sleep(time.Millisecond) // let the loops drain what is already delivered
-			continue
-		}
-		if next, ok := clk.Next(); ok {
-			clk.Set(next)
-		}
-	}
+	c.waitHeight(target, time.Hour)
 	c.checkAgreement()
 	// Each height waits out TimeoutCommit (two virtual minutes) at least.
 	if elapsed := clk.Now().Sub(start); elapsed < (target-1)*2*time.Minute {
 		t.Fatalf("%d heights in %v of virtual time: the commit timeout was not waited out", target, elapsed)
 	}
-}
-
-// idle reports whether no driver has an event waiting in its loop, twice
-// in a row a millisecond apart (an event being handled may post more).
-func (c *cluster) idle() bool {
-	for range 2 {
-		for _, n := range c.nodes {
-			if n.d != nil && len(n.d.in) > 0 {
-				return false
-			}
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
 }
