@@ -42,8 +42,10 @@ func TestProviderLeavesThroughTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Balance != before.Balance+5000-1 {
-		t.Fatalf("balance %d -> %d, want +5000 collateral -1 fee", before.Balance, after.Balance)
+	// +5000 collateral -1 fee; the provider is also a validator and may
+	// have been paid fees for proposing blocks in between.
+	if after.Collateral != 0 || after.Balance < before.Balance+5000-1 {
+		t.Fatalf("balance %d -> %d, collateral %d: want the 5000 collateral back (less the 1 fee)", before.Balance, after.Balance, after.Collateral)
 	}
 	// Its offer leaves the client's book once it expires and is not renewed.
 	deadline := time.Now().Add(30 * time.Second)
