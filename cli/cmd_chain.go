@@ -17,6 +17,7 @@ func chainCommand(Env) *ucli.Command {
 		{Name: "block", Usage: "show a block (default: the latest)", ArgsUsage: "[HEIGHT]", Action: withClient(chainBlock)},
 		{Name: "tx", Usage: "show a transaction", ArgsUsage: "HASH", Action: withClient(chainTx)},
 		{Name: "validators", Usage: "list validators", Action: withClient(chainValidators)},
+		chainAuditCommand(),
 	}}
 }
 

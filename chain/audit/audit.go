@@ -49,37 +49,37 @@ func (d *Discrepancy) Error() string {
 
 // Checks a Discrepancy names.
 const (
-	CheckBlock       = "block"       // missing, undecodable, wrong height, broken hash chain, wrong time
-	CheckCommit      = "commit"      // certificate missing or not signed by >2/3 of the height's set
-	CheckExecution   = "execution"   // the block does not execute (or its state root differs)
-	CheckInvariants  = "invariants"  // chain.CheckInvariants failed
-	CheckReceipts    = "receipts"    // stored receipts differ from the re-executed outcomes
-	CheckSettlement  = "settlement"  // a payment or refund does not trace to its match
-	CheckStoredState = "state"       // the stored state differs from the replayed one
-	CheckGenesis     = "genesis"     // the stored genesis does not load
+	CheckBlock       = "block"      // missing, undecodable, wrong height, broken hash chain, wrong time
+	CheckCommit      = "commit"     // certificate missing or not signed by >2/3 of the height's set
+	CheckExecution   = "execution"  // the block does not execute (or its state root differs)
+	CheckInvariants  = "invariants" // chain.CheckInvariants failed
+	CheckReceipts    = "receipts"   // stored receipts differ from the re-executed outcomes
+	CheckSettlement  = "settlement" // a payment or refund does not trace to its match
+	CheckStoredState = "state"      // the stored state differs from the replayed one
+	CheckGenesis     = "genesis"    // the stored genesis does not load
 )
 
 // Report is the outcome of a run. On failure, Discrepancy names the first
 // problem and the counts cover the heights before it.
 type Report struct {
-	ChainID    string       `json:"chain_id"`
-	Height     uint64       `json:"height"` // last height audited without fault
-	Target     uint64       `json:"target"` // last height asked for
-	Blocks     uint64       `json:"blocks"`
-	Txs        uint64       `json:"txs"`
-	FailedTxs  uint64       `json:"failed_txs"`
-	Commits    uint64       `json:"commits"`
-	Invariant  uint64       `json:"invariant_checks"`
-	Matches    uint64       `json:"matches"`
-	Settled    Settlements  `json:"settled"`
-	Paid       uint64       `json:"paid"`     // to providers
-	Refunded   uint64       `json:"refunded"` // to clients
-	Burned     uint64       `json:"burned"`   // unavailability fees
-	Slashed    uint64       `json:"slashed"`  // collateral burned for timeouts
-	StateRoot  string       `json:"state_root"`
-	Elapsed    Duration     `json:"elapsed"`
-	OK         bool         `json:"ok"`
-	Failure    *Discrepancy `json:"discrepancy,omitempty"`
+	ChainID   string       `json:"chain_id"`
+	Height    uint64       `json:"height"` // last height audited without fault
+	Target    uint64       `json:"target"` // last height asked for
+	Blocks    uint64       `json:"blocks"`
+	Txs       uint64       `json:"txs"`
+	FailedTxs uint64       `json:"failed_txs"`
+	Commits   uint64       `json:"commits"`
+	Invariant uint64       `json:"invariant_checks"`
+	Matches   uint64       `json:"matches"`
+	Settled   Settlements  `json:"settled"`
+	Paid      uint64       `json:"paid"`     // to providers
+	Refunded  uint64       `json:"refunded"` // to clients
+	Burned    uint64       `json:"burned"`   // unavailability fees
+	Slashed   uint64       `json:"slashed"`  // collateral burned for timeouts
+	StateRoot string       `json:"state_root"`
+	Elapsed   Duration     `json:"elapsed"`
+	OK        bool         `json:"ok"`
+	Failure   *Discrepancy `json:"discrepancy,omitempty"`
 }
 
 // Settlements counts settled matches by outcome.

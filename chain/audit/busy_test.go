@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"testing"
 
 	ds "github.com/ipfs/go-datastore"
@@ -39,6 +38,9 @@ func busyChain(t testing.TB, blocks int) (*store.Store, ds.Batching, *chaintest.
 	g := chaintest.Genesis(firstClient+clients, 4)
 	g.Params.ResultGraceMs = chain.MinResultGraceMs
 	g.Params.TimeoutSlashBps = 10
+	for c := firstClient; c < firstClient+clients; c++ {
+		g.Accounts[c].Balance = 1 << 40 // enough for every job of a long chain
+	}
 	n := chaintest.NewNetFrom(t, g, 4)
 	n.CheckEvery(1 << 62) // the audit checks them; building does not
 	d := dssync.MutexWrap(ds.NewMapDatastore())
@@ -111,10 +113,4 @@ func busyChain(t testing.TB, blocks int) (*store.Store, ds.Batching, *chaintest.
 		}
 	}
 	return s, d, n
-}
-
-func be64(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return b[:]
 }

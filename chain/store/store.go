@@ -48,7 +48,7 @@ func txKey(h [32]byte) ds.Key   { return ds.NewKey("/txs/" + hex.EncodeToString(
 func receiptsKey(h uint64) ds.Key {
 	return ds.NewKey(fmt.Sprintf("/receipts/%016x", h))
 }
-func stateKey(k []byte) ds.Key  { return ds.NewKey(prefixState + hex.EncodeToString(k)) }
+func stateKey(k []byte) ds.Key { return ds.NewKey(prefixState + hex.EncodeToString(k)) }
 
 // Store errors.
 var (
