@@ -109,7 +109,17 @@ func chainTx(c *ucli.Context, cl *api.Client) error {
 	return output(c, t, func(w io.Writer) error {
 		pairs := [][2]string{
 			{"hash", t.Hash}, {"type", t.Type}, {"height", u64(t.Height)}, {"index", strconv.Itoa(t.Index)},
-			{"from", t.From}, {"nonce", u64(t.Nonce)}, {"fee", u64(t.Fee)}, {"result", t.Result},
+			{"from", t.From}, {"nonce", u64(t.Nonce)}, {"fee", u64(t.Fee)}, {"status", t.Status},
+		}
+		if t.Log != "" {
+			pairs = append(pairs, [2]string{"log", t.Log})
+		}
+		for _, e := range t.Events {
+			ev := fmt.Sprintf("%s %d (%s)", e.Type, e.Amount, e.Address)
+			if e.JobID != "" {
+				ev += " job " + e.JobID
+			}
+			pairs = append(pairs, [2]string{"event", ev})
 		}
 		if len(t.Body) > 0 {
 			pairs = append(pairs, [2]string{"body", string(t.Body)})

@@ -530,19 +530,7 @@ func (m *marketService) matchRecords(ctx context.Context, from, to uint64, limit
 	return out, nil
 }
 
-func statusName(s chain.MatchStatus) string {
-	switch s {
-	case chain.MatchOpen:
-		return "open"
-	case chain.MatchCompleted:
-		return "completed"
-	case chain.MatchFailed:
-		return "failed"
-	case chain.MatchTimedOut:
-		return "timed_out"
-	}
-	return "unknown"
-}
+func statusName(s chain.MatchStatus) string { return s.String() }
 
 func (m *marketService) matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
 	limit := f.Limit

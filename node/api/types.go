@@ -68,11 +68,37 @@ type Tx struct {
 	Index  int    `json:"index"`
 	From   string `json:"from"`
 	Nonce  uint64 `json:"nonce"`
-	Fee    uint64 `json:"fee"`
-	// Result is "ok" or the reason the state machine rejected it.
-	Result string `json:"result"`
+	Fee    uint64 `json:"fee"` // paid whether the body succeeded or not
+	// Status is the transaction's outcome: TxOK, TxFailed (the fee was
+	// paid, the body had no effect: Log says why), TxPending (in the
+	// mempool, not yet in a block) or TxUnknown (in a block stored before
+	// the node kept receipts).
+	Status string `json:"status"`
+	// Log is why the body failed.
+	Log string `json:"log,omitempty"`
+	// Events are what the transaction did (a match's escrow, a
+	// settlement's payment...).
+	Events []TxEvent `json:"events,omitempty"`
 	// Body is the transaction's type-specific fields as JSON.
 	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Tx statuses.
+const (
+	TxOK      = "ok"
+	TxFailed  = "failed"
+	TxPending = "pending"
+	TxUnknown = "unknown"
+)
+
+// TxEvent is one event of a transaction (see chain.Event): Type is one of
+// matched, completed, failed, timed_out, payload_unavailable, cancelled,
+// unbonded, slashed, provider_leaving, collateral_withdrawn.
+type TxEvent struct {
+	Type    string `json:"type"`
+	Address string `json:"address"`
+	JobID   string `json:"job_id,omitempty"`
+	Amount  uint64 `json:"amount"`
 }
 
 // Validator is one entry of GET /v1/chain/validators.
@@ -149,7 +175,7 @@ type Match struct {
 	Price    uint64    `json:"price"` // escrowed maximum
 	Height   uint64    `json:"height"`
 	Deadline time.Time `json:"deadline"`
-	// State is open, paid, failed or timed_out.
+	// State is open, completed, failed, timed_out or payload_unavailable.
 	State string `json:"state"`
 }
 
@@ -327,7 +353,7 @@ type RegisterRequest struct {
 type TxResult struct {
 	Hash   string `json:"hash"`
 	Height uint64 `json:"height"`
-	Status string `json:"status"` // pending, committed, rejected
+	Status string `json:"status"` // pending, committed, failed (Error says why)
 	Error  string `json:"error,omitempty"`
 }
 

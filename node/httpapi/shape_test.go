@@ -26,7 +26,7 @@ var (
 	fxBlock = api.Block{Height: 3, Hash: "h3", PrevHash: "h2", Time: t0, Proposer: "bo1p", StateRoot: "sr", Round: 1,
 		TxCount: 1, Txs: []api.TxSummary{{Hash: "t", Type: "transfer", From: "bo1f"}}}
 	fxTx = api.Tx{Hash: strings.Repeat("ab", 32), Type: "transfer", Height: 3, Index: 0, From: "bo1f", Nonce: 2, Fee: 1,
-		Result: "ok", Body: json.RawMessage(`{"to":"bo1t","amount":5}`)}
+		Status: "failed", Log: "insufficient funds", Events: []api.TxEvent{{Type: "matched", Address: "bo1p", JobID: "j1", Amount: 5}}, Body: json.RawMessage(`{"to":"bo1t","amount":5}`)}
 	fxValidators = []api.Validator{{Address: "bo1v", PubKey: "pk", Stake: 10, Power: 10, Jailed: true}}
 	fxOffers     = []api.Offer{{ID: "o1", Provider: "bo1p", PeerID: "12D3", Capacity: api.Resources{CPU: 1000, Memory: 512, Disk: 10, GPUs: 1},
 		Free: api.Resources{CPU: 500}, Load: 0.5, Prices: api.Prices{PerCPUSecond: 1, PerGiBSecond: 2, PerJob: 3},
