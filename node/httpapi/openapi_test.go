@@ -205,4 +205,3 @@ func TestOpenAPIEnumsListEveryValueTheCodeProduces(t *testing.T) {
 		}
 	}
 }
-
