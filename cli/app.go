@@ -108,7 +108,7 @@ func globalFlags(env Env) []ucli.Flag {
 		&ucli.StringFlag{Name: flagHome, Usage: "node home directory (env BOURSE_HOME)", DefaultText: "~/.bourse"},
 		&ucli.StringFlag{Name: flagAPI, Usage: "daemon API address (env BOURSE_API; default: from the home's config.toml)"},
 		&ucli.BoolFlag{Name: flagJSON, Usage: "print machine-readable JSON"},
-		&ucli.StringFlag{Name: flagLogLevel, Usage: "debug, info, warn or error", Value: "info"},
+		&ucli.StringFlag{Name: flagLogLevel, Usage: "the daemon's log level: debug, info, warn or error (default: [log] level in config.toml; other commands do not log)"},
 		&ucli.StringFlag{Name: flagPassFile, Usage: "read the keystore passphrase from this file (else BOURSE_PASSPHRASE, else a prompt)"},
 	}
 }

@@ -79,3 +79,10 @@ func TestChainAuditOfAHomeWithoutAStore(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestDaemonRefusesAnUnknownLogLevel(t *testing.T) {
+	_, errOut, code := run(t, nil, "daemon", "--log-level", "loud", "--home", t.TempDir())
+	if code != 2 || !strings.Contains(errOut, "want debug, info, warn or error") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
