@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,7 @@ func marketCommand(Env) *ucli.Command {
 		{Name: "offers", Usage: "list capacity offers", Action: withClient(marketOffers)},
 		{Name: "bids", Usage: "list open bids", Action: withClient(marketBids)},
 		{Name: "matches", Usage: "list matches", Action: withClient(marketMatches),
-			Flags: append(rangeFlags(), &ucli.IntFlag{Name: "limit", Usage: "at most this many"})},
+			Flags: append(rangeFlags(), &ucli.IntFlag{Name: "limit", Usage: "at most this many, newest first (0: all)"})},
 		{Name: "stats", Usage: "per-provider load, earnings and fairness", Action: withClient(marketStats), Flags: rangeFlags()},
 	}}
 }
@@ -93,22 +94,20 @@ func marketMatches(c *ucli.Context, cl *api.Client) error {
 	if err != nil {
 		return err
 	}
-	if f.Limit = c.Int("limit"); f.Limit < 0 {
-		return usagef("--limit %d: must not be negative", f.Limit)
+	limit := c.Int("limit")
+	if limit < 0 {
+		return usagef("--limit %d: must not be negative", limit)
 	}
-	ms, err := cl.Matches(c.Context, f)
+	ms, err := allMatches(c.Context, cl, f, limit)
 	if err != nil {
 		return err
-	}
-	if ms == nil {
-		ms = []api.Match{}
 	}
 	return output(c, ms, func(w io.Writer) error {
 		rows := make([][]string, len(ms))
 		for i, m := range ms {
-			rows[i] = []string{short(m.ID), u64(m.Height), m.Client, m.Provider, u64(m.Price), m.State}
+			rows[i] = []string{short(m.ID), u64(m.Height), m.Client, m.Provider, u64(m.Price), u64(m.Escrow), m.State}
 		}
-		return printTable(w, []string{"MATCH", "HEIGHT", "CLIENT", "PROVIDER", "PRICE", "STATE"}, rows)
+		return printTable(w, []string{"MATCH", "HEIGHT", "CLIENT", "PROVIDER", "PRICE", "ESCROW", "STATE"}, rows)
 	})
 }
 
@@ -134,4 +133,33 @@ func marketStats(c *ucli.Context, cl *api.Client) error {
 		}
 		return printTable(w, []string{"PROVIDER", "MATCHES", "SHARE", "DONE", "FAILED", "TIMED OUT", "EARNED", "SLASHED", "UTIL"}, rows)
 	})
+}
+
+// allMatches pages through the matches of f, newest first, until limit
+// of them (0: all).
+func allMatches(ctx context.Context, cl *api.Client, f api.MatchFilter, limit int) ([]api.Match, error) {
+	out := []api.Match{}
+	const page = 500
+	for {
+		f.Limit = page
+		if limit > 0 {
+			f.Limit = min(page, limit-len(out))
+		}
+		ms, err := cl.Matches(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+		if limit > 0 && len(out) >= limit {
+			return out[:limit], nil
+		}
+		if len(ms) == 0 {
+			return out, nil
+		}
+		low := ms[len(ms)-1].Height
+		if low <= max(f.FromHeight, 1) {
+			return out, nil
+		}
+		f.ToHeight = low - 1
+	}
 }

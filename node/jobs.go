@@ -521,10 +521,12 @@ func (m *marketService) matchRecords(ctx context.Context, from, to uint64, limit
 			}
 			if rec, ok, err := st.Match(tx.Match.Bid.ID()); err == nil && ok && rec.Height == h {
 				out = append(out, rec)
-				if limit > 0 && len(out) >= limit {
-					return out, nil
-				}
 			}
+		}
+		// A page ends at a height boundary, so the next page starts at
+		// the height below the last one returned.
+		if limit > 0 && len(out) >= limit {
+			return out, nil
 		}
 	}
 	return out, nil
@@ -535,7 +537,7 @@ func statusName(s chain.MatchStatus) string { return s.String() }
 func (m *marketService) matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
 	limit := f.Limit
 	if limit <= 0 {
-		limit = 100
+		limit = api.DefaultMatchPage
 	}
 	recs, err := m.matchRecords(ctx, f.FromHeight, f.ToHeight, limit)
 	if err != nil {
@@ -547,7 +549,7 @@ func (m *marketService) matches(ctx context.Context, f api.MatchFilter) ([]api.M
 		out = append(out, api.Match{
 			ID: hex.EncodeToString(id[:]), BidID: hex.EncodeToString(id[:]), OfferID: r.Match.Offer.ID().String(),
 			Client: r.Match.Bid.ClientAddress().String(), Provider: r.Match.Offer.ProviderAddress().String(),
-			Price: r.Match.Escrow(), Height: r.Height, Deadline: time.UnixMilli(r.Deadline).UTC(), State: statusName(r.Status),
+			Price: r.Match.Price, Escrow: r.Match.Escrow(), Height: r.Height, Deadline: time.UnixMilli(r.Deadline).UTC(), State: statusName(r.Status),
 		})
 	}
 	return out, nil

@@ -83,6 +83,10 @@ type Tx struct {
 	Body json.RawMessage `json:"body,omitempty"`
 }
 
+// DefaultMatchPage is the page size of GET /v1/market/matches without a
+// limit.
+const DefaultMatchPage = 100
+
 // Tx statuses.
 const (
 	TxOK      = "ok"
@@ -172,7 +176,8 @@ type Match struct {
 	OfferID  string    `json:"offer_id"`
 	Client   string    `json:"client"`
 	Provider string    `json:"provider"`
-	Price    uint64    `json:"price"` // escrowed maximum
+	Price    uint64    `json:"price"`  // the matched price (the quote)
+	Escrow   uint64    `json:"escrow"` // what the match holds of the client's balance until it settles
 	Height   uint64    `json:"height"`
 	Deadline time.Time `json:"deadline"`
 	// State is open, completed, failed, timed_out or payload_unavailable.
@@ -181,6 +186,10 @@ type Match struct {
 
 // MatchFilter narrows GET /v1/market/matches and /v1/market/stats (query
 // parameters from, to, limit; zero means unbounded).
+//
+// A page of matches holds whole heights, newest first: it ends at the
+// first height at which Limit (0: DefaultMatchPage) is reached, so it may
+// hold a few more. The next page is To = the lowest height returned - 1.
 type MatchFilter struct {
 	FromHeight uint64 `json:"from"`
 	ToHeight   uint64 `json:"to"`
