@@ -26,6 +26,7 @@ func marketCommand(Env) *ucli.Command {
 		{Name: "bids", Usage: "list open bids", Action: withClient(marketBids)},
 		{Name: "matches", Usage: "list matches", Action: withClient(marketMatches),
 			Flags: append(rangeFlags(), &ucli.IntFlag{Name: "limit", Usage: "at most this many, newest first (0: all)"})},
+		{Name: "match", Usage: "show a match with the transactions that committed and settled it", ArgsUsage: "ID", Action: withClient(marketMatch)},
 		{Name: "stats", Usage: "per-provider load, earnings and fairness", Action: withClient(marketStats), Flags: rangeFlags()},
 	}}
 }
@@ -157,9 +158,32 @@ func allMatches(ctx context.Context, cl *api.Client, f api.MatchFilter, limit in
 			return out, nil
 		}
 		low := ms[len(ms)-1].Height
-		if low <= max(f.FromHeight, 1) {
+		if low <= max(f.FromHeight, 1) || f.ToHeight != 0 && low > f.ToHeight {
+			// The end, or a daemon that does not page by height: stop
+			// rather than ask for the same page again.
 			return out, nil
 		}
 		f.ToHeight = low - 1
 	}
+}
+
+func marketMatch(c *ucli.Context, cl *api.Client) error {
+	id, err := oneArg(c, "ID")
+	if err != nil {
+		return err
+	}
+	m, err := cl.Match(c.Context, id)
+	if isNotFound(err) {
+		return fmt.Errorf("no match %s on chain ('bourse market matches' lists them)", id)
+	}
+	if err != nil {
+		return err
+	}
+	return output(c, m, func(w io.Writer) error {
+		return printKV(w, [][2]string{
+			{"match", m.ID}, {"state", m.State}, {"height", u64(m.Height)}, {"client", m.Client}, {"provider", m.Provider},
+			{"price", u64(m.Price)}, {"escrow", u64(m.Escrow)}, {"deadline", when(m.Deadline)},
+			{"match tx", orDash(m.MatchTx)}, {"settle tx", orDash(m.SettleTx)}, {"result hash", orDash(m.ResultHash)},
+		})
+	})
 }

@@ -293,6 +293,9 @@ func (b *backend) Bids(ctx context.Context) ([]api.Bid, error)     { return b.ma
 func (b *backend) Matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
 	return b.market.matches(ctx, f)
 }
+func (b *backend) Match(ctx context.Context, id string) (api.Match, error) {
+	return b.market.match(ctx, id)
+}
 func (b *backend) MarketStats(ctx context.Context, from, to uint64) (api.MarketStats, error) {
 	return b.market.stats(ctx, from, to)
 }

@@ -225,3 +225,41 @@ func TestAuditCatchesAStoredBalanceEditedWithItsRoot(t *testing.T) {
 		put(t, d, "/meta/root", root[:])
 	})
 }
+
+// Every match leads to the transaction that opened it and, once settled
+// by a result or a claim, to the one that settled it.
+func TestStoreLinksEveryJobToItsTransactions(t *testing.T) {
+	ctx := context.Background()
+	s, _, n := busyChain(t, 12)
+	linked := 0
+	for h := uint64(1); h <= s.Height(); h++ {
+		b, _ := s.Block(ctx, h)
+		for _, raw := range b.Txs {
+			tx, _ := chain.DecodeTx(raw)
+			var id [32]byte
+			var settles bool
+			switch {
+			case tx.Match != nil:
+				id = tx.Match.ID()
+			case tx.Result != nil:
+				id, settles = tx.Result.JobID, true
+			case tx.PayloadUnavailable != nil:
+				id, settles = tx.PayloadUnavailable.JobID, true
+			default:
+				continue
+			}
+			m, st, mok, sok, err := s.JobTxs(ctx, id)
+			if err != nil || !mok {
+				t.Fatalf("job %x: match tx %v %v", id[:4], mok, err)
+			}
+			if got := chain.TxHash(raw); settles && (!sok || st != got) || !settles && m != got {
+				t.Fatalf("job %x: links %x / %x (%v), tx %x", id[:4], m[:4], st[:4], sok, got[:4])
+			}
+			linked++
+		}
+	}
+	if linked < 40 {
+		t.Fatalf("only %d links checked", linked)
+	}
+	_ = n
+}

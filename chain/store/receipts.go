@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -82,4 +83,46 @@ func (s *Store) Receipts(ctx context.Context, h uint64) (Receipts, error) {
 		return Receipts{}, fmt.Errorf("receipts of block %d: %w: %v", h, ErrCorruptStore, err)
 	}
 	return r, nil
+}
+
+// jobSlot is which of a job's transactions an event marks: the Match
+// that opened it, or the transaction that settled it (a Result, a
+// PayloadUnavailable; a cancelled bid's BidCancel).
+func jobSlot(ev string) string {
+	switch ev {
+	case chain.EvMatched:
+		return "match"
+	case chain.EvCompleted, chain.EvFailed, chain.EvUnavailable, chain.EvCancelled:
+		return "settle"
+	}
+	return ""
+}
+
+func jobTxKey(id [32]byte, slot string) ds.Key {
+	return ds.NewKey("/jobtx/" + hex.EncodeToString(id[:]) + "/" + slot)
+}
+
+// JobTxs returns the hashes of the transaction that matched job id and
+// of the one that settled it by a result or a payload-unavailable claim
+// (or cancelled its bid); ok reports each. A timeout is settled by its
+// block, not a transaction.
+func (s *Store) JobTxs(ctx context.Context, id [32]byte) (match, settle [32]byte, matchOK, settleOK bool, err error) {
+	get := func(slot string) ([32]byte, bool, error) {
+		v, err := s.d.Get(ctx, jobTxKey(id, slot))
+		if errors.Is(err, ds.ErrNotFound) {
+			return [32]byte{}, false, nil
+		}
+		if err != nil {
+			return [32]byte{}, false, fmt.Errorf("job %x %s tx: %w", id[:8], slot, err)
+		}
+		if len(v) != 32 {
+			return [32]byte{}, false, fmt.Errorf("job %x %s tx: %w: record of %d bytes", id[:8], slot, ErrCorruptStore, len(v))
+		}
+		return [32]byte(v), true, nil
+	}
+	if match, matchOK, err = get("match"); err != nil {
+		return
+	}
+	settle, settleOK, err = get("settle")
+	return
 }

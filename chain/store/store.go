@@ -353,6 +353,13 @@ func (s *Store) SaveBlock(ctx context.Context, b *chain.Block, commit []byte, re
 		setStart = h
 	}
 	put(keySetStart, be64(setStart))
+	for i, tr := range res.TxResults {
+		for _, ev := range tr.Events {
+			if slot := jobSlot(ev.Type); slot != "" {
+				put(jobTxKey(ev.JobID, slot), res.TxHashes[i][:])
+			}
+		}
+	}
 	rc, rerr := codec.Marshal(receiptsOf(res))
 	if rerr != nil {
 		return fmt.Errorf("save block %d: receipts: %w", h, rerr)

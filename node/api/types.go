@@ -182,6 +182,14 @@ type Match struct {
 	Deadline time.Time `json:"deadline"`
 	// State is open, completed, failed, timed_out or payload_unavailable.
 	State string `json:"state"`
+	// MatchTx is the hash of the transaction that committed the match;
+	// SettleTx of the one that settled it (a result or a payload
+	// unavailable claim; empty while open and for a timeout, which its
+	// block settles).
+	MatchTx  string `json:"match_tx,omitempty"`
+	SettleTx string `json:"settle_tx,omitempty"`
+	// ResultHash is the hash of the result the provider committed.
+	ResultHash string `json:"result_hash,omitempty"`
 }
 
 // MatchFilter narrows GET /v1/market/matches and /v1/market/stats (query

@@ -33,7 +33,8 @@ var (
 		Region: "eu", Labels: map[string]string{"a": "b"}, Executors: []string{"wasm"}, Expires: t0}}
 	fxBids = []api.Bid{{ID: "b1", Client: "bo1c", Executor: "wasm", Resources: api.Resources{CPU: 1}, MaxPrice: 9, Deadline: t0,
 		Placement: "cheapest", Constraints: api.Constraints{Region: "eu", Labels: map[string]string{"x": "y"}, Executors: []string{"wasm"}}, PayloadHash: "ph"}}
-	fxMatches = []api.Match{{ID: "m1", BidID: "b1", OfferID: "o1", Client: "bo1c", Provider: "bo1p", Price: 9, Height: 4, Deadline: t0, State: "open"}}
+	fxMatches = []api.Match{{ID: "m1", BidID: "b1", OfferID: "o1", Client: "bo1c", Provider: "bo1p", Price: 9, Escrow: 90, Height: 4, Deadline: t0, State: "completed",
+		MatchTx: "mt", SettleTx: "st", ResultHash: "rh"}}
 	fxStats   = api.MarketStats{FromHeight: 1, ToHeight: 9, Matches: 2, Volume: 18, AvgPrice: 9, Fairness: 1,
 		Providers: []api.ProviderStats{{Address: "bo1p", Matches: 2, Completed: 1, Failed: 1, TimedOut: 0, Earned: 9, Slashed: 1, Utilization: 0.25, Share: 1}}}
 	fxSpec = api.JobSpec{Name: "hello", Payload: "hello.wasm", MaxPrice: 100, Args: []string{"w"}, Env: map[string]string{"A": "b"}}.WithDefaults()
@@ -66,6 +67,10 @@ func fullBackend(t *testing.T, seen map[string]any) *apitest.Backend {
 		MatchesFn: func(_ context.Context, f api.MatchFilter) ([]api.Match, error) {
 			seen["matches"] = f
 			return fxMatches, nil
+		},
+		MatchFn: func(_ context.Context, id string) (api.Match, error) {
+			seen["match"] = id
+			return fxMatches[0], nil
 		},
 		MarketStatsFn: func(_ context.Context, from, to uint64) (api.MarketStats, error) {
 			seen["stats"] = [2]uint64{from, to}
@@ -132,6 +137,9 @@ func TestRouteShapes(t *testing.T) {
 	ms, err := h.c.Matches(ctx, api.MatchFilter{FromHeight: 2, ToHeight: 8, Limit: 5})
 	check("matches", ms, fxMatches, err)
 	check("match filter", seen["matches"], api.MatchFilter{FromHeight: 2, ToHeight: 8, Limit: 5}, nil)
+	m1, err := h.c.Match(ctx, strings.Repeat("CD", 32))
+	check("match", m1, fxMatches[0], err)
+	check("match id lowercased", seen["match"], strings.Repeat("cd", 32), nil)
 	sts, err := h.c.MarketStats(ctx, 1, 9)
 	check("stats", sts, fxStats, err)
 	check("stats range", seen["stats"], [2]uint64{1, 9}, nil)
