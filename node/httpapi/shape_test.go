@@ -35,7 +35,7 @@ var (
 		Placement: "cheapest", Constraints: api.Constraints{Region: "eu", Labels: map[string]string{"x": "y"}, Executors: []string{"wasm"}}, PayloadHash: "ph"}}
 	fxMatches = []api.Match{{ID: "m1", BidID: "b1", OfferID: "o1", Client: "bo1c", Provider: "bo1p", Price: 9, Escrow: 90, Height: 4, Deadline: t0, State: "completed",
 		MatchTx: "mt", SettleTx: "st", ResultHash: "rh"}}
-	fxStats   = api.MarketStats{FromHeight: 1, ToHeight: 9, Matches: 2, Volume: 18, AvgPrice: 9, Fairness: 1,
+	fxStats = api.MarketStats{FromHeight: 1, ToHeight: 9, Matches: 2, Volume: 18, AvgPrice: 9, Fairness: 1,
 		Providers: []api.ProviderStats{{Address: "bo1p", Matches: 2, Completed: 1, Failed: 1, TimedOut: 0, Earned: 9, Slashed: 1, Utilization: 0.25, Share: 1}}}
 	fxSpec = api.JobSpec{Name: "hello", Payload: "hello.wasm", MaxPrice: 100, Args: []string{"w"}, Env: map[string]string{"A": "b"}}.WithDefaults()
 	fxJob  = api.Job{ID: "j1", Name: "hello", State: api.StatePaid, Spec: fxSpec, SubmittedAt: t0, UpdatedAt: t0, PayloadHash: "ph",
