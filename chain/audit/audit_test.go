@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/ipfs/go-datastore/query"
 
 	"github.com/bourse-net/bourse/chain"
@@ -20,13 +22,13 @@ import (
 )
 
 func TestAuditOfAnHonestBusyChainPasses(t *testing.T) {
-	s, _, _ := busyChain(t, 60)
+	s, _, _ := sharedChain(t)
 	var calls uint64
 	rep, err := Run(context.Background(), s, Options{Progress: func(done, total uint64) { calls++ }})
 	if err != nil {
 		t.Fatalf("audit: %v", err)
 	}
-	if !rep.OK || rep.Height != 60 || rep.Blocks != 60 || calls != 60 || rep.Commits != 60 || rep.Invariant != 60 {
+	if !rep.OK || rep.Height != 40 || rep.Blocks != 40 || calls != 40 || rep.Commits != 40 || rep.Invariant != 40 {
 		t.Fatalf("report %+v, %d progress calls", rep, calls)
 	}
 	st := rep.Settled
@@ -47,7 +49,7 @@ func TestAuditOfAnHonestBusyChainPasses(t *testing.T) {
 func tampered(t *testing.T, wantHeight uint64, wantCheck string, tamper func(t *testing.T, d ds.Batching, n *chaintest.Net)) {
 	t.Helper()
 	ctx := context.Background()
-	s, d, n := busyChain(t, 40)
+	s, d, n := sharedChain(t)
 	tamper(t, d, n)
 	s2, err := store.NewOn(d) // reopen: the store reads its metadata again
 	if err != nil {
@@ -262,4 +264,37 @@ func TestStoreLinksEveryJobToItsTransactions(t *testing.T) {
 		t.Fatalf("only %d links checked", linked)
 	}
 	_ = n
+}
+
+var shared struct {
+	sync.Mutex
+	d ds.Batching
+	n *chaintest.Net
+}
+
+// sharedChain is a copy of one 40-block busy chain, built once (building
+// it is most of the cost of these tests under -race).
+func sharedChain(t *testing.T) (*store.Store, ds.Batching, *chaintest.Net) {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.d == nil {
+		_, shared.d, shared.n = busyChain(t, 40)
+	}
+	ctx := context.Background()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	res, err := shared.d.Query(ctx, query.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range res.Next() {
+		if err := d.Put(ctx, ds.NewKey(r.Key), r.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := store.NewOn(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, d, shared.n
 }
