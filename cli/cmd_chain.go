@@ -142,13 +142,9 @@ func chainValidators(c *ucli.Context, cl *api.Client) error {
 	return output(c, vs, func(w io.Writer) error {
 		rows := make([][]string, len(vs))
 		for i, v := range vs {
-			j := ""
-			if v.Jailed {
-				j = "jailed"
-			}
-			rows[i] = []string{v.Address, u64(v.Stake), u64(v.Power), j}
+			rows[i] = []string{v.Address, u64(v.Stake), u64(v.Power)}
 		}
-		return printTable(w, []string{"ADDRESS", "STAKE", "POWER", ""}, rows)
+		return printTable(w, []string{"ADDRESS", "STAKE", "POWER"}, rows)
 	})
 }
 
@@ -213,7 +209,7 @@ func balanceCommand() *ucli.Command {
 				a := acct
 				return printKV(w, [][2]string{
 					{"address", a.Address}, {"balance", u64(a.Balance)}, {"bonded", u64(a.Bonded)},
-					{"unbonding", u64(a.Unbonding)}, {"escrowed", u64(a.Escrowed)},
+					{"unbonding", u64(a.Unbonding)},
 					{"collateral", u64(a.Collateral)}, {"nonce", u64(a.Nonce)},
 				})
 			})

@@ -228,6 +228,9 @@ func (b *backend) Account(ctx context.Context, addr wallet.Address) (api.Account
 	if p, ok, err := st.Provider(addr); err == nil && ok {
 		out.Provider, out.Collateral = true, p.Collateral
 	}
+	if out.Unbonding, err = st.UnbondingOf(addr); err != nil {
+		return api.Account{}, err
+	}
 	return out, nil
 }
 

@@ -111,7 +111,6 @@ type Validator struct {
 	PubKey  string `json:"pub_key"` // hex ed25519
 	Stake   uint64 `json:"stake"`   // bonded, base units
 	Power   uint64 `json:"power"`   // voting power
-	Jailed  bool   `json:"jailed"`
 }
 
 // Account is GET /v1/accounts/{addr}. Amounts are in base units.
@@ -121,7 +120,6 @@ type Account struct {
 	Nonce      uint64 `json:"nonce"`
 	Bonded     uint64 `json:"bonded"`
 	Unbonding  uint64 `json:"unbonding"`
-	Escrowed   uint64 `json:"escrowed"`
 	Collateral uint64 `json:"collateral"`
 	Provider   bool   `json:"provider"`
 }

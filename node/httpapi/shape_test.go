@@ -27,7 +27,7 @@ var (
 		TxCount: 1, Txs: []api.TxSummary{{Hash: "t", Type: "transfer", From: "bo1f"}}}
 	fxTx = api.Tx{Hash: strings.Repeat("ab", 32), Type: "transfer", Height: 3, Index: 0, From: "bo1f", Nonce: 2, Fee: 1,
 		Status: "failed", Log: "insufficient funds", Events: []api.TxEvent{{Type: "matched", Address: "bo1p", JobID: "j1", Amount: 5}}, Body: json.RawMessage(`{"to":"bo1t","amount":5}`)}
-	fxValidators = []api.Validator{{Address: "bo1v", PubKey: "pk", Stake: 10, Power: 10, Jailed: true}}
+	fxValidators = []api.Validator{{Address: "bo1v", PubKey: "pk", Stake: 10, Power: 10}}
 	fxOffers     = []api.Offer{{ID: "o1", Provider: "bo1p", PeerID: "12D3", Capacity: api.Resources{CPU: 1000, Memory: 512, Disk: 10, GPUs: 1},
 		Free: api.Resources{CPU: 500}, Load: 0.5, Prices: api.Prices{PerCPUSecond: 1, PerGiBSecond: 2, PerJob: 3},
 		Region: "eu", Labels: map[string]string{"a": "b"}, Executors: []string{"wasm"}, Expires: t0}}
@@ -48,7 +48,7 @@ var (
 	fxDry  = api.DryRun{Spec: fxSpec, Offers: []api.OfferFit{{OfferID: "o1", Provider: "bo1p", Fits: true, Price: 7}}, Chosen: "o1", Price: 7, Summary: "1 of 1 offers fit"}
 	fxTx2  = api.TxResult{Hash: "th", Height: 5, Status: "committed"}
 	fxProv = api.ProviderStatus{Address: "bo1p", Registered: true, Collateral: 100, Capacity: api.Resources{CPU: 1000}, Free: api.Resources{CPU: 10}, Executors: []string{"wasm"}, Offer: &fxOffers[0], Running: 1, Jobs: map[string]int{"running": 1}, Earned: 5, Slashed: 1}
-	fxAcct = api.Account{Address: "bo1a", Balance: 1, Nonce: 2, Bonded: 3, Unbonding: 4, Escrowed: 5, Collateral: 6, Provider: true}
+	fxAcct = api.Account{Address: "bo1a", Balance: 1, Nonce: 2, Bonded: 3, Unbonding: 4, Collateral: 6, Provider: true}
 )
 
 func fullBackend(t *testing.T, seen map[string]any) *apitest.Backend {
