@@ -524,3 +524,26 @@ func mulBps(amount uint64, bps uint32) uint64 {
 	q, _ := bits.Div64(hi, lo, 10000)
 	return q
 }
+
+// UnbondingOf is the sum of a's stake still unbonding (its entries in the
+// per-address unbonding index: O(its own entries)).
+func (s *State) UnbondingOf(a wallet.Address) (uint64, error) {
+	prefix := addrKey(pfxUnbondBy, a)
+	var sum uint64
+	var err error
+	s.scan(prefix, "", func(k string, _ []byte) bool {
+		if len(k) != len(prefix)+8 {
+			err = fmt.Errorf("%w: unbonding index key %q", ErrCorruptState, printableKey(k))
+			return false
+		}
+		var u Unbonding
+		ok, gerr := getRecord(s, unbondKey(binary.BigEndian.Uint64([]byte(k[len(prefix):])), a), &u)
+		if gerr != nil || !ok {
+			err = fmt.Errorf("%w: unbonding index lists %q without its record: %v", ErrCorruptState, printableKey(k), gerr)
+			return false
+		}
+		sum, err = add(sum, u.Amount)
+		return err == nil
+	})
+	return sum, err
+}

@@ -65,3 +65,15 @@ func stakeOf(t *testing.T, n *testNet, i int) uint64 {
 	}
 	return st.Amount
 }
+
+func TestUnbondingOfSumsTheAccountsEntriesOnly(t *testing.T) {
+	n := newTestNet(t, 6, 4)
+	n.block(n.tx(0, 1, func(tx *Tx) { tx.Unbond = &Unbond{Amount: 300} }))
+	n.block(n.tx(0, 1, func(tx *Tx) { tx.Unbond = &Unbond{Amount: 200} }), n.tx(1, 1, func(tx *Tx) { tx.Unbond = &Unbond{Amount: 7} }))
+	if got, err := n.st.UnbondingOf(n.keys[0].Address()); err != nil || got != 500 {
+		t.Fatalf("unbonding of 0: %d, %v; want 500", got, err)
+	}
+	if got, err := n.st.UnbondingOf(n.keys[2].Address()); err != nil || got != 0 {
+		t.Fatalf("unbonding of 2: %d, %v; want 0", got, err)
+	}
+}

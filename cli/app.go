@@ -114,7 +114,7 @@ func globalFlags(env Env) []ucli.Flag {
 		&ucli.StringFlag{Name: flagAPI, Usage: "daemon API address: host:port or https://host:port (env BOURSE_API; default: from the home's config.toml)"},
 		&ucli.StringFlag{Name: flagAPIFingerprint, Usage: "SHA-256 fingerprint of the API's TLS certificate, from the node's 'bourse node id' (env BOURSE_API_FINGERPRINT)"},
 		&ucli.BoolFlag{Name: flagJSON, Usage: "print machine-readable JSON"},
-		&ucli.StringFlag{Name: flagLogLevel, Usage: "debug, info, warn or error", Value: "info"},
+		&ucli.StringFlag{Name: flagLogLevel, Usage: "the daemon's log level: debug, info, warn or error (default: [log] level in config.toml; other commands do not log)"},
 		&ucli.StringFlag{Name: flagPassFile, Usage: "read the keystore passphrase from this file (else BOURSE_PASSPHRASE, else a prompt)"},
 	}
 }

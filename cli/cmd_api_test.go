@@ -71,7 +71,7 @@ func richBackend() *apitest.Backend {
 			return api.Block{Height: 12, Hash: fmt.Sprintf("%064x", 12), Time: tBlock}, nil
 		},
 		TxFn: func(_ context.Context, h string) (api.Tx, error) {
-			return api.Tx{Hash: h, Type: "transfer", Height: 3, Result: "ok"}, nil
+			return api.Tx{Hash: h, Type: "transfer", Height: 3, Status: api.TxOK}, nil
 		},
 		ValidatorsFn: func(context.Context) ([]api.Validator, error) {
 			return []api.Validator{{Address: testAddr(3), Stake: 100, Power: 100}}, nil

@@ -17,6 +17,7 @@ func chainCommand(Env) *ucli.Command {
 		{Name: "block", Usage: "show a block (default: the latest)", ArgsUsage: "[HEIGHT]", Action: withClient(chainBlock)},
 		{Name: "tx", Usage: "show a transaction", ArgsUsage: "HASH", Action: withClient(chainTx)},
 		{Name: "validators", Usage: "list validators", Action: withClient(chainValidators)},
+		chainAuditCommand(),
 	}}
 }
 
@@ -108,7 +109,17 @@ func chainTx(c *ucli.Context, cl *api.Client) error {
 	return output(c, t, func(w io.Writer) error {
 		pairs := [][2]string{
 			{"hash", t.Hash}, {"type", t.Type}, {"height", u64(t.Height)}, {"index", strconv.Itoa(t.Index)},
-			{"from", t.From}, {"nonce", u64(t.Nonce)}, {"fee", u64(t.Fee)}, {"result", t.Result},
+			{"from", t.From}, {"nonce", u64(t.Nonce)}, {"fee", u64(t.Fee)}, {"status", t.Status},
+		}
+		if t.Log != "" {
+			pairs = append(pairs, [2]string{"log", t.Log})
+		}
+		for _, e := range t.Events {
+			ev := fmt.Sprintf("%s %d (%s)", e.Type, e.Amount, e.Address)
+			if e.JobID != "" {
+				ev += " job " + e.JobID
+			}
+			pairs = append(pairs, [2]string{"event", ev})
 		}
 		if len(t.Body) > 0 {
 			pairs = append(pairs, [2]string{"body", string(t.Body)})
@@ -131,13 +142,9 @@ func chainValidators(c *ucli.Context, cl *api.Client) error {
 	return output(c, vs, func(w io.Writer) error {
 		rows := make([][]string, len(vs))
 		for i, v := range vs {
-			j := ""
-			if v.Jailed {
-				j = "jailed"
-			}
-			rows[i] = []string{v.Address, u64(v.Stake), u64(v.Power), j}
+			rows[i] = []string{v.Address, u64(v.Stake), u64(v.Power)}
 		}
-		return printTable(w, []string{"ADDRESS", "STAKE", "POWER", ""}, rows)
+		return printTable(w, []string{"ADDRESS", "STAKE", "POWER"}, rows)
 	})
 }
 
@@ -202,7 +209,7 @@ func balanceCommand() *ucli.Command {
 				a := acct
 				return printKV(w, [][2]string{
 					{"address", a.Address}, {"balance", u64(a.Balance)}, {"bonded", u64(a.Bonded)},
-					{"unbonding", u64(a.Unbonding)}, {"escrowed", u64(a.Escrowed)},
+					{"unbonding", u64(a.Unbonding)},
 					{"collateral", u64(a.Collateral)}, {"nonce", u64(a.Nonce)},
 				})
 			})

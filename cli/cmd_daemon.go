@@ -17,6 +17,10 @@ func daemonCommand(env Env) *ucli.Command {
 			if c.Args().Present() {
 				return usagef("daemon takes no arguments; use --home DIR")
 			}
+			level, err := logLevel(c)
+			if err != nil {
+				return err
+			}
 			home, _, err := requireHome(c)
 			if err != nil {
 				return err
@@ -26,7 +30,7 @@ func daemonCommand(env Env) *ucli.Command {
 				return err
 			}
 			node.Version = Version
-			n, err := node.New(c.Context, node.Options{Home: home, Passphrase: pass, LogOutput: env.Stderr})
+			n, err := node.New(c.Context, node.Options{Home: home, Passphrase: pass, LogOutput: env.Stderr, LogLevel: level})
 			if errors.Is(err, wallet.ErrWrongPassphrase) {
 				return fmt.Errorf("wrong passphrase for the wallet key in %s", home)
 			}
@@ -36,4 +40,20 @@ func daemonCommand(env Env) *ucli.Command {
 			return n.Run(c.Context)
 		},
 	}
+}
+
+// logLevel is --log-level when given (it overrides [log] level in
+// config.toml), else "".
+func logLevel(c *ucli.Context) (string, error) {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(flagLogLevel) {
+			switch l := ctx.String(flagLogLevel); l {
+			case "debug", "info", "warn", "error":
+				return l, nil
+			default:
+				return "", usagef("--log-level %q: want debug, info, warn or error", l)
+			}
+		}
+	}
+	return "", nil
 }

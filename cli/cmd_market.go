@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ func marketCommand(Env) *ucli.Command {
 		{Name: "offers", Usage: "list capacity offers", Action: withClient(marketOffers)},
 		{Name: "bids", Usage: "list open bids", Action: withClient(marketBids)},
 		{Name: "matches", Usage: "list matches", Action: withClient(marketMatches),
-			Flags: append(rangeFlags(), &ucli.IntFlag{Name: "limit", Usage: "at most this many"})},
+			Flags: append(rangeFlags(), &ucli.IntFlag{Name: "limit", Usage: "at most this many, newest first (0: all)"})},
+		{Name: "match", Usage: "show a match with the transactions that committed and settled it", ArgsUsage: "ID", Action: withClient(marketMatch)},
 		{Name: "stats", Usage: "per-provider load, earnings and fairness", Action: withClient(marketStats), Flags: rangeFlags()},
 	}}
 }
@@ -93,22 +95,20 @@ func marketMatches(c *ucli.Context, cl *api.Client) error {
 	if err != nil {
 		return err
 	}
-	if f.Limit = c.Int("limit"); f.Limit < 0 {
-		return usagef("--limit %d: must not be negative", f.Limit)
+	limit := c.Int("limit")
+	if limit < 0 {
+		return usagef("--limit %d: must not be negative", limit)
 	}
-	ms, err := cl.Matches(c.Context, f)
+	ms, err := allMatches(c.Context, cl, f, limit)
 	if err != nil {
 		return err
-	}
-	if ms == nil {
-		ms = []api.Match{}
 	}
 	return output(c, ms, func(w io.Writer) error {
 		rows := make([][]string, len(ms))
 		for i, m := range ms {
-			rows[i] = []string{short(m.ID), u64(m.Height), m.Client, m.Provider, u64(m.Price), m.State}
+			rows[i] = []string{short(m.ID), u64(m.Height), m.Client, m.Provider, u64(m.Price), u64(m.Escrow), m.State}
 		}
-		return printTable(w, []string{"MATCH", "HEIGHT", "CLIENT", "PROVIDER", "PRICE", "STATE"}, rows)
+		return printTable(w, []string{"MATCH", "HEIGHT", "CLIENT", "PROVIDER", "PRICE", "ESCROW", "STATE"}, rows)
 	})
 }
 
@@ -133,5 +133,57 @@ func marketStats(c *ucli.Context, cl *api.Client) error {
 				u64(p.TimedOut), u64(p.Earned), u64(p.Slashed), fmt.Sprintf("%.0f%%", 100*p.Utilization)}
 		}
 		return printTable(w, []string{"PROVIDER", "MATCHES", "SHARE", "DONE", "FAILED", "TIMED OUT", "EARNED", "SLASHED", "UTIL"}, rows)
+	})
+}
+
+// allMatches pages through the matches of f, newest first, until limit
+// of them (0: all).
+func allMatches(ctx context.Context, cl *api.Client, f api.MatchFilter, limit int) ([]api.Match, error) {
+	out := []api.Match{}
+	const page = 500
+	for {
+		f.Limit = page
+		if limit > 0 {
+			f.Limit = min(page, limit-len(out))
+		}
+		ms, err := cl.Matches(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+		if limit > 0 && len(out) >= limit {
+			return out[:limit], nil
+		}
+		if len(ms) == 0 {
+			return out, nil
+		}
+		low := ms[len(ms)-1].Height
+		if low <= max(f.FromHeight, 1) || f.ToHeight != 0 && low > f.ToHeight {
+			// The end, or a daemon that does not page by height: stop
+			// rather than ask for the same page again.
+			return out, nil
+		}
+		f.ToHeight = low - 1
+	}
+}
+
+func marketMatch(c *ucli.Context, cl *api.Client) error {
+	id, err := oneArg(c, "ID")
+	if err != nil {
+		return err
+	}
+	m, err := cl.Match(c.Context, id)
+	if isNotFound(err) {
+		return fmt.Errorf("no match %s on chain ('bourse market matches' lists them)", id)
+	}
+	if err != nil {
+		return err
+	}
+	return output(c, m, func(w io.Writer) error {
+		return printKV(w, [][2]string{
+			{"match", m.ID}, {"state", m.State}, {"height", u64(m.Height)}, {"client", m.Client}, {"provider", m.Provider},
+			{"price", u64(m.Price)}, {"escrow", u64(m.Escrow)}, {"deadline", when(m.Deadline)},
+			{"match tx", orDash(m.MatchTx)}, {"settle tx", orDash(m.SettleTx)}, {"result hash", orDash(m.ResultHash)},
+		})
 	})
 }

@@ -129,6 +129,10 @@ func txBody(tx *chain.Tx) any {
 		return tx.Evidence
 	case tx.PayloadUnavailable != nil:
 		return tx.PayloadUnavailable
+	case tx.ProviderDeregister != nil:
+		return tx.ProviderDeregister
+	case tx.ProviderWithdraw != nil:
+		return tx.ProviderWithdraw
 	}
 	return nil
 }
@@ -142,7 +146,7 @@ func (b *backend) Tx(ctx context.Context, hash string) (api.Tx, error) {
 	loc, txRaw, err := n.store.TxByHash(ctx, [32]byte(raw))
 	if errors.Is(err, store.ErrNotFound) {
 		if n.drv.Mempool().Has([32]byte(raw)) {
-			return api.Tx{Hash: hash, Result: "pending"}, nil
+			return api.Tx{Hash: hash, Status: api.TxPending}, nil
 		}
 		return api.Tx{}, fmt.Errorf("%w: transaction %s is not on chain", api.ErrNotFound, hash)
 	}
@@ -154,10 +158,36 @@ func (b *backend) Tx(ctx context.Context, hash string) (api.Tx, error) {
 		return api.Tx{}, err
 	}
 	body, _ := json.Marshal(txBody(tx))
-	return api.Tx{
+	out := api.Tx{
 		Hash: hash, Type: txType(tx), Height: loc.Height, Index: int(loc.Index),
-		From: tx.SenderAddress().String(), Nonce: tx.Nonce, Fee: tx.Fee, Result: "committed", Body: body,
-	}, nil
+		From: tx.SenderAddress().String(), Nonce: tx.Nonce, Fee: tx.Fee, Status: api.TxUnknown, Body: body,
+	}
+	rs, err := n.store.Receipts(ctx, loc.Height)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return api.Tx{}, err
+	case int(loc.Index) >= len(rs.Txs):
+		return api.Tx{}, fmt.Errorf("tx %s: block %d has %d receipts: %w", hash, loc.Height, len(rs.Txs), store.ErrCorruptStore)
+	default:
+		r := rs.Txs[loc.Index]
+		out.Status, out.Log = api.TxOK, r.Log
+		if r.Code != 0 {
+			out.Status = api.TxFailed
+		}
+		for _, e := range r.Events {
+			out.Events = append(out.Events, txEvent(e.Event()))
+		}
+	}
+	return out, nil
+}
+
+func txEvent(e chain.Event) api.TxEvent {
+	out := api.TxEvent{Type: e.Type, Address: e.Address.String(), Amount: e.Amount}
+	if e.JobID != ([32]byte{}) {
+		out.JobID = hex.EncodeToString(e.JobID[:])
+	}
+	return out
 }
 
 func (b *backend) Validators(ctx context.Context) ([]api.Validator, error) {
@@ -197,6 +227,9 @@ func (b *backend) Account(ctx context.Context, addr wallet.Address) (api.Account
 	}
 	if p, ok, err := st.Provider(addr); err == nil && ok {
 		out.Provider, out.Collateral = true, p.Collateral
+	}
+	if out.Unbonding, err = st.UnbondingOf(addr); err != nil {
+		return api.Account{}, err
 	}
 	return out, nil
 }
@@ -262,6 +295,9 @@ func (b *backend) Offers(ctx context.Context) ([]api.Offer, error) { return b.ma
 func (b *backend) Bids(ctx context.Context) ([]api.Bid, error)     { return b.market.bids(ctx) }
 func (b *backend) Matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
 	return b.market.matches(ctx, f)
+}
+func (b *backend) Match(ctx context.Context, id string) (api.Match, error) {
+	return b.market.match(ctx, id)
 }
 func (b *backend) MarketStats(ctx context.Context, from, to uint64) (api.MarketStats, error) {
 	return b.market.stats(ctx, from, to)

@@ -166,8 +166,18 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatalf("result hash %x (%d bytes), on chain %s, job says %d bytes", sum, len(data), done.ResultHash, done.ResultSize)
 	}
 	ms, err := c.Matches(ctx, api.MatchFilter{})
-	if err != nil || len(ms) != 1 || ms[0].Price != done.Escrowed || ms[0].State != "completed" {
+	if err != nil || len(ms) != 1 || ms[0].Escrow != done.Escrowed || ms[0].Price == 0 || ms[0].Price > ms[0].Escrow || ms[0].State != "completed" {
 		t.Fatalf("matches = %+v, %v", ms, err)
+	}
+	// The match leads to its transactions, and their receipts say ok.
+	if m, err := c.Match(ctx, ms[0].ID); err != nil || m != ms[0] || m.ResultHash != done.ResultHash {
+		t.Fatalf("match %s = %+v, %v", ms[0].ID, m, err)
+	}
+	for _, h := range []string{ms[0].MatchTx, ms[0].SettleTx} {
+		tx, err := c.Tx(ctx, h)
+		if err != nil || tx.Status != api.TxOK || len(tx.Events) == 0 || tx.Events[0].JobID != ms[0].ID {
+			t.Fatalf("tx %q = %+v, %v", h, tx, err)
+		}
 	}
 	logs, err := c.JobLogs(ctx, job.ID)
 	if err != nil || !strings.Contains(logs.Stdout, "hi, bourse!") {

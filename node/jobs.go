@@ -521,33 +521,23 @@ func (m *marketService) matchRecords(ctx context.Context, from, to uint64, limit
 			}
 			if rec, ok, err := st.Match(tx.Match.Bid.ID()); err == nil && ok && rec.Height == h {
 				out = append(out, rec)
-				if limit > 0 && len(out) >= limit {
-					return out, nil
-				}
 			}
+		}
+		// A page ends at a height boundary, so the next page starts at
+		// the height below the last one returned.
+		if limit > 0 && len(out) >= limit {
+			return out, nil
 		}
 	}
 	return out, nil
 }
 
-func statusName(s chain.MatchStatus) string {
-	switch s {
-	case chain.MatchOpen:
-		return "open"
-	case chain.MatchCompleted:
-		return "completed"
-	case chain.MatchFailed:
-		return "failed"
-	case chain.MatchTimedOut:
-		return "timed_out"
-	}
-	return "unknown"
-}
+func statusName(s chain.MatchStatus) string { return s.String() }
 
 func (m *marketService) matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
 	limit := f.Limit
 	if limit <= 0 {
-		limit = 100
+		limit = api.DefaultMatchPage
 	}
 	recs, err := m.matchRecords(ctx, f.FromHeight, f.ToHeight, limit)
 	if err != nil {
@@ -555,14 +545,52 @@ func (m *marketService) matches(ctx context.Context, f api.MatchFilter) ([]api.M
 	}
 	out := []api.Match{}
 	for _, r := range recs {
-		id := r.Match.Bid.ID()
-		out = append(out, api.Match{
-			ID: hex.EncodeToString(id[:]), BidID: hex.EncodeToString(id[:]), OfferID: r.Match.Offer.ID().String(),
-			Client: r.Match.Bid.ClientAddress().String(), Provider: r.Match.Offer.ProviderAddress().String(),
-			Price: r.Match.Escrow(), Height: r.Height, Deadline: time.UnixMilli(r.Deadline).UTC(), State: statusName(r.Status),
-		})
+		v, err := m.matchView(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, nil
+}
+
+// match is one match by its id (the job's bid id).
+func (m *marketService) match(ctx context.Context, id string) (api.Match, error) {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != 32 {
+		return api.Match{}, api.BadRequest("match id must be 64 hex digits")
+	}
+	r, ok, err := m.n.drv.State().Match([32]byte(raw))
+	if err != nil {
+		return api.Match{}, err
+	}
+	if !ok {
+		return api.Match{}, fmt.Errorf("%w: no match %s on chain", api.ErrNotFound, id)
+	}
+	return m.matchView(ctx, r)
+}
+
+func (m *marketService) matchView(ctx context.Context, r chain.Match) (api.Match, error) {
+	id := r.Match.Bid.ID()
+	v := api.Match{
+		ID: hex.EncodeToString(id[:]), BidID: hex.EncodeToString(id[:]), OfferID: r.Match.Offer.ID().String(),
+		Client: r.Match.Bid.ClientAddress().String(), Provider: r.Match.Offer.ProviderAddress().String(),
+		Price: r.Match.Price, Escrow: r.Match.Escrow(), Height: r.Height, Deadline: time.UnixMilli(r.Deadline).UTC(), State: statusName(r.Status),
+	}
+	if r.ResultHash != ([32]byte{}) {
+		v.ResultHash = hex.EncodeToString(r.ResultHash[:])
+	}
+	mt, st, mok, sok, err := m.n.store.JobTxs(ctx, id)
+	if err != nil {
+		return api.Match{}, err
+	}
+	if mok {
+		v.MatchTx = hex.EncodeToString(mt[:])
+	}
+	if sok {
+		v.SettleTx = hex.EncodeToString(st[:])
+	}
+	return v, nil
 }
 
 func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketStats, error) {

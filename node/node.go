@@ -45,6 +45,9 @@ type Options struct {
 	Logger *slog.Logger
 	// LogOutput receives the log when Logger is nil; nil means os.Stderr.
 	LogOutput io.Writer
+	// LogLevel, when set (debug, info, warn or error), overrides the
+	// config's [log] level (the CLI's --log-level).
+	LogLevel string
 	// Config overrides config.toml when set (tests).
 	Config *Config
 }
@@ -198,8 +201,17 @@ func (n *Node) setupLog(o Options) error {
 		n.log = o.Logger
 		return nil
 	}
+	level := n.cfg.Log.Level
+	if o.LogLevel != "" {
+		level = o.LogLevel
+	}
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(n.cfg.Log.Level)); err != nil {
+	switch level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("log level: %w", err)
 	}
 	out := o.LogOutput

@@ -177,8 +177,8 @@ func committed(t testing.TB, c *api.Client, res api.TxResult, err error) api.TxR
 	deadline := time.Now().Add(60 * time.Second)
 	for res.Status == "pending" {
 		if tx, err := c.Tx(context.Background(), res.Hash); err == nil && tx.Height > 0 {
-			if tx.Result != "ok" {
-				t.Fatalf("tx %s: %s", res.Hash, tx.Result)
+			if tx.Status != api.TxOK {
+				t.Fatalf("tx %s: %s %s", res.Hash, tx.Status, tx.Log)
 			}
 			return api.TxResult{Hash: res.Hash, Height: tx.Height, Status: "committed"}
 		}

@@ -4,8 +4,9 @@
 //
 // Open(dir) opens or creates the Pebble store; NewMem is the in-memory
 // one for tests. InitGenesis writes height 0; SaveBlock writes a block, its
-// commit, its transactions' index and its state changes in one synced
-// batch; LoadState rebuilds the state and checks its root against the
+// commit, its transactions' index, its receipts (each transaction's
+// outcome: ok or failed with the reason, and its events; Receipts) and its
+// state changes in one synced batch; LoadState rebuilds the state and checks its root against the
 // recorded one. A damaged store (missing files, missing format marker,
 // records that do not hash to the recorded root, a missing last block) is
 // ErrCorruptStore with a message that says what to do — never a silent

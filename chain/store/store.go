@@ -17,6 +17,7 @@ import (
 	pebbleds "github.com/ipfs/go-ds-pebble"
 
 	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/codec"
 )
 
 // Store keys. State records are stored under /state/<hex key> so that a
@@ -44,7 +45,10 @@ const (
 func blockKey(h uint64) ds.Key  { return ds.NewKey(fmt.Sprintf("/blocks/%016x", h)) }
 func commitKey(h uint64) ds.Key { return ds.NewKey(fmt.Sprintf("/commits/%016x", h)) }
 func txKey(h [32]byte) ds.Key   { return ds.NewKey("/txs/" + hex.EncodeToString(h[:])) }
-func stateKey(k []byte) ds.Key  { return ds.NewKey(prefixState + hex.EncodeToString(k)) }
+func receiptsKey(h uint64) ds.Key {
+	return ds.NewKey(fmt.Sprintf("/receipts/%016x", h))
+}
+func stateKey(k []byte) ds.Key { return ds.NewKey(prefixState + hex.EncodeToString(k)) }
 
 // Store errors.
 var (
@@ -349,6 +353,18 @@ func (s *Store) SaveBlock(ctx context.Context, b *chain.Block, commit []byte, re
 		setStart = h
 	}
 	put(keySetStart, be64(setStart))
+	for i, tr := range res.TxResults {
+		for _, ev := range tr.Events {
+			if slot := jobSlot(ev.Type); slot != "" {
+				put(jobTxKey(ev.JobID, slot), res.TxHashes[i][:])
+			}
+		}
+	}
+	rc, rerr := codec.Marshal(receiptsOf(res))
+	if rerr != nil {
+		return fmt.Errorf("save block %d: receipts: %w", h, rerr)
+	}
+	put(receiptsKey(h), rc)
 	put(blockKey(h), raw)
 	put(commitKey(h), commit)
 	put(keyHash, hash[:])

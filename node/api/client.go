@@ -247,6 +247,12 @@ func (c *Client) Matches(ctx context.Context, f MatchFilter) ([]Match, error) {
 	return v, c.getJSON(ctx, "/v1/market/matches", f.query(), &v)
 }
 
+// Match is GET /v1/market/matches/{id}.
+func (c *Client) Match(ctx context.Context, id string) (Match, error) {
+	var v Match
+	return v, c.getJSON(ctx, "/v1/market/matches/"+url.PathEscape(id), nil, &v)
+}
+
 // MarketStats is GET /v1/market/stats?from=&to= (0: unbounded).
 func (c *Client) MarketStats(ctx context.Context, from, to uint64) (MarketStats, error) {
 	var v MarketStats

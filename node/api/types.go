@@ -68,11 +68,41 @@ type Tx struct {
 	Index  int    `json:"index"`
 	From   string `json:"from"`
 	Nonce  uint64 `json:"nonce"`
-	Fee    uint64 `json:"fee"`
-	// Result is "ok" or the reason the state machine rejected it.
-	Result string `json:"result"`
+	Fee    uint64 `json:"fee"` // paid whether the body succeeded or not
+	// Status is the transaction's outcome: TxOK, TxFailed (the fee was
+	// paid, the body had no effect: Log says why), TxPending (in the
+	// mempool, not yet in a block) or TxUnknown (in a block stored before
+	// the node kept receipts).
+	Status string `json:"status"`
+	// Log is why the body failed.
+	Log string `json:"log,omitempty"`
+	// Events are what the transaction did (a match's escrow, a
+	// settlement's payment...).
+	Events []TxEvent `json:"events,omitempty"`
 	// Body is the transaction's type-specific fields as JSON.
 	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// DefaultMatchPage is the page size of GET /v1/market/matches without a
+// limit.
+const DefaultMatchPage = 100
+
+// Tx statuses.
+const (
+	TxOK      = "ok"
+	TxFailed  = "failed"
+	TxPending = "pending"
+	TxUnknown = "unknown"
+)
+
+// TxEvent is one event of a transaction (see chain.Event): Type is one of
+// matched, completed, failed, timed_out, payload_unavailable, cancelled,
+// unbonded, slashed, provider_leaving, collateral_withdrawn.
+type TxEvent struct {
+	Type    string `json:"type"`
+	Address string `json:"address"`
+	JobID   string `json:"job_id,omitempty"`
+	Amount  uint64 `json:"amount"`
 }
 
 // Validator is one entry of GET /v1/chain/validators.
@@ -81,7 +111,6 @@ type Validator struct {
 	PubKey  string `json:"pub_key"` // hex ed25519
 	Stake   uint64 `json:"stake"`   // bonded, base units
 	Power   uint64 `json:"power"`   // voting power
-	Jailed  bool   `json:"jailed"`
 }
 
 // Account is GET /v1/accounts/{addr}. Amounts are in base units.
@@ -91,7 +120,6 @@ type Account struct {
 	Nonce      uint64 `json:"nonce"`
 	Bonded     uint64 `json:"bonded"`
 	Unbonding  uint64 `json:"unbonding"`
-	Escrowed   uint64 `json:"escrowed"`
 	Collateral uint64 `json:"collateral"`
 	Provider   bool   `json:"provider"`
 }
@@ -146,15 +174,28 @@ type Match struct {
 	OfferID  string    `json:"offer_id"`
 	Client   string    `json:"client"`
 	Provider string    `json:"provider"`
-	Price    uint64    `json:"price"` // escrowed maximum
+	Price    uint64    `json:"price"`  // the matched price (the quote)
+	Escrow   uint64    `json:"escrow"` // what the match holds of the client's balance until it settles
 	Height   uint64    `json:"height"`
 	Deadline time.Time `json:"deadline"`
-	// State is open, paid, failed or timed_out.
+	// State is open, completed, failed, timed_out or payload_unavailable.
 	State string `json:"state"`
+	// MatchTx is the hash of the transaction that committed the match;
+	// SettleTx of the one that settled it (a result or a payload
+	// unavailable claim; empty while open and for a timeout, which its
+	// block settles).
+	MatchTx  string `json:"match_tx,omitempty"`
+	SettleTx string `json:"settle_tx,omitempty"`
+	// ResultHash is the hash of the result the provider committed.
+	ResultHash string `json:"result_hash,omitempty"`
 }
 
 // MatchFilter narrows GET /v1/market/matches and /v1/market/stats (query
 // parameters from, to, limit; zero means unbounded).
+//
+// A page of matches holds whole heights, newest first: it ends at the
+// first height at which Limit (0: DefaultMatchPage) is reached, so it may
+// hold a few more. The next page is To = the lowest height returned - 1.
 type MatchFilter struct {
 	FromHeight uint64 `json:"from"`
 	ToHeight   uint64 `json:"to"`
@@ -327,7 +368,7 @@ type RegisterRequest struct {
 type TxResult struct {
 	Hash   string `json:"hash"`
 	Height uint64 `json:"height"`
-	Status string `json:"status"` // pending, committed, rejected
+	Status string `json:"status"` // pending, committed, failed (Error says why)
 	Error  string `json:"error,omitempty"`
 }
 

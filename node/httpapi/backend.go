@@ -33,6 +33,8 @@ type Backend interface {
 	Offers(ctx context.Context) ([]api.Offer, error)
 	Bids(ctx context.Context) ([]api.Bid, error)
 	Matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error)
+	// Match is one match by id, with the hashes of its transactions.
+	Match(ctx context.Context, id string) (api.Match, error)
 	// MarketStats covers heights from..to inclusive; 0 means unbounded.
 	MarketStats(ctx context.Context, from, to uint64) (api.MarketStats, error)
 

@@ -70,6 +70,13 @@ func (s *Server) routes() {
 		}
 		return writeResult(w)(s.b.Matches(r.Context(), f))
 	})
+	short("GET /v1/market/matches/{id}", func(w http.ResponseWriter, r *http.Request) error {
+		id, err := parseHash("match id", r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return writeResult(w)(s.b.Match(r.Context(), id))
+	})
 	short("GET /v1/market/stats", func(w http.ResponseWriter, r *http.Request) error {
 		f, err := matchFilter(r)
 		if err != nil {

@@ -104,6 +104,7 @@ var everyRoute = []struct{ method, path, body string }{
 	{"GET", "/v1/market/offers", ""},
 	{"GET", "/v1/market/bids", ""},
 	{"GET", "/v1/market/matches", ""},
+	{"GET", "/v1/market/matches/" + strings.Repeat("cd", 32), ""},
 	{"GET", "/v1/market/stats", ""},
 	{"POST", "/v1/jobs", ""},
 	{"POST", "/v1/jobs/dry-run", `{"payload":"a","max_price":1}`},

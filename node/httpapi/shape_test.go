@@ -26,15 +26,16 @@ var (
 	fxBlock = api.Block{Height: 3, Hash: "h3", PrevHash: "h2", Time: t0, Proposer: "bo1p", StateRoot: "sr", Round: 1,
 		TxCount: 1, Txs: []api.TxSummary{{Hash: "t", Type: "transfer", From: "bo1f"}}}
 	fxTx = api.Tx{Hash: strings.Repeat("ab", 32), Type: "transfer", Height: 3, Index: 0, From: "bo1f", Nonce: 2, Fee: 1,
-		Result: "ok", Body: json.RawMessage(`{"to":"bo1t","amount":5}`)}
-	fxValidators = []api.Validator{{Address: "bo1v", PubKey: "pk", Stake: 10, Power: 10, Jailed: true}}
+		Status: "failed", Log: "insufficient funds", Events: []api.TxEvent{{Type: "matched", Address: "bo1p", JobID: "j1", Amount: 5}}, Body: json.RawMessage(`{"to":"bo1t","amount":5}`)}
+	fxValidators = []api.Validator{{Address: "bo1v", PubKey: "pk", Stake: 10, Power: 10}}
 	fxOffers     = []api.Offer{{ID: "o1", Provider: "bo1p", PeerID: "12D3", Capacity: api.Resources{CPU: 1000, Memory: 512, Disk: 10, GPUs: 1},
 		Free: api.Resources{CPU: 500}, Load: 0.5, Prices: api.Prices{PerCPUSecond: 1, PerGiBSecond: 2, PerJob: 3},
 		Region: "eu", Labels: map[string]string{"a": "b"}, Executors: []string{"wasm"}, Expires: t0}}
 	fxBids = []api.Bid{{ID: "b1", Client: "bo1c", Executor: "wasm", Resources: api.Resources{CPU: 1}, MaxPrice: 9, Deadline: t0,
 		Placement: "cheapest", Constraints: api.Constraints{Region: "eu", Labels: map[string]string{"x": "y"}, Executors: []string{"wasm"}}, PayloadHash: "ph"}}
-	fxMatches = []api.Match{{ID: "m1", BidID: "b1", OfferID: "o1", Client: "bo1c", Provider: "bo1p", Price: 9, Height: 4, Deadline: t0, State: "open"}}
-	fxStats   = api.MarketStats{FromHeight: 1, ToHeight: 9, Matches: 2, Volume: 18, AvgPrice: 9, Fairness: 1,
+	fxMatches = []api.Match{{ID: "m1", BidID: "b1", OfferID: "o1", Client: "bo1c", Provider: "bo1p", Price: 9, Escrow: 90, Height: 4, Deadline: t0, State: "completed",
+		MatchTx: "mt", SettleTx: "st", ResultHash: "rh"}}
+	fxStats = api.MarketStats{FromHeight: 1, ToHeight: 9, Matches: 2, Volume: 18, AvgPrice: 9, Fairness: 1,
 		Providers: []api.ProviderStats{{Address: "bo1p", Matches: 2, Completed: 1, Failed: 1, TimedOut: 0, Earned: 9, Slashed: 1, Utilization: 0.25, Share: 1}}}
 	fxSpec = api.JobSpec{Name: "hello", Payload: "hello.wasm", MaxPrice: 100, Args: []string{"w"}, Env: map[string]string{"A": "b"}}.WithDefaults()
 	fxJob  = api.Job{ID: "j1", Name: "hello", State: api.StatePaid, Spec: fxSpec, SubmittedAt: t0, UpdatedAt: t0, PayloadHash: "ph",
@@ -47,7 +48,7 @@ var (
 	fxDry  = api.DryRun{Spec: fxSpec, Offers: []api.OfferFit{{OfferID: "o1", Provider: "bo1p", Fits: true, Price: 7}}, Chosen: "o1", Price: 7, Summary: "1 of 1 offers fit"}
 	fxTx2  = api.TxResult{Hash: "th", Height: 5, Status: "committed"}
 	fxProv = api.ProviderStatus{Address: "bo1p", Registered: true, Collateral: 100, Capacity: api.Resources{CPU: 1000}, Free: api.Resources{CPU: 10}, Executors: []string{"wasm"}, Offer: &fxOffers[0], Running: 1, Jobs: map[string]int{"running": 1}, Earned: 5, Slashed: 1}
-	fxAcct = api.Account{Address: "bo1a", Balance: 1, Nonce: 2, Bonded: 3, Unbonding: 4, Escrowed: 5, Collateral: 6, Provider: true}
+	fxAcct = api.Account{Address: "bo1a", Balance: 1, Nonce: 2, Bonded: 3, Unbonding: 4, Collateral: 6, Provider: true}
 )
 
 func fullBackend(t *testing.T, seen map[string]any) *apitest.Backend {
@@ -66,6 +67,10 @@ func fullBackend(t *testing.T, seen map[string]any) *apitest.Backend {
 		MatchesFn: func(_ context.Context, f api.MatchFilter) ([]api.Match, error) {
 			seen["matches"] = f
 			return fxMatches, nil
+		},
+		MatchFn: func(_ context.Context, id string) (api.Match, error) {
+			seen["match"] = id
+			return fxMatches[0], nil
 		},
 		MarketStatsFn: func(_ context.Context, from, to uint64) (api.MarketStats, error) {
 			seen["stats"] = [2]uint64{from, to}
@@ -132,6 +137,9 @@ func TestRouteShapes(t *testing.T) {
 	ms, err := h.c.Matches(ctx, api.MatchFilter{FromHeight: 2, ToHeight: 8, Limit: 5})
 	check("matches", ms, fxMatches, err)
 	check("match filter", seen["matches"], api.MatchFilter{FromHeight: 2, ToHeight: 8, Limit: 5}, nil)
+	m1, err := h.c.Match(ctx, strings.Repeat("CD", 32))
+	check("match", m1, fxMatches[0], err)
+	check("match id lowercased", seen["match"], strings.Repeat("cd", 32), nil)
 	sts, err := h.c.MarketStats(ctx, 1, 9)
 	check("stats", sts, fxStats, err)
 	check("stats range", seen["stats"], [2]uint64{1, 9}, nil)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/bourse-net/bourse/chain"
+	"github.com/bourse-net/bourse/chain/consensus"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
 )
@@ -43,7 +44,12 @@ type Net struct {
 	// checkEvery > 1 checks the invariants (a full scan) only every
 	// checkEvery blocks, for tests on large states.
 	checkEvery uint64
+	// lastCommit is the certificate of the last block Certified built.
+	lastCommit []byte
 }
+
+// CheckEvery makes Block check the invariants only every k blocks.
+func (n *Net) CheckEvery(k uint64) { n.checkEvery = k }
 
 func Genesis(nAccounts, nVals int) *chain.Genesis {
 	g := &chain.Genesis{ChainID: ChainID, GenesisTime: 1_700_000_000_000, Timeouts: chain.DefaultTimeouts(), Params: chain.DefaultParams()}
@@ -121,7 +127,56 @@ func (n *Net) Proposer() wallet.PrivateKey {
 func (n *Net) Block(candidates ...[]byte) (*chain.Block, *chain.Result) {
 	n.t.Helper()
 	n.Time += n.step
-	tmpl := chain.BlockTemplate{Height: n.St.Height() + 1, Time: n.Time, PrevHash: n.PrevHash, Proposer: n.Proposer().Address()}
+	return n.block(nil, candidates)
+}
+
+// Certified is Block as a real network makes it: the block carries the
+// previous block's commit certificate and its BFT time (block 1: genesis
+// time + 1), and it returns the block's own certificate, precommits of
+// every validator of its height (all signed by the net's keys, timestamped
+// one step after the block). Use either Block or Certified on a net.
+func (n *Net) Certified(candidates ...[]byte) (*chain.Block, *chain.Result, []byte) {
+	n.t.Helper()
+	h := n.St.Height() + 1
+	if h == 1 {
+		n.Time = n.Gen.GenesisTime + 1
+	} else {
+		n.Time += n.step // every precommit of the last commit carries it
+	}
+	vals, err := n.St.ValidatorsAt(h)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	b, res := n.block(n.lastCommit, candidates)
+	c := &consensus.CommitCertificate{Height: h, BlockID: consensus.BlockID(b.Hash())}
+	for _, v := range vals {
+		vote := consensus.Vote{Type: consensus.Precommit, Height: h, BlockID: c.BlockID, Timestamp: n.Time + n.step, Validator: v.Address}
+		vote.Signature = n.KeyOf(v.Address).Sign(ChainID, consensus.MsgTypePrecommit, vote.SignBytes())
+		c.Precommits = append(c.Precommits, vote)
+	}
+	raw, err := consensus.EncodeCommit(c)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.lastCommit = raw
+	return b, res, raw
+}
+
+// KeyOf is the net's key of address a.
+func (n *Net) KeyOf(a wallet.Address) wallet.PrivateKey {
+	n.t.Helper()
+	for _, k := range n.Keys {
+		if k.Address() == a {
+			return k
+		}
+	}
+	n.t.Fatalf("no test key for %s", a)
+	return wallet.PrivateKey{}
+}
+
+func (n *Net) block(lastCommit []byte, candidates [][]byte) (*chain.Block, *chain.Result) {
+	n.t.Helper()
+	tmpl := chain.BlockTemplate{Height: n.St.Height() + 1, Time: n.Time, PrevHash: n.PrevHash, Proposer: n.Proposer().Address(), LastCommit: lastCommit}
 	b, _, err := chain.BuildBlock(n.St, tmpl, candidates, chain.ExecOptions{SigCache: n.cache})
 	if err != nil {
 		n.t.Fatalf("build block %d: %v", tmpl.Height, err)

@@ -27,6 +27,7 @@ type Backend struct {
 	OffersFn             func(ctx context.Context) ([]api.Offer, error)
 	BidsFn               func(ctx context.Context) ([]api.Bid, error)
 	MatchesFn            func(ctx context.Context, f api.MatchFilter) ([]api.Match, error)
+	MatchFn              func(ctx context.Context, id string) (api.Match, error)
 	MarketStatsFn        func(ctx context.Context, from, to uint64) (api.MarketStats, error)
 	SubmitJobFn          func(ctx context.Context, spec api.JobSpec, payload []byte) (api.Job, error)
 	DryRunFn             func(ctx context.Context, spec api.JobSpec) (api.DryRun, error)
@@ -96,6 +97,9 @@ func (b *Backend) Offers(ctx context.Context) ([]api.Offer, error) {
 func (b *Backend) Bids(ctx context.Context) ([]api.Bid, error) { return call0(b.BidsFn, ctx, "Bids") }
 func (b *Backend) Matches(ctx context.Context, f api.MatchFilter) ([]api.Match, error) {
 	return call1(b.MatchesFn, ctx, f, "Matches")
+}
+func (b *Backend) Match(ctx context.Context, id string) (api.Match, error) {
+	return call1(b.MatchFn, ctx, id, "Match")
 }
 func (b *Backend) MarketStats(ctx context.Context, from, to uint64) (api.MarketStats, error) {
 	if b.MarketStatsFn == nil {
