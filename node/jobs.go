@@ -488,7 +488,7 @@ func (m *marketService) bids(ctx context.Context) ([]api.Bid, error) {
 		id := b.ID()
 		v := api.Bid{ID: hex.EncodeToString(id[:]), Client: b.ClientAddress().String(), Executor: b.Executor,
 			Resources: toAPIResources(b.Resources), MaxPrice: b.MaxPrice, Deadline: time.UnixMilli(b.MatchBy).UTC(),
-			Placement: b.Preference}
+			Placement: b.Preference, Constraints: bidConstraints(b.Constraints)}
 		if len(b.Payload.SHA256) > 0 {
 			v.PayloadHash = hex.EncodeToString(b.Payload.SHA256)
 		}
@@ -683,4 +683,20 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 	}
 	m.withCore(func(c *lifecycle.Core) { out.Jobs, out.Earned, out.Slashed = c.ProviderJobs() })
 	return out, nil
+}
+
+// bidConstraints shows a bid's constraints in the API's shape: its region
+// (several, any of, comma-separated: a hand-built bid may name more than
+// the one a spec takes) and its labels.
+func bidConstraints(c market.Constraints) api.Constraints {
+	out := api.Constraints{Region: strings.Join(c.Regions, ",")}
+	for _, kv := range c.Labels {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			if out.Labels == nil {
+				out.Labels = map[string]string{}
+			}
+			out.Labels[k] = v
+		}
+	}
+	return out
 }
