@@ -94,26 +94,7 @@ func TestGenesisResultGrace(t *testing.T) {
 	if got := DefaultParams().ResultGraceMs; got != market.DefaultResultGraceMs {
 		t.Fatalf("default grace %d, want %d", got, market.DefaultResultGraceMs)
 	}
-	withGrace := func(v any) []byte {
-		var doc map[string]any
-		if err := json.Unmarshal(genesisJSON(t, testGenesis(3, 2)), &doc); err != nil {
-			t.Fatal(err)
-		}
-		params := doc["params"].(map[string]any)
-		if _, ok := params["result_grace_ms"]; !ok {
-			t.Fatal("genesis JSON has no params.result_grace_ms")
-		}
-		if v == nil {
-			delete(params, "result_grace_ms")
-		} else {
-			params["result_grace_ms"] = v
-		}
-		raw, err := json.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	withGrace := func(v any) []byte { return genesisWithParam(t, "result_grace_ms", v) }
 	tests := []struct {
 		name string
 		v    any // nil: omitted
@@ -205,23 +186,7 @@ func TestStoredParamsWithoutResultGrace(t *testing.T) {
 // default; 0 (no fee) and 10000 (the whole escrow) are kept; past 10000
 // is refused, naming the field.
 func TestGenesisUnavailableFee(t *testing.T) {
-	with := func(v any) []byte {
-		var doc map[string]any
-		if err := json.Unmarshal(genesisJSON(t, testGenesis(3, 2)), &doc); err != nil {
-			t.Fatal(err)
-		}
-		params := doc["params"].(map[string]any)
-		if v == nil {
-			delete(params, "unavailable_fee_bps")
-		} else {
-			params["unavailable_fee_bps"] = v
-		}
-		raw, err := json.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	with := func(v any) []byte { return genesisWithParam(t, "unavailable_fee_bps", v) }
 	for _, tc := range []struct {
 		name string
 		v    any
@@ -254,4 +219,28 @@ func TestGenesisUnavailableFee(t *testing.T) {
 			}
 		})
 	}
+}
+
+// genesisWithParam is a test genesis as JSON with params.key set to v, or
+// left out when v is nil (as in a file written before the parameter).
+func genesisWithParam(t *testing.T, key string, v any) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(genesisJSON(t, testGenesis(3, 2)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	params := doc["params"].(map[string]any)
+	if _, ok := params[key]; !ok {
+		t.Fatalf("genesis JSON has no params.%s", key)
+	}
+	if v == nil {
+		delete(params, key)
+	} else {
+		params[key] = v
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

@@ -348,39 +348,13 @@ func (x *execCtx) match(m *MatchTx) error {
 	x.o.put(pfxBid+string(id[:]), BidState{Matched: true})
 	rec := Match{Match: *m, Height: x.height, MatchedAt: x.time, Deadline: m.ResultDeadline(x.time, int64(x.p.ResultGraceMs)), Status: MatchOpen, Escrow: escrow}
 	x.o.put(pfxMatch+string(id[:]), rec)
-	if err := x.indexDeadline(rec.Deadline, id, true); err != nil {
-		return err
-	}
+	x.o.put(deadlineKey(rec.Deadline, id), true) // one key per open match: see pfxDeadline
 	x.events = append(x.events, Event{Type: EvMatched, Address: provAddr, JobID: id, Amount: escrow})
 	return nil
 }
 
 func deadlineKey(deadline int64, id market.BidID) string {
 	return heightKey(pfxDeadline, uint64(max(deadline, 0))) + string(id[:])
-}
-
-// indexDeadline adds or removes an open job in the deadline index: one
-// key per job, so the cost does not depend on how many other jobs share
-// its deadline.
-func (x *execCtx) indexDeadline(deadline int64, id market.BidID, insert bool) error {
-	if insert {
-		x.o.put(deadlineKey(deadline, id), true)
-	} else {
-		x.o.del(deadlineKey(deadline, id))
-	}
-	return nil
-}
-
-func compare32(a, b [32]byte) int {
-	for i := range a {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
 }
 
 func (x *execCtx) getMatch(id market.BidID) (Match, bool, error) {
@@ -409,7 +383,8 @@ func (x *execCtx) release(m *Match, prov wallet.Address, update func(*Provider))
 	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
 		return fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
 	}
-	return x.indexDeadline(m.Deadline, m.Match.ID(), false)
+	x.o.del(deadlineKey(m.Deadline, m.Match.ID()))
+	return nil
 }
 
 func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
