@@ -391,7 +391,13 @@ const (
 	pfxSvcAct   = "svcact/"  // + service id + seq (4 bytes BE) → lease id, active leases
 	pfxSvcDue   = "svcdue/"  // + time (8 bytes BE) + lease id → true: active and ending leases
 	pfxSvcNeed  = "svcneed/" // + service id → true: running services with fewer active leases than wanted
+	pfxLsProv   = "lsprov/"  // + provider address + lease id → true: its active and ending leases
 )
+
+func lsProvKey(l *Lease) string {
+	a := l.ProviderAddress()
+	return pfxLsProv + string(a[:]) + string(l.ID[:])
+}
 
 func seqKey(prefix string, s ServiceID, seq uint32) string {
 	var b [4]byte
@@ -460,6 +466,61 @@ func (s *State) ServiceLeases(id ServiceID, activeOnly bool, limit int) ([]Lease
 
 var errStop = errors.New("stop")
 
+// ProviderLeases returns up to limit of provider's active and ending
+// leases, in lease id order.
+func (s *State) ProviderLeases(provider wallet.Address, limit int) ([]Lease, error) {
+	var ids []LeaseID
+	pfx := pfxLsProv + string(provider[:])
+	s.scan(pfx, "", func(k string, _ []byte) bool {
+		var id LeaseID
+		copy(id[:], k[len(pfx):])
+		ids = append(ids, id)
+		return len(ids) < limit
+	})
+	out := make([]Lease, 0, len(ids))
+	for _, id := range ids {
+		l, ok, err := s.Lease(id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: provider index lists lease %s without a record", ErrCorruptState, id)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// OwnerServices returns up to limit of owner's running services, in name
+// order.
+func (s *State) OwnerServices(owner wallet.Address, limit int) ([]Service, error) {
+	var ids []ServiceID
+	var err error
+	s.scan(pfxSvcName+string(owner[:]), "", func(_ string, b []byte) bool {
+		var id ServiceID
+		if err = codec.Unmarshal(b, &id); err != nil {
+			err = fmt.Errorf("%w: service name index: %v", ErrCorruptState, err)
+			return false
+		}
+		ids = append(ids, id)
+		return len(ids) < limit
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Service, 0, len(ids))
+	for _, id := range ids {
+		v, ok, err := s.Service(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
 // Services calls fn for every service record, running and ended. It scans
 // the service prefix: for the API and audits.
 func (s *State) Services(fn func(Service) error) error {
@@ -520,8 +581,10 @@ func (x *execCtx) putLease(l *Lease, oldDue int64) {
 	}
 	if l.Status != LeaseSettled {
 		x.o.put(svcDueKey(l.Due, l.ID), true)
+		x.o.put(lsProvKey(l), true)
 	} else {
 		l.Due = 0
+		x.o.del(lsProvKey(l))
 	}
 	x.o.put(pfxLease+string(l.ID[:]), *l)
 }
@@ -973,8 +1036,9 @@ func (x *execCtx) leaseStep(v *Service, l *Lease) error {
 // returns what the records hold in escrow and reserve, per provider.
 func serviceInvariants(st *State, reserved map[string]market.Resources, open map[string]uint64) (escrow uint64, errs []error) {
 	active := map[ServiceID]uint32{}
-	actIdx, dueIdx := map[string]bool{}, map[string]bool{}
-	wantAct, wantDue := map[string]bool{}, map[string]bool{}
+	actIdx, dueIdx, provIdx := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	wantAct, wantDue, wantProv := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	st.scan(pfxLsProv, "", func(k string, _ []byte) bool { provIdx[k] = true; return true })
 	sum := func(v uint64, what string) {
 		s, err := add(escrow, v)
 		if err != nil {
@@ -1002,6 +1066,7 @@ func serviceInvariants(st *State, reserved map[string]market.Resources, open map
 			fallthrough
 		case LeaseEnding:
 			wantDue[svcDueKey(l.Due, l.ID)] = true
+			wantProv[lsProvKey(l)] = true
 			sum(l.Held, "lease escrow")
 			if l.Status == LeaseActive && l.Held != (l.Funded-l.PaidFor)*l.Price {
 				errs = append(errs, fmt.Errorf("lease %s holds %d for %d unpaid periods at %d", l.ID, l.Held, l.Funded-l.PaidFor, l.Price))
@@ -1045,6 +1110,14 @@ func serviceInvariants(st *State, reserved map[string]market.Resources, open map
 	for k := range wantDue {
 		if !dueIdx[k] {
 			errs = append(errs, fmt.Errorf("unsettled lease missing from the due index at %q", printableKey(k)))
+		}
+	}
+	if len(provIdx) != len(wantProv) {
+		errs = append(errs, fmt.Errorf("provider lease index holds %d, %d leases unsettled", len(provIdx), len(wantProv)))
+	}
+	for k := range wantProv {
+		if !provIdx[k] {
+			errs = append(errs, fmt.Errorf("unsettled lease missing from the provider index at %q", printableKey(k)))
 		}
 	}
 	return escrow, errs

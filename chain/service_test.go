@@ -135,6 +135,12 @@ func TestServiceLifecycleOpenPlaceClaimClose(t *testing.T) {
 		t.Fatalf("%d active leases", len(ls))
 	}
 	price := ls[0].Price
+	if pl, _ := n.st.ProviderLeases(n.keys[4].Address(), 10); len(pl) != 1 || pl[0].Service != id {
+		t.Fatalf("provider index: %+v", pl)
+	}
+	if os, _ := n.st.OwnerServices(n.keys[svcOwner].Address(), 10); len(os) != 1 || os[0].ID != id {
+		t.Fatalf("owner index: %+v", os)
+	}
 	if got, _ := n.st.ServicesNeedingReplicas(10); len(got) != 0 {
 		t.Fatalf("a fully placed service is still in the need index")
 	}
@@ -185,6 +191,12 @@ func TestServiceLifecycleOpenPlaceClaimClose(t *testing.T) {
 	}
 	if n.st.Globals().Escrow != 0 {
 		t.Fatalf("escrow %d after everything settled", n.st.Globals().Escrow)
+	}
+	if pl, _ := n.st.ProviderLeases(n.keys[4].Address(), 10); len(pl) != 0 {
+		t.Fatalf("provider index keeps settled leases: %+v", pl)
+	}
+	if os, _ := n.st.OwnerServices(n.keys[svcOwner].Address(), 10); len(os) != 0 {
+		t.Fatal("owner index keeps a closed service")
 	}
 	for p := 4; p <= 6; p++ {
 		pr, _, _ := n.st.Provider(n.keys[p].Address())
@@ -249,10 +261,10 @@ func TestServiceAttackForgedReceiptsPayNothing(t *testing.T) {
 	otherChain := ServiceReceipt{Lease: mine.ID, Periods: 2}
 	otherChain.Sign("another-chain", n.keys[svcOwner])
 	_, res = n.block(
-		n.claimTx(4, n.receipt(4, mine.ID, 2)),        // self-signed
-		n.claimTx(4, otherChain),                      // another chain
+		n.claimTx(4, n.receipt(4, mine.ID, 2)),         // self-signed
+		n.claimTx(4, otherChain),                       // another chain
 		n.claimTx(4, n.receipt(svcOwner, other.ID, 2)), // another provider's lease
-		n.claimTx(4, n.receipt(svcOwner, mine.ID, 0)), // nothing served
+		n.claimTx(4, n.receipt(svcOwner, mine.ID, 0)),  // nothing served
 	)
 	refusedWith(t, res, 0, "not signed by the service owner")
 	refusedWith(t, res, 1, "not signed by the service owner")
