@@ -140,11 +140,11 @@ type Service struct {
 	started time.Time
 
 	requests, errors, timeouts, busy atomic.Uint64
-	bytesIn, bytesOut               atomic.Uint64
-	lat                             latency.Hist
-	closeOnce                       sync.Once
-	closeErr                        error
-	closed                          atomic.Bool
+	bytesIn, bytesOut                atomic.Uint64
+	lat                              latency.Hist
+	closeOnce                        sync.Once
+	closeErr                         error
+	closed                           atomic.Bool
 }
 
 // NewService wraps a backend; release (may be nil) runs once on Close.

@@ -149,9 +149,9 @@ func TestServiceRefusesBadSpecs(t *testing.T) {
 	mod := module(t, svcProg)
 	lim := worker.Limits{Resources: worker.Resources{CPU: 1000, MemoryMiB: 64}}
 	for name, spec := range map[string]worker.ServiceSpec{
-		"no module":      {Limits: lim},
-		"garbage module": {Module: []byte("\x00asm\x01\x00\x00\x00garbage"), Limits: lim},
-		"disk":           {Module: mod, Limits: worker.Limits{Resources: worker.Resources{CPU: 1, MemoryMiB: 64, DiskMiB: 1}}},
+		"no module":                       {Limits: lim},
+		"garbage module":                  {Module: []byte("\x00asm\x01\x00\x00\x00garbage"), Limits: lim},
+		"disk":                            {Module: mod, Limits: worker.Limits{Resources: worker.Resources{CPU: 1, MemoryMiB: 64, DiskMiB: 1}}},
 		"memory too small for the module": {Module: mod, Limits: worker.Limits{Resources: worker.Resources{CPU: 1, MemoryMiB: 1}}},
 		"too many instances":              {Module: mod, Limits: lim, Instances: worker.MaxServiceInstances + 1},
 	} {
