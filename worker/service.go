@@ -28,14 +28,16 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 	MaxRequestTimeout     = 5 * time.Minute
 	MaxServiceInstances   = 64
+	DefaultQueueTimeout   = time.Second
 )
 
 // Errors of Service.Handle. The gateway tells them apart: ErrServiceBusy
 // and ErrServiceClosed mean the request never reached the handler (safe
 // to send elsewhere whatever its method); the others mean it may have.
 var (
-	// ErrServiceBusy: no instance became free before the caller's
-	// context ended (every instance busy or being replaced).
+	// ErrServiceBusy: no instance became free within the spec's
+	// QueueTimeout or the caller's context (every instance busy or being
+	// replaced).
 	ErrServiceBusy = errors.New("service busy: no free instance")
 	// ErrServiceClosed: the service was closed.
 	ErrServiceClosed = errors.New("service closed")
@@ -72,6 +74,10 @@ type ServiceSpec struct {
 	// MaxBody bounds request and response bodies (default
 	// svcwire.DefaultMaxBody, at most svcwire.MaxBodyLimit).
 	MaxBody int
+	// QueueTimeout is how long a request waits for a free instance before
+	// it is refused with ErrServiceBusy (default DefaultQueueTimeout), so
+	// a gateway can try another replica.
+	QueueTimeout time.Duration
 }
 
 // Normalize fills defaults and checks the spec.
@@ -88,6 +94,9 @@ func (s *ServiceSpec) Normalize() error {
 	if s.MaxBody == 0 {
 		s.MaxBody = svcwire.DefaultMaxBody
 	}
+	if s.QueueTimeout == 0 {
+		s.QueueTimeout = DefaultQueueTimeout
+	}
 	switch {
 	case len(s.Module) == 0:
 		return errors.New("service spec: no module")
@@ -95,6 +104,8 @@ func (s *ServiceSpec) Normalize() error {
 		return fmt.Errorf("service spec: %d instances (1 to %d)", s.Instances, MaxServiceInstances)
 	case s.Limits.Timeout < 0 || s.Limits.Timeout > MaxRequestTimeout:
 		return fmt.Errorf("service spec: request timeout %v (up to %v)", s.Limits.Timeout, MaxRequestTimeout)
+	case s.QueueTimeout < 0 || s.QueueTimeout > MaxRequestTimeout:
+		return fmt.Errorf("service spec: queue timeout %v (up to %v)", s.QueueTimeout, MaxRequestTimeout)
 	case s.MaxBody < 0 || s.MaxBody > svcwire.MaxBodyLimit:
 		return fmt.Errorf("service spec: max body %d (up to %d)", s.MaxBody, svcwire.MaxBodyLimit)
 	case s.Limits.DiskMiB != 0:

@@ -212,11 +212,15 @@ func deathReason(in *instance) string {
 // Handle implements worker.ServiceBackend.
 func (s *service) Handle(ctx context.Context, req *worker.Request) (*worker.Response, error) {
 	var in *instance
+	queue := time.NewTimer(s.spec.QueueTimeout)
+	defer queue.Stop()
 	for in == nil {
 		select {
 		case in = <-s.idle:
 		case <-s.stop:
 			return nil, worker.ErrServiceClosed
+		case <-queue.C:
+			return nil, fmt.Errorf("%w: waited %v", worker.ErrServiceBusy, s.spec.QueueTimeout)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %v", worker.ErrServiceBusy, ctx.Err())
 		}

@@ -11,6 +11,9 @@
 //	/garbage      writes garbage to stdout instead of a response frame
 //	/big          answers a body one byte over the default bound
 //	/pid          200 with a number unique to this instance
+//
+// With $DELAY_MS set, every request first sleeps that long (a slow
+// replica).
 package main
 
 import (
@@ -26,7 +29,9 @@ var sink [][]byte
 
 func main() {
 	id := strconv.FormatInt(time.Now().UnixNano(), 10)
+	delay, _ := strconv.Atoi(os.Getenv("DELAY_MS"))
 	err := svcwire.Serve(func(r *svcwire.Request) *svcwire.Response {
+		time.Sleep(time.Duration(delay) * time.Millisecond)
 		path, query, _ := strings.Cut(r.Target, "?")
 		switch path {
 		case "/hello":
