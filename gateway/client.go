@@ -26,10 +26,10 @@ var errRefused = errors.New("refused by provider")
 
 // conn is one svc/1 stream kept open for sequential requests.
 type conn struct {
-	s     network.Stream
-	br    *bufio.Reader
-	buf   []byte
-	used  time.Time // when it last answered
+	s    network.Stream
+	br   *bufio.Reader
+	buf  []byte
+	used time.Time // when it last answered
 }
 
 // idleMax is how long an idle stream is kept: well under the provider's
