@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sort"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -17,11 +18,14 @@ type ReplicaStats struct {
 	Errors      uint64          `json:"errors"`
 	BytesIn     uint64          `json:"bytes_in"`
 	BytesOut    uint64          `json:"bytes_out"`
-	Latency     latency.Summary `json:"latency"` // of answered requests, through the gateway
-	Share       float64         `json:"share"`   // of the service's requests, 0..1
-	Load        float64         `json:"load"`    // last reported by the provider
-	Outstanding int64           `json:"outstanding"`
-	Down        bool            `json:"down"` // avoided after a failure
+	Latency     latency.Summary `json:"latency"`     // of answered requests, through the gateway
+	Share       float64         `json:"share"`       // of the service's requests, 0..1
+	Load        float64         `json:"load"`        // last reported by the provider
+	Outstanding int64           `json:"outstanding"` // requests in flight now
+	// LatencyEWMA is the recent latency (exponentially weighted, 30% per
+	// answer) through this gateway: what the choice and elasticity use.
+	LatencyEWMA time.Duration `json:"latency_ewma_ns"`
+	Down        bool          `json:"down"` // avoided after a failure
 }
 
 // ServiceStats is the distribution of a service's requests over its
@@ -69,7 +73,7 @@ func (g *Gateway) Stats(service string) ServiceStats {
 			Errors: st.errors.Load(), BytesIn: st.bytesIn.Load(), BytesOut: st.bytesOut.Load(),
 			Latency: st.lat.Summary(), Outstanding: st.outstanding.Load()}
 		st.mu.Lock()
-		rs.Load, rs.Down = st.load, now.Before(st.downUntil)
+		rs.Load, rs.Down, rs.LatencyEWMA = st.load, now.Before(st.downUntil), st.ewma
 		st.mu.Unlock()
 		out.Requests += rs.Requests
 		out.Errors += rs.Errors
@@ -83,6 +87,15 @@ func (g *Gateway) Stats(service string) ServiceStats {
 	}
 	if len(counts) > 0 {
 		out.Fairness = Jain(counts)
+	}
+	return out
+}
+
+// AllStats returns Stats of every service this gateway has routed to.
+func (g *Gateway) AllStats() []ServiceStats {
+	var out []ServiceStats
+	for _, name := range g.Services() {
+		out = append(out, g.Stats(name))
 	}
 	return out
 }
