@@ -584,7 +584,9 @@ func (s *serviceManager) list(all bool) ([]api.Service, error) {
 		}
 		return nil
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Height > out[j].Height })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Height > out[j].Height
+	})
 	return out, err
 }
 

@@ -15,10 +15,14 @@ func (b *backend) DeployService(ctx context.Context, spec api.ServiceSpec, modul
 }
 
 // Services implements httpapi.ServiceBackend.
-func (b *backend) Services(_ context.Context, all bool) ([]api.Service, error) { return b.svc.list(all) }
+func (b *backend) Services(_ context.Context, all bool) ([]api.Service, error) {
+	return b.svc.list(all)
+}
 
 // Service implements httpapi.ServiceBackend.
-func (b *backend) Service(_ context.Context, name string) (api.Service, error) { return b.svc.get(name) }
+func (b *backend) Service(_ context.Context, name string) (api.Service, error) {
+	return b.svc.get(name)
+}
 
 // ServiceStats implements httpapi.ServiceBackend.
 func (b *backend) ServiceStats(_ context.Context, name string) (api.ServiceStats, error) {
