@@ -65,9 +65,10 @@ type serviceManager struct {
 	run *replicaRunner // provider: running replicas (nil on a node that sells nothing)
 
 	routes *routeTable
-	gw     *gateway.Gateway         // nil when the node runs no gateway
-	gwAddr string                   // its listen address
-	ph     *gateway.ProviderHandler // svc/1 on a provider
+	gw     *gateway.Gateway            // nil when the node runs no gateway
+	gwAddr string                      // its listen address
+	ph     *gateway.ProviderHandler    // svc/1 on a provider
+	health map[[32]byte]*replicaHealth // the tick's judgement of each replica
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -215,7 +215,7 @@ func (s *serviceManager) gatewayInputs() []svclife.Input {
 		var worst time.Duration
 		var inflight float64
 		for _, r := range gs.Replicas {
-			out = append(out, svclife.Usage{Lease: chain.LeaseID(r.LeaseID), Requests: r.Requests, Bytes: r.BytesIn + r.BytesOut, OK: !r.Down})
+			out = append(out, svclife.Usage{Lease: chain.LeaseID(r.LeaseID), Requests: r.Requests, Bytes: r.BytesIn + r.BytesOut, OK: s.healthy(r)})
 			worst = max(worst, r.LatencyEWMA)
 			inflight += float64(r.Outstanding)
 		}
@@ -224,6 +224,37 @@ func (s *serviceManager) gatewayInputs() []svclife.Input {
 		}
 	}
 	return out
+}
+
+// healthy judges a replica from the gateway's counters since the last
+// tick: answers mean healthy, only failures mean failing, no traffic keeps
+// the last judgement (a replica that failed stays failing until it
+// answers). Called from the tick goroutine only.
+func (s *serviceManager) healthy(r gateway.ReplicaStats) bool {
+	h := s.health[r.LeaseID]
+	ok := !r.Down
+	if h != nil {
+		answered := (r.Requests - r.Errors) > (h.requests - h.errors)
+		failed := r.Errors > h.errors
+		switch {
+		case answered:
+			ok = true
+		case failed:
+			ok = false
+		default:
+			ok = h.ok && !r.Down
+		}
+	}
+	if s.health == nil {
+		s.health = map[[32]byte]*replicaHealth{}
+	}
+	s.health[r.LeaseID] = &replicaHealth{requests: r.Requests, errors: r.Errors, ok: ok}
+	return ok
+}
+
+type replicaHealth struct {
+	requests, errors uint64
+	ok               bool
 }
 
 // stats is the gateway's view of a service, with Jain's fairness over

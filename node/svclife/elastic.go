@@ -17,7 +17,7 @@ type Elastic struct {
 	TargetP99         time.Duration // default 200ms
 	TargetOutstanding float64       // default 4
 	DownFraction      float64       // default 0.25
-	DownAfter         int           // default 3
+	DownAfter         int           // default 20 (ten seconds of the node's 500 ms reports)
 	Cooldown          time.Duration // default 5s
 	BudgetPeriods     uint64        // default 3
 	// Off disables scaling (the client scales by hand).
@@ -35,7 +35,7 @@ func (e Elastic) withDefaults() Elastic {
 		e.DownFraction = 0.25
 	}
 	if e.DownAfter <= 0 {
-		e.DownAfter = 3
+		e.DownAfter = 20
 	}
 	if e.Cooldown <= 0 {
 		e.Cooldown = 5 * time.Second

@@ -264,6 +264,10 @@ func (c *Core) Step(now time.Time, in Input) []Action {
 		out = c.block(now, in)
 	case Started:
 		h := c.hosted[in.Lease]
+		if h == nil && in.Err == nil {
+			// The lease settled while its replica was starting.
+			return []Action{StopReplica{Lease: in.Lease}}
+		}
 		if h == nil || !h.starting || h.attempt != in.Attempt {
 			return nil
 		}
