@@ -19,7 +19,7 @@ import (
 // t0 too, so lease starts are offsets). `go test -rewrite` rewrites them.
 // Commands:
 //
-//	config [claim-every=N] [lag=N] [down-after=D] [cooldown=D] [down-reports=N]
+//	config [claim-every=N] [lag=N] [min-lag=D] [down-after=D] [start-grace=D] [cooldown=D] [down-reports=N]
 //	lease id=L svc=S [mine] [status=active|ending|settled] [start=D] [period=D] [funded=N] [paid=N]
 //	service id=S [replicas=N] [min=N] [max=N] [budget=N] [price=N]   an owned running service
 //	drop-service id=S                 the service is no longer running
@@ -104,6 +104,7 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 	switch d.Cmd {
 	case "config":
 		s.core = New(Config{ClaimEvery: num(t, m, "claim-every", 0), MaxReceiptLag: num(t, m, "lag", 0), DownAfter: dur(t, m, "down-after", 0),
+			MinReceiptLag: dur(t, m, "min-lag", time.Millisecond), StartGrace: dur(t, m, "start-grace", time.Millisecond),
 			Elastic: Elastic{Cooldown: dur(t, m, "cooldown", 0), DownAfter: int(num(t, m, "down-reports", 3))}})
 		return ""
 	case "lease":

@@ -41,6 +41,14 @@ type Config struct {
 	// DownAfter is how long an owner's gateway must see a replica fail
 	// before the owner reports it down (default 3s).
 	DownAfter time.Duration
+	// MinReceiptLag is the least time a provider waits for receipts
+	// before it leaves, however short the period (default 30s).
+	MinReceiptLag time.Duration
+	// StartGrace is how long an owner lets a new replica that never
+	// answered fail before it counts as failing (default 60s): starting a
+	// replica (fetching and compiling its module) takes time, and the
+	// periods meanwhile are paid like any other.
+	StartGrace time.Duration
 	// StartAttempts and StartBackoff: a provider retries a failed replica
 	// start (default 3 attempts, 500ms·attempt apart), then leaves.
 	StartAttempts int
@@ -58,6 +66,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DownAfter <= 0 {
 		c.DownAfter = 3 * time.Second
+	}
+	if c.MinReceiptLag <= 0 {
+		c.MinReceiptLag = 30 * time.Second
+	}
+	if c.StartGrace <= 0 {
+		c.StartGrace = 60 * time.Second
 	}
 	if c.StartAttempts <= 0 {
 		c.StartAttempts = 3
@@ -230,6 +244,7 @@ type owned struct {
 	ended        bool
 	endedAt      int64 // unix ms the core saw it leave the active set
 	failingSince time.Time
+	answered     bool // the replica answered once
 	downSent     bool
 	requests     uint64
 	bytes        uint64
@@ -320,9 +335,13 @@ func (c *Core) Step(now time.Time, in Input) []Action {
 			return nil
 		}
 		o.requests, o.bytes = max(o.requests, in.Requests), max(o.bytes, in.Bytes)
-		if in.OK {
-			o.failingSince = time.Time{}
-		} else if o.failingSince.IsZero() {
+		starting := !o.answered && now.Before(time.UnixMilli(o.l.Start).Add(c.cfg.StartGrace))
+		switch {
+		case in.OK:
+			o.failingSince, o.answered = time.Time{}, true
+		case starting:
+			// not failing yet: still within its start grace
+		case o.failingSince.IsZero():
 			o.failingSince = now
 		}
 		out = c.own(now, o)
@@ -479,7 +498,9 @@ func (c *Core) provide(now time.Time, h *hosted) []Action {
 		h.claiming = true
 		out = append(out, SendClaim{Receipt: h.best})
 	}
-	if h.l.Status == chain.LeaseActive && !h.leaving && due >= h.best.Periods+c.cfg.MaxReceiptLag {
+	lagged := due >= h.best.Periods+c.cfg.MaxReceiptLag &&
+		ms-h.l.Start-int64(h.best.Periods)*h.l.PeriodMs >= c.cfg.MinReceiptLag.Milliseconds()
+	if h.l.Status == chain.LeaseActive && !h.leaving && lagged {
 		h.leaving = true
 		out = append(out, SendLeave{Lease: h.l.ID, Reason: fmt.Sprintf("the owner receipted %d of %d served periods", h.best.Periods, due)})
 	}
