@@ -122,13 +122,13 @@ func (c *client) forward(ctx context.Context, p peer.ID, lease [32]byte, req *sv
 		cn.s.Reset()
 		return nil, 0, fmt.Errorf("%w: %v", errNotSent, err)
 	}
-	stop := context.AfterFunc(ctx, func() { cn.s.Reset() })
-	defer stop()
 	cn.buf, err = appendRequestEnvelope(cn.buf[:0], lease, req, c.maxBody)
 	if err != nil {
 		c.put(p, cn)
 		return nil, 0, fmt.Errorf("%w: %v", errNotSent, err)
 	}
+	stop := context.AfterFunc(ctx, func() { cn.s.Reset() })
+	defer stop()
 	if _, err := cn.s.Write(cn.buf); err != nil {
 		cn.s.Reset()
 		// A write error means the stream was dead before the request
@@ -149,7 +149,9 @@ func (c *client) forward(ctx context.Context, p peer.ID, lease [32]byte, req *sv
 	if r.resp != nil {
 		r.resp.Body = append([]byte(nil), r.resp.Body...) // cn.buf is reused
 	}
-	c.put(p, cn)
+	if stop() { // not reset by a late cancel: it may serve again
+		c.put(p, cn)
+	}
 	switch r.outcome {
 	case outcomeRefused:
 		return nil, r.load, fmt.Errorf("%w: %s", errRefused, r.errText)
