@@ -24,7 +24,13 @@
 // Nonce (must equal the account's next nonce), Fee (≥ Params.MinFee, paid
 // to the block proposer) and exactly one body: Transfer, Bond, Unbond,
 // ProviderRegister, BidCancel, Match (a market.Match, only from the block
-// proposer), Result, Evidence (consensus.DuplicateVoteEvidence, encoded).
+// proposer), Result, Evidence (consensus.DuplicateVoteEvidence, encoded),
+// and the service transactions of chain/service.go: ServiceOpen,
+// ServiceScale, ServiceClose (the owner), ServicePlace (the proposer, like
+// a Match), ServiceClaim and ServiceLeave (a lease's provider), ServiceDown
+// (the owner). A service's replicas are leases funded a period at a time
+// from its escrowed budget and paid by the owner's signed cumulative
+// receipts; see the comment at the top of service.go and RATIONALE.md.
 // Sign signs the canonical CBOR without Sig under the wallet domain
 // (chain id, MsgTypeTx). DecodeTx takes canonical bytes only, so
 // TxHash(raw) is a transaction's one identity. Signatures are verified
