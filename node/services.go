@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -18,7 +20,6 @@ import (
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/node/svclife"
-	"github.com/bourse-net/bourse/wallet"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -233,7 +234,7 @@ func (s *serviceManager) do(a svclife.Action) {
 		n.log.Warn("services: reporting a replica down", "lease", a.Lease, "reason", a.Reason)
 		s.send(a.Lease, chain.KindServiceDown, func(tx *chain.Tx) { tx.ServiceDown = &chain.ServiceDown{Lease: a.Lease} })
 	case svclife.SendScale:
-		if on, ok := s.elastic[a.Service]; ok && !on {
+		if !s.isElastic(a.Service) {
 			s.goStep(func(context.Context) svclife.Input { return svclife.TxDone{Kind: chain.KindServiceScale} })
 			return
 		}
@@ -476,9 +477,11 @@ func (s *serviceManager) deploy(ctx context.Context, spec api.ServiceSpec, modul
 	if err != nil || !ok {
 		return api.Service{}, fmt.Errorf("service %s committed but not found: %v", spec.Name, err)
 	}
-	s.mu.Lock()
-	s.elastic[v.ID] = spec.Elastic == nil || *spec.Elastic
-	s.mu.Unlock()
+	if spec.Elastic != nil && !*spec.Elastic {
+		if err := s.setManual(v.ID); err != nil {
+			n.log.Warn("services: remember a service scales by hand", "service", v.ID, "err", err)
+		}
+	}
 	out := s.serviceView(n.drv.State(), &v)
 	out.TxHash = hex.EncodeToString(hashTx[:])
 	return out, nil
@@ -694,5 +697,27 @@ func (s *serviceManager) logs(ctx context.Context, name string) (api.ServiceLogs
 	return out, nil
 }
 
-// ownerKey is the key the owner signs receipts with (the node's wallet).
-func (s *serviceManager) ownerKey() wallet.PrivateKey { return s.n.key }
+// manualDir holds one empty file per service of this node that scales by
+// hand only (elastic: false), so the choice survives a restart.
+func (s *serviceManager) manualDir() string { return filepath.Join(s.n.home, "services", "manual") }
+
+func (s *serviceManager) setManual(id chain.ServiceID) error {
+	s.mu.Lock()
+	s.elastic[id] = false
+	s.mu.Unlock()
+	if err := os.MkdirAll(s.manualDir(), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.manualDir(), id.String()), nil, 0o600)
+}
+
+// isElastic: the elasticity controller may scale the service. s.mu is held.
+func (s *serviceManager) isElastic(id chain.ServiceID) bool {
+	if on, ok := s.elastic[id]; ok {
+		return on
+	}
+	_, err := os.Stat(filepath.Join(s.manualDir(), id.String()))
+	on := err != nil
+	s.elastic[id] = on
+	return on
+}
