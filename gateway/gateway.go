@@ -178,7 +178,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 
 // replicaState is what the gateway knows about one replica.
 type replicaState struct {
-	lease    [32]byte
+	lease    [32]byte // these three are set once
 	provider peer.ID
 	service  string
 
@@ -209,7 +209,8 @@ func (g *Gateway) state(service string, r Replica) *replicaState {
 		st = &replicaState{lease: r.LeaseID, provider: r.Provider, service: service, load: r.Load}
 		g.replicas[r.LeaseID] = st
 	}
-	st.provider, st.service = r.Provider, service
+	// A lease's provider and service never change: both stay as first seen,
+	// so they are read without a lock.
 	return st
 }
 
