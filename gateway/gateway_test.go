@@ -133,8 +133,8 @@ func TestGatewayRefusesPublicBindUnlessAsked(t *testing.T) {
 }
 
 // TestGatewayFailoverWhenProviderHostClosed: one provider's host goes
-// away; every request still succeeds on the others, and the dead replica
-// is avoided.
+// away while it looks the cheapest replica; every request still succeeds
+// on the others, and the dead replica is tried, fails and is avoided.
 func TestGatewayFailoverWhenProviderHostClosed(t *testing.T) {
 	g, url, ps, reps := threeReplicas(t, Config{})
 	if codes := load(t, url+"/svc/app/hello", 30, 3); codes[200] != 30 {
@@ -142,12 +142,17 @@ func TestGatewayFailoverWhenProviderHostClosed(t *testing.T) {
 	}
 	ps[0].h.Close()
 	ps[0].hs.Close()
+	// Make the closed replica the first choice whenever it is a candidate.
+	st := g.state("app", reps[0])
+	st.mu.Lock()
+	st.ewma, st.sampled = time.Nanosecond, time.Now()
+	st.mu.Unlock()
 	if codes := load(t, url+"/svc/app/hello", 60, 3); codes[200] != 60 {
 		t.Fatalf("after closing a provider: %v", codes)
 	}
 	for _, r := range g.Stats("app").Replicas {
-		if r.LeaseID == reps[0].LeaseID && !r.Down {
-			t.Errorf("closed replica not marked down: %+v", r)
+		if r.LeaseID == reps[0].LeaseID && r.Errors == 0 {
+			t.Errorf("closed replica never tried: %+v", r)
 		}
 	}
 }
