@@ -441,12 +441,17 @@ func (g *Gateway) attempt(ctx context.Context, st *replicaState, req *svcwire.Re
 		load float64
 		err  error
 	)
+	self := g.hs == nil || st.provider == g.hs.ID()
 	if svc, ok := g.local(st); ok {
 		resp, err = svc.Handle(ctx, req)
 		load = svc.Load()
 		if errors.Is(err, worker.ErrServiceBusy) || errors.Is(err, worker.ErrServiceClosed) {
 			err = fmt.Errorf("%w: %v", errRefused, err)
 		}
+	} else if self {
+		// This node is the provider but does not run the replica (yet):
+		// libp2p cannot dial itself, and nothing was sent.
+		err = fmt.Errorf("%w: this node's replica of the lease is not running", errRefused)
 	} else if g.cl == nil {
 		err = fmt.Errorf("%w: no p2p host to reach provider %s", errNotSent, st.provider.ShortString())
 	} else {

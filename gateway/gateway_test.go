@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -120,6 +121,36 @@ func TestGatewayRoutesByPathAndHost(t *testing.T) {
 		}
 	}
 	_ = reps
+}
+
+// TestGatewayOwnReplica: a replica this node provides is called without
+// the network; one it does not run (yet) is refused without dialling
+// itself, and the request goes to another replica.
+func TestGatewayOwnReplica(t *testing.T) {
+	p := newProvider(t, ProviderConfig{})
+	own := p.start(t, 5*time.Second, 1)
+	other := newProvider(t, ProviderConfig{})
+	remote := other.start(t, 5*time.Second, 1)
+	missing := Replica{LeaseID: [32]byte{0x0e}, Provider: p.hs.ID()}
+	rt := &routes{m: map[string][]Replica{"own": {own}, "app": {missing, remote}}}
+	g, err := New(Config{Local: p.lookup}, p.hs, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect(t, p.hs, other.hs)
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	if code, body, _ := do(t, "GET", srv.URL+"/svc/own/hello", nil); code != 200 || body != "hello" {
+		t.Fatalf("own replica: %d %q", code, body)
+	}
+	for range 5 {
+		if code, body, _ := do(t, "POST", srv.URL+"/svc/app/echo", strings.NewReader("x")); code != 200 {
+			t.Fatalf("app: %d %q", code, body)
+		}
+	}
+	if p.h.Stats().Requests != 0 {
+		t.Errorf("the own replica went through svc/1: %+v", p.h.Stats())
+	}
 }
 
 func TestGatewayRefusesPublicBindUnlessAsked(t *testing.T) {
