@@ -178,7 +178,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 
 // replicaState is what the gateway knows about one replica.
 type replicaState struct {
-	lease    [32]byte
+	lease    [32]byte // these three are set once
 	provider peer.ID
 	service  string
 
@@ -209,7 +209,8 @@ func (g *Gateway) state(service string, r Replica) *replicaState {
 		st = &replicaState{lease: r.LeaseID, provider: r.Provider, service: service, load: r.Load}
 		g.replicas[r.LeaseID] = st
 	}
-	st.provider, st.service = r.Provider, service
+	// A lease's provider and service never change: both stay as first seen,
+	// so they are read without a lock.
 	return st
 }
 
@@ -440,12 +441,17 @@ func (g *Gateway) attempt(ctx context.Context, st *replicaState, req *svcwire.Re
 		load float64
 		err  error
 	)
+	self := g.hs == nil || st.provider == g.hs.ID()
 	if svc, ok := g.local(st); ok {
 		resp, err = svc.Handle(ctx, req)
 		load = svc.Load()
 		if errors.Is(err, worker.ErrServiceBusy) || errors.Is(err, worker.ErrServiceClosed) {
 			err = fmt.Errorf("%w: %v", errRefused, err)
 		}
+	} else if self {
+		// This node is the provider but does not run the replica (yet):
+		// libp2p cannot dial itself, and nothing was sent.
+		err = fmt.Errorf("%w: this node's replica of the lease is not running", errRefused)
 	} else if g.cl == nil {
 		err = fmt.Errorf("%w: no p2p host to reach provider %s", errNotSent, st.provider.ShortString())
 	} else {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +123,36 @@ func TestGatewayRoutesByPathAndHost(t *testing.T) {
 	_ = reps
 }
 
+// TestGatewayOwnReplica: a replica this node provides is called without
+// the network; one it does not run (yet) is refused without dialling
+// itself, and the request goes to another replica.
+func TestGatewayOwnReplica(t *testing.T) {
+	p := newProvider(t, ProviderConfig{})
+	own := p.start(t, 5*time.Second, 1)
+	other := newProvider(t, ProviderConfig{})
+	remote := other.start(t, 5*time.Second, 1)
+	missing := Replica{LeaseID: [32]byte{0x0e}, Provider: p.hs.ID()}
+	rt := &routes{m: map[string][]Replica{"own": {own}, "app": {missing, remote}}}
+	g, err := New(Config{Local: p.lookup}, p.hs, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect(t, p.hs, other.hs)
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	if code, body, _ := do(t, "GET", srv.URL+"/svc/own/hello", nil); code != 200 || body != "hello" {
+		t.Fatalf("own replica: %d %q", code, body)
+	}
+	for range 5 {
+		if code, body, _ := do(t, "POST", srv.URL+"/svc/app/echo", strings.NewReader("x")); code != 200 {
+			t.Fatalf("app: %d %q", code, body)
+		}
+	}
+	if p.h.Stats().Requests != 0 {
+		t.Errorf("the own replica went through svc/1: %+v", p.h.Stats())
+	}
+}
+
 func TestGatewayRefusesPublicBindUnlessAsked(t *testing.T) {
 	rt := &routes{m: map[string][]Replica{}}
 	if _, err := New(Config{Listen: "0.0.0.0:0"}, nil, rt); err == nil {
@@ -133,8 +164,8 @@ func TestGatewayRefusesPublicBindUnlessAsked(t *testing.T) {
 }
 
 // TestGatewayFailoverWhenProviderHostClosed: one provider's host goes
-// away; every request still succeeds on the others, and the dead replica
-// is avoided.
+// away while it looks the cheapest replica; every request still succeeds
+// on the others, and the dead replica is tried, fails and is avoided.
 func TestGatewayFailoverWhenProviderHostClosed(t *testing.T) {
 	g, url, ps, reps := threeReplicas(t, Config{})
 	if codes := load(t, url+"/svc/app/hello", 30, 3); codes[200] != 30 {
@@ -142,12 +173,17 @@ func TestGatewayFailoverWhenProviderHostClosed(t *testing.T) {
 	}
 	ps[0].h.Close()
 	ps[0].hs.Close()
+	// Make the closed replica the first choice whenever it is a candidate.
+	st := g.state("app", reps[0])
+	st.mu.Lock()
+	st.ewma, st.sampled = time.Nanosecond, time.Now()
+	st.mu.Unlock()
 	if codes := load(t, url+"/svc/app/hello", 60, 3); codes[200] != 60 {
 		t.Fatalf("after closing a provider: %v", codes)
 	}
 	for _, r := range g.Stats("app").Replicas {
-		if r.LeaseID == reps[0].LeaseID && !r.Down {
-			t.Errorf("closed replica not marked down: %+v", r)
+		if r.LeaseID == reps[0].LeaseID && r.Errors == 0 {
+			t.Errorf("closed replica never tried: %+v", r)
 		}
 	}
 }

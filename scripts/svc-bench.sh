@@ -5,7 +5,9 @@
 #   nginx   - nginx 1.22 as reverse proxy, round robin over the 3 replicas' HTTP fronts;
 #   gateway - Bourse's gateway ingress to the 3 replicas over libp2p (svc/1).
 # Installs wrk and nginx from Debian if missing (needs root for apt-get).
+# Each runs twice: for throughput (threads × connections) and for latency (one connection).
 # Usage: scripts/svc-bench.sh [duration, default 10s] [connections, default 16] [threads, default 2]
+# SVCBENCH_FLAGS is passed to scripts/svcbench (e.g. "-transport tcp").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
@@ -53,10 +55,10 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 ngpid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/x" >/dev/null 2>&1 && break; sleep 0.1; done
 
-run() { # name url
+run() { # name url threads conns
   curl -sf "$2/warm" >/dev/null
   wrk -t1 -c4 -d2s "$2/warm" >/dev/null # warm-up
-  local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "$2/bench")
+  local out; out=$(wrk -t"$3" -c"$4" -d"$DUR" --latency "$2/bench")
   local rps p50 p99 errs
   rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
   p50=$(awk '$1=="50%"{print $2}' <<<"$out")
@@ -64,12 +66,16 @@ run() { # name url
   errs=$(awk '/Non-2xx|Socket errors/{printf "%s ", $0}' <<<"$out")
   printf "| %-8s | %10s | %8s | %8s | %s\n" "$1" "$rps" "$p50" "$p99" "${errs:-none}"
 }
-echo "svc-hello, $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DUR --latency (machine shared: figures are upper bounds)"
-echo "| path     |      req/s |      p50 |      p99 | errors"
-echo "|----------|-----------:|---------:|---------:|-------"
-run direct "$direct"
-run nginx "http://127.0.0.1:$port"
-run gateway "$gateway"
+for load in "$THREADS $CONNS" "1 1"; do
+  set -- $load
+  echo
+  echo "svc-hello, $(nproc) cores, wrk -t$1 -c$2 -d$DUR --latency, load average $(cut -d' ' -f1 /proc/loadavg)"
+  echo "| path     |      req/s |      p50 |      p99 | errors"
+  echo "|----------|-----------:|---------:|---------:|-------"
+  run direct "$direct" "$1" "$2"
+  run nginx "http://127.0.0.1:$port" "$1" "$2"
+  run gateway "$gateway" "$1" "$2"
+done
 kill -TERM "$benchpid"
 wait "$benchpid" 2>/dev/null || true
 benchpid=
