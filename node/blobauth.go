@@ -15,10 +15,11 @@ import (
 // Who may fetch what from this node's blob server (p2p.BlobAuthorizer),
 // decided from the match on chain for the job the request names:
 //
-//   - a payload this node's client published goes to the provider its job
-//     was matched to: the request's credential is the job id, the match's
-//     bid must be this node's with that payload hash, and the asking peer
-//     must be the PeerID of the matched offer (which the provider signed);
+//   - a payload (or job manifest) this node's client published goes to the
+//     provider its job was matched to: the request's credential is the job
+//     id, the match's bid must be this node's with that payload (manifest)
+//     hash, and the asking peer must be the PeerID of the matched offer
+//     (which the provider signed);
 //   - a result this node produced as the provider goes to the job's
 //     client: the credential is the job id and the client's wallet
 //     signature over (job id, result hash, asking peer id), checked with
@@ -82,8 +83,9 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 	}
 	mt := &rec.Match
 	me := m.n.key.Address()
-	if mt.Bid.ClientAddress() == me && bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) && mt.Offer.PeerID == from.String() {
-		return true // our payload, to the provider of the job
+	if mt.Bid.ClientAddress() == me && mt.Offer.PeerID == from.String() &&
+		(bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) || bytes.Equal(mt.Bid.Payload.Manifest, hash[:])) {
+		return true // our payload or manifest, to the provider of the job
 	}
 	return mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) &&
 		wallet.Verify(mt.Bid.Client, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, hash, from), c.sig)

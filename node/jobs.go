@@ -170,7 +170,6 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		Client:     n.key.Public(),
 		Nonce:      binary.BigEndian.Uint64(nonce[:]),
 		Executor:   spec.Executor,
-		Args:       spec.Args,
 		Resources:  fromAPIResources(spec.Resources),
 		MaxPrice:   spec.MaxPrice,
 		MatchBy:    now.Add(spec.Deadline.Duration).UnixMilli(),
@@ -183,10 +182,17 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 	} else {
 		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String()}
 	}
-	for k, v := range spec.Env {
-		b.Env = append(b.Env, k+"="+v)
+	if man := manifestOf(spec); !man.Empty() {
+		if err := man.Validate(); err != nil {
+			return nil, api.BadRequest("%v", err)
+		}
+		h, err := man.Hash()
+		if err != nil {
+			return nil, err
+		}
+		b.Payload.Manifest = h[:]
+		b.Payload.Peer = n.host.ID().String()
 	}
-	sort.Strings(b.Env)
 	if spec.Constraints.Region != "" {
 		b.Constraints.Regions = []string{spec.Constraints.Region}
 	}
@@ -201,6 +207,42 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		return nil, err
 	}
 	return b, nil
+}
+
+// manifestOf is the job manifest of spec: its args, and its env as
+// sorted KEY=VALUE entries, so one spec has one manifest hash.
+func manifestOf(spec api.JobSpec) *market.Manifest {
+	man := &market.Manifest{Args: spec.Args}
+	for k, v := range spec.Env {
+		man.Env = append(man.Env, k+"="+v)
+	}
+	sort.Strings(man.Env)
+	return man
+}
+
+// storeManifest stores and publishes the manifest of spec (what the bid's
+// Payload.Manifest names), served like the payload to the matched
+// provider only.
+func (m *marketService) storeManifest(ctx context.Context, spec api.JobSpec) error {
+	man := manifestOf(spec)
+	if man.Empty() {
+		return nil
+	}
+	if err := man.Validate(); err != nil {
+		return api.BadRequest("%v", err)
+	}
+	raw, err := man.Encode()
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256(raw)
+	if !m.payloads.Has(h) {
+		if _, _, err := m.payloads.Put(ctx, bytes.NewReader(raw)); err != nil {
+			return fmt.Errorf("store the job manifest: %w", err)
+		}
+	}
+	m.blobs.Publish(h)
+	return nil
 }
 
 // checkedSet remembers which stored payloads passed api.CheckPayload for
@@ -282,6 +324,9 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 	}
 	b, err := m.bidFor(spec, hash, size)
 	if err != nil {
+		return api.Job{}, err
+	}
+	if err := m.storeManifest(ctx, spec); err != nil {
 		return api.Job{}, err
 	}
 	raw, err := b.Encode()

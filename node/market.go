@@ -60,6 +60,7 @@ type marketService struct {
 	seq          uint64                              // offers signed (the low bits of an offer Seq)
 	lastOfferSeq uint64                              // Seq of the last offer signed
 	runs         map[market.BidID]context.CancelFunc // the provider's runs, stopped by CancelRun
+	manifests    map[market.BidID]*market.Manifest   // fetched for matched jobs, taken by runJob
 	closing      bool                                // close has begun: spawn starts nothing
 
 	ctx    context.Context
@@ -68,7 +69,7 @@ type marketService struct {
 }
 
 func newMarketService(n *Node) (*marketService, error) {
-	m := &marketService{n: n, clock: clock.Real(), runs: map[market.BidID]context.CancelFunc{},
+	m := &marketService{n: n, clock: clock.Real(), runs: map[market.BidID]context.CancelFunc{}, manifests: map[market.BidID]*market.Manifest{},
 		modules: newModCache(16, 512<<20),
 		core:    lifecycle.New(lifecycle.Config{Self: n.key.Address(), Provider: n.cfg.Provider.Enabled})}
 	var err error
@@ -176,6 +177,11 @@ func (m *marketService) restore() {
 	for _, j := range jobs {
 		if h, err := parseHash(j.PayloadHash); err == nil {
 			m.blobs.Publish(h)
+		}
+		if j.Bid != nil {
+			if h, ok := j.Bid.Payload.ManifestHash(); ok {
+				m.blobs.Publish(h)
+			}
 		}
 	}
 	m.step(lifecycle.Restore{Jobs: jobs})
