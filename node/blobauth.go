@@ -100,6 +100,21 @@ func withBlobJob(ctx context.Context, job market.BidID) context.Context {
 	return context.WithValue(ctx, blobJobKey{}, job)
 }
 
+// blobOwnerKey carries, in a context, whom a fetched payload is for.
+type blobOwnerKey struct{}
+
+// withBlobOwner marks ctx as fetching a payload for owner (the job's
+// client): the foreign store counts it against that client's quota.
+func withBlobOwner(ctx context.Context, owner string) context.Context {
+	return context.WithValue(ctx, blobOwnerKey{}, owner)
+}
+
+// blobOwner is the owner withBlobOwner set, or "".
+func blobOwner(ctx context.Context) string {
+	o, _ := ctx.Value(blobOwnerKey{}).(string)
+	return o
+}
+
 // payloadCredential is the credential for a payload fetch under ctx.
 func payloadCredential(ctx context.Context) ([]byte, error) {
 	job, ok := ctx.Value(blobJobKey{}).(market.BidID)

@@ -88,6 +88,14 @@ func TestStrangerCannotFetchJobPayloadOrResult(t *testing.T) {
 		t.Errorf("provider stores the client's payload in its own store (%v) / foreign store (%v)",
 			prov.market.payloads.Has(payloadHash), prov.market.foreign.Has(payloadHash))
 	}
+	// Both count against the client's quota there, and so does the result.
+	owner := client.Address().String()
+	if got := prov.market.foreign.OwnerUsage(owner); got != int64(len(payload)) {
+		t.Errorf("the client's payload counts %d bytes against its quota, want %d", got, len(payload))
+	}
+	if got := prov.market.results.OwnerUsage(owner); got != done.ResultSize {
+		t.Errorf("the client's result counts %d bytes against its quota, want %d", got, done.ResultSize)
+	}
 }
 
 // A client accepts a result up to the disk its bid bought plus the logs

@@ -27,6 +27,10 @@ const (
 	maxResultBytes     = 256 << 20
 	bidRegossip        = 2 * time.Second
 	recheckPerBlock    = 2048 // clients and providers the book re-checks against chain state per block
+	// perClientStore is one client's quota in a provider's stores of
+	// payloads it fetched and results it made: above the largest payload
+	// (market.MaxPayloadSize) and result (maxResultBytes) a bid can name.
+	perClientStore = 1 << 30
 )
 
 // marketService is the node's part in the exchange: the order book fed by
@@ -81,12 +85,14 @@ func newMarketService(n *Node) (*marketService, error) {
 	if m.payloads, err = worker.OpenStore(filepath.Join(n.home, "payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("payload store: %w", err)
 	}
-	// Other parties' payloads have their own quota, so they can never
-	// evict this node's own payloads and results.
-	if m.foreign, err = worker.OpenStore(filepath.Join(n.home, "foreign-payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
+	// Other parties' payloads have their own store, so they can never
+	// evict this node's own payloads and results; in it, and in the
+	// store of the results this provider makes, each client has a quota
+	// (worker.Store), so one client cannot evict another's either.
+	if m.foreign, err = worker.OpenStore(filepath.Join(n.home, "foreign-payloads"), worker.StoreConfig{MaxBytes: 4 << 30, MaxBytesPerOwner: perClientStore, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("foreign payload store: %w", err)
 	}
-	if m.results, err = worker.OpenStore(filepath.Join(n.home, "results"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
+	if m.results, err = worker.OpenStore(filepath.Join(n.home, "results"), worker.StoreConfig{MaxBytes: 4 << 30, MaxBytesPerOwner: perClientStore, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("result store: %w", err)
 	}
 	if m.blobs, err = p2p.NewBlobServer(n.host, unionSource{m.payloads, m.results}, maxResultBytes); err != nil {

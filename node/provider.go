@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/lifecycle"
+	"github.com/bourse-net/bourse/p2p"
 	"github.com/bourse-net/bourse/worker"
 	dockerx "github.com/bourse-net/bourse/worker/docker"
 	execx "github.com/bourse-net/bourse/worker/exec"
@@ -85,15 +87,21 @@ func (f *payloadFetcher) Fetch(ctx context.Context, hash [32]byte, size int64, f
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if _, err := f.n.host.FetchBlobWith(ctx, id, hash, cred, size, &buf); err != nil {
+	// Streamed to a temporary file of the foreign store, hashed as it
+	// arrives, at most the size the bid announced, counted against the
+	// client's quota; kept only if it hashes to the bid's hash.
+	got, _, err := f.foreign.WriteOwned(ctx, blobOwner(ctx), func(w io.Writer) error {
+		_, err := f.n.host.FetchBlobWith(ctx, id, hash, cred, size, w)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	b := buf.Bytes()
-	if _, _, err := f.foreign.Put(ctx, bytes.NewReader(b)); err != nil {
-		f.n.log.Warn("cache payload", "err", err)
+	if got != hash {
+		f.foreign.Delete(got)
+		return nil, fmt.Errorf("payload %x: %w", hash[:6], p2p.ErrHashMismatch)
 	}
-	return b, nil
+	return f.foreign.Get(hash, size)
 }
 
 // resume picks up a provider's work after a restart: results it produced
@@ -224,7 +232,8 @@ func workerJob(b *market.Bid, man *market.Manifest) *worker.Job {
 			Resources: toWorkerResources(b.Resources),
 			Timeout:   time.Duration(b.TimeoutMs) * time.Millisecond,
 		},
-		Seed: seedOf(id),
+		Seed:  seedOf(id),
+		Owner: b.ClientAddress().String(),
 	}
 	if len(b.Payload.SHA256) == 32 {
 		job.PayloadHash = [32]byte(b.Payload.SHA256)
@@ -255,7 +264,7 @@ func (m *marketService) fetchPayload(a lifecycle.FetchPayload) error {
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(a.Deadline))
 		defer cancel()
 	}
-	ctx = withBlobJob(ctx, a.ID)
+	ctx = withBlobOwner(withBlobJob(ctx, a.ID), a.Client.String())
 	if a.Manifest != ([32]byte{}) {
 		man, err := m.fetchManifest(ctx, a.Manifest, a.From)
 		if err != nil {

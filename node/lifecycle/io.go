@@ -7,6 +7,7 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // Input is what Step takes.
@@ -197,6 +198,7 @@ type FetchPayload struct {
 	Hash     [32]byte
 	Size     int64
 	Manifest [32]byte
+	Client   wallet.Address // the bid's client, whose quota the fetched blobs count against
 	From     string
 	Attempt  int
 	After    time.Duration

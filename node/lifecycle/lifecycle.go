@@ -478,7 +478,7 @@ func (s *step) provMatched(mt market.Match, deadline, matchedAt int64) {
 // fetchFor is the fetch of a bid's payload and manifest, if it names
 // either.
 func fetchFor(id market.BidID, b *market.Bid) (FetchPayload, bool) {
-	f := FetchPayload{ID: id, From: b.Payload.Peer}
+	f := FetchPayload{ID: id, From: b.Payload.Peer, Client: b.ClientAddress()}
 	f.Manifest, _ = b.Payload.ManifestHash()
 	if len(b.Payload.SHA256) == 32 {
 		f.Hash, f.Size = [32]byte(b.Payload.SHA256), int64(b.Payload.Size)
