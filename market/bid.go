@@ -83,6 +83,11 @@ type Bid struct {
 	Near        []string         `cbor:"13,keyasint,omitempty" json:"near,omitempty"` // regions, nearest first (client's latency hint)
 	Replicas    uint32           `cbor:"14,keyasint" json:"replicas"`
 	Sig         []byte           `cbor:"15,keyasint,omitempty" json:"sig,omitempty"`
+	// Public lets any peer fetch the job's payload, manifest and result by
+	// hash; otherwise the client's node serves the payload and manifest
+	// only to the matched provider, and the provider the result only to
+	// the client.
+	Public bool `cbor:"16,keyasint,omitempty" json:"public,omitempty"`
 }
 
 // BidID is a bid's id, which is also its job id.

@@ -176,6 +176,7 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		TimeoutMs:  spec.Timeout.Milliseconds(),
 		Preference: spec.Placement,
 		Replicas:   1,
+		Public:     spec.Visibility == api.VisibilityPublic,
 	}
 	if spec.Image != "" && payloadSize == 0 {
 		b.Payload = market.Payload{Image: spec.Image}
@@ -207,6 +208,16 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		return nil, err
 	}
 	return b, nil
+}
+
+// publish serves a blob of a job of this client: to the matched provider
+// only, or to everyone for a public job.
+func (m *marketService) publish(h [32]byte, public bool) {
+	if public {
+		m.blobs.PublishPublic(h)
+	} else {
+		m.blobs.Publish(h)
+	}
 }
 
 // manifestOf is the job manifest of spec: its args, and its env as
@@ -241,7 +252,7 @@ func (m *marketService) storeManifest(ctx context.Context, spec api.JobSpec) err
 			return fmt.Errorf("store the job manifest: %w", err)
 		}
 	}
-	m.blobs.Publish(h)
+	m.publish(h, spec.Visibility == api.VisibilityPublic)
 	return nil
 }
 
@@ -307,7 +318,7 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 		}
 		rc.Close()
 		hash, size = h, n
-		m.blobs.Publish(hash)
+		m.publish(hash, spec.Visibility == api.VisibilityPublic)
 	} else if len(payload) > 0 {
 		hash = sha256.Sum256(payload)
 		if !m.payloads.Has(hash) { // the same module again: stored already
@@ -315,7 +326,7 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 				return api.Job{}, fmt.Errorf("store payload: %w", err)
 			}
 		}
-		m.blobs.Publish(hash)
+		m.publish(hash, spec.Visibility == api.VisibilityPublic)
 		if spec.PayloadSHA256 != "" && spec.PayloadSHA256 != hex.EncodeToString(hash[:]) {
 			return api.Job{}, api.BadRequest("payload_sha256 does not match the uploaded payload")
 		}

@@ -181,12 +181,13 @@ func (m *marketService) restore() {
 		m.n.log.Error("read the job records: jobs not restored", "err", err)
 	}
 	for _, j := range jobs {
+		public := j.Bid != nil && j.Bid.Public
 		if h, err := parseHash(j.PayloadHash); err == nil {
-			m.blobs.Publish(h)
+			m.publish(h, public)
 		}
 		if j.Bid != nil {
 			if h, ok := j.Bid.Payload.ManifestHash(); ok {
-				m.blobs.Publish(h)
+				m.publish(h, public)
 			}
 		}
 	}

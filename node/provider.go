@@ -365,7 +365,7 @@ func (m *marketService) runJob(ctx context.Context, a lifecycle.Run) {
 		}
 		rt.Usage = market.Usage{CPUMs: uint64(res.Usage.CPUMillis), MemMiBMs: uint64(res.Usage.MemoryMiBSeconds) * 1000}
 		if res.Hash != ([32]byte{}) {
-			m.blobs.Publish(res.Hash)
+			m.publish(res.Hash, a.Match.Bid.Public) // a public job's result to everyone
 		}
 		if n.metrics != nil {
 			n.metrics.execDuration.WithLabelValues(string(res.Executor), string(res.State)).Observe(float64(res.Usage.WallMillis) / 1000)

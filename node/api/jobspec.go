@@ -31,6 +31,17 @@ const (
 	PlaceBalanced    = market.PreferBalanced
 )
 
+// Who may fetch a job's payload, manifest and result (JobSpec.Visibility).
+const (
+	// VisibilityPrivate: only the matched provider fetches the payload and
+	// manifest, only the client the result; every other peer is told
+	// "not found", though the hashes are public (in the gossiped bid and
+	// on chain). The default.
+	VisibilityPrivate = "private"
+	// VisibilityPublic: any peer may fetch them by hash.
+	VisibilityPublic = "public"
+)
+
 // Bounds a job spec is held to. They reject absurd requests early, with a
 // message, instead of letting them reach the market. Those a bid shares
 // are the market's own bounds (defined once, in market/).
@@ -78,6 +89,8 @@ type JobSpec struct {
 	Placement   string            `json:"placement" yaml:"placement"`
 	Constraints Constraints       `json:"constraints" yaml:"constraints"`
 	Replicas    int               `json:"replicas" yaml:"replicas"`
+	// Visibility is private (the default) or public: see VisibilityPrivate.
+	Visibility string `json:"visibility,omitempty" yaml:"visibility"`
 	// PayloadSHA256 names, by its sha256 (64 hex digits), a payload the
 	// daemon already holds, so a module submitted again is not uploaded
 	// again. Set by clients (Client.SubmitJobBytes), not in spec files.
@@ -147,6 +160,7 @@ type rawSpec struct {
 	Placement   string            `yaml:"placement"`
 	Constraints Constraints       `yaml:"constraints"`
 	Replicas    *int64            `yaml:"replicas"`
+	Visibility  string            `yaml:"visibility"`
 	// PayloadSHA256 names a payload the daemon holds (see JobSpec).
 	PayloadSHA256 string `yaml:"payload_sha256"`
 }
@@ -205,6 +219,7 @@ func ParseJobSpec(data []byte) (JobSpec, error) {
 		Name: raw.Name, Executor: raw.Executor, Payload: raw.Payload, Image: raw.Image,
 		Args: raw.Args, Env: raw.Env, Timeout: raw.Timeout, Deadline: raw.Deadline,
 		Placement: raw.Placement, Constraints: raw.Constraints, PayloadSHA256: raw.PayloadSHA256,
+		Visibility: raw.Visibility,
 	}
 	if r := raw.Resources; r != nil {
 		for _, f := range []struct {
@@ -266,6 +281,9 @@ func (s JobSpec) WithDefaults() JobSpec {
 	if s.Replicas == 0 {
 		s.Replicas = 1
 	}
+	if s.Visibility == "" {
+		s.Visibility = VisibilityPrivate
+	}
 	return s
 }
 
@@ -286,6 +304,9 @@ func (s JobSpec) Validate() error {
 	}
 	if !validExecutor(s.Executor) {
 		return specErr("executor", "unknown executor %q (want wasm, docker or exec)", s.Executor)
+	}
+	if s.Visibility != VisibilityPrivate && s.Visibility != VisibilityPublic {
+		return specErr("visibility", "%.20q: want private (only the matched provider and the client fetch the job's blobs) or public", s.Visibility)
 	}
 	switch s.Executor {
 	case ExecutorDocker:

@@ -37,7 +37,7 @@ func TestParseJobSpecExample(t *testing.T) {
 		Env:       map[string]string{"GREETING": "hello"},
 		Resources: Resources{CPU: 250, Memory: 64, Disk: 16}, MaxPrice: 2000000,
 		Timeout: Duration{30 * time.Second}, Deadline: Duration{30 * time.Second},
-		Placement: "cheapest", Replicas: 1,
+		Placement: "cheapest", Replicas: 1, Visibility: VisibilityPrivate,
 		Constraints: Constraints{Labels: map[string]string{}, Executors: []string{}},
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -84,6 +84,7 @@ func TestParseJobSpecErrors(t *testing.T) {
 		{"negative duration", base + "deadline: -5s\n", "deadline", "must be positive"},
 		{"absurd timeout", base + "timeout: 9999h\n", "timeout", "at most"},
 		{"placement", base + "placement: random\n", "placement", `unknown placement "random"`},
+		{"visibility", base + "visibility: friends\n", "visibility", `"friends": want private`},
 		{"constraint executor", base + "constraints: {executors: [gpu]}\n", "constraints.executors", "unknown executor"},
 		{"replicas zero", base + "replicas: 0\n", "replicas", "1..16"},
 		{"replicas absurd", base + "replicas: 1000\n", "replicas", "1..16"},
@@ -118,14 +119,15 @@ func randomSpec(r *rand.Rand) JobSpec {
 	execs := []string{ExecutorWASM, ExecutorDocker, ExecutorExec}
 	places := []string{PlaceCheapest, PlaceLeastLoaded, PlaceNearest, PlaceBalanced}
 	s := JobSpec{
-		Name:      fmt.Sprintf("job-%d", r.IntN(1000)),
-		Executor:  execs[r.IntN(3)],
-		Resources: Resources{CPU: 1 + r.Uint64N(MaxCPU), Memory: 1 + r.Uint64N(MaxMemoryMiB), Disk: r.Uint64N(MaxDiskMiB), GPUs: r.Uint64N(MaxGPUs + 1)},
-		MaxPrice:  1 + r.Uint64N(1<<40),
-		Timeout:   Duration{time.Duration(1+r.IntN(3600)) * time.Second},
-		Deadline:  Duration{time.Duration(1+r.IntN(3600)) * time.Millisecond},
-		Placement: places[r.IntN(4)],
-		Replicas:  1 + r.IntN(MaxReplicas),
+		Name:       fmt.Sprintf("job-%d", r.IntN(1000)),
+		Executor:   execs[r.IntN(3)],
+		Resources:  Resources{CPU: 1 + r.Uint64N(MaxCPU), Memory: 1 + r.Uint64N(MaxMemoryMiB), Disk: r.Uint64N(MaxDiskMiB), GPUs: r.Uint64N(MaxGPUs + 1)},
+		MaxPrice:   1 + r.Uint64N(1<<40),
+		Timeout:    Duration{time.Duration(1+r.IntN(3600)) * time.Second},
+		Deadline:   Duration{time.Duration(1+r.IntN(3600)) * time.Millisecond},
+		Placement:  places[r.IntN(4)],
+		Replicas:   1 + r.IntN(MaxReplicas),
+		Visibility: []string{VisibilityPrivate, VisibilityPublic}[r.IntN(2)],
 	}
 	if s.Executor == ExecutorDocker {
 		s.Image = "img:" + fmt.Sprint(r.IntN(9))
