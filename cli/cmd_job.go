@@ -127,8 +127,8 @@ func loadSpecFile(path string) (api.JobSpec, []byte, error) {
 	if err != nil {
 		return api.JobSpec{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if spec.Executor == api.ExecutorDocker {
-		return spec, nil, nil
+	if spec.Executor == api.ExecutorDocker && spec.Payload == "" {
+		return spec, nil, nil // an image the provider has, or pulls by digest
 	}
 	ppath := spec.Payload
 	if !filepath.IsAbs(ppath) {

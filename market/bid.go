@@ -31,7 +31,8 @@ const MaxReputation = 1000
 
 // Payload says where the job's code comes from: either content addressed
 // (SHA256 and Size, served by the client's node Peer over /blob/1), or an
-// Image reference for the docker executor. Exactly one of the two forms.
+// Image reference for the docker executor, or for docker both: an image
+// tarball (content addressed) and the ID of the one image it holds.
 //
 // Manifest is the sha256 of the job's Manifest (its arguments and
 // environment), served by Peer like the payload; empty when the job has
@@ -244,12 +245,10 @@ func (b *Bid) validatePayload() error {
 	case len(p.Manifest) != 0 && p.Peer == "":
 		return invalid(CodePayload, "bid.payload.peer", "a manifest needs the peer that serves it")
 	}
-	if p.Image != "" {
+	if p.Image != "" && len(p.SHA256) == 0 && p.Size == 0 {
 		switch {
 		case b.Executor != ExecDocker:
 			return invalid(CodePayload, "bid.payload.image", "an image needs the docker executor, not %q", b.Executor)
-		case len(p.SHA256) != 0 || p.Size != 0:
-			return invalid(CodePayload, "bid.payload", "image and content reference are exclusive")
 		case p.Peer != "" && len(p.Manifest) == 0:
 			return invalid(CodePayload, "bid.payload.peer", "an image job names a peer only to serve its manifest")
 		case len(p.Image) > MaxImageLen || !isPrintable(p.Image):
@@ -258,6 +257,16 @@ func (b *Bid) validatePayload() error {
 			return invalid(CodePayload, "bid.payload.peer", "peer id must be 1..%d printable bytes", MaxPeerIDLen)
 		}
 		return nil
+	}
+	if p.Image != "" {
+		// An image tarball, content addressed, with the ID of the one
+		// image it holds.
+		switch {
+		case b.Executor != ExecDocker:
+			return invalid(CodePayload, "bid.payload.image", "an image needs the docker executor, not %q", b.Executor)
+		case !isImageID(p.Image):
+			return invalid(CodePayload, "bid.payload.image", "an image tarball comes with its image ID (sha256:<64 hex digits>), not %.80q", p.Image)
+		}
 	}
 	switch {
 	case len(p.SHA256) != sha256.Size:
@@ -268,6 +277,21 @@ func (b *Bid) validatePayload() error {
 		return invalid(CodePayload, "bid.payload.peer", "peer id must be 1..%d printable bytes", MaxPeerIDLen)
 	}
 	return nil
+}
+
+// isImageID reports whether ref is a docker image ID: "sha256:" and 64
+// lowercase hex digits.
+func isImageID(ref string) bool {
+	h, ok := strings.CutPrefix(ref, "sha256:")
+	if !ok || len(h) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func validStrings(field string, xs []string, env bool) error {

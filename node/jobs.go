@@ -181,7 +181,8 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 	if spec.Image != "" && payloadSize == 0 {
 		b.Payload = market.Payload{Image: spec.Image}
 	} else {
-		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String()}
+		// For docker, an image tarball with the ID of its image.
+		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String(), Image: spec.Image}
 	}
 	if man := manifestOf(spec); !man.Empty() {
 		if err := man.Validate(); err != nil {

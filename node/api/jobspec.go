@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -313,8 +314,8 @@ func (s JobSpec) Validate() error {
 		if s.Image == "" {
 			return specErr("image", "a docker job needs an image reference")
 		}
-		if s.Payload != "" {
-			return specErr("payload", "a docker job runs an image; remove payload")
+		if s.Payload != "" && !IsImageID(s.Image) {
+			return specErr("image", "a docker job with an image tarball as its payload names the image by its ID (sha256:<64 hex digits>, from `docker inspect --format '{{.Id}}'`), not %.80q", s.Image)
 		}
 		if len(s.Image) > MaxImageLen || strings.ContainsAny(s.Image, " \t\n") {
 			return specErr("image", "%.40q is not an image reference", s.Image)
@@ -407,8 +408,10 @@ func (s JobSpec) Validate() error {
 func CheckPayload(executor string, payload []byte) error {
 	switch executor {
 	case ExecutorDocker:
-		if len(payload) != 0 {
-			return specErr("payload", "a docker job runs an image and takes no payload upload")
+		// Nothing, or an image tarball (`docker save`); the provider checks
+		// that it holds exactly the image the job names by ID.
+		if len(payload) != 0 && !looksLikeTar(payload) {
+			return specErr("payload", "a docker job's payload is an image tarball (docker save), and this is not a tar archive")
 		}
 		return nil
 	case ExecutorWASM:
@@ -426,6 +429,36 @@ func CheckPayload(executor string, payload []byte) error {
 		return specErr("executor", "unknown executor %q (want wasm, docker or exec)", executor)
 	}
 	return nil
+}
+
+// IsImageID reports whether ref is a docker image ID: "sha256:" and 64
+// lowercase hex digits.
+func IsImageID(ref string) bool {
+	h, ok := strings.CutPrefix(ref, "sha256:")
+	if !ok || len(h) != 64 || strings.ToLower(h) != h {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
+}
+
+// looksLikeTar reports whether b starts with a tar header: its checksum
+// (bytes 148..155, octal) matches the header's bytes.
+func looksLikeTar(b []byte) bool {
+	if len(b) < 512 {
+		return false
+	}
+	h := b[:512]
+	var sum int64
+	for i, c := range h {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		sum += int64(c)
+	}
+	field := strings.TrimRight(strings.TrimSpace(string(bytes.TrimRight(h[148:156], "\x00 "))), "\x00")
+	want, err := strconv.ParseInt(field, 8, 64)
+	return err == nil && want == sum
 }
 
 // SortedKeys returns m's keys in order, for stable output.
