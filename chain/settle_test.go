@@ -2,6 +2,8 @@ package chain
 
 import (
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -524,5 +526,43 @@ func TestAvailabilityDepositGrowsWithResultSize(t *testing.T) {
 		if got := ChallengeDeposit(p, m, ChallengeUnavailable, 3); got != c.want {
 			t.Fatalf("size %d: deposit %d, want %d", c.size, got, c.want)
 		}
+	}
+}
+
+// Each settlement parameter is accepted at its bounds and refused one
+// past them, naming the field; a genesis that omits them gets defaults.
+func TestSettlementParamsAtTheirBounds(t *testing.T) {
+	for _, c := range []struct {
+		field  string
+		ok, no func(*Params)
+	}{
+		{"params.challenge_window_ms", func(p *Params) { p.ChallengeWindowMs = MinChallengeWindowMs }, func(p *Params) { p.ChallengeWindowMs = MinChallengeWindowMs - 1 }},
+		{"params.challenge_window_ms", func(p *Params) { p.ChallengeWindowMs = MaxChallengeWindowMs }, func(p *Params) { p.ChallengeWindowMs = MaxChallengeWindowMs + 1 }},
+		{"params.committee_size", func(p *Params) { p.CommitteeSize = 1 }, func(p *Params) { p.CommitteeSize = 0 }},
+		{"params.committee_size", func(p *Params) { p.CommitteeSize = MaxCommitteeSize }, func(p *Params) { p.CommitteeSize = MaxCommitteeSize + 1 }},
+		{"params.attest_window_ms", func(p *Params) { p.AttestWindowMs = MaxResultGraceMs }, func(p *Params) { p.AttestWindowMs = MaxResultGraceMs + 1 }},
+		{"params.avail_deposit_base", func(p *Params) { p.AvailDepositBase = 1 }, func(p *Params) { p.AvailDepositBase = 0 }},
+		{"params.challenge_slash_bps", func(p *Params) { p.ChallengeSlashBps = 10000 }, func(p *Params) { p.ChallengeSlashBps = 10001 }},
+		{"params.referee_slash_bps", func(p *Params) { p.RefereeSlashBps = 10000 }, func(p *Params) { p.RefereeSlashBps = 10001 }},
+	} {
+		g := testGenesis(2, 1)
+		c.ok(&g.Params)
+		if err := g.Validate(); err != nil {
+			t.Fatalf("%s at its bound: %v", c.field, err)
+		}
+		c.no(&g.Params)
+		var ge *GenesisError
+		if err := g.Validate(); !errors.As(err, &ge) || ge.Field != c.field {
+			t.Fatalf("%s past its bound: %v", c.field, err)
+		}
+	}
+	raw := []byte(`{"chain_id":"x","genesis_time":1,"accounts":[],"validators":[],"timeouts":{"propose_ms":1,"prevote_ms":1,"precommit_ms":1},"params":{"unbonding_blocks":1,"min_provider_collateral":1,"max_block_bytes":1024,"max_block_txs":1,"max_validators":1}}`)
+	var g Genesis
+	g.Params.PresetOmitted()
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	if p := g.Params; p.ChallengeWindowMs != DefaultChallengeWindowMs || p.CommitteeSize != DefaultCommitteeSize || p.ChallengeSlashBps != DefaultChallengeSlashBps || p.RefereeSlashBps != DefaultRefereeSlashBps {
+		t.Fatalf("omitted settlement params: %+v", p)
 	}
 }
