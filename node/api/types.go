@@ -242,11 +242,18 @@ const (
 	StateFailed          = "failed"
 	StateTimedOut        = "timed_out"
 	StateCancelled       = "cancelled"
-	// StateResultUnavailable: the chain settled the job as completed and
-	// paid the provider, but its result could not be fetched from the
-	// provider (Error says why), so it was never checked against the
-	// hash on chain.
+	// StateResultUnavailable: the result could not be fetched (Error
+	// says why), so it was never checked against the hash on chain; when
+	// the node's availability challenge found the provider withholding
+	// it, the provider was slashed and the escrow refunded (Slashed,
+	// Refunded).
 	StateResultUnavailable = "result_unavailable"
+	// StateChallenged: the result could not be fetched, so the node
+	// challenged its availability on chain; a committee decides.
+	StateChallenged = "challenged"
+	// StateWrongResult: referees re-executed the job and found another
+	// hash: the provider was slashed and the escrow refunded.
+	StateWrongResult = "wrong_result"
 	// StatePayloadUnavailable: the provider could not get the payload
 	// from this node before its deadline and said so on chain; the escrow
 	// came back less the unavailability fee (burned).
@@ -256,7 +263,7 @@ const (
 // Terminal reports whether a job in state s will not change any more.
 func Terminal(s string) bool {
 	switch s {
-	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable, StatePayloadUnavailable:
+	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable, StatePayloadUnavailable, StateWrongResult:
 		return true
 	}
 	return false
