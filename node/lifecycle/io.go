@@ -214,12 +214,12 @@ type Reexecuted struct {
 	Err  error
 }
 
-func (AckSent) input()       {}
-func (ChallengeSent) input() {}
-func (AttestSent) input()    {}
-func (AttestFetched) input() {}
-func (Reexecuted) input()    {}
-func (Restore) input()       {}
+func (AckSent) input()         {}
+func (ChallengeSent) input()   {}
+func (AttestSent) input()      {}
+func (AttestFetched) input()   {}
+func (Reexecuted) input()      {}
+func (Restore) input()         {}
 func (Submit) input()          {}
 func (Block) input()           {}
 func (Resume) input()          {}
@@ -349,12 +349,12 @@ type SendAttest struct {
 	Hash [32]byte
 }
 
-func (SendAck) action()       {}
-func (SendChallenge) action() {}
-func (FetchAttest) action()   {}
-func (Reexecute) action()     {}
-func (SendAttest) action()    {}
-func (Persist) action()       {}
+func (SendAck) action()         {}
+func (SendChallenge) action()   {}
+func (FetchAttest) action()     {}
+func (Reexecute) action()       {}
+func (SendAttest) action()      {}
+func (Persist) action()         {}
 func (Publish) action()         {}
 func (Explain) action()         {}
 func (FetchResult) action()     {}
