@@ -283,6 +283,7 @@ func (m *marketService) runJob(ctx context.Context, a lifecycle.Run) {
 		err = nil
 		rt.ResultHash = res.Hash
 		rt.ExitCode = int32(res.ExitCode)
+		rt.Size = uint64(max(res.Size, 0)) // what a committee member fetches at most
 		if res.State != worker.StateSucceeded && rt.ExitCode == 0 {
 			rt.ExitCode = 1
 		}
