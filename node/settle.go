@@ -9,6 +9,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/node/lifecycle"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -19,6 +20,9 @@ import (
 // challengeDeposit is the most a challenge of job id can cost now: the
 // deposit with a full committee (the chain draws at most that many).
 func (m *marketService) challengeDeposit(id market.BidID, kind chain.ChallengeKind) (uint64, chain.Match, error) {
+	if m.n.drv == nil {
+		return 0, chain.Match{}, errors.New("this node follows no chain")
+	}
 	st := m.n.drv.State()
 	rec, ok, err := st.Match(id)
 	if err != nil {
@@ -123,4 +127,36 @@ func (m *marketService) reexecute(mt market.Match) ([32]byte, error) {
 		return [32]byte{}, errors.New("the re-execution produced no result")
 	}
 	return res.Hash, nil
+}
+
+// challengeJob is POST /v1/jobs/{id}/challenge.
+func (m *marketService) challengeJob(_ context.Context, id, kind string) (api.Challenge, error) {
+	j, ok := m.clientJob(id)
+	if !ok || j.Bid == nil {
+		return api.Challenge{}, fmt.Errorf("%w: no job %s on this node (only the job's client may challenge it)", api.ErrNotFound, id)
+	}
+	var k chain.ChallengeKind
+	switch kind {
+	case "unavailable":
+		k = chain.ChallengeUnavailable
+	case "wrong":
+		k = chain.ChallengeWrong
+	default:
+		return api.Challenge{}, api.BadRequest("kind %q: want unavailable or wrong", kind)
+	}
+	if k == chain.ChallengeWrong && j.Bid.Executor != market.ExecWASM {
+		return api.Challenge{}, api.BadRequest("job %s runs on %s: only WASM results can be re-executed by referees", id, j.Bid.Executor)
+	}
+	deposit, rec, err := m.challengeDeposit(j.Bid.ID(), k)
+	if err != nil {
+		return api.Challenge{}, err
+	}
+	if rec.Status != chain.MatchHeld {
+		return api.Challenge{}, fmt.Errorf("%w: job %s is %s on chain: only a held result can be challenged (the node acks a result as soon as it fetched and checked it; set hold_ack = true in config.toml to keep the window open for 'bourse job verify --challenge')", api.ErrConflict, id, rec.Status)
+	}
+	out := api.Challenge{ID: id, Kind: kind, Deposit: deposit, Status: "committed"}
+	if err := m.sendChallenge(j.Bid.ID(), k); err != nil {
+		out.Status, out.Error = "failed", err.Error()
+	}
+	return out, nil
 }

@@ -214,6 +214,13 @@ type MarketStats struct {
 	// even, 1/n is everything on one provider.
 	Fairness  float64         `json:"fairness"`
 	Providers []ProviderStats `json:"providers"`
+	// Settlement over the range: held (results in their challenge
+	// window), slashed, and the challenges decided for and against
+	// providers.
+	Held           uint64 `json:"held"`
+	Slashed        uint64 `json:"slashed"`
+	ChallengesWon  uint64 `json:"challenges_won"`
+	ChallengesLost uint64 `json:"challenges_lost"`
 }
 
 // ProviderStats is one provider's line in MarketStats.
@@ -225,7 +232,12 @@ type ProviderStats struct {
 	TimedOut    uint64  `json:"timed_out"`
 	Earned      uint64  `json:"earned"`
 	Slashed     uint64  `json:"slashed"`
-	Utilization float64 `json:"utilization"` // 0..1
+	// Held is its pay held in challenge windows; challenges of its
+	// results it won and lost.
+	Held           uint64  `json:"held"`
+	ChallengesWon  uint64  `json:"challenges_won"`
+	ChallengesLost uint64  `json:"challenges_lost"`
+	Utilization    float64 `json:"utilization"` // 0..1
 	Share       float64 `json:"share"`       // of all matches in the range
 }
 
@@ -397,6 +409,34 @@ type ProviderStatus struct {
 	Jobs           map[string]int `json:"jobs"` // by state
 	Earned         uint64         `json:"earned"`
 	Slashed        uint64         `json:"slashed"`
+	// Settlement, from the chain's record of this provider: what its
+	// results hold until their challenge window ends (HeldJobs results),
+	// what was released to it, what of its collateral was slashed, and
+	// the challenges of its results it won and lost.
+	Held           uint64 `json:"held"`
+	HeldJobs       uint64 `json:"held_jobs"`
+	Released       uint64 `json:"released"`
+	SlashedTotal   uint64 `json:"slashed_total"`
+	ChallengesWon  uint64 `json:"challenges_won"`
+	ChallengesLost uint64 `json:"challenges_lost"`
+}
+
+// ChallengeRequest is POST /v1/jobs/{id}/challenge: "unavailable" (the
+// result cannot be fetched) or "wrong" (a WASM result whose re-run gave
+// another hash).
+type ChallengeRequest struct {
+	Kind string `json:"kind"`
+}
+
+// Challenge is the answer to POST /v1/jobs/{id}/challenge: the
+// challenge committed with the deposit it locked, or why the chain
+// refused it.
+type Challenge struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Deposit uint64 `json:"deposit"` // at most this; the chain locks it for a full committee or less
+	Status  string `json:"status"`  // committed or failed
+	Error   string `json:"error,omitempty"`
 }
 
 // Event types of the SSE stream.

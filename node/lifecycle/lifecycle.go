@@ -45,6 +45,7 @@ const StateResultUnavailable = api.StateResultUnavailable
 type Config struct {
 	Self     wallet.Address // this node's account: matches to its offers are its provider jobs
 	Provider bool           // the node runs jobs matched to it
+	HoldAck  bool           // the client does not ack checked results (the window runs out instead)
 
 	ResultFetchAttempts  int           // client: tries to fetch a settled job's result (default 5)
 	ResultFetchBackoff   time.Duration // delay after attempt k is k times this (default 300ms)
@@ -406,7 +407,7 @@ func (s *step) resultFetched(in ResultFetched) {
 		s.changed(j)
 		// Fetched and checked against the chain's hash: release the
 		// payment now rather than at the window's end.
-		if id, err := parseHash(j.ID); err == nil {
+		if id, err := parseHash(j.ID); err == nil && !s.c.cfg.HoldAck {
 			s.emit(SendAck{ID: market.BidID(id)})
 		}
 		return
