@@ -115,7 +115,7 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 			if ch.Member(c.member.Address()) < 0 {
 				continue
 			}
-			if mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) {
+			if mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) && lieMode(m.n.cfg.Moniker) != "withhold" {
 				return true // the result, to a committee member
 			}
 			if ch.Kind == chain.ChallengeWrong && mt.Bid.ClientAddress() == me && bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) {
@@ -126,6 +126,9 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 	}
 	if mt.Bid.ClientAddress() == me && bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) && mt.Offer.PeerID == from.String() {
 		return true // our payload, to the provider of the job
+	}
+	if lieMode(m.n.cfg.Moniker) == "withhold" && mt.Offer.ProviderAddress() == me {
+		return false // test hook: a provider that withholds its results
 	}
 	return mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) &&
 		wallet.Verify(mt.Bid.Client, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, hash, from), c.sig)
