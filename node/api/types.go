@@ -225,20 +225,20 @@ type MarketStats struct {
 
 // ProviderStats is one provider's line in MarketStats.
 type ProviderStats struct {
-	Address     string  `json:"address"`
-	Matches     uint64  `json:"matches"`
-	Completed   uint64  `json:"completed"`
-	Failed      uint64  `json:"failed"`
-	TimedOut    uint64  `json:"timed_out"`
-	Earned      uint64  `json:"earned"`
-	Slashed     uint64  `json:"slashed"`
+	Address   string `json:"address"`
+	Matches   uint64 `json:"matches"`
+	Completed uint64 `json:"completed"`
+	Failed    uint64 `json:"failed"`
+	TimedOut  uint64 `json:"timed_out"`
+	Earned    uint64 `json:"earned"`
+	Slashed   uint64 `json:"slashed"`
 	// Held is its pay held in challenge windows; challenges of its
 	// results it won and lost.
 	Held           uint64  `json:"held"`
 	ChallengesWon  uint64  `json:"challenges_won"`
 	ChallengesLost uint64  `json:"challenges_lost"`
 	Utilization    float64 `json:"utilization"` // 0..1
-	Share       float64 `json:"share"`       // of all matches in the range
+	Share          float64 `json:"share"`       // of all matches in the range
 }
 
 // Job states, in lifecycle order. Paid, Expired, Failed, TimedOut,
