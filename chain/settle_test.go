@@ -566,3 +566,51 @@ func TestSettlementParamsAtTheirBounds(t *testing.T) {
 		t.Fatalf("omitted settlement params: %+v", p)
 	}
 }
+
+// BenchmarkAckPerJob is what settlement adds to a job on chain: one Ack
+// transaction (its bytes reported as ack-bytes) verified and executed in
+// a block, on top of the Result's few more bytes (ResultTx.Size) and the
+// Match record's held fields.
+func BenchmarkAckPerJob(b *testing.B) {
+	n := newTestNetFrom(b, func() *Genesis {
+		g := testGenesis(7, 4)
+		g.Params.ChallengeWindowMs = MaxChallengeWindowMs
+		return g
+	}(), 4)
+	n.block(n.tx(sProv, 1, func(tx *Tx) { tx.ProviderRegister = &ProviderRegister{Collateral: 100_000} }))
+	var ids []market.BidID
+	const batch = 200
+	o := n.offer(sProv, 1)
+	for i := range batch {
+		bid := n.bid(sClient, uint64(i+1), 1, 10_000)
+		bid.MaxPrice = 1000
+		if err := bid.Sign(testChainID, n.keys[sClient]); err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, bid.ID())
+		n.block(n.matchTx(o, bid))
+	}
+	var rs [][]byte
+	for _, id := range ids {
+		rs = append(rs, n.tx(sProv, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: id, ResultHash: rightHash, Size: 1 << 20} }))
+	}
+	n.block(rs...)
+	var acks [][]byte
+	for _, id := range ids {
+		acks = append(acks, n.tx(sClient, 1, func(tx *Tx) { tx.Ack = &AckTx{JobID: id} }))
+	}
+	blk := &Block{Header: Header{ChainID: testChainID, Height: n.st.Height() + 1, Time: n.time + 1000}, Txs: acks}
+	tmpl := BlockTemplate{Height: blk.Header.Height, Time: blk.Header.Time, PrevHash: n.prevHash, Proposer: n.proposer().Address()}
+	built, _, err := BuildBlock(n.st, tmpl, acks, ExecOptions{})
+	if err != nil || len(built.Txs) != batch {
+		b.Fatalf("build: %v, %d txs", err, len(built.Txs))
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := Execute(n.st, built, ExecOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/ack")
+	b.ReportMetric(float64(len(acks[0])), "ack-bytes")
+}

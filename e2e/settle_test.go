@@ -77,6 +77,13 @@ func TestSettlementEndToEnd(t *testing.T) {
 			t.Errorf("testnet down: %v\n%s", err, errOut)
 		}
 	})
+	// 'testnet up' registers the providers; 'testnet start' of a fresh
+	// network does not.
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	if err := testnet.RegisterProviders(rctx, nw, func(string) {}); err != nil {
+		t.Fatalf("register providers: %v", err)
+	}
 	var cl []*api.Client
 	for _, nd := range nw.Nodes {
 		c, err := testnet.Client(nd)
