@@ -105,12 +105,17 @@ func TestSettlementEndToEnd(t *testing.T) {
 		}
 		return p
 	}
+	// submit runs 'job submit --wait --json', which exits non-zero for a
+	// job that ends unpaid (the withheld one): its JSON says what happened.
 	submit := func(t *testing.T, from int, target string) api.Job {
 		t.Helper()
-		out := bourse(t, "--home", nw.Nodes[from].Home, "job", "submit", spec(target), "--wait", "--json")
+		out, errOut, err := run("--home", nw.Nodes[from].Home, "job", "submit", spec(target), "--wait", "--json")
 		var j api.Job
-		if err := json.Unmarshal([]byte(out), &j); err != nil {
-			t.Fatalf("job submit: %v\n%s", err, out)
+		if jerr := json.Unmarshal([]byte(out), &j); jerr != nil {
+			t.Fatalf("job submit: %v, %v\n%s\n%s", err, jerr, out, errOut)
+		}
+		if (err == nil) != (j.State == api.StatePaid) {
+			t.Fatalf("job submit exited %v with the job %s\n%s", err, j.State, errOut)
 		}
 		if j.Provider != nw.Nodes[nodeIndex(target)].Address {
 			t.Fatalf("job went to %s, not %s", j.Provider, target)
