@@ -161,6 +161,11 @@ func (p *persister) flush() {
 // bidFor turns a job spec into a signed bid served by this node.
 func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSize int64) (*market.Bid, error) {
 	n := m.n
+	if spec.Replicas > 1 {
+		// Accepted by the spec format, not yet by the market: refused
+		// rather than silently run once.
+		return nil, api.BadRequest("replicas: %d: k-of-n placement (each replica on its own provider, the majority hash paid) is not implemented yet; use replicas: 1, and 'bourse job verify ID --challenge' to have a WASM result re-executed by referees", spec.Replicas)
+	}
 	now := m.clock.Now()
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
