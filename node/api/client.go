@@ -364,6 +364,13 @@ func (c *Client) JobLogs(ctx context.Context, id string) (JobLogs, error) {
 	return v, c.getJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/logs", nil, &v)
 }
 
+// ChallengeJob is POST /v1/jobs/{id}/challenge: kind "unavailable" or
+// "wrong". It returns once the challenge committed or was refused.
+func (c *Client) ChallengeJob(ctx context.Context, id, kind string) (Challenge, error) {
+	var v Challenge
+	return v, c.postJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/challenge", ChallengeRequest{Kind: kind}, &v)
+}
+
 // VerifyJob is POST /v1/jobs/{id}/verify: the node re-runs the settled
 // WASM job and compares result hashes. It takes as long as the job.
 func (c *Client) VerifyJob(ctx context.Context, id string) (Verification, error) {
