@@ -198,6 +198,7 @@ func commands(env Env) []*ucli.Command {
 		jobCommand(env),
 		marketCommand(env),
 		chainCommand(env),
+		txCommand(env),
 		stakeCommand(env),
 		uiCommand(env),
 		testnetCommand(env),
