@@ -199,6 +199,7 @@ func commands(env Env) []*ucli.Command {
 		marketCommand(env),
 		chainCommand(env),
 		txCommand(env),
+		benchCommand(env),
 		stakeCommand(env),
 		uiCommand(env),
 		testnetCommand(env),
