@@ -141,15 +141,17 @@ type SigCache struct {
 	mu   sync.Mutex
 	set  map[[32]byte]struct{}
 	ring [][32]byte
+	size int
 	next int
 }
 
-// NewSigCache holds up to size hashes.
+// NewSigCache holds up to size hashes. Its memory grows with use (an idle
+// node does not hold room for size hashes).
 func NewSigCache(size int) *SigCache {
 	if size < 1 {
 		size = 1
 	}
-	return &SigCache{set: make(map[[32]byte]struct{}, size), ring: make([][32]byte, 0, size)}
+	return &SigCache{set: map[[32]byte]struct{}{}, size: size}
 }
 
 // Has reports whether h was verified.
@@ -173,7 +175,7 @@ func (c *SigCache) Add(h [32]byte) {
 	if _, ok := c.set[h]; ok {
 		return
 	}
-	if len(c.ring) < cap(c.ring) {
+	if len(c.ring) < c.size {
 		c.ring = append(c.ring, h)
 	} else {
 		delete(c.set, c.ring[c.next])
