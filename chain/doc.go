@@ -25,12 +25,16 @@
 // to the block proposer) and exactly one body: Transfer, Bond, Unbond,
 // ProviderRegister, BidCancel, Match (a market.Match, only from the block
 // proposer), Result, Evidence (consensus.DuplicateVoteEvidence, encoded),
-// and the service transactions of chain/service.go: ServiceOpen,
+// PayloadUnavailable, ProviderDeregister, ProviderWithdraw, and the
+// settlement kinds Ack, Challenge and Attest (settle.go: a Result holds
+// its payment for Params.ChallengeWindowMs; the client's Ack releases it,
+// a challenge sends it to a stake-weighted committee; the economics are
+// in RATIONALE.md), and the service kinds of service.go: ServiceOpen,
 // ServiceScale, ServiceClose (the owner), ServicePlace (the proposer, like
 // a Match), ServiceClaim and ServiceLeave (a lease's provider), ServiceDown
-// (the owner). A service's replicas are leases funded a period at a time
+// (the owner): a service's replicas are leases funded a period at a time
 // from its escrowed budget and paid by the owner's signed cumulative
-// receipts; see the comment at the top of service.go and RATIONALE.md.
+// receipts (see service.go and RATIONALE.md).
 // Sign signs the canonical CBOR without Sig under the wallet domain
 // (chain id, MsgTypeTx). DecodeTx takes canonical bytes only, so
 // TxHash(raw) is a transaction's one identity. Signatures are verified
@@ -72,9 +76,11 @@
 // Per block, in order: matured unbondings are paid out, open matches whose
 // deadline (matchedAt + the bid's timeout + Params.ResultGraceMs, the
 // genesis's result grace) is ≤ the block time time out (client refunded,
-// provider collateral slashed by TimeoutSlashBps; at most
-// MaxTimeoutsPerBlock, earliest first, the rest in the next blocks, and a
-// Result past its deadline is refused either way), the transactions run,
+// provider collateral slashed by TimeoutSlashBps), held results whose
+// challenge window ended are paid and challenges past their committee's
+// deadline expire (all three at most MaxTimeoutsPerBlock together,
+// earliest first, the rest in the next blocks; a Result past its deadline
+// is refused either way), the transactions run,
 // fees go to the proposer, and the
 // validator set for Height+2 is derived from stake (top MaxValidators,
 // power = stake, sorted by address). ValidatorsAt(h) answers for h in

@@ -148,7 +148,7 @@ type ServiceSpec struct {
 // Need is the unsigned market bid one replica of the service places (see
 // market.CheckPlacement), valid at now.
 func (s *ServiceSpec) Need(owner wallet.PublicKey, now int64) market.Bid {
-	return market.Bid{Client: owner, Executor: s.Executor, Payload: s.Payload, Args: s.Args, Env: s.Env,
+	return market.Bid{Client: owner, Executor: s.Executor, Payload: s.Payload,
 		Resources: s.Resources, MaxPrice: s.MaxPricePerPeriod, MatchBy: now + 1, TimeoutMs: s.PeriodMs,
 		Constraints: s.Constraints, Preference: s.Preference, Near: s.Near, Replicas: 1}
 }
@@ -174,6 +174,12 @@ func (s *ServiceSpec) Validate() error {
 	}
 	need := s.Need(wallet.PublicKey{1}, 0)
 	if err := need.Validate(0); err != nil {
+		return fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	if err := market.ValidateStrings("service.args", s.Args, false); err != nil {
+		return fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	if err := market.ValidateStrings("service.env", s.Env, true); err != nil {
 		return fmt.Errorf("service %s: %w", s.Name, err)
 	}
 	return nil

@@ -199,6 +199,8 @@ func commands(env Env) []*ucli.Command {
 		serviceCommand(env),
 		marketCommand(env),
 		chainCommand(env),
+		txCommand(env),
+		benchCommand(env),
 		stakeCommand(env),
 		uiCommand(env),
 		testnetCommand(env),

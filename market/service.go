@@ -173,3 +173,7 @@ func nearIndex(near []string, region string) int {
 	}
 	return len(near)
 }
+
+// ValidateStrings checks a service's args (env false) or KEY=VALUE
+// environment (env true) with the bounds of a job's.
+func ValidateStrings(field string, xs []string, env bool) error { return validStrings(field, xs, env) }
