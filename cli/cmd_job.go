@@ -50,7 +50,9 @@ func jobCommand(Env) *ucli.Command {
 			Action: withClient(jobResult)},
 		{Name: "cancel", Usage: "cancel an unmatched job", ArgsUsage: "ID", Action: withClient(jobCancel)},
 		{Name: "verify", Usage: "run a settled WASM job again here and compare its result with the provider's",
-			ArgsUsage: "ID", Action: withClient(jobVerify)},
+			ArgsUsage: "ID", Flags: []ucli.Flag{&ucli.BoolFlag{Name: "challenge",
+				Usage: "on a mismatch, challenge the result on chain: referees re-execute it, the loser pays (needs the result still held: hold_ack = true)"}},
+			Action: withClient(jobVerify)},
 	}}
 }
 
@@ -645,6 +647,18 @@ func jobVerify(c *ucli.Context, cl *api.Client) error {
 	})
 	if err == nil && !v.Match {
 		err = fmt.Errorf("job %s: result hashes differ (provider %s)", id, v.Provider)
+		if c.Bool("challenge") {
+			ch, cerr := cl.ChallengeJob(c.Context, id, "wrong")
+			switch {
+			case cerr != nil:
+				err = fmt.Errorf("%w; the challenge was not sent: %v", err, cerr)
+			case ch.Status != "committed":
+				err = fmt.Errorf("%w; the chain refused the challenge: %s", err, ch.Error)
+			default:
+				fmt.Fprintf(c.App.ErrWriter, "challenged on chain: referees re-execute the job; deposit up to %d ('bourse job status %s' shows the verdict)\n", ch.Deposit, id)
+				err = nil
+			}
+		}
 	}
 	return err
 }

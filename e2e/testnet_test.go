@@ -185,6 +185,17 @@ func helloJob(t *testing.T, n *net4) {
 	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Match || ver.LocalHash != job.ResultHash {
 		t.Fatalf("job verify: %+v %v\n%s", ver, err, out)
 	}
+	// Paid once fetched and checked; the client's ack then releases the
+	// held payment to the provider in a block of its own.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		m, err := n.cl[0].Match(n.ctx(5*time.Second), job.ID)
+		if err == nil && m.State == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("match %+v %v: the payment was not released", m, err)
+		}
+	}
 	acc, h1 := stableAccount(t, n.cl[0], job.Provider)
 	b0, ok := before[job.Provider]
 	if !ok {

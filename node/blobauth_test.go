@@ -166,19 +166,28 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// A blob credential decodes to a job id and an empty or full-length
-// signature that give back its bytes, or is refused.
+// A blob credential decodes to a job id, a committee member's key or
+// none, and an empty or full-length signature (full with a key) that give
+// back its bytes, or is refused.
 func FuzzParseBlobCred(f *testing.F) {
 	f.Add(make([]byte, 32))
 	f.Add(make([]byte, 96))
 	f.Add(make([]byte, 95))
+	f.Add(make([]byte, 128))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := parseBlobCred(b)
 		if err != nil {
 			return
 		}
-		if len(c.sig) != 0 && len(c.sig) != 64 || !bytes.Equal(append(c.job[:], c.sig...), b) {
+		back := c.job[:]
+		if c.member != nil {
+			if len(c.sig) != 64 {
+				t.Fatalf("%x: a member key without a full signature", b)
+			}
+			back = append(back, c.member[:]...)
+		}
+		if len(c.sig) != 0 && len(c.sig) != 64 || !bytes.Equal(append(back, c.sig...), b) {
 			t.Fatalf("%x decoded to %x + %x", b, c.job, c.sig)
 		}
 	})

@@ -161,6 +161,11 @@ func (p *persister) flush() {
 // bidFor turns a job spec into a signed bid served by this node.
 func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSize int64) (*market.Bid, error) {
 	n := m.n
+	if spec.Replicas > 1 {
+		// Accepted by the spec format, not yet by the market: refused
+		// rather than silently run once.
+		return nil, api.BadRequest("replicas: %d: k-of-n placement (each replica on its own provider, the majority hash paid) is not implemented yet; use replicas: 1, and 'bourse job verify ID --challenge' to have a WASM result re-executed by referees", spec.Replicas)
+	}
 	now := m.clock.Now()
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -665,7 +670,29 @@ func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketS
 	var records []market.MatchRecord
 	out := api.MarketStats{FromHeight: from, ToHeight: to}
 	slashed := map[wallet.Address]uint64{}
+	type settleStats struct{ held, won, lost uint64 }
+	settle := map[wallet.Address]*settleStats{}
 	for _, r := range recs {
+		ps := settle[r.Match.Offer.ProviderAddress()]
+		if ps == nil {
+			ps = &settleStats{}
+			settle[r.Match.Offer.ProviderAddress()] = ps
+		}
+		if r.Status == chain.MatchHeld || r.Status == chain.MatchChallenged {
+			ps.held += r.HeldPay
+			out.Held += r.HeldPay
+		}
+		for _, c := range r.Challenges {
+			switch c.Outcome {
+			case chain.ChallengeProviderWon:
+				ps.won++
+				out.ChallengesWon++
+			case chain.ChallengeClientWon:
+				ps.lost++
+				out.ChallengesLost++
+			}
+		}
+		out.Slashed += r.Slashed
 		outcome := market.OutcomeOpen
 		switch r.Status {
 		case chain.MatchCompleted:
@@ -701,6 +728,9 @@ func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketS
 	for _, p := range s.Providers {
 		ps := api.ProviderStats{Address: p.Provider.String(), Matches: p.Assigned, Completed: p.Completed, Failed: p.Failed,
 			TimedOut: p.TimedOut, Earned: p.Earnings, Slashed: slashed[p.Provider], Utilization: p.Utilisation}
+		if s := settle[p.Provider]; s != nil {
+			ps.Held, ps.ChallengesWon, ps.ChallengesLost = s.held, s.won, s.lost
+		}
 		if out.Matches > 0 {
 			ps.Share = float64(p.Assigned) / float64(out.Matches)
 		}
@@ -729,6 +759,8 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 	st := n.drv.State()
 	if p, ok, err := st.Provider(n.key.Address()); err == nil && ok {
 		out.Registered, out.Collateral, out.OpenMatches = !p.Leaving(), p.Collateral, p.Open
+		out.Held, out.HeldJobs, out.Released, out.SlashedTotal = p.HeldEarnings, p.HeldJobs, p.Released, p.SlashedTotal
+		out.ChallengesWon, out.ChallengesLost = p.ChallengesWon, p.ChallengesLost
 		if p.Leaving() {
 			at := time.UnixMilli(p.WithdrawableAt(st.Params().ProviderExitDelayMs)).UTC()
 			out.Leaving, out.WithdrawableAt = true, &at

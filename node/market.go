@@ -75,7 +75,7 @@ type marketService struct {
 func newMarketService(n *Node) (*marketService, error) {
 	m := &marketService{n: n, clock: clock.Real(), runs: map[market.BidID]context.CancelFunc{}, manifests: map[market.BidID]*market.Manifest{},
 		modules: newModCache(16, 512<<20),
-		core:    lifecycle.New(lifecycle.Config{Self: n.key.Address(), Provider: n.cfg.Provider.Enabled})}
+		core:    lifecycle.New(lifecycle.Config{Self: n.key.Address(), Provider: n.cfg.Provider.Enabled, HoldAck: n.cfg.HoldAck})}
 	var err error
 	bookCfg := market.DefaultBookConfig(n.cfg.ChainID)
 	bookCfg.View = func() market.ChainView { return n.drv.State().View() } // admission against the current state

@@ -360,6 +360,24 @@ func (m *marketService) runJob(ctx context.Context, a lifecycle.Run) {
 		err = nil
 		rt.ResultHash = res.Hash
 		rt.ExitCode = int32(res.ExitCode)
+		rt.Size = uint64(max(res.Size, 0)) // what a committee member fetches at most
+		if lieMode(n.cfg.Moniker) == "wrong" && res.Hash != ([32]byte{}) {
+			// Test hook: commit and serve other bytes than the run's.
+			if h, size, err := m.results.Write(ctx, func(w io.Writer) error {
+				rc, _, err := m.results.Open(res.Hash)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				if _, err := io.Copy(w, rc); err != nil {
+					return err
+				}
+				_, err = w.Write(make([]byte, 1024)) // an extra tar block: still a valid archive, another hash
+				return err
+			}); err == nil {
+				res.Hash, rt.ResultHash, rt.Size = h, h, uint64(size)
+			}
+		}
 		if res.State != worker.StateSucceeded && rt.ExitCode == 0 {
 			rt.ExitCode = 1
 		}

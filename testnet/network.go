@@ -314,6 +314,12 @@ func genesisFor(o Options, keys []wallet.PrivateKey) *chain.Genesis {
 	// A local testnet's unbonding takes about a minute, so it can be tried;
 	// real networks keep the default window (chain/RATIONALE.md).
 	g.Params.UnbondingBlocks = 1000
+	// Results are held 5 s for a challenge (an honest client acks at
+	// once), and a committee of the other two validators has 5 s to
+	// attest: short enough to watch a challenge play out.
+	g.Params.ChallengeWindowMs = 5000
+	g.Params.AttestWindowMs = 5000
+	g.Params.CommitteeSize = 2
 	for _, k := range keys {
 		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: k.Address(), Balance: o.Balance})
 		g.Validators = append(g.Validators, chain.GenesisValidator{Address: k.Address(),

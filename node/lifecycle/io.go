@@ -40,6 +40,20 @@ const (
 	// Unavailable: the provider declared the payload unavailable
 	// (chain.PayloadUnavailable); the client is refunded less a fee.
 	Unavailable
+	// Released: a held result's payment went to the provider (Amount)
+	// by the client's ack, the window's end or a committee.
+	Released
+	// Challenged: the client challenged the held result; Challenge
+	// names the committee.
+	Challenged
+	// ChallengeFailed: the committee sided with the provider.
+	ChallengeFailed
+	// Withheld: the committee could not get the result: the provider was
+	// slashed (Amount), the client refunded.
+	Withheld
+	// WrongResult: the referees' majority hash is not the provider's:
+	// the provider was slashed (Amount), the client refunded.
+	WrongResult
 )
 
 func (k EventKind) String() string {
@@ -56,6 +70,16 @@ func (k EventKind) String() string {
 		return "cancelled"
 	case Unavailable:
 		return "payload_unavailable"
+	case Released:
+		return "released"
+	case Challenged:
+		return "challenged"
+	case ChallengeFailed:
+		return "challenge_failed"
+	case Withheld:
+		return "withheld"
+	case WrongResult:
+		return "wrong_result"
 	}
 	return "unknown"
 }
@@ -76,6 +100,20 @@ type Event struct {
 	Slashed, Amount uint64
 	Burned          uint64 // Unavailable: the client's fee, burned
 	Err             string // the chain's record could not be read
+
+	// Settlement: the match's provider, what its result holds, and for
+	// Challenged and the outcomes, the challenge.
+	Provider  wallet.Address
+	HeldPay   uint64
+	Challenge *ChallengeInfo
+}
+
+// ChallengeInfo is a challenge as a committee member needs it.
+type ChallengeInfo struct {
+	Kind         chain.ChallengeKind
+	Committee    []wallet.Address
+	ProviderPeer string
+	Size         uint64 // the result's declared size: fetch no more
 }
 
 // OpenMatch is a match to this provider still open on chain.
@@ -142,6 +180,45 @@ type UnavailableSent struct {
 	Err error
 }
 
+// AckSent, ChallengeSent and AttestSent are the outcomes of SendAck,
+// SendChallenge and SendAttest.
+type AckSent struct {
+	ID  market.BidID
+	Err error
+}
+
+// ChallengeSent is the outcome of SendChallenge.
+type ChallengeSent struct {
+	ID  market.BidID
+	Err error
+}
+
+// AttestSent is the outcome of SendAttest.
+type AttestSent struct {
+	ID  market.BidID
+	Err error
+}
+
+// AttestFetched is the outcome of FetchAttest.
+type AttestFetched struct {
+	ID      market.BidID
+	Attempt int
+	Err     error
+}
+
+// Reexecuted is the outcome of Reexecute: the hash of the result the
+// job produced here.
+type Reexecuted struct {
+	ID   market.BidID
+	Hash [32]byte
+	Err  error
+}
+
+func (AckSent) input()         {}
+func (ChallengeSent) input()   {}
+func (AttestSent) input()      {}
+func (AttestFetched) input()   {}
+func (Reexecuted) input()      {}
 func (Restore) input()         {}
 func (Submit) input()          {}
 func (Block) input()           {}
@@ -244,6 +321,46 @@ type Note struct {
 	Msg   string
 }
 
+// SendAck submits the client's acknowledgement of a fetched, checked
+// result (chain.AckTx); answer with AckSent.
+type SendAck struct{ ID market.BidID }
+
+// SendChallenge submits the client's challenge (chain.ChallengeTx);
+// answer with ChallengeSent.
+type SendChallenge struct {
+	ID     market.BidID
+	Kind   chain.ChallengeKind
+	Reason string
+}
+
+// FetchAttest fetches, as a committee member, a challenged result from
+// the provider after a delay, at most Size bytes, checked against Hash;
+// answer with AttestFetched.
+type FetchAttest struct {
+	ID      market.BidID
+	Hash    [32]byte
+	Peer    string
+	Size    uint64
+	Attempt int
+	After   time.Duration
+}
+
+// Reexecute runs a challenged WASM job again, as a referee, exactly as
+// the bid says (fake clock, seeded randomness); answer with Reexecuted.
+type Reexecute struct{ Match market.Match }
+
+// SendAttest submits a committee member's attestation (chain.AttestTx);
+// answer with AttestSent.
+type SendAttest struct {
+	ID   market.BidID
+	Hash [32]byte
+}
+
+func (SendAck) action()         {}
+func (SendChallenge) action()   {}
+func (FetchAttest) action()     {}
+func (Reexecute) action()       {}
+func (SendAttest) action()      {}
 func (Persist) action()         {}
 func (Publish) action()         {}
 func (Explain) action()         {}
