@@ -36,8 +36,8 @@ test: ## vet, unit tests (-race where there is concurrency)
 test-long: ## slow fault, simulation and soak tests
 	BOURSE_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Sim|Long|Soak|Fault' ./...
 
-bench: ## benchmarks (figures go in the closing notes and README)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## benchmarks (figures go in the closing notes and README); BOURSE_BENCH_FULL=1 for the full scaling runs
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 	# Services side by side with wrk: direct, nginx, the gateway (installs wrk and nginx if missing).
 	./scripts/svc-bench.sh
 
