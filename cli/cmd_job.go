@@ -33,6 +33,7 @@ func jobCommand(Env) *ucli.Command {
 				&ucli.StringFlag{Name: "deadline", Usage: "match-by deadline (with --wasm)", Value: api.DefaultDeadline.String()},
 				&ucli.StringFlag{Name: "max-price", Usage: "the most to pay, base units (required with --wasm)"},
 				&ucli.StringFlag{Name: "placement", Usage: "cheapest, least-loaded, nearest or balanced (with --wasm)", Value: api.PlaceCheapest},
+				&ucli.StringFlag{Name: "visibility", Usage: "private (only the matched provider and you fetch the job's payload and result) or public (with --wasm)", Value: api.VisibilityPrivate},
 				&ucli.BoolFlag{Name: "wait", Usage: "follow the job to its end and fetch the result"},
 				&ucli.BoolFlag{Name: "dry-run", Usage: "show which offers fit and why the others do not; submit nothing"},
 				&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "with --wait: save the result in this directory"},
@@ -55,7 +56,7 @@ func jobCommand(Env) *ucli.Command {
 	}}
 }
 
-var wasmOnlyFlags = []string{"name", "arg", "env", "cpu", "memory", "disk", "timeout", "deadline", "max-price", "placement"}
+var wasmOnlyFlags = []string{"name", "arg", "env", "cpu", "memory", "disk", "timeout", "deadline", "max-price", "placement", "visibility"}
 
 // loadJob reads the spec and payload the command line names.
 func loadJob(c *ucli.Context) (api.JobSpec, []byte, error) {
@@ -86,7 +87,7 @@ func loadJob(c *ucli.Context) (api.JobSpec, []byte, error) {
 		Name: c.String("name"), Executor: api.ExecutorWASM, Payload: filepath.Base(wasm),
 		Args:      c.StringSlice("arg"),
 		Resources: api.Resources{CPU: c.Uint64("cpu"), Memory: c.Uint64("memory"), Disk: c.Uint64("disk")},
-		MaxPrice:  price, Placement: c.String("placement"),
+		MaxPrice:  price, Placement: c.String("placement"), Visibility: c.String("visibility"),
 	}
 	if spec.Name == "" {
 		spec.Name = strings.TrimSuffix(filepath.Base(wasm), filepath.Ext(wasm))
@@ -128,8 +129,8 @@ func loadSpecFile(path string) (api.JobSpec, []byte, error) {
 	if err != nil {
 		return api.JobSpec{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if spec.Executor == api.ExecutorDocker {
-		return spec, nil, nil
+	if spec.Executor == api.ExecutorDocker && spec.Payload == "" {
+		return spec, nil, nil // an image the provider has, or pulls by digest
 	}
 	ppath := spec.Payload
 	if !filepath.IsAbs(ppath) {

@@ -16,10 +16,11 @@ import (
 // Who may fetch what from this node's blob server (p2p.BlobAuthorizer),
 // decided from the match on chain for the job the request names:
 //
-//   - a payload this node's client published goes to the provider its job
-//     was matched to: the request's credential is the job id, the match's
-//     bid must be this node's with that payload hash, and the asking peer
-//     must be the PeerID of the matched offer (which the provider signed);
+//   - a payload (or job manifest) this node's client published goes to the
+//     provider its job was matched to: the request's credential is the job
+//     id, the match's bid must be this node's with that payload (manifest)
+//     hash, and the asking peer must be the PeerID of the matched offer
+//     (which the provider signed);
 //   - a result this node produced as the provider goes to the job's
 //     client: the credential is the job id and the client's wallet
 //     signature over (job id, result hash, asking peer id), checked with
@@ -70,10 +71,11 @@ func parseBlobCred(b []byte) (blobCred, error) {
 }
 
 // memberCredential is the credential this node sends, as a member of a
-// challenge's committee, to fetch hash (the result, or a referee's
-// payload) for job.
-func (m *marketService) memberCredential(job market.BidID, hash [32]byte) []byte {
-	sig := m.n.key.Sign(m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(job, hash, m.n.host.ID()))
+// challenge's committee, to fetch what it needs of job (the result, or a
+// referee's payload and manifest): its key and its signature over the job
+// id and its own peer id.
+func (m *marketService) memberCredential(job market.BidID) []byte {
+	sig := m.n.key.Sign(m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(job, [32]byte{}, m.n.host.ID()))
 	pk := m.n.key.Public()
 	out := append(job[:len(job):len(job)], pk[:]...)
 	return append(out, sig...)
@@ -108,7 +110,9 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 	mt := &rec.Match
 	me := m.n.key.Address()
 	if c.member != nil {
-		if !wallet.Verify(*c.member, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, hash, from), c.sig) {
+		// The member signs the job and its own peer id: it may fetch what
+		// its committee needs of that job, whichever blob that is.
+		if !wallet.Verify(*c.member, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, [32]byte{}, from), c.sig) {
 			return false
 		}
 		for _, ch := range rec.Challenges {
@@ -118,14 +122,16 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 			if mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) && lieMode(m.n.cfg.Moniker) != "withhold" {
 				return true // the result, to a committee member
 			}
-			if ch.Kind == chain.ChallengeWrong && mt.Bid.ClientAddress() == me && bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) {
-				return true // the payload, to a referee
+			if ch.Kind == chain.ChallengeWrong && mt.Bid.ClientAddress() == me &&
+				(bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) || bytes.Equal(mt.Bid.Payload.Manifest, hash[:])) {
+				return true // the payload or manifest, to a referee
 			}
 		}
 		return false
 	}
-	if mt.Bid.ClientAddress() == me && bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) && mt.Offer.PeerID == from.String() {
-		return true // our payload, to the provider of the job
+	if mt.Bid.ClientAddress() == me && mt.Offer.PeerID == from.String() &&
+		(bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) || bytes.Equal(mt.Bid.Payload.Manifest, hash[:])) {
+		return true // our payload or manifest, to the provider of the job
 	}
 	if lieMode(m.n.cfg.Moniker) == "withhold" && mt.Offer.ProviderAddress() == me {
 		return false // test hook: a provider that withholds its results
@@ -151,6 +157,21 @@ func withRefereeCred(ctx context.Context, job market.BidID, cred []byte) context
 // the job id as its credential.
 func withBlobJob(ctx context.Context, job market.BidID) context.Context {
 	return context.WithValue(ctx, blobJobKey{}, job)
+}
+
+// blobOwnerKey carries, in a context, whom a fetched payload is for.
+type blobOwnerKey struct{}
+
+// withBlobOwner marks ctx as fetching a payload for owner (the job's
+// client): the foreign store counts it against that client's quota.
+func withBlobOwner(ctx context.Context, owner string) context.Context {
+	return context.WithValue(ctx, blobOwnerKey{}, owner)
+}
+
+// blobOwner is the owner withBlobOwner set, or "".
+func blobOwner(ctx context.Context) string {
+	o, _ := ctx.Value(blobOwnerKey{}).(string)
+	return o
 }
 
 // payloadCredential is the credential for a payload fetch under ctx.

@@ -175,23 +175,31 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		Client:     n.key.Public(),
 		Nonce:      binary.BigEndian.Uint64(nonce[:]),
 		Executor:   spec.Executor,
-		Args:       spec.Args,
 		Resources:  fromAPIResources(spec.Resources),
 		MaxPrice:   spec.MaxPrice,
 		MatchBy:    now.Add(spec.Deadline.Duration).UnixMilli(),
 		TimeoutMs:  spec.Timeout.Milliseconds(),
 		Preference: spec.Placement,
 		Replicas:   1,
+		Public:     spec.Visibility == api.VisibilityPublic,
 	}
 	if spec.Image != "" && payloadSize == 0 {
 		b.Payload = market.Payload{Image: spec.Image}
 	} else {
-		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String()}
+		// For docker, an image tarball with the ID of its image.
+		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String(), Image: spec.Image}
 	}
-	for k, v := range spec.Env {
-		b.Env = append(b.Env, k+"="+v)
+	if man := manifestOf(spec); !man.Empty() {
+		if err := man.Validate(); err != nil {
+			return nil, api.BadRequest("%v", err)
+		}
+		h, err := man.Hash()
+		if err != nil {
+			return nil, err
+		}
+		b.Payload.Manifest = h[:]
+		b.Payload.Peer = n.host.ID().String()
 	}
-	sort.Strings(b.Env)
 	if spec.Constraints.Region != "" {
 		b.Constraints.Regions = []string{spec.Constraints.Region}
 	}
@@ -206,6 +214,52 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		return nil, err
 	}
 	return b, nil
+}
+
+// publish serves a blob of a job of this client: to the matched provider
+// only, or to everyone for a public job.
+func (m *marketService) publish(h [32]byte, public bool) {
+	if public {
+		m.blobs.PublishPublic(h)
+	} else {
+		m.blobs.Publish(h)
+	}
+}
+
+// manifestOf is the job manifest of spec: its args, and its env as
+// sorted KEY=VALUE entries, so one spec has one manifest hash.
+func manifestOf(spec api.JobSpec) *market.Manifest {
+	man := &market.Manifest{Args: spec.Args}
+	for k, v := range spec.Env {
+		man.Env = append(man.Env, k+"="+v)
+	}
+	sort.Strings(man.Env)
+	return man
+}
+
+// storeManifest stores and publishes the manifest of spec (what the bid's
+// Payload.Manifest names), served like the payload to the matched
+// provider only.
+func (m *marketService) storeManifest(ctx context.Context, spec api.JobSpec) error {
+	man := manifestOf(spec)
+	if man.Empty() {
+		return nil
+	}
+	if err := man.Validate(); err != nil {
+		return api.BadRequest("%v", err)
+	}
+	raw, err := man.Encode()
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256(raw)
+	if !m.payloads.Has(h) {
+		if _, _, err := m.payloads.Put(ctx, bytes.NewReader(raw)); err != nil {
+			return fmt.Errorf("store the job manifest: %w", err)
+		}
+	}
+	m.publish(h, spec.Visibility == api.VisibilityPublic)
+	return nil
 }
 
 // checkedSet remembers which stored payloads passed api.CheckPayload for
@@ -270,7 +324,7 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 		}
 		rc.Close()
 		hash, size = h, n
-		m.blobs.Publish(hash)
+		m.publish(hash, spec.Visibility == api.VisibilityPublic)
 	} else if len(payload) > 0 {
 		hash = sha256.Sum256(payload)
 		if !m.payloads.Has(hash) { // the same module again: stored already
@@ -278,7 +332,7 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 				return api.Job{}, fmt.Errorf("store payload: %w", err)
 			}
 		}
-		m.blobs.Publish(hash)
+		m.publish(hash, spec.Visibility == api.VisibilityPublic)
 		if spec.PayloadSHA256 != "" && spec.PayloadSHA256 != hex.EncodeToString(hash[:]) {
 			return api.Job{}, api.BadRequest("payload_sha256 does not match the uploaded payload")
 		}
@@ -287,6 +341,9 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 	}
 	b, err := m.bidFor(spec, hash, size)
 	if err != nil {
+		return api.Job{}, err
+	}
+	if err := m.storeManifest(ctx, spec); err != nil {
 		return api.Job{}, err
 	}
 	raw, err := b.Encode()

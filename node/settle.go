@@ -89,7 +89,7 @@ func (m *marketService) fetchAttest(a lifecycle.FetchAttest) error {
 	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
 	defer cancel()
 	got, _, err := m.payloads.Write(ctx, func(w io.Writer) error {
-		_, err := m.n.host.FetchBlobWith(ctx, pid, a.Hash, m.memberCredential(a.ID, a.Hash), limit, w)
+		_, err := m.n.host.FetchBlobWith(ctx, pid, a.Hash, m.memberCredential(a.ID), limit, w)
 		return err
 	})
 	if err != nil {
@@ -114,12 +114,19 @@ func (m *marketService) reexecute(mt market.Match) ([32]byte, error) {
 		return [32]byte{}, fmt.Errorf("a %s job is not deterministic", mt.Bid.Executor)
 	}
 	id := mt.Bid.ID()
-	job := workerJob(&mt.Bid)
-	job.Limits.Prep = time.Duration(m.n.drv.State().Params().ResultGraceMs/2) * time.Millisecond
-	cred := m.memberCredential(id, job.PayloadHash)
 	ctx, cancel := context.WithTimeout(m.ctx, time.Duration(mt.Bid.TimeoutMs)*time.Millisecond+time.Minute)
 	defer cancel()
-	res, err := m.runtime.Run(withRefereeCred(ctx, id, cred), job)
+	ctx = withBlobOwner(withRefereeCred(ctx, id, m.memberCredential(id)), mt.Bid.ClientAddress().String())
+	var man *market.Manifest
+	if h, named := mt.Bid.Payload.ManifestHash(); named {
+		var err error
+		if man, err = m.fetchManifest(ctx, h, mt.Bid.Payload.Peer); err != nil {
+			return [32]byte{}, fmt.Errorf("referee: %w", err)
+		}
+	}
+	job := workerJob(&mt.Bid, man)
+	job.Limits.Prep = time.Duration(m.n.drv.State().Params().ResultGraceMs/2) * time.Millisecond
+	res, err := m.runtime.Run(ctx, job)
 	if err != nil && res == nil {
 		return [32]byte{}, err
 	}

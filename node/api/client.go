@@ -260,8 +260,9 @@ func (c *Client) MarketStats(ctx context.Context, from, to uint64) (MarketStats,
 }
 
 // SubmitJob is POST /v1/jobs: a multipart/form-data upload with a "spec"
-// part (the JSON spec) and, unless the executor is docker, a "payload" part
-// streamed from payload.
+// part (the JSON spec) and, unless payload is nil (a docker job naming an
+// image the provider has), a "payload" part streamed from payload (for
+// docker, an image tarball).
 func (c *Client) SubmitJob(ctx context.Context, spec JobSpec, payload io.Reader) (Job, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {

@@ -154,7 +154,7 @@ type PersistFailed struct {
 }
 
 // PayloadFetched is the outcome of FetchPayload; the driver keeps the
-// bytes for Run.
+// bytes (and the manifest) for Run.
 type PayloadFetched struct {
 	ID      market.BidID
 	Attempt int
@@ -265,10 +265,17 @@ type FetchResult struct {
 // run the job before the chain's deadline, and declares the payload
 // unavailable instead, so a client that withholds or drip-feeds its
 // payload cannot get the provider slashed.
+//
+// Manifest, when not zero, is the hash of the job's manifest (its args and
+// env, market.Manifest), fetched from the same peer with the payload and
+// under the same deadline; Hash is zero for an image job that has only a
+// manifest.
 type FetchPayload struct {
 	ID       market.BidID
 	Hash     [32]byte
 	Size     int64
+	Manifest [32]byte
+	Client   wallet.Address // the bid's client, whose quota the fetched blobs count against
 	From     string
 	Attempt  int
 	After    time.Duration

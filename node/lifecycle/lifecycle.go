@@ -587,13 +587,24 @@ func (s *step) provMatched(mt market.Match, deadline, matchedAt int64) {
 	}
 	pj := &provJob{match: mt, deadline: deadline, state: api.StateRunning, payloadBy: payloadDeadline(&mt, deadline, matchedAt)}
 	s.c.prov[id] = pj
-	if len(mt.Bid.Payload.SHA256) == 32 {
+	if f, ok := fetchFor(id, &mt.Bid); ok {
 		pj.attempt = 1
-		s.emit(FetchPayload{ID: id, Hash: [32]byte(mt.Bid.Payload.SHA256), Size: int64(mt.Bid.Payload.Size),
-			From: mt.Bid.Payload.Peer, Attempt: 1, Deadline: pj.payloadBy})
+		f.Attempt, f.Deadline = 1, pj.payloadBy
+		s.emit(f)
 		return
 	}
 	s.emit(Run{Match: mt})
+}
+
+// fetchFor is the fetch of a bid's payload and manifest, if it names
+// either.
+func fetchFor(id market.BidID, b *market.Bid) (FetchPayload, bool) {
+	f := FetchPayload{ID: id, From: b.Payload.Peer, Client: b.ClientAddress()}
+	f.Manifest, _ = b.Payload.ManifestHash()
+	if len(b.Payload.SHA256) == 32 {
+		f.Hash, f.Size = [32]byte(b.Payload.SHA256), int64(b.Payload.Size)
+	}
+	return f, f.Hash != [32]byte{} || f.Manifest != [32]byte{}
 }
 
 func (s *step) payloadFetched(in PayloadFetched) {
@@ -609,9 +620,9 @@ func (s *step) payloadFetched(in PayloadFetched) {
 	backoff := time.Duration(in.Attempt) * s.c.cfg.PayloadFetchBackoff
 	if in.Attempt < s.c.cfg.PayloadFetchAttempts && s.now.Add(backoff).UnixMilli() < pj.payloadBy {
 		pj.attempt++
-		b := &pj.match.Bid
-		s.emit(FetchPayload{ID: in.ID, Hash: [32]byte(b.Payload.SHA256), Size: int64(b.Payload.Size),
-			From: b.Payload.Peer, Attempt: pj.attempt, After: backoff, Deadline: pj.payloadBy})
+		f, _ := fetchFor(in.ID, &pj.match.Bid)
+		f.Attempt, f.After, f.Deadline = pj.attempt, backoff, pj.payloadBy
+		s.emit(f)
 		return
 	}
 	s.unavailable(in.ID, pj, fmt.Sprintf("payload fetch failed %d times, the last: %v", in.Attempt, in.Err))

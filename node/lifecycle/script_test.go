@@ -197,6 +197,11 @@ func (s *script) run(t testing.TB, d *datadriven.TestData) string {
 		d.ScanArgs(t, "job", &job)
 		d.ScanArgs(t, "provider", &prov)
 		b := s.bid(job, "c", 10*time.Second, d.HasArg("image"), dur(t, d, "timeout", 5*time.Second))
+		if d.HasArg("manifest") && len(b.Payload.Manifest) == 0 {
+			h := s.hash("manifest " + job)
+			b.Payload.Manifest, b.Payload.Peer = h[:], "peer-c"
+			s.names[hexID(b.ID())] = job
+		}
 		mt := &market.Match{Offer: market.Offer{Provider: s.key(prov).Public(), PeerID: "peer-" + prov}, Bid: *b, Price: 7}
 		s.names[mt.Offer.ProviderAddress().String()] = prov
 		s.matches[job] = mt
@@ -386,7 +391,14 @@ func (s *script) render(acts []Action) string {
 		case FetchResult:
 			l = fmt.Sprintf("fetch-result %s hash=%s from=%s attempt=%d after=%s", s.name(a.ID), s.name(fmt.Sprintf("%x", a.Hash)), a.Peer, a.Attempt, a.After)
 		case FetchPayload:
-			l = fmt.Sprintf("fetch-payload %s hash=%s from=%s attempt=%d after=%s", s.name(hexID(a.ID)), s.name(fmt.Sprintf("%x", a.Hash)), a.From, a.Attempt, a.After)
+			hash := "none"
+			if a.Hash != ([32]byte{}) {
+				hash = s.name(fmt.Sprintf("%x", a.Hash))
+			}
+			l = fmt.Sprintf("fetch-payload %s hash=%s from=%s attempt=%d after=%s", s.name(hexID(a.ID)), hash, a.From, a.Attempt, a.After)
+			if a.Manifest != ([32]byte{}) {
+				l += " manifest=" + s.name(fmt.Sprintf("%x", a.Manifest))
+			}
 		case Run:
 			l = fmt.Sprintf("run %s verified=%t", s.name(hexID(a.Match.Bid.ID())), a.PayloadVerified)
 		case CancelRun:
