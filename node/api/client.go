@@ -430,6 +430,25 @@ func (c *Client) Send(ctx context.Context, to string, amount uint64) (TxResult, 
 	return v, c.postJSON(ctx, "/v1/wallet/send", SendRequest{To: to, Amount: amount}, &v)
 }
 
+// SubmitTxs is POST /v1/txs: it hands transactions signed elsewhere
+// (chain.Tx's Encode after Sign) to the node, which checks them, admits
+// them to its mempool and gossips them. Without commit it returns once
+// they are admitted (like CometBFT's broadcast_tx_sync); with commit it
+// waits for their blocks (about 10 s at most). One result per transaction,
+// in order: a transaction the node refused has status TxRejected and the
+// reason in Error, and does not fail the call. Resubmitting the same
+// bytes is safe: a transaction takes effect at most once.
+func (c *Client) SubmitTxs(ctx context.Context, txs [][]byte, commit bool) ([]TxResult, error) {
+	var v SubmitTxsResponse
+	if err := c.postJSON(ctx, "/v1/txs", SubmitTxsRequest{Txs: txs, Commit: commit}, &v); err != nil {
+		return nil, err
+	}
+	if len(v.Results) != len(txs) {
+		return nil, fmt.Errorf("POST /v1/txs: %d results for %d transactions", len(v.Results), len(txs))
+	}
+	return v.Results, nil
+}
+
 // ProviderStatus is GET /v1/provider.
 func (c *Client) ProviderStatus(ctx context.Context) (ProviderStatus, error) {
 	var v ProviderStatus

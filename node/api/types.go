@@ -387,8 +387,40 @@ type RegisterRequest struct {
 type TxResult struct {
 	Hash   string `json:"hash"`
 	Height uint64 `json:"height"`
-	Status string `json:"status"` // pending, committed, failed (Error says why)
+	Status string `json:"status"` // pending, committed, failed or rejected (Error says why)
 	Error  string `json:"error,omitempty"`
+}
+
+// MaxSubmitTxs bounds the transactions of one POST /v1/txs.
+const MaxSubmitTxs = 1000
+
+// MaxSubmitTxsBody bounds the JSON body of one POST /v1/txs (1,000
+// transactions of a few hundred bytes each, base64, fit many times over).
+const MaxSubmitTxsBody = 4 << 20
+
+// TxRejected is the TxResult status of a transaction POST /v1/txs did not
+// admit: Error says why (bad encoding or signature, wrong chain id, a nonce
+// already used or not next, a balance that cannot cover it, a full mempool).
+const TxRejected = "rejected"
+
+// SubmitTxsRequest is POST /v1/txs: transactions signed elsewhere, each
+// the canonical CBOR encoding of a signed chain transaction (chain.Tx's
+// Encode after Sign), base64 in JSON. At most MaxSubmitTxs per request.
+type SubmitTxsRequest struct {
+	Txs [][]byte `json:"txs"`
+	// Commit makes the call wait until every admitted transaction commits
+	// (up to about 10 s; those still in the mempool then are "pending").
+	// Without it the call returns once they are admitted to the mempool.
+	Commit bool `json:"commit,omitempty"`
+}
+
+// SubmitTxsResponse is the answer of POST /v1/txs: one result per
+// submitted transaction, in order. Status is "pending" (in the mempool,
+// this call's or an earlier one's), "committed" with its height, "failed"
+// (committed, its fee paid, its body refused: Error says why) or
+// "rejected" (not admitted: Error says why).
+type SubmitTxsResponse struct {
+	Results []TxResult `json:"results"`
 }
 
 // ProviderStatus is GET /v1/provider.

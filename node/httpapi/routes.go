@@ -151,6 +151,7 @@ func (s *Server) routes() {
 		}
 		return writeResult(w)(s.b.Send(r.Context(), to, req.Amount))
 	})
+	short("POST /v1/txs", s.submitTxs)
 	short("GET /v1/provider", func(w http.ResponseWriter, r *http.Request) error {
 		return reply(w, s.b.ProviderStatus)(r.Context())
 	})

@@ -39,6 +39,7 @@ type Backend struct {
 	VerifyJobFn          func(ctx context.Context, id string) (api.Verification, error)
 	ChallengeJobFn       func(ctx context.Context, id, kind string) (api.Challenge, error)
 	SendFn               func(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)
+	SubmitTxsFn          func(ctx context.Context, txs [][]byte, commit bool) ([]api.TxResult, error)
 	ProviderStatusFn     func(ctx context.Context) (api.ProviderStatus, error)
 	ProviderRegisterFn   func(ctx context.Context, collateral uint64) (api.TxResult, error)
 	ProviderDeregisterFn func(ctx context.Context) (api.TxResult, error)
@@ -150,6 +151,12 @@ func (b *Backend) Send(ctx context.Context, to wallet.Address, amount uint64) (a
 		return api.TxResult{}, unset("Send")
 	}
 	return b.SendFn(ctx, to, amount)
+}
+func (b *Backend) SubmitTxs(ctx context.Context, txs [][]byte, commit bool) ([]api.TxResult, error) {
+	if b.SubmitTxsFn == nil {
+		return nil, unset("SubmitTxs")
+	}
+	return b.SubmitTxsFn(ctx, txs, commit)
 }
 func (b *Backend) ProviderStatus(ctx context.Context) (api.ProviderStatus, error) {
 	return call0(b.ProviderStatusFn, ctx, "ProviderStatus")
