@@ -119,9 +119,22 @@ func (m *marketService) reexecute(mt market.Match) ([32]byte, error) {
 	ctx = withBlobOwner(withRefereeCred(ctx, id, m.memberCredential(id)), mt.Bid.ClientAddress().String())
 	var man *market.Manifest
 	if h, named := mt.Bid.Payload.ManifestHash(); named {
+		// The client's node serves a referee once it has applied the
+		// block of the challenge, which may be a block after this node
+		// did: a few attempts, growing apart.
 		var err error
-		if man, err = m.fetchManifest(ctx, h, mt.Bid.Payload.Peer); err != nil {
-			return [32]byte{}, fmt.Errorf("referee: %w", err)
+		for attempt := 1; ; attempt++ {
+			if man, err = m.fetchManifest(ctx, h, mt.Bid.Payload.Peer); err == nil {
+				break
+			}
+			if attempt == 5 {
+				return [32]byte{}, fmt.Errorf("referee: %d attempts, the last: %w", attempt, err)
+			}
+			select {
+			case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+			case <-ctx.Done():
+				return [32]byte{}, ctx.Err()
+			}
 		}
 	}
 	job := workerJob(&mt.Bid, man)
