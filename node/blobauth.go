@@ -71,10 +71,11 @@ func parseBlobCred(b []byte) (blobCred, error) {
 }
 
 // memberCredential is the credential this node sends, as a member of a
-// challenge's committee, to fetch hash (the result, or a referee's
-// payload) for job.
-func (m *marketService) memberCredential(job market.BidID, hash [32]byte) []byte {
-	sig := m.n.key.Sign(m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(job, hash, m.n.host.ID()))
+// challenge's committee, to fetch what it needs of job (the result, or a
+// referee's payload and manifest): its key and its signature over the job
+// id and its own peer id.
+func (m *marketService) memberCredential(job market.BidID) []byte {
+	sig := m.n.key.Sign(m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(job, [32]byte{}, m.n.host.ID()))
 	pk := m.n.key.Public()
 	out := append(job[:len(job):len(job)], pk[:]...)
 	return append(out, sig...)
@@ -112,7 +113,9 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 	mt := &rec.Match
 	me := m.n.key.Address()
 	if c.member != nil {
-		if !wallet.Verify(*c.member, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, hash, from), c.sig) {
+		// The member signs the job and its own peer id: it may fetch what
+		// its committee needs of that job, whichever blob that is.
+		if !wallet.Verify(*c.member, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, [32]byte{}, from), c.sig) {
 			return false
 		}
 		for _, ch := range rec.Challenges {

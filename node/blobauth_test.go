@@ -113,6 +113,10 @@ func TestStrangerCannotFetchJobPayloadOrResult(t *testing.T) {
 		{"stranger replays the client's credential", stranger, prov, resultHash, client.market.resultCredential(jobID, resultHash), p2p.ErrBlobNotFound},
 		{"stranger signs for the job with its own key", stranger, prov, resultHash, stranger.market.resultCredential(jobID, resultHash), p2p.ErrBlobNotFound},
 		{"provider asks the client for the result with the job id", prov, client, resultHash, jobID[:], p2p.ErrBlobNotFound},
+		// A committee member's credential opens only a challenged job's
+		// blobs, to a member of its committee: this job has no challenge.
+		{"stranger claims a committee seat for the result", stranger, prov, resultHash, stranger.market.memberCredential(jobID), p2p.ErrBlobNotFound},
+		{"stranger claims a referee seat for the payload", stranger, client, payloadHash, stranger.market.memberCredential(jobID), p2p.ErrBlobNotFound},
 		{"stranger fetches a public job's payload by hash", pubStranger, client, pubPayloadHash, nil, nil},
 		{"stranger fetches a public job's manifest by hash", pubStranger, client, pubManifestHash, nil, nil},
 		{"stranger fetches a public job's result by hash", pubStranger, pubProv, pubResultHash, nil, nil},

@@ -68,10 +68,10 @@
 // validators, which this node joins when drawn, fetches it by hash, or
 // the provider is slashed and the client refunded ("result_unavailable").
 // A client that re-ran a WASM job and got another hash challenges it with
-// 'bourse job verify ID --challenge'; referees re-execute it. A job with
-// visibility public has its payload, manifest and result served to any
-// peer; with public_blobs = true in config.toml every published payload
-// and result is. A bid past its deadline expires with every offer's
+// 'bourse job verify ID --challenge'; referees re-execute it. A job
+// with visibility public has its payload, manifest and result served to
+// any peer; with public_blobs = true in config.toml every published
+// payload and result is. A bid past its deadline expires with every offer's
 // reason. A provider that sends no result by the deadline is slashed by the
 // chain. The payload must arrive within half the result grace period after
 // the match (retries included, whatever pace the client serves it at);

@@ -89,7 +89,7 @@ func (m *marketService) fetchAttest(a lifecycle.FetchAttest) error {
 	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
 	defer cancel()
 	got, _, err := m.payloads.Write(ctx, func(w io.Writer) error {
-		_, err := m.n.host.FetchBlobWith(ctx, pid, a.Hash, m.memberCredential(a.ID, a.Hash), limit, w)
+		_, err := m.n.host.FetchBlobWith(ctx, pid, a.Hash, m.memberCredential(a.ID), limit, w)
 		return err
 	})
 	if err != nil {
@@ -116,18 +116,30 @@ func (m *marketService) reexecute(mt market.Match) ([32]byte, error) {
 	id := mt.Bid.ID()
 	ctx, cancel := context.WithTimeout(m.ctx, time.Duration(mt.Bid.TimeoutMs)*time.Millisecond+time.Minute)
 	defer cancel()
+	ctx = withBlobOwner(withRefereeCred(ctx, id, m.memberCredential(id)), mt.Bid.ClientAddress().String())
 	var man *market.Manifest
 	if h, named := mt.Bid.Payload.ManifestHash(); named {
+		// The client's node serves a referee once it has applied the
+		// block of the challenge, which may be a block after this node
+		// did: a few attempts, growing apart.
 		var err error
-		man, err = m.fetchManifest(withRefereeCred(ctx, id, m.memberCredential(id, h)), h, mt.Bid.Payload.Peer)
-		if err != nil {
-			return [32]byte{}, err
+		for attempt := 1; ; attempt++ {
+			if man, err = m.fetchManifest(ctx, h, mt.Bid.Payload.Peer); err == nil {
+				break
+			}
+			if attempt == 5 {
+				return [32]byte{}, fmt.Errorf("referee: %d attempts, the last: %w", attempt, err)
+			}
+			select {
+			case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+			case <-ctx.Done():
+				return [32]byte{}, ctx.Err()
+			}
 		}
 	}
 	job := workerJob(&mt.Bid, man)
 	job.Limits.Prep = time.Duration(m.n.drv.State().Params().ResultGraceMs/2) * time.Millisecond
-	cred := m.memberCredential(id, job.PayloadHash)
-	res, err := m.runtime.Run(withRefereeCred(ctx, id, cred), job)
+	res, err := m.runtime.Run(ctx, job)
 	if err != nil && res == nil {
 		return [32]byte{}, err
 	}
