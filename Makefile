@@ -5,8 +5,8 @@ BIN := bin/bourse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/bourse-net/bourse/cli.Version=$(VERSION)
 # Packages whose tests exercise concurrency run with the race detector.
-RACE_PKGS := ./p2p/... ./chain/... ./market/... ./worker/... ./node/... ./testnet/...
-PLAIN_PKGS := ./codec/... ./wallet/... ./cli/... ./cmd/... ./deploy/...
+RACE_PKGS := ./p2p/... ./chain/... ./market/... ./worker/... ./node/... ./testnet/... ./gateway/...
+PLAIN_PKGS := ./codec/... ./wallet/... ./cli/... ./cmd/... ./deploy/... ./internal/latency/...
 # End-to-end tests build the binary and drive real daemons as processes.
 E2E_PKGS := ./e2e/...
 FUZZTIME ?= 5s
@@ -38,6 +38,8 @@ test-long: ## slow fault, simulation and soak tests
 
 bench: ## benchmarks (figures go in the closing notes and README); BOURSE_BENCH_FULL=1 for the full scaling runs
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+	# Services side by side with wrk: direct, nginx, the gateway (installs wrk and nginx if missing).
+	./scripts/svc-bench.sh
 
 fuzz: ## a short run of every fuzz target
 	@set -e; for pkg in $$($(GO) list ./...); do \

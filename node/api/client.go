@@ -260,8 +260,9 @@ func (c *Client) MarketStats(ctx context.Context, from, to uint64) (MarketStats,
 }
 
 // SubmitJob is POST /v1/jobs: a multipart/form-data upload with a "spec"
-// part (the JSON spec) and, unless the executor is docker, a "payload" part
-// streamed from payload.
+// part (the JSON spec) and, unless payload is nil (a docker job naming an
+// image the provider has), a "payload" part streamed from payload (for
+// docker, an image tarball).
 func (c *Client) SubmitJob(ctx context.Context, spec JobSpec, payload io.Reader) (Job, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -361,6 +362,13 @@ func (c *Client) Job(ctx context.Context, id string) (Job, error) {
 func (c *Client) JobLogs(ctx context.Context, id string) (JobLogs, error) {
 	var v JobLogs
 	return v, c.getJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/logs", nil, &v)
+}
+
+// ChallengeJob is POST /v1/jobs/{id}/challenge: kind "unavailable" or
+// "wrong". It returns once the challenge committed or was refused.
+func (c *Client) ChallengeJob(ctx context.Context, id, kind string) (Challenge, error) {
+	var v Challenge
+	return v, c.postJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/challenge", ChallengeRequest{Kind: kind}, &v)
 }
 
 // VerifyJob is POST /v1/jobs/{id}/verify: the node re-runs the settled

@@ -214,19 +214,31 @@ type MarketStats struct {
 	// even, 1/n is everything on one provider.
 	Fairness  float64         `json:"fairness"`
 	Providers []ProviderStats `json:"providers"`
+	// Settlement over the range: held (results in their challenge
+	// window), slashed, and the challenges decided for and against
+	// providers.
+	Held           uint64 `json:"held"`
+	Slashed        uint64 `json:"slashed"`
+	ChallengesWon  uint64 `json:"challenges_won"`
+	ChallengesLost uint64 `json:"challenges_lost"`
 }
 
 // ProviderStats is one provider's line in MarketStats.
 type ProviderStats struct {
-	Address     string  `json:"address"`
-	Matches     uint64  `json:"matches"`
-	Completed   uint64  `json:"completed"`
-	Failed      uint64  `json:"failed"`
-	TimedOut    uint64  `json:"timed_out"`
-	Earned      uint64  `json:"earned"`
-	Slashed     uint64  `json:"slashed"`
-	Utilization float64 `json:"utilization"` // 0..1
-	Share       float64 `json:"share"`       // of all matches in the range
+	Address   string `json:"address"`
+	Matches   uint64 `json:"matches"`
+	Completed uint64 `json:"completed"`
+	Failed    uint64 `json:"failed"`
+	TimedOut  uint64 `json:"timed_out"`
+	Earned    uint64 `json:"earned"`
+	Slashed   uint64 `json:"slashed"`
+	// Held is its pay held in challenge windows; challenges of its
+	// results it won and lost.
+	Held           uint64  `json:"held"`
+	ChallengesWon  uint64  `json:"challenges_won"`
+	ChallengesLost uint64  `json:"challenges_lost"`
+	Utilization    float64 `json:"utilization"` // 0..1
+	Share          float64 `json:"share"`       // of all matches in the range
 }
 
 // Job states, in lifecycle order. Paid, Expired, Failed, TimedOut,
@@ -242,11 +254,18 @@ const (
 	StateFailed          = "failed"
 	StateTimedOut        = "timed_out"
 	StateCancelled       = "cancelled"
-	// StateResultUnavailable: the chain settled the job as completed and
-	// paid the provider, but its result could not be fetched from the
-	// provider (Error says why), so it was never checked against the
-	// hash on chain.
+	// StateResultUnavailable: the result could not be fetched (Error
+	// says why), so it was never checked against the hash on chain; when
+	// the node's availability challenge found the provider withholding
+	// it, the provider was slashed and the escrow refunded (Slashed,
+	// Refunded).
 	StateResultUnavailable = "result_unavailable"
+	// StateChallenged: the result could not be fetched, so the node
+	// challenged its availability on chain; a committee decides.
+	StateChallenged = "challenged"
+	// StateWrongResult: referees re-executed the job and found another
+	// hash: the provider was slashed and the escrow refunded.
+	StateWrongResult = "wrong_result"
 	// StatePayloadUnavailable: the provider could not get the payload
 	// from this node before its deadline and said so on chain; the escrow
 	// came back less the unavailability fee (burned).
@@ -256,7 +275,7 @@ const (
 // Terminal reports whether a job in state s will not change any more.
 func Terminal(s string) bool {
 	switch s {
-	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable, StatePayloadUnavailable:
+	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable, StatePayloadUnavailable, StateWrongResult:
 		return true
 	}
 	return false
@@ -422,6 +441,34 @@ type ProviderStatus struct {
 	Jobs           map[string]int `json:"jobs"` // by state
 	Earned         uint64         `json:"earned"`
 	Slashed        uint64         `json:"slashed"`
+	// Settlement, from the chain's record of this provider: what its
+	// results hold until their challenge window ends (HeldJobs results),
+	// what was released to it, what of its collateral was slashed, and
+	// the challenges of its results it won and lost.
+	Held           uint64 `json:"held"`
+	HeldJobs       uint64 `json:"held_jobs"`
+	Released       uint64 `json:"released"`
+	SlashedTotal   uint64 `json:"slashed_total"`
+	ChallengesWon  uint64 `json:"challenges_won"`
+	ChallengesLost uint64 `json:"challenges_lost"`
+}
+
+// ChallengeRequest is POST /v1/jobs/{id}/challenge: "unavailable" (the
+// result cannot be fetched) or "wrong" (a WASM result whose re-run gave
+// another hash).
+type ChallengeRequest struct {
+	Kind string `json:"kind"`
+}
+
+// Challenge is the answer to POST /v1/jobs/{id}/challenge: the
+// challenge committed with the deposit it locked, or why the chain
+// refused it.
+type Challenge struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Deposit uint64 `json:"deposit"` // at most this; the chain locks it for a full committee or less
+	Status  string `json:"status"`  // committed or failed
+	Error   string `json:"error,omitempty"`
 }
 
 // Event types of the SSE stream.

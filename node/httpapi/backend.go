@@ -57,6 +57,10 @@ type Backend interface {
 	// compares its result hash with the chain's. ErrConflict before the
 	// chain holds a result; ErrBadRequest for other executors.
 	VerifyJob(ctx context.Context, id string) (api.Verification, error)
+	// ChallengeJob challenges the held result of a job of this node's
+	// client on chain (kind "unavailable" or "wrong") and waits for it to
+	// commit.
+	ChallengeJob(ctx context.Context, id, kind string) (api.Challenge, error)
 
 	// Send transfers amount base units from the node's wallet.
 	Send(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)

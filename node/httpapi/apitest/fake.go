@@ -37,6 +37,7 @@ type Backend struct {
 	JobResultFn          func(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error)
 	CancelJobFn          func(ctx context.Context, id string) (api.Job, error)
 	VerifyJobFn          func(ctx context.Context, id string) (api.Verification, error)
+	ChallengeJobFn       func(ctx context.Context, id, kind string) (api.Challenge, error)
 	SendFn               func(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)
 	SubmitTxsFn          func(ctx context.Context, txs [][]byte, commit bool) ([]api.TxResult, error)
 	ProviderStatusFn     func(ctx context.Context) (api.ProviderStatus, error)
@@ -138,6 +139,12 @@ func (b *Backend) CancelJob(ctx context.Context, id string) (api.Job, error) {
 
 func (b *Backend) VerifyJob(ctx context.Context, id string) (api.Verification, error) {
 	return call1(b.VerifyJobFn, ctx, id, "VerifyJob")
+}
+func (b *Backend) ChallengeJob(ctx context.Context, id, kind string) (api.Challenge, error) {
+	if b.ChallengeJobFn == nil {
+		return api.Challenge{}, unset("ChallengeJob")
+	}
+	return b.ChallengeJobFn(ctx, id, kind)
 }
 func (b *Backend) Send(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error) {
 	if b.SendFn == nil {
