@@ -30,7 +30,7 @@ type Config struct {
 	MaxTxs       int // transactions held; default 20,000
 	MaxBytes     int // encoded bytes held; default 64 MiB
 	MaxPerSender int // queued per sender; default 1,000
-	SigCacheSize int // verified-signature hashes remembered; default 100,000
+	SigCacheSize int // verified-signature hashes remembered; default 25,000 (more than MaxTxs: a transaction is verified once between mempool and block)
 	// MaxParked bounds the relayed transactions held ahead of a nonce gap
 	// (see AddRelayed), over all senders; default 10,000. ParkHeights is
 	// how many blocks one may wait for its gap to fill; default 20.
@@ -49,7 +49,7 @@ func (c Config) withDefaults() Config {
 		c.MaxPerSender = 1000
 	}
 	if c.SigCacheSize <= 0 {
-		c.SigCacheSize = 100000
+		c.SigCacheSize = 25000
 	}
 	if c.MaxParked <= 0 {
 		c.MaxParked = 10000
@@ -330,6 +330,20 @@ func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park boo
 	return nil
 }
 
+// shrinkLocked gives the memory of a drained mempool back: Go maps never
+// shrink, so after a burst of load the index would keep its peak size.
+func (m *Mempool) shrinkLocked() {
+	if len(m.byHash) == 0 {
+		m.byHash = map[[32]byte]*mtx{}
+	}
+	if len(m.senders) == 0 {
+		m.senders = map[wallet.Address]*senderQueue{}
+	}
+	if m.nparked == 0 {
+		m.parked = map[wallet.Address]map[uint64]*mtx{}
+	}
+}
+
 // parkLocked holds e until the nonces before it arrive.
 func (m *Mempool) parkLocked(sender wallet.Address, e *mtx) error {
 	ps := m.parked[sender]
@@ -481,6 +495,7 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *chain.State) {
 	m.st = st
 	m.height = height
 	defer m.sweepParkedLocked(st)
+	defer m.shrinkLocked()
 	for _, h := range committed {
 		if e, ok := m.byHash[h]; ok {
 			delete(m.byHash, h)

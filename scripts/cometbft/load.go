@@ -186,7 +186,9 @@ func main() {
 		os.Exit(1)
 	}
 	slices.Sort(lat)
-	q := func(p int) string { return fmt.Sprintf("%.0fms", float64(lat[min(len(lat)-1, len(lat)*p/100)].Microseconds())/1000) }
+	q := func(p int) string {
+		return fmt.Sprintf("%.0fms", float64(lat[min(len(lat)-1, len(lat)*p/100)].Microseconds())/1000)
+	}
 	fmt.Printf("offered    %d at %.0f tx/s (%d refused)\n", len(sent)+int(refused.Load()), float64(len(sent)+int(refused.Load()))/offeredFor.Seconds(), refused.Load())
 	fmt.Printf("committed  %d, %.0f tx/s over %s (%d blocks, at most %d txs in one)\n", len(lat),
 		float64(len(lat))/lastCommit.Sub(start).Seconds(), lastCommit.Sub(start).Round(time.Millisecond), blocks, maxTxs)
