@@ -738,8 +738,10 @@ func (bk *Book) RoundSnapshot() Snapshot {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	offers := make([]*Offer, 0, len(bk.offers))
+	oaddrs := make([]wallet.Address, 0, len(bk.offers))
 	for _, e := range bk.offers {
 		offers = append(offers, e.o)
+		oaddrs = append(oaddrs, e.addr)
 	}
 	bids := make([]*Bid, 0, len(bk.bids))
 	ids := make([]BidID, 0, len(bk.bids))
@@ -747,7 +749,7 @@ func (bk *Book) RoundSnapshot() Snapshot {
 		bids = append(bids, e.b)
 		ids = append(ids, e.id)
 	}
-	return Snapshot{Offers: offers, Bids: bids, bidIDs: ids}
+	return Snapshot{Offers: offers, Bids: bids, bidIDs: ids, offerAddrs: oaddrs}
 }
 
 // Snapshot returns the book's current content: offers sorted by provider
@@ -769,10 +771,11 @@ func (bk *Book) Snapshot() Snapshot {
 	for _, a := range addrs {
 		offers = append(offers, bk.offers[a].o)
 	}
+	oaddrs := slices.Clone(addrs)
 	bids := make([]*Bid, len(ids))
 	for i, id := range ids {
 		bids[i] = bk.bids[id].b
 	}
 	bk.mu.Unlock()
-	return Snapshot{Offers: offers, Bids: bids, bidIDs: ids}
+	return Snapshot{Offers: offers, Bids: bids, bidIDs: ids, offerAddrs: oaddrs}
 }
