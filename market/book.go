@@ -27,6 +27,9 @@ var (
 	// chain's minimum collateral, or its collateral does not back the
 	// capacity it advertises (see BookConfig.CapacityPerMinCollateral).
 	ErrUnbacked = errors.New("provider collateral does not back the offer")
+	// ErrPeerFull: the peer that delivered the bid already has its share
+	// of the book (BookConfig.MaxBidsPerPeer). It wraps ErrBookFull.
+	ErrPeerFull = fmt.Errorf("%w: the delivering peer's share is full", ErrBookFull)
 )
 
 // Kind says what a gossiped message holds (one topic per kind).
@@ -83,6 +86,12 @@ type BookConfig struct {
 	MaxBids int
 	// MaxBidsPerClient bounds the open bids of one client. Default 256.
 	MaxBidsPerClient int
+	// MaxBidsPerPeer bounds the open bids that one gossip peer delivered
+	// first (AddFrom), whatever their clients: a peer relaying many Sybil
+	// keys fills its share, not the book. Bids added locally (Add, AddBid:
+	// the node's own API) count against no peer. 0 means MaxBids/4
+	// (25,000 by default), so filling the book takes four peers.
+	MaxBidsPerPeer int
 	// MaxBidBytes bounds the encoded size of the open bids held, summed.
 	// Default 128 MiB (a maximal bid is 48 KiB, a typical one under 1 KiB).
 	MaxBidBytes int64
@@ -118,6 +127,8 @@ func (c BookConfig) Validate() error {
 		return fmt.Errorf("book config: MaxBids must be positive, got %d", c.MaxBids)
 	case c.MaxBidsPerClient <= 0 || c.MaxBidsPerClient > c.MaxBids:
 		return fmt.Errorf("book config: MaxBidsPerClient must be in 1..MaxBids, got %d", c.MaxBidsPerClient)
+	case c.MaxBidsPerPeer < 0 || c.MaxBidsPerPeer > c.MaxBids:
+		return fmt.Errorf("book config: MaxBidsPerPeer must be in 0..MaxBids (0: MaxBids/4), got %d", c.MaxBidsPerPeer)
 	case c.MaxBidBytes < 48<<10:
 		return fmt.Errorf("book config: MaxBidBytes must hold at least one maximal bid (48 KiB), got %d", c.MaxBidBytes)
 	case c.MaxClosed <= 0:
@@ -165,6 +176,7 @@ type Book struct {
 	bidMin   bidHeap
 	bidBytes int64
 	clients  map[wallet.Address]*clientEntry
+	peers    map[string]int  // open bids per delivering peer
 	closed   map[BidID]int64 // id → time after which it can be forgotten
 	counters map[string]uint64
 }
@@ -182,6 +194,7 @@ type bidEntry struct {
 	client wallet.Address
 	size   int64  // encoded bytes
 	value  uint64 // MaxPrice per KiB of encoding: what backs the entry
+	peer   string // the gossip peer that delivered it first; "" if local
 	hi     int    // index in bidMin
 }
 
@@ -256,6 +269,7 @@ func NewBook(cfg BookConfig) (*Book, error) {
 		offers:   make(map[wallet.Address]*offerEntry),
 		bids:     make(map[BidID]*bidEntry),
 		clients:  make(map[wallet.Address]*clientEntry),
+		peers:    make(map[string]int),
 		closed:   make(map[BidID]int64),
 		counters: make(map[string]uint64),
 	}, nil
@@ -281,6 +295,8 @@ func (bk *Book) count(kind string, err error) {
 			reason = "duplicate"
 		case errors.Is(err, ErrStale):
 			reason = "stale"
+		case errors.Is(err, ErrPeerFull):
+			reason = "peer-full"
 		case errors.Is(err, ErrBookFull):
 			reason = "full"
 		}
@@ -306,8 +322,14 @@ func (bk *Book) Counters() map[string]uint64 {
 	return maps.Clone(bk.counters)
 }
 
-// Add decodes a gossiped message of the given kind and adds it.
-func (bk *Book) Add(kind Kind, data []byte, now int64) error {
+// Add decodes a message of the given kind and adds it as the node's own
+// (no peer share): AddFrom with from "".
+func (bk *Book) Add(kind Kind, data []byte, now int64) error { return bk.AddFrom(kind, data, "", now) }
+
+// AddFrom decodes a gossiped message of the given kind, delivered by
+// peer from, and adds it; a bid counts against from's share of the book
+// (BookConfig.MaxBidsPerPeer) while it is held.
+func (bk *Book) AddFrom(kind Kind, data []byte, from string, now int64) error {
 	switch kind {
 	case KindOffer:
 		o, err := DecodeOffer(data)
@@ -320,7 +342,7 @@ func (bk *Book) Add(kind Kind, data []byte, now int64) error {
 		if err != nil {
 			return bk.counted("bid", fmt.Errorf("add bid: %w", err))
 		}
-		return bk.AddBid(b, now)
+		return bk.AddBidFrom(b, from, now)
 	}
 	return fmt.Errorf("add: unknown message kind %d", kind)
 }
@@ -441,7 +463,12 @@ func (bk *Book) checkOfferLocked(addr wallet.Address, o *Offer, coll uint64) err
 // if b is worth more than each of them, and refuses b otherwise. Errors:
 // *InvalidError (bad input), ErrUnfunded, ErrDuplicate, ErrStale
 // (closed), ErrBookFull.
-func (bk *Book) AddBid(b *Bid, now int64) error {
+func (bk *Book) AddBid(b *Bid, now int64) error { return bk.AddBidFrom(b, "", now) }
+
+// AddBidFrom is AddBid for a bid that gossip peer from delivered: it
+// counts against from's share (ErrPeerFull when that is full; "" is the
+// node itself and has no share).
+func (bk *Book) AddBidFrom(b *Bid, from string, now int64) error {
 	if b == nil {
 		return bk.counted("bid", invalid(CodeDecode, "bid", "nil bid"))
 	}
@@ -449,7 +476,7 @@ func (bk *Book) AddBid(b *Bid, now int64) error {
 	if err != nil {
 		return bk.counted("bid", &InvalidError{Code: CodeDecode, Field: "bid", Err: err})
 	}
-	e := &bidEntry{b: b, id: sha256.Sum256(msg), client: b.ClientAddress(), size: int64(len(msg) + len(b.Sig) + 3)}
+	e := &bidEntry{b: b, id: sha256.Sum256(msg), client: b.ClientAddress(), size: int64(len(msg) + len(b.Sig) + 3), peer: from}
 	e.value = bidValue(b.MaxPrice, e.size)
 	err = bk.addBid(e, now)
 	if err != nil {
@@ -513,8 +540,19 @@ func (bk *Book) addBid(e *bidEntry, now int64) error {
 	c.sum = satAdd(c.sum, b.MaxPrice)
 	bk.bids[e.id] = e
 	bk.bidBytes += e.size
+	if e.peer != "" {
+		bk.peers[e.peer]++
+	}
 	heap.Push(&bk.bidMin, e)
 	return nil
+}
+
+// peerCap is the open bids one delivering peer may hold.
+func (bk *Book) peerCap() int {
+	if bk.cfg.MaxBidsPerPeer > 0 {
+		return bk.cfg.MaxBidsPerPeer
+	}
+	return max(1, bk.cfg.MaxBids/4)
 }
 
 func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64) error {
@@ -531,6 +569,11 @@ func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64) error {
 	}
 	if n >= bk.cfg.MaxBidsPerClient {
 		return fmt.Errorf("%w: client %s has %d open bids", ErrBookFull, e.client, n)
+	}
+	if e.peer != "" {
+		if np, limit := bk.peers[e.peer], bk.peerCap(); np >= limit {
+			return fmt.Errorf("%w: peer %.60s delivered %d of the open bids (limit %d)", ErrPeerFull, e.peer, np, limit)
+		}
 	}
 	if need := satAdd(sum, e.b.MaxPrice); need > spendable {
 		return fmt.Errorf("%w: client %s can spend %d, its %d open bids and this one need %d", ErrUnfunded, e.client, spendable, n, need)
@@ -591,6 +634,11 @@ func (bk *Book) removeBidLocked(e *bidEntry) {
 	delete(bk.bids, e.id)
 	heap.Remove(&bk.bidMin, e.hi)
 	bk.bidBytes -= e.size
+	if e.peer != "" {
+		if bk.peers[e.peer]--; bk.peers[e.peer] <= 0 {
+			delete(bk.peers, e.peer)
+		}
+	}
 	c := bk.clients[e.client]
 	delete(c.bids, e.id)
 	c.sum -= min(c.sum, e.b.MaxPrice)

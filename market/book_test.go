@@ -3,6 +3,7 @@ package market
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 
@@ -233,6 +234,15 @@ func (bk *Book) checkInvariants(t testing.TB) {
 		if bk.bidMin[e.hi] != e {
 			t.Fatalf("bid %s not at its heap index", id)
 		}
+	}
+	peers := map[string]int{}
+	for _, e := range bk.bids {
+		if e.peer != "" {
+			peers[e.peer]++
+		}
+	}
+	if !maps.Equal(peers, bk.peers) {
+		t.Fatalf("peer shares %v, the bids say %v", bk.peers, peers)
 	}
 	for c, n := range per {
 		ce := bk.clients[c]

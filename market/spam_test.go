@@ -344,3 +344,76 @@ func TestMatchRoundIsBoundedFairAndDeterministic(t *testing.T) {
 		t.Fatalf("%d matches from a round bounded to 5 bids", len(ms))
 	}
 }
+
+// The attack: one gossip peer relays a flood of funded bids from many
+// Sybil keys (each under the per-client cap), each worth more than an
+// honest bid, until the book is full; the honest bid, arriving from
+// another peer, is then refused. Now the flooding peer fills its share
+// (MaxBidsPerPeer) and no more: its further bids are ignored (not
+// penalised: an honest relay can hit the share too), and the honest bid
+// from another peer, and the node's own clients, still get in. On the
+// code before the per-peer share, the book filled and refused the honest
+// bid (ErrBookFull).
+func TestOnePeerRelayingSybilKeysHitsThePeerShareNotTheBook(t *testing.T) {
+	const maxBids, share = 100, 25
+	view := newFakeView(1000)
+	bk := admittingBook(t, view, func(c *BookConfig) { c.MaxBids = maxBids; c.MaxBidsPerClient = 10 })
+	flooded, refused := 0, 0
+	for k := range 30 { // 30 keys × 10 bids: 3 books' worth
+		key := testKey(t, 30_000+k)
+		view.balances[key.Address()] = 1 << 40
+		for n := range 10 {
+			data, err := cheapBid(t, key, uint64(n), 50_000).Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch err := bk.AddFrom(KindBid, data, "12D3KooWflooder", t0); {
+			case err == nil:
+				flooded++
+			case errors.Is(err, ErrPeerFull) && errors.Is(err, ErrBookFull) && VerdictOf(err) == Ignore:
+				refused++
+			default:
+				t.Fatalf("flood bid: %v", err)
+			}
+		}
+	}
+	if flooded != share || refused != 300-share {
+		t.Fatalf("the flooding peer placed %d bids (%d refused), want its share %d", flooded, refused, share)
+	}
+	if got := bk.Counters()["bid/ignore/peer-full"]; got != uint64(refused) {
+		t.Fatalf("counted %d peer-full refusals, want %d", got, refused)
+	}
+	honest := testKey(t, 2)
+	view.balances[honest.Address()] = 1 << 40
+	data, err := cheapBid(t, honest, 1, 1000).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.AddFrom(KindBid, data, "12D3KooWhonest", t0); err != nil {
+		t.Fatalf("honest bid from another peer refused: %v", err)
+	}
+	if err := bk.AddBid(cheapBid(t, honest, 2, 1000), t0); err != nil {
+		t.Fatalf("the node's own client refused: %v", err)
+	}
+	// The share is freed as the peer's bids close: it may send again.
+	var one BidID
+	for id, e := range bk.bids {
+		if e.peer == "12D3KooWflooder" && e.client == testKey(t, 30_000).Address() {
+			one = id
+			break
+		}
+	}
+	bk.Close(t0, one)
+	data, err = cheapBid(t, testKey(t, 30_000), 99, 50_000).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.AddFrom(KindBid, data, "12D3KooWflooder", t0); err != nil {
+		t.Fatalf("after one of its bids closed, the peer's next bid: %v", err)
+	}
+	bk.checkInvariants(t)
+	// The share is checked at its bound: exactly MaxBidsPerPeer held.
+	if got := bk.peers["12D3KooWflooder"]; got != share {
+		t.Fatalf("peer holds %d bids, want exactly its share %d", got, share)
+	}
+}

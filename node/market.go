@@ -139,7 +139,9 @@ func (m *marketService) validator(kind market.Kind) func(context.Context, peer.I
 		if from == m.n.host.ID() {
 			return nil, p2p.Accept // ours: already in the book
 		}
-		err := m.book.Add(kind, data, time.Now().UnixMilli())
+		// The book counts a bid against the peer that delivered it first
+		// (its share, BookConfig.MaxBidsPerPeer).
+		err := m.book.AddFrom(kind, data, from.String(), time.Now().UnixMilli())
 		switch market.VerdictOf(err) {
 		case market.Accept:
 			return nil, p2p.Accept
