@@ -205,7 +205,24 @@ func (v chainView) Provider(a wallet.Address) (market.ProviderState, bool) {
 	if err != nil || !ok || p.Leaving() {
 		return market.ProviderState{}, false // a leaving provider takes no new match
 	}
-	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved, NewestOfferSeq: p.NewestOfferSeq}, true
+	var perf market.Perf
+	if _, err := getRecord(v.r, addrKey(pfxPerf, a), &perf); err != nil {
+		perf = market.Perf{} // unreadable figures weigh nothing; the record above was read
+	}
+	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved, NewestOfferSeq: p.NewestOfferSeq, Perf: perf}, true
+}
+
+// observe folds a settled match into its provider's performance figures
+// (market.Perf.Observe): one record read and written per settlement, so
+// a block's work is bounded by its results and MaxTimeoutsPerBlock.
+func (x *execCtx) observe(prov wallet.Address, m *Match, o market.Outcome, paid uint64) error {
+	var p market.Perf
+	if _, err := getRecord(x.o, addrKey(pfxPerf, prov), &p); err != nil {
+		return err
+	}
+	rtt, ok := m.Match.Bid.RTTTo(prov)
+	x.o.put(addrKey(pfxPerf, prov), p.Observe(o, x.time-m.MatchedAt, m.Match.Bid.TimeoutMs, m.Match.Price, paid, rtt, ok, x.time))
+	return nil
 }
 
 func (v chainView) Spendable(a wallet.Address) uint64 {
@@ -428,6 +445,13 @@ func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
 	if err := x.credit(m.Match.Bid.ClientAddress(), pay.Refund); err != nil {
 		return err
 	}
+	outcome := market.OutcomeCompleted
+	if r.ExitCode != 0 {
+		outcome = market.OutcomeFailed
+	}
+	if err := x.observe(sender, &m, outcome, pay.Provider); err != nil {
+		return err
+	}
 	m.Status, m.ResultHash, m.ExitCode = MatchCompleted, r.ResultHash, r.ExitCode
 	ev := EvCompleted
 	if r.ExitCode != 0 {
@@ -486,6 +510,9 @@ func (x *execCtx) payloadUnavailable(sender wallet.Address, u *PayloadUnavailabl
 		return err
 	}
 	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow-fee); err != nil {
+		return err
+	}
+	if err := x.observe(sender, &m, market.OutcomeFailed, 0); err != nil {
 		return err
 	}
 	m.Status, m.Refunded, m.Burned, m.SettledAt, m.Escrow = MatchUnavailable, m.Escrow-fee, fee, x.time, 0
@@ -553,6 +580,9 @@ func (x *execCtx) timeout(m *Match) error {
 		return err
 	}
 	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow); err != nil {
+		return err
+	}
+	if err := x.observe(prov, m, market.OutcomeTimedOut, 0); err != nil {
 		return err
 	}
 	m.Status, m.Refunded, m.Slashed, m.SettledAt, m.Escrow = MatchTimedOut, m.Escrow, cut, x.time, 0

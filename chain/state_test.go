@@ -255,6 +255,15 @@ func TestMarketSettlement(t *testing.T) {
 	if !p.Reserved.IsZero() || p.Completed != 1 || p.Reputation() <= 500 {
 		t.Fatalf("provider after result %+v rep %d", p, p.Reputation())
 	}
+	// The learnt figures follow (market.Perf.Observe), and the matcher's
+	// view carries them.
+	perf, err := n.st.Perf(n.keys[prov].Address())
+	if err != nil || perf.Jobs != 1 || perf.TimeoutPpm != 0 || perf.FailPpm != 0 || perf.PaidAvg != pay.Provider || perf.UpdatedAt != n.time {
+		t.Fatalf("perf after a completed job %+v (%v)", perf, err)
+	}
+	if ps, ok := n.st.View().Provider(n.keys[prov].Address()); !ok || ps.Perf != perf {
+		t.Fatalf("view's perf %+v, state's %+v", ps.Perf, perf)
+	}
 
 	// Timed-out job: client refunded in full, collateral slashed.
 	b2 := n.bid(client, 2, 500, 1000)
@@ -275,6 +284,9 @@ func TestMarketSettlement(t *testing.T) {
 	p, _, _ = n.st.Provider(n.keys[prov].Address())
 	if want := collBefore - collBefore*uint64(n.gen.Params.TimeoutSlashBps)/10000; p.Collateral != want || p.TimedOut != 1 {
 		t.Fatalf("provider after timeout %+v, want collateral %d", p, want)
+	}
+	if perf2, _ := n.st.Perf(n.keys[prov].Address()); perf2.Jobs != 2 || perf2.TimeoutPpm == 0 || perf2.Cost(n.time) <= perf.Cost(n.time) {
+		t.Fatalf("perf after a timeout %+v, before %+v", perf2, perf)
 	}
 	// A late result is refused.
 	_, res = n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b2.ID()} }))

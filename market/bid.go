@@ -288,6 +288,10 @@ func (b *Bid) validateDistance() error {
 	return nil
 }
 
+// RTTTo returns the round trip the bid's client reported to provider a,
+// if its RTT list names a.
+func (b *Bid) RTTTo(a wallet.Address) (uint32, bool) { return b.rttOf(a) }
+
 // rttOf returns the round trip the bid lists for provider a.
 func (b *Bid) rttOf(a wallet.Address) (uint32, bool) {
 	for _, e := range b.RTT {
