@@ -58,6 +58,7 @@ func providerStatus(c *ucli.Context, cl *api.Client) error {
 			{"executors", strings.Join(ps.Executors, ", ")},
 			{"running", strconv.Itoa(ps.Running)}, {"jobs", orDash(strings.Join(jobs, ", "))},
 			{"earned", u64(ps.Earned)}, {"slashed", u64(ps.Slashed)},
+			{"reputation", fmt.Sprintf("%d / 1000", ps.Reputation)}, {"performance", perfLine(ps.Performance)},
 		}); err != nil {
 			return err
 		}

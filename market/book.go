@@ -688,6 +688,20 @@ func (bk *Book) Offer(provider wallet.Address) (*Offer, bool) {
 	return nil, false
 }
 
+// Offers returns the offers held, in no particular order (one per
+// provider), with their providers' addresses.
+func (bk *Book) Offers() ([]*Offer, []wallet.Address) {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	offers := make([]*Offer, 0, len(bk.offers))
+	addrs := make([]wallet.Address, 0, len(bk.offers))
+	for a, e := range bk.offers {
+		offers = append(offers, e.o)
+		addrs = append(addrs, a)
+	}
+	return offers, addrs
+}
+
 // Bid returns an open bid by id.
 func (bk *Book) Bid(id BidID) (*Bid, bool) {
 	bk.mu.Lock()

@@ -190,6 +190,7 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 	if spec.Constraints.Region != "" {
 		b.Constraints.Regions = []string{spec.Constraints.Region}
 	}
+	placeBid(b, spec.Constraints, m.rttList(now))
 	for k, v := range spec.Constraints.Labels {
 		b.Constraints.Labels = append(b.Constraints.Labels, k+"="+v)
 	}
@@ -644,6 +645,7 @@ func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketS
 	for _, p := range s.Providers {
 		ps := api.ProviderStats{Address: p.Provider.String(), Matches: p.Assigned, Completed: p.Completed, Failed: p.Failed,
 			TimedOut: p.TimedOut, Earned: p.Earnings, Slashed: slashed[p.Provider], Utilization: p.Utilisation}
+		ps.Reputation, ps.Performance = m.providerFigures(p.Provider)
 		if out.Matches > 0 {
 			ps.Share = float64(p.Assigned) / float64(out.Matches)
 		}
@@ -672,6 +674,7 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 	st := n.drv.State()
 	if p, ok, err := st.Provider(n.key.Address()); err == nil && ok {
 		out.Registered, out.Collateral, out.OpenMatches = !p.Leaving(), p.Collateral, p.Open
+		out.Reputation, out.Performance = m.providerFigures(n.key.Address())
 		if p.Leaving() {
 			at := time.UnixMilli(p.WithdrawableAt(st.Params().ProviderExitDelayMs)).UTC()
 			out.Leaving, out.WithdrawableAt = true, &at
@@ -689,7 +692,13 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 // (several, any of, comma-separated: a hand-built bid may name more than
 // the one a spec takes) and its labels.
 func bidConstraints(c market.Constraints) api.Constraints {
-	out := api.Constraints{Region: strings.Join(c.Regions, ",")}
+	out := api.Constraints{Region: strings.Join(c.Regions, ","), MinReputation: c.MinReputation}
+	if len(c.RegionWeights) == len(c.Regions) && len(c.Regions) > 0 {
+		out.Region, out.Regions = "", map[string]uint32{}
+		for i, r := range c.Regions {
+			out.Regions[r] = c.RegionWeights[i]
+		}
+	}
 	for _, kv := range c.Labels {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			if out.Labels == nil {

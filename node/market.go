@@ -45,6 +45,7 @@ type marketService struct {
 	jobStore             *jobStore       // the client's job records on disk
 	persist              *persister      // writes them off the block path
 	runtime              *worker.Runtime // nil unless the node is a provider
+	host                 hostLoad        // the machine's measured load, for offers
 	verify               verifier        // re-runs the client's WASM jobs on request
 	checked              checkedSet      // stored payloads that passed the submit check
 	modules              *modCache       // verified payloads recently run
