@@ -274,3 +274,33 @@ func TestLyingAboutLoadCannotBeatTheChainsReservations(t *testing.T) {
 		t.Fatal("host memory above 1000 per mille accepted")
 	}
 }
+
+// A bid with a full distance list and region weights survives the gossip
+// and match decoders' limits (nesting: match → bid → rtt → entry).
+func TestBidWithFullDistanceListDecodes(t *testing.T) {
+	b := baseBid(1)
+	for i := range MaxRTTEntries {
+		b.RTT = append(b.RTT, PeerRTT{Provider: testKey(t, 300+i).Address(), Ms: MaxRTTMs - uint32(MaxRTTEntries-i)})
+	}
+	sortRTT(b.RTT)
+	b.Constraints.RegionWeights = []uint32{MaxRegionWeight, 1}
+	sb := signedBid(t, testKey(t, 2), b)
+	data, err := sb.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBid(data)
+	if err != nil || got.ID() != sb.ID() || got.Verify(testChain) != nil || got.Validate(t0) != nil {
+		t.Fatalf("decode bid: %v", err)
+	}
+	m := Match{Offer: *signedOffer(t, testKey(t, 1), baseOffer(1)), Bid: *sb}
+	m.Offer.HostCPU, m.Offer.HostMem = 0, 0
+	raw, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeMatch(raw); err != nil {
+		t.Fatalf("decode match: %v", err)
+	}
+	t.Logf("bid with %d RTT entries: %d bytes encoded", len(b.RTT), len(data))
+}
