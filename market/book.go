@@ -174,6 +174,13 @@ type Book struct {
 	offerMin offerHeap
 	bids     map[BidID]*bidEntry
 	bidMin   bidHeap
+	// Dense copies of the entries, for a round's sample without walking
+	// the maps: offerList, and bidList with bidIDs parallel to it (the
+	// ids in one contiguous array, which the sample hashes). An entry's
+	// li is its index; removal swaps the last entry in.
+	offerList []*offerEntry
+	bidList   []*bidEntry
+	bidIDs    []BidID
 	bidBytes int64
 	clients  map[wallet.Address]*clientEntry
 	peers    map[string]int  // open bids per delivering peer
@@ -186,6 +193,7 @@ type offerEntry struct {
 	addr wallet.Address
 	coll uint64 // collateral at admission: what backs the entry
 	hi   int    // index in offerMin
+	li   int    // index in offerList
 }
 
 type bidEntry struct {
@@ -196,6 +204,7 @@ type bidEntry struct {
 	value  uint64 // MaxPrice per KiB of encoding: what backs the entry
 	peer   string // the gossip peer that delivered it first; "" if local
 	hi     int    // index in bidMin
+	li     int    // index in bidList and bidIDs
 }
 
 type clientEntry struct {
@@ -395,12 +404,12 @@ func (bk *Book) addOffer(o *Offer, now int64) error {
 		return nil
 	}
 	if len(bk.offers) >= bk.cfg.MaxOffers {
-		ev := heap.Pop(&bk.offerMin).(*offerEntry)
-		delete(bk.offers, ev.addr)
+		bk.removeOfferLocked(bk.offerMin[0])
 		bk.counters["offer/evicted"]++
 	}
-	e := &offerEntry{o: o, addr: addr, coll: coll}
+	e := &offerEntry{o: o, addr: addr, coll: coll, li: len(bk.offerList)}
 	bk.offers[addr] = e
+	bk.offerList = append(bk.offerList, e)
 	heap.Push(&bk.offerMin, e)
 	return nil
 }
@@ -539,6 +548,9 @@ func (bk *Book) addBid(e *bidEntry, now int64) error {
 	c.bids[e.id] = e
 	c.sum = satAdd(c.sum, b.MaxPrice)
 	bk.bids[e.id] = e
+	e.li = len(bk.bidList)
+	bk.bidList = append(bk.bidList, e)
+	bk.bidIDs = append(bk.bidIDs, e.id)
 	bk.bidBytes += e.size
 	if e.peer != "" {
 		bk.peers[e.peer]++
@@ -633,6 +645,12 @@ func compareInt64(a, b int64) int {
 func (bk *Book) removeBidLocked(e *bidEntry) {
 	delete(bk.bids, e.id)
 	heap.Remove(&bk.bidMin, e.hi)
+	last := len(bk.bidList) - 1
+	m := bk.bidList[last]
+	bk.bidList[e.li], bk.bidIDs[e.li] = m, m.id
+	m.li = e.li
+	bk.bidList[last] = nil
+	bk.bidList, bk.bidIDs = bk.bidList[:last], bk.bidIDs[:last]
 	bk.bidBytes -= e.size
 	if e.peer != "" {
 		if bk.peers[e.peer]--; bk.peers[e.peer] <= 0 {
@@ -650,6 +668,12 @@ func (bk *Book) removeBidLocked(e *bidEntry) {
 func (bk *Book) removeOfferLocked(e *offerEntry) {
 	delete(bk.offers, e.addr)
 	heap.Remove(&bk.offerMin, e.hi)
+	last := len(bk.offerList) - 1
+	m := bk.offerList[last]
+	bk.offerList[e.li] = m
+	m.li = e.li
+	bk.offerList[last] = nil
+	bk.offerList = bk.offerList[:last]
 }
 
 // Prune drops offers and bids expired at now (Expires ≤ now, MatchBy ≤
@@ -796,20 +820,36 @@ func (bk *Book) Bytes() int64 {
 // RoundSnapshot is Snapshot without the sorting: the book's content in no
 // particular order, for a matching round (the matcher's output does not
 // depend on the order, and it samples a large book; see Matcher).
-func (bk *Book) RoundSnapshot() Snapshot {
+// RoundSample gives the same round at a fraction of the cost.
+func (bk *Book) RoundSnapshot() Snapshot { return bk.RoundSample([32]byte{}, 0) }
+
+// RoundSample is the snapshot a matching round seeded with seed needs:
+// every offer, and the bids that Matcher.Match would sample from the
+// whole book with at most maxBids bids per round (Matcher.RoundBids);
+// maxBids ≤ 0 means all of them. Matcher.Match gives the same matches on
+// it as on RoundSnapshot, but the book copies only the sample: the ids
+// are hashed in one contiguous array under the book's lock (about a
+// millisecond for 100,000 bids) instead of copying the whole book.
+func (bk *Book) RoundSample(seed [32]byte, maxBids int) Snapshot {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	offers := make([]*Offer, 0, len(bk.offers))
-	oaddrs := make([]wallet.Address, 0, len(bk.offers))
-	for _, e := range bk.offers {
-		offers = append(offers, e.o)
-		oaddrs = append(oaddrs, e.addr)
+	offers := make([]*Offer, len(bk.offerList))
+	oaddrs := make([]wallet.Address, len(bk.offerList))
+	for i, e := range bk.offerList {
+		offers[i], oaddrs[i] = e.o, e.addr
 	}
-	bids := make([]*Bid, 0, len(bk.bids))
-	ids := make([]BidID, 0, len(bk.bids))
-	for _, e := range bk.bids {
-		bids = append(bids, e.b)
-		ids = append(ids, e.id)
+	if maxBids <= 0 || len(bk.bidList) <= maxBids {
+		bids := make([]*Bid, len(bk.bidList))
+		for i, e := range bk.bidList {
+			bids[i] = e.b
+		}
+		return Snapshot{Offers: offers, Bids: bids, bidIDs: slices.Clone(bk.bidIDs), offerAddrs: oaddrs}
+	}
+	idx := sampleIdx(bk.bidIDs, seed, maxBids)
+	bids := make([]*Bid, len(idx))
+	ids := make([]BidID, len(idx))
+	for j, i := range idx {
+		bids[j], ids[j] = bk.bidList[i].b, bk.bidIDs[i]
 	}
 	return Snapshot{Offers: offers, Bids: bids, bidIDs: ids, offerAddrs: oaddrs}
 }

@@ -241,6 +241,19 @@ func (bk *Book) checkInvariants(t testing.TB) {
 			peers[e.peer]++
 		}
 	}
+	if len(bk.bidList) != len(bk.bids) || len(bk.bidIDs) != len(bk.bids) || len(bk.offerList) != len(bk.offers) {
+		t.Fatalf("dense lists: %d bids, %d ids for %d; %d offers for %d", len(bk.bidList), len(bk.bidIDs), len(bk.bids), len(bk.offerList), len(bk.offers))
+	}
+	for i, e := range bk.bidList {
+		if e.li != i || bk.bidIDs[i] != e.id || bk.bids[e.id] != e {
+			t.Fatalf("bid list entry %d misfiled", i)
+		}
+	}
+	for i, e := range bk.offerList {
+		if e.li != i || bk.offers[e.addr] != e {
+			t.Fatalf("offer list entry %d misfiled", i)
+		}
+	}
 	if !maps.Equal(peers, bk.peers) {
 		t.Fatalf("peer shares %v, the bids say %v", bk.peers, peers)
 	}

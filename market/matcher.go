@@ -29,6 +29,10 @@ const (
 	DefaultRoundOffers = 512
 )
 
+// RoundBids is the most bids one round considers: MaxBids, or
+// DefaultRoundBids. Pass it to Book.RoundSample.
+func (m Matcher) RoundBids() int { return cmp.Or(m.MaxBids, DefaultRoundBids) }
+
 // Validate checks the configuration.
 func (m Matcher) Validate() error {
 	if m.MaxBids < 0 || m.MaxOffers < 0 {

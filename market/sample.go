@@ -63,21 +63,32 @@ type sampled struct {
 }
 
 // sampleBids returns the k distinct bids of snap with the smallest
-// (windowHash(seed, id), id), in that order. It keeps the entries below a
-// threshold that k/n of uniform hashes fall under, with a margin, and
-// widens it in the rare case that too few do: one pass over the book and
-// a sort of about 1.3·k entries.
+// (windowHash(seed, id), id), in that order (sampleIdx).
 func sampleBids(snap *Snapshot, seed [32]byte, k int) ([]*Bid, []BidID) {
-	n := len(snap.Bids)
 	ids := snap.bidIDs
-	if len(ids) != n {
-		ids = make([]BidID, n)
+	if len(ids) != len(snap.Bids) {
+		ids = make([]BidID, len(snap.Bids))
 		for i := range snap.Bids {
 			ids[i] = snap.Bids[i].ID()
 		}
 	}
-	// Expected count under t = k·(5/4)·2^64/n + a few: k·5/4 (+ slack).
-	frac := (uint64(k)*5/4 + 16) // numerator, over n
+	idx := sampleIdx(ids, seed, k)
+	bids := make([]*Bid, len(idx))
+	out := make([]BidID, len(idx))
+	for j, i := range idx {
+		bids[j], out[j] = snap.Bids[i], ids[i]
+	}
+	return bids, out
+}
+
+// sampleIdx returns the indexes of the k distinct ids with the smallest
+// (windowHash(seed, id), id), in that order. It keeps the entries below a
+// threshold that k/n of uniform hashes fall under, with a margin, and
+// widens it in the rare case that too few do: one pass over the ids and a
+// sort of about 1.3·k entries.
+func sampleIdx(ids []BidID, seed [32]byte, k int) []int32 {
+	n := len(ids)
+	frac := uint64(k)*5/4 + 16 // expected count under the threshold, over n
 	var keep []sampled
 	for {
 		t := ^uint64(0)
@@ -101,8 +112,7 @@ func sampleBids(snap *Snapshot, seed [32]byte, k int) ([]*Bid, []BidID) {
 		}
 		return bytes.Compare(ids[a.i][:], ids[b.i][:])
 	})
-	bids := make([]*Bid, 0, k)
-	out := make([]BidID, 0, k)
+	out := make([]int32, 0, k)
 	for j, s := range keep {
 		if len(out) == k {
 			break
@@ -111,10 +121,9 @@ func sampleBids(snap *Snapshot, seed [32]byte, k int) ([]*Bid, []BidID) {
 		if j > 0 && ids[keep[j-1].i] == ids[s.i] {
 			continue
 		}
-		bids = append(bids, snap.Bids[s.i])
-		out = append(out, ids[s.i])
+		out = append(out, s.i)
 	}
-	return bids, out
+	return out
 }
 
 // provEntry is one offer, keyed for grouping by provider.

@@ -417,3 +417,41 @@ func TestOnePeerRelayingSybilKeysHitsThePeerShareNotTheBook(t *testing.T) {
 		t.Fatalf("peer holds %d bids, want exactly its share %d", got, share)
 	}
 }
+
+// The book's round sample is the round the matcher would draw from the
+// whole book, at any size around the bound and under churn (adds,
+// closes, evictions), so proposers that sample in the book and those
+// that sample in the matcher agree.
+func TestRoundSampleIsTheMatchersOwnSample(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	w := genWorld(t, r, 20, 8, 300, true)
+	bk := newTestBook(t, func(c *BookConfig) { c.MaxBids = 250; c.MaxBidsPerClient = 250; c.MaxOffers = 15 })
+	for _, o := range w.offers {
+		_ = bk.AddOffer(o, w.now) // some are expired or older: refused, as gossip would be
+	}
+	matched := 0
+	m := Matcher{MaxBids: 40, MaxOffers: 6}
+	for i, b := range w.bids {
+		_ = bk.AddBid(b, w.now) // some are expired or duplicates
+		if i%7 == 0 {
+			bk.Close(w.now, b.ID())
+		}
+		if i%25 != 0 {
+			continue
+		}
+		bk.checkInvariants(t)
+		seed := [32]byte{byte(i), 3}
+		want := matchKeys(m.Match(bk.RoundSnapshot(), w.view, w.now, seed, 100))
+		got := matchKeys(m.Match(bk.RoundSample(seed, m.RoundBids()), w.view, w.now, seed, 100))
+		if !slices.Equal(got, want) {
+			t.Fatalf("after %d bids: RoundSample gives %v, the whole book %v", i, got, want)
+		}
+		matched += len(got)
+	}
+	if matched == 0 {
+		t.Fatal("no round matched anything: the comparison proves nothing")
+	}
+	if _, n := bk.Len(); n <= m.MaxBids {
+		t.Fatalf("the book holds %d bids: the bound %d was never exceeded", n, m.MaxBids)
+	}
+}
