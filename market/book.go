@@ -181,11 +181,11 @@ type Book struct {
 	offerList []*offerEntry
 	bidList   []*bidEntry
 	bidIDs    []BidID
-	bidBytes int64
-	clients  map[wallet.Address]*clientEntry
-	peers    map[string]int  // open bids per delivering peer
-	closed   map[BidID]int64 // id → time after which it can be forgotten
-	counters map[string]uint64
+	bidBytes  int64
+	clients   map[wallet.Address]*clientEntry
+	peers     map[string]int  // open bids per delivering peer
+	closed    map[BidID]int64 // id → time after which it can be forgotten
+	counters  map[string]uint64
 }
 
 type offerEntry struct {
