@@ -209,3 +209,87 @@ func TestPlacementByRegionOverRealPackets(t *testing.T) {
 		}
 	}
 }
+
+// shares runs bursts of n jobs and returns each provider's jobs.
+func (p *placementNet) shares(t *testing.T, bursts, n int) (map[string]int, []time.Duration) {
+	t.Helper()
+	got := map[string]int{}
+	var lat []time.Duration
+	for range bursts {
+		jobs, l := p.burst(t, n)
+		for _, j := range jobs {
+			got[p.name[j.Provider]]++
+		}
+		lat = append(lat, l...)
+	}
+	return got, lat
+}
+
+// TestLongPlacementDegradedProviderLosesShare (BOURSE_LONG=1): the
+// network of TestPlacementByRegionOverRealPackets, jobs placed balanced
+// with no region preference. A baseline of bursts; then node4 (region b,
+// the largest provider) is cut off the network just as a burst is placed,
+// so the jobs it took time out (20 s timeout + the chain's result grace);
+// healed, it is a degraded provider: its learnt cost and reputation say
+// so, and its share of the next bursts falls. Shares, RTTs and costs are
+// logged per phase.
+func TestLongPlacementDegradedProviderLosesShare(t *testing.T) {
+	if os.Getenv("BOURSE_LONG") == "" {
+		t.Skip("long placement run: set BOURSE_LONG=1 (make test-long)")
+	}
+	p := placementUp(t)
+	p.spec.Constraints = api.Constraints{}
+	p.spec.Placement = api.PlaceBalanced
+	p.spec.Timeout = api.Duration{Duration: 20 * time.Second}
+	const degraded = 4
+	victim := p.nw.Nodes[degraded].Name
+
+	base, lat := p.shares(t, 3, 4)
+	p.note("baseline, 3 bursts of 4: %v", base)
+	p.report(t, lat)
+
+	// Cut node4 off, then place a burst at once: its offer lives for
+	// three heartbeats, so some bids land on it and time out.
+	ctx := ctxFor(t, 5*time.Minute)
+	if err := p.nt.Isolate(ctx, degraded); err != nil {
+		t.Fatal(err)
+	}
+	p.note("isolate %s", victim)
+	timedOut := 0
+	for attempt := 0; attempt < 3 && timedOut == 0; attempt++ {
+		jobs := make([]api.Job, 4)
+		var wg sync.WaitGroup
+		for k := range jobs {
+			wg.Go(func() {
+				j, err := p.cl[0].SubmitJobBytes(ctx, p.spec, p.payload)
+				for err == nil && !api.Terminal(j.State) {
+					time.Sleep(200 * time.Millisecond)
+					j, err = p.cl[0].Job(ctx, j.ID)
+				}
+				jobs[k] = j
+			})
+		}
+		wg.Wait()
+		for _, j := range jobs {
+			if p.name[j.Provider] == victim && j.State == api.StateTimedOut {
+				timedOut++
+			}
+		}
+	}
+	if timedOut == 0 {
+		t.Fatalf("no job landed on the isolated %s and timed out", victim)
+	}
+	p.heal(2 * time.Minute)
+	p.note("%s healed after %d of its jobs timed out", victim, timedOut)
+	p.report(t, nil)
+
+	after, lat := p.shares(t, 3, 4)
+	p.note("after the timeouts, 3 bursts of 4: %v", after)
+	p.report(t, lat)
+	if after[victim] >= base[victim] {
+		t.Fatalf("%s took %d of 12 jobs before its timeouts and %d after: its share did not fall", victim, base[victim], after[victim])
+	}
+	later, lat := p.shares(t, 3, 4)
+	p.note("later, 3 more bursts of 4: %v", later)
+	p.report(t, lat)
+}
