@@ -27,6 +27,7 @@ func TestProviderDilutingItsMeanWithATinySelfPaidJobStillPaysForFailures(t *test
 		if _, res := n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b.ID(), ExitCode: exit} })); res.TxResults[0].Code != 0 {
 			t.Fatalf("result %d: %s", seq, res.TxResults[0].Log)
 		}
+		n.block() // the challenge window ends: the held result settles
 	}
 	job(diluter, sybil, 10, 1000, 0) // the self-paid tiny job: 3 units
 	for range 10 {

@@ -24,7 +24,12 @@
 // Nonce (must equal the account's next nonce), Fee (≥ Params.MinFee, paid
 // to the block proposer) and exactly one body: Transfer, Bond, Unbond,
 // ProviderRegister, BidCancel, Match (a market.Match, only from the block
-// proposer), Result, Evidence (consensus.DuplicateVoteEvidence, encoded).
+// proposer), Result, Evidence (consensus.DuplicateVoteEvidence, encoded),
+// PayloadUnavailable, ProviderDeregister, ProviderWithdraw, and the
+// settlement kinds Ack, Challenge and Attest (settle.go: a Result holds
+// its payment for Params.ChallengeWindowMs; the client's Ack releases it,
+// a challenge sends it to a stake-weighted committee; the economics are
+// in RATIONALE.md).
 // Sign signs the canonical CBOR without Sig under the wallet domain
 // (chain id, MsgTypeTx). DecodeTx takes canonical bytes only, so
 // TxHash(raw) is a transaction's one identity. Signatures are verified
@@ -66,9 +71,11 @@
 // Per block, in order: matured unbondings are paid out, open matches whose
 // deadline (matchedAt + the bid's timeout + Params.ResultGraceMs, the
 // genesis's result grace) is ≤ the block time time out (client refunded,
-// provider collateral slashed by TimeoutSlashBps; at most
-// MaxTimeoutsPerBlock, earliest first, the rest in the next blocks, and a
-// Result past its deadline is refused either way), the transactions run,
+// provider collateral slashed by TimeoutSlashBps), held results whose
+// challenge window ended are paid and challenges past their committee's
+// deadline expire (all three at most MaxTimeoutsPerBlock together,
+// earliest first, the rest in the next blocks; a Result past its deadline
+// is refused either way), the transactions run,
 // fees go to the proposer, and the
 // validator set for Height+2 is derived from stake (top MaxValidators,
 // power = stake, sorted by address). ValidatorsAt(h) answers for h in

@@ -57,11 +57,14 @@ type Event struct {
 
 // Event types.
 const (
-	EvUnbonded  = "unbonded"  // matured stake returned to Address
-	EvSlashed   = "slashed"   // Amount of Address's stake burned for double signing
-	EvMatched   = "matched"   // JobID matched; Amount escrowed
-	EvCompleted = "completed" // JobID settled by its result; Amount paid to the provider
-	EvFailed    = "failed"    // JobID failed; Amount paid for usage up to the failure
+	EvUnbonded = "unbonded" // matured stake returned to Address
+	EvSlashed  = "slashed"  // Amount of Address's stake burned for double signing
+	EvMatched  = "matched"  // JobID matched; Amount escrowed
+	// EvHeld: JobID's result committed; Amount is what it will pay the
+	// provider, held until the client's Ack or the challenge window's end.
+	EvHeld      = "result_held"
+	EvCompleted = "completed" // JobID's held payment released; Amount paid to the provider
+	EvFailed    = "failed"    // JobID failed, its held payment released; Amount paid for usage up to the failure
 	EvTimedOut  = "timed_out" // JobID missed its deadline; Amount of collateral burned
 	EvCancelled = "cancelled" // bid JobID cancelled
 	// EvUnavailable: JobID's provider could not get its payload; Amount
@@ -72,6 +75,23 @@ const (
 	EvLeaving = "provider_leaving"
 	// EvWithdrawn: Amount of provider Address's collateral returned.
 	EvWithdrawn = "collateral_withdrawn"
+	// EvChallenged: client Address challenged JobID's result, locking
+	// Amount as its deposit.
+	EvChallenged = "challenged"
+	// EvAttested: committee member Address attested JobID's challenge.
+	EvAttested = "attested"
+	// EvChallengeFailed: the provider won; challenger Address lost its
+	// deposit Amount (to the committee, the rest to the provider).
+	EvChallengeFailed = "challenge_failed"
+	// EvWithheld: provider Address did not serve JobID's result to the
+	// committee; Amount of its collateral cut, the client refunded.
+	EvWithheld = "result_withheld"
+	// EvWrongResult: the referees' majority hash is not provider
+	// Address's; Amount of its collateral cut, the client refunded.
+	EvWrongResult = "result_wrong"
+	// EvRefereeSlashed: referee Address voted against the deciding hash
+	// of JobID's challenge; Amount of its stake burned.
+	EvRefereeSlashed = "referee_slashed"
 )
 
 // TxResult is the outcome of one transaction of a block. A transaction
@@ -371,6 +391,12 @@ func (x *execCtx) body(tx *Tx) error {
 		return x.providerDeregister(tx.SenderAddress())
 	case KindProviderWithdraw:
 		return x.providerWithdraw(tx.SenderAddress())
+	case KindAck:
+		return x.ack(tx.SenderAddress(), tx.Ack)
+	case KindChallenge:
+		return x.challenge(tx.SenderAddress(), tx.Challenge)
+	case KindAttest:
+		return x.attest(tx.SenderAddress(), tx.Attest)
 	}
 	return fmt.Errorf("unknown kind %v", tx.Kind())
 }
@@ -647,7 +673,7 @@ func (x *execCtx) beginBlock() error {
 		x.o.del(unbondByKey(u.Address, x.height))
 		x.events = append(x.events, Event{Type: EvUnbonded, Address: u.Address, Amount: u.Amount})
 	}
-	return x.settleTimeouts()
+	return x.settleDue()
 }
 
 func (x *execCtx) endBlock() ([]Validator, error) {

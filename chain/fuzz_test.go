@@ -75,7 +75,8 @@ func FuzzParseGenesis(f *testing.F) {
 
 // FuzzBlockSequence drives the chain with a program read from the fuzz
 // input: signed transactions of every kind (transfers, bonds, unbonds,
-// provider registrations, matches, results, cancels, evidence) and
+// provider registrations, matches, results, cancels, evidence, acks,
+// challenges and committee attestations) and
 // garbage candidates, cut into blocks by BuildBlock and executed afresh
 // as a validator would. After every block the invariants hold (supply to
 // the unit, counters, indexes) and a replica that only executes the
@@ -84,6 +85,9 @@ func FuzzBlockSequence(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 11, 4, 5, 6, 11, 7, 8, 9, 10, 11, 11, 6, 7, 11})
 	f.Add([]byte{5, 5, 5, 6, 6, 6, 11, 200, 7, 7, 7, 11, 255, 11, 255, 11})
 	f.Add([]byte{2, 3, 3, 3, 10, 10, 11, 9, 9, 11, 1, 4, 11})
+	// register, match, result, then challenge, attest and ack in the
+	// same block (the test window is one block)
+	f.Add([]byte{0, 3, 0, 0, 5, 4, 0, 0, 0, 0, 11, 1, 0, 6, 0, 1, 3, 5, 5, 14, 0, 0, 0, 15, 0, 0, 1, 15, 1, 0, 0, 0, 13, 0, 11, 200})
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		if len(prog) > 400 {
 			prog = prog[:400]
@@ -122,7 +126,7 @@ func FuzzBlockSequence(f *testing.F) {
 		}
 		for pos < len(prog) && n.st.Height() < 40 {
 			from := next() % 8
-			switch op := next() % 13; op {
+			switch op := next() % 16; op {
 			case 0:
 				txs = append(txs, n.tx(from, uint64(1+next()%3), func(tx *Tx) {
 					tx.Transfer = &Transfer{To: n.keys[next()%8].Address(), Amount: uint64(next()) << uint(next()%20)}
@@ -177,6 +181,33 @@ func FuzzBlockSequence(f *testing.F) {
 			case 12:
 				if len(bids) > 0 {
 					txs = append(txs, unavailable(n, provA+next()%2, bids[next()%len(bids)].ID()))
+				}
+			case 13, 14, 15:
+				if len(bids) == 0 {
+					continue
+				}
+				b := bids[next()%len(bids)]
+				client := b.ClientAddress()
+				ci := from
+				for i, k := range n.keys {
+					if k.Address() == client && next()%4 != 0 { // sometimes a stranger
+						ci = i
+					}
+				}
+				switch op {
+				case 13:
+					txs = append(txs, n.tx(ci, 1, func(tx *Tx) { tx.Ack = &AckTx{JobID: b.ID()} }))
+				case 14:
+					txs = append(txs, n.tx(ci, 1, func(tx *Tx) {
+						tx.Challenge = &ChallengeTx{JobID: b.ID(), Kind: ChallengeKind(1 + next()%2), MaxDeposit: uint64(1 + next()*100)}
+					}))
+				case 15:
+					m, _, _ := n.st.Match(b.ID())
+					h := m.ResultHash
+					if next()%3 == 0 {
+						h = [32]byte{byte(next())}
+					}
+					txs = append(txs, n.tx(next()%4, 1, func(tx *Tx) { tx.Attest = &AttestTx{JobID: b.ID(), ResultHash: h} }))
 				}
 			}
 		}

@@ -152,6 +152,83 @@ type Params struct {
 	// DefaultProviderExitDelayMs (one hour); a genesis file that omits it
 	// gets the default.
 	ProviderExitDelayMs uint64 `cbor:"12,keyasint,omitempty" json:"provider_exit_delay_ms"`
+
+	// Settlement (chain/settle.go, economics in chain/RATIONALE.md). A
+	// genesis file that omits any of these gets its default.
+	//
+	// ChallengeWindowMs is how long a result's payment is held for a
+	// challenge unless the client acknowledges it first. In
+	// [MinChallengeWindowMs, MaxChallengeWindowMs]. Default
+	// DefaultChallengeWindowMs (10 minutes); a testnet uses 5 s.
+	ChallengeWindowMs uint64 `cbor:"21,keyasint,omitempty" json:"challenge_window_ms"`
+	// CommitteeSize is how many validators (stake-weighted, never the
+	// client or the provider) judge a challenge; fewer when fewer are
+	// eligible. In [1, MaxCommitteeSize]. Default 5.
+	CommitteeSize uint32 `cbor:"22,keyasint,omitempty" json:"committee_size"`
+	// AttestWindowMs is how long a committee has to attest an
+	// availability challenge; a wrong-result challenge's referees get the
+	// job's timeout on top. In [MinChallengeWindowMs, MaxResultGraceMs].
+	// Default 60000.
+	AttestWindowMs uint64 `cbor:"23,keyasint,omitempty" json:"attest_window_ms"`
+	// AvailDepositBase and AvailDepositPerMiB price an availability
+	// challenge's deposit: base + per MiB (rounded up) of the result's
+	// declared size, shared by the committee members who attest when the
+	// challenge fails. Defaults 100 and 10; the base is at least 1.
+	AvailDepositBase   uint64 `cbor:"24,keyasint,omitempty" json:"avail_deposit_base"`
+	AvailDepositPerMiB uint64 `cbor:"25,keyasint,omitempty" json:"avail_deposit_per_mib"`
+	// ChallengeSlashBps is the fraction of a provider's collateral cut
+	// when it loses a challenge; the cut is at least the job's held pay plus
+	// the committee's fees (capped by the collateral). In [0, 10000].
+	// Default 2000 (20%).
+	ChallengeSlashBps uint32 `cbor:"26,keyasint,omitempty" json:"challenge_slash_bps"`
+	// RefereeSlashBps is the fraction of a referee's stake burned when it
+	// votes a hash other than the deciding majority's. In [0, 10000].
+	// Default 100 (1%).
+	RefereeSlashBps uint32 `cbor:"27,keyasint,omitempty" json:"referee_slash_bps"`
+}
+
+// Settlement parameter defaults and bounds.
+const (
+	DefaultChallengeWindowMs  = 10 * 60 * 1000
+	MinChallengeWindowMs      = 1000
+	MaxChallengeWindowMs      = 7 * 24 * 60 * 60 * 1000
+	DefaultCommitteeSize      = 5
+	MaxCommitteeSize          = 31
+	DefaultAttestWindowMs     = 60 * 1000
+	DefaultAvailDepositBase   = 100
+	DefaultAvailDepositPerMiB = 10
+	DefaultChallengeSlashBps  = 2000
+	DefaultRefereeSlashBps    = 100
+)
+
+// DefaultSettlement sets the settlement parameters that are zero, where
+// zero is not a valid value, to their defaults: a genesis file or a
+// stored params record from before they existed.
+func (p *Params) DefaultSettlement() {
+	if p.ChallengeWindowMs == 0 {
+		p.ChallengeWindowMs = DefaultChallengeWindowMs
+	}
+	if p.CommitteeSize == 0 {
+		p.CommitteeSize = DefaultCommitteeSize
+	}
+	if p.AttestWindowMs == 0 {
+		p.AttestWindowMs = DefaultAttestWindowMs
+	}
+	if p.AvailDepositBase == 0 {
+		p.AvailDepositBase = DefaultAvailDepositBase
+	}
+}
+
+// PresetOmitted sets every parameter a genesis file may omit to its
+// default, before the file is decoded over p.
+func (p *Params) PresetOmitted() {
+	p.ResultGraceMs = market.DefaultResultGraceMs
+	p.UnavailableFeeBps = DefaultUnavailableFeeBps
+	p.ProviderExitDelayMs = DefaultProviderExitDelayMs
+	p.DefaultSettlement()
+	p.AvailDepositPerMiB = DefaultAvailDepositPerMiB
+	p.ChallengeSlashBps = DefaultChallengeSlashBps
+	p.RefereeSlashBps = DefaultRefereeSlashBps
 }
 
 // DefaultUnavailableFeeBps is Params.UnavailableFeeBps' default: 1%.
@@ -174,7 +251,9 @@ func DefaultParams() Params {
 	return Params{MinFee: 1, UnbondingBlocks: 1_000_000, SlashBps: 500, MinProviderCollateral: 1000,
 		TimeoutSlashBps: 1000, MaxBlockBytes: 3 << 20, MaxBlockTxs: 20000, MaxValidators: 100,
 		ResultGraceMs: market.DefaultResultGraceMs, UnavailableFeeBps: DefaultUnavailableFeeBps,
-		ProviderExitDelayMs: DefaultProviderExitDelayMs}
+		ProviderExitDelayMs: DefaultProviderExitDelayMs, ChallengeWindowMs: DefaultChallengeWindowMs,
+		CommitteeSize: DefaultCommitteeSize, AttestWindowMs: DefaultAttestWindowMs, AvailDepositBase: DefaultAvailDepositBase,
+		AvailDepositPerMiB: DefaultAvailDepositPerMiB, ChallengeSlashBps: DefaultChallengeSlashBps, RefereeSlashBps: DefaultRefereeSlashBps}
 }
 
 // Timeouts are the consensus round timeouts, in milliseconds; each grows by
@@ -256,9 +335,7 @@ func ParseGenesis(raw []byte) (*Genesis, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var g Genesis
-	g.Params.ResultGraceMs = market.DefaultResultGraceMs // kept when the file omits it
-	g.Params.UnavailableFeeBps = DefaultUnavailableFeeBps
-	g.Params.ProviderExitDelayMs = DefaultProviderExitDelayMs
+	g.Params.PresetOmitted() // kept when the file omits them
 	if err := dec.Decode(&g); err != nil {
 		return nil, fmt.Errorf("parse genesis: %w", err)
 	}
@@ -343,6 +420,18 @@ func (g *Genesis) Validate() error {
 		return gerr("params.min_provider_collateral", "must be at least 1")
 	case p.ResultGraceMs < MinResultGraceMs || p.ResultGraceMs > MaxResultGraceMs:
 		return gerr("params.result_grace_ms", "must be in [%d, %d], got %d", MinResultGraceMs, MaxResultGraceMs, p.ResultGraceMs)
+	case p.ChallengeWindowMs < MinChallengeWindowMs || p.ChallengeWindowMs > MaxChallengeWindowMs:
+		return gerr("params.challenge_window_ms", "must be in [%d, %d], got %d", MinChallengeWindowMs, uint64(MaxChallengeWindowMs), p.ChallengeWindowMs)
+	case p.CommitteeSize == 0 || p.CommitteeSize > MaxCommitteeSize:
+		return gerr("params.committee_size", "must be in [1, %d], got %d", MaxCommitteeSize, p.CommitteeSize)
+	case p.AttestWindowMs < MinChallengeWindowMs || p.AttestWindowMs > MaxResultGraceMs:
+		return gerr("params.attest_window_ms", "must be in [%d, %d], got %d", MinChallengeWindowMs, MaxResultGraceMs, p.AttestWindowMs)
+	case p.AvailDepositBase == 0 || p.AvailDepositBase > MaxSupply || p.AvailDepositPerMiB > MaxSupply:
+		return gerr("params.avail_deposit_base", "base must be in [1, %d] and per MiB at most that, got %d and %d", uint64(MaxSupply), p.AvailDepositBase, p.AvailDepositPerMiB)
+	case p.ChallengeSlashBps > 10000:
+		return gerr("params.challenge_slash_bps", "%d exceeds 10000 (100%%)", p.ChallengeSlashBps)
+	case p.RefereeSlashBps > 10000:
+		return gerr("params.referee_slash_bps", "%d exceeds 10000 (100%%)", p.RefereeSlashBps)
 	}
 	if n := ProposalBytes(p); n > consensus.MaxMessageBytes {
 		// With max_block_txs and max_validators within their bounds, the

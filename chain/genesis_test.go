@@ -174,6 +174,10 @@ func TestStoredParamsWithoutResultGrace(t *testing.T) {
 	// format 2, so no stored record lacks them; absent ones read as 0,
 	// itself a valid value.
 	want.UnavailableFeeBps, want.ProviderExitDelayMs = 0, 0
+	// The settlement parameters came with store format 3: those where 0
+	// is invalid get their defaults, the others read as 0.
+	want.ChallengeWindowMs, want.CommitteeSize, want.AttestWindowMs, want.AvailDepositBase = DefaultChallengeWindowMs, DefaultCommitteeSize, DefaultAttestWindowMs, DefaultAvailDepositBase
+	want.AvailDepositPerMiB, want.ChallengeSlashBps, want.RefereeSlashBps = 0, 0, 0
 	if back.Params() != want {
 		t.Fatalf("reloaded params %+v, want %+v", back.Params(), want)
 	}

@@ -43,6 +43,9 @@ type testNet struct {
 func testGenesis(nAccounts, nVals int) *Genesis {
 	g := &Genesis{ChainID: testChainID, GenesisTime: 1_700_000_000_000, Timeouts: DefaultTimeouts(), Params: DefaultParams()}
 	g.Params.UnbondingBlocks = 5
+	// Held results are paid at the next block (one block step) unless a
+	// test lengthens the window; settle_test.go does.
+	g.Params.ChallengeWindowMs = MinChallengeWindowMs
 	for i := 0; i < nAccounts; i++ {
 		g.Accounts = append(g.Accounts, GenesisAccount{Address: testKey(i).Address(), Balance: 1_000_000})
 	}

@@ -16,13 +16,18 @@ import (
 // (nothing minted after genesis, nothing lost), the counters in Globals
 // equal the sums of the records they summarise, escrow equals the sum of
 // open matches, each provider's reservation equals the resources of its
-// open matches, and every open match is in the deadline index. It costs a
+// open matches, deposits equal the sum of pending challenges' deposits,
+// each provider's held results (count and pay) equal its held and
+// challenged matches, and every unsettled match is in the due index at
+// its due time. It costs a
 // full scan: tests call it, and the driver after every block only when
 // asked (driver.Config.CheckInvariants, [chain] check_invariants in a
 // node's config.toml; a testnet turns it on).
 func CheckInvariants(st *State) error {
 	g := st.Globals()
-	var balances, bonded, unbonding, escrow, collateral uint64
+	var balances, bonded, unbonding, escrow, collateral, deposits uint64
+	heldJobs, heldPay := map[string]uint64{}, map[string]uint64{}
+	provHeld := map[string][2]uint64{}
 	reserved := map[string]market.Resources{}
 	open := map[string]uint64{}
 	openIDs := map[[32]byte]int64{}
@@ -86,16 +91,36 @@ func CheckInvariants(st *State) error {
 			sum(&collateral, p.Collateral, "collateral")
 			reserved[k[len(pfxProvider):]] = p.Reserved
 			open[k[len(pfxProvider):]] = p.Open
+			provHeld[k[len(pfxProvider):]] = [2]uint64{p.HeldJobs, p.HeldEarnings}
 		case strings.HasPrefix(k, pfxMatch):
 			var m Match
 			if err := dec(&m); err != nil {
 				return err
 			}
-			if m.Status == MatchOpen {
+			if unsettled(m.Status) {
 				sum(&escrow, m.Escrow, "escrow")
+				openIDs[m.Match.ID()] = dueAt(&m)
+			}
+			if c := m.Pending(); c != nil {
+				sum(&deposits, c.Deposit, "deposits")
+			}
+			for i, c := range m.Challenges {
+				if c.Outcome == ChallengePending && (i != len(m.Challenges)-1 || m.Status != MatchChallenged) {
+					errs = append(errs, fmt.Errorf("match %x (%s) has challenge %d pending", k[len(pfxMatch):], m.Status, i))
+				}
+			}
+			if m.Status == MatchHeld || m.Status == MatchChallenged {
+				prov := m.Match.Offer.ProviderAddress()
+				pk := string(prov[:])
+				heldJobs[pk]++
+				heldPay[pk] += m.HeldPay
+				if m.HeldPay > m.Escrow {
+					errs = append(errs, fmt.Errorf("match %x holds %d of an escrow of %d", k[len(pfxMatch):], m.HeldPay, m.Escrow))
+				}
+			}
+			if m.Status == MatchOpen {
 				openMatches = append(openMatches, m)
-				openIDs[m.Match.ID()] = m.Deadline
-			} else if m.Escrow != 0 {
+			} else if !unsettled(m.Status) && m.Escrow != 0 {
 				errs = append(errs, fmt.Errorf("settled match %x still holds escrow %d", k[len(pfxMatch):], m.Escrow))
 			}
 		case strings.HasPrefix(k, pfxDeadline):
@@ -125,17 +150,26 @@ func CheckInvariants(st *State) error {
 		open[pk]--
 	}
 	total := balances
-	for _, v := range []uint64{bonded, unbonding, escrow, collateral, g.Burned} {
+	for _, v := range []uint64{bonded, unbonding, escrow, collateral, deposits, g.Burned} {
 		sum(&total, v, "total")
 	}
 	if total != g.Supply {
-		errs = append(errs, fmt.Errorf("supply not conserved: balances %d + bonded %d + unbonding %d + escrow %d + collateral %d + burned %d = %d, supply %d",
-			balances, bonded, unbonding, escrow, collateral, g.Burned, total, g.Supply))
+		errs = append(errs, fmt.Errorf("supply not conserved: balances %d + bonded %d + unbonding %d + escrow %d + collateral %d + deposits %d + burned %d = %d, supply %d",
+			balances, bonded, unbonding, escrow, collateral, deposits, g.Burned, total, g.Supply))
+	}
+	for pk, h := range provHeld {
+		if h[0] != heldJobs[pk] || h[1] != min(heldPay[pk], MaxTrackValue) {
+			errs = append(errs, fmt.Errorf("provider %x says %d results hold %d, its matches say %d hold %d", pk, h[0], h[1], heldJobs[pk], heldPay[pk]))
+		}
+		delete(heldJobs, pk)
+	}
+	for pk, n := range heldJobs {
+		errs = append(errs, fmt.Errorf("%d held results of %x, which has no provider record", n, pk))
 	}
 	for _, c := range []struct {
 		name       string
 		have, want uint64
-	}{{"bonded", g.Bonded, bonded}, {"unbonding", g.Unbonding, unbonding}, {"escrow", g.Escrow, escrow}, {"collateral", g.Collateral, collateral}} {
+	}{{"bonded", g.Bonded, bonded}, {"unbonding", g.Unbonding, unbonding}, {"escrow", g.Escrow, escrow}, {"collateral", g.Collateral, collateral}, {"deposits", g.Deposits, deposits}} {
 		if c.have != c.want {
 			errs = append(errs, fmt.Errorf("globals %s %d, records sum to %d", c.name, c.have, c.want))
 		}
@@ -150,7 +184,7 @@ func CheckInvariants(st *State) error {
 	}
 	for id, dl := range openIDs {
 		if at, ok := indexed[id]; !ok || at != max(dl, 0) {
-			errs = append(errs, fmt.Errorf("open match %x missing from the deadline index at %d", id[:8], dl))
+			errs = append(errs, fmt.Errorf("unsettled match %x missing from the due index at %d", id[:8], dl))
 		}
 	}
 	if !maps.Equal(stakeRanks, ranks) {
@@ -160,7 +194,7 @@ func CheckInvariants(st *State) error {
 		errs = append(errs, fmt.Errorf("unbonding index (%d entries) does not match the %d unbonding records", len(unbondBy), len(unbondIdx)))
 	}
 	if len(indexed) != len(openIDs) {
-		errs = append(errs, fmt.Errorf("deadline index holds %d jobs, %d matches open", len(indexed), len(openIDs)))
+		errs = append(errs, fmt.Errorf("due index holds %d jobs, %d matches unsettled", len(indexed), len(openIDs)))
 	}
 	return errors.Join(errs...)
 }

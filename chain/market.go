@@ -1,7 +1,6 @@
 package chain
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -23,11 +22,21 @@ type ResultTx struct {
 	ResultHash [32]byte     `cbor:"2,keyasint"` // sha256 of the content-addressed result
 	ExitCode   int32        `cbor:"3,keyasint"` // 0 completed; anything else failed
 	Usage      market.Usage `cbor:"4,keyasint"`
+	// Size is the result's size in bytes: what a committee member fetches
+	// at most when its availability is challenged, and what prices the
+	// challenge's deposit (Params.AvailDepositPerMiB). At most MaxResultSize.
+	Size uint64 `cbor:"5,keyasint,omitempty"`
 }
+
+// MaxResultSize bounds ResultTx.Size (1 TiB).
+const MaxResultSize = 1 << 40
 
 func (r *ResultTx) validateBasic() error {
 	if r.JobID == (market.BidID{}) {
 		return errors.New("result: empty job id")
+	}
+	if r.Size > MaxResultSize {
+		return fmt.Errorf("result: size %d exceeds %d", r.Size, uint64(MaxResultSize))
 	}
 	return nil
 }
@@ -48,6 +57,18 @@ const (
 	MatchFailed
 	MatchTimedOut
 	MatchUnavailable // the provider could not get the payload
+	// MatchHeld: the result is committed; its payment is held until the
+	// client acknowledges it or Match.ReleaseAt passes unchallenged.
+	MatchHeld
+	// MatchChallenged: the client challenged the held result; the
+	// committee of the last Match.Challenges entry decides.
+	MatchChallenged
+	// MatchWithheld: the committee could not get the result: the
+	// provider was slashed and the client refunded.
+	MatchWithheld
+	// MatchWrong: the referees' majority hash differs from the
+	// provider's: the provider was slashed and the client refunded.
+	MatchWrong
 )
 
 func (s MatchStatus) String() string {
@@ -62,6 +83,14 @@ func (s MatchStatus) String() string {
 		return "timed_out"
 	case MatchUnavailable:
 		return "payload_unavailable"
+	case MatchHeld:
+		return "held"
+	case MatchChallenged:
+		return "challenged"
+	case MatchWithheld:
+		return "withheld"
+	case MatchWrong:
+		return "wrong_result"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -82,6 +111,17 @@ type Match struct {
 	Slashed    uint64       `cbor:"11,keyasint,omitempty"`
 	SettledAt  int64        `cbor:"12,keyasint,omitempty"`
 	Burned     uint64       `cbor:"13,keyasint,omitempty"` // escrow burned: the unavailability fee
+
+	// Settlement (chain/settle.go). HeldPay is what the result would pay
+	// the provider (the rest of Escrow goes back to the client), held
+	// while the match is MatchHeld or MatchChallenged; ReleaseAt is when
+	// a held result is paid unless challenged; ResultSize is the
+	// provider's ResultTx.Size. Challenges are the challenges made, at
+	// most one of each kind.
+	HeldPay    uint64      `cbor:"21,keyasint,omitempty"`
+	ReleaseAt  int64       `cbor:"22,keyasint,omitempty"`
+	ResultSize uint64      `cbor:"23,keyasint,omitempty"`
+	Challenges []Challenge `cbor:"24,keyasint,omitempty"`
 }
 
 // Provider is a registered provider: collateral, the resources reserved by
@@ -112,6 +152,18 @@ type Provider struct {
 	// LeftAt is the time (unix ms) of its ProviderDeregister, 0 while it
 	// is registered.
 	LeftAt int64 `cbor:"13,keyasint,omitempty"`
+
+	// Settlement record (chain/settle.go): the results whose payment is
+	// held (HeldJobs, HeldEarnings), what was released to it and what
+	// of its collateral was slashed (timeouts and lost challenges), and
+	// the challenges against it that it won and lost. The sums saturate
+	// at MaxTrackValue.
+	HeldJobs       uint64 `cbor:"21,keyasint,omitempty"`
+	HeldEarnings   uint64 `cbor:"22,keyasint,omitempty"`
+	Released       uint64 `cbor:"23,keyasint,omitempty"`
+	SlashedTotal   uint64 `cbor:"24,keyasint,omitempty"`
+	ChallengesWon  uint64 `cbor:"25,keyasint,omitempty"`
+	ChallengesLost uint64 `cbor:"26,keyasint,omitempty"`
 }
 
 // Leaving reports whether the provider deregistered (and has not
@@ -302,6 +354,8 @@ func (x *execCtx) providerWithdraw(a wallet.Address) error {
 		return fmt.Errorf("provider withdraw: %s is registered: send ProviderDeregister first", a)
 	case p.Open > 0:
 		return fmt.Errorf("provider withdraw: %d open matches must settle first", p.Open)
+	case p.HeldJobs > 0:
+		return fmt.Errorf("provider withdraw: %d results are held for their challenge window and must settle first", p.HeldJobs)
 	case x.time < at:
 		return fmt.Errorf("provider withdraw: the exit delay runs until %d (block time %d)", at, x.time)
 	case p.Collateral == 0:
@@ -383,6 +437,20 @@ func (x *execCtx) getMatch(id market.BidID) (Match, bool, error) {
 // release ends an open match: escrow leaves the pool, the reservation is
 // released, the provider's counters move.
 func (x *execCtx) release(m *Match, prov wallet.Address, update func(*Provider)) error {
+	if err := x.endRun(m, prov, update); err != nil {
+		return err
+	}
+	var err error
+	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
+		return fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
+	}
+	return nil
+}
+
+// endRun ends the run of an open match: its reservation is released, the
+// provider's counters move, and it leaves the due index at its result
+// deadline. The escrow stays.
+func (x *execCtx) endRun(m *Match, prov wallet.Address, update func(*Provider)) error {
 	p, ok, err := x.getProvider(prov)
 	if err != nil {
 		return err
@@ -397,9 +465,6 @@ func (x *execCtx) release(m *Match, prov wallet.Address, update func(*Provider))
 	p.Open--
 	update(&p)
 	x.o.put(addrKey(pfxProvider, prov), p)
-	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
-		return fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
-	}
 	x.o.del(deadlineKey(m.Deadline, m.Match.ID()))
 	return nil
 }
@@ -426,44 +491,11 @@ func (x *execCtx) result(sender wallet.Address, r *ResultTx) error {
 	if pay.Provider+pay.Refund != m.Escrow {
 		return fmt.Errorf("result %s: payout %d+%d does not split escrow %d", r.JobID, pay.Provider, pay.Refund, m.Escrow)
 	}
-	elapsed := uint64(x.time - m.MatchedAt)
-	if err := x.release(&m, sender, func(p *Provider) {
-		if r.ExitCode == 0 {
-			p.Completed++
-			p.PaidCompleted = addTrack(p.PaidCompleted, pay.Provider)
-		} else {
-			p.Failed++
-			p.ValueFailed = addTrack(p.ValueFailed, failureWeight(p, m.Match.Price, pay.Provider))
-		}
-		p.ResultMsSum += elapsed
-	}); err != nil {
-		return fmt.Errorf("result %s: %w", r.JobID, err)
-	}
-	if err := x.credit(sender, pay.Provider); err != nil {
-		return err
-	}
-	if err := x.credit(m.Match.Bid.ClientAddress(), pay.Refund); err != nil {
-		return err
-	}
-	outcome := market.OutcomeCompleted
-	if r.ExitCode != 0 {
-		outcome = market.OutcomeFailed
-	}
-	if err := x.observe(sender, &m, outcome, pay.Provider); err != nil {
-		return err
-	}
-	m.Status, m.ResultHash, m.ExitCode = MatchCompleted, r.ResultHash, r.ExitCode
-	ev := EvCompleted
-	if r.ExitCode != 0 {
-		m.Status, ev = MatchFailed, EvFailed
-	}
-	m.Paid, m.Refunded, m.SettledAt, m.Escrow = pay.Provider, pay.Refund, x.time, 0
-	x.o.put(pfxMatch+string(r.JobID[:]), m)
-	x.events = append(x.events, Event{Type: ev, Address: sender, JobID: r.JobID, Amount: pay.Provider})
-	return nil
+	return x.hold(&m, r, pay)
 }
 
-// MaxTimeoutsPerBlock bounds the timeouts one block settles, so a block's
+// MaxTimeoutsPerBlock bounds the due matches (timeouts, releases of held
+// results, expired challenges) one block settles, so a block's
 // cost does not depend on how many matches others aimed at one deadline;
 // the rest are settled by the next blocks, earliest deadline first. A
 // Result for a match past its deadline is refused either way.
@@ -521,48 +553,6 @@ func (x *execCtx) payloadUnavailable(sender wallet.Address, u *PayloadUnavailabl
 	return nil
 }
 
-// settleTimeouts settles the open matches whose deadline is at or before
-// the block time, earliest first, at most MaxTimeoutsPerBlock: full
-// refund, the provider's collateral slashed by TimeoutSlashBps (burned),
-// the reservation released.
-func (x *execCtx) settleTimeouts() error {
-	type due struct {
-		deadline int64
-		id       market.BidID
-	}
-	var todo []due
-	var err error
-	x.o.scan(pfxDeadline, "", func(k string, _ []byte) bool {
-		if len(k) != len(pfxDeadline)+8+len(market.BidID{}) {
-			err = fmt.Errorf("%w: deadline key %q", ErrCorruptState, printableKey(k))
-			return false
-		}
-		d := due{deadline: int64(binary.BigEndian.Uint64([]byte(k[len(pfxDeadline) : len(pfxDeadline)+8])))}
-		if d.deadline > x.time {
-			return false
-		}
-		copy(d.id[:], k[len(pfxDeadline)+8:])
-		todo = append(todo, d)
-		return len(todo) < MaxTimeoutsPerBlock
-	})
-	if err != nil {
-		return err
-	}
-	for _, d := range todo {
-		m, ok, err := x.getMatch(d.id)
-		if err != nil {
-			return err
-		}
-		if !ok || m.Status != MatchOpen || max(m.Deadline, 0) != d.deadline {
-			return fmt.Errorf("%w: deadline index lists %x at %d, which is not open with that deadline", ErrCorruptState, d.id[:8], d.deadline)
-		}
-		if err := x.timeout(&m); err != nil {
-			return fmt.Errorf("timeout %s: %w", d.id, err)
-		}
-	}
-	return nil
-}
-
 func (x *execCtx) timeout(m *Match) error {
 	prov := m.Match.Offer.ProviderAddress()
 	var cut uint64
@@ -571,6 +561,7 @@ func (x *execCtx) timeout(m *Match) error {
 		p.ValueTimedOut = addTrack(p.ValueTimedOut, m.Match.Price)
 		cut = mulBps(p.Collateral, x.p.TimeoutSlashBps)
 		p.Collateral -= cut
+		p.SlashedTotal = addTrack(p.SlashedTotal, cut)
 	}); err != nil {
 		return err
 	}

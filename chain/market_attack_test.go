@@ -91,6 +91,7 @@ func TestReputationFarmingWithTinySelfPaidJobsViaSecondKeyGainsLittle(t *testing
 			if res.TxResults[0].Code != 0 {
 				t.Fatalf("result %d: %s", i, res.TxResults[0].Log)
 			}
+			n.block() // the challenge window ends: the held result is paid
 			m, _, _ := n.st.Match(b.ID())
 			paid += m.Paid
 		}
@@ -169,6 +170,7 @@ func TestReputationFailureWeighsOneTypicalJobNotTheQuote(t *testing.T) {
 		if _, res := n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b.ID(), ExitCode: exit, Usage: usage} })); res.TxResults[0].Code != 0 {
 			t.Fatalf("result %d: %s", seq, res.TxResults[0].Log)
 		}
+		n.block() // the challenge window ends: the held result settles
 	}
 	rep := func() uint32 {
 		p, _, _ := n.st.Provider(n.keys[prov].Address())

@@ -34,7 +34,7 @@ func mustBody(t *testing.T, res *Result, want string) {
 // every block).
 func TestProviderDeregistersAndWithdrawsItsCollateral(t *testing.T) {
 	g := testGenesis(8, 4)
-	g.Params.ProviderExitDelayMs = 5000
+	g.Params.ProviderExitDelayMs = 8000
 	n := newTestNetFrom(t, g, 4)
 	const prov, client = 6, 7
 	_, res := n.block(n.tx(prov, 1, func(tx *Tx) { tx.ProviderRegister = &ProviderRegister{Collateral: 4000} }))
@@ -45,8 +45,8 @@ func TestProviderDeregistersAndWithdrawsItsCollateral(t *testing.T) {
 	_, res = n.block(deregister(n, prov))
 	mustBody(t, res, "")
 	leftAt := n.time
-	if ev := res.TxResults[0].Events; len(ev) != 1 || ev[0].Type != EvLeaving || int64(ev[0].Amount) != leftAt+5000 {
-		t.Fatalf("events %+v, want leaving until %d", ev, leftAt+5000)
+	if ev := res.TxResults[0].Events; len(ev) != 1 || ev[0].Type != EvLeaving || int64(ev[0].Amount) != leftAt+8000 {
+		t.Fatalf("events %+v, want leaving until %d", ev, leftAt+8000)
 	}
 	// No new match on it.
 	b2 := n.bid(client, 2, 500, 60_000)
@@ -59,8 +59,14 @@ func TestProviderDeregistersAndWithdrawsItsCollateral(t *testing.T) {
 	// The open match still settles by its result.
 	_, res = n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b1.ID(), Usage: market.Usage{CPUMs: 10}} }))
 	mustBody(t, res, "")
+	// While its payment is held, the collateral stays.
+	n.step = 1
+	_, res = n.block(withdraw(n, prov))
+	mustBody(t, res, "1 results are held for their challenge window")
+	n.step = 999
+	n.block() // the challenge window ends
 	// The exit delay holds to the millisecond.
-	n.step = leftAt + 5000 - 1 - n.time
+	n.step = leftAt + 8000 - 1 - n.time
 	_, res = n.block(withdraw(n, prov))
 	mustBody(t, res, "the exit delay runs until")
 	p, _, _ := n.st.Provider(n.keys[prov].Address())

@@ -33,10 +33,51 @@ func VerifyTx(tx *Tx) error {
 	if err != nil {
 		return fmt.Errorf("verify tx: %w", err)
 	}
+	if pk := expandedKey(tx.Sender); pk != nil {
+		if !voi.VerifyExpandedWithOptions(pk, msg, tx.Sig, zip215) {
+			return ErrBadSignature
+		}
+		return nil
+	}
 	if !voi.VerifyWithOptions(voi.PublicKey(tx.Sender[:]), msg, tx.Sig, zip215) {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// maxExpandedKeys bounds the senders' expanded public keys kept (about
+// 1.5 KiB each): decompressing a key was a sixth of a node's CPU under a
+// transfer load, paid again for every transaction of the same sender.
+const maxExpandedKeys = 2048
+
+var expanded = struct {
+	sync.Mutex
+	m map[[32]byte]*voi.ExpandedPublicKey
+}{m: map[[32]byte]*voi.ExpandedPublicKey{}}
+
+// expandedKey is sender's key expanded for verification, from the cache
+// or made now; nil for bytes that are not a point (the plain path then
+// refuses the signature). The cache is emptied when full: one
+// decompression per sender again, never unbounded memory.
+func expandedKey(sender wallet.PublicKey) *voi.ExpandedPublicKey {
+	k := [32]byte(sender[:])
+	expanded.Lock()
+	pk, ok := expanded.m[k]
+	expanded.Unlock()
+	if ok {
+		return pk
+	}
+	pk, err := voi.NewExpandedPublicKey(voi.PublicKey(sender[:]))
+	if err != nil {
+		return nil
+	}
+	expanded.Lock()
+	if len(expanded.m) >= maxExpandedKeys {
+		clear(expanded.m)
+	}
+	expanded.m[k] = pk
+	expanded.Unlock()
+	return pk
 }
 
 // batchMin is the batch size from which batch verification pays.
@@ -71,7 +112,11 @@ func VerifyTxs(txs []*Tx, hashes [][32]byte, cache *SigCache) (int, error) {
 		if err != nil {
 			return i, fmt.Errorf("verify tx %d: %w", i, err)
 		}
-		bv.AddWithOptions(voi.PublicKey(txs[i].Sender[:]), msg, txs[i].Sig, zip215)
+		if pk := expandedKey(txs[i].Sender); pk != nil {
+			bv.AddExpandedWithOptions(pk, msg, txs[i].Sig, zip215)
+		} else {
+			bv.AddWithOptions(voi.PublicKey(txs[i].Sender[:]), msg, txs[i].Sig, zip215)
+		}
 	}
 	ok, valid := bv.Verify(nil)
 	if !ok {
@@ -96,15 +141,17 @@ type SigCache struct {
 	mu   sync.Mutex
 	set  map[[32]byte]struct{}
 	ring [][32]byte
+	size int
 	next int
 }
 
-// NewSigCache holds up to size hashes.
+// NewSigCache holds up to size hashes. Its memory grows with use (an idle
+// node does not hold room for size hashes).
 func NewSigCache(size int) *SigCache {
 	if size < 1 {
 		size = 1
 	}
-	return &SigCache{set: make(map[[32]byte]struct{}, size), ring: make([][32]byte, 0, size)}
+	return &SigCache{set: map[[32]byte]struct{}{}, size: size}
 }
 
 // Has reports whether h was verified.
@@ -128,7 +175,7 @@ func (c *SigCache) Add(h [32]byte) {
 	if _, ok := c.set[h]; ok {
 		return
 	}
-	if len(c.ring) < cap(c.ring) {
+	if len(c.ring) < c.size {
 		c.ring = append(c.ring, h)
 	} else {
 		delete(c.set, c.ring[c.next])

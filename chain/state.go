@@ -73,6 +73,8 @@ type Globals struct {
 	Bonded        uint64   `cbor:"7,keyasint"`
 	Unbonding     uint64   `cbor:"8,keyasint"`
 	Collateral    uint64   `cbor:"9,keyasint"`
+	// Deposits are the challengers' deposits of open challenges.
+	Deposits uint64 `cbor:"21,keyasint,omitempty"`
 }
 
 // State keys. Every record lives under one of these prefixes.
@@ -94,7 +96,7 @@ const (
 	pfxProvider  = "prov/"   // + address → Provider
 	pfxMatch     = "match/"  // + job id → Match
 	pfxBid       = "bid/"    // + bid id → BidStatus
-	pfxDeadline  = "dl/"     // + deadline in unix ms (8 bytes BE) + job id → true: open matches, earliest first
+	pfxDeadline  = "dl/"     // + due time in unix ms (8 bytes BE) + job id → true: unsettled matches (see dueAt), earliest first
 	pfxPubKey    = "pk/"     // + address → validator public key, kept after unbonding
 	pfxPerf      = "perf/"   // + address → market.Perf: a provider's learnt performance figures
 )
@@ -471,6 +473,7 @@ func (s *State) reloadLocked() error {
 	if p.ResultGraceMs == 0 { // a params record written before the field existed
 		p.ResultGraceMs = market.DefaultResultGraceMs
 	}
+	p.DefaultSettlement()
 	var g Globals
 	if _, err := getRecord(lockedGet, keyGlobals, &g); err != nil {
 		return err

@@ -244,6 +244,10 @@ func TestMarketSettlement(t *testing.T) {
 	if res.TxResults[0].Code != 0 {
 		t.Fatalf("result refused: %s", res.TxResults[0].Log)
 	}
+	if m, _, _ := n.st.Match(b.ID()); m.Status != MatchHeld || m.HeldPay != pay.Provider || n.balance(prov) != provBefore-1 {
+		t.Fatalf("after the result: match %s holding %d, provider balance %d; want held %d, balance %d", m.Status, m.HeldPay, n.balance(prov), pay.Provider, provBefore-1)
+	}
+	n.block() // the challenge window ends
 	if got := n.balance(prov); got != provBefore-1+pay.Provider {
 		t.Fatalf("provider balance %d, want %d", got, provBefore-1+pay.Provider)
 	}

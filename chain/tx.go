@@ -35,13 +35,23 @@ const (
 	KindProviderWithdraw
 )
 
-var kindNames = [...]string{"invalid", "transfer", "bond", "unbond", "provider_register", "bid_cancel", "match", "result", "evidence", "payload_unavailable", "provider_deregister", "provider_withdraw"}
+// Settlement kinds (chain/settle.go). Their values are explicit: other
+// kinds take other ranges.
+const (
+	KindAck       Kind = 12
+	KindChallenge Kind = 13
+	KindAttest    Kind = 14
+)
+
+var kindNames = [...]string{0: "invalid", 1: "transfer", 2: "bond", 3: "unbond", 4: "provider_register", 5: "bid_cancel",
+	6: "match", 7: "result", 8: "evidence", 9: "payload_unavailable", 10: "provider_deregister", 11: "provider_withdraw",
+	12: "ack", 13: "challenge", 14: "attest"}
 
 // MarshalText writes the kind's name (JSON output of results).
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 func (k Kind) String() string {
-	if int(k) < len(kindNames) {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", k)
@@ -118,6 +128,12 @@ type Tx struct {
 	ProviderDeregister *ProviderDeregister `cbor:"19,keyasint,omitempty"`
 	ProviderWithdraw   *ProviderWithdraw   `cbor:"20,keyasint,omitempty"`
 
+	// Settlement (chain/settle.go): the client's acknowledgement of a
+	// held result, its challenge, and a committee member's attestation.
+	Ack       *AckTx       `cbor:"21,keyasint,omitempty"`
+	Challenge *ChallengeTx `cbor:"22,keyasint,omitempty"`
+	Attest    *AttestTx    `cbor:"23,keyasint,omitempty"`
+
 	Sig []byte `cbor:"30,keyasint,omitempty"`
 }
 
@@ -141,6 +157,9 @@ func (tx *Tx) Kind() Kind {
 	set(tx.PayloadUnavailable != nil, KindPayloadUnavailable)
 	set(tx.ProviderDeregister != nil, KindProviderDeregister)
 	set(tx.ProviderWithdraw != nil, KindProviderWithdraw)
+	set(tx.Ack != nil, KindAck)
+	set(tx.Challenge != nil, KindChallenge)
+	set(tx.Attest != nil, KindAttest)
 	if n != 1 {
 		return KindInvalid
 	}
@@ -251,6 +270,16 @@ func (tx *Tx) ValidateBasic() error {
 	case KindPayloadUnavailable:
 		if tx.PayloadUnavailable.JobID == (market.BidID{}) {
 			return errors.New("payload unavailable: empty job id")
+		}
+	case KindAck:
+		if tx.Ack.JobID == (market.BidID{}) {
+			return errors.New("ack: empty job id")
+		}
+	case KindChallenge:
+		return tx.Challenge.validateBasic()
+	case KindAttest:
+		if tx.Attest.JobID == (market.BidID{}) {
+			return errors.New("attest: empty job id")
 		}
 	}
 	return nil

@@ -198,6 +198,8 @@ func commands(env Env) []*ucli.Command {
 		jobCommand(env),
 		marketCommand(env),
 		chainCommand(env),
+		txCommand(env),
+		benchCommand(env),
 		stakeCommand(env),
 		uiCommand(env),
 		testnetCommand(env),

@@ -30,6 +30,13 @@ func daemonCommand(env Env) *ucli.Command {
 				return err
 			}
 			node.Version = Version
+			// BOURSE_PPROF=1 serves runtime profiles on loopback (the
+			// address lands in the home's pprof.addr).
+			if env.getenv("BOURSE_PPROF") == "1" {
+				if err := servePprof(c.Context, home); err != nil {
+					return err
+				}
+			}
 			n, err := node.New(c.Context, node.Options{Home: home, Passphrase: pass, LogOutput: env.Stderr, LogLevel: level})
 			if errors.Is(err, wallet.ErrWrongPassphrase) {
 				return fmt.Errorf("wrong passphrase for the wallet key in %s", home)

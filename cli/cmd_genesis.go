@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/bourse-net/bourse/chain"
-	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node"
 	"github.com/bourse-net/bourse/wallet"
 	ucli "github.com/urfave/cli/v2"
@@ -107,8 +106,7 @@ func loadDraft(path string) (*chain.Genesis, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var g chain.Genesis
-	g.Params.ResultGraceMs = market.DefaultResultGraceMs
-	g.Params.UnavailableFeeBps = chain.DefaultUnavailableFeeBps
+	g.Params.PresetOmitted()
 	if err := dec.Decode(&g); err != nil {
 		return nil, fmt.Errorf("genesis %s: %w", path, err)
 	}

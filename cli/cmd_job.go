@@ -34,6 +34,7 @@ func jobCommand(Env) *ucli.Command {
 				&ucli.StringFlag{Name: "deadline", Usage: "match-by deadline (with --wasm)", Value: api.DefaultDeadline.String()},
 				&ucli.StringFlag{Name: "max-price", Usage: "the most to pay, base units (required with --wasm)"},
 				&ucli.StringFlag{Name: "placement", Usage: "cheapest, least-loaded, nearest or balanced (with --wasm)", Value: api.PlaceCheapest},
+				&ucli.StringFlag{Name: "visibility", Usage: "private (only the matched provider and you fetch the job's payload and result) or public (with --wasm)", Value: api.VisibilityPrivate},
 				&ucli.StringSliceFlag{Name: "region", Usage: "a region the job may run in, repeatable; NAME=WEIGHT (1..100) to prefer some (with --wasm)"},
 				&ucli.Uint64Flag{Name: "min-reputation", Usage: "refuse providers below this reputation, per mille (with --wasm)"},
 				&ucli.BoolFlag{Name: "wait", Usage: "follow the job to its end and fetch the result"},
@@ -52,11 +53,13 @@ func jobCommand(Env) *ucli.Command {
 			Action: withClient(jobResult)},
 		{Name: "cancel", Usage: "cancel an unmatched job", ArgsUsage: "ID", Action: withClient(jobCancel)},
 		{Name: "verify", Usage: "run a settled WASM job again here and compare its result with the provider's",
-			ArgsUsage: "ID", Action: withClient(jobVerify)},
+			ArgsUsage: "ID", Flags: []ucli.Flag{&ucli.BoolFlag{Name: "challenge",
+				Usage: "on a mismatch, challenge the result on chain: referees re-execute it, the loser pays (needs the result still held: hold_ack = true)"}},
+			Action: withClient(jobVerify)},
 	}}
 }
 
-var wasmOnlyFlags = []string{"name", "arg", "env", "cpu", "memory", "disk", "timeout", "deadline", "max-price", "placement", "region", "min-reputation"}
+var wasmOnlyFlags = []string{"name", "arg", "env", "cpu", "memory", "disk", "timeout", "deadline", "max-price", "placement", "visibility", "region", "min-reputation"}
 
 // loadJob reads the spec and payload the command line names.
 func loadJob(c *ucli.Context) (api.JobSpec, []byte, error) {
@@ -87,7 +90,7 @@ func loadJob(c *ucli.Context) (api.JobSpec, []byte, error) {
 		Name: c.String("name"), Executor: api.ExecutorWASM, Payload: filepath.Base(wasm),
 		Args:      c.StringSlice("arg"),
 		Resources: api.Resources{CPU: c.Uint64("cpu"), Memory: c.Uint64("memory"), Disk: c.Uint64("disk")},
-		MaxPrice:  price, Placement: c.String("placement"),
+		MaxPrice:  price, Placement: c.String("placement"), Visibility: c.String("visibility"),
 	}
 	if spec.Name == "" {
 		spec.Name = strings.TrimSuffix(filepath.Base(wasm), filepath.Ext(wasm))
@@ -147,8 +150,8 @@ func loadSpecFile(path string) (api.JobSpec, []byte, error) {
 	if err != nil {
 		return api.JobSpec{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if spec.Executor == api.ExecutorDocker {
-		return spec, nil, nil
+	if spec.Executor == api.ExecutorDocker && spec.Payload == "" {
+		return spec, nil, nil // an image the provider has, or pulls by digest
 	}
 	ppath := spec.Payload
 	if !filepath.IsAbs(ppath) {
@@ -665,6 +668,18 @@ func jobVerify(c *ucli.Context, cl *api.Client) error {
 	})
 	if err == nil && !v.Match {
 		err = fmt.Errorf("job %s: result hashes differ (provider %s)", id, v.Provider)
+		if c.Bool("challenge") {
+			ch, cerr := cl.ChallengeJob(c.Context, id, "wrong")
+			switch {
+			case cerr != nil:
+				err = fmt.Errorf("%w; the challenge was not sent: %v", err, cerr)
+			case ch.Status != "committed":
+				err = fmt.Errorf("%w; the chain refused the challenge: %s", err, ch.Error)
+			default:
+				fmt.Fprintf(c.App.ErrWriter, "challenged on chain: referees re-execute the job; deposit up to %d ('bourse job status %s' shows the verdict)\n", ch.Deposit, id)
+				err = nil
+			}
+		}
 	}
 	return err
 }

@@ -125,15 +125,17 @@ func marketStats(c *ucli.Context, cl *api.Client) error {
 		return err
 	}
 	return output(c, st, func(w io.Writer) error {
-		fmt.Fprintf(w, "heights %d..%d: %d matches, volume %d, average price %d, fairness %.3f\n\n",
+		fmt.Fprintf(w, "heights %d..%d: %d matches, volume %d, average price %d, fairness %.3f\n",
 			st.FromHeight, st.ToHeight, st.Matches, st.Volume, st.AvgPrice, st.Fairness)
+		fmt.Fprintf(w, "settlement: %d held in challenge windows, %d slashed, challenges won by providers %d, lost %d\n\n",
+			st.Held, st.Slashed, st.ChallengesWon, st.ChallengesLost)
 		rows := make([][]string, len(st.Providers))
 		for i, p := range st.Providers {
 			rows[i] = []string{p.Address, u64(p.Matches), fmt.Sprintf("%.0f%%", 100*p.Share), u64(p.Completed), u64(p.Failed),
-				u64(p.TimedOut), u64(p.Earned), u64(p.Slashed), fmt.Sprintf("%.0f%%", 100*p.Utilization),
-				u64(uint64(p.Reputation)), perfCost(p.Performance)}
+				u64(p.TimedOut), u64(p.Earned), u64(p.Held), u64(p.Slashed), fmt.Sprintf("%d/%d", p.ChallengesWon, p.ChallengesLost),
+				fmt.Sprintf("%.0f%%", 100*p.Utilization), u64(uint64(p.Reputation)), perfCost(p.Performance)}
 		}
-		return printTable(w, []string{"PROVIDER", "MATCHES", "SHARE", "DONE", "FAILED", "TIMED OUT", "EARNED", "SLASHED", "UTIL", "REP", "PERF COST"}, rows)
+		return printTable(w, []string{"PROVIDER", "MATCHES", "SHARE", "DONE", "FAILED", "TIMED OUT", "EARNED", "HELD", "SLASHED", "CHALL W/L", "UTIL", "REP", "PERF COST"}, rows)
 	})
 }
 

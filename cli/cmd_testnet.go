@@ -28,6 +28,7 @@ func testnetCommand(env Env) *ucli.Command {
 			&ucli.BoolFlag{Name: "force", Usage: "replace a testnet already in --dir (it must be stopped)"},
 			&ucli.IntFlag{Name: "base-port", Usage: "node i's API listens on 127.0.0.1:P+i, its P2P on P+100+i", Value: testnet.DefaultAPIBasePort},
 			&ucli.StringFlag{Name: "chain-id", Usage: "chain id of the new chain", Value: testnet.DefaultChainID},
+			&ucli.StringSliceFlag{Name: "executors", Usage: "executors every node offers, e.g. --executors wasm,docker (default: wasm)"},
 		}
 	}
 	timeout := func(d time.Duration) ucli.Flag {
@@ -74,7 +75,7 @@ func flagsOnly(c *ucli.Context) error {
 
 func genOptions(c *ucli.Context) testnet.Options {
 	return testnet.Options{Dir: c.String("dir"), N: c.Int("nodes"), APIBasePort: c.Int("base-port"),
-		ChainID: c.String("chain-id"), Force: c.Bool("force")}
+		ChainID: c.String("chain-id"), Force: c.Bool("force"), Executors: c.StringSlice("executors")}
 }
 
 // progressTo prints progress lines on stderr, skipping repeats.

@@ -32,6 +32,6 @@ func ExampleRun_genesis() {
 	Run(context.Background(), []string{"bourse", "genesis", "add-validator", gen, "--address", exampleAddr,
 		"--pub-key", strings.Repeat("11", 32), "--stake", "5"}, env)
 	// Output:
-	// 7ae33d845a529b1bc63d648e0d85726d7e5642821968b79d63b6181f6a637dbe
+	// cd9ce2ee20ced6cb109b57b2c34c2765ad11933a706f93bf00ab65449bab0a79
 	// error: add-validator: public key 1111111111111111111111111111111111111111111111111111111111111111 belongs to bo1qt2yngclhvn8ere496vk3fu78e0ujhqmdkm0h5, not bo1y8lrrhap2j3xzcntlp2qgm7jyudhhm2tlc6prv
 }

@@ -149,12 +149,13 @@ func freeBase(t testing.TB) int {
 	return 0
 }
 
-// up starts a 4-node testnet with `bourse testnet up --detach` and stops it
-// when the test ends (showing the logs if the test failed).
-func up(t testing.TB) *net4 {
+// up starts a 4-node testnet with `bourse testnet up --detach` (and
+// flags) and stops it when the test ends (showing the logs if the test
+// failed).
+func up(t testing.TB, flags ...string) *net4 {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tn")
-	out := bourse(t, "testnet", "up", "-n", "4", "--dir", dir, "--detach", "--base-port", strconv.Itoa(freeBase(t)), "--json")
+	out := bourse(t, append([]string{"testnet", "up", "-n", "4", "--dir", dir, "--detach", "--base-port", strconv.Itoa(freeBase(t)), "--json"}, flags...)...)
 	var nw testnet.Network
 	if err := json.Unmarshal([]byte(out), &nw); err != nil {
 		t.Fatalf("testnet up --json: %v\n%s", err, out)

@@ -517,7 +517,27 @@ func (c *nsNet) check(w *workload) {
 			c.t.Errorf("job %s submitted on node%d is not listed there", j.id, j.node)
 		}
 	}
-	// Settlements of the last jobs land in blocks: let every node pass them.
+	// Settlements of the last jobs land in blocks: a held payment is
+	// released by its client's ack or, at the latest, by the end of its
+	// challenge window (chain/settle.go). Wait until no match holds
+	// escrow, then let every node pass that height.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ms, err := c.cl[0].Matches(ctx, api.MatchFilter{Limit: 1000})
+		cancel()
+		var unsettled []string
+		for _, m := range ms {
+			if m.State == "open" || m.State == "held" || m.State == "challenged" {
+				unsettled = append(unsettled, m.ID[:8]+" "+m.State)
+			}
+		}
+		if err == nil && len(unsettled) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("matches still hold escrow: %v %v", unsettled, err)
+		}
+	}
 	c.waitHeight(c.maxHeight(c.all()...)+2, time.Minute, c.all()...)
 
 	// No fork: one hash per height on every node, and where each tx is.

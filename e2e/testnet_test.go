@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +21,7 @@ import (
 // 4-node network, driven through the CLI, checked through the API.
 func TestTestnetEndToEnd(t *testing.T) {
 	needBinary(t)
-	n := up(t)
+	n := up(t, "--executors", "wasm,docker") // docker is offered only where a daemon answers
 
 	t.Run("up: every node answers, sees its 3 peers and the first blocks", func(t *testing.T) {
 		var sts []testnet.NodeStatus
@@ -51,6 +53,10 @@ func TestTestnetEndToEnd(t *testing.T) {
 
 	t.Run("hello job: paid, and the provider's balance moves by what the chain says", func(t *testing.T) {
 		helloJob(t, n)
+	})
+
+	t.Run("docker job: the image travels as a blob, loaded by its ID, and is paid", func(t *testing.T) {
+		dockerJob(t, n)
 	})
 
 	t.Run("kill -9 of one node: the chain keeps making blocks", func(t *testing.T) {
@@ -179,6 +185,17 @@ func helloJob(t *testing.T, n *net4) {
 	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Match || ver.LocalHash != job.ResultHash {
 		t.Fatalf("job verify: %+v %v\n%s", ver, err, out)
 	}
+	// Paid once fetched and checked; the client's ack then releases the
+	// held payment to the provider in a block of its own.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		m, err := n.cl[0].Match(n.ctx(5*time.Second), job.ID)
+		if err == nil && m.State == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("match %+v %v: the payment was not released", m, err)
+		}
+	}
 	acc, h1 := stableAccount(t, n.cl[0], job.Provider)
 	b0, ok := before[job.Provider]
 	if !ok {
@@ -263,5 +280,84 @@ func TestLongFaultRandomCrashes(t *testing.T) {
 		n.waitHeight(n.maxHeight(live...)+1, 60*time.Second, 0, 1, 2, 3)
 		n.noFork(0, 1, 2, 3)
 		t.Logf("round %d: %s down and back, seed %d", round, name, seed)
+	}
+}
+
+// dockerJob builds the docker-hello image (FROM scratch and one static
+// binary, nothing pulled), saves it as a tarball and removes it from the
+// Docker daemon, so the provider (on this machine, with the same daemon)
+// must take it from the client as a content-addressed blob and load it by
+// its ID. The job is submitted through the binary and must be paid with
+// the container's greeting as its result. Skips without Docker.
+func dockerJob(t *testing.T, n *net4) {
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("no Docker daemon: %v %s", err, out)
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "docker-hello"), "./examples/docker-hello")
+	build.Dir = repoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build docker-hello: %v\n%s", err, out)
+	}
+	df, err := os.ReadFile(filepath.Join(repoRoot(), "examples", "docker-hello", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A label of its own makes the image's ID this run's only.
+	nonce := time.Now().UnixNano()
+	tag := fmt.Sprintf("bourse-e2e-hello:%d", nonce)
+	docker := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("docker", args...).Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
+			}
+			t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	docker("build", "-q", "--label", fmt.Sprintf("net.bourse.e2e=%d", nonce), "-t", tag, dir)
+	id := docker("image", "inspect", "--format", "{{.Id}}", tag)
+	docker("save", "-o", filepath.Join(dir, "hello.tar"), tag)
+	docker("rmi", tag) // gone from the daemon: the provider must load the blob
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", id).Run() })
+	if err := exec.Command("docker", "image", "inspect", id).Run(); err == nil {
+		t.Fatalf("image %s still present after rmi", id)
+	}
+	spec := fmt.Sprintf(`name: docker-hello
+executor: docker
+image: %s
+payload: hello.tar
+args: ["world"]
+resources: {cpu: 500, memory: 64, disk: 16}
+max_price: 3000000
+timeout: 60s
+deadline: 60s
+constraints: {executors: [docker]}
+`, id)
+	if err := os.WriteFile(filepath.Join(dir, "job.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	client := n.nw.Nodes[0]
+	out := bourse(t, "--home", client.Home, "job", "submit", filepath.Join(dir, "job.yaml"), "--wait", "--json")
+	var job api.Job
+	if err := json.Unmarshal([]byte(out), &job); err != nil {
+		t.Fatalf("job submit --wait --json: %v\n%s", err, out)
+	}
+	if job.State != api.StatePaid || job.Paid == 0 || job.Paid+job.Refunded != job.Escrowed || job.ExitCode == nil || *job.ExitCode != 0 {
+		t.Fatalf("docker job: %+v", job)
+	}
+	if result := bourse(t, "--home", client.Home, "job", "result", job.ID); !strings.Contains(result, "hello from a container, world!") {
+		t.Fatalf("result %q, want the container's greeting", result)
+	}
+	// Loaded by ID, with no tag: nothing the job sent can name an image.
+	if tags := docker("image", "inspect", "--format", "{{len .RepoTags}}", id); tags != "0" {
+		t.Fatalf("the loaded image has %s tags, want none", tags)
 	}
 }

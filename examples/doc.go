@@ -20,6 +20,10 @@
 //     $WORDCOUNT_INPUT; writes counts.txt into the output directory.
 //   - docker-hello: the same kind of program packaged as a FROM scratch
 //     image (see its Dockerfile) for the docker executor.
+//   - svc-hello: a service (issue 19): answers every HTTP request routed
+//     to it with "$GREETING, <path>!". Services serve framed requests in
+//     a loop with worker/svcwire.Serve.
+//   - svc-primes: a CPU-bound service: GET /?n=N counts the primes below N.
 //
 // Inside a job, $BOURSE_OUTPUT names the output directory (/out for wasm
 // and docker); what a job leaves there is packed into its result.

@@ -2,10 +2,14 @@ package market
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // What a validator spends per Match in a block (two signature checks
@@ -54,8 +58,9 @@ func BenchmarkBookAddBid(b *testing.B) {
 
 // BenchmarkBook100kBidsMemory fills a book with 100,000 realistic bids (a
 // WASM job as the node signs it: payload hash, size and the client's peer
-// id, two arguments, one environment variable, a region constraint, 400
-// clients of 250 bids each) through the gossip path, and reports what the
+// id, the hash of a manifest of two arguments and one environment
+// variable, a region constraint, 400 clients of 250 bids each) through
+// the gossip path, and reports what the
 // book holds per bid: the Go heap in use after a GC with the book full,
 // less the heap before, over 100,000 (the encoded messages are allocated
 // before the first reading and live until after the second, so they are
@@ -75,9 +80,8 @@ func BenchmarkBook100kBidsMemory(b *testing.B) {
 				Nonce:    uint64(i),
 				Executor: ExecWASM,
 				Payload: Payload{SHA256: sum[:], Size: 2_345_678,
-					Peer: "12D3KooWGzBHtBGSgPEqaXZo2Wr3YhYs5bd6sNBb1mwqdqmoEW7L"},
-				Args:        []string{"--n", strconv.Itoa(i)},
-				Env:         []string{"GREETING=hi"},
+					Peer:     "12D3KooWGzBHtBGSgPEqaXZo2Wr3YhYs5bd6sNBb1mwqdqmoEW7L",
+					Manifest: manifestHash(Manifest{Args: []string{"--n", strconv.Itoa(i)}, Env: []string{"GREETING=hi"}})},
 				Resources:   Resources{CPU: 250, MemMiB: 64, DiskMiB: 16},
 				MaxPrice:    5_000_000,
 				MatchBy:     t0 + 60_000 + int64(i),
@@ -158,4 +162,96 @@ func BenchmarkProposerRoundFullBook(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "matches")
 	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
+// maximalBid is the largest bid Validate accepts, field by field.
+func maximalBid(i int) Bid {
+	sum := sha256.Sum256([]byte("hello.wasm"))
+	b := Bid{
+		Nonce:    uint64(i),
+		Executor: ExecWASM,
+		Payload: Payload{SHA256: sum[:], Size: MaxPayloadSize,
+			Peer: strings.Repeat("P", MaxPeerIDLen)},
+		Resources:  Resources{CPU: 250, MemMiB: 64, DiskMiB: 16},
+		MaxPrice:   5_000_000,
+		MatchBy:    t0 + 60_000 + int64(i),
+		TimeoutMs:  180_000,
+		Preference: PreferCheapest,
+		Replicas:   1,
+	}
+	for r := range MaxRegions {
+		reg := fmt.Sprintf("r%02d", r) + strings.Repeat("x", MaxRegionLen-3)
+		b.Constraints.Regions = append(b.Constraints.Regions, reg)
+		b.Near = append(b.Near, reg)
+	}
+	for r := range MaxRegions { // weights, and a full distance list: both at their bounds
+		b.Constraints.RegionWeights = append(b.Constraints.RegionWeights, uint32(MaxRegionWeight-r))
+	}
+	for e := range MaxRTTEntries {
+		var a wallet.Address
+		a[0], a[19] = byte(e+1), 0xff
+		b.RTT = append(b.RTT, PeerRTT{Provider: a, Ms: MaxRTTMs - uint32(MaxRTTEntries-e)})
+	}
+	for l := range MaxLabels {
+		k := fmt.Sprintf("k%02d=", l)
+		b.Constraints.Labels = append(b.Constraints.Labels, k+strings.Repeat("v", MaxLabelLen-len(k)))
+	}
+	// An image reference is longer than a content reference.
+	b.Executor = ExecDocker
+	b.Payload = Payload{Image: strings.Repeat("i", MaxImageLen), Peer: b.Payload.Peer, Manifest: sum[:]}
+	return b
+}
+
+// BenchmarkBook10kMaximalBidsMemory is BenchmarkBook100kBidsMemory with
+// 10,000 maximal bids (every list and string at its bound; see
+// maximalBid), reported per bid and scaled to 100,000 (a book of 100,000
+// of them would not fit a test machine before small bids). Run it once:
+//
+//	go test ./market -run '^$' -bench Book10kMaximalBidsMemory -benchtime 1x
+func BenchmarkBook10kMaximalBidsMemory(b *testing.B) {
+	const clients, perClient = 40, 250
+	const n = clients * perClient
+	msgs := make([][]byte, 0, n)
+	for c := range clients {
+		key := testKey(b, 1000+c)
+		for i := range perClient {
+			bid := maximalBid(i)
+			data, err := signedBid(b, key, bid).Encode()
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs = append(msgs, data)
+		}
+	}
+	encoded := 0
+	for _, m := range msgs {
+		encoded += len(m)
+	}
+	var held int64
+	for b.Loop() {
+		cfg := DefaultBookConfig(testChain)
+		cfg.MaxBidBytes = 1 << 40 // measure the bids, not the byte bound
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		bk, err := NewBook(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range msgs {
+			if err := bk.Add(KindBid, m, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if _, nb := bk.Len(); nb != n {
+			b.Fatalf("book holds %d bids, want %d", nb, n)
+		}
+		held = int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		runtime.KeepAlive(bk)
+	}
+	b.ReportMetric(float64(held)/n, "heap-bytes/bid")
+	b.ReportMetric(float64(encoded)/n, "encoded-bytes/bid")
+	b.ReportMetric(float64(held)*100_000/n/(1<<30), "heap-GiB/100k-bids")
 }

@@ -32,12 +32,26 @@ const MaxReputation = 1000
 
 // Payload says where the job's code comes from: either content addressed
 // (SHA256 and Size, served by the client's node Peer over /blob/1), or an
-// Image reference for the docker executor. Exactly one of the two forms.
+// Image reference for the docker executor, or for docker both: an image
+// tarball (content addressed) and the ID of the one image it holds.
+//
+// Manifest is the sha256 of the job's Manifest (its arguments and
+// environment), served by Peer like the payload; empty when the job has
+// neither. An image job with a manifest names the Peer serving it.
 type Payload struct {
-	SHA256 []byte `cbor:"1,keyasint,omitempty" json:"sha256,omitempty"` // 32 bytes
-	Size   uint64 `cbor:"2,keyasint,omitempty" json:"size,omitempty"`
-	Peer   string `cbor:"3,keyasint,omitempty" json:"peer,omitempty"`
-	Image  string `cbor:"4,keyasint,omitempty" json:"image,omitempty"`
+	SHA256   []byte `cbor:"1,keyasint,omitempty" json:"sha256,omitempty"` // 32 bytes
+	Size     uint64 `cbor:"2,keyasint,omitempty" json:"size,omitempty"`
+	Peer     string `cbor:"3,keyasint,omitempty" json:"peer,omitempty"`
+	Image    string `cbor:"4,keyasint,omitempty" json:"image,omitempty"`
+	Manifest []byte `cbor:"5,keyasint,omitempty" json:"manifest,omitempty"` // 32 bytes or none
+}
+
+// ManifestHash is the manifest's sha256 and whether the bid names one.
+func (p *Payload) ManifestHash() ([32]byte, bool) {
+	if len(p.Manifest) != sha256.Size {
+		return [32]byte{}, false
+	}
+	return [32]byte(p.Manifest), true
 }
 
 // Constraints narrow which offers may take a bid. Empty means no
@@ -51,7 +65,7 @@ type Constraints struct {
 	// region. The balanced preference adds a region cost of
 	// (maxWeight − weight)/maxWeight (see score.go); other preferences
 	// treat Regions as an unweighted "any of".
-	RegionWeights []uint32 `cbor:"4,keyasint,omitempty" json:"region_weights,omitempty"`
+	RegionWeights []uint32 `cbor:"43,keyasint,omitempty" json:"region_weights,omitempty"`
 }
 
 // PeerRTT is one entry of a bid's distance list: a provider and the round
@@ -71,13 +85,17 @@ const (
 // Bid is a client's signed job bid. Its ID (the job id) is the sha256 of
 // its canonical encoding without the signature, so two submissions of the
 // same job differ only if their Nonce does.
+//
+// A bid carries what matching and settlement need: resources, price,
+// deadlines, constraints and a payload reference. The job's arguments and
+// environment are in its Manifest, named by hash in Payload.Manifest, so
+// every node's order book holds small bids (keys 5 and 6 were Args and
+// Env; they are not reused).
 type Bid struct {
 	Client      wallet.PublicKey `cbor:"1,keyasint" json:"client_key"`
 	Nonce       uint64           `cbor:"2,keyasint,omitempty" json:"nonce"`
 	Executor    string           `cbor:"3,keyasint" json:"executor"`
 	Payload     Payload          `cbor:"4,keyasint" json:"payload"`
-	Args        []string         `cbor:"5,keyasint,omitempty" json:"args,omitempty"`
-	Env         []string         `cbor:"6,keyasint,omitempty" json:"env,omitempty"` // KEY=VALUE
 	Resources   Resources        `cbor:"7,keyasint" json:"resources"`
 	MaxPrice    uint64           `cbor:"8,keyasint" json:"max_price"`
 	MatchBy     int64            `cbor:"9,keyasint" json:"match_by"`    // unix ms; matchable while t < MatchBy
@@ -87,11 +105,16 @@ type Bid struct {
 	Near        []string         `cbor:"13,keyasint,omitempty" json:"near,omitempty"` // regions, nearest first (client's latency hint)
 	Replicas    uint32           `cbor:"14,keyasint" json:"replicas"`
 	Sig         []byte           `cbor:"15,keyasint,omitempty" json:"sig,omitempty"`
+	// Public lets any peer fetch the job's payload, manifest and result by
+	// hash; otherwise the client's node serves the payload and manifest
+	// only to the matched provider, and the provider the result only to
+	// the client.
+	Public bool `cbor:"16,keyasint,omitempty" json:"public,omitempty"`
 	// RTT is the client node's measured round trips to providers, nearest
 	// first (ties by address), at most MaxRTTEntries, each at most
 	// MaxRTTMs. It is signed with the bid: a client can only mislead the
 	// placement of its own job. See PreferNearest.
-	RTT []PeerRTT `cbor:"16,keyasint,omitempty" json:"rtt,omitempty"`
+	RTT []PeerRTT `cbor:"40,keyasint,omitempty" json:"rtt,omitempty"`
 }
 
 // BidID is a bid's id, which is also its job id.
@@ -210,12 +233,6 @@ func (b *Bid) Validate(now int64) error {
 	if err := b.validatePayload(); err != nil {
 		return err
 	}
-	if err := validStrings("bid.args", b.Args, false); err != nil {
-		return err
-	}
-	if err := validStrings("bid.env", b.Env, true); err != nil {
-		return err
-	}
 	if len(b.Constraints.Regions) > MaxRegions {
 		return invalid(CodeField, "bid.constraints.regions", "%d regions exceed %d", len(b.Constraints.Regions), MaxRegions)
 	}
@@ -304,16 +321,34 @@ func (b *Bid) rttOf(a wallet.Address) (uint32, bool) {
 
 func (b *Bid) validatePayload() error {
 	p := b.Payload
-	if p.Image != "" {
+	switch {
+	case len(p.Manifest) != 0 && len(p.Manifest) != sha256.Size:
+		return invalid(CodePayload, "bid.payload.manifest", "%d bytes, want %d or none", len(p.Manifest), sha256.Size)
+	case len(p.Manifest) != 0 && p.Peer == "":
+		return invalid(CodePayload, "bid.payload.peer", "a manifest needs the peer that serves it")
+	}
+	if p.Image != "" && len(p.SHA256) == 0 && p.Size == 0 {
 		switch {
 		case b.Executor != ExecDocker:
 			return invalid(CodePayload, "bid.payload.image", "an image needs the docker executor, not %q", b.Executor)
-		case len(p.SHA256) != 0 || p.Size != 0 || p.Peer != "":
-			return invalid(CodePayload, "bid.payload", "image and content reference are exclusive")
+		case p.Peer != "" && len(p.Manifest) == 0:
+			return invalid(CodePayload, "bid.payload.peer", "an image job names a peer only to serve its manifest")
 		case len(p.Image) > MaxImageLen || !isPrintable(p.Image):
 			return invalid(CodePayload, "bid.payload.image", "must be 1..%d printable bytes", MaxImageLen)
+		case len(p.Peer) > MaxPeerIDLen || p.Peer != "" && !isPrintable(p.Peer):
+			return invalid(CodePayload, "bid.payload.peer", "peer id must be 1..%d printable bytes", MaxPeerIDLen)
 		}
 		return nil
+	}
+	if p.Image != "" {
+		// An image tarball, content addressed, with the ID of the one
+		// image it holds.
+		switch {
+		case b.Executor != ExecDocker:
+			return invalid(CodePayload, "bid.payload.image", "an image needs the docker executor, not %q", b.Executor)
+		case !isImageID(p.Image):
+			return invalid(CodePayload, "bid.payload.image", "an image tarball comes with its image ID (sha256:<64 hex digits>), not %.80q", p.Image)
+		}
 	}
 	switch {
 	case len(p.SHA256) != sha256.Size:
@@ -324,6 +359,21 @@ func (b *Bid) validatePayload() error {
 		return invalid(CodePayload, "bid.payload.peer", "peer id must be 1..%d printable bytes", MaxPeerIDLen)
 	}
 	return nil
+}
+
+// isImageID reports whether ref is a docker image ID: "sha256:" and 64
+// lowercase hex digits.
+func isImageID(ref string) bool {
+	h, ok := strings.CutPrefix(ref, "sha256:")
+	if !ok || len(h) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func validStrings(field string, xs []string, env bool) error {
@@ -349,9 +399,14 @@ func validStrings(field string, xs []string, env bool) error {
 	return nil
 }
 
-var bidDecoder = codec.MustDecoder(codec.Limits{MaxSize: 48 << 10, MaxNesting: 4, MaxArrayElements: 64, MaxMapPairs: 32})
+var bidDecoder = codec.MustDecoder(codec.Limits{MaxSize: MaxBidSize, MaxNesting: 4, MaxArrayElements: 64, MaxMapPairs: 32})
 
-// DecodeBid decodes a gossiped bid under tight limits (48 KiB). The bytes
+// MaxBidSize bounds a bid's encoding. The largest valid bid (every list
+// and string at its bound: 16 regions, 16 nearness hints, 32 labels, an
+// image name, a peer id) takes about 6.4 KiB.
+const MaxBidSize = 8 << 10
+
+// DecodeBid decodes a gossiped bid under tight limits (MaxBidSize). The bytes
 // must be the canonical encoding. It checks neither the signature nor
 // Validate.
 func DecodeBid(data []byte) (*Bid, error) {

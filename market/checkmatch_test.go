@@ -33,7 +33,7 @@ func TestCheckMatchRules(t *testing.T) {
 		{name: "malformed offer: free above total", offer: func(o *Offer) { o.Free.CPU = 5000 }, want: CodeResources},
 		{name: "offer signature", after: func(m *Match) { m.Offer.Load = 1 }, want: CodeSignature},
 		{name: "offer signed by another key", after: func(m *Match) { m.Offer.Sig = other.Sign(testChain, MsgOffer, mustSigning(t, &m.Offer)) }, want: CodeSignature},
-		{name: "bid signature", after: func(m *Match) { m.Bid.Args = nil }, want: CodeSignature},
+		{name: "bid signature", after: func(m *Match) { m.Bid.Payload.Manifest = make([]byte, 32) }, want: CodeSignature},
 		{name: "bid signature missing", after: func(m *Match) { m.Bid.Sig = nil }, want: CodeSignature},
 		{name: "chain id", chain: "another-chain", want: CodeSignature},
 		{name: "offer expired at block time", offer: func(o *Offer) { o.Expires = t0 + 10_000 }, blockTime: t0 + 10_000, want: CodeExpired},

@@ -108,9 +108,7 @@ func baseBid(nonce uint64) Bid {
 	return Bid{
 		Nonce:     nonce,
 		Executor:  ExecWASM,
-		Payload:   Payload{SHA256: sum[:], Size: 1234, Peer: "12D3KooWClient"},
-		Args:      []string{"--n", "3"},
-		Env:       []string{"MODE=fast"},
+		Payload:   Payload{SHA256: sum[:], Size: 1234, Peer: "12D3KooWClient", Manifest: manifestHash(Manifest{Args: []string{"--n", "3"}, Env: []string{"MODE=fast"}})},
 		Resources: Resources{CPU: 1000, MemMiB: 512, DiskMiB: 100},
 		MaxPrice:  100_000,
 		MatchBy:   t0 + 30_000,
@@ -361,4 +359,13 @@ func sortRTT(xs []PeerRTT) {
 		}
 		return bytes.Compare(a.Provider[:], b.Provider[:])
 	})
+}
+
+// manifestHash is m's hash, as a bid names it.
+func manifestHash(m Manifest) []byte {
+	h, err := m.Hash()
+	if err != nil {
+		panic(err)
+	}
+	return h[:]
 }

@@ -80,8 +80,8 @@ type Offer struct {
 	// utilisation at signing time, per mille, whatever runs on it (the
 	// provider's jobs or anything else). Advisory like Load; placement
 	// uses ReportedLoad, the largest of the three.
-	HostCPU uint32 `cbor:"13,keyasint,omitempty" json:"host_cpu_permille,omitempty"`
-	HostMem uint32 `cbor:"14,keyasint,omitempty" json:"host_mem_permille,omitempty"`
+	HostCPU uint32 `cbor:"41,keyasint,omitempty" json:"host_cpu_permille,omitempty"`
+	HostMem uint32 `cbor:"42,keyasint,omitempty" json:"host_mem_permille,omitempty"`
 }
 
 // ReportedLoad is the load the provider reports, per mille: the largest of

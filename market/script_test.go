@@ -209,7 +209,7 @@ func (s *script) run(lineNo int, line string) string {
 			MaxPrice: s.num(a, "max", 10_000), MatchBy: t0 + int64(s.num(a, "matchby", 30_000)),
 			TimeoutMs: int64(s.num(a, "timeout", 60_000)), Preference: PreferCheapest, Replicas: 1,
 			Constraints: Constraints{Regions: list(a, "regions"), Labels: list(a, "labels"), MinReputation: uint32(s.num(a, "minrep", 0))},
-			Near:        list(a, "near"), Args: []string{rest[1]},
+			Near:        list(a, "near"),
 		}
 		if e := a["exec"]; e != "" {
 			b.Executor = e

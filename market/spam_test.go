@@ -237,14 +237,13 @@ func TestBookByteBoundHoldsAndLargeBidsPayPerKiB(t *testing.T) {
 	if got := bk.Bytes(); got != 200*per {
 		t.Fatalf("book holds %d bytes, want %d", got, 200*per)
 	}
-	// A ~30 KiB bid (long args and env) at the same total price is worth
-	// ~30× less per KiB: refused. Priced above 1,000 per KiB, it displaces
-	// small bids.
+	// A ~5 KiB bid (every label at its bound) at the same total price is
+	// worth ~5× less per KiB: refused. Priced above 1,000 per KiB, it
+	// displaces small bids.
 	large := baseBid(7)
-	large.Args, large.Env = nil, nil
-	for i := range 15 {
-		large.Args = append(large.Args, fmt.Sprintf("%01000d", i))
-		large.Env = append(large.Env, fmt.Sprintf("K%d=%0996d", i, i))
+	large.Constraints.Labels = nil
+	for i := range MaxLabels {
+		large.Constraints.Labels = append(large.Constraints.Labels, fmt.Sprintf("k%02d=%0*d", i, MaxLabelLen-4, i))
 	}
 	large.MaxPrice = 1000
 	if err := bk.AddBid(signedBid(t, big, large), t0); !errors.Is(err, ErrBookFull) {

@@ -12,7 +12,7 @@ const (
 	MaxLabels      = 32
 	MaxLabelLen    = 128
 	MaxRegions     = 16 // regions a bid allows, and regions in its nearness hint
-	MaxArgs        = 64 // args, and env entries, of a bid
+	MaxArgs        = 64 // args, and env entries, of a job manifest
 	MaxArgBytes    = 16 << 10
 	MaxImageLen    = 256
 	MaxPayloadSize = 1 << 30 // bytes

@@ -216,10 +216,21 @@ func TestBidValidate(t *testing.T) {
 		{"image for wasm", func(b *Bid) { b.Payload = Payload{Image: "alpine:3"} }, CodePayload},
 		{"image and hash", func(b *Bid) { b.Executor = ExecDocker; b.Payload.Image = "alpine:3" }, CodePayload},
 		{"image for docker", func(b *Bid) { b.Executor = ExecDocker; b.Payload = Payload{Image: "alpine:3"} }, ""},
-		{"too many args", func(b *Bid) { b.Args = make([]string, MaxArgs+1) }, CodeField},
-		{"args too long", func(b *Bid) { b.Args = []string{strings.Repeat("x", MaxArgBytes+1)} }, CodeField},
-		{"NUL in arg", func(b *Bid) { b.Args = []string{"a\x00b"} }, CodeField},
-		{"env without =", func(b *Bid) { b.Env = []string{"PATH"} }, CodeField},
+		{"image tarball with its image id", func(b *Bid) { b.Executor = ExecDocker; b.Payload.Image = "sha256:" + strings.Repeat("0f", 32) }, ""},
+		{"image tarball with a tag", func(b *Bid) { b.Executor = ExecDocker; b.Payload.Image = "alpine:3" }, CodePayload},
+		{"image tarball for wasm", func(b *Bid) { b.Payload.Image = "sha256:" + strings.Repeat("0f", 32) }, CodePayload},
+		{"manifest", func(b *Bid) { b.Payload.Manifest = make([]byte, 32) }, ""},
+		{"short manifest hash", func(b *Bid) { b.Payload.Manifest = make([]byte, 31) }, CodePayload},
+		{"manifest without peer", func(b *Bid) { b.Payload.Manifest = make([]byte, 32); b.Payload.Peer = "" }, CodePayload},
+		{"image with manifest", func(b *Bid) {
+			b.Executor = ExecDocker
+			b.Payload = Payload{Image: "alpine:3", Peer: "peer", Manifest: make([]byte, 32)}
+		}, ""},
+		{"image with manifest but no peer", func(b *Bid) {
+			b.Executor = ExecDocker
+			b.Payload = Payload{Image: "alpine:3", Manifest: make([]byte, 32)}
+		}, CodePayload},
+		{"image with a peer and no manifest", func(b *Bid) { b.Executor = ExecDocker; b.Payload = Payload{Image: "alpine:3", Peer: "peer"} }, CodePayload},
 		{"bad region constraint", func(b *Bid) { b.Constraints.Regions = []string{"Mars!"} }, CodeField},
 		{"regions unsorted", func(b *Bid) { b.Constraints.Regions = []string{"us-east", "eu-west"} }, CodeField},
 		{"bad label constraint", func(b *Bid) { b.Constraints.Labels = []string{"=x"} }, CodeField},

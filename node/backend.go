@@ -324,6 +324,9 @@ func (b *backend) CancelJob(ctx context.Context, id string) (api.Job, error) {
 func (b *backend) VerifyJob(ctx context.Context, id string) (api.Verification, error) {
 	return b.market.verifyJob(ctx, id)
 }
+func (b *backend) ChallengeJob(ctx context.Context, id, kind string) (api.Challenge, error) {
+	return b.market.challengeJob(ctx, id, kind)
+}
 func (b *backend) ProviderStatus(ctx context.Context) (api.ProviderStatus, error) {
 	return b.market.providerStatus(ctx)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/wallet"
 	"github.com/bourse-net/bourse/worker"
@@ -15,16 +16,23 @@ import (
 // Who may fetch what from this node's blob server (p2p.BlobAuthorizer),
 // decided from the match on chain for the job the request names:
 //
-//   - a payload this node's client published goes to the provider its job
-//     was matched to: the request's credential is the job id, the match's
-//     bid must be this node's with that payload hash, and the asking peer
-//     must be the PeerID of the matched offer (which the provider signed);
+//   - a payload (or job manifest) this node's client published goes to the
+//     provider its job was matched to: the request's credential is the job
+//     id, the match's bid must be this node's with that payload (manifest)
+//     hash, and the asking peer must be the PeerID of the matched offer
+//     (which the provider signed);
 //   - a result this node produced as the provider goes to the job's
 //     client: the credential is the job id and the client's wallet
 //     signature over (job id, result hash, asking peer id), checked with
 //     the bid's client key; the match must name this node as provider and
 //     the hash as its result. Binding the peer id makes a credential
 //     useless to any other peer.
+//
+//   - a challenged job's result goes to the members of its committee, and
+//     a wrong-result-challenged job's payload to its referees: the
+//     credential is the job id, the member's public key and its signature
+//     over (job id, hash, asking peer id); the key's address must sit on a
+//     committee of the job's challenges (chain/settle.go).
 //
 // Every other request is answered "not found". Config.PublicBlobs serves
 // everything this node publishes to every peer instead.
@@ -35,23 +43,41 @@ const blobFetchMsg = "blob-fetch"
 // blobCred is a decoded blob request credential: a job id, then for a
 // result fetch the client's signature.
 type blobCred struct {
-	job market.BidID
-	sig []byte // empty or wallet.SigLen bytes
+	job    market.BidID
+	member *wallet.PublicKey // a committee member's key, or nil
+	sig    []byte            // empty or wallet.SigLen bytes
 }
 
-// parseBlobCred decodes job id (32 bytes) || signature (0 or 64 bytes).
+// parseBlobCred decodes job id (32 bytes) || [member key (32 bytes)] ||
+// signature (0 or 64 bytes; 64 with a member key).
 func parseBlobCred(b []byte) (blobCred, error) {
 	var c blobCred
+	n := len(c.job)
 	switch len(b) {
-	case len(c.job), len(c.job) + wallet.SigLen:
+	case n, n + wallet.SigLen:
+	case n + len(wallet.PublicKey{}) + wallet.SigLen:
+		var pk wallet.PublicKey
+		copy(pk[:], b[n:])
+		c.member = &pk
+		b = append(b[:n:n], b[n+len(pk):]...)
 	default:
-		return c, fmt.Errorf("blob credential of %d bytes: want %d or %d", len(b), len(c.job), len(c.job)+wallet.SigLen)
+		return c, fmt.Errorf("blob credential of %d bytes: want %d, %d or %d", len(b), n, n+wallet.SigLen, n+len(wallet.PublicKey{})+wallet.SigLen)
 	}
 	copy(c.job[:], b)
 	if len(b) > len(c.job) {
 		c.sig = bytes.Clone(b[len(c.job):])
 	}
 	return c, nil
+}
+
+// memberCredential is the credential this node sends, as a member of a
+// challenge's committee, to fetch hash (the result, or a referee's
+// payload) for job.
+func (m *marketService) memberCredential(job market.BidID, hash [32]byte) []byte {
+	sig := m.n.key.Sign(m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(job, hash, m.n.host.ID()))
+	pk := m.n.key.Public()
+	out := append(job[:len(job):len(job)], pk[:]...)
+	return append(out, sig...)
 }
 
 // resultFetchPayload is what a client signs to fetch a job's result as peer.
@@ -82,15 +108,47 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 	}
 	mt := &rec.Match
 	me := m.n.key.Address()
-	if mt.Bid.ClientAddress() == me && bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) && mt.Offer.PeerID == from.String() {
-		return true // our payload, to the provider of the job
+	if c.member != nil {
+		if !wallet.Verify(*c.member, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, hash, from), c.sig) {
+			return false
+		}
+		for _, ch := range rec.Challenges {
+			if ch.Member(c.member.Address()) < 0 {
+				continue
+			}
+			if mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) && lieMode(m.n.cfg.Moniker) != "withhold" {
+				return true // the result, to a committee member
+			}
+			if ch.Kind == chain.ChallengeWrong && mt.Bid.ClientAddress() == me &&
+				(bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) || bytes.Equal(mt.Bid.Payload.Manifest, hash[:])) {
+				return true // the payload or manifest, to a referee
+			}
+		}
+		return false
+	}
+	if mt.Bid.ClientAddress() == me && mt.Offer.PeerID == from.String() &&
+		(bytes.Equal(mt.Bid.Payload.SHA256, hash[:]) || bytes.Equal(mt.Bid.Payload.Manifest, hash[:])) {
+		return true // our payload or manifest, to the provider of the job
+	}
+	if lieMode(m.n.cfg.Moniker) == "withhold" && mt.Offer.ProviderAddress() == me {
+		return false // test hook: a provider that withholds its results
 	}
 	return mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) &&
 		wallet.Verify(mt.Bid.Client, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, hash, from), c.sig)
 }
 
-// blobJobKey carries, in a context, the job a payload fetch is for.
-type blobJobKey struct{}
+// blobJobKey carries, in a context, the job a payload fetch is for;
+// blobCredKey a referee's member credential for it.
+type (
+	blobJobKey  struct{}
+	blobCredKey struct{}
+)
+
+// withRefereeCred marks ctx as a referee's re-execution of job: its
+// payload fetch sends cred.
+func withRefereeCred(ctx context.Context, job market.BidID, cred []byte) context.Context {
+	return context.WithValue(withBlobJob(ctx, job), blobCredKey{}, cred)
+}
 
 // withBlobJob marks ctx as fetching job's payload: payloadFetcher sends
 // the job id as its credential.
@@ -98,8 +156,26 @@ func withBlobJob(ctx context.Context, job market.BidID) context.Context {
 	return context.WithValue(ctx, blobJobKey{}, job)
 }
 
+// blobOwnerKey carries, in a context, whom a fetched payload is for.
+type blobOwnerKey struct{}
+
+// withBlobOwner marks ctx as fetching a payload for owner (the job's
+// client): the foreign store counts it against that client's quota.
+func withBlobOwner(ctx context.Context, owner string) context.Context {
+	return context.WithValue(ctx, blobOwnerKey{}, owner)
+}
+
+// blobOwner is the owner withBlobOwner set, or "".
+func blobOwner(ctx context.Context) string {
+	o, _ := ctx.Value(blobOwnerKey{}).(string)
+	return o
+}
+
 // payloadCredential is the credential for a payload fetch under ctx.
 func payloadCredential(ctx context.Context) ([]byte, error) {
+	if cred, ok := ctx.Value(blobCredKey{}).([]byte); ok {
+		return cred, nil
+	}
 	job, ok := ctx.Value(blobJobKey{}).(market.BidID)
 	if !ok {
 		return nil, errors.New("payload fetch without a job: the client's node serves payloads only to the matched provider")

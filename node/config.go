@@ -27,6 +27,12 @@ type Config struct {
 	// job's client (see node/blobauth.go); everyone else is told "not
 	// found".
 	PublicBlobs bool `toml:"public_blobs"`
+	// HoldAck keeps this node's client from acknowledging a result it
+	// fetched and checked: the provider is then paid when the challenge
+	// window ends, and until then 'bourse job verify ID --challenge' can
+	// still send a wrong WASM result to referees. Default false: the node
+	// acks at once (chain/settle.go).
+	HoldAck bool `toml:"hold_ack"`
 
 	Wallet   WalletConfig   `toml:"wallet"`
 	API      APIConfig      `toml:"api"`

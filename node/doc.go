@@ -52,18 +52,26 @@
 // node/lifecycle, a pure state machine; lifecycle.go here executes its
 // actions in goroutines of the market service, on internal/clock's Clock,
 // so its tests run in virtual time). The provider named in a Match
-// fetches the payload (hash-checked, kept in
-// memory and in a store of other clients' payloads with its own quota, so
-// they never evict this node's own), runs it on the worker runtime and
+// fetches the payload and the job's manifest (its args and env, named by
+// hash in the bid; both hash-checked, the payload streamed into a store of
+// other clients' payloads apart from this node's own, where each client
+// has a quota, and kept in memory for the run), runs it on the worker runtime and
 // submits a Result; a run still going past the chain's deadline is
 // stopped. The client sees the settlement and fetches the result from the
 // provider, which serves it only to the client, on a request signed with
 // the client's wallet key; it is streamed to disk and hashed as it
 // arrives, refused past the disk the bid bought plus the logs and tar
 // framing (resultCap), and kept only if it matches the hash on chain:
-// paid once checked, result_unavailable if it could not be fetched. With
-// public_blobs = true in config.toml every published payload and result
-// is served to any peer instead. A bid past its deadline expires with every offer's
+// paid once checked (and then acknowledged on chain, which releases the
+// provider's held payment at once unless hold_ack is set); one that could
+// not be fetched is challenged on chain ("challenged"): a committee of
+// validators, which this node joins when drawn, fetches it by hash, or
+// the provider is slashed and the client refunded ("result_unavailable").
+// A client that re-ran a WASM job and got another hash challenges it with
+// 'bourse job verify ID --challenge'; referees re-execute it. A job with
+// visibility public has its payload, manifest and result served to any
+// peer; with public_blobs = true in config.toml every published payload
+// and result is. A bid past its deadline expires with every offer's
 // reason. A provider that sends no result by the deadline is slashed by the
 // chain. The payload must arrive within half the result grace period after
 // the match (retries included, whatever pace the client serves it at);

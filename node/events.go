@@ -99,6 +99,14 @@ func (s *subscriber) next() (api.Event, bool) {
 	return ev, true
 }
 
+// listened reports whether anyone subscribes, so that a block's view (a
+// decode of every transaction) is built only for someone.
+func (h *eventHub) listened() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
+}
+
 func (h *eventHub) publish(ev api.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -165,9 +165,20 @@ func TestJobLifecycle(t *testing.T) {
 	if hex.EncodeToString(sum[:]) != done.ResultHash || info.Hash != done.ResultHash || done.ResultSize != int64(len(data)) {
 		t.Fatalf("result hash %x (%d bytes), on chain %s, job says %d bytes", sum, len(data), done.ResultHash, done.ResultSize)
 	}
-	ms, err := c.Matches(ctx, api.MatchFilter{})
-	if err != nil || len(ms) != 1 || ms[0].Escrow != done.Escrowed || ms[0].Price == 0 || ms[0].Price > ms[0].Escrow || ms[0].State != "completed" {
-		t.Fatalf("matches = %+v, %v", ms, err)
+	// Paid once fetched and checked; the client's ack then releases the
+	// held payment in a block of its own.
+	var ms []api.Match
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ms, err = c.Matches(ctx, api.MatchFilter{})
+		if err == nil && len(ms) == 1 && ms[0].State == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("matches = %+v, %v (want the ack to release it)", ms, err)
+		}
+	}
+	if ms[0].Escrow != done.Escrowed || ms[0].Price == 0 || ms[0].Price > ms[0].Escrow {
+		t.Fatalf("matches = %+v", ms)
 	}
 	// The match leads to its transactions, and their receipts say ok.
 	if m, err := c.Match(ctx, ms[0].ID); err != nil || m != ms[0] || m.ResultHash != done.ResultHash {
@@ -228,8 +239,9 @@ func TestJobLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if before.Balance-after.Balance != done.Paid {
-		t.Fatalf("client balance fell by %d, paid %d", before.Balance-after.Balance, done.Paid)
+	ackFee := tn.nodes[0].drv.State().Params().MinFee // the ack is the client's one transaction
+	if before.Balance-after.Balance != done.Paid+ackFee {
+		t.Fatalf("client balance fell by %d, paid %d and the ack's fee %d", before.Balance-after.Balance, done.Paid, ackFee)
 	}
 
 	// The client re-runs the job on its own node: the same result hash as
@@ -260,6 +272,9 @@ func TestJobLifecycle(t *testing.T) {
 	if j := waitJob(t, c, again.ID, 5*time.Minute); j.State != api.StatePaid || j.ResultHash != done.ResultHash {
 		t.Fatalf("job by hash ended %s (%s), result %s want %s", j.State, j.Error, j.ResultHash, done.ResultHash)
 	}
+	// Its escrow stays held until the client's ack commits: the next bid
+	// needs it back.
+	waitReleased(t, c, again.ID)
 	unknown := helloSpec()
 	unknown.PayloadSHA256 = strings.Repeat("ab", 32)
 	if _, err := c.SubmitJob(ctx, unknown, nil); !errors.Is(err, api.ErrNotFound) {
@@ -437,6 +452,21 @@ func TestExamplesPassTheSubmitCheck(t *testing.T) {
 	for _, name := range []string{"hello", "primes", "wordcount"} {
 		if err := api.CheckPayload(api.ExecutorWASM, example(t, name)); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// waitReleased waits until job id's held payment is released on chain
+// (the client's ack commits a block after the job is paid).
+func waitReleased(t *testing.T, c *api.Client, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m, err := c.Match(context.Background(), id)
+		if err == nil && m.State == "completed" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("match %s = %+v, %v: not released", id, m, err)
 		}
 	}
 }

@@ -161,6 +161,11 @@ func (p *persister) flush() {
 // bidFor turns a job spec into a signed bid served by this node.
 func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSize int64) (*market.Bid, error) {
 	n := m.n
+	if spec.Replicas > 1 {
+		// Accepted by the spec format, not yet by the market: refused
+		// rather than silently run once.
+		return nil, api.BadRequest("replicas: %d: k-of-n placement (each replica on its own provider, the majority hash paid) is not implemented yet; use replicas: 1, and 'bourse job verify ID --challenge' to have a WASM result re-executed by referees", spec.Replicas)
+	}
 	now := m.clock.Now()
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -170,23 +175,31 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		Client:     n.key.Public(),
 		Nonce:      binary.BigEndian.Uint64(nonce[:]),
 		Executor:   spec.Executor,
-		Args:       spec.Args,
 		Resources:  fromAPIResources(spec.Resources),
 		MaxPrice:   spec.MaxPrice,
 		MatchBy:    now.Add(spec.Deadline.Duration).UnixMilli(),
 		TimeoutMs:  spec.Timeout.Milliseconds(),
 		Preference: spec.Placement,
 		Replicas:   1,
+		Public:     spec.Visibility == api.VisibilityPublic,
 	}
 	if spec.Image != "" && payloadSize == 0 {
 		b.Payload = market.Payload{Image: spec.Image}
 	} else {
-		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String()}
+		// For docker, an image tarball with the ID of its image.
+		b.Payload = market.Payload{SHA256: payloadHash[:], Size: uint64(payloadSize), Peer: n.host.ID().String(), Image: spec.Image}
 	}
-	for k, v := range spec.Env {
-		b.Env = append(b.Env, k+"="+v)
+	if man := manifestOf(spec); !man.Empty() {
+		if err := man.Validate(); err != nil {
+			return nil, api.BadRequest("%v", err)
+		}
+		h, err := man.Hash()
+		if err != nil {
+			return nil, err
+		}
+		b.Payload.Manifest = h[:]
+		b.Payload.Peer = n.host.ID().String()
 	}
-	sort.Strings(b.Env)
 	if spec.Constraints.Region != "" {
 		b.Constraints.Regions = []string{spec.Constraints.Region}
 	}
@@ -202,6 +215,52 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		return nil, err
 	}
 	return b, nil
+}
+
+// publish serves a blob of a job of this client: to the matched provider
+// only, or to everyone for a public job.
+func (m *marketService) publish(h [32]byte, public bool) {
+	if public {
+		m.blobs.PublishPublic(h)
+	} else {
+		m.blobs.Publish(h)
+	}
+}
+
+// manifestOf is the job manifest of spec: its args, and its env as
+// sorted KEY=VALUE entries, so one spec has one manifest hash.
+func manifestOf(spec api.JobSpec) *market.Manifest {
+	man := &market.Manifest{Args: spec.Args}
+	for k, v := range spec.Env {
+		man.Env = append(man.Env, k+"="+v)
+	}
+	sort.Strings(man.Env)
+	return man
+}
+
+// storeManifest stores and publishes the manifest of spec (what the bid's
+// Payload.Manifest names), served like the payload to the matched
+// provider only.
+func (m *marketService) storeManifest(ctx context.Context, spec api.JobSpec) error {
+	man := manifestOf(spec)
+	if man.Empty() {
+		return nil
+	}
+	if err := man.Validate(); err != nil {
+		return api.BadRequest("%v", err)
+	}
+	raw, err := man.Encode()
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256(raw)
+	if !m.payloads.Has(h) {
+		if _, _, err := m.payloads.Put(ctx, bytes.NewReader(raw)); err != nil {
+			return fmt.Errorf("store the job manifest: %w", err)
+		}
+	}
+	m.publish(h, spec.Visibility == api.VisibilityPublic)
+	return nil
 }
 
 // checkedSet remembers which stored payloads passed api.CheckPayload for
@@ -266,7 +325,7 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 		}
 		rc.Close()
 		hash, size = h, n
-		m.blobs.Publish(hash)
+		m.publish(hash, spec.Visibility == api.VisibilityPublic)
 	} else if len(payload) > 0 {
 		hash = sha256.Sum256(payload)
 		if !m.payloads.Has(hash) { // the same module again: stored already
@@ -274,7 +333,7 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 				return api.Job{}, fmt.Errorf("store payload: %w", err)
 			}
 		}
-		m.blobs.Publish(hash)
+		m.publish(hash, spec.Visibility == api.VisibilityPublic)
 		if spec.PayloadSHA256 != "" && spec.PayloadSHA256 != hex.EncodeToString(hash[:]) {
 			return api.Job{}, api.BadRequest("payload_sha256 does not match the uploaded payload")
 		}
@@ -283,6 +342,9 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 	}
 	b, err := m.bidFor(spec, hash, size)
 	if err != nil {
+		return api.Job{}, err
+	}
+	if err := m.storeManifest(ctx, spec); err != nil {
 		return api.Job{}, err
 	}
 	raw, err := b.Encode()
@@ -609,7 +671,29 @@ func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketS
 	var records []market.MatchRecord
 	out := api.MarketStats{FromHeight: from, ToHeight: to}
 	slashed := map[wallet.Address]uint64{}
+	type settleStats struct{ held, won, lost uint64 }
+	settle := map[wallet.Address]*settleStats{}
 	for _, r := range recs {
+		ps := settle[r.Match.Offer.ProviderAddress()]
+		if ps == nil {
+			ps = &settleStats{}
+			settle[r.Match.Offer.ProviderAddress()] = ps
+		}
+		if r.Status == chain.MatchHeld || r.Status == chain.MatchChallenged {
+			ps.held += r.HeldPay
+			out.Held += r.HeldPay
+		}
+		for _, c := range r.Challenges {
+			switch c.Outcome {
+			case chain.ChallengeProviderWon:
+				ps.won++
+				out.ChallengesWon++
+			case chain.ChallengeClientWon:
+				ps.lost++
+				out.ChallengesLost++
+			}
+		}
+		out.Slashed += r.Slashed
 		outcome := market.OutcomeOpen
 		switch r.Status {
 		case chain.MatchCompleted:
@@ -645,6 +729,9 @@ func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketS
 	for _, p := range s.Providers {
 		ps := api.ProviderStats{Address: p.Provider.String(), Matches: p.Assigned, Completed: p.Completed, Failed: p.Failed,
 			TimedOut: p.TimedOut, Earned: p.Earnings, Slashed: slashed[p.Provider], Utilization: p.Utilisation}
+		if s := settle[p.Provider]; s != nil {
+			ps.Held, ps.ChallengesWon, ps.ChallengesLost = s.held, s.won, s.lost
+		}
 		ps.Reputation, ps.Performance = m.providerFigures(p.Provider)
 		if out.Matches > 0 {
 			ps.Share = float64(p.Assigned) / float64(out.Matches)
@@ -674,6 +761,8 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 	st := n.drv.State()
 	if p, ok, err := st.Provider(n.key.Address()); err == nil && ok {
 		out.Registered, out.Collateral, out.OpenMatches = !p.Leaving(), p.Collateral, p.Open
+		out.Held, out.HeldJobs, out.Released, out.SlashedTotal = p.HeldEarnings, p.HeldJobs, p.Released, p.SlashedTotal
+		out.ChallengesWon, out.ChallengesLost = p.ChallengesWon, p.ChallengesLost
 		out.Reputation, out.Performance = m.providerFigures(n.key.Address())
 		if p.Leaving() {
 			at := time.UnixMilli(p.WithdrawableAt(st.Params().ProviderExitDelayMs)).UTC()

@@ -112,6 +112,43 @@ func (m *marketService) do(a lifecycle.Action) {
 				m.step(lifecycle.ResultSent{ID: rt.JobID, Err: err})
 			}
 		})
+	case lifecycle.SendAck:
+		id := a.ID
+		m.spawn(func() {
+			_, _, err := m.n.txs.submit(m.ctx, func(tx *chain.Tx) { tx.Ack = &chain.AckTx{JobID: id} })
+			if m.ctx.Err() == nil {
+				m.step(lifecycle.AckSent{ID: id, Err: err})
+			}
+		})
+	case lifecycle.SendChallenge:
+		m.spawn(func() {
+			err := m.sendChallenge(a.ID, a.Kind)
+			if m.ctx.Err() == nil {
+				m.step(lifecycle.ChallengeSent{ID: a.ID, Err: err})
+			}
+		})
+	case lifecycle.SendAttest:
+		m.spawn(func() {
+			_, _, err := m.n.txs.submit(m.ctx, func(tx *chain.Tx) { tx.Attest = &chain.AttestTx{JobID: a.ID, ResultHash: a.Hash} })
+			if m.ctx.Err() == nil {
+				m.step(lifecycle.AttestSent{ID: a.ID, Err: err})
+			}
+		})
+	case lifecycle.FetchAttest:
+		m.after(a.After, func() {
+			err := m.fetchAttest(a)
+			if m.ctx.Err() == nil {
+				m.step(lifecycle.AttestFetched{ID: a.ID, Attempt: a.Attempt, Err: err})
+			}
+		})
+	case lifecycle.Reexecute:
+		mt := a.Match
+		m.spawn(func() {
+			h, err := m.reexecute(mt)
+			if m.ctx.Err() == nil {
+				m.step(lifecycle.Reexecuted{ID: mt.Bid.ID(), Hash: h, Err: err})
+			}
+		})
 	default:
 		m.n.log.Error("unknown lifecycle action", "action", fmt.Sprintf("%T", a))
 	}
@@ -177,10 +214,20 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	switch ev.Type {
 	case chain.EvMatched:
 		kind = lifecycle.Matched
-	case chain.EvCompleted:
+	case chain.EvHeld:
+		// The result committed, its payment held: the client fetches it
+		// (Completed or Failed by its exit code, read below).
 		kind = lifecycle.Completed
-	case chain.EvFailed:
-		kind = lifecycle.Failed
+	case chain.EvCompleted, chain.EvFailed:
+		kind = lifecycle.Released
+	case chain.EvChallenged:
+		kind = lifecycle.Challenged
+	case chain.EvChallengeFailed:
+		kind = lifecycle.ChallengeFailed
+	case chain.EvWithheld:
+		kind = lifecycle.Withheld
+	case chain.EvWrongResult:
+		kind = lifecycle.WrongResult
 	case chain.EvTimedOut:
 		kind = lifecycle.TimedOut
 	case chain.EvCancelled:
@@ -194,11 +241,16 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	var ours bool
 	m.withCore(func(c *lifecycle.Core) { _, ours = c.Job(id.String()) })
 	me := m.n.key.Address()
-	if !ours && !(kind == lifecycle.Matched && ev.Address == me) && kind != lifecycle.Completed && kind != lifecycle.Failed && kind != lifecycle.TimedOut && kind != lifecycle.Unavailable {
+	settlement := kind == lifecycle.Released || kind == lifecycle.Withheld || kind == lifecycle.WrongResult || kind == lifecycle.ChallengeFailed
+	if !ours && !(kind == lifecycle.Matched && ev.Address == me) && kind != lifecycle.Completed && kind != lifecycle.Failed &&
+		kind != lifecycle.TimedOut && kind != lifecycle.Unavailable && kind != lifecycle.Challenged && !settlement {
 		return evs
 	}
 	out := lifecycle.Event{Kind: kind, JobID: id, Height: blk.Height, Amount: ev.Amount}
-	if !ours && kind != lifecycle.Matched {
+	if !ours && settlement && ev.Address != me && kind != lifecycle.ChallengeFailed {
+		return evs // another provider's settlement
+	}
+	if !ours && kind != lifecycle.Matched && kind != lifecycle.Challenged && !settlement && !(ev.Type == chain.EvHeld && ev.Address == me) {
 		// A settlement of some job: the provider side needs only the
 		// amount, and ignores jobs it does not hold.
 		return append(evs, out)
@@ -226,6 +278,20 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	}
 	out.ResultHash, out.ExitCode = rec.ResultHash, rec.ExitCode
 	out.Paid, out.Refunded, out.Slashed, out.Burned = rec.Paid, rec.Refunded, rec.Slashed, rec.Burned
+	out.Provider, out.HeldPay = rec.Match.Offer.ProviderAddress(), rec.HeldPay
+	if ev.Type == chain.EvHeld {
+		if rec.ExitCode != 0 {
+			out.Kind = lifecycle.Failed
+		}
+		out.Paid, out.Refunded = rec.HeldPay, rec.Escrow-min(rec.Escrow, rec.HeldPay)
+	}
+	if n := len(rec.Challenges); n > 0 {
+		c := rec.Challenges[n-1]
+		out.Challenge = &lifecycle.ChallengeInfo{Kind: c.Kind, Committee: c.Committee, ProviderPeer: rec.Match.Offer.PeerID, Size: rec.ResultSize}
+		if kind == lifecycle.Challenged {
+			out.Match = &rec.Match
+		}
+	}
 	return append(evs, out)
 }
 

@@ -93,9 +93,10 @@ func settle(t *testing.T, m *marketService, clk *clock.Manual, what string, cond
 }
 
 // TestUnfetchableResultIsNeverReportedPaid: a settled job whose result
-// cannot be fetched from the provider is retried on the clock, then ends
-// result_unavailable — on disk too — instead of paid, as the old driver
-// reported it. It runs on virtual time: no real backoff is waited out.
+// cannot be fetched from the provider is retried on the clock, then
+// challenged on chain (here there is no chain, so the challenge fails and
+// it ends result_unavailable — on disk too) instead of paid, as the old
+// driver reported it. It runs on virtual time: no real backoff is waited out.
 func TestUnfetchableResultIsNeverReportedPaid(t *testing.T) {
 	dir := t.TempDir()
 	m, clk, _ := lifecycleMarket(t, dir)

@@ -27,6 +27,10 @@ const (
 	maxResultBytes     = 256 << 20
 	bidRegossip        = 2 * time.Second
 	recheckPerBlock    = 2048 // clients and providers the book re-checks against chain state per block
+	// perClientStore is one client's quota in a provider's stores of
+	// payloads it fetched and results it made: above the largest payload
+	// (market.MaxPayloadSize) and result (maxResultBytes) a bid can name.
+	perClientStore = 1 << 30
 )
 
 // marketService is the node's part in the exchange: the order book fed by
@@ -61,6 +65,7 @@ type marketService struct {
 	seq          uint64                              // offers signed (the low bits of an offer Seq)
 	lastOfferSeq uint64                              // Seq of the last offer signed
 	runs         map[market.BidID]context.CancelFunc // the provider's runs, stopped by CancelRun
+	manifests    map[market.BidID]*market.Manifest   // fetched for matched jobs, taken by runJob
 	closing      bool                                // close has begun: spawn starts nothing
 
 	ctx    context.Context
@@ -69,9 +74,9 @@ type marketService struct {
 }
 
 func newMarketService(n *Node) (*marketService, error) {
-	m := &marketService{n: n, clock: clock.Real(), runs: map[market.BidID]context.CancelFunc{},
+	m := &marketService{n: n, clock: clock.Real(), runs: map[market.BidID]context.CancelFunc{}, manifests: map[market.BidID]*market.Manifest{},
 		modules: newModCache(16, 512<<20),
-		core:    lifecycle.New(lifecycle.Config{Self: n.key.Address(), Provider: n.cfg.Provider.Enabled})}
+		core:    lifecycle.New(lifecycle.Config{Self: n.key.Address(), Provider: n.cfg.Provider.Enabled, HoldAck: n.cfg.HoldAck})}
 	var err error
 	bookCfg := market.DefaultBookConfig(n.cfg.ChainID)
 	bookCfg.View = func() market.ChainView { return n.drv.State().View() } // admission against the current state
@@ -81,12 +86,14 @@ func newMarketService(n *Node) (*marketService, error) {
 	if m.payloads, err = worker.OpenStore(filepath.Join(n.home, "payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("payload store: %w", err)
 	}
-	// Other parties' payloads have their own quota, so they can never
-	// evict this node's own payloads and results.
-	if m.foreign, err = worker.OpenStore(filepath.Join(n.home, "foreign-payloads"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
+	// Other parties' payloads have their own store, so they can never
+	// evict this node's own payloads and results; in it, and in the
+	// store of the results this provider makes, each client has a quota
+	// (worker.Store), so one client cannot evict another's either.
+	if m.foreign, err = worker.OpenStore(filepath.Join(n.home, "foreign-payloads"), worker.StoreConfig{MaxBytes: 4 << 30, MaxBytesPerOwner: perClientStore, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("foreign payload store: %w", err)
 	}
-	if m.results, err = worker.OpenStore(filepath.Join(n.home, "results"), worker.StoreConfig{MaxBytes: 4 << 30, Logger: n.log}); err != nil {
+	if m.results, err = worker.OpenStore(filepath.Join(n.home, "results"), worker.StoreConfig{MaxBytes: 4 << 30, MaxBytesPerOwner: perClientStore, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("result store: %w", err)
 	}
 	if m.blobs, err = p2p.NewBlobServer(n.host, unionSource{m.payloads, m.results}, maxResultBytes); err != nil {
@@ -177,8 +184,14 @@ func (m *marketService) restore() {
 		m.n.log.Error("read the job records: jobs not restored", "err", err)
 	}
 	for _, j := range jobs {
+		public := j.Bid != nil && j.Bid.Public
 		if h, err := parseHash(j.PayloadHash); err == nil {
-			m.blobs.Publish(h)
+			m.publish(h, public)
+		}
+		if j.Bid != nil {
+			if h, ok := j.Bid.Payload.ManifestHash(); ok {
+				m.publish(h, public)
+			}
 		}
 	}
 	m.step(lifecycle.Restore{Jobs: jobs})

@@ -454,18 +454,16 @@ func (n *Node) validateTxBatch(_ context.Context, from peer.ID, data []byte) (an
 	if from == n.host.ID() {
 		return nil, p2p.Accept // our own: already in the mempool
 	}
-	for _, raw := range raws {
-		if _, err := chain.DecodeTx(raw); err != nil {
-			return nil, p2p.Reject
-		}
-	}
-	_, errs := n.drv.Mempool().AddBatch(raws)
+	// One decode per transaction: the mempool's. A relay may see one
+	// sender's batches out of nonce order; the mempool parks the later
+	// ones until the gap fills.
+	_, errs := n.drv.Mempool().AddRelayed(raws)
 	added := false
 	for _, err := range errs {
 		switch {
 		case err == nil:
 			added = true
-		case errors.Is(err, chain.ErrBadSignature):
+		case errors.Is(err, chain.ErrBadSignature), errors.Is(err, mempool.ErrUndecodable):
 			return nil, p2p.Reject
 		}
 	}
@@ -506,8 +504,9 @@ func (n *Node) forwardCommits() {
 			n.metrics.observe(c)
 			n.market.onCommit(c)
 			n.metrics.jobStates(n.market)
-			b := blockView(c.Block, c.Commit)
-			n.events.publish(eventBlock(b))
+			if n.events.listened() {
+				n.events.publish(eventBlock(blockView(c.Block, c.Commit)))
+			}
 		}
 	}
 }

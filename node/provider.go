@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +16,7 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/lifecycle"
+	"github.com/bourse-net/bourse/p2p"
 	"github.com/bourse-net/bourse/worker"
 	dockerx "github.com/bourse-net/bourse/worker/docker"
 	execx "github.com/bourse-net/bourse/worker/exec"
@@ -84,15 +87,21 @@ func (f *payloadFetcher) Fetch(ctx context.Context, hash [32]byte, size int64, f
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if _, err := f.n.host.FetchBlobWith(ctx, id, hash, cred, size, &buf); err != nil {
+	// Streamed to a temporary file of the foreign store, hashed as it
+	// arrives, at most the size the bid announced, counted against the
+	// client's quota; kept only if it hashes to the bid's hash.
+	got, _, err := f.foreign.WriteOwned(ctx, blobOwner(ctx), func(w io.Writer) error {
+		_, err := f.n.host.FetchBlobWith(ctx, id, hash, cred, size, w)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	b := buf.Bytes()
-	if _, _, err := f.foreign.Put(ctx, bytes.NewReader(b)); err != nil {
-		f.n.log.Warn("cache payload", "err", err)
+	if got != hash {
+		f.foreign.Delete(got)
+		return nil, fmt.Errorf("payload %x: %w", hash[:6], p2p.ErrHashMismatch)
 	}
-	return b, nil
+	return f.foreign.Get(hash, size)
 }
 
 // resume picks up a provider's work after a restart: results it produced
@@ -210,26 +219,33 @@ func nextOfferSeq(nowMs int64, counter, last, chainNewest uint64) uint64 {
 // workerJob is the job a bid describes, as a provider runs it (and as a
 // client re-runs it to verify the result): the same inputs, limits and
 // seed, so a WASM job gives the same result hash.
-func workerJob(b *market.Bid) *worker.Job {
+//
+// man is the job's manifest (its args and env), checked against the bid's
+// hash; nil for a bid that names none.
+func workerJob(b *market.Bid, man *market.Manifest) *worker.Job {
 	id := b.ID()
+	if man == nil {
+		man = &market.Manifest{}
+	}
 	job := &worker.Job{
 		ID:       worker.JobID(id),
 		Executor: worker.Kind(b.Executor),
 		Image:    b.Payload.Image,
-		Args:     b.Args,
+		Args:     man.Args,
 		Env:      map[string]string{},
 		Limits: worker.Limits{
 			Resources: toWorkerResources(b.Resources),
 			Timeout:   time.Duration(b.TimeoutMs) * time.Millisecond,
 		},
-		Seed: seedOf(id),
+		Seed:  seedOf(id),
+		Owner: b.ClientAddress().String(),
 	}
 	if len(b.Payload.SHA256) == 32 {
 		job.PayloadHash = [32]byte(b.Payload.SHA256)
 		job.PayloadSize = int64(b.Payload.Size)
 		job.PayloadFrom = b.Payload.Peer
 	}
-	for _, kv := range b.Env {
+	for _, kv := range man.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			job.Env[k] = v
 		}
@@ -237,12 +253,10 @@ func workerJob(b *market.Bid) *worker.Job {
 	return job
 }
 
-// fetchPayload gets a matched job's payload (checked against its hash)
-// into the module cache, where runJob finds it.
+// fetchPayload gets a matched job's manifest (checked against its hash,
+// kept for runJob) and payload (checked against its hash, into the module
+// cache, where runJob finds it).
 func (m *marketService) fetchPayload(a lifecycle.FetchPayload) error {
-	if _, ok := m.modules.get(a.Hash); ok {
-		return nil
-	}
 	if m.runtime == nil {
 		return errors.New("this node runs no jobs")
 	}
@@ -255,12 +269,69 @@ func (m *marketService) fetchPayload(a lifecycle.FetchPayload) error {
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(a.Deadline))
 		defer cancel()
 	}
-	b, err := m.runtime.FetchPayload(withBlobJob(ctx, a.ID), a.Hash, a.Size, a.From)
+	ctx = withBlobOwner(withBlobJob(ctx, a.ID), a.Client.String())
+	if a.Manifest != ([32]byte{}) {
+		man, err := m.fetchManifest(ctx, a.Manifest, a.From)
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.manifests[a.ID] = man
+		m.mu.Unlock()
+	}
+	if a.Hash == ([32]byte{}) {
+		return nil
+	}
+	if _, ok := m.modules.get(a.Hash); ok {
+		return nil
+	}
+	b, err := m.runtime.FetchPayload(ctx, a.Hash, a.Size, a.From)
 	if err != nil {
+		m.takeManifest(a.ID) // fetched again with the next attempt
 		return err
 	}
 	m.modules.put(a.Hash, b)
 	return nil
+}
+
+// fetchManifest gets a job's manifest from the client's node (or this
+// node's own store, for a job of its own): at most market.MaxManifestSize
+// bytes, hashing to hash, and valid.
+func (m *marketService) fetchManifest(ctx context.Context, hash [32]byte, from string) (*market.Manifest, error) {
+	short := hex.EncodeToString(hash[:6])
+	var raw []byte
+	if m.payloads.Has(hash) {
+		raw, _ = m.payloads.Get(hash, market.MaxManifestSize)
+	}
+	if raw == nil {
+		id, err := peer.Decode(from)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: peer %q: %w", short, from, err)
+		}
+		cred, err := payloadCredential(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if _, err := m.n.host.FetchBlobWith(ctx, id, hash, cred, market.MaxManifestSize, &buf); err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		raw = buf.Bytes()
+	}
+	man, err := market.DecodeManifest(raw)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s from %s: %w", short, from, err)
+	}
+	return man, nil
+}
+
+// takeManifest returns (and forgets) the manifest fetched for job id.
+func (m *marketService) takeManifest(id market.BidID) *market.Manifest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	man := m.manifests[id]
+	delete(m.manifests, id)
+	return man
 }
 
 // runJob runs a job matched to this provider and reports the Result to
@@ -268,7 +339,13 @@ func (m *marketService) fetchPayload(a lifecycle.FetchPayload) error {
 func (m *marketService) runJob(ctx context.Context, a lifecycle.Run) {
 	n := m.n
 	id := a.Match.Bid.ID()
-	job := workerJob(&a.Match.Bid)
+	man := m.takeManifest(id)
+	if _, named := a.Match.Bid.Payload.ManifestHash(); named && man == nil {
+		// The lifecycle runs a job only after its fetch succeeded.
+		m.step(lifecycle.RunFinished{Result: chain.ResultTx{JobID: id, ExitCode: 1}, Err: errors.New("the job's manifest was not fetched")})
+		return
+	}
+	job := workerJob(&a.Match.Bid, man)
 	// A cold compile is not the client's time, but the result must still
 	// reach the chain before the deadline (timeout + grace from the match).
 	job.Limits.Prep = time.Duration(n.drv.State().Params().ResultGraceMs/2) * time.Millisecond
@@ -288,12 +365,30 @@ func (m *marketService) runJob(ctx context.Context, a lifecycle.Run) {
 		err = nil
 		rt.ResultHash = res.Hash
 		rt.ExitCode = int32(res.ExitCode)
+		rt.Size = uint64(max(res.Size, 0)) // what a committee member fetches at most
+		if lieMode(n.cfg.Moniker) == "wrong" && res.Hash != ([32]byte{}) {
+			// Test hook: commit and serve other bytes than the run's.
+			if h, size, err := m.results.Write(ctx, func(w io.Writer) error {
+				rc, _, err := m.results.Open(res.Hash)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				if _, err := io.Copy(w, rc); err != nil {
+					return err
+				}
+				_, err = w.Write(make([]byte, 1024)) // an extra tar block: still a valid archive, another hash
+				return err
+			}); err == nil {
+				res.Hash, rt.ResultHash, rt.Size = h, h, uint64(size)
+			}
+		}
 		if res.State != worker.StateSucceeded && rt.ExitCode == 0 {
 			rt.ExitCode = 1
 		}
 		rt.Usage = market.Usage{CPUMs: uint64(res.Usage.CPUMillis), MemMiBMs: uint64(res.Usage.MemoryMiBSeconds) * 1000}
 		if res.Hash != ([32]byte{}) {
-			m.blobs.Publish(res.Hash)
+			m.publish(res.Hash, a.Match.Bid.Public) // a public job's result to everyone
 		}
 		if n.metrics != nil {
 			n.metrics.execDuration.WithLabelValues(string(res.Executor), string(res.State)).Observe(float64(res.Usage.WallMillis) / 1000)

@@ -16,7 +16,7 @@ func TestWorkerJobKeepsTheBidsGPUs(t *testing.T) {
 		Resources: market.Resources{CPU: 2000, MemMiB: 512, DiskMiB: 64, GPUs: 2, GPUModel: "a100"},
 		TimeoutMs: 1000,
 	}
-	got := workerJob(b).Limits.Resources
+	got := workerJob(b, nil).Limits.Resources
 	want := worker.Resources{CPU: 2000, MemoryMiB: 512, DiskMiB: 64, GPUs: 2}
 	if got != want {
 		t.Fatalf("worker job reserves %+v, the bid asked for %+v", got, want)

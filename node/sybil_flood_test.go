@@ -302,7 +302,6 @@ func hostileIdentity(ctx context.Context, tn *testNet, keys []wallet.PrivateKey,
 			b := market.Bid{
 				Nonce: *seq, Executor: market.ExecWASM,
 				Payload:   market.Payload{SHA256: sum[:], Size: 1 << 20, Peer: peerID},
-				Args:      []string{"--spam", strconv.FormatUint(*seq, 10)},
 				Resources: market.Resources{CPU: 250, MemMiB: 64, DiskMiB: 16},
 				// The most valuable bid a book could hold, if it were funded.
 				MaxPrice: 1 << 50, MatchBy: now + 10*60_000, TimeoutMs: 60_000,

@@ -44,6 +44,9 @@ type txSender struct {
 
 	mu      sync.Mutex
 	pending map[[32]byte]*pendingTx // by the hash of the current signature
+
+	// waiters are the callers of POST /v1/txs with commit.
+	waiters commitWaiters
 }
 
 type pendingTx struct {
@@ -139,6 +142,7 @@ func (s *txSender) doneLocked(p *pendingTx, o txOutcome) {
 // those whose nonce is still unused and re-signs those whose nonce another
 // transaction took (see txSender).
 func (s *txSender) onCommit(c driver.Committed) {
+	s.waiters.notify(c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	height := c.Block.Header.Height

@@ -99,7 +99,17 @@ func (m *marketService) verifyJob(ctx context.Context, id string) (api.Verificat
 	if !ok || rec.ResultHash == ([32]byte{}) {
 		return api.Verification{}, fmt.Errorf("%w: job %s has no result on chain yet (state %s)", api.ErrConflict, id, j.State)
 	}
-	job := workerJob(b)
+	var man *market.Manifest
+	if h, ok := b.Payload.ManifestHash(); ok {
+		raw, err := m.payloads.Get(h, market.MaxManifestSize)
+		if err != nil {
+			return api.Verification{}, fmt.Errorf("%w: the manifest of job %s is no longer stored here", api.ErrConflict, id)
+		}
+		if man, err = market.DecodeManifest(raw); err != nil {
+			return api.Verification{}, fmt.Errorf("stored manifest of job %s: %w", id, err)
+		}
+	}
+	job := workerJob(b, man)
 	job.PayloadFrom = ""                 // the payload is ours
 	job.Limits.Prep = job.Limits.Timeout // no chain deadline to meet here
 	rc, _, err := m.payloads.Open(job.PayloadHash)

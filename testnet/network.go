@@ -92,6 +92,10 @@ type Options struct {
 	// SkipPortCheck does not probe the ports (they are checked again when
 	// the daemons start). For generating homes to copy elsewhere.
 	SkipPortCheck bool
+	// Executors every node offers as a provider (wasm, docker, exec).
+	// Default: the node's default (wasm). A provider whose Docker daemon
+	// does not answer simply does not offer docker.
+	Executors []string
 }
 
 func (o Options) withDefaults() Options {
@@ -142,6 +146,11 @@ func (o Options) validate() error {
 		return fmt.Errorf("testnet: p2p base port %d: want 1024..%d", o.P2PBasePort, 65536-o.N)
 	case overlap(o.APIBasePort, o.P2PBasePort, o.N):
 		return fmt.Errorf("testnet: api ports %d.. and p2p ports %d.. overlap for %d nodes", o.APIBasePort, o.P2PBasePort, o.N)
+	}
+	for _, e := range o.Executors {
+		if e != "wasm" && e != "docker" && e != "exec" {
+			return fmt.Errorf("testnet: unknown executor %q (want wasm, docker or exec)", e)
+		}
 	}
 	if o.Collateral < chain.DefaultParams().MinProviderCollateral {
 		return fmt.Errorf("testnet: collateral %d is below the chain's minimum %d", o.Collateral, chain.DefaultParams().MinProviderCollateral)
@@ -305,6 +314,12 @@ func genesisFor(o Options, keys []wallet.PrivateKey) *chain.Genesis {
 	// A local testnet's unbonding takes about a minute, so it can be tried;
 	// real networks keep the default window (chain/RATIONALE.md).
 	g.Params.UnbondingBlocks = 1000
+	// Results are held 5 s for a challenge (an honest client acks at
+	// once), and a committee of the other two validators has 5 s to
+	// attest: short enough to watch a challenge play out.
+	g.Params.ChallengeWindowMs = 5000
+	g.Params.AttestWindowMs = 5000
+	g.Params.CommitteeSize = 2
 	for _, k := range keys {
 		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: k.Address(), Balance: o.Balance})
 		g.Validators = append(g.Validators, chain.GenesisValidator{Address: k.Address(),
@@ -337,6 +352,9 @@ func configFor(o Options, nw *Network, i int) node.Config {
 	cfg.Provider.Region = "local"
 	cfg.Provider.Labels = map[string]string{"testnet": "true", "node": n.Name}
 	cfg.Provider.OfferInterval = node.Duration{Duration: time.Second}
+	if len(o.Executors) > 0 {
+		cfg.Provider.Executors = append([]string(nil), o.Executors...)
+	}
 	return cfg
 }
 

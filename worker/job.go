@@ -158,6 +158,10 @@ type Job struct {
 	// random_get is a ChaCha8 stream seeded from Seed.
 	RealRandom bool
 	Seed       uint64
+	// Owner is whom the result is for (a provider names the client): the
+	// result counts against that owner's quota in the result store (see
+	// Store), so one client's results cannot evict another's.
+	Owner string
 }
 
 // Validate checks what every executor needs from a job.

@@ -303,7 +303,7 @@ func (r *Runtime) finish(exec Executor, job *Job, jobDir, outDir string, j *rtJo
 		res.State, res.Reason = StateFailed, overErr.Error()
 	}
 	pack := func(dir string) error {
-		h, n, err := r.store.Write(context.Background(), func(w io.Writer) error {
+		h, n, err := r.store.WriteOwned(context.Background(), job.Owner, func(w io.Writer) error {
 			return Pack(w, exit.ExitCode, exit.Stdout, exit.Stderr, dir, lim)
 		})
 		res.Hash, res.Size = h, n

@@ -20,19 +20,37 @@ import (
 
 // StoreConfig bounds a Store. Zero means no bound.
 type StoreConfig struct {
-	// MaxBytes: when the blobs add up to more, the oldest are deleted.
+	// MaxBytes: when the blobs add up to more, blobs are deleted: the
+	// oldest of the owner holding the most bytes first (see Store).
 	MaxBytes int64
-	// MaxCount: when there are more blobs, the oldest are deleted.
+	// MaxCount: when there are more blobs, blobs are deleted as for
+	// MaxBytes.
 	MaxCount int
-	Logger   *slog.Logger
+	// MaxBytesPerOwner bounds the bytes of one owner's blobs (WriteOwned):
+	// a write that would take its owner past it deletes that owner's
+	// oldest blobs, never another's; a blob larger than the bound is
+	// refused (ErrQuota) as soon as it has streamed past it.
+	MaxBytesPerOwner int64
+	Logger           *slog.Logger
 }
+
+// ErrQuota: a blob is larger than its owner's quota in the store.
+var ErrQuota = errors.New("blob exceeds the owner's quota")
 
 // Store is a content-addressed blob store in one directory: each blob is a
 // file named by the lowercase hex sha256 of its bytes, written atomically
 // (temp file, fsync, rename), so the store survives a restart and a crash
-// leaves at most a stray temp file, removed by OpenStore. When a bound of
-// StoreConfig is passed, the blobs written longest ago are deleted first;
-// the blob just written is never the one evicted.
+// leaves at most a stray temp file, removed by OpenStore.
+//
+// A blob may have an owner (WriteOwned; a provider's store names the
+// client whose job the blob is for), kept in a small <hash>.owner file
+// beside it. Owners share the store fairly: one owner's writes delete
+// only its own blobs to stay within MaxBytesPerOwner, and when the whole
+// store is over MaxBytes or MaxCount, the oldest blob of the owner holding
+// the most bytes goes first, so a party filling the store evicts its own
+// blobs before anyone else's (blobs without an owner count as the owner
+// ""). The blob just written is never the one evicted. A blob written
+// again by another owner keeps its first owner.
 //
 // Readers opened by Open keep working if the blob is evicted meanwhile.
 // All methods are safe for concurrent use.
@@ -41,24 +59,31 @@ type Store struct {
 	cfg StoreConfig
 	log *slog.Logger
 
-	mu    sync.Mutex
-	blobs map[[32]byte]blobInfo
-	bytes int64
+	mu     sync.Mutex
+	blobs  map[[32]byte]blobInfo
+	bytes  int64
+	owners map[string]int64 // bytes per owner
 }
 
 type blobInfo struct {
-	size int64
-	mod  time.Time
+	size  int64
+	mod   time.Time
+	owner string
 }
 
-const tmpPrefix = ".tmp-"
+const (
+	tmpPrefix   = ".tmp-"
+	ownerSuffix = ".owner"
+	// MaxOwnerLen bounds an owner's name.
+	MaxOwnerLen = 128
+)
 
 // OpenStore opens (creating it if needed) the store in dir.
 func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open result store %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, cfg: cfg, log: cfg.Logger, blobs: make(map[[32]byte]blobInfo)}
+	s := &Store{dir: dir, cfg: cfg, log: cfg.Logger, blobs: make(map[[32]byte]blobInfo), owners: map[string]int64{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -74,14 +99,24 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 		}
 		h, ok := parseHash(name)
 		if !ok || !e.Type().IsRegular() {
+			if o, ok := parseHash(strings.TrimSuffix(name, ownerSuffix)); ok && strings.HasSuffix(name, ownerSuffix) {
+				if _, err := os.Stat(s.path(o)); errors.Is(err, os.ErrNotExist) {
+					_ = os.Remove(filepath.Join(dir, name)) // its blob was deleted
+				}
+			}
 			continue
 		}
 		info, err := e.Info()
 		if err != nil {
 			continue
 		}
-		s.blobs[h] = blobInfo{size: info.Size(), mod: info.ModTime()}
+		owner := ""
+		if b, err := os.ReadFile(s.path(h) + ownerSuffix); err == nil && len(b) <= MaxOwnerLen {
+			owner = string(b)
+		}
+		s.blobs[h] = blobInfo{size: info.Size(), mod: info.ModTime(), owner: owner}
 		s.bytes += info.Size()
+		s.owners[owner] += info.Size()
 	}
 	s.mu.Lock()
 	s.evictLocked([32]byte{})
@@ -108,13 +143,25 @@ func (s *Store) Dir() string { return s.dir }
 // Write stores what fill writes and returns its sha256 and size. If fill
 // fails nothing is stored.
 func (s *Store) Write(ctx context.Context, fill func(w io.Writer) error) ([32]byte, int64, error) {
+	return s.WriteOwned(ctx, "", fill)
+}
+
+// WriteOwned is Write for a blob owned by owner (at most MaxOwnerLen
+// bytes): it counts against owner's quota (MaxBytesPerOwner), and fill
+// fails with ErrQuota once it writes more than the quota. The bytes
+// stream to a temporary file, hashed as they go; nothing is held in
+// memory.
+func (s *Store) WriteOwned(ctx context.Context, owner string, fill func(w io.Writer) error) ([32]byte, int64, error) {
+	if len(owner) > MaxOwnerLen {
+		return [32]byte{}, 0, fmt.Errorf("store blob: owner of %d bytes exceeds %d", len(owner), MaxOwnerLen)
+	}
 	f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
 	if err != nil {
 		return [32]byte{}, 0, fmt.Errorf("store blob: %w", err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after the rename
-	hw := &hashWriter{w: f, h: sha256.New()}
+	hw := &hashWriter{w: f, h: sha256.New(), max: s.cfg.MaxBytesPerOwner}
 	err = fill(hw)
 	if err == nil {
 		err = ctx.Err()
@@ -130,27 +177,38 @@ func (s *Store) Write(ctx context.Context, fill func(w io.Writer) error) ([32]by
 	}
 	var h [32]byte
 	hw.h.Sum(h[:0])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.blobs[h]; ok {
+		owner = old.owner // the first owner keeps it
+		s.bytes -= old.size
+		s.owners[old.owner] -= old.size
+	} else if owner != "" {
+		if err := os.WriteFile(s.path(h)+ownerSuffix, []byte(owner), 0o644); err != nil {
+			return [32]byte{}, 0, fmt.Errorf("store blob %x: owner: %w", h[:6], err)
+		}
+	}
 	if err := os.Rename(tmp, s.path(h)); err != nil {
 		return [32]byte{}, 0, fmt.Errorf("store blob %x: %w", h[:6], err)
 	}
-	s.mu.Lock()
-	if old, ok := s.blobs[h]; ok {
-		s.bytes -= old.size
-	}
-	s.blobs[h] = blobInfo{size: hw.n, mod: time.Now()}
+	s.blobs[h] = blobInfo{size: hw.n, mod: time.Now(), owner: owner}
 	s.bytes += hw.n
+	s.owners[owner] += hw.n
 	s.evictLocked(h)
-	s.mu.Unlock()
 	return h, hw.n, nil
 }
 
 type hashWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+	w   io.Writer
+	h   hash.Hash
+	n   int64
+	max int64 // > 0: fail past max bytes (ErrQuota)
 }
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
+	if hw.max > 0 && hw.n+int64(len(p)) > hw.max {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrQuota, hw.max)
+	}
 	n, err := hw.w.Write(p)
 	hw.h.Write(p[:n])
 	hw.n += int64(n)
@@ -226,11 +284,15 @@ func (s *Store) Delete(h [32]byte) {
 func (s *Store) deleteLocked(h [32]byte) {
 	if info, ok := s.blobs[h]; ok {
 		s.bytes -= info.size
+		if s.owners[info.owner] -= info.size; s.owners[info.owner] <= 0 {
+			delete(s.owners, info.owner)
+		}
 		delete(s.blobs, h)
 	}
 	if err := os.Remove(s.path(h)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("result store: delete blob", "hash", hex.EncodeToString(h[:]), "err", err)
 	}
+	_ = os.Remove(s.path(h) + ownerSuffix)
 }
 
 // Usage returns the number of blobs and their total size.
@@ -240,33 +302,67 @@ func (s *Store) Usage() (count int, bytes int64) {
 	return len(s.blobs), s.bytes
 }
 
+// OwnerUsage returns the bytes of owner's blobs.
+func (s *Store) OwnerUsage(owner string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owners[owner]
+}
+
+// evictLocked deletes blobs (never keep) until the owner of keep is
+// within its quota and the store within its bounds.
 func (s *Store) evictLocked(keep [32]byte) {
-	over := func() bool {
-		return (s.cfg.MaxBytes > 0 && s.bytes > s.cfg.MaxBytes) || (s.cfg.MaxCount > 0 && len(s.blobs) > s.cfg.MaxCount)
-	}
-	if !over() {
-		return
-	}
-	type aged struct {
-		h   [32]byte
-		mod time.Time
-	}
-	all := make([]aged, 0, len(s.blobs))
-	for h, info := range s.blobs {
-		if h != keep {
-			all = append(all, aged{h, info.mod})
+	if k, ok := s.blobs[keep]; ok && s.cfg.MaxBytesPerOwner > 0 {
+		for s.owners[k.owner] > s.cfg.MaxBytesPerOwner {
+			if !s.evictOldestLocked(k.owner, keep) {
+				break
+			}
 		}
 	}
-	sort.Slice(all, func(i, j int) bool {
-		if !all[i].mod.Equal(all[j].mod) {
-			return all[i].mod.Before(all[j].mod)
+	for (s.cfg.MaxBytes > 0 && s.bytes > s.cfg.MaxBytes) || (s.cfg.MaxCount > 0 && len(s.blobs) > s.cfg.MaxCount) {
+		// The owner holding the most bytes (then the smaller name) that
+		// has a blob to give.
+		var owners []string
+		for o := range s.owners {
+			owners = append(owners, o)
 		}
-		return bytes.Compare(all[i].h[:], all[j].h[:]) < 0
-	})
-	for _, a := range all {
-		if !over() {
+		sort.Slice(owners, func(i, j int) bool {
+			if s.owners[owners[i]] != s.owners[owners[j]] {
+				return s.owners[owners[i]] > s.owners[owners[j]]
+			}
+			return owners[i] < owners[j]
+		})
+		evicted := false
+		for _, o := range owners {
+			if s.evictOldestLocked(o, keep) {
+				evicted = true
+				break
+			}
+		}
+		if !evicted {
 			return
 		}
-		s.deleteLocked(a.h)
 	}
+}
+
+// evictOldestLocked deletes owner's blob written longest ago (then the
+// smallest hash), other than keep, and reports whether there was one.
+func (s *Store) evictOldestLocked(owner string, keep [32]byte) bool {
+	var (
+		found  bool
+		oldest [32]byte
+		mod    time.Time
+	)
+	for h, info := range s.blobs {
+		if h == keep || info.owner != owner {
+			continue
+		}
+		if !found || info.mod.Before(mod) || info.mod.Equal(mod) && bytes.Compare(h[:], oldest[:]) < 0 {
+			found, oldest, mod = true, h, info.mod
+		}
+	}
+	if found {
+		s.deleteLocked(oldest)
+	}
+	return found
 }

@@ -139,3 +139,115 @@ func TestStoreRetention(t *testing.T) {
 		}
 	}
 }
+
+func putOwned(t *testing.T, s *Store, owner, data string) ([32]byte, error) {
+	t.Helper()
+	h, _, err := s.WriteOwned(context.Background(), owner, func(w io.Writer) error {
+		_, err := io.WriteString(w, data)
+		return err
+	})
+	return h, err
+}
+
+// Attack: one client of a provider fills the provider's store (payloads
+// it sends, results its jobs make) to evict another client's payload or
+// result before it is used or fetched. Before, the store was shared and
+// evicted oldest first, whoever wrote. Now a client's writes delete only
+// its own blobs to stay within its quota, and when the store is over its
+// bound the owner holding the most bytes loses its oldest blob first.
+func TestStoreAttackOneOwnerCannotEvictAnother(t *testing.T) {
+	s, err := OpenStore(t.TempDir(), StoreConfig{MaxBytes: 100, MaxBytesPerOwner: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, err := putOwned(t, s, "honest", strings.Repeat("v", 30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		h, err := putOwned(t, s, "flood", fmt.Sprintf("%03d%s", i, strings.Repeat("f", 17)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Has(h) {
+			t.Fatalf("write %d: the newest blob was evicted", i)
+		}
+		if !s.Has(victim) {
+			t.Fatalf("write %d: the flood evicted the honest owner's blob", i)
+		}
+		if got := s.OwnerUsage("flood"); got > 60 {
+			t.Fatalf("write %d: the flooder holds %d bytes over its quota 60", i, got)
+		}
+	}
+	if _, by := s.Usage(); by != 90 {
+		t.Fatalf("store holds %d bytes, want 30 + 60", by)
+	}
+	// Over the store's bound (three owners of 30, 60 and 20 > 100), the
+	// largest owner gives way, not the smallest.
+	third, err := putOwned(t, s, "third", strings.Repeat("t", 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Has(victim) || !s.Has(third) || s.OwnerUsage("flood") != 40 {
+		t.Fatalf("over the bound: honest kept %v, third kept %v, flood holds %d (want 40)", s.Has(victim), s.Has(third), s.OwnerUsage("flood"))
+	}
+}
+
+// The quota at its bound: a blob of exactly MaxBytesPerOwner is stored
+// (evicting the owner's others), one byte more is refused while it
+// streams and nothing of it stays; owners survive a restart.
+func TestStoreOwnerQuotaAtTheBound(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(dir, StoreConfig{MaxBytesPerOwner: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := putOwned(t, s, "a", "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := putOwned(t, s, "b", "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact, err := putOwned(t, s, "a", strings.Repeat("x", 64))
+	if err != nil {
+		t.Fatalf("a blob of exactly the quota: %v", err)
+	}
+	if s.Has(small) || !s.Has(exact) || !s.Has(other) || s.OwnerUsage("a") != 64 {
+		t.Fatalf("at the quota: small kept %v, exact kept %v, other kept %v, a holds %d", s.Has(small), s.Has(exact), s.Has(other), s.OwnerUsage("a"))
+	}
+	if _, err := putOwned(t, s, "a", strings.Repeat("y", 65)); !errors.Is(err, ErrQuota) {
+		t.Fatalf("a blob one byte over the quota: %v, want ErrQuota", err)
+	}
+	if c, by := s.Usage(); c != 2 || by != 64+5 {
+		t.Fatalf("after the refused blob: %d blobs, %d bytes", c, by)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			t.Fatalf("a temporary file is left: %s", e.Name())
+		}
+	}
+	// The same content written by another owner stays the first owner's.
+	if _, err := putOwned(t, s, "b", strings.Repeat("x", 64)); err != nil {
+		t.Fatal(err)
+	}
+	if s.OwnerUsage("a") != 64 || s.OwnerUsage("b") != 5 {
+		t.Fatalf("rewritten blob: a holds %d, b %d", s.OwnerUsage("a"), s.OwnerUsage("b"))
+	}
+	s2, err := OpenStore(dir, StoreConfig{MaxBytesPerOwner: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.OwnerUsage("a") != 64 || s2.OwnerUsage("b") != 5 {
+		t.Fatalf("after a restart: a holds %d, b %d", s2.OwnerUsage("a"), s2.OwnerUsage("b"))
+	}
+	s2.Delete(exact)
+	if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%x", exact)+ownerSuffix)); !os.IsNotExist(err) {
+		t.Fatalf("the owner file outlives its blob: %v", err)
+	}
+	if _, err := putOwned(t, s2, strings.Repeat("o", MaxOwnerLen+1), "x"); err == nil {
+		t.Fatal("an owner name over MaxOwnerLen was accepted")
+	}
+}

@@ -88,6 +88,9 @@ type Settlements struct {
 	Failed      uint64 `json:"failed"`
 	TimedOut    uint64 `json:"timed_out"`
 	Unavailable uint64 `json:"payload_unavailable"`
+	// Challenged counts the results whose provider lost a challenge
+	// (withheld or wrong): slashed, the client refunded.
+	Challenged uint64 `json:"challenged,omitempty"`
 }
 
 // Duration marshals as a string like "1.5s".
@@ -100,6 +103,11 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 type open struct {
 	escrow uint64
 	height uint64
+	// held is set by the match's Result: its payment is held with the
+	// result's hash and exit code.
+	held     bool
+	hash     [32]byte
+	exitCode int32
 }
 
 // Run audits s from genesis to opts.To. The error is a *Discrepancy when

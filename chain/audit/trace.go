@@ -37,8 +37,9 @@ func trace(st *chain.State, b *chain.Block, res *chain.Result, matches map[[32]b
 }
 
 func traceEvent(st *chain.State, h uint64, now int64, tx *chain.Tx, ev chain.Event, matches map[[32]byte]open, rep *Report) error {
-	settles := map[string]bool{chain.EvCompleted: true, chain.EvFailed: true, chain.EvUnavailable: true, chain.EvTimedOut: true}
-	if ev.Type != chain.EvMatched && !settles[ev.Type] {
+	settles := map[string]bool{chain.EvCompleted: true, chain.EvFailed: true, chain.EvUnavailable: true, chain.EvTimedOut: true,
+		chain.EvWithheld: true, chain.EvWrongResult: true}
+	if ev.Type != chain.EvMatched && ev.Type != chain.EvHeld && !settles[ev.Type] {
 		return nil
 	}
 	rec, ok, err := st.Match(ev.JobID)
@@ -70,6 +71,14 @@ func traceEvent(st *chain.State, h uint64, now int64, tx *chain.Tx, ev chain.Eve
 	if !ok {
 		return fmt.Errorf("settles a match no audited block opened (or settled already)")
 	}
+	if ev.Type == chain.EvHeld {
+		if tx == nil || tx.Result == nil || tx.Result.JobID != ev.JobID || o.held {
+			return fmt.Errorf("not caused by the first Result transaction of its job")
+		}
+		o.held, o.hash, o.exitCode = true, tx.Result.ResultHash, tx.Result.ExitCode
+		matches[ev.JobID] = o
+		return nil
+	}
 	delete(matches, ev.JobID)
 	if rec.SettledAt != now || rec.Escrow != 0 {
 		return fmt.Errorf("match record settled at %d holding %d, block time %d", rec.SettledAt, rec.Escrow, now)
@@ -86,18 +95,23 @@ func traceEvent(st *chain.State, h uint64, now int64, tx *chain.Tx, ev chain.Eve
 	}
 	switch ev.Type {
 	case chain.EvCompleted, chain.EvFailed:
-		if tx == nil || tx.Result == nil || tx.Result.JobID != ev.JobID {
-			return fmt.Errorf("not caused by the Result transaction of its job")
+		// A held payment is released by the client's Ack, a committee's
+		// deciding Attest, or the block at the end of the window.
+		if !o.held {
+			return fmt.Errorf("released without a Result holding it")
+		}
+		if tx != nil && !(tx.Ack != nil && tx.Ack.JobID == ev.JobID) && !(tx.Attest != nil && tx.Attest.JobID == ev.JobID) {
+			return fmt.Errorf("released by a %s transaction", tx.Kind())
 		}
 		wantStatus := chain.MatchCompleted
-		if tx.Result.ExitCode != 0 {
+		if o.exitCode != 0 {
 			wantStatus = chain.MatchFailed
 		}
 		if (ev.Type == chain.EvCompleted) != (wantStatus == chain.MatchCompleted) || rec.Status != wantStatus {
-			return fmt.Errorf("exit code %d, match is %s", tx.Result.ExitCode, rec.Status)
+			return fmt.Errorf("exit code %d, match is %s", o.exitCode, rec.Status)
 		}
-		if rec.ResultHash != tx.Result.ResultHash {
-			return fmt.Errorf("match records result hash %x, the result transaction carries %x", rec.ResultHash[:8], tx.Result.ResultHash[:8])
+		if rec.ResultHash != o.hash {
+			return fmt.Errorf("match records result hash %x, the result transaction carried %x", rec.ResultHash[:8], o.hash[:8])
 		}
 		if rec.Paid != ev.Amount || rec.Burned != 0 || rec.Slashed != 0 {
 			return fmt.Errorf("event pays %d, match record says paid %d burned %d slashed %d", ev.Amount, rec.Paid, rec.Burned, rec.Slashed)
@@ -121,6 +135,29 @@ func traceEvent(st *chain.State, h uint64, now int64, tx *chain.Tx, ev chain.Eve
 			return err
 		}
 		rep.Settled.Unavailable++
+	case chain.EvWithheld, chain.EvWrongResult:
+		// The provider lost a challenge: the escrow goes back whole; the
+		// cut came from its collateral.
+		if !o.held {
+			return fmt.Errorf("a challenge decided without a Result holding the payment")
+		}
+		if tx != nil && !(tx.Attest != nil && tx.Attest.JobID == ev.JobID) {
+			return fmt.Errorf("decided by a %s transaction", tx.Kind())
+		}
+		want := chain.MatchWithheld
+		if ev.Type == chain.EvWrongResult {
+			want = chain.MatchWrong
+		}
+		if rec.Status != want || rec.Slashed != ev.Amount || rec.Paid != 0 {
+			return fmt.Errorf("event slashes %d, match is %s and says slashed %d paid %d", ev.Amount, rec.Status, rec.Slashed, rec.Paid)
+		}
+		if err := split(rec.Refunded); err != nil {
+			return err
+		}
+		rep.Settled.Challenged++
+		rep.Refunded += rec.Refunded
+		rep.Slashed += rec.Slashed
+		return nil // its Burned is part of the cut, not of the escrow
 	case chain.EvTimedOut:
 		if tx != nil {
 			return fmt.Errorf("a timeout caused by a transaction")

@@ -37,6 +37,13 @@ type app struct {
 	lastCommit []byte                  // encoded certificate of the last block
 	lastHash   [32]byte                // hash of the last block (zero at genesis)
 	pending    map[valueKey]*candidate // blocks built or judged at this height
+
+	// worked is the number of transactions the last PrepareProposal or
+	// ProcessProposal executed (0 when it answered from pending); the
+	// driver times the call and sets timeTxs, the transactions this node
+	// can build into a block within its time budget (0: no bound).
+	worked  int
+	timeTxs int
 }
 
 // valueKey names a proposed block by its claimed id and the hash of its
@@ -92,7 +99,11 @@ func (a *app) PrepareProposal(h uint64, r int32) (consensus.ValueReady, error) {
 	// the header and the last commit, counting each transaction with its
 	// CBOR header. A quarter is kept for the proposer's own transactions.
 	budget := a.maxBlockBytes - blockOverhead - len(a.lastCommit)
-	cands, used := fit(a.mp.Reap(budget*3/4, a.maxBlockTxs*3/4), budget)
+	maxTxs := a.maxBlockTxs * 3 / 4
+	if a.timeTxs > 0 {
+		maxTxs = min(maxTxs, a.timeTxs)
+	}
+	cands, used := fit(a.mp.Reap(budget*3/4, maxTxs), budget)
 	if a.proposerTxs != nil {
 		// The proposer's Matches carry nonces in sequence: the first that
 		// does not fit ends them (the ones after it would have a gap).
@@ -114,6 +125,7 @@ func (a *app) PrepareProposal(h uint64, r int32) (consensus.ValueReady, error) {
 	}
 	id := consensus.BlockID(b.Hash())
 	a.pending[keyOf(id, raw)] = &candidate{block: b, res: res, valid: true}
+	a.worked = len(b.Txs)
 	return consensus.ValueReady{Height: h, Round: r, BlockID: id, Value: raw}, nil
 }
 
@@ -161,6 +173,7 @@ func (a *app) ProcessProposal(o consensus.ValidateValue) error {
 // cache entry, so a forged pair never answers for the real block.
 func (a *app) validate(h uint64, id consensus.BlockID, raw []byte) (*candidate, error) {
 	k := keyOf(id, raw)
+	a.worked = 0
 	if c, ok := a.pending[k]; ok {
 		if !c.valid {
 			return nil, errJudged
@@ -171,6 +184,7 @@ func (a *app) validate(h uint64, id consensus.BlockID, raw []byte) (*candidate, 
 	if err != nil {
 		return nil, fmt.Errorf("proposed bytes are not a block: %w", err)
 	}
+	a.worked = len(b.Txs)
 	if consensus.BlockID(b.Hash()) != id {
 		return nil, errors.New("proposed bytes are not the block they name")
 	}

@@ -3,7 +3,7 @@ package driver
 import (
 	"context"
 	"crypto/sha256"
-	"strings"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -302,8 +302,9 @@ func TestByzantineProposerHeaderNamesAnotherProposer(t *testing.T) {
 	}
 }
 
-// market is a provider and a client with 256 maximal bids (64 args and 64
-// env entries of 256 bytes each: about 33 KiB per bid) that all fit one
+// market is a provider and a client with 512 maximal bids (16 regions,
+// 16 nearness hints, 32 labels of 128 bytes: about 7 KiB per bid, 11 KiB
+// per Match with the offer carrying the same labels) that all fit one
 // offer, for proposers to match.
 type testMarket struct {
 	provider, client wallet.PrivateKey
@@ -314,25 +315,28 @@ type testMarket struct {
 func newTestMarket(tb testing.TB) *testMarket {
 	m := &testMarket{provider: key(tb, 60), client: key(tb, 61)}
 	now := time.Now().UnixMilli()
+	var labels, regions []string
+	for i := range market.MaxLabels {
+		labels = append(labels, fmt.Sprintf("k%02d=%0*d", i, market.MaxLabelLen-4, i))
+	}
+	for i := range market.MaxRegions {
+		regions = append(regions, fmt.Sprintf("r%02d-%0*d", i, market.MaxRegionLen-4, i))
+	}
 	m.offer = market.Offer{PeerID: "peer", Seq: 1, Expires: now + 10*60*1000,
 		Total:     market.Resources{CPU: market.MaxCPU, MemMiB: 1 << 20, DiskMiB: 1024},
 		Free:      market.Resources{CPU: market.MaxCPU, MemMiB: 1 << 20, DiskMiB: 1024},
-		Executors: []string{market.ExecWASM}, Terms: market.PriceTerms{PerCPUSecond: 10, PerGiBSecond: 5, PerJob: 3}}
+		Executors: []string{market.ExecWASM}, Terms: market.PriceTerms{PerCPUSecond: 10, PerGiBSecond: 5, PerJob: 3},
+		Region: regions[0], Labels: labels}
 	if err := m.offer.Sign("drv-test", m.provider); err != nil {
 		tb.Fatal(err)
 	}
-	arg := strings.Repeat("a", 256)
-	env := "K=" + strings.Repeat("v", 254)
 	sum := sha256.Sum256([]byte("payload"))
-	for i := range 256 {
+	for i := range 512 {
 		b := market.Bid{Executor: market.ExecWASM, Nonce: uint64(i),
-			Payload:   market.Payload{SHA256: sum[:], Size: 100, Peer: "peer"},
+			Payload:   market.Payload{SHA256: sum[:], Size: 100, Peer: "peer", Manifest: sum[:]},
 			Resources: market.Resources{CPU: 1000, MemMiB: 16}, MaxPrice: 100_000,
-			MatchBy: now + 60*60*1000, TimeoutMs: 10_000, Preference: market.PreferCheapest, Replicas: 1}
-		for range market.MaxArgs {
-			b.Args = append(b.Args, arg)
-			b.Env = append(b.Env, env)
-		}
+			MatchBy: now + 60*60*1000, TimeoutMs: 10_000, Preference: market.PreferCheapest, Replicas: 1,
+			Constraints: market.Constraints{Regions: regions, Labels: labels}, Near: regions}
 		if err := b.Sign("drv-test", m.client); err != nil {
 			tb.Fatal(err)
 		}
@@ -387,7 +391,8 @@ func (m *testMarket) matches(tb testing.TB, st *chain.State, k wallet.PrivateKey
 }
 
 // TestBlocksOutgrowNetwork256MaximalBids (issue 13, attack 5): every
-// proposer's matcher offers 256 Matches of maximal bids (about 8.5 MB).
+// proposer's matcher offers up to 512 Matches of maximal bids (about 5.6 MB;
+// bids no longer carry args and env, so it takes more of them).
 // Honest proposers must stop adding Matches before the proposal would
 // exceed MaxProposalBytes (below the 1 MiB gossip publish limit): no
 // consensus message on the wire is larger, every committed block fits, and
@@ -500,7 +505,7 @@ func TestBlocksOutgrowNetwork256MaximalBids(t *testing.T) {
 			return
 		}
 		b, _, err := chain.BuildBlock(d.app.st, chain.BlockTemplate{Height: h, Time: bt, PrevHash: d.store.LastHash(),
-			Proposer: byz.key.Address(), LastCommit: d.app.lastCommit}, m.matches(t, d.app.st, byz.key, 45), chain.ExecOptions{SkipStateRootCheck: true})
+			Proposer: byz.key.Address(), LastCommit: d.app.lastCommit}, m.matches(t, d.app.st, byz.key, 120), chain.ExecOptions{SkipStateRootCheck: true})
 		if err != nil {
 			t.Error(err)
 			return

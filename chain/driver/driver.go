@@ -127,6 +127,9 @@ type Driver struct {
 	cs     *consensus.State
 	app    *app // builds, judges and applies blocks
 	timers map[consensus.Timeout]clock.Timer
+	// txCost is the recent cost of one transaction of a block on this
+	// node (see observeBlockCost); only the loop goroutine touches it.
+	txCost time.Duration
 
 	height   atomic.Uint64 // height being decided (last committed + 1)
 	curVS    atomic.Pointer[consensus.ValidatorSet]
@@ -581,14 +584,18 @@ func (d *Driver) run(outs []consensus.Output) error {
 		case consensus.ScheduleTimeout:
 			d.schedule(o)
 		case consensus.RequestValue:
+			t0 := d.cfg.Clock.Now()
 			ready, err := d.app.PrepareProposal(o.Height, o.Round)
+			d.observeBlockCost(d.cfg.Clock.Now().Sub(t0))
 			if err != nil {
 				d.log.Warn("build block", "height", o.Height, "err", err)
 				continue // the round times out and moves on
 			}
 			more = d.cs.Step(consensus.Input{Now: d.now(), Event: ready})
 		case consensus.ValidateValue:
+			t0 := d.cfg.Clock.Now()
 			err := d.app.ProcessProposal(o)
+			d.observeBlockCost(d.cfg.Clock.Now().Sub(t0))
 			if err != nil {
 				d.log.Info("proposal refused", "height", o.Height, "round", o.Round, "proposer", o.Proposer, "id", o.BlockID, "err", err)
 			}
@@ -614,6 +621,36 @@ func (d *Driver) run(outs []consensus.Output) error {
 		outs = append(more, outs...)
 	}
 	return nil
+}
+
+// Proposals are sized by time as well as bytes: a block this node builds
+// must execute within blockTimeShare of the propose timeout (on this node,
+// at the per-transaction cost it measured building and judging the recent
+// blocks), or the other validators, which execute it too before they vote,
+// would time the round out and a loaded mempool would never make it into
+// a block. The bound adapts to the machine and its load.
+const (
+	blockTimeShare = 3   // a third of the propose timeout
+	costSampleTxs  = 50  // blocks with fewer transactions say little of the cost
+	minTimeTxs     = 100 // never bound a block below this
+)
+
+// observeBlockCost folds the time of the last PrepareProposal or
+// ProcessProposal into the per-transaction cost and resets the app's
+// time bound.
+func (d *Driver) observeBlockCost(took time.Duration) {
+	n := d.app.worked
+	if n < costSampleTxs || took <= 0 {
+		return
+	}
+	per := took / time.Duration(n)
+	if d.txCost == 0 {
+		d.txCost = per
+	} else {
+		d.txCost = (d.txCost*7 + per*3) / 10
+	}
+	budget := time.Duration(d.app.genesis.Timeouts.ProposeMs) * time.Millisecond / blockTimeShare
+	d.app.timeTxs = max(minTimeTxs, int(budget/max(d.txCost, 1)))
 }
 
 func (d *Driver) schedule(o consensus.ScheduleTimeout) {

@@ -20,6 +20,9 @@ var (
 	ErrTxKnown     = errors.New("transaction already in the mempool")
 	ErrMempoolFull = errors.New("mempool full")
 	ErrNonceGap    = errors.New("nonce gap")
+	// ErrUndecodable marks a transaction that does not decode (it also
+	// matches chain.ErrInvalidTx): no state makes it valid.
+	ErrUndecodable = errors.New("undecodable transaction")
 )
 
 // Config bounds the mempool. Zero fields take the defaults.
@@ -28,6 +31,11 @@ type Config struct {
 	MaxBytes     int // encoded bytes held; default 64 MiB
 	MaxPerSender int // queued per sender; default 1,000
 	SigCacheSize int // verified-signature hashes remembered; default 100,000
+	// MaxParked bounds the relayed transactions held ahead of a nonce gap
+	// (see AddRelayed), over all senders; default 10,000. ParkHeights is
+	// how many blocks one may wait for its gap to fill; default 20.
+	MaxParked   int
+	ParkHeights uint64
 }
 
 func (c Config) withDefaults() Config {
@@ -43,6 +51,12 @@ func (c Config) withDefaults() Config {
 	if c.SigCacheSize <= 0 {
 		c.SigCacheSize = 100000
 	}
+	if c.MaxParked <= 0 {
+		c.MaxParked = 10000
+	}
+	if c.ParkHeights == 0 {
+		c.ParkHeights = 20
+	}
 	return c
 }
 
@@ -52,6 +66,7 @@ type mtx struct {
 	hash  [32]byte
 	seq   uint64 // arrival order, breaks fee ties
 	spend uint64 // fee plus what the body moves out of the balance
+	since uint64 // parked: the height of the state it arrived at
 }
 
 type senderQueue struct {
@@ -72,14 +87,35 @@ type Mempool struct {
 	senders map[wallet.Address]*senderQueue
 	bytes   int
 	seq     uint64
+	height  uint64 // of the state, from Update
+
+	// parked holds relayed transactions whose nonce is ahead of the
+	// sender's queue: gossip does not keep one sender's batches in order,
+	// so a relay may see nonce n+1 before n. They join the queue when the
+	// gap fills, and leave after ParkHeights blocks otherwise.
+	parked  map[wallet.Address]map[uint64]*mtx
+	nparked int
 }
 
 // New returns a mempool checking against st (the latest committed
 // state; Update replaces it).
 func New(cfg Config, st *chain.State) *Mempool {
 	cfg = cfg.withDefaults()
-	return &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st,
-		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{}}
+	var height uint64
+	if st != nil {
+		height = st.Globals().Height
+	}
+	return &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st, height: height,
+		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{},
+		parked: map[wallet.Address]map[uint64]*mtx{}}
+}
+
+// Parked is the number of relayed transactions waiting for a nonce gap to
+// fill.
+func (m *Mempool) Parked() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.nparked
 }
 
 // SigCache is the cache of verified transaction hashes, to hand to Execute
@@ -147,9 +183,24 @@ func (m *Mempool) Add(raw []byte) ([32]byte, error) {
 	return hs[0], errs[0]
 }
 
-// AddBatch checks and queues several transactions (a gossip batch),
+// AddBatch checks and queues several transactions (a client's batch),
 // verifying their signatures in one batch. errs[i] is nil for accepted ones.
+// A transaction whose nonce is ahead of the sender's next is refused
+// (ErrNonceGap).
 func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
+	return m.addBatch(raws, false)
+}
+
+// AddRelayed is AddBatch for transactions relayed by gossip, which may
+// arrive out of nonce order: one ahead of a gap (within MaxPerSender of
+// the sender's next nonce) is parked, errs[i] nil, and joins the queue
+// when the gap fills; at most MaxParked are parked, each for ParkHeights
+// blocks.
+func (m *Mempool) AddRelayed(raws [][]byte) (hashes [][32]byte, errs []error) {
+	return m.addBatch(raws, true)
+}
+
+func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []error) {
 	hashes, errs = make([][32]byte, len(raws)), make([]error, len(raws))
 	txs := make([]*chain.Tx, 0, len(raws))
 	idx := make([]int, 0, len(raws))
@@ -162,7 +213,7 @@ func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
 		}
 		tx, err := chain.DecodeTx(raw)
 		if err != nil {
-			errs[i] = fmt.Errorf("add tx %x: %w: %v", hashes[i][:8], chain.ErrInvalidTx, err)
+			errs[i] = fmt.Errorf("add tx %x: %w: %w: %v", hashes[i][:8], ErrUndecodable, chain.ErrInvalidTx, err)
 			continue
 		}
 		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
@@ -186,7 +237,7 @@ func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
 		if errs[i] != nil {
 			continue
 		}
-		if err := m.insertLocked(tx, raws[i], vh[j]); err != nil {
+		if err := m.insertLocked(tx, raws[i], vh[j], park); err != nil {
 			errs[i] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
 		}
 	}
@@ -210,8 +261,11 @@ func spendOf(tx *chain.Tx) uint64 {
 	return ^uint64(0)
 }
 
-func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte) error {
+func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park bool) error {
 	if _, ok := m.byHash[hash]; ok {
+		return ErrTxKnown
+	}
+	if p := m.parked[tx.SenderAddress()][tx.Nonce]; p != nil && p.hash == hash {
 		return ErrTxKnown
 	}
 	if m.st == nil {
@@ -233,6 +287,8 @@ func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte) error {
 		return fmt.Errorf("%w: nonce %d already used (next is %d)", chain.ErrInvalidTx, tx.Nonce, acc.Nonce)
 	case tx.Nonce < expected:
 		return fmt.Errorf("%w: nonce %d already pending", ErrTxKnown, tx.Nonce)
+	case tx.Nonce > expected && park && tx.Nonce-expected <= uint64(m.cfg.MaxPerSender):
+		return m.parkLocked(sender, &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx), since: m.height})
 	case tx.Nonce > expected:
 		return fmt.Errorf("%w: nonce %d, next expected %d", ErrNonceGap, tx.Nonce, expected)
 	case len(q.txs) >= m.cfg.MaxPerSender:
@@ -268,7 +324,66 @@ func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte) error {
 	m.senders[sender] = q
 	m.byHash[hash] = e
 	m.bytes += len(raw)
+	m.promoteLocked(sender, tx.Nonce+1)
 	return nil
+}
+
+// parkLocked holds e until the nonces before it arrive.
+func (m *Mempool) parkLocked(sender wallet.Address, e *mtx) error {
+	ps := m.parked[sender]
+	if old := ps[e.tx.Nonce]; old != nil {
+		return fmt.Errorf("%w: nonce %d already parked", ErrTxKnown, e.tx.Nonce)
+	}
+	if m.nparked >= m.cfg.MaxParked {
+		return fmt.Errorf("%w: %d transactions parked ahead of nonce gaps", ErrMempoolFull, m.nparked)
+	}
+	if ps == nil {
+		ps = map[uint64]*mtx{}
+		m.parked[sender] = ps
+	}
+	ps[e.tx.Nonce] = e
+	m.nparked++
+	return nil
+}
+
+// promoteLocked moves sender's parked transactions from nonce next on
+// into the queue while they follow without a gap.
+func (m *Mempool) promoteLocked(sender wallet.Address, next uint64) {
+	ps := m.parked[sender]
+	e := ps[next]
+	if e == nil {
+		return
+	}
+	delete(ps, next)
+	m.nparked--
+	if len(ps) == 0 {
+		delete(m.parked, sender)
+	}
+	// insertLocked promotes the next one in turn; a parked transaction
+	// that no longer passes is dropped, and those after it wait for
+	// their gap again.
+	_ = m.insertLocked(e.tx, e.raw, e.hash, false)
+}
+
+// sweepParkedLocked drops parked transactions whose nonce is used or that
+// waited ParkHeights blocks, and promotes those whose gap filled.
+func (m *Mempool) sweepParkedLocked(st *chain.State) {
+	for sender, ps := range m.parked {
+		acc, err := st.Account(sender)
+		for n, e := range ps {
+			if err != nil || n < acc.Nonce || m.height >= e.since+m.cfg.ParkHeights {
+				delete(ps, n)
+				m.nparked--
+			}
+		}
+		if len(ps) == 0 {
+			delete(m.parked, sender)
+			continue
+		}
+		if err == nil {
+			m.promoteLocked(sender, m.senders[sender].next(acc.Nonce))
+		}
+	}
 }
 
 // evictCheaperLocked drops the last queued transaction with the lowest fee
@@ -362,6 +477,8 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *chain.State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.st = st
+	m.height = height
+	defer m.sweepParkedLocked(st)
 	for _, h := range committed {
 		if e, ok := m.byHash[h]; ok {
 			delete(m.byHash, h)

@@ -86,13 +86,15 @@ func (s *Store) Receipts(ctx context.Context, h uint64) (Receipts, error) {
 }
 
 // jobSlot is which of a job's transactions an event marks: the Match
-// that opened it, or the transaction that settled it (a Result, a
-// PayloadUnavailable; a cancelled bid's BidCancel).
+// that opened it, or the transaction that settled it (a Result, whose
+// payment is then held; a PayloadUnavailable; a cancelled bid's
+// BidCancel). The release of a held payment (an Ack, a committee's
+// Attest, or the block) is not linked: the Result stays the job's.
 func jobSlot(ev string) string {
 	switch ev {
 	case chain.EvMatched:
 		return "match"
-	case chain.EvCompleted, chain.EvFailed, chain.EvUnavailable, chain.EvCancelled:
+	case chain.EvHeld, chain.EvUnavailable, chain.EvCancelled:
 		return "settle"
 	}
 	return ""

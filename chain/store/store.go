@@ -37,8 +37,10 @@ var (
 const (
 	// storeFormat names the layout of the store and of the state records
 	// in it. 2: stakes, unbonding and deadlines as indexes (one key per
-	// item) instead of arrays.
-	storeFormat = "bourse-chain-store/2"
+	// item) instead of arrays. 3: results are held for a challenge
+	// window (chain/settle.go): a block replayed under 2 settles
+	// differently.
+	storeFormat = "bourse-chain-store/3"
 	prefixState = "/state/"
 )
 

@@ -18,4 +18,7 @@ const (
 const (
 	ProtoSync = "sync/1" // blocks with commits from a height (served by chain/driver)
 	ProtoBlob = "blob/1" // content-addressed blobs (served by p2p.BlobServer)
+	// ProtoService carries service requests from a gateway to the
+	// provider of a replica (served by gateway.ProviderHandler).
+	ProtoService = "svc/1"
 )

@@ -260,8 +260,9 @@ func (c *Client) MarketStats(ctx context.Context, from, to uint64) (MarketStats,
 }
 
 // SubmitJob is POST /v1/jobs: a multipart/form-data upload with a "spec"
-// part (the JSON spec) and, unless the executor is docker, a "payload" part
-// streamed from payload.
+// part (the JSON spec) and, unless payload is nil (a docker job naming an
+// image the provider has), a "payload" part streamed from payload (for
+// docker, an image tarball).
 func (c *Client) SubmitJob(ctx context.Context, spec JobSpec, payload io.Reader) (Job, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -363,6 +364,13 @@ func (c *Client) JobLogs(ctx context.Context, id string) (JobLogs, error) {
 	return v, c.getJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/logs", nil, &v)
 }
 
+// ChallengeJob is POST /v1/jobs/{id}/challenge: kind "unavailable" or
+// "wrong". It returns once the challenge committed or was refused.
+func (c *Client) ChallengeJob(ctx context.Context, id, kind string) (Challenge, error) {
+	var v Challenge
+	return v, c.postJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/challenge", ChallengeRequest{Kind: kind}, &v)
+}
+
 // VerifyJob is POST /v1/jobs/{id}/verify: the node re-runs the settled
 // WASM job and compares result hashes. It takes as long as the job.
 func (c *Client) VerifyJob(ctx context.Context, id string) (Verification, error) {
@@ -420,6 +428,25 @@ func (v *verifyingReader) Close() error { return v.r.Close() }
 func (c *Client) Send(ctx context.Context, to string, amount uint64) (TxResult, error) {
 	var v TxResult
 	return v, c.postJSON(ctx, "/v1/wallet/send", SendRequest{To: to, Amount: amount}, &v)
+}
+
+// SubmitTxs is POST /v1/txs: it hands transactions signed elsewhere
+// (chain.Tx's Encode after Sign) to the node, which checks them, admits
+// them to its mempool and gossips them. Without commit it returns once
+// they are admitted (like CometBFT's broadcast_tx_sync); with commit it
+// waits for their blocks (about 10 s at most). One result per transaction,
+// in order: a transaction the node refused has status TxRejected and the
+// reason in Error, and does not fail the call. Resubmitting the same
+// bytes is safe: a transaction takes effect at most once.
+func (c *Client) SubmitTxs(ctx context.Context, txs [][]byte, commit bool) ([]TxResult, error) {
+	var v SubmitTxsResponse
+	if err := c.postJSON(ctx, "/v1/txs", SubmitTxsRequest{Txs: txs, Commit: commit}, &v); err != nil {
+		return nil, err
+	}
+	if len(v.Results) != len(txs) {
+		return nil, fmt.Errorf("POST /v1/txs: %d results for %d transactions", len(v.Results), len(txs))
+	}
+	return v.Results, nil
 }
 
 // ProviderStatus is GET /v1/provider.

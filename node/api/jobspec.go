@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,17 @@ const (
 	PlaceLeastLoaded = market.PreferLeastLoaded
 	PlaceNearest     = market.PreferNearest
 	PlaceBalanced    = market.PreferBalanced
+)
+
+// Who may fetch a job's payload, manifest and result (JobSpec.Visibility).
+const (
+	// VisibilityPrivate: only the matched provider fetches the payload and
+	// manifest, only the client the result; every other peer is told
+	// "not found", though the hashes are public (in the gossiped bid and
+	// on chain). The default.
+	VisibilityPrivate = "private"
+	// VisibilityPublic: any peer may fetch them by hash.
+	VisibilityPublic = "public"
 )
 
 // Bounds a job spec is held to. They reject absurd requests early, with a
@@ -83,6 +95,8 @@ type JobSpec struct {
 	Placement   string            `json:"placement" yaml:"placement"`
 	Constraints Constraints       `json:"constraints" yaml:"constraints"`
 	Replicas    int               `json:"replicas" yaml:"replicas"`
+	// Visibility is private (the default) or public: see VisibilityPrivate.
+	Visibility string `json:"visibility,omitempty" yaml:"visibility"`
 	// PayloadSHA256 names, by its sha256 (64 hex digits), a payload the
 	// daemon already holds, so a module submitted again is not uploaded
 	// again. Set by clients (Client.SubmitJobBytes), not in spec files.
@@ -161,6 +175,7 @@ type rawSpec struct {
 	Placement   string            `yaml:"placement"`
 	Constraints Constraints       `yaml:"constraints"`
 	Replicas    *int64            `yaml:"replicas"`
+	Visibility  string            `yaml:"visibility"`
 	// PayloadSHA256 names a payload the daemon holds (see JobSpec).
 	PayloadSHA256 string `yaml:"payload_sha256"`
 }
@@ -219,6 +234,7 @@ func ParseJobSpec(data []byte) (JobSpec, error) {
 		Name: raw.Name, Executor: raw.Executor, Payload: raw.Payload, Image: raw.Image,
 		Args: raw.Args, Env: raw.Env, Timeout: raw.Timeout, Deadline: raw.Deadline,
 		Placement: raw.Placement, Constraints: raw.Constraints, PayloadSHA256: raw.PayloadSHA256,
+		Visibility: raw.Visibility,
 	}
 	if r := raw.Resources; r != nil {
 		for _, f := range []struct {
@@ -280,6 +296,9 @@ func (s JobSpec) WithDefaults() JobSpec {
 	if s.Replicas == 0 {
 		s.Replicas = 1
 	}
+	if s.Visibility == "" {
+		s.Visibility = VisibilityPrivate
+	}
 	return s
 }
 
@@ -301,13 +320,16 @@ func (s JobSpec) Validate() error {
 	if !validExecutor(s.Executor) {
 		return specErr("executor", "unknown executor %q (want wasm, docker or exec)", s.Executor)
 	}
+	if s.Visibility != VisibilityPrivate && s.Visibility != VisibilityPublic {
+		return specErr("visibility", "%.20q: want private (only the matched provider and the client fetch the job's blobs) or public", s.Visibility)
+	}
 	switch s.Executor {
 	case ExecutorDocker:
 		if s.Image == "" {
 			return specErr("image", "a docker job needs an image reference")
 		}
-		if s.Payload != "" {
-			return specErr("payload", "a docker job runs an image; remove payload")
+		if s.Payload != "" && !IsImageID(s.Image) {
+			return specErr("image", "a docker job with an image tarball as its payload names the image by its ID (sha256:<64 hex digits>, from `docker inspect --format '{{.Id}}'`), not %.80q", s.Image)
 		}
 		if len(s.Image) > MaxImageLen || strings.ContainsAny(s.Image, " \t\n") {
 			return specErr("image", "%.40q is not an image reference", s.Image)
@@ -423,8 +445,10 @@ func (s JobSpec) Validate() error {
 func CheckPayload(executor string, payload []byte) error {
 	switch executor {
 	case ExecutorDocker:
-		if len(payload) != 0 {
-			return specErr("payload", "a docker job runs an image and takes no payload upload")
+		// Nothing, or an image tarball (`docker save`); the provider checks
+		// that it holds exactly the image the job names by ID.
+		if len(payload) != 0 && !looksLikeTar(payload) {
+			return specErr("payload", "a docker job's payload is an image tarball (docker save), and this is not a tar archive")
 		}
 		return nil
 	case ExecutorWASM:
@@ -442,6 +466,36 @@ func CheckPayload(executor string, payload []byte) error {
 		return specErr("executor", "unknown executor %q (want wasm, docker or exec)", executor)
 	}
 	return nil
+}
+
+// IsImageID reports whether ref is a docker image ID: "sha256:" and 64
+// lowercase hex digits.
+func IsImageID(ref string) bool {
+	h, ok := strings.CutPrefix(ref, "sha256:")
+	if !ok || len(h) != 64 || strings.ToLower(h) != h {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
+}
+
+// looksLikeTar reports whether b starts with a tar header: its checksum
+// (bytes 148..155, octal) matches the header's bytes.
+func looksLikeTar(b []byte) bool {
+	if len(b) < 512 {
+		return false
+	}
+	h := b[:512]
+	var sum int64
+	for i, c := range h {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		sum += int64(c)
+	}
+	field := strings.TrimRight(strings.TrimSpace(string(bytes.TrimRight(h[148:156], "\x00 "))), "\x00")
+	want, err := strconv.ParseInt(field, 8, 64)
+	return err == nil && want == sum
 }
 
 // SortedKeys returns m's keys in order, for stable output.

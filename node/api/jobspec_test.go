@@ -1,6 +1,8 @@
 package api
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +39,7 @@ func TestParseJobSpecExample(t *testing.T) {
 		Env:       map[string]string{"GREETING": "hello"},
 		Resources: Resources{CPU: 250, Memory: 64, Disk: 16}, MaxPrice: 2000000,
 		Timeout: Duration{30 * time.Second}, Deadline: Duration{30 * time.Second},
-		Placement: "cheapest", Replicas: 1,
+		Placement: "cheapest", Replicas: 1, Visibility: VisibilityPrivate,
 		Constraints: Constraints{Labels: map[string]string{}, Executors: []string{}},
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -68,7 +70,7 @@ func TestParseJobSpecErrors(t *testing.T) {
 		{"unknown executor", base + "executor: jvm\n", "executor", `unknown executor "jvm"`},
 		{"missing payload", "max_price: 10\n", "payload", "missing"},
 		{"docker without image", "executor: docker\nmax_price: 10\n", "image", "needs an image"},
-		{"docker with payload", "executor: docker\nimage: x:1\npayload: a\nmax_price: 10\n", "payload", "remove payload"},
+		{"docker tarball without an image id", "executor: docker\nimage: x:1\npayload: a\nmax_price: 10\n", "image", "names the image by its ID"},
 		{"wasm with image", base + "image: x:1\n", "image", "only docker"},
 		{"negative cpu", base + "resources: {cpu: -1, memory: 1}\n", "resources.cpu", "negative"},
 		{"negative memory", base + "resources: {cpu: 1, memory: -64}\n", "resources.memory", "negative"},
@@ -84,6 +86,7 @@ func TestParseJobSpecErrors(t *testing.T) {
 		{"negative duration", base + "deadline: -5s\n", "deadline", "must be positive"},
 		{"absurd timeout", base + "timeout: 9999h\n", "timeout", "at most"},
 		{"placement", base + "placement: random\n", "placement", `unknown placement "random"`},
+		{"visibility", base + "visibility: friends\n", "visibility", `"friends": want private`},
 		{"constraint executor", base + "constraints: {executors: [gpu]}\n", "constraints.executors", "unknown executor"},
 		{"constraint executors exclude the job's", base + "constraints: {executors: [docker, exec]}\n", "constraints.executors", `does not include the job's executor "wasm"`},
 		{"gpus requested", base + "resources: {cpu: 1, memory: 1, gpus: 1}\n", "resources.gpus", "no provider can offer GPUs yet"},
@@ -124,14 +127,15 @@ func randomSpec(r *rand.Rand) JobSpec {
 	execs := []string{ExecutorWASM, ExecutorDocker, ExecutorExec}
 	places := []string{PlaceCheapest, PlaceLeastLoaded, PlaceNearest, PlaceBalanced}
 	s := JobSpec{
-		Name:      fmt.Sprintf("job-%d", r.IntN(1000)),
-		Executor:  execs[r.IntN(3)],
-		Resources: Resources{CPU: 1 + r.Uint64N(MaxCPU), Memory: 1 + r.Uint64N(MaxMemoryMiB), Disk: r.Uint64N(MaxDiskMiB)},
-		MaxPrice:  1 + r.Uint64N(1<<40),
-		Timeout:   Duration{time.Duration(1+r.IntN(3600)) * time.Second},
-		Deadline:  Duration{time.Duration(1+r.IntN(3600)) * time.Millisecond},
-		Placement: places[r.IntN(4)],
-		Replicas:  1 + r.IntN(MaxReplicas),
+		Name:       fmt.Sprintf("job-%d", r.IntN(1000)),
+		Executor:   execs[r.IntN(3)],
+		Resources:  Resources{CPU: 1 + r.Uint64N(MaxCPU), Memory: 1 + r.Uint64N(MaxMemoryMiB), Disk: r.Uint64N(MaxDiskMiB)},
+		MaxPrice:   1 + r.Uint64N(1<<40),
+		Timeout:    Duration{time.Duration(1+r.IntN(3600)) * time.Second},
+		Deadline:   Duration{time.Duration(1+r.IntN(3600)) * time.Millisecond},
+		Placement:  places[r.IntN(4)],
+		Replicas:   1 + r.IntN(MaxReplicas),
+		Visibility: []string{VisibilityPrivate, VisibilityPublic}[r.IntN(2)],
 	}
 	if s.Executor == ExecutorDocker {
 		s.Image = "img:" + fmt.Sprint(r.IntN(9))
@@ -349,6 +353,41 @@ func BenchmarkParseJobSpec(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParseJobSpec([]byte(helloSpec)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A docker job may carry its image as a `docker save` tarball, named by
+// the image's ID; the payload must be a tar archive.
+func TestDockerImageTarballPayload(t *testing.T) {
+	id := "sha256:" + strings.Repeat("ab", 32)
+	s, err := ParseJobSpec([]byte("executor: docker\nimage: " + id + "\npayload: hello.tar\nmax_price: 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Image != id || s.Payload != "hello.tar" {
+		t.Fatalf("spec %+v", s)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "manifest.json", Mode: 0o644, Size: 2}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte("[]"))
+	tw.Close()
+	if err := CheckPayload(ExecutorDocker, buf.Bytes()); err != nil {
+		t.Fatalf("a tar archive: %v", err)
+	}
+	bad := bytes.Clone(buf.Bytes())
+	bad[0] ^= 1
+	for _, p := range [][]byte{bad, []byte("not a tar"), buf.Bytes()[:511]} {
+		if err := CheckPayload(ExecutorDocker, p); err == nil {
+			t.Fatalf("%.20q accepted as an image tarball", p)
+		}
+	}
+	for _, ref := range []string{"sha256:" + strings.Repeat("AB", 32), "sha256:" + strings.Repeat("a", 63), "alpine@sha256:" + strings.Repeat("a", 64)} {
+		if IsImageID(ref) {
+			t.Fatalf("%q taken for an image ID", ref)
 		}
 	}
 }

@@ -214,19 +214,31 @@ type MarketStats struct {
 	// even, 1/n is everything on one provider.
 	Fairness  float64         `json:"fairness"`
 	Providers []ProviderStats `json:"providers"`
+	// Settlement over the range: held (results in their challenge
+	// window), slashed, and the challenges decided for and against
+	// providers.
+	Held           uint64 `json:"held"`
+	Slashed        uint64 `json:"slashed"`
+	ChallengesWon  uint64 `json:"challenges_won"`
+	ChallengesLost uint64 `json:"challenges_lost"`
 }
 
 // ProviderStats is one provider's line in MarketStats.
 type ProviderStats struct {
-	Address     string  `json:"address"`
-	Matches     uint64  `json:"matches"`
-	Completed   uint64  `json:"completed"`
-	Failed      uint64  `json:"failed"`
-	TimedOut    uint64  `json:"timed_out"`
-	Earned      uint64  `json:"earned"`
-	Slashed     uint64  `json:"slashed"`
-	Utilization float64 `json:"utilization"` // 0..1
-	Share       float64 `json:"share"`       // of all matches in the range
+	Address   string `json:"address"`
+	Matches   uint64 `json:"matches"`
+	Completed uint64 `json:"completed"`
+	Failed    uint64 `json:"failed"`
+	TimedOut  uint64 `json:"timed_out"`
+	Earned    uint64 `json:"earned"`
+	Slashed   uint64 `json:"slashed"`
+	// Held is its pay held in challenge windows; challenges of its
+	// results it won and lost.
+	Held           uint64  `json:"held"`
+	ChallengesWon  uint64  `json:"challenges_won"`
+	ChallengesLost uint64  `json:"challenges_lost"`
+	Utilization    float64 `json:"utilization"` // 0..1
+	Share          float64 `json:"share"`       // of all matches in the range
 	// Reputation (per mille) and Performance are the chain's figures for
 	// the provider now, not over the range.
 	Reputation  uint32       `json:"reputation"`
@@ -261,11 +273,18 @@ const (
 	StateFailed          = "failed"
 	StateTimedOut        = "timed_out"
 	StateCancelled       = "cancelled"
-	// StateResultUnavailable: the chain settled the job as completed and
-	// paid the provider, but its result could not be fetched from the
-	// provider (Error says why), so it was never checked against the
-	// hash on chain.
+	// StateResultUnavailable: the result could not be fetched (Error
+	// says why), so it was never checked against the hash on chain; when
+	// the node's availability challenge found the provider withholding
+	// it, the provider was slashed and the escrow refunded (Slashed,
+	// Refunded).
 	StateResultUnavailable = "result_unavailable"
+	// StateChallenged: the result could not be fetched, so the node
+	// challenged its availability on chain; a committee decides.
+	StateChallenged = "challenged"
+	// StateWrongResult: referees re-executed the job and found another
+	// hash: the provider was slashed and the escrow refunded.
+	StateWrongResult = "wrong_result"
 	// StatePayloadUnavailable: the provider could not get the payload
 	// from this node before its deadline and said so on chain; the escrow
 	// came back less the unavailability fee (burned).
@@ -275,7 +294,7 @@ const (
 // Terminal reports whether a job in state s will not change any more.
 func Terminal(s string) bool {
 	switch s {
-	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable, StatePayloadUnavailable:
+	case StatePaid, StateExpired, StateFailed, StateTimedOut, StateCancelled, StateResultUnavailable, StatePayloadUnavailable, StateWrongResult:
 		return true
 	}
 	return false
@@ -387,8 +406,40 @@ type RegisterRequest struct {
 type TxResult struct {
 	Hash   string `json:"hash"`
 	Height uint64 `json:"height"`
-	Status string `json:"status"` // pending, committed, failed (Error says why)
+	Status string `json:"status"` // pending, committed, failed or rejected (Error says why)
 	Error  string `json:"error,omitempty"`
+}
+
+// MaxSubmitTxs bounds the transactions of one POST /v1/txs.
+const MaxSubmitTxs = 1000
+
+// MaxSubmitTxsBody bounds the JSON body of one POST /v1/txs (1,000
+// transactions of a few hundred bytes each, base64, fit many times over).
+const MaxSubmitTxsBody = 4 << 20
+
+// TxRejected is the TxResult status of a transaction POST /v1/txs did not
+// admit: Error says why (bad encoding or signature, wrong chain id, a nonce
+// already used or not next, a balance that cannot cover it, a full mempool).
+const TxRejected = "rejected"
+
+// SubmitTxsRequest is POST /v1/txs: transactions signed elsewhere, each
+// the canonical CBOR encoding of a signed chain transaction (chain.Tx's
+// Encode after Sign), base64 in JSON. At most MaxSubmitTxs per request.
+type SubmitTxsRequest struct {
+	Txs [][]byte `json:"txs"`
+	// Commit makes the call wait until every admitted transaction commits
+	// (up to about 10 s; those still in the mempool then are "pending").
+	// Without it the call returns once they are admitted to the mempool.
+	Commit bool `json:"commit,omitempty"`
+}
+
+// SubmitTxsResponse is the answer of POST /v1/txs: one result per
+// submitted transaction, in order. Status is "pending" (in the mempool,
+// this call's or an earlier one's), "committed" with its height, "failed"
+// (committed, its fee paid, its body refused: Error says why) or
+// "rejected" (not admitted: Error says why).
+type SubmitTxsResponse struct {
+	Results []TxResult `json:"results"`
 }
 
 // ProviderStatus is GET /v1/provider.
@@ -411,6 +462,34 @@ type ProviderStatus struct {
 	Slashed        uint64         `json:"slashed"`
 	Reputation     uint32         `json:"reputation"` // per mille
 	Performance    *Performance   `json:"performance,omitempty"`
+	// Settlement, from the chain's record of this provider: what its
+	// results hold until their challenge window ends (HeldJobs results),
+	// what was released to it, what of its collateral was slashed, and
+	// the challenges of its results it won and lost.
+	Held           uint64 `json:"held"`
+	HeldJobs       uint64 `json:"held_jobs"`
+	Released       uint64 `json:"released"`
+	SlashedTotal   uint64 `json:"slashed_total"`
+	ChallengesWon  uint64 `json:"challenges_won"`
+	ChallengesLost uint64 `json:"challenges_lost"`
+}
+
+// ChallengeRequest is POST /v1/jobs/{id}/challenge: "unavailable" (the
+// result cannot be fetched) or "wrong" (a WASM result whose re-run gave
+// another hash).
+type ChallengeRequest struct {
+	Kind string `json:"kind"`
+}
+
+// Challenge is the answer to POST /v1/jobs/{id}/challenge: the
+// challenge committed with the deposit it locked, or why the chain
+// refused it.
+type Challenge struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Deposit uint64 `json:"deposit"` // at most this; the chain locks it for a full committee or less
+	Status  string `json:"status"`  // committed or failed
+	Error   string `json:"error,omitempty"`
 }
 
 // Event types of the SSE stream.

@@ -57,9 +57,20 @@ type Backend interface {
 	// compares its result hash with the chain's. ErrConflict before the
 	// chain holds a result; ErrBadRequest for other executors.
 	VerifyJob(ctx context.Context, id string) (api.Verification, error)
+	// ChallengeJob challenges the held result of a job of this node's
+	// client on chain (kind "unavailable" or "wrong") and waits for it to
+	// commit.
+	ChallengeJob(ctx context.Context, id, kind string) (api.Challenge, error)
 
 	// Send transfers amount base units from the node's wallet.
 	Send(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)
+	// SubmitTxs checks transactions signed elsewhere (encoded chain
+	// transactions; at most api.MaxSubmitTxs, none empty), admits those
+	// that pass to the mempool and gossips them; with commit it waits for
+	// their blocks. One result per transaction, in order (see
+	// api.SubmitTxsResponse); a refused transaction is a result, not an
+	// error.
+	SubmitTxs(ctx context.Context, txs [][]byte, commit bool) ([]api.TxResult, error)
 	// ProviderStatus is ErrUnavailable on a node that sells no capacity.
 	ProviderStatus(ctx context.Context) (api.ProviderStatus, error)
 	ProviderRegister(ctx context.Context, collateral uint64) (api.TxResult, error)

@@ -17,6 +17,7 @@ import (
 // panic.
 func FuzzRequests(f *testing.F) {
 	f.Add("POST", "/v1/wallet/send", "application/json", []byte(`{"to":"bo1","amount":1}`))
+	f.Add("POST", "/v1/txs", "application/json", []byte(`{"txs":["AQID"],"commit":true}`))
 	f.Add("POST", "/v1/jobs", "multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"spec\"\r\n\r\n{}\r\n--x--\r\n"))
 	f.Add("POST", "/v1/jobs/dry-run", "", []byte("payload: a\nmax_price: 1\n"))
 	f.Add("GET", "/v1/chain/blocks/18446744073709551616", "", []byte(nil))

@@ -80,7 +80,7 @@ func TestOpenAPISchemasMatchTheJSONTypes(t *testing.T) {
 		"Resources": api.Resources{}, "Offer": api.Offer{}, "Constraints": api.Constraints{}, "Bid": api.Bid{}, "Match": api.Match{},
 		"MarketStats": api.MarketStats{}, "JobSpec": api.JobSpec{}, "OfferFit": api.OfferFit{}, "Job": api.Job{}, "JobLogs": api.JobLogs{},
 		"Verification": api.Verification{}, "DryRun": api.DryRun{}, "SendRequest": api.SendRequest{}, "AmountRequest": api.AmountRequest{},
-		"TxResult": api.TxResult{}, "ProviderStatus": api.ProviderStatus{}, "Event": api.Event{},
+		"TxResult": api.TxResult{}, "SubmitTxsRequest": api.SubmitTxsRequest{}, "SubmitTxsResponse": api.SubmitTxsResponse{}, "ProviderStatus": api.ProviderStatus{}, "Event": api.Event{},
 	}
 	for name, v := range types {
 		s, ok := d.Components.Schemas[name]
@@ -175,7 +175,7 @@ func TestOpenAPIEnumsListEveryValueTheCodeProduces(t *testing.T) {
 	}{
 		{"Tx", "type", kinds},
 		{"Tx", "status", []string{api.TxOK, api.TxFailed, api.TxPending, api.TxUnknown}},
-		{"TxResult", "status", []string{"pending", "committed", "failed"}},
+		{"TxResult", "status", []string{"pending", "committed", "failed", api.TxRejected}},
 		{"Tx", "events[].type", []string{chain.EvMatched, chain.EvCompleted, chain.EvFailed, chain.EvTimedOut, chain.EvUnavailable, chain.EvCancelled,
 			chain.EvUnbonded, chain.EvSlashed, chain.EvLeaving, chain.EvWithdrawn}},
 		{"JobState", "", []string{api.StateSubmitted, api.StateBidding, api.StateMatched, api.StateRunning, api.StateResultCommitted,

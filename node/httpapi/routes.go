@@ -129,6 +129,14 @@ func (s *Server) routes() {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		return writeResult(w)(s.b.VerifyJob(r.Context(), id))
 	}))
+	// Waits for the challenge transaction to commit (a few blocks).
+	long("POST /v1/jobs/{id}/challenge", s.withJobID(func(w http.ResponseWriter, r *http.Request, id string) error {
+		var req api.ChallengeRequest
+		if err := s.decodeJSON(w, r, &req); err != nil {
+			return err
+		}
+		return writeResult(w)(s.b.ChallengeJob(r.Context(), id, req.Kind))
+	}))
 	short("POST /v1/wallet/send", func(w http.ResponseWriter, r *http.Request) error {
 		var req api.SendRequest
 		if err := s.decodeJSON(w, r, &req); err != nil {
@@ -143,6 +151,7 @@ func (s *Server) routes() {
 		}
 		return writeResult(w)(s.b.Send(r.Context(), to, req.Amount))
 	})
+	short("POST /v1/txs", s.submitTxs)
 	short("GET /v1/provider", func(w http.ResponseWriter, r *http.Request) error {
 		return reply(w, s.b.ProviderStatus)(r.Context())
 	})

@@ -383,7 +383,7 @@ func TestSubmitJob(t *testing.T) {
 		{"negative cpu", map[string][]byte{"spec": []byte(`{"payload":"a","max_price":1,"resources":{"cpu":-5,"memory":1}}`), "payload": payload}, "", 400, "negative"},
 		{"not wasm", map[string][]byte{"spec": specJSON, "payload": []byte("MZ\x90\x00 not wasm")}, "", 400, "not a WebAssembly"},
 		{"missing payload", map[string][]byte{"spec": specJSON}, "", 400, "needs a WebAssembly module"},
-		{"docker payload", map[string][]byte{"spec": dockerJSON, "payload": payload}, "", 400, "takes no payload"},
+		{"docker payload that is no image tarball", map[string][]byte{"spec": dockerJSON, "payload": payload}, "", 400, "not a tar archive"},
 		{"extra part", map[string][]byte{"spec": specJSON, "payload": payload, "notes": []byte("x")}, "", 400, "unknown multipart part"},
 		{"oversize payload", map[string][]byte{"spec": specJSON, "payload": wasmModule(strings.Repeat("x", maxUpload))}, "", 413, "4 KiB limit"},
 		{"oversize spec", map[string][]byte{"spec": bytes.Repeat([]byte(" "), api.MaxSpecSize+1), "payload": payload}, "", 413, "job spec is larger"},

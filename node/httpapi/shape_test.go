@@ -92,6 +92,14 @@ func fullBackend(t *testing.T, seen map[string]any) *apitest.Backend {
 			seen["send"] = [2]any{to, n}
 			return fxTx2, nil
 		},
+		SubmitTxsFn: func(_ context.Context, txs [][]byte, commit bool) ([]api.TxResult, error) {
+			seen["submit"] = [2]any{txs, commit}
+			out := make([]api.TxResult, len(txs))
+			for i := range out {
+				out[i] = fxTx2
+			}
+			return out, nil
+		},
 		ProviderStatusFn:   func(context.Context) (api.ProviderStatus, error) { return fxProv, nil },
 		ProviderRegisterFn: func(_ context.Context, c uint64) (api.TxResult, error) { seen["register"] = c; return fxTx2, nil },
 		BondFn:             func(_ context.Context, a uint64) (api.TxResult, error) { seen["bond"] = a; return fxTx2, nil },

@@ -76,7 +76,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A payload named by hash (spec.payload_sha256, no payload part) is
 	// one the backend must already hold; it checks it.
-	if !havePayload && spec.PayloadSHA256 != "" && spec.Executor != api.ExecutorDocker {
+	if !havePayload && spec.PayloadSHA256 != "" {
 		payload = nil
 	} else if err := api.CheckPayload(spec.Executor, payload); err != nil {
 		return err

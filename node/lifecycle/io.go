@@ -7,6 +7,7 @@ import (
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/api"
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // Input is what Step takes.
@@ -39,6 +40,20 @@ const (
 	// Unavailable: the provider declared the payload unavailable
 	// (chain.PayloadUnavailable); the client is refunded less a fee.
 	Unavailable
+	// Released: a held result's payment went to the provider (Amount)
+	// by the client's ack, the window's end or a committee.
+	Released
+	// Challenged: the client challenged the held result; Challenge
+	// names the committee.
+	Challenged
+	// ChallengeFailed: the committee sided with the provider.
+	ChallengeFailed
+	// Withheld: the committee could not get the result: the provider was
+	// slashed (Amount), the client refunded.
+	Withheld
+	// WrongResult: the referees' majority hash is not the provider's:
+	// the provider was slashed (Amount), the client refunded.
+	WrongResult
 )
 
 func (k EventKind) String() string {
@@ -55,6 +70,16 @@ func (k EventKind) String() string {
 		return "cancelled"
 	case Unavailable:
 		return "payload_unavailable"
+	case Released:
+		return "released"
+	case Challenged:
+		return "challenged"
+	case ChallengeFailed:
+		return "challenge_failed"
+	case Withheld:
+		return "withheld"
+	case WrongResult:
+		return "wrong_result"
 	}
 	return "unknown"
 }
@@ -75,6 +100,20 @@ type Event struct {
 	Slashed, Amount uint64
 	Burned          uint64 // Unavailable: the client's fee, burned
 	Err             string // the chain's record could not be read
+
+	// Settlement: the match's provider, what its result holds, and for
+	// Challenged and the outcomes, the challenge.
+	Provider  wallet.Address
+	HeldPay   uint64
+	Challenge *ChallengeInfo
+}
+
+// ChallengeInfo is a challenge as a committee member needs it.
+type ChallengeInfo struct {
+	Kind         chain.ChallengeKind
+	Committee    []wallet.Address
+	ProviderPeer string
+	Size         uint64 // the result's declared size: fetch no more
 }
 
 // OpenMatch is a match to this provider still open on chain.
@@ -115,7 +154,7 @@ type PersistFailed struct {
 }
 
 // PayloadFetched is the outcome of FetchPayload; the driver keeps the
-// bytes for Run.
+// bytes (and the manifest) for Run.
 type PayloadFetched struct {
 	ID      market.BidID
 	Attempt int
@@ -141,6 +180,45 @@ type UnavailableSent struct {
 	Err error
 }
 
+// AckSent, ChallengeSent and AttestSent are the outcomes of SendAck,
+// SendChallenge and SendAttest.
+type AckSent struct {
+	ID  market.BidID
+	Err error
+}
+
+// ChallengeSent is the outcome of SendChallenge.
+type ChallengeSent struct {
+	ID  market.BidID
+	Err error
+}
+
+// AttestSent is the outcome of SendAttest.
+type AttestSent struct {
+	ID  market.BidID
+	Err error
+}
+
+// AttestFetched is the outcome of FetchAttest.
+type AttestFetched struct {
+	ID      market.BidID
+	Attempt int
+	Err     error
+}
+
+// Reexecuted is the outcome of Reexecute: the hash of the result the
+// job produced here.
+type Reexecuted struct {
+	ID   market.BidID
+	Hash [32]byte
+	Err  error
+}
+
+func (AckSent) input()         {}
+func (ChallengeSent) input()   {}
+func (AttestSent) input()      {}
+func (AttestFetched) input()   {}
+func (Reexecuted) input()      {}
 func (Restore) input()         {}
 func (Submit) input()          {}
 func (Block) input()           {}
@@ -187,10 +265,17 @@ type FetchResult struct {
 // run the job before the chain's deadline, and declares the payload
 // unavailable instead, so a client that withholds or drip-feeds its
 // payload cannot get the provider slashed.
+//
+// Manifest, when not zero, is the hash of the job's manifest (its args and
+// env, market.Manifest), fetched from the same peer with the payload and
+// under the same deadline; Hash is zero for an image job that has only a
+// manifest.
 type FetchPayload struct {
 	ID       market.BidID
 	Hash     [32]byte
 	Size     int64
+	Manifest [32]byte
+	Client   wallet.Address // the bid's client, whose quota the fetched blobs count against
 	From     string
 	Attempt  int
 	After    time.Duration
@@ -236,6 +321,46 @@ type Note struct {
 	Msg   string
 }
 
+// SendAck submits the client's acknowledgement of a fetched, checked
+// result (chain.AckTx); answer with AckSent.
+type SendAck struct{ ID market.BidID }
+
+// SendChallenge submits the client's challenge (chain.ChallengeTx);
+// answer with ChallengeSent.
+type SendChallenge struct {
+	ID     market.BidID
+	Kind   chain.ChallengeKind
+	Reason string
+}
+
+// FetchAttest fetches, as a committee member, a challenged result from
+// the provider after a delay, at most Size bytes, checked against Hash;
+// answer with AttestFetched.
+type FetchAttest struct {
+	ID      market.BidID
+	Hash    [32]byte
+	Peer    string
+	Size    uint64
+	Attempt int
+	After   time.Duration
+}
+
+// Reexecute runs a challenged WASM job again, as a referee, exactly as
+// the bid says (fake clock, seeded randomness); answer with Reexecuted.
+type Reexecute struct{ Match market.Match }
+
+// SendAttest submits a committee member's attestation (chain.AttestTx);
+// answer with AttestSent.
+type SendAttest struct {
+	ID   market.BidID
+	Hash [32]byte
+}
+
+func (SendAck) action()         {}
+func (SendChallenge) action()   {}
+func (FetchAttest) action()     {}
+func (Reexecute) action()       {}
+func (SendAttest) action()      {}
 func (Persist) action()         {}
 func (Publish) action()         {}
 func (Explain) action()         {}

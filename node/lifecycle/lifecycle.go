@@ -27,10 +27,12 @@ package lifecycle
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/node/api"
 	"github.com/bourse-net/bourse/wallet"
@@ -43,6 +45,7 @@ const StateResultUnavailable = api.StateResultUnavailable
 type Config struct {
 	Self     wallet.Address // this node's account: matches to its offers are its provider jobs
 	Provider bool           // the node runs jobs matched to it
+	HoldAck  bool           // the client does not ack checked results (the window runs out instead)
 
 	ResultFetchAttempts  int           // client: tries to fetch a settled job's result (default 5)
 	ResultFetchBackoff   time.Duration // delay after attempt k is k times this (default 300ms)
@@ -74,6 +77,9 @@ type ClientJob struct {
 	// RunFailed: the chain settled the job as failed; it ends failed once
 	// the result fetch is over.
 	RunFailed bool `json:"run_failed,omitempty"`
+	// ChallengedAvail: the node challenged the result's availability
+	// (once per job).
+	ChallengedAvail bool `json:"challenged_avail,omitempty"`
 
 	Bid *market.Bid `json:"-"` // decoded BidRaw
 
@@ -88,6 +94,16 @@ type Core struct {
 	clients map[string]*ClientJob
 	prov    map[market.BidID]*provJob
 	totals  ProviderTotals
+	duties  map[market.BidID]*duty
+}
+
+// duty is a challenge this node sits on the committee of.
+type duty struct {
+	kind    chain.ChallengeKind
+	hash    [32]byte
+	peer    string
+	size    uint64
+	attempt int
 }
 
 // provJob is a job this node runs as a provider, from its match until the
@@ -107,12 +123,17 @@ type provJob struct {
 type ProviderTotals struct {
 	ByState         map[string]int
 	Earned, Slashed uint64
+	// Held is what results hold until their challenge window ends
+	// (Earned counts what was released); ChallengesWon and
+	// ChallengesLost count the challenges of its results.
+	Held                          uint64
+	ChallengesWon, ChallengesLost uint64
 }
 
 // New returns a core with no jobs.
 func New(cfg Config) *Core {
 	return &Core{cfg: cfg.withDefaults(), clients: map[string]*ClientJob{}, prov: map[market.BidID]*provJob{},
-		totals: ProviderTotals{ByState: map[string]int{}}}
+		totals: ProviderTotals{ByState: map[string]int{}}, duties: map[market.BidID]*duty{}}
 }
 
 // Step applies one input at time now and returns what the node must do,
@@ -158,6 +179,20 @@ func (c *Core) Step(now time.Time, in Input) []Action {
 		if in.Err != nil {
 			s.note(LevelError, hexID(in.ID), "the payload-unavailable transaction was not sent: "+in.Err.Error())
 		}
+	case AckSent:
+		if in.Err != nil {
+			s.note(LevelWarn, hexID(in.ID), "the ack was not sent (the payment is released when the challenge window ends): "+in.Err.Error())
+		}
+	case ChallengeSent:
+		s.challengeSent(in)
+	case AttestSent:
+		if in.Err != nil {
+			s.note(LevelError, hexID(in.ID), "the attestation was not sent: "+in.Err.Error())
+		}
+	case AttestFetched:
+		s.attestFetched(in)
+	case Reexecuted:
+		s.reexecuted(in)
 	default:
 		panic(fmt.Sprintf("lifecycle: unknown input %T", in))
 	}
@@ -231,6 +266,7 @@ func (s *step) block(b Block) {
 			s.clientEvent(j, ev)
 		}
 		s.provEvent(ev)
+		s.dutyEvent(ev)
 	}
 	// Bids past their match-by time without a match expire, with the
 	// matcher's explanation (computed by the driver, off the block path).
@@ -251,6 +287,41 @@ func (s *step) block(b Block) {
 func (s *step) clientEvent(j *ClientJob, ev Event) {
 	if ev.Err != "" {
 		s.note(LevelError, j.ID, "read the chain's record: "+ev.Err)
+	}
+	switch ev.Kind {
+	case WrongResult:
+		// The client's wrong-result challenge (bourse job verify
+		// --challenge) won: the job was paid by hash, now it is not.
+		if j.State == api.StateWrongResult {
+			return
+		}
+		j.State = api.StateWrongResult
+		j.Paid, j.Refunded, j.Slashed = 0, ev.Refunded, ev.Slashed
+		j.Error = joinErr(j.Error, fmt.Sprintf("referees re-executed the job and found another result: provider slashed %d, escrow refunded", ev.Slashed))
+		s.changed(j)
+		return
+	case Withheld:
+		if j.State != api.StateChallenged {
+			return
+		}
+		j.State = api.StateResultUnavailable
+		j.Paid, j.Refunded, j.Slashed = 0, ev.Refunded, ev.Slashed
+		j.Error = joinErr(j.Error, fmt.Sprintf("the provider did not serve the result to the committee: provider slashed %d, escrow refunded", ev.Slashed))
+		s.changed(j)
+		return
+	case ChallengeFailed:
+		if j.State != api.StateChallenged || ev.Challenge == nil || ev.Challenge.Kind != chain.ChallengeUnavailable {
+			if j.State == api.StatePaid {
+				j.Error = joinErr(j.Error, "the referees found the provider's result right: the challenge deposit is lost")
+				s.changed(j)
+			}
+			return
+		}
+		// A committee fetched it: the provider serves it. Fetch again.
+		j.State = api.StateResultCommitted
+		j.Error = joinErr(j.Error, "the committee fetched the result: the challenge deposit is lost; fetching again")
+		s.changedThenFetch(j)
+		return
 	}
 	s.clientUpdate(j.ID, func(j *ClientJob) bool {
 		switch ev.Kind {
@@ -334,6 +405,11 @@ func (s *step) resultFetched(in ResultFetched) {
 			j.State = api.StatePaid
 		}
 		s.changed(j)
+		// Fetched and checked against the chain's hash: release the
+		// payment now rather than at the window's end.
+		if id, err := parseHash(j.ID); err == nil && !s.c.cfg.HoldAck {
+			s.emit(SendAck{ID: market.BidID(id)})
+		}
 		return
 	}
 	if in.Attempt < s.c.cfg.ResultFetchAttempts {
@@ -347,17 +423,43 @@ func (s *step) resultFetched(in ResultFetched) {
 }
 
 // fetchFinished ends a settled job whose result could not be had: failed
-// if it failed on the provider, otherwise result_unavailable — never paid,
-// since the result was neither seen nor checked against the chain's hash.
+// if it failed on the provider; otherwise never paid, since the result was
+// neither seen nor checked against the chain's hash: the first time, the
+// node challenges its availability (challenged, a committee decides),
+// after that it is result_unavailable.
 func (s *step) fetchFinished(j *ClientJob, err error) {
 	j.attempt = 0
 	j.Error = joinErr(j.Error, "result not fetched: "+err.Error())
-	if j.RunFailed {
+	id, perr := parseHash(j.ID)
+	switch {
+	case j.RunFailed:
 		j.State = api.StateFailed
-	} else {
+	case !j.ChallengedAvail && perr == nil:
+		// A zero hash too: a completed job with no result to serve is
+		// withholding one.
+		j.State = api.StateChallenged
+		j.ChallengedAvail = true
+		s.changed(j)
+		s.emit(SendChallenge{ID: market.BidID(id), Kind: chain.ChallengeUnavailable, Reason: err.Error()})
+		return
+	default:
 		j.State = api.StateResultUnavailable
 	}
 	s.changed(j)
+}
+
+func (s *step) challengeSent(in ChallengeSent) {
+	if in.Err == nil {
+		return
+	}
+	s.clientUpdate(hexID(in.ID), func(j *ClientJob) bool {
+		if j.State != api.StateChallenged {
+			return false
+		}
+		j.State = api.StateResultUnavailable
+		j.Error = joinErr(j.Error, "the availability challenge was not sent: "+in.Err.Error())
+		return true
+	})
 }
 
 func (s *step) explained(in Explained) {
@@ -414,6 +516,25 @@ func (s *step) provEvent(ev Event) {
 		}
 		return
 	case Completed, Failed, TimedOut, Unavailable:
+	case Released, Withheld, WrongResult, ChallengeFailed:
+		// After the result: the job's record is gone, the chain names
+		// the provider.
+		if ev.Provider != s.c.cfg.Self || !s.c.cfg.Provider {
+			return
+		}
+		t := &s.c.totals
+		switch ev.Kind {
+		case Released:
+			t.Held -= min(t.Held, ev.Amount)
+			t.Earned += ev.Amount
+		case Withheld, WrongResult:
+			t.Held -= min(t.Held, ev.HeldPay)
+			t.Slashed += ev.Amount
+			t.ChallengesLost++
+		case ChallengeFailed:
+			t.ChallengesWon++
+		}
+		return
 	default:
 		return
 	}
@@ -424,12 +545,12 @@ func (s *step) provEvent(ev Event) {
 	delete(s.c.prov, ev.JobID)
 	t := &s.c.totals
 	switch ev.Kind {
-	case Completed:
+	case Completed: // the payment is held until released
 		t.ByState[api.StatePaid]++
-		t.Earned += ev.Amount
+		t.Held += ev.Amount
 	case Failed:
 		t.ByState[api.StateFailed]++
-		t.Earned += ev.Amount
+		t.Held += ev.Amount
 	case TimedOut:
 		t.ByState[api.StateTimedOut]++
 		t.Slashed += ev.Amount
@@ -466,13 +587,24 @@ func (s *step) provMatched(mt market.Match, deadline, matchedAt int64) {
 	}
 	pj := &provJob{match: mt, deadline: deadline, state: api.StateRunning, payloadBy: payloadDeadline(&mt, deadline, matchedAt)}
 	s.c.prov[id] = pj
-	if len(mt.Bid.Payload.SHA256) == 32 {
+	if f, ok := fetchFor(id, &mt.Bid); ok {
 		pj.attempt = 1
-		s.emit(FetchPayload{ID: id, Hash: [32]byte(mt.Bid.Payload.SHA256), Size: int64(mt.Bid.Payload.Size),
-			From: mt.Bid.Payload.Peer, Attempt: 1, Deadline: pj.payloadBy})
+		f.Attempt, f.Deadline = 1, pj.payloadBy
+		s.emit(f)
 		return
 	}
 	s.emit(Run{Match: mt})
+}
+
+// fetchFor is the fetch of a bid's payload and manifest, if it names
+// either.
+func fetchFor(id market.BidID, b *market.Bid) (FetchPayload, bool) {
+	f := FetchPayload{ID: id, From: b.Payload.Peer, Client: b.ClientAddress()}
+	f.Manifest, _ = b.Payload.ManifestHash()
+	if len(b.Payload.SHA256) == 32 {
+		f.Hash, f.Size = [32]byte(b.Payload.SHA256), int64(b.Payload.Size)
+	}
+	return f, f.Hash != [32]byte{} || f.Manifest != [32]byte{}
 }
 
 func (s *step) payloadFetched(in PayloadFetched) {
@@ -488,9 +620,9 @@ func (s *step) payloadFetched(in PayloadFetched) {
 	backoff := time.Duration(in.Attempt) * s.c.cfg.PayloadFetchBackoff
 	if in.Attempt < s.c.cfg.PayloadFetchAttempts && s.now.Add(backoff).UnixMilli() < pj.payloadBy {
 		pj.attempt++
-		b := &pj.match.Bid
-		s.emit(FetchPayload{ID: in.ID, Hash: [32]byte(b.Payload.SHA256), Size: int64(b.Payload.Size),
-			From: b.Payload.Peer, Attempt: pj.attempt, After: backoff, Deadline: pj.payloadBy})
+		f, _ := fetchFor(in.ID, &pj.match.Bid)
+		f.Attempt, f.After, f.Deadline = pj.attempt, backoff, pj.payloadBy
+		s.emit(f)
 		return
 	}
 	s.unavailable(in.ID, pj, fmt.Sprintf("payload fetch failed %d times, the last: %v", in.Attempt, in.Err))
@@ -614,6 +746,13 @@ func (c *Core) ProviderJobs() (byState map[string]int, earned, slashed uint64) {
 	return byState, c.totals.Earned, c.totals.Slashed
 }
 
+// Totals returns the provider's settled totals (a copy).
+func (c *Core) Totals() ProviderTotals {
+	t := c.totals
+	t.ByState = nil
+	return t
+}
+
 // OpenProviderJobs is the number of provider job records kept.
 func (c *Core) OpenProviderJobs() int { return len(c.prov) }
 
@@ -624,4 +763,67 @@ func (c *Core) ProviderResult(id market.BidID) ([32]byte, bool) {
 		return [32]byte{}, false
 	}
 	return pj.resultHash, true
+}
+
+// The committee member's half: a validator drawn onto a challenge's
+// committee fetches the result (availability) or re-executes the job
+// (wrong result) and attests what it got.
+
+func (s *step) dutyEvent(ev Event) {
+	switch ev.Kind {
+	case Challenged:
+		c := ev.Challenge
+		if c == nil || !slices.Contains(c.Committee, s.c.cfg.Self) || s.c.duties[ev.JobID] != nil {
+			return
+		}
+		d := &duty{kind: c.Kind, hash: ev.ResultHash, peer: c.ProviderPeer, size: c.Size}
+		s.c.duties[ev.JobID] = d
+		switch c.Kind {
+		case chain.ChallengeUnavailable:
+			d.attempt = 1
+			s.emit(FetchAttest{ID: ev.JobID, Hash: d.hash, Peer: d.peer, Size: d.size, Attempt: 1})
+		case chain.ChallengeWrong:
+			if ev.Match == nil {
+				s.note(LevelError, hexID(ev.JobID), "a wrong-result challenge without its match: cannot re-execute")
+				delete(s.c.duties, ev.JobID)
+				return
+			}
+			s.emit(Reexecute{Match: *ev.Match})
+		}
+	case Released, Withheld, WrongResult, ChallengeFailed:
+		delete(s.c.duties, ev.JobID) // decided: an answer now would be refused
+	}
+}
+
+func (s *step) attestFetched(in AttestFetched) {
+	d := s.c.duties[in.ID]
+	if d == nil || d.kind != chain.ChallengeUnavailable || in.Attempt != d.attempt {
+		return
+	}
+	if in.Err == nil {
+		delete(s.c.duties, in.ID)
+		s.emit(SendAttest{ID: in.ID, Hash: d.hash})
+		return
+	}
+	if in.Attempt < s.c.cfg.ResultFetchAttempts {
+		d.attempt++
+		s.emit(FetchAttest{ID: in.ID, Hash: d.hash, Peer: d.peer, Size: d.size, Attempt: d.attempt,
+			After: time.Duration(in.Attempt) * s.c.cfg.ResultFetchBackoff})
+		return
+	}
+	delete(s.c.duties, in.ID)
+	s.note(LevelWarn, hexID(in.ID), fmt.Sprintf("committee: the challenged result could not be fetched in %d attempts (the last: %v): no attestation", in.Attempt, in.Err))
+}
+
+func (s *step) reexecuted(in Reexecuted) {
+	d := s.c.duties[in.ID]
+	if d == nil || d.kind != chain.ChallengeWrong {
+		return
+	}
+	delete(s.c.duties, in.ID)
+	if in.Err != nil {
+		s.note(LevelWarn, hexID(in.ID), "referee: the job could not be re-executed: "+in.Err.Error()+": no vote")
+		return
+	}
+	s.emit(SendAttest{ID: in.ID, Hash: in.Hash})
 }

@@ -39,6 +39,13 @@ import (
 //	ran job=J [exit=N] [result=R] [err=E]  a run's outcome
 //	sent job=J [err=E]                 the Result transaction's outcome
 //	resume job=J                       a restarted provider's open match J
+//	released job=J amount=N [provider=me]  a block releasing J's held payment
+//	challenged job=J kind=unavailable|wrong committee=A,B [size=N] [result=R]  a block opening a challenge of J
+//	challenge-failed job=J kind=unavailable|wrong [provider=me]  a block where the committee sided with the provider
+//	withheld|wrong job=J refunded=N slashed=N [heldpay=N] [provider=me]  a block where the provider lost a challenge
+//	challenge-sent job=J [err=E]       the client's Challenge transaction's outcome
+//	attest-fetched job=J attempt=N [err=E]  a committee member's fetch outcome
+//	reexecuted job=J [result=R] [err=E]  a referee's re-execution outcome
 //	job J                              print client job J
 //	provider                           print the provider's jobs by state and totals
 func TestScripts(t *testing.T) {
@@ -190,6 +197,11 @@ func (s *script) run(t testing.TB, d *datadriven.TestData) string {
 		d.ScanArgs(t, "job", &job)
 		d.ScanArgs(t, "provider", &prov)
 		b := s.bid(job, "c", 10*time.Second, d.HasArg("image"), dur(t, d, "timeout", 5*time.Second))
+		if d.HasArg("manifest") && len(b.Payload.Manifest) == 0 {
+			h := s.hash("manifest " + job)
+			b.Payload.Manifest, b.Payload.Peer = h[:], "peer-c"
+			s.names[hexID(b.ID())] = job
+		}
 		mt := &market.Match{Offer: market.Offer{Provider: s.key(prov).Public(), PeerID: "peer-" + prov}, Bid: *b, Price: 7}
 		s.names[mt.Offer.ProviderAddress().String()] = prov
 		s.matches[job] = mt
@@ -265,6 +277,48 @@ func (s *script) run(t testing.TB, d *datadriven.TestData) string {
 		b := s.bid(job, "c", 10*time.Second, false)
 		mt := &market.Match{Offer: market.Offer{Provider: s.key("me").Public(), PeerID: "peer-me"}, Bid: *b, Price: 7}
 		return s.step(Resume{Open: []OpenMatch{{Match: *mt, Deadline: mt.ResultDeadline(s.now.UnixMilli(), 2000), MatchedAt: s.now.UnixMilli()}}})
+	case "released", "challenged", "challenge-failed", "withheld", "wrong":
+		job, id := s.id(t, d)
+		ev := Event{JobID: id, Amount: num(t, d, "amount"), Refunded: num(t, d, "refunded"), Slashed: num(t, d, "slashed"), HeldPay: num(t, d, "heldpay")}
+		var prov, kind, committee, result string
+		if d.MaybeScanArgs(t, "provider", &prov) {
+			ev.Provider = s.key(prov).Address()
+		}
+		if d.Cmd == "withheld" || d.Cmd == "wrong" {
+			ev.Amount = ev.Slashed
+		}
+		if d.MaybeScanArgs(t, "result", &result) {
+			ev.ResultHash = s.hash(result)
+		}
+		if d.MaybeScanArgs(t, "kind", &kind) {
+			ev.Challenge = &ChallengeInfo{Kind: chain.ChallengeUnavailable, ProviderPeer: "peer-p1", Size: num(t, d, "size")}
+			if kind == "wrong" {
+				ev.Challenge.Kind = chain.ChallengeWrong
+			}
+			if d.MaybeScanArgs(t, "committee", &committee) {
+				for _, n := range strings.Split(committee, ",") {
+					ev.Challenge.Committee = append(ev.Challenge.Committee, s.key(n).Address())
+				}
+			}
+		}
+		ev.Match = s.matches[job]
+		ev.Kind = map[string]EventKind{"released": Released, "challenged": Challenged, "challenge-failed": ChallengeFailed,
+			"withheld": Withheld, "wrong": WrongResult}[d.Cmd]
+		return s.block(ev)
+	case "challenge-sent":
+		_, id := s.id(t, d)
+		return s.step(ChallengeSent{ID: id, Err: errArg(t, d)})
+	case "attest-fetched":
+		_, id := s.id(t, d)
+		return s.step(AttestFetched{ID: id, Attempt: int(num(t, d, "attempt")), Err: errArg(t, d)})
+	case "reexecuted":
+		_, id := s.id(t, d)
+		var result string
+		in := Reexecuted{ID: id, Err: errArg(t, d)}
+		if d.MaybeScanArgs(t, "result", &result) {
+			in.Hash = s.hash(result)
+		}
+		return s.step(in)
 	case "job":
 		b, ok := s.bids[d.CmdArgs[0].Key]
 		if !ok {
@@ -282,7 +336,9 @@ func (s *script) run(t testing.TB, d *datadriven.TestData) string {
 			parts = append(parts, fmt.Sprintf("%s=%d", st, k))
 		}
 		sort.Strings(parts)
-		return fmt.Sprintf("jobs %s; records %d; earned %d slashed %d", strings.Join(parts, " "), s.core.OpenProviderJobs(), earned, slashed)
+		tot := s.core.Totals()
+		return fmt.Sprintf("jobs %s; records %d; earned %d slashed %d held %d; challenges won %d lost %d", strings.Join(parts, " "),
+			s.core.OpenProviderJobs(), earned, slashed, tot.Held, tot.ChallengesWon, tot.ChallengesLost)
 	}
 	t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 	return ""
@@ -335,7 +391,14 @@ func (s *script) render(acts []Action) string {
 		case FetchResult:
 			l = fmt.Sprintf("fetch-result %s hash=%s from=%s attempt=%d after=%s", s.name(a.ID), s.name(fmt.Sprintf("%x", a.Hash)), a.Peer, a.Attempt, a.After)
 		case FetchPayload:
-			l = fmt.Sprintf("fetch-payload %s hash=%s from=%s attempt=%d after=%s", s.name(hexID(a.ID)), s.name(fmt.Sprintf("%x", a.Hash)), a.From, a.Attempt, a.After)
+			hash := "none"
+			if a.Hash != ([32]byte{}) {
+				hash = s.name(fmt.Sprintf("%x", a.Hash))
+			}
+			l = fmt.Sprintf("fetch-payload %s hash=%s from=%s attempt=%d after=%s", s.name(hexID(a.ID)), hash, a.From, a.Attempt, a.After)
+			if a.Manifest != ([32]byte{}) {
+				l += " manifest=" + s.name(fmt.Sprintf("%x", a.Manifest))
+			}
 		case Run:
 			l = fmt.Sprintf("run %s verified=%t", s.name(hexID(a.Match.Bid.ID())), a.PayloadVerified)
 		case CancelRun:
@@ -344,6 +407,16 @@ func (s *script) render(acts []Action) string {
 			l = fmt.Sprintf("send-unavailable %s: %s", s.name(hexID(a.ID)), a.Reason)
 		case SendResult:
 			l = fmt.Sprintf("send-result %s exit=%d result=%s", s.name(hexID(a.Result.JobID)), a.Result.ExitCode, s.name(fmt.Sprintf("%x", a.Result.ResultHash)))
+		case SendAck:
+			l = "send-ack " + s.name(hexID(a.ID))
+		case SendChallenge:
+			l = fmt.Sprintf("send-challenge %s kind=%s: %s", s.name(hexID(a.ID)), a.Kind, a.Reason)
+		case FetchAttest:
+			l = fmt.Sprintf("fetch-attest %s hash=%s from=%s size=%d attempt=%d after=%s", s.name(hexID(a.ID)), s.name(fmt.Sprintf("%x", a.Hash)), a.Peer, a.Size, a.Attempt, a.After)
+		case Reexecute:
+			l = "reexecute " + s.name(hexID(a.Match.Bid.ID()))
+		case SendAttest:
+			l = fmt.Sprintf("send-attest %s hash=%s", s.name(hexID(a.ID)), s.name(fmt.Sprintf("%x", a.Hash)))
 		case Note:
 			l = fmt.Sprintf("note %s %s: %s", strings.ToLower(a.Level.String()), s.name(a.Job), a.Msg)
 		default:

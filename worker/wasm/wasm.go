@@ -69,6 +69,8 @@ type Executor struct {
 	nIdle  int
 	tick   uint64
 	closed bool
+	// services are the running service replicas, closed by Close.
+	services map[*service]bool
 }
 
 var _ worker.Executor = (*Executor)(nil)
@@ -157,7 +159,14 @@ func (e *Executor) Close(ctx context.Context) error {
 		}
 	}
 	e.idle, e.nIdle = map[[32]byte][]*proc{}, 0
+	services := make([]*service, 0, len(e.services))
+	for s := range e.services {
+		services = append(services, s)
+	}
 	e.mu.Unlock()
+	for _, s := range services {
+		_ = s.Close()
+	}
 	done := make(chan struct{})
 	go func() { e.procs.Wait(); close(done) }()
 	select {

@@ -54,6 +54,7 @@ func (n *Net) CheckEvery(k uint64) { n.checkEvery = k }
 func Genesis(nAccounts, nVals int) *chain.Genesis {
 	g := &chain.Genesis{ChainID: ChainID, GenesisTime: 1_700_000_000_000, Timeouts: chain.DefaultTimeouts(), Params: chain.DefaultParams()}
 	g.Params.UnbondingBlocks = 5
+	g.Params.ChallengeWindowMs = chain.MinChallengeWindowMs // held results are paid a second later
 	for i := 0; i < nAccounts; i++ {
 		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: Key(i).Address(), Balance: 1_000_000})
 	}

@@ -37,7 +37,9 @@ type Backend struct {
 	JobResultFn          func(ctx context.Context, id string) (io.ReadCloser, api.ResultInfo, error)
 	CancelJobFn          func(ctx context.Context, id string) (api.Job, error)
 	VerifyJobFn          func(ctx context.Context, id string) (api.Verification, error)
+	ChallengeJobFn       func(ctx context.Context, id, kind string) (api.Challenge, error)
 	SendFn               func(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error)
+	SubmitTxsFn          func(ctx context.Context, txs [][]byte, commit bool) ([]api.TxResult, error)
 	ProviderStatusFn     func(ctx context.Context) (api.ProviderStatus, error)
 	ProviderRegisterFn   func(ctx context.Context, collateral uint64) (api.TxResult, error)
 	ProviderDeregisterFn func(ctx context.Context) (api.TxResult, error)
@@ -138,11 +140,23 @@ func (b *Backend) CancelJob(ctx context.Context, id string) (api.Job, error) {
 func (b *Backend) VerifyJob(ctx context.Context, id string) (api.Verification, error) {
 	return call1(b.VerifyJobFn, ctx, id, "VerifyJob")
 }
+func (b *Backend) ChallengeJob(ctx context.Context, id, kind string) (api.Challenge, error) {
+	if b.ChallengeJobFn == nil {
+		return api.Challenge{}, unset("ChallengeJob")
+	}
+	return b.ChallengeJobFn(ctx, id, kind)
+}
 func (b *Backend) Send(ctx context.Context, to wallet.Address, amount uint64) (api.TxResult, error) {
 	if b.SendFn == nil {
 		return api.TxResult{}, unset("Send")
 	}
 	return b.SendFn(ctx, to, amount)
+}
+func (b *Backend) SubmitTxs(ctx context.Context, txs [][]byte, commit bool) ([]api.TxResult, error) {
+	if b.SubmitTxsFn == nil {
+		return nil, unset("SubmitTxs")
+	}
+	return b.SubmitTxsFn(ctx, txs, commit)
 }
 func (b *Backend) ProviderStatus(ctx context.Context) (api.ProviderStatus, error) {
 	return call0(b.ProviderStatusFn, ctx, "ProviderStatus")
