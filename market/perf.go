@@ -6,7 +6,9 @@ import "math/bits"
 // record of its matches: every validator applies the same outcomes in the
 // same order with the same integer arithmetic, so every node holds the
 // same figures (the chain keeps them in its state, one key per
-// provider, updated in O(1) when a match settles).
+// provider, updated in O(1) when a run ends: a result when it is
+// committed, a payload-unavailable claim, a timeout; and once more, as a
+// timeout, when a challenge proves a result withheld or wrong).
 //
 // Each figure is a moving average over about the last PerfWindow
 // outcomes, weighted by what each job was worth:
