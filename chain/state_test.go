@@ -247,7 +247,8 @@ func TestMarketSettlement(t *testing.T) {
 	if m, _, _ := n.st.Match(b.ID()); m.Status != MatchHeld || m.HeldPay != pay.Provider || n.balance(prov) != provBefore-1 {
 		t.Fatalf("after the result: match %s holding %d, provider balance %d; want held %d, balance %d", m.Status, m.HeldPay, n.balance(prov), pay.Provider, provBefore-1)
 	}
-	n.block() // the challenge window ends
+	resultAt := n.time // the run ended: the chain learns now (market.Perf)
+	n.block()          // the challenge window ends
 	if got := n.balance(prov); got != provBefore-1+pay.Provider {
 		t.Fatalf("provider balance %d, want %d", got, provBefore-1+pay.Provider)
 	}
@@ -262,7 +263,7 @@ func TestMarketSettlement(t *testing.T) {
 	// The learnt figures follow (market.Perf.Observe), and the matcher's
 	// view carries them.
 	perf, err := n.st.Perf(n.keys[prov].Address())
-	if err != nil || perf.Jobs != 1 || perf.TimeoutPpm != 0 || perf.FailPpm != 0 || perf.PaidAvg != pay.Provider || perf.UpdatedAt != n.time {
+	if err != nil || perf.Jobs != 1 || perf.TimeoutPpm != 0 || perf.FailPpm != 0 || perf.PaidAvg != pay.Provider || perf.UpdatedAt != resultAt {
 		t.Fatalf("perf after a completed job %+v (%v)", perf, err)
 	}
 	if ps, ok := n.st.View().Provider(n.keys[prov].Address()); !ok || ps.Perf != perf {
