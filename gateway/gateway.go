@@ -419,6 +419,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reasons = append(reasons, fmt.Sprintf("replica %x: %v", st.lease[:6], err))
+		g.cfg.Logger.Debug("replica attempt failed", "service", service, "lease", fmt.Sprintf("%x", st.lease[:6]),
+			"provider", st.provider.ShortString(), "method", r.Method, "err", err)
 		if !errors.Is(err, errNotSent) && !errors.Is(err, errRefused) && !idempotent(r.Method) {
 			httpError(w, http.StatusBadGateway, "service %q: %s; not retried: %s is not idempotent", service, reasons[len(reasons)-1], r.Method)
 			return

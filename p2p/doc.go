@@ -56,7 +56,11 @@
 // over a relayed connection too, so a NATed provider answers before hole
 // punching succeeds, within the relay's limits (libp2p's defaults: two
 // minutes and 128 KiB each way per circuit), which large blobs exceed;
-// those wait for the direct connection. GossipSub does not use relayed
+// those wait for the direct connection. Inbound exchanges over relayed
+// connections have a budget of their own on top of the per-peer one:
+// RelayedPerPeer (2) per peer and a quarter of max_inbound_requests in all
+// per protocol, so peers that reach a node only through relays (which
+// cost them nothing) cannot take the slots direct peers use. GossipSub does not use relayed
 // connections. A host behind a port forward sets announce_addrs to its
 // public addresses: they replace the listen addresses it advertises
 // (relay circuit addresses are kept).

@@ -100,12 +100,13 @@ func (hs *Host) handle(name string, maxReq int, h StreamHandlerFunc, unary bool)
 		}
 		defer hs.leave()
 		from := s.Conn().RemotePeer()
-		if !lim.acquire(from) {
+		relayed := s.Conn().Stat().Limited
+		if !lim.acquire(from, relayed) {
 			hs.m.requests.WithLabelValues(name, "in", "busy").Inc()
 			s.Reset()
 			return
 		}
-		defer lim.release(from)
+		defer lim.release(from, relayed)
 		active.Inc()
 		defer active.Dec()
 		outcome := hs.serve(s, name, maxReq, h, unary)
@@ -118,38 +119,66 @@ func (hs *Host) handle(name string, maxReq int, h StreamHandlerFunc, unary bool)
 // exchanges at once, at most perPeer of them from one peer, so that a
 // greedy peer holding its share of slow streams leaves the rest to
 // others.
+//
+// Exchanges over a limited (relayed, circuit v2) connection have a
+// smaller budget of their own on top: at most relayedPerPeer from one
+// peer and relayedTotal in all (a quarter of total). A relay carries them
+// for others at its own cost and under its own data limits, and a peer
+// reaching us only through relays (any number of them, for free) must
+// not take the slots that direct peers sync and fetch through.
 type inboundLimiter struct {
-	total, perPeer int
+	total, perPeer               int
+	relayedTotal, relayedPerPeer int
 
-	mu     sync.Mutex
-	n      int
-	byPeer map[peer.ID]int
+	mu        sync.Mutex
+	n         int
+	byPeer    map[peer.ID]int
+	relayed   int
+	relayedBy map[peer.ID]int
 }
+
+// RelayedPerPeer is how many inbound exchanges of one protocol a peer may
+// hold at once over relayed connections.
+const RelayedPerPeer = 2
 
 func newInboundLimiter(total, perPeer int) *inboundLimiter {
-	return &inboundLimiter{total: total, perPeer: perPeer, byPeer: make(map[peer.ID]int)}
+	return &inboundLimiter{total: total, perPeer: perPeer, relayedTotal: max(1, total/4), relayedPerPeer: min(perPeer, RelayedPerPeer),
+		byPeer: make(map[peer.ID]int), relayedBy: make(map[peer.ID]int)}
 }
 
-// acquire takes a slot for p, or reports false when p or everybody is at
-// the cap.
-func (l *inboundLimiter) acquire(p peer.ID) bool {
+// acquire takes a slot for p (arriving over a relayed connection if
+// relayed), or reports false when p or everybody is at the cap.
+func (l *inboundLimiter) acquire(p peer.ID, relayed bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.n >= l.total || l.byPeer[p] >= l.perPeer {
 		return false
 	}
+	if relayed && (l.relayed >= l.relayedTotal || l.relayedBy[p] >= l.relayedPerPeer) {
+		return false
+	}
 	l.n++
 	l.byPeer[p]++
+	if relayed {
+		l.relayed++
+		l.relayedBy[p]++
+	}
 	return true
 }
 
 // release returns a slot acquire gave p.
-func (l *inboundLimiter) release(p peer.ID) {
+func (l *inboundLimiter) release(p peer.ID, relayed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.n--
 	if l.byPeer[p]--; l.byPeer[p] <= 0 {
 		delete(l.byPeer, p)
+	}
+	if relayed {
+		l.relayed--
+		if l.relayedBy[p]--; l.relayedBy[p] <= 0 {
+			delete(l.relayedBy, p)
+		}
 	}
 }
 

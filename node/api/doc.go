@@ -25,9 +25,9 @@
 //
 //	name: hello
 //	executor: wasm            # wasm | docker | exec (default wasm)
-//	payload: hello.wasm       # relative to the spec (wasm, exec)
-//	# image: bourse-hello:latest  (docker)
-//	args: ["world"]
+//	payload: hello.wasm       # relative to the spec (wasm, exec; docker: a `docker save` tarball)
+//	# image: bourse-hello:latest  (docker; with a tarball payload, the image ID sha256:...)
+//	args: ["world"]           # args and env travel in the job's manifest, not in the bid
 //	env: {GREETING: "hello"}
 //	resources: {cpu: 250, memory: 64, disk: 16, gpus: 0}  # millicores, MiB, MiB
 //	max_price: 2000000        # required, base units
@@ -36,6 +36,7 @@
 //	placement: cheapest       # cheapest | least-loaded | nearest | balanced
 //	constraints: {region: "", labels: {}, executors: []}
 //	replicas: 1
+//	visibility: private       # private (default): payload and result only for the matched provider and the client; public: any peer
 //
 // Unknown fields, negative or absurd numbers, bad durations, an unknown
 // executor and a missing payload are *SpecError values naming the field;

@@ -168,7 +168,8 @@ func run(module string, n, instances int) error {
 		fmt.Println("replica", url)
 		rt = append(rt, gateway.Replica{LeaseID: id, Provider: hs.ID()})
 	}
-	g, err := gateway.New(gateway.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, gw, rt)
+	// Failed attempts (retried or not) are logged to stderr.
+	g, err := gateway.New(gateway.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))}, gw, rt)
 	if err != nil {
 		return err
 	}
