@@ -29,7 +29,12 @@
 // settlement kinds Ack, Challenge and Attest (settle.go: a Result holds
 // its payment for Params.ChallengeWindowMs; the client's Ack releases it,
 // a challenge sends it to a stake-weighted committee; the economics are
-// in RATIONALE.md).
+// in RATIONALE.md), and the service kinds of service.go: ServiceOpen,
+// ServiceScale, ServiceClose (the owner), ServicePlace (the proposer, like
+// a Match), ServiceClaim and ServiceLeave (a lease's provider), ServiceDown
+// (the owner): a service's replicas are leases funded a period at a time
+// from its escrowed budget and paid by the owner's signed cumulative
+// receipts (see service.go and RATIONALE.md).
 // Sign signs the canonical CBOR without Sig under the wallet domain
 // (chain id, MsgTypeTx). DecodeTx takes canonical bytes only, so
 // TxHash(raw) is a transaction's one identity. Signatures are verified

@@ -317,7 +317,7 @@ func (x *execCtx) deliverTx(tx *Tx, hash [32]byte) (TxResult, error) {
 		if errors.Is(err, ErrCorruptState) {
 			return TxResult{}, err
 		}
-		if tx.Kind() == KindMatch {
+		if proposerKind(tx.Kind()) {
 			return TxResult{}, fmt.Errorf("%w: %w", errMatchRefused, err)
 		}
 		env.mergeInto(parent)
@@ -346,11 +346,11 @@ func (x *execCtx) checkEnvelope(tx *Tx, r reader, exactNonce bool) error {
 	// Matches are the proposer's own work for the network: the fee would
 	// be paid to itself, so none is required (a validator may hold no
 	// balance at all).
-	if tx.Fee < x.p.MinFee && tx.Kind() != KindMatch {
+	if tx.Fee < x.p.MinFee && !proposerKind(tx.Kind()) {
 		return fmt.Errorf("%w: fee %d below the minimum %d", ErrInvalidTx, tx.Fee, x.p.MinFee)
 	}
-	if tx.Kind() == KindMatch && tx.SenderAddress() != x.proposer {
-		return fmt.Errorf("%w: a match must be sent by the block proposer", ErrInvalidTx)
+	if proposerKind(tx.Kind()) && tx.SenderAddress() != x.proposer {
+		return fmt.Errorf("%w: a %s must be sent by the block proposer", ErrInvalidTx, tx.Kind())
 	}
 	acc, err := getAccount(r, tx.SenderAddress())
 	if err != nil {
@@ -397,6 +397,20 @@ func (x *execCtx) body(tx *Tx) error {
 		return x.challenge(tx.SenderAddress(), tx.Challenge)
 	case KindAttest:
 		return x.attest(tx.SenderAddress(), tx.Attest)
+	case KindServiceOpen:
+		return x.serviceOpen(tx)
+	case KindServiceScale:
+		return x.serviceScale(tx.SenderAddress(), tx.ServiceScale)
+	case KindServiceClose:
+		return x.serviceClose(tx.SenderAddress(), tx.ServiceClose)
+	case KindServicePlace:
+		return x.servicePlace(tx.ServicePlace)
+	case KindServiceClaim:
+		return x.serviceClaim(tx.SenderAddress(), tx.ServiceClaim)
+	case KindServiceDown:
+		return x.serviceEnd("service down", tx.SenderAddress(), tx.ServiceDown.Lease, true)
+	case KindServiceLeave:
+		return x.serviceEnd("service leave", tx.SenderAddress(), tx.ServiceLeave.Lease, false)
 	}
 	return fmt.Errorf("unknown kind %v", tx.Kind())
 }
@@ -673,7 +687,10 @@ func (x *execCtx) beginBlock() error {
 		x.o.del(unbondByKey(u.Address, x.height))
 		x.events = append(x.events, Event{Type: EvUnbonded, Address: u.Address, Amount: u.Amount})
 	}
-	return x.settleDue()
+	if err := x.settleDue(); err != nil {
+		return err
+	}
+	return x.settleServices()
 }
 
 func (x *execCtx) endBlock() ([]Validator, error) {
@@ -766,8 +783,8 @@ func checkTxState(st *State, tx *Tx, exactNonce bool) error {
 	st.mu.RLock()
 	p, g := st.params, st.globals
 	st.mu.RUnlock()
-	if tx.Kind() == KindMatch {
-		return fmt.Errorf("%w: matches are made by the block proposer, not submitted", ErrInvalidTx)
+	if proposerKind(tx.Kind()) {
+		return fmt.Errorf("%w: %s transactions are made by the block proposer, not submitted", ErrInvalidTx, tx.Kind())
 	}
 	x := &execCtx{o: newOverlay(st), p: p, g: g, height: g.Height + 1, time: g.Time}
 	if err := x.checkEnvelope(tx, st, exactNonce); err != nil {

@@ -149,6 +149,9 @@ func CheckInvariants(st *State) error {
 		reserved[pk] = r
 		open[pk]--
 	}
+	svcEscrow, svcErrs := serviceInvariants(st, reserved, open)
+	errs = append(errs, svcErrs...)
+	sum(&escrow, svcEscrow, "escrow")
 	total := balances
 	for _, v := range []uint64{bonded, unbonding, escrow, collateral, deposits, g.Burned} {
 		sum(&total, v, "total")

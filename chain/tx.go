@@ -33,6 +33,15 @@ const (
 	KindPayloadUnavailable
 	KindProviderDeregister
 	KindProviderWithdraw
+
+	// Services (chain/service.go), explicit values 20–27.
+	KindServiceOpen  Kind = 20
+	KindServiceScale Kind = 21
+	KindServiceClose Kind = 22
+	KindServicePlace Kind = 23
+	KindServiceClaim Kind = 24
+	KindServiceDown  Kind = 25
+	KindServiceLeave Kind = 26
 )
 
 // Settlement kinds (chain/settle.go). Their values are explicit: other
@@ -45,7 +54,8 @@ const (
 
 var kindNames = [...]string{0: "invalid", 1: "transfer", 2: "bond", 3: "unbond", 4: "provider_register", 5: "bid_cancel",
 	6: "match", 7: "result", 8: "evidence", 9: "payload_unavailable", 10: "provider_deregister", 11: "provider_withdraw",
-	12: "ack", 13: "challenge", 14: "attest"}
+	12: "ack", 13: "challenge", 14: "attest",
+	20: "service_open", 21: "service_scale", 22: "service_close", 23: "service_place", 24: "service_claim", 25: "service_down", 26: "service_leave"}
 
 // MarshalText writes the kind's name (JSON output of results).
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
@@ -135,6 +145,15 @@ type Tx struct {
 	Attest    *AttestTx    `cbor:"23,keyasint,omitempty"`
 
 	Sig []byte `cbor:"30,keyasint,omitempty"`
+
+	// Services (chain/service.go), cbor keys 31–39.
+	ServiceOpen  *ServiceOpen  `cbor:"31,keyasint,omitempty"`
+	ServiceScale *ServiceScale `cbor:"32,keyasint,omitempty"`
+	ServiceClose *ServiceClose `cbor:"33,keyasint,omitempty"`
+	ServicePlace *ServicePlace `cbor:"34,keyasint,omitempty"`
+	ServiceClaim *ServiceClaim `cbor:"35,keyasint,omitempty"`
+	ServiceDown  *ServiceDown  `cbor:"36,keyasint,omitempty"`
+	ServiceLeave *ServiceLeave `cbor:"37,keyasint,omitempty"`
 }
 
 // Kind reports which body is set, or KindInvalid unless exactly one is.
@@ -160,6 +179,13 @@ func (tx *Tx) Kind() Kind {
 	set(tx.Ack != nil, KindAck)
 	set(tx.Challenge != nil, KindChallenge)
 	set(tx.Attest != nil, KindAttest)
+	set(tx.ServiceOpen != nil, KindServiceOpen)
+	set(tx.ServiceScale != nil, KindServiceScale)
+	set(tx.ServiceClose != nil, KindServiceClose)
+	set(tx.ServicePlace != nil, KindServicePlace)
+	set(tx.ServiceClaim != nil, KindServiceClaim)
+	set(tx.ServiceDown != nil, KindServiceDown)
+	set(tx.ServiceLeave != nil, KindServiceLeave)
 	if n != 1 {
 		return KindInvalid
 	}
@@ -280,6 +306,18 @@ func (tx *Tx) ValidateBasic() error {
 	case KindAttest:
 		if tx.Attest.JobID == (market.BidID{}) {
 			return errors.New("attest: empty job id")
+		}
+	case KindServiceOpen:
+		if tx.ServiceOpen.Budget == 0 {
+			return errors.New("service open with zero budget")
+		}
+	case KindServicePlace:
+		if tx.ServicePlace.Price == 0 {
+			return errors.New("service place at zero price")
+		}
+	case KindServiceClaim:
+		if len(tx.ServiceClaim.Receipt.Sig) != wallet.SigLen {
+			return fmt.Errorf("service claim: receipt signature is %d bytes, want %d", len(tx.ServiceClaim.Receipt.Sig), wallet.SigLen)
 		}
 	}
 	return nil

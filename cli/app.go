@@ -196,6 +196,7 @@ func commands(env Env) []*ucli.Command {
 		walletCommand(env),
 		providerCommand(env),
 		jobCommand(env),
+		serviceCommand(env),
 		marketCommand(env),
 		chainCommand(env),
 		txCommand(env),

@@ -126,7 +126,7 @@ func freeBase(t testing.TB) int {
 		base := 10000 + r.IntN(22000) // below the kernel's ephemeral range (32768–60999 here)
 		free := true
 		for i := range 4 {
-			for _, p := range []int{base + i, base + 100 + i} {
+			for _, p := range []int{base + i, base + 100 + i, base + 200 + i} {
 				l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 				if err != nil {
 					free = false

@@ -70,6 +70,7 @@ func newBenchNodes(tb testing.TB, n, accounts int) *benchNodes {
 		cfg.ChainID = benchChainID
 		cfg.Moniker = fmt.Sprintf("node%d", i)
 		cfg.API.Listen = "127.0.0.1:0"
+		cfg.Gateway.Listen = "127.0.0.1:0"
 		cfg.P2P = p2p.LocalConfig()
 		cfg.Log.File = ""
 		k := benchSeedKey(tb, 0xfa, i)

@@ -103,8 +103,11 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 		return false
 	}
 	rec, ok, err := m.n.drv.State().Match(c.job)
-	if err != nil || !ok {
+	if err != nil {
 		return false
+	}
+	if !ok {
+		return a.authorizeModule(from, hash, c)
 	}
 	mt := &rec.Match
 	me := m.n.key.Address()
@@ -135,6 +138,20 @@ func (a *blobAuth) AuthorizeBlob(_ context.Context, from peer.ID, hash [32]byte,
 	}
 	return mt.Offer.ProviderAddress() == me && rec.ResultHash == hash && hash != ([32]byte{}) &&
 		wallet.Verify(mt.Bid.Client, m.n.cfg.ChainID, blobFetchMsg, resultFetchPayload(c.job, hash, from), c.sig)
+}
+
+// authorizeModule: a service's module goes to the provider of one of its
+// leases (the credential is the lease id; the asking peer must be the
+// lease's offer's PeerID), when this node owns the service.
+func (a *blobAuth) authorizeModule(from peer.ID, hash [32]byte, c blobCred) bool {
+	m := (*marketService)(a)
+	st := m.n.drv.State()
+	l, ok, err := st.Lease(chain.LeaseID(c.job))
+	if err != nil || !ok || l.Status != chain.LeaseActive || l.Offer.PeerID != from.String() {
+		return false
+	}
+	v, ok, err := st.Service(l.Service)
+	return err == nil && ok && v.OwnerAddress() == m.n.key.Address() && bytes.Equal(v.Spec.Payload.SHA256, hash[:])
 }
 
 // blobJobKey carries, in a context, the job a payload fetch is for;

@@ -39,7 +39,23 @@ type Config struct {
 	P2P      p2p.Config     `toml:"p2p"`
 	Chain    ChainConfig    `toml:"chain"`
 	Provider ProviderConfig `toml:"provider"`
+	Gateway  GatewayConfig  `toml:"gateway"`
 	Log      LogConfig      `toml:"log"`
+}
+
+// GatewayConfig is the node's HTTP ingress for services: every node routes
+// requests for any service to one of its replicas (issue 19).
+type GatewayConfig struct {
+	// Enabled runs the gateway. Default true.
+	Enabled bool `toml:"enabled"`
+	// Listen is host:port. Default "127.0.0.1:8480". A non-loopback
+	// address needs public = true.
+	Listen string `toml:"listen"`
+	// Public allows a non-loopback listen address. Default false.
+	Public bool `toml:"public"`
+	// Domain: a request for <name>.<domain> goes to service <name>;
+	// /svc/<name>/... works whatever the host. Default "svc.localhost".
+	Domain string `toml:"domain"`
 }
 
 // WalletConfig chooses the key the daemon signs with.
@@ -153,7 +169,8 @@ func DefaultConfig() Config {
 			OfferInterval: Duration{2 * time.Second},
 			WasmCache:     "cache/wasm",
 		},
-		Log: LogConfig{Level: "info", File: "daemon.log"},
+		Gateway: GatewayConfig{Enabled: true, Listen: "127.0.0.1:8480", Domain: "svc.localhost"},
+		Log:     LogConfig{Level: "info", File: "daemon.log"},
 	}
 }
 
@@ -220,6 +237,15 @@ func (c Config) Validate() error {
 		}
 		if p.OfferInterval.Duration < 100*time.Millisecond {
 			return fieldErr("provider.offer_interval", "%s: must be at least 100ms", p.OfferInterval)
+		}
+	}
+	if g := c.Gateway; g.Enabled {
+		host, port, err := net.SplitHostPort(g.Listen)
+		if err != nil || port == "" {
+			return fieldErr("gateway.listen", "%q: want host:port", g.Listen)
+		}
+		if !api.IsLoopbackHost(host) && !g.Public {
+			return fieldErr("gateway.listen", "%q is not a loopback address: set gateway.public = true to serve services beyond this machine", g.Listen)
 		}
 	}
 	switch c.Log.Level {

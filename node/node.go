@@ -72,6 +72,7 @@ type Node struct {
 	txs     *txSender
 	events  *eventHub
 	market  *marketService
+	svc     *serviceManager
 	metrics *metrics
 
 	api   *httpapi.Server
@@ -161,6 +162,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if n.market, err = newMarketService(n); err != nil {
 		return nil, err
 	}
+	if n.svc, err = newServiceManager(n); err != nil {
+		return nil, err
+	}
 	n.metrics = newMetrics(n)
 	if err := n.joinTopics(); err != nil {
 		return nil, err
@@ -242,6 +246,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.drv.Start(n.ctx)
 	n.market.start(n.ctx)
+	n.svc.start(n.ctx)
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -291,6 +296,9 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
 		if n.cancel != nil {
 			n.cancel()
+		}
+		if n.svc != nil {
+			n.svc.close()
 		}
 		if n.market != nil {
 			n.market.close(ctx)
@@ -484,7 +492,8 @@ func (n *Node) submitEvidence(ev consensus.DuplicateVoteEvidence) {
 }
 
 func (n *Node) proposerTxs(st *chain.State, height uint64, blockTime int64, taken [][]byte) [][]byte {
-	return n.market.proposerTxs(st, height, blockTime, taken)
+	txs := n.market.proposerTxs(st, height, blockTime, taken)
+	return append(txs, n.svc.proposerTxs(st, height, blockTime, append(taken[:len(taken):len(taken)], txs...))...)
 }
 
 // forwardCommits turns committed blocks into API events and hands them to
@@ -503,6 +512,7 @@ func (n *Node) forwardCommits() {
 			n.txs.onCommit(c)
 			n.metrics.observe(c)
 			n.market.onCommit(c)
+			n.svc.onCommit(c)
 			n.metrics.jobStates(n.market)
 			if n.events.listened() {
 				n.events.publish(eventBlock(blockView(c.Block, c.Commit)))

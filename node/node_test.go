@@ -55,6 +55,7 @@ func newTestNetGenesis(t testing.TB, n int, genesis func(*chain.Genesis), edit f
 		cfg.ChainID = tn.chainID
 		cfg.Moniker = fmt.Sprintf("node%d", i)
 		cfg.API.Listen = "127.0.0.1:0"
+		cfg.Gateway.Listen = "127.0.0.1:0"
 		cfg.P2P = p2p.LocalConfig()
 		cfg.Log.File = ""
 		cfg.Chain.CheckInvariants = true

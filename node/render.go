@@ -51,6 +51,9 @@ max_upload_mib = {{.API.MaxUploadMiB}}
 [chain]
 # Genesis file, relative to this home.
 genesis = {{q .Chain.Genesis}}
+# Re-check the state's invariants (supply, escrow, indexes) after every
+# block and halt at the first violation: a full scan per block.
+check_invariants = {{.Chain.CheckInvariants}}
 
 [provider]
 # Sell capacity on the market. Register collateral first:
@@ -74,6 +77,15 @@ labels = {{labels .Provider.Labels}}
 wasm_cache = {{q .Provider.WasmCache}}
 # How often the offer is re-gossiped; offers expire after three intervals.
 offer_interval = {{q .Provider.OfferInterval.String}}
+
+[gateway]
+# The service gateway: routes HTTP requests for any service to one of its
+# replicas (/svc/<name>/... or Host <name>.<domain>). Beyond loopback only
+# with public = true.
+enabled = {{.Gateway.Enabled}}
+listen = {{q .Gateway.Listen}}
+public = {{.Gateway.Public}}
+domain = {{q .Gateway.Domain}}
 
 [log]
 # debug, info, warn or error.

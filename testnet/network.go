@@ -176,6 +176,7 @@ type Node struct {
 	Home    string   `json:"home"`    // absolute path of the home
 	PeerID  string   `json:"peer_id"` // libp2p peer id
 	API     string   `json:"api"`     // host:port of the HTTP API
+	Gateway string   `json:"gateway"` // host:port of the service gateway (p2p port + 100)
 	P2P     []string `json:"p2p"`     // full multiaddrs, ending in /p2p/<peer id>
 	Address string   `json:"address"` // wallet, validator and provider address (bo1...)
 	Roles   []string `json:"roles"`
@@ -262,6 +263,10 @@ func Generate(o Options) (*Network, error) {
 		if o.Containers {
 			n.API = "127.0.0.1:" + strconv.Itoa(o.APIBasePort)
 		}
+		n.Gateway = "127.0.0.1:" + strconv.Itoa(o.P2PBasePort+100+i)
+		if o.Containers {
+			n.Gateway = "0.0.0.0:8480"
+		}
 		n.P2P = dialAddrs(host, p2pPort, o.Containers, n.PeerID)
 		if keys[i], err = wallet.GenerateKey(nil); err != nil {
 			return nil, fmt.Errorf("generate %s: wallet key: %w", n.Name, err)
@@ -334,6 +339,8 @@ func configFor(o Options, nw *Network, i int) node.Config {
 	cfg.ChainID = o.ChainID
 	cfg.Moniker = n.Name
 	cfg.API.Listen = n.API
+	cfg.Gateway.Listen = n.Gateway
+	cfg.Gateway.Public = o.Containers
 	cfg.P2P = p2p.LocalConfig()
 	port := strconv.Itoa(o.P2PBasePort + i)
 	listen := "127.0.0.1"

@@ -254,6 +254,8 @@ func spendOf(tx *chain.Tx) uint64 {
 		body = tx.Bond.Amount
 	case chain.KindProviderRegister:
 		body = tx.ProviderRegister.Collateral
+	case chain.KindServiceOpen:
+		body = tx.ServiceOpen.Budget
 	}
 	if t, err := add(s, body); err == nil {
 		return t

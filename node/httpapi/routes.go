@@ -27,6 +27,7 @@ func (s *Server) routes() {
 	long := func(pattern string, f func(http.ResponseWriter, *http.Request) error) {
 		h(pattern, s.call(f, false))
 	}
+	s.serviceRoutes(short, long)
 	short("GET /v1/status", func(w http.ResponseWriter, r *http.Request) error {
 		return reply(w, s.b.Status)(r.Context())
 	})
