@@ -257,7 +257,24 @@ func (v chainView) Provider(a wallet.Address) (market.ProviderState, bool) {
 	if err != nil || !ok || p.Leaving() {
 		return market.ProviderState{}, false // a leaving provider takes no new match
 	}
-	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved, NewestOfferSeq: p.NewestOfferSeq}, true
+	var perf market.Perf
+	if _, err := getRecord(v.r, addrKey(pfxPerf, a), &perf); err != nil {
+		perf = market.Perf{} // unreadable figures weigh nothing; the record above was read
+	}
+	return market.ProviderState{Collateral: p.Collateral, Reputation: p.Reputation(), Reserved: p.Reserved, NewestOfferSeq: p.NewestOfferSeq, Perf: perf}, true
+}
+
+// observe folds a settled match into its provider's performance figures
+// (market.Perf.Observe): one record read and written per settlement, so
+// a block's work is bounded by its results and MaxTimeoutsPerBlock.
+func (x *execCtx) observe(prov wallet.Address, m *Match, o market.Outcome, paid uint64) error {
+	var p market.Perf
+	if _, err := getRecord(x.o, addrKey(pfxPerf, prov), &p); err != nil {
+		return err
+	}
+	rtt, ok := m.Match.Bid.RTTTo(prov)
+	x.o.put(addrKey(pfxPerf, prov), p.Observe(o, x.time-m.MatchedAt, m.Match.Bid.TimeoutMs, m.Match.Price, paid, rtt, ok, x.time))
+	return nil
 }
 
 func (v chainView) Spendable(a wallet.Address) uint64 {
@@ -527,6 +544,9 @@ func (x *execCtx) payloadUnavailable(sender wallet.Address, u *PayloadUnavailabl
 	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow-fee); err != nil {
 		return err
 	}
+	if err := x.observe(sender, &m, market.OutcomeFailed, 0); err != nil {
+		return err
+	}
 	m.Status, m.Refunded, m.Burned, m.SettledAt, m.Escrow = MatchUnavailable, m.Escrow-fee, fee, x.time, 0
 	x.o.put(pfxMatch+string(u.JobID[:]), m)
 	x.events = append(x.events, Event{Type: EvUnavailable, Address: sender, JobID: u.JobID, Amount: fee})
@@ -551,6 +571,9 @@ func (x *execCtx) timeout(m *Match) error {
 		return err
 	}
 	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow); err != nil {
+		return err
+	}
+	if err := x.observe(prov, m, market.OutcomeTimedOut, 0); err != nil {
 		return err
 	}
 	m.Status, m.Refunded, m.Slashed, m.SettledAt, m.Escrow = MatchTimedOut, m.Escrow, cut, x.time, 0

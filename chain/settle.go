@@ -234,6 +234,16 @@ func (x *execCtx) hold(m *Match, r *ResultTx, pay market.Payout) error {
 	}); err != nil {
 		return err
 	}
+	// The run is over: its figures are learnt now (market.Perf), not when
+	// the payment is released; a result later proven withheld or wrong
+	// counts again, as a timeout (clientWins).
+	outcome := market.OutcomeCompleted
+	if r.ExitCode != 0 {
+		outcome = market.OutcomeFailed
+	}
+	if err := x.observe(prov, m, outcome, pay.Provider); err != nil {
+		return err
+	}
 	m.Status, m.ResultHash, m.ExitCode, m.ResultSize = MatchHeld, r.ResultHash, r.ExitCode, r.Size
 	m.HeldPay = pay.Provider
 	m.ReleaseAt = x.time + int64(x.p.ChallengeWindowMs)
@@ -549,6 +559,9 @@ func (x *execCtx) clientWins(m *Match, old int64) error {
 	p.TimedOut++ // withholding or lying counts like a missed deadline
 	p.ValueTimedOut = addTrack(p.ValueTimedOut, m.Match.Price)
 	x.o.put(addrKey(pfxProvider, prov), p)
+	if err := x.observe(prov, m, market.OutcomeTimedOut, 0); err != nil {
+		return err
+	}
 	x.g.Collateral -= cut
 	left := cut
 	for _, a := range w {

@@ -98,6 +98,7 @@ const (
 	pfxBid       = "bid/"    // + bid id → BidStatus
 	pfxDeadline  = "dl/"     // + due time in unix ms (8 bytes BE) + job id → true: unsettled matches (see dueAt), earliest first
 	pfxPubKey    = "pk/"     // + address → validator public key, kept after unbonding
+	pfxPerf      = "perf/"   // + address → market.Perf: a provider's learnt performance figures
 )
 
 func heightKey(prefix string, h uint64) string {
@@ -175,6 +176,14 @@ func (s *State) Provider(a wallet.Address) (Provider, bool, error) {
 	var p Provider
 	ok, err := getRecord(s, addrKey(pfxProvider, a), &p)
 	return p, ok, err
+}
+
+// Perf returns a provider's performance figures (market.Perf), learnt from
+// its settled matches; zero before the first.
+func (s *State) Perf(a wallet.Address) (market.Perf, error) {
+	var p market.Perf
+	_, err := getRecord(s, addrKey(pfxPerf, a), &p)
+	return p, err
 }
 
 // Match returns the open or settled match of a job, and whether it exists.

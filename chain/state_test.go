@@ -247,7 +247,8 @@ func TestMarketSettlement(t *testing.T) {
 	if m, _, _ := n.st.Match(b.ID()); m.Status != MatchHeld || m.HeldPay != pay.Provider || n.balance(prov) != provBefore-1 {
 		t.Fatalf("after the result: match %s holding %d, provider balance %d; want held %d, balance %d", m.Status, m.HeldPay, n.balance(prov), pay.Provider, provBefore-1)
 	}
-	n.block() // the challenge window ends
+	resultAt := n.time // the run ended: the chain learns now (market.Perf)
+	n.block()          // the challenge window ends
 	if got := n.balance(prov); got != provBefore-1+pay.Provider {
 		t.Fatalf("provider balance %d, want %d", got, provBefore-1+pay.Provider)
 	}
@@ -258,6 +259,15 @@ func TestMarketSettlement(t *testing.T) {
 	p, _, _ = n.st.Provider(n.keys[prov].Address())
 	if !p.Reserved.IsZero() || p.Completed != 1 || p.Reputation() <= 500 {
 		t.Fatalf("provider after result %+v rep %d", p, p.Reputation())
+	}
+	// The learnt figures follow (market.Perf.Observe), and the matcher's
+	// view carries them.
+	perf, err := n.st.Perf(n.keys[prov].Address())
+	if err != nil || perf.Jobs != 1 || perf.TimeoutPpm != 0 || perf.FailPpm != 0 || perf.PaidAvg != pay.Provider || perf.UpdatedAt != resultAt {
+		t.Fatalf("perf after a completed job %+v (%v)", perf, err)
+	}
+	if ps, ok := n.st.View().Provider(n.keys[prov].Address()); !ok || ps.Perf != perf {
+		t.Fatalf("view's perf %+v, state's %+v", ps.Perf, perf)
 	}
 
 	// Timed-out job: client refunded in full, collateral slashed.
@@ -279,6 +289,9 @@ func TestMarketSettlement(t *testing.T) {
 	p, _, _ = n.st.Provider(n.keys[prov].Address())
 	if want := collBefore - collBefore*uint64(n.gen.Params.TimeoutSlashBps)/10000; p.Collateral != want || p.TimedOut != 1 {
 		t.Fatalf("provider after timeout %+v, want collateral %d", p, want)
+	}
+	if perf2, _ := n.st.Perf(n.keys[prov].Address()); perf2.Jobs != 2 || perf2.TimeoutPpm == 0 || perf2.Cost(n.time) <= perf.Cost(n.time) {
+		t.Fatalf("perf after a timeout %+v, before %+v", perf2, perf)
 	}
 	// A late result is refused.
 	_, res = n.block(n.tx(prov, 1, func(tx *Tx) { tx.Result = &ResultTx{JobID: b2.ID()} }))

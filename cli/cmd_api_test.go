@@ -263,6 +263,8 @@ func TestAPIErrorsForPeople(t *testing.T) {
 		{"wasm flag with spec", env, []string{"job", "submit", "--cpu", "5", notWasm}, 2, "--cpu only goes with --wasm"},
 		{"wasm bad timeout", env, []string{"job", "submit", "--wasm", "x.wasm", "--max-price", "5", "--timeout", "soon"}, 2, `"soon" is not a duration`},
 		{"wasm bad env", env, []string{"job", "submit", "--wasm", "x.wasm", "--max-price", "5", "--env", "NOEQUALS"}, 2, "want KEY=VALUE"},
+		{"wasm region weight", env, []string{"job", "submit", "--wasm", "x.wasm", "--max-price", "5", "--region", "a=0"}, 2, "the weight must be 1..100"},
+		{"wasm min reputation", env, []string{"job", "submit", "--wasm", "x.wasm", "--max-price", "5", "--min-reputation", "1001"}, 2, "at most 1000"},
 		{"result json without dir", env, []string{"job", "result", "j1", "--json"}, 2, "--json needs -o DIR"},
 	}
 	for _, c := range cases {
@@ -428,7 +430,8 @@ func TestSubmitWaitPaid(t *testing.T) {
 	env2 := daemon(t, n2.Backend)
 	outDir := filepath.Join(t.TempDir(), "out")
 	out, errs, code = run(t, env2, "job", "submit", "--wasm", filepath.Join(dir, "hello.wasm"), "--max-price", "100",
-		"--arg", "a", "--arg", "b", "--env", "K=V", "--cpu", "250", "--wait", "--json", "-o", outDir)
+		"--arg", "a", "--arg", "b", "--env", "K=V", "--cpu", "250", "--wait", "--json", "-o", outDir,
+		"--region", "eu-west=3", "--region", "us-east", "--min-reputation", "600", "--placement", "balanced")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -443,7 +446,9 @@ func TestSubmitWaitPaid(t *testing.T) {
 	if err != nil || !bytes.Equal(saved, result) {
 		t.Fatalf("saved result %q %v", saved, err)
 	}
-	if n2.spec.Resources.CPU != 250 || n2.spec.Env["K"] != "V" || len(n2.spec.Args) != 2 || n2.spec.Name != "hello" {
+	if n2.spec.Resources.CPU != 250 || n2.spec.Env["K"] != "V" || len(n2.spec.Args) != 2 || n2.spec.Name != "hello" ||
+		n2.spec.Constraints.Regions["eu-west"] != 3 || n2.spec.Constraints.Regions["us-east"] != 1 ||
+		n2.spec.Constraints.MinReputation != 600 || n2.spec.Placement != api.PlaceBalanced {
 		t.Fatalf("--wasm spec %+v", n2.spec)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ func jobCommand(Env) *ucli.Command {
 				&ucli.StringFlag{Name: "max-price", Usage: "the most to pay, base units (required with --wasm)"},
 				&ucli.StringFlag{Name: "placement", Usage: "cheapest, least-loaded, nearest or balanced (with --wasm)", Value: api.PlaceCheapest},
 				&ucli.StringFlag{Name: "visibility", Usage: "private (only the matched provider and you fetch the job's payload and result) or public (with --wasm)", Value: api.VisibilityPrivate},
+				&ucli.StringSliceFlag{Name: "region", Usage: "a region the job may run in, repeatable; NAME=WEIGHT (1..100) to prefer some (with --wasm)"},
+				&ucli.Uint64Flag{Name: "min-reputation", Usage: "refuse providers below this reputation, per mille (with --wasm)"},
 				&ucli.BoolFlag{Name: "wait", Usage: "follow the job to its end and fetch the result"},
 				&ucli.BoolFlag{Name: "dry-run", Usage: "show which offers fit and why the others do not; submit nothing"},
 				&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "with --wait: save the result in this directory"},
@@ -56,7 +59,7 @@ func jobCommand(Env) *ucli.Command {
 	}}
 }
 
-var wasmOnlyFlags = []string{"name", "arg", "env", "cpu", "memory", "disk", "timeout", "deadline", "max-price", "placement", "visibility"}
+var wasmOnlyFlags = []string{"name", "arg", "env", "cpu", "memory", "disk", "timeout", "deadline", "max-price", "placement", "visibility", "region", "min-reputation"}
 
 // loadJob reads the spec and payload the command line names.
 func loadJob(c *ucli.Context) (api.JobSpec, []byte, error) {
@@ -92,6 +95,24 @@ func loadJob(c *ucli.Context) (api.JobSpec, []byte, error) {
 	if spec.Name == "" {
 		spec.Name = strings.TrimSuffix(filepath.Base(wasm), filepath.Ext(wasm))
 	}
+	if regions := c.StringSlice("region"); len(regions) > 0 {
+		spec.Constraints.Regions = map[string]uint32{}
+		for _, r := range regions {
+			name, w, weighted := strings.Cut(r, "=")
+			weight := uint64(1)
+			if weighted {
+				if weight, err = strconv.ParseUint(w, 10, 32); err != nil || weight == 0 || weight > api.MaxRegionWeight {
+					return api.JobSpec{}, nil, usagef("--region %q: the weight must be 1..%d", r, api.MaxRegionWeight)
+				}
+			}
+			spec.Constraints.Regions[name] = uint32(weight)
+		}
+	}
+	minRep := c.Uint64("min-reputation")
+	if minRep > api.MaxReputation {
+		return api.JobSpec{}, nil, usagef("--min-reputation %d: at most %d (per mille)", minRep, api.MaxReputation)
+	}
+	spec.Constraints.MinReputation = uint32(minRep)
 	for _, kv := range c.StringSlice("env") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {

@@ -133,9 +133,9 @@ func marketStats(c *ucli.Context, cl *api.Client) error {
 		for i, p := range st.Providers {
 			rows[i] = []string{p.Address, u64(p.Matches), fmt.Sprintf("%.0f%%", 100*p.Share), u64(p.Completed), u64(p.Failed),
 				u64(p.TimedOut), u64(p.Earned), u64(p.Held), u64(p.Slashed), fmt.Sprintf("%d/%d", p.ChallengesWon, p.ChallengesLost),
-				fmt.Sprintf("%.0f%%", 100*p.Utilization)}
+				fmt.Sprintf("%.0f%%", 100*p.Utilization), u64(uint64(p.Reputation)), perfCost(p.Performance)}
 		}
-		return printTable(w, []string{"PROVIDER", "MATCHES", "SHARE", "DONE", "FAILED", "TIMED OUT", "EARNED", "HELD", "SLASHED", "CHALL W/L", "UTIL"}, rows)
+		return printTable(w, []string{"PROVIDER", "MATCHES", "SHARE", "DONE", "FAILED", "TIMED OUT", "EARNED", "HELD", "SLASHED", "CHALL W/L", "UTIL", "REP", "PERF COST"}, rows)
 	})
 }
 
@@ -189,4 +189,26 @@ func marketMatch(c *ucli.Context, cl *api.Client) error {
 			{"match tx", orDash(m.MatchTx)}, {"settle tx", orDash(m.SettleTx)}, {"result hash", orDash(m.ResultHash)},
 		})
 	})
+}
+
+// perfCost shows a provider's learnt placement cost (0% best), or "-"
+// before its first settled job.
+func perfCost(p *api.Performance) string {
+	if p == nil || p.Jobs == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*p.Cost)
+}
+
+// perfLine shows a provider's learnt figures in one line.
+func perfLine(p *api.Performance) string {
+	if p == nil || p.Jobs == 0 {
+		return "-"
+	}
+	s := fmt.Sprintf("cost %.1f%% over %d jobs: run time %.0f%% of timeout, failed %.0f%%, timed out %.0f%%, paid %d on average",
+		100*p.Cost, p.Jobs, 100*p.RunTimeRatio, 100*p.FailureRate, 100*p.TimeoutRate, p.PaidAvg)
+	if p.ClientRTTMs > 0 {
+		s += fmt.Sprintf(", clients' round trip %d ms", p.ClientRTTMs)
+	}
+	return s
 }

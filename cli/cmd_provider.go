@@ -61,6 +61,7 @@ func providerStatus(c *ucli.Context, cl *api.Client) error {
 			{"held", fmt.Sprintf("%d in %d results (their challenge windows)", ps.Held, ps.HeldJobs)},
 			{"released", u64(ps.Released)}, {"slashed on chain", u64(ps.SlashedTotal)},
 			{"challenges", fmt.Sprintf("won %d, lost %d", ps.ChallengesWon, ps.ChallengesLost)},
+			{"reputation", fmt.Sprintf("%d / 1000", ps.Reputation)}, {"performance", perfLine(ps.Performance)},
 		}); err != nil {
 			return err
 		}

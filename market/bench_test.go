@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // What a validator spends per Match in a block (two signature checks
@@ -126,6 +129,41 @@ func BenchmarkBook100kBidsMemory(b *testing.B) {
 	b.ReportMetric(float64(held)/(1<<20), "heap-MiB/100k-bids")
 }
 
+// The proposer's whole round over a full book: RoundSample of 100,000
+// bids and 10,000 offers (under the book's lock), then Match with at most
+// one block's 256 matches. The book is filled directly (its admission is
+// measured by BenchmarkBookAddBid).
+func BenchmarkProposerRoundFullBook(b *testing.B) {
+	snap, view := benchWorldN(b, 10_000, 100_000)
+	bk, err := NewBook(DefaultBookConfig(testChain))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, o := range snap.Offers {
+		e := &offerEntry{o: o, addr: o.ProviderAddress(), li: len(bk.offerList)}
+		bk.offers[e.addr] = e
+		bk.offerList = append(bk.offerList, e)
+	}
+	for i, bd := range snap.Bids {
+		e := &bidEntry{b: bd, id: snap.bidID(i), client: bd.ClientAddress(), li: len(bk.bidList)}
+		bk.bids[e.id] = e
+		bk.bidList, bk.bidIDs = append(bk.bidList, e), append(bk.bidIDs, e.id)
+	}
+	m := Matcher{}
+	seed := [32]byte{1}
+	want := matchKeys(m.Match(bk.RoundSnapshot(), view, t0, seed, 256))
+	if got := matchKeys(m.Match(bk.RoundSample(seed, m.RoundBids()), view, t0, seed, 256)); !slices.Equal(got, want) {
+		b.Fatal("RoundSample and RoundSnapshot give different rounds")
+	}
+	cpu := processCPU()
+	var n int
+	for b.Loop() {
+		n = len(m.Match(bk.RoundSample(seed, m.RoundBids()), view, t0, seed, 256))
+	}
+	b.ReportMetric(float64(n), "matches")
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
 // maximalBid is the largest bid Validate accepts, field by field.
 func maximalBid(i int) Bid {
 	sum := sha256.Sum256([]byte("hello.wasm"))
@@ -145,6 +183,14 @@ func maximalBid(i int) Bid {
 		reg := fmt.Sprintf("r%02d", r) + strings.Repeat("x", MaxRegionLen-3)
 		b.Constraints.Regions = append(b.Constraints.Regions, reg)
 		b.Near = append(b.Near, reg)
+	}
+	for r := range MaxRegions { // weights, and a full distance list: both at their bounds
+		b.Constraints.RegionWeights = append(b.Constraints.RegionWeights, uint32(MaxRegionWeight-r))
+	}
+	for e := range MaxRTTEntries {
+		var a wallet.Address
+		a[0], a[19] = byte(e+1), 0xff
+		b.RTT = append(b.RTT, PeerRTT{Provider: a, Ms: MaxRTTMs - uint32(MaxRTTEntries-e)})
 	}
 	for l := range MaxLabels {
 		k := fmt.Sprintf("k%02d=", l)

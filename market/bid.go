@@ -1,6 +1,7 @@
 package market
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,8 +15,8 @@ import (
 const (
 	PreferCheapest    = "cheapest"     // lowest PriceFor
 	PreferLeastLoaded = "least-loaded" // lowest provider load after placement
-	PreferNearest     = "nearest"      // earliest region in Bid.Near, then least-loaded
-	PreferBalanced    = "balanced"     // weighted price, load and reputation (see Weights)
+	PreferNearest     = "nearest"      // smallest RTT in Bid.RTT, then earliest region in Bid.Near, then least-loaded
+	PreferBalanced    = "balanced"     // weighted price, load, reputation, distance and performance (see Weights)
 )
 
 func validPreference(p string) bool {
@@ -59,7 +60,27 @@ type Constraints struct {
 	Regions       []string `cbor:"1,keyasint,omitempty" json:"regions,omitempty"` // any of; sorted, unique
 	Labels        []string `cbor:"2,keyasint,omitempty" json:"labels,omitempty"`  // all of; key=value, sorted, unique
 	MinReputation uint32   `cbor:"3,keyasint,omitempty" json:"min_reputation,omitempty"`
+	// RegionWeights, if set, has one weight in 1..MaxRegionWeight per
+	// entry of Regions (same order): how much the client prefers each
+	// region. The balanced preference adds a region cost of
+	// (maxWeight − weight)/maxWeight (see score.go); other preferences
+	// treat Regions as an unweighted "any of".
+	RegionWeights []uint32 `cbor:"43,keyasint,omitempty" json:"region_weights,omitempty"`
 }
+
+// PeerRTT is one entry of a bid's distance list: a provider and the round
+// trip the client's node measured to it, in milliseconds.
+type PeerRTT struct {
+	Provider wallet.Address `cbor:"1,keyasint" json:"provider"`
+	Ms       uint32         `cbor:"2,keyasint" json:"ms"`
+}
+
+// Bounds of a bid's distance list and region weights.
+const (
+	MaxRTTEntries   = 8      // providers a bid's RTT list may name
+	MaxRTTMs        = 10_000 // a larger round trip is written as this
+	MaxRegionWeight = 100
+)
 
 // Bid is a client's signed job bid. Its ID (the job id) is the sha256 of
 // its canonical encoding without the signature, so two submissions of the
@@ -89,6 +110,11 @@ type Bid struct {
 	// only to the matched provider, and the provider the result only to
 	// the client.
 	Public bool `cbor:"16,keyasint,omitempty" json:"public,omitempty"`
+	// RTT is the client node's measured round trips to providers, nearest
+	// first (ties by address), at most MaxRTTEntries, each at most
+	// MaxRTTMs. It is signed with the bid: a client can only mislead the
+	// placement of its own job. See PreferNearest.
+	RTT []PeerRTT `cbor:"40,keyasint,omitempty" json:"rtt,omitempty"`
 }
 
 // BidID is a bid's id, which is also its job id.
@@ -221,6 +247,9 @@ func (b *Bid) Validate(now int64) error {
 	if err := validLabels("bid.constraints.labels", b.Constraints.Labels); err != nil {
 		return err
 	}
+	if err := b.validateDistance(); err != nil {
+		return err
+	}
 	if len(b.Near) > MaxRegions {
 		return invalid(CodeField, "bid.near", "%d regions exceed %d", len(b.Near), MaxRegions)
 	}
@@ -235,6 +264,59 @@ func (b *Bid) Validate(now int64) error {
 		}
 	}
 	return nil
+}
+
+func (b *Bid) validateDistance() error {
+	c := b.Constraints
+	if len(c.RegionWeights) > 0 {
+		if len(c.RegionWeights) != len(c.Regions) {
+			return invalid(CodeField, "bid.constraints.region_weights", "%d weights for %d regions", len(c.RegionWeights), len(c.Regions))
+		}
+		for _, w := range c.RegionWeights {
+			if w == 0 || w > MaxRegionWeight {
+				return invalid(CodeField, "bid.constraints.region_weights", "weight %d not in 1..%d", w, MaxRegionWeight)
+			}
+		}
+	}
+	if len(b.RTT) > MaxRTTEntries {
+		return invalid(CodeField, "bid.rtt", "%d entries exceed %d", len(b.RTT), MaxRTTEntries)
+	}
+	for i, e := range b.RTT {
+		switch {
+		case e.Provider.IsZero():
+			return invalid(CodeField, "bid.rtt", "entry %d: empty provider", i)
+		case e.Ms > MaxRTTMs:
+			return invalid(CodeField, "bid.rtt", "entry %d: %d ms exceeds %d", i, e.Ms, MaxRTTMs)
+		}
+		if i > 0 {
+			p := b.RTT[i-1]
+			if p.Ms > e.Ms || p.Ms == e.Ms && bytes.Compare(p.Provider[:], e.Provider[:]) >= 0 {
+				return invalid(CodeField, "bid.rtt", "entries must be sorted by (ms, provider), without repeats")
+			}
+		}
+	}
+	for i, e := range b.RTT { // a provider once: sorting by ms does not make that adjacent
+		for _, q := range b.RTT[:i] {
+			if q.Provider == e.Provider {
+				return invalid(CodeField, "bid.rtt", "provider %s listed twice", e.Provider)
+			}
+		}
+	}
+	return nil
+}
+
+// RTTTo returns the round trip the bid's client reported to provider a,
+// if its RTT list names a.
+func (b *Bid) RTTTo(a wallet.Address) (uint32, bool) { return b.rttOf(a) }
+
+// rttOf returns the round trip the bid lists for provider a.
+func (b *Bid) rttOf(a wallet.Address) (uint32, bool) {
+	for _, e := range b.RTT {
+		if e.Provider == a {
+			return e.Ms, true
+		}
+	}
+	return 0, false
 }
 
 func (b *Bid) validatePayload() error {

@@ -3,6 +3,7 @@ package market
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 
@@ -233,6 +234,28 @@ func (bk *Book) checkInvariants(t testing.TB) {
 		if bk.bidMin[e.hi] != e {
 			t.Fatalf("bid %s not at its heap index", id)
 		}
+	}
+	peers := map[string]int{}
+	for _, e := range bk.bids {
+		if e.peer != "" {
+			peers[e.peer]++
+		}
+	}
+	if len(bk.bidList) != len(bk.bids) || len(bk.bidIDs) != len(bk.bids) || len(bk.offerList) != len(bk.offers) {
+		t.Fatalf("dense lists: %d bids, %d ids for %d; %d offers for %d", len(bk.bidList), len(bk.bidIDs), len(bk.bids), len(bk.offerList), len(bk.offers))
+	}
+	for i, e := range bk.bidList {
+		if e.li != i || bk.bidIDs[i] != e.id || bk.bids[e.id] != e {
+			t.Fatalf("bid list entry %d misfiled", i)
+		}
+	}
+	for i, e := range bk.offerList {
+		if e.li != i || bk.offers[e.addr] != e {
+			t.Fatalf("offer list entry %d misfiled", i)
+		}
+	}
+	if !maps.Equal(peers, bk.peers) {
+		t.Fatalf("peer shares %v, the bids say %v", bk.peers, peers)
 	}
 	for c, n := range per {
 		ce := bk.clients[c]

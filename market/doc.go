@@ -10,7 +10,8 @@
 //
 // An Offer is a provider's heartbeat, signed with its wallet key
 // (message type "offer"): peer id, Total capacity for sale and the
-// advisory Free/Load it measured, executors, PriceTerms in base units,
+// advisory Free/Load it measured (HostCPU/HostMem: the machine's own
+// utilisation), executors, PriceTerms in base units,
 // region, labels, a sequence number (a newer offer replaces an older one:
 // once the chain has committed a Match on offer seq n, offers below n are
 // superseded and can no longer be matched) and an expiry at most
@@ -19,8 +20,10 @@
 // A Bid is a client's job, signed by the client (message type "bid"):
 // executor, payload reference (sha256+size+serving peer, or an image for
 // docker), args, env, resources, MaxPrice, MatchBy, TimeoutMs,
-// constraints (regions, labels, minimum reputation), a placement
-// Preference, a Near hint and Replicas (1 for now). Its ID, the job id, is
+// constraints (regions with optional weights, labels, minimum
+// reputation), a placement Preference, a Near hint (regions), RTT (the
+// client node's measured round trips to at most 8 providers, signed with
+// the bid) and Replicas (1 for now). Its ID, the job id, is
 // the sha256 of its canonical encoding without the signature.
 //
 // Both encode as canonical CBOR (codec). DecodeOffer, DecodeBid and
@@ -47,9 +50,11 @@
 // now) and map the error with VerdictOf to Accept, Ignore (duplicate,
 // stale, expired, full), Refuse (unfunded, unbacked: a light penalty) or
 // Reject (invalid: penalise the peer). Counters gives the counts by
-// reason for metrics. Snapshot returns a consistent copy; RoundSnapshot
-// an unsorted one for the matcher, which samples a large book (at most
-// Matcher.MaxBids bids and MaxOffers providers per round).
+// reason for metrics. A bid gossiped by a peer (AddFrom) counts against
+// that peer's share of the book (MaxBidsPerPeer). Snapshot returns a
+// consistent copy; RoundSample(seed, Matcher.RoundBids()) the sample of
+// bids a matching round considers (the matcher samples a large book: at
+// most Matcher.MaxBids bids and MaxOffers providers per round).
 //
 // # Matching
 //
@@ -66,11 +71,14 @@
 //	cheapest      lowest PriceFor, then lowest load after placement
 //	least-loaded  lowest load after placement: max(reported load,
 //	              (reserved+need)/total per dimension)
-//	nearest       earliest region in the bid's Near list (the client's own
-//	              latency hint: latency is local knowledge and cannot be
-//	              agreed on chain), then least-loaded
+//	nearest       smallest round trip in the bid's RTT list (the client's
+//	              own measurement: latency is local knowledge and cannot
+//	              be agreed on chain), then the earliest region in its
+//	              Near list, then least-loaded
 //	balanced      Weights.Price×price/MaxPrice + Weights.Load×load +
-//	              Weights.Reputation×(1−reputation), all scaled to 1e6
+//	              Weights.Reputation×(1−reputation) + Weights.Distance×
+//	              (distance + region cost) + Weights.Performance×Perf.Cost,
+//	              all scaled to 1e6
 //
 // with ties broken by a hash of (seed, offer id, bid id), then offer id.
 // Feasible means exactly what CheckMatch checks, with reservations
@@ -100,6 +108,15 @@
 // Match.ResultDeadline(matchedAt, graceMs) gives the block time after
 // which the match times out: matchedAt + the bid's timeout + the chain's
 // result grace (DefaultResultGraceMs unless the genesis sets another).
+//
+// # Learnt performance
+//
+// Perf is a provider's performance figures, which the chain keeps and
+// every validator updates when one of its matches settles
+// (Perf.Observe: value-weighted integer moving averages of run time over
+// timeout, failure and timeout rates, price paid, and the round trip
+// clients reported). Perf.Cost(blockTime) is what balanced weighs; see
+// RATIONALE.md for what this learning is and is not.
 //
 // # Statistics
 //

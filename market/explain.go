@@ -90,8 +90,8 @@ func (m Matcher) Explain(b *Bid, snap Snapshot, view ChainView, blockTime int64)
 		}
 		r.Fits = true
 		idb := c.id.Bytes()
-		load := loadAfter(c.o.Load, c.o.Total, ps.Reserved, b.Resources)
-		k1, k2 := scoreKeys(w, b, r.Price, load, c.o.Region, ps.Reputation)
+		load := loadAfter(c.o.ReportedLoad(), c.o.Total, ps.Reserved, b.Resources)
+		k1, k2 := scoreKeys(w, b, r.Price, load, c.id.Provider, c.o.Region, ps.Reputation, ps.Perf.Cost(blockTime))
 		var zero [32]byte
 		k := key{k1: k1, k2: k2, tie: mix64(seedHash(zero, idb[:]) ^ seedHash(zero, id[:])), id: idb}
 		fits = append(fits, fit{r: r, k: k})

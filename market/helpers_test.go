@@ -1,10 +1,13 @@
 package market
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bourse-net/bourse/wallet"
@@ -199,6 +202,12 @@ func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign 
 				ps.NewestOfferSeq = uint64(1 + r.IntN(3))
 				w.view.providers[addr] = ps
 			}
+			if r.IntN(2) == 0 { // a track record, sometimes an old one
+				ps := w.view.providers[addr]
+				ps.Perf = Perf{Jobs: uint64(1 + r.IntN(40)), SlowPpm: uint32(r.IntN(1_000_001)), FailPpm: uint32(r.IntN(1_000_001)),
+					TimeoutPpm: uint32(r.IntN(1_000_001)), UpdatedAt: w.now - int64(r.IntN(4*PerfHalfLifeMs))}
+				w.view.providers[addr] = ps
+			}
 		}
 		nOffers := 1 + r.IntN(2) // sometimes an older offer is still around
 		for s := 0; s < nOffers; s++ {
@@ -208,6 +217,8 @@ func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign 
 				Expires:   w.now - 2000 + int64(r.IntN(MaxOfferTTL+4000)),
 				Total:     Resources{CPU: uint64(1+r.IntN(8)) * 500, MemMiB: uint64(1+r.IntN(8)) * 256, DiskMiB: uint64(r.IntN(4)) * 1024},
 				Load:      uint32(r.IntN(1001)),
+				HostCPU:   uint32(r.IntN(1001) * r.IntN(2)),
+				HostMem:   uint32(r.IntN(1001) * r.IntN(2)),
 				Executors: testExecs[r.IntN(len(testExecs))],
 				Terms: PriceTerms{
 					PerCPUSecond: uint64(r.IntN(20)),
@@ -282,6 +293,22 @@ func genWorld(t testing.TB, r *rand.Rand, nProviders, nClients, nBids int, sign 
 		if r.IntN(2) == 0 {
 			r.Shuffle(len(b.Near), func(i, j int) { b.Near[i], b.Near[j] = b.Near[j], b.Near[i] })
 		}
+		if len(b.Constraints.Regions) > 0 && r.IntN(2) == 0 {
+			for range b.Constraints.Regions {
+				b.Constraints.RegionWeights = append(b.Constraints.RegionWeights, uint32(1+r.IntN(MaxRegionWeight)))
+			}
+		}
+		if nProviders > 0 && r.IntN(2) == 0 { // a distance list; ties in ms are common
+			seen := map[wallet.Address]bool{}
+			for range 1 + r.IntN(MaxRTTEntries) {
+				a := testKey(t, r.IntN(nProviders+1)).Address()
+				if !seen[a] {
+					seen[a] = true
+					b.RTT = append(b.RTT, PeerRTT{Provider: a, Ms: uint32(r.IntN(4) * 70)})
+				}
+			}
+			sortRTT(b.RTT)
+		}
 		if r.IntN(6) == 0 {
 			b.Resources.GPUs = 1
 			if r.IntN(2) == 0 {
@@ -322,6 +349,16 @@ func mustAddr(t testing.TB, s string) wallet.Address {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// sortRTT puts a distance list in its canonical order: by ms, then address.
+func sortRTT(xs []PeerRTT) {
+	slices.SortFunc(xs, func(a, b PeerRTT) int {
+		if a.Ms != b.Ms {
+			return cmp.Compare(a.Ms, b.Ms)
+		}
+		return bytes.Compare(a.Provider[:], b.Provider[:])
+	})
 }
 
 // manifestHash is m's hash, as a bid names it.

@@ -29,13 +29,17 @@ const (
 	DefaultRoundOffers = 512
 )
 
+// RoundBids is the most bids one round considers: MaxBids, or
+// DefaultRoundBids. Pass it to Book.RoundSample.
+func (m Matcher) RoundBids() int { return cmp.Or(m.MaxBids, DefaultRoundBids) }
+
 // Validate checks the configuration.
 func (m Matcher) Validate() error {
 	if m.MaxBids < 0 || m.MaxOffers < 0 {
 		return fmt.Errorf("matcher bounds %d bids, %d offers: must not be negative", m.MaxBids, m.MaxOffers)
 	}
 	w := m.Weights
-	if w.Price > MaxWeight || w.Load > MaxWeight || w.Reputation > MaxWeight {
+	if w.Price > MaxWeight || w.Load > MaxWeight || w.Reputation > MaxWeight || w.Distance > MaxWeight || w.Performance > MaxWeight {
 		return fmt.Errorf("matcher weights %+v: each must be at most %d", w, MaxWeight)
 	}
 	return nil
@@ -187,7 +191,7 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 	if len(cands) == 0 || len(bids) == 0 {
 		return nil
 	}
-	r := newRound(m.weights(), cands, bids, seed)
+	r := newRound(m.weights(), cands, bids, seed, blockTime)
 	out := make([]Match, 0, min(maxMatches, len(bids)))
 	for i := range bids {
 		ob := &bids[i]

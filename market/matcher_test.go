@@ -118,7 +118,7 @@ func referenceMatch(w Weights, snap Snapshot, view ChainView, blockTime int64, s
 			}
 			price, _ := PriceFor(o, b)
 			res := reserved[addr]
-			load := bi(uint64(o.Load) * 1000)
+			load := bi(uint64(max(o.Load, o.HostCPU, o.HostMem)) * 1000)
 			for _, d := range [][3]uint64{
 				{o.Total.CPU, res.CPU, b.Resources.CPU},
 				{o.Total.MemMiB, res.MemMiB, b.Resources.MemMiB},
@@ -148,13 +148,44 @@ func referenceMatch(w Weights, snap Snapshot, view ChainView, blockTime int64, s
 						rank = uint64(i)
 					}
 				}
-				k = [3]uint64{rank, l}
+				k1 := MaxRTTMs + 1 + rank
+				for _, e := range b.RTT {
+					if e.Provider == addr {
+						k1 = uint64(e.Ms)
+					}
+				}
+				k = [3]uint64{k1, l}
 			case PreferBalanced:
 				pn := new(big.Int).Mul(bi(price), bi(1_000_000))
 				pn.Quo(pn, bi(b.MaxPrice))
 				s := new(big.Int).Mul(bi(w.Price), pn)
 				s.Add(s, new(big.Int).Mul(bi(w.Load), bi(l)))
 				s.Add(s, new(big.Int).Mul(bi(w.Reputation), bi(uint64(1000-ps.Reputation)*1000)))
+				dist := new(big.Int)
+				if len(b.RTT) > 0 {
+					dist.SetUint64(1_000_000)
+					for _, e := range b.RTT {
+						if e.Provider == addr {
+							dist.SetUint64(uint64(min(e.Ms, RTTScaleMs)) * 1_000_000 / RTTScaleMs)
+						}
+					}
+				}
+				if ws := b.Constraints.RegionWeights; len(ws) > 0 {
+					var maxW, wt uint64
+					for i, x := range ws {
+						maxW = max(maxW, uint64(x))
+						if b.Constraints.Regions[i] == o.Region {
+							wt = uint64(x)
+						}
+					}
+					dist.Add(dist, bi((maxW-wt)*1_000_000/maxW))
+				}
+				s.Add(s, dist.Mul(dist, bi(w.Distance)))
+				raw := (uint64(ps.Perf.FailPpm) + 2*uint64(ps.Perf.TimeoutPpm) + uint64(ps.Perf.SlowPpm)) / 4
+				if ps.Perf.UpdatedAt > 0 && blockTime > ps.Perf.UpdatedAt {
+					raw >>= min((blockTime-ps.Perf.UpdatedAt)/PerfHalfLifeMs, 63)
+				}
+				s.Add(s, new(big.Int).Mul(bi(w.Performance), bi(raw)))
 				k = [3]uint64{sat(s), 0}
 			}
 			idb := o.ID().Bytes()
@@ -211,7 +242,8 @@ func TestMatchAgreesWithReference(t *testing.T) {
 		binary.BigEndian.PutUint64(bseed[:], r.Uint64())
 		m := Matcher{}
 		if r.IntN(3) == 0 {
-			m.Weights = Weights{Price: uint64(r.IntN(5)), Load: uint64(r.IntN(5)), Reputation: uint64(r.IntN(5))}
+			m.Weights = Weights{Price: uint64(r.IntN(5)), Load: uint64(r.IntN(5)), Reputation: uint64(r.IntN(5)),
+				Distance: uint64(r.IntN(5)), Performance: uint64(r.IntN(5))}
 		}
 		limit := 1 + r.IntN(50)
 		snap := NewSnapshot(w.offers, w.bids)

@@ -76,7 +76,19 @@ type Offer struct {
 	Region    string           `cbor:"10,keyasint,omitempty" json:"region,omitempty"`
 	Labels    []string         `cbor:"11,keyasint,omitempty" json:"labels,omitempty"` // key=value, sorted, unique
 	Sig       []byte           `cbor:"12,keyasint,omitempty" json:"sig,omitempty"`
+	// HostCPU and HostMem are the host's measured CPU and memory
+	// utilisation at signing time, per mille, whatever runs on it (the
+	// provider's jobs or anything else). Advisory like Load; placement
+	// uses ReportedLoad, the largest of the three.
+	HostCPU uint32 `cbor:"41,keyasint,omitempty" json:"host_cpu_permille,omitempty"`
+	HostMem uint32 `cbor:"42,keyasint,omitempty" json:"host_mem_permille,omitempty"`
 }
+
+// ReportedLoad is the load the provider reports, per mille: the largest of
+// Load, HostCPU and HostMem. Placement takes the larger of it and the
+// chain's reservations (see score.go), so a provider cannot look less
+// loaded than its open matches make it, only more.
+func (o *Offer) ReportedLoad() uint32 { return max(o.Load, o.HostCPU, o.HostMem) }
 
 // OfferID identifies an offer: its provider and sequence number.
 type OfferID struct {
@@ -192,6 +204,10 @@ func (o *Offer) Validate(now int64) error {
 		return invalid(CodeExpiry, "offer.expires", "%d ms ahead exceeds %d", o.Expires-now, MaxOfferTTL)
 	case o.Load > MaxLoad:
 		return invalid(CodeField, "offer.load", "load %d exceeds %d per mille", o.Load, MaxLoad)
+	case o.HostCPU > MaxLoad:
+		return invalid(CodeField, "offer.host_cpu", "%d exceeds %d per mille", o.HostCPU, MaxLoad)
+	case o.HostMem > MaxLoad:
+		return invalid(CodeField, "offer.host_mem", "%d exceeds %d per mille", o.HostMem, MaxLoad)
 	case len(o.Sig) > wallet.SigLen:
 		return invalid(CodeSignature, "offer.sig", "%d bytes", len(o.Sig))
 	}

@@ -73,6 +73,7 @@ type cold struct {
 	c        *candidate
 	reserved Resources
 	tie      uint64 // seedHash(seed, offer id)
+	perfTerm uint64 // Weights.Performance × Perf.Cost(block time)
 	idb      [28]byte
 	exec     uint8 // executor bits
 }
@@ -104,6 +105,8 @@ type round struct {
 	regionBits, bidLabels []uint64
 	rank                  []uint64
 	segs                  [][]int32
+	rttSeg                []int32  // a nearest bid's listed candidates, nearest first
+	rttMs                 []uint64 // their round trips
 }
 
 func (r *round) refresh(i int) {
@@ -113,8 +116,8 @@ func (r *round) refresh(i int) {
 	h.avCPU, h.avMem, h.avDisk, h.avGPU = sat32(av.CPU), sat32(av.MemMiB), sat32(av.DiskMiB), av.GPUs
 	h.tCPU, h.tMem = sat32(t.CPU), sat32(t.MemMiB)
 	h.rCPU, h.rMem = sat32(c.reserved.CPU), sat32(c.reserved.MemMiB)
-	h.util = loadAfter(c.c.o.Load, t, c.reserved, Resources{})
-	h.lbBal = balancedScore(r.w, 0, 1, h.util, uint32(h.rep))
+	h.util = loadAfter(c.c.o.ReportedLoad(), t, c.reserved, Resources{})
+	h.lbBal = balancedScore(r.w, 0, 1, h.util, uint32(h.rep), c.perfTerm)
 	r.capa[i] = capa{total: dims(t), reserved: dims(c.reserved), terms: c.c.o.Terms}
 }
 
@@ -180,7 +183,7 @@ func (o *ordering) siftRight(hs []hot, i int32, byBal bool) {
 }
 
 // newRound compiles the candidates for the bids of one round.
-func newRound(w Weights, cands []candidate, bids []orderedBid, seed [32]byte) *round {
+func newRound(w Weights, cands []candidate, bids []orderedBid, seed [32]byte, blockTime int64) *round {
 	// Intern offer regions and bid-required labels into bit positions.
 	regions := map[string]int32{}
 	for _, c := range cands {
@@ -210,6 +213,7 @@ func newRound(w Weights, cands []candidate, bids []orderedBid, seed [32]byte) *r
 		cd.idb = c.id.Bytes()
 		cd.tie = seedHash(seed, cd.idb[:])
 		cd.reserved = c.ps.Reserved
+		cd.perfTerm = satMul(w.Performance, c.ps.Perf.Cost(blockTime))
 		h.rep = uint16(min(c.ps.Reputation, MaxReputation)) // minimum reputations are at most that
 		h.pc = c.o.Terms.PerCPUSecond
 		h.region = -1
@@ -323,6 +327,16 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 	case prefBalanced:
 		segs = append(segs, r.byBal[e].order)
 	case prefNearest:
+		if len(b.RTT) > 0 {
+			r.rttSeg, r.rttMs = r.rttSeg[:0], r.rttMs[:0]
+			for _, x := range b.RTT {
+				if j, ok := r.byProvider[x.Provider]; ok && colds[j].exec&eb != 0 {
+					r.rttSeg = append(r.rttSeg, j)
+					r.rttMs = append(r.rttMs, uint64(x.Ms))
+				}
+			}
+			segs = append(segs, r.rttSeg)
+		}
 		for _, rg := range b.Near {
 			if x, ok := r.regions[rg]; ok {
 				segs = append(segs, r.byRegion[e][x].order)
@@ -343,8 +357,11 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 	var bestPrice uint64
 	pcMax := uint64(1<<64 - 1)
 	bestLoadKnown := true // cheapest: bestKey.k2 (the load) is computed only on a price tie
+	rttFirst := pref == prefNearest && len(b.RTT) > 0
+	const nearBase = MaxRTTMs + 1 // nearest's first key of an offer the bid's RTT list does not name
 	for si, order := range segs {
 		rankFloor := uint64(0)
+		inRTT := rttFirst && si == 0
 		if pref == prefNearest {
 			if best >= 0 {
 				break // found in a nearer region
@@ -354,8 +371,16 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 			}
 		}
 	scan:
-		for _, i := range order {
+		for pos, i := range order {
 			h := &hs[i]
+			var nk1 uint64 // nearest's first key for this candidate
+			if pref == prefNearest {
+				if inRTT {
+					nk1 = r.rttMs[pos]
+				} else {
+					nk1 = nearBase + rank[h.region+1]
+				}
+			}
 			// Stop, or skip, where the key cannot beat the best so far.
 			switch pref {
 			case prefLeastLoaded:
@@ -363,6 +388,12 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 					break scan
 				}
 			case prefNearest:
+				if inRTT { // ascends by round trip
+					if best >= 0 && nk1 > bestKey.k1 {
+						break scan
+					}
+					break
+				}
 				// Within a list every rank is the same (regions of Near
 				// already scanned are skipped in the last list), and
 				// the list ascends by util.
@@ -430,11 +461,11 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 				case prefLeastLoaded:
 					bound = bestKey.k1
 				case prefNearest:
-					if rank[h.region+1] == bestKey.k1 {
+					if nk1 == bestKey.k1 {
 						bound = bestKey.k2
 					}
 				default:
-					rw := satMul(r.w.Reputation, uint64(MaxReputation-h.rep)*1000)
+					rw := satAdd(satMul(r.w.Reputation, uint64(MaxReputation-h.rep)*1000), cd.perfTerm)
 					if r.w.Load > 0 && rw <= bestKey.k1 && bestKey.k1 < 1<<64-1 {
 						bound = (bestKey.k1 - rw) / r.w.Load
 					}
@@ -446,14 +477,15 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 			// Then compute the key, and the price only for a candidate
 			// that would become the best.
 			load := cp.loadWith(h.util, &needD)
-			var k1, k2, price uint64
+			var k1, k2, price, ext uint64
 			switch pref {
 			case prefLeastLoaded:
 				k1 = load
 			case prefNearest:
-				k1, k2 = rank[h.region+1], load
+				k1, k2 = nk1, load
 			default: // balanced: the score without price bounds the score
-				if best >= 0 && balancedScore(r.w, 0, b.MaxPrice, load, uint32(h.rep)) > bestKey.k1 {
+				ext = satAdd(satMul(r.w.Distance, distCost(b, cd.c.id.Provider, cd.c.o.Region)), cd.perfTerm)
+				if best >= 0 && balancedScore(r.w, 0, b.MaxPrice, load, uint32(h.rep), ext) > bestKey.k1 {
 					continue
 				}
 			}
@@ -465,7 +497,7 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 				continue
 			}
 			if pref == prefBalanced {
-				k1 = balancedScore(r.w, price, b.MaxPrice, load, uint32(h.rep))
+				k1 = balancedScore(r.w, price, b.MaxPrice, load, uint32(h.rep), ext)
 			}
 			k := key{k1: k1, k2: k2, tie: mix64(cd.tie ^ ob.h), id: cd.idb}
 			if best < 0 || k.less(bestKey) {

@@ -343,3 +343,114 @@ func TestMatchRoundIsBoundedFairAndDeterministic(t *testing.T) {
 		t.Fatalf("%d matches from a round bounded to 5 bids", len(ms))
 	}
 }
+
+// The attack: one gossip peer relays a flood of funded bids from many
+// Sybil keys (each under the per-client cap), each worth more than an
+// honest bid, until the book is full; the honest bid, arriving from
+// another peer, is then refused. Now the flooding peer fills its share
+// (MaxBidsPerPeer) and no more: its further bids are ignored (not
+// penalised: an honest relay can hit the share too), and the honest bid
+// from another peer, and the node's own clients, still get in. On the
+// code before the per-peer share, the book filled and refused the honest
+// bid (ErrBookFull).
+func TestOnePeerRelayingSybilKeysHitsThePeerShareNotTheBook(t *testing.T) {
+	const maxBids, share = 100, 25
+	view := newFakeView(1000)
+	bk := admittingBook(t, view, func(c *BookConfig) { c.MaxBids = maxBids; c.MaxBidsPerClient = 10 })
+	flooded, refused := 0, 0
+	for k := range 30 { // 30 keys × 10 bids: 3 books' worth
+		key := testKey(t, 30_000+k)
+		view.balances[key.Address()] = 1 << 40
+		for n := range 10 {
+			data, err := cheapBid(t, key, uint64(n), 50_000).Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch err := bk.AddFrom(KindBid, data, "12D3KooWflooder", t0); {
+			case err == nil:
+				flooded++
+			case errors.Is(err, ErrPeerFull) && errors.Is(err, ErrBookFull) && VerdictOf(err) == Ignore:
+				refused++
+			default:
+				t.Fatalf("flood bid: %v", err)
+			}
+		}
+	}
+	if flooded != share || refused != 300-share {
+		t.Fatalf("the flooding peer placed %d bids (%d refused), want its share %d", flooded, refused, share)
+	}
+	if got := bk.Counters()["bid/ignore/peer-full"]; got != uint64(refused) {
+		t.Fatalf("counted %d peer-full refusals, want %d", got, refused)
+	}
+	honest := testKey(t, 2)
+	view.balances[honest.Address()] = 1 << 40
+	data, err := cheapBid(t, honest, 1, 1000).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.AddFrom(KindBid, data, "12D3KooWhonest", t0); err != nil {
+		t.Fatalf("honest bid from another peer refused: %v", err)
+	}
+	if err := bk.AddBid(cheapBid(t, honest, 2, 1000), t0); err != nil {
+		t.Fatalf("the node's own client refused: %v", err)
+	}
+	// The share is freed as the peer's bids close: it may send again.
+	var one BidID
+	for id, e := range bk.bids {
+		if e.peer == "12D3KooWflooder" && e.client == testKey(t, 30_000).Address() {
+			one = id
+			break
+		}
+	}
+	bk.Close(t0, one)
+	data, err = cheapBid(t, testKey(t, 30_000), 99, 50_000).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.AddFrom(KindBid, data, "12D3KooWflooder", t0); err != nil {
+		t.Fatalf("after one of its bids closed, the peer's next bid: %v", err)
+	}
+	bk.checkInvariants(t)
+	// The share is checked at its bound: exactly MaxBidsPerPeer held.
+	if got := bk.peers["12D3KooWflooder"]; got != share {
+		t.Fatalf("peer holds %d bids, want exactly its share %d", got, share)
+	}
+}
+
+// The book's round sample is the round the matcher would draw from the
+// whole book, at any size around the bound and under churn (adds,
+// closes, evictions), so proposers that sample in the book and those
+// that sample in the matcher agree.
+func TestRoundSampleIsTheMatchersOwnSample(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	w := genWorld(t, r, 20, 8, 300, true)
+	bk := newTestBook(t, func(c *BookConfig) { c.MaxBids = 250; c.MaxBidsPerClient = 250; c.MaxOffers = 15 })
+	for _, o := range w.offers {
+		_ = bk.AddOffer(o, w.now) // some are expired or older: refused, as gossip would be
+	}
+	matched := 0
+	m := Matcher{MaxBids: 40, MaxOffers: 6}
+	for i, b := range w.bids {
+		_ = bk.AddBid(b, w.now) // some are expired or duplicates
+		if i%7 == 0 {
+			bk.Close(w.now, b.ID())
+		}
+		if i%25 != 0 {
+			continue
+		}
+		bk.checkInvariants(t)
+		seed := [32]byte{byte(i), 3}
+		want := matchKeys(m.Match(bk.RoundSnapshot(), w.view, w.now, seed, 100))
+		got := matchKeys(m.Match(bk.RoundSample(seed, m.RoundBids()), w.view, w.now, seed, 100))
+		if !slices.Equal(got, want) {
+			t.Fatalf("after %d bids: RoundSample gives %v, the whole book %v", i, got, want)
+		}
+		matched += len(got)
+	}
+	if matched == 0 {
+		t.Fatal("no round matched anything: the comparison proves nothing")
+	}
+	if _, n := bk.Len(); n <= m.MaxBids {
+		t.Fatalf("the book holds %d bids: the bound %d was never exceeded", n, m.MaxBids)
+	}
+}

@@ -12,6 +12,9 @@ type ProviderState struct {
 	// superseded: the provider has since re-signed its capacity and
 	// prices, and a Match on the older offer is invalid.
 	NewestOfferSeq uint64
+	// Perf is its performance figures, learnt from its settled matches
+	// (see Perf); the balanced preference weighs Perf.Cost.
+	Perf Perf
 }
 
 // ChainView is the read-only slice of chain state that the matcher and

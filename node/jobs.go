@@ -203,6 +203,7 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 	if spec.Constraints.Region != "" {
 		b.Constraints.Regions = []string{spec.Constraints.Region}
 	}
+	placeBid(b, spec.Constraints, m.rttList(now))
 	for k, v := range spec.Constraints.Labels {
 		b.Constraints.Labels = append(b.Constraints.Labels, k+"="+v)
 	}
@@ -731,6 +732,7 @@ func (m *marketService) stats(ctx context.Context, from, to uint64) (api.MarketS
 		if s := settle[p.Provider]; s != nil {
 			ps.Held, ps.ChallengesWon, ps.ChallengesLost = s.held, s.won, s.lost
 		}
+		ps.Reputation, ps.Performance = m.providerFigures(p.Provider)
 		if out.Matches > 0 {
 			ps.Share = float64(p.Assigned) / float64(out.Matches)
 		}
@@ -761,6 +763,7 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 		out.Registered, out.Collateral, out.OpenMatches = !p.Leaving(), p.Collateral, p.Open
 		out.Held, out.HeldJobs, out.Released, out.SlashedTotal = p.HeldEarnings, p.HeldJobs, p.Released, p.SlashedTotal
 		out.ChallengesWon, out.ChallengesLost = p.ChallengesWon, p.ChallengesLost
+		out.Reputation, out.Performance = m.providerFigures(n.key.Address())
 		if p.Leaving() {
 			at := time.UnixMilli(p.WithdrawableAt(st.Params().ProviderExitDelayMs)).UTC()
 			out.Leaving, out.WithdrawableAt = true, &at
@@ -778,7 +781,13 @@ func (m *marketService) providerStatus(ctx context.Context) (api.ProviderStatus,
 // (several, any of, comma-separated: a hand-built bid may name more than
 // the one a spec takes) and its labels.
 func bidConstraints(c market.Constraints) api.Constraints {
-	out := api.Constraints{Region: strings.Join(c.Regions, ",")}
+	out := api.Constraints{Region: strings.Join(c.Regions, ","), MinReputation: c.MinReputation}
+	if len(c.RegionWeights) == len(c.Regions) && len(c.Regions) > 0 {
+		out.Region, out.Regions = "", map[string]uint32{}
+		for i, r := range c.Regions {
+			out.Regions[r] = c.RegionWeights[i]
+		}
+	}
 	for _, kv := range c.Labels {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			if out.Labels == nil {

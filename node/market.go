@@ -49,6 +49,7 @@ type marketService struct {
 	jobStore             *jobStore       // the client's job records on disk
 	persist              *persister      // writes them off the block path
 	runtime              *worker.Runtime // nil unless the node is a provider
+	host                 hostLoad        // the machine's measured load, for offers
 	verify               verifier        // re-runs the client's WASM jobs on request
 	checked              checkedSet      // stored payloads that passed the submit check
 	modules              *modCache       // verified payloads recently run
@@ -146,7 +147,9 @@ func (m *marketService) validator(kind market.Kind) func(context.Context, peer.I
 		if from == m.n.host.ID() {
 			return nil, p2p.Accept // ours: already in the book
 		}
-		err := m.book.Add(kind, data, time.Now().UnixMilli())
+		// The book counts a bid against the peer that delivered it first
+		// (its share, BookConfig.MaxBidsPerPeer).
+		err := m.book.AddFrom(kind, data, from.String(), time.Now().UnixMilli())
 		switch market.VerdictOf(err) {
 		case market.Accept:
 			return nil, p2p.Accept

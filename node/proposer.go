@@ -9,11 +9,13 @@ import (
 // node, with the nonces that follow the node's transactions already in
 // the block.
 func (m *marketService) proposerTxs(st *chain.State, height uint64, blockTime int64, taken [][]byte) [][]byte {
-	snap := m.book.RoundSnapshot() // the matcher samples a large book
+	g := st.Globals()
+	// The book hands over the round's sample only (the matcher would draw
+	// the same from the whole book): bounded work whatever its size.
+	snap := m.book.RoundSample(g.LastBlockHash, m.matcher.RoundBids())
 	if len(snap.Bids) == 0 || len(snap.Offers) == 0 {
 		return nil
 	}
-	g := st.Globals()
 	matches := m.matcher.Match(snap, st.View(), blockTime, g.LastBlockHash, maxMatchesPerBlock)
 	if len(matches) == 0 {
 		return nil

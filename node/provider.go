@@ -145,6 +145,9 @@ func (m *marketService) publishOffer() {
 	}
 	pc := n.cfg.Provider
 	load := m.runtime.Load()
+	// The host's own measurement beside the runtime's reservations: work
+	// the runtime does not know of shows (placement takes the larger).
+	hostCPU, hostMem, _ := m.host.sample()
 	now := m.clock.Now().UnixMilli()
 	var chainNewest uint64
 	if p, ok, err := n.drv.State().Provider(n.key.Address()); err == nil && ok {
@@ -176,6 +179,8 @@ func (m *marketService) publishOffer() {
 		Total:     providerResources(pc),
 		Free:      fromWorkerResources(load.Free),
 		Load:      uint32(load.Utilisation() * 1000),
+		HostCPU:   hostCPU,
+		HostMem:   hostMem,
 		Executors: execs,
 		Terms:     market.PriceTerms{PerCPUSecond: pc.PricePerCPUSecond, PerGiBSecond: pc.PricePerGiBSecond, PerJob: pc.PricePerJob},
 		Region:    pc.Region,

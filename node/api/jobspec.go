@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,22 +48,26 @@ const (
 // message, instead of letting them reach the market. Those a bid shares
 // are the market's own bounds (defined once, in market/).
 const (
-	MaxSpecSize    = 1 << 20 // bytes of YAML or JSON
-	MaxNameLen     = 64
-	MaxImageLen    = market.MaxImageLen
-	MaxArgs        = market.MaxArgs
-	MaxEnv         = market.MaxArgs     // a bid bounds its env entries as its args
-	MaxArgBytes    = market.MaxArgBytes // args and env together
-	MaxCPU         = market.MaxCPU      // millicores
-	MaxMemoryMiB   = market.MaxMemMiB
-	MaxDiskMiB     = market.MaxDiskMiB
-	MaxGPUs        = market.MaxGPUs
-	MaxReplicas    = 16
-	MaxTimeout     = 24 * time.Hour
-	MaxDeadline    = 24 * time.Hour
-	MaxLabels      = market.MaxLabels
-	MaxRegionLen   = market.MaxRegionLen
-	DefaultTimeout = time.Minute
+	MaxSpecSize  = 1 << 20 // bytes of YAML or JSON
+	MaxNameLen   = 64
+	MaxImageLen  = market.MaxImageLen
+	MaxArgs      = market.MaxArgs
+	MaxEnv       = market.MaxArgs     // a bid bounds its env entries as its args
+	MaxArgBytes  = market.MaxArgBytes // args and env together
+	MaxCPU       = market.MaxCPU      // millicores
+	MaxMemoryMiB = market.MaxMemMiB
+	MaxDiskMiB   = market.MaxDiskMiB
+	MaxGPUs      = market.MaxGPUs
+	MaxReplicas  = 16
+	MaxTimeout   = 24 * time.Hour
+	MaxDeadline  = 24 * time.Hour
+	MaxLabels    = market.MaxLabels
+	MaxRegionLen = market.MaxRegionLen
+	// MaxRegions bounds constraints.regions; MaxRegionWeight a weight.
+	MaxRegions      = market.MaxRegions
+	MaxRegionWeight = market.MaxRegionWeight
+	MaxReputation   = market.MaxReputation
+	DefaultTimeout  = time.Minute
 	// DefaultDeadline is the match-by deadline when a spec gives none.
 	DefaultDeadline = time.Minute
 )
@@ -100,9 +105,18 @@ type JobSpec struct {
 
 // Constraints restrict which offers may take a job.
 type Constraints struct {
-	Region    string            `json:"region,omitempty" yaml:"region"`
-	Labels    map[string]string `json:"labels,omitempty" yaml:"labels"`
-	Executors []string          `json:"executors,omitempty" yaml:"executors"`
+	// Region: the one region the job may run in. Regions instead names
+	// several, each with a weight (1..100): the job may run in any of
+	// them, and the balanced placement prefers the heavier ones (nearest,
+	// without measured round trips, tries them heaviest first).
+	Region  string            `json:"region,omitempty" yaml:"region"`
+	Regions map[string]uint32 `json:"regions,omitempty" yaml:"regions"`
+	Labels  map[string]string `json:"labels,omitempty" yaml:"labels"`
+	// Executors, if set, must include the job's executor: a spec written
+	// for several executors says which it accepts.
+	Executors []string `json:"executors,omitempty" yaml:"executors"`
+	// MinReputation (0..1000, per mille) refuses providers with less.
+	MinReputation uint32 `json:"min_reputation,omitempty" yaml:"min_reputation"`
 }
 
 // Duration is a time.Duration written as "30s" in YAML and JSON.
@@ -395,6 +409,29 @@ func (s JobSpec) Validate() error {
 		if !validExecutor(e) {
 			return specErr("constraints.executors", "unknown executor %q (want wasm, docker or exec)", e)
 		}
+	}
+	if len(c.Executors) > 0 && !slices.Contains(c.Executors, s.Executor) {
+		return specErr("constraints.executors", "%v does not include the job's executor %q", c.Executors, s.Executor)
+	}
+	if c.Region != "" && len(c.Regions) > 0 {
+		return specErr("constraints.regions", "give region or regions, not both")
+	}
+	if len(c.Regions) > MaxRegions {
+		return specErr("constraints.regions", "%d regions exceed %d", len(c.Regions), MaxRegions)
+	}
+	for name, w := range c.Regions {
+		switch {
+		case name == "" || len(name) > MaxRegionLen:
+			return specErr("constraints.regions", "region %q: must be 1..%d characters", name, MaxRegionLen)
+		case w == 0 || w > MaxRegionWeight:
+			return specErr("constraints.regions", "region %q: weight %d not in 1..%d", name, w, MaxRegionWeight)
+		}
+	}
+	if c.MinReputation > MaxReputation {
+		return specErr("constraints.min_reputation", "%d exceeds %d (reputation is per mille)", c.MinReputation, MaxReputation)
+	}
+	if s.Resources.GPUs > 0 {
+		return specErr("resources.gpus", "%d requested, but no provider can offer GPUs yet (offers do not declare them and the docker executor does not pass them through): set gpus to 0", s.Resources.GPUs)
 	}
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
 		return specErr("replicas", "%d: must be in 1..%d", s.Replicas, MaxReplicas)

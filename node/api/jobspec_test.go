@@ -88,6 +88,12 @@ func TestParseJobSpecErrors(t *testing.T) {
 		{"placement", base + "placement: random\n", "placement", `unknown placement "random"`},
 		{"visibility", base + "visibility: friends\n", "visibility", `"friends": want private`},
 		{"constraint executor", base + "constraints: {executors: [gpu]}\n", "constraints.executors", "unknown executor"},
+		{"constraint executors exclude the job's", base + "constraints: {executors: [docker, exec]}\n", "constraints.executors", `does not include the job's executor "wasm"`},
+		{"gpus requested", base + "resources: {cpu: 1, memory: 1, gpus: 1}\n", "resources.gpus", "no provider can offer GPUs yet"},
+		{"region and regions", base + "constraints: {region: a, regions: {b: 1}}\n", "constraints.regions", "not both"},
+		{"region weight zero", base + "constraints: {regions: {a: 0}}\n", "constraints.regions", "weight 0 not in 1..100"},
+		{"region weight above", base + "constraints: {regions: {a: 101}}\n", "constraints.regions", "weight 101 not in 1..100"},
+		{"min reputation above", base + "constraints: {min_reputation: 1001}\n", "constraints.min_reputation", "exceeds 1000"},
 		{"replicas zero", base + "replicas: 0\n", "replicas", "1..16"},
 		{"replicas absurd", base + "replicas: 1000\n", "replicas", "1..16"},
 		{"env name", base + "env: {\"A=B\": x}\n", "env", "not a variable name"},
@@ -123,7 +129,7 @@ func randomSpec(r *rand.Rand) JobSpec {
 	s := JobSpec{
 		Name:       fmt.Sprintf("job-%d", r.IntN(1000)),
 		Executor:   execs[r.IntN(3)],
-		Resources:  Resources{CPU: 1 + r.Uint64N(MaxCPU), Memory: 1 + r.Uint64N(MaxMemoryMiB), Disk: r.Uint64N(MaxDiskMiB), GPUs: r.Uint64N(MaxGPUs + 1)},
+		Resources:  Resources{CPU: 1 + r.Uint64N(MaxCPU), Memory: 1 + r.Uint64N(MaxMemoryMiB), Disk: r.Uint64N(MaxDiskMiB)},
 		MaxPrice:   1 + r.Uint64N(1<<40),
 		Timeout:    Duration{time.Duration(1+r.IntN(3600)) * time.Second},
 		Deadline:   Duration{time.Duration(1+r.IntN(3600)) * time.Millisecond},
@@ -142,8 +148,12 @@ func randomSpec(r *rand.Rand) JobSpec {
 	if r.IntN(2) == 0 {
 		s.Env = map[string]string{"K": "v: x", "EMPTY": ""}
 	}
-	if r.IntN(2) == 0 {
+	switch r.IntN(3) {
+	case 0:
 		s.Constraints = Constraints{Region: "eu-west", Labels: map[string]string{"arch": "x86"}, Executors: []string{s.Executor}}
+	case 1:
+		s.Constraints = Constraints{Regions: map[string]uint32{"eu-west": uint32(1 + r.IntN(100)), "us-east": 1},
+			MinReputation: uint32(r.IntN(MaxReputation + 1))}
 	}
 	return s
 }

@@ -239,6 +239,25 @@ type ProviderStats struct {
 	ChallengesLost uint64  `json:"challenges_lost"`
 	Utilization    float64 `json:"utilization"` // 0..1
 	Share          float64 `json:"share"`       // of all matches in the range
+	// Reputation (per mille) and Performance are the chain's figures for
+	// the provider now, not over the range.
+	Reputation  uint32       `json:"reputation"`
+	Performance *Performance `json:"performance,omitempty"`
+}
+
+// Performance is a provider's learnt figures (market.Perf): moving
+// averages over about its last 16 settled jobs, weighted by their worth,
+// computed by every validator from the chain's record.
+type Performance struct {
+	Jobs         uint64  `json:"jobs"`           // settled jobs observed
+	RunTimeRatio float64 `json:"run_time_ratio"` // run time / timeout, 0..1 (timeouts count 1)
+	FailureRate  float64 `json:"failure_rate"`   // 0..1
+	TimeoutRate  float64 `json:"timeout_rate"`   // 0..1
+	PaidAvg      uint64  `json:"paid_avg"`       // base units per job
+	ClientRTTMs  uint32  `json:"client_rtt_ms"`  // as clients reported it in their bids; 0: none did
+	// Cost is what the balanced placement weighs, 0 (best) to 1, at the
+	// last block's time.
+	Cost float64 `json:"cost"`
 }
 
 // Job states, in lifecycle order. Paid, Expired, Failed, TimedOut,
@@ -441,6 +460,8 @@ type ProviderStatus struct {
 	Jobs           map[string]int `json:"jobs"` // by state
 	Earned         uint64         `json:"earned"`
 	Slashed        uint64         `json:"slashed"`
+	Reputation     uint32         `json:"reputation"` // per mille
+	Performance    *Performance   `json:"performance,omitempty"`
 	// Settlement, from the chain's record of this provider: what its
 	// results hold until their challenge window ends (HeldJobs results),
 	// what was released to it, what of its collateral was slashed, and
