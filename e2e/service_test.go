@@ -176,6 +176,32 @@ func TestServiceEndToEnd(t *testing.T) {
 				time.Sleep(250 * time.Millisecond)
 			}
 		}
+		// Every replica answers through the owner's gateway before one is
+		// killed: a replica still starting is under the owner's start
+		// grace (60s), which would hide what the next subtest checks.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			for range 20 {
+				_, _ = call(owner.Gateway, "hello", "warm") // counted in the stats below
+			}
+			var st api.ServiceStats
+			if err := json.Unmarshal([]byte(bourse(t, "--home", owner.Home, "service", "stats", "hello", "--json")), &st); err != nil {
+				t.Fatal(err)
+			}
+			answered := 0
+			for _, r := range st.Replicas {
+				if r.Active && r.Requests > r.Errors {
+					answered++
+				}
+			}
+			if answered == 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not every replica answered through the owner's gateway in 60s: %+v", st.Replicas)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
 		// A request for a service nobody deployed gets a clear 404.
 		if _, err := call(owner.Gateway, "nosuch", "x"); err == nil || !strings.HasPrefix(err.Error(), "404") {
 			t.Fatalf("unknown service: %v, want a 404", err)

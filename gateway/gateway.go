@@ -242,23 +242,34 @@ func (g *Gateway) cost(st *replicaState, now time.Time) float64 {
 
 // pick chooses a replica by the power of two choices: two random
 // candidates among those not tried and not marked down (or, if all are
-// down, among those not tried), the cheaper one.
+// down, among those not tried), the cheaper one. A replica that never
+// answered through this gateway and is not marked down is probed first:
+// its cost is only a prior (the host's RTT), and one measured faster
+// would otherwise win every comparison, so a replica that started late,
+// or failed while starting, would never be tried again and never get a
+// share.
 func (g *Gateway) pick(states []*replicaState, tried map[*replicaState]bool, now time.Time) *replicaState {
-	var up, any []*replicaState
+	var up, fresh, any []*replicaState
 	for _, st := range states {
 		if tried[st] {
 			continue
 		}
 		any = append(any, st)
 		st.mu.Lock()
-		down := now.Before(st.downUntil)
+		down, unsampled := now.Before(st.downUntil), st.sampled.IsZero()
 		st.mu.Unlock()
 		if !down {
 			up = append(up, st)
+			if unsampled {
+				fresh = append(fresh, st)
+			}
 		}
 	}
 	cands := up
-	if len(cands) == 0 {
+	switch {
+	case len(fresh) > 0:
+		cands = fresh
+	case len(cands) == 0:
 		cands = any
 	}
 	switch len(cands) {

@@ -188,6 +188,39 @@ func TestGatewayFailoverWhenProviderHostClosed(t *testing.T) {
 	}
 }
 
+// TestGatewayLateReplicaIsProbed: a replica that joins (or comes back
+// from failing while it started) after the others have answered fast is
+// tried at once, though its prior cost loses to every measured one, and
+// then keeps a share.
+func TestGatewayLateReplicaIsProbed(t *testing.T) {
+	g, url, _, reps := threeReplicas(t, Config{})
+	if codes := load(t, url+"/svc/app/hello", 30, 1); codes[200] != 30 {
+		t.Fatalf("before: %v", codes)
+	}
+	late := newProvider(t, ProviderConfig{})
+	rep := late.start(t, 5*time.Second, 1)
+	connect(t, g.hs, late.hs)
+	rt := g.routes.(*routes)
+	rt.mu.Lock()
+	rt.m["app"] = append(append([]Replica(nil), reps...), rep)
+	rt.mu.Unlock()
+	// The others look as fast as can be: a prior never wins against them.
+	for _, r := range reps {
+		st := g.state("app", r)
+		st.mu.Lock()
+		st.ewma, st.sampled = time.Nanosecond, time.Now()
+		st.mu.Unlock()
+	}
+	if codes := load(t, url+"/svc/app/hello", 10, 1); codes[200] != 10 {
+		t.Fatalf("after the late replica joined: %v", codes)
+	}
+	for _, r := range g.Stats("app").Replicas {
+		if r.LeaseID == rep.LeaseID && r.Requests-r.Errors == 0 {
+			t.Fatalf("late replica never tried: %+v", r)
+		}
+	}
+}
+
 // TestGatewaySlowReplicaGetsFallingShare: one replica answers 40 ms
 // slower than the others; it ends with the smallest share, and its share
 // of the second half of the traffic is below a third.
