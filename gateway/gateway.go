@@ -188,6 +188,7 @@ type replicaState struct {
 	load      float64
 	ewma      time.Duration // of request latency through this gateway
 	sampled   time.Time
+	tried     time.Time // last picked
 	downUntil time.Time
 	fails     int
 
@@ -219,6 +220,10 @@ func (g *Gateway) state(service string, r Replica) *replicaState {
 // again.
 const decay = 10 * time.Second
 
+// probeEvery is how often a replica gets a request whatever its cost: at
+// most one request a second per replica leaves the cost-based choice.
+const probeEvery = time.Second
+
 // cost ranks a replica: (outstanding + 1) × expected latency × (1 + load).
 // Expected latency is the EWMA of its requests through this gateway,
 // fading to the p2p round-trip time (the prior) as it ages.
@@ -242,12 +247,13 @@ func (g *Gateway) cost(st *replicaState, now time.Time) float64 {
 
 // pick chooses a replica by the power of two choices: two random
 // candidates among those not tried and not marked down (or, if all are
-// down, among those not tried), the cheaper one. A replica that never
-// answered through this gateway and is not marked down is probed first:
-// its cost is only a prior (the host's RTT), and one measured faster
-// would otherwise win every comparison, so a replica that started late,
-// or failed while starting, would never be tried again and never get a
-// share.
+// down, among those not tried), the cheaper one. A replica not marked
+// down that was not picked for probeEvery is probed first: its cost is
+// only a prior or an old measurement, and replicas measured faster would
+// otherwise win every comparison, so a replica that started late, failed
+// while starting, or was slow once would never be tried again, and one
+// that died unpicked would never be seen failing (the owner reports a
+// replica down from what its gateway saw).
 func (g *Gateway) pick(states []*replicaState, tried map[*replicaState]bool, now time.Time) *replicaState {
 	var up, fresh, any []*replicaState
 	for _, st := range states {
@@ -256,11 +262,11 @@ func (g *Gateway) pick(states []*replicaState, tried map[*replicaState]bool, now
 		}
 		any = append(any, st)
 		st.mu.Lock()
-		down, unsampled := now.Before(st.downUntil), st.sampled.IsZero()
+		down, stale := now.Before(st.downUntil), now.Sub(st.tried) >= probeEvery
 		st.mu.Unlock()
 		if !down {
 			up = append(up, st)
-			if unsampled {
+			if stale {
 				fresh = append(fresh, st)
 			}
 		}
@@ -272,22 +278,27 @@ func (g *Gateway) pick(states []*replicaState, tried map[*replicaState]bool, now
 	case len(cands) == 0:
 		cands = any
 	}
+	var c *replicaState
 	switch len(cands) {
 	case 0:
 		return nil
 	case 1:
-		return cands[0]
+		c = cands[0]
+	default:
+		i := rand.IntN(len(cands))
+		j := rand.IntN(len(cands) - 1)
+		if j >= i {
+			j++
+		}
+		c = cands[i]
+		if o := cands[j]; g.cost(o, now) < g.cost(c, now) {
+			c = o
+		}
 	}
-	i := rand.IntN(len(cands))
-	j := rand.IntN(len(cands) - 1)
-	if j >= i {
-		j++
-	}
-	a, b := cands[i], cands[j]
-	if g.cost(b, now) < g.cost(a, now) {
-		return b
-	}
-	return a
+	c.mu.Lock()
+	c.tried = now
+	c.mu.Unlock()
+	return c
 }
 
 func (st *replicaState) succeeded(d time.Duration, load float64, now time.Time) {

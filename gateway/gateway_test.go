@@ -221,6 +221,42 @@ func TestGatewayLateReplicaIsProbed(t *testing.T) {
 	}
 }
 
+// TestGatewayDeadUnpickedReplicaSeenFailing: a replica that looks the
+// most expensive dies; it is still probed about once a second, so the
+// gateway counts its failures (what the owner's down report rests on)
+// while every request succeeds on the others.
+func TestGatewayDeadUnpickedReplicaSeenFailing(t *testing.T) {
+	g, url, ps, reps := threeReplicas(t, Config{})
+	if codes := load(t, url+"/svc/app/hello", 30, 1); codes[200] != 30 {
+		t.Fatalf("before: %v", codes)
+	}
+	ps[0].h.Close()
+	ps[0].hs.Close()
+	st := g.state("app", reps[0])
+	st.mu.Lock()
+	st.ewma, st.sampled = time.Hour, time.Now()
+	st.mu.Unlock()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if codes := load(t, url+"/svc/app/hello", 10, 1); codes[200] != 10 {
+			t.Fatalf("after closing a provider: %v", codes)
+		}
+		var errs uint64
+		for _, r := range g.Stats("app").Replicas {
+			if r.LeaseID == reps[0].LeaseID {
+				errs = r.Errors
+			}
+		}
+		if errs > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dead replica was never tried in 15s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestGatewaySlowReplicaGetsFallingShare: one replica answers 40 ms
 // slower than the others; it ends with the smallest share, and its share
 // of the second half of the traffic is below a third.
