@@ -33,8 +33,11 @@
 //	LinkDown/LinkUp(i)    the bridge end of host i's cable goes down
 //	Loss(i, p)            host i drops a fraction p of packets in and out
 //	                      (iptables statistic match)
-//	Delay(i, d, jitter)   tc netem on eth0; ErrNoNetem when the kernel has
-//	                      no netem (sch_netem)
+//	Delay(i, d, jitter)   every round trip with host i grows by d: tc
+//	                      netem on eth0, or, where the kernel has no
+//	                      sch_netem, host i's incoming packets wait in an
+//	                      NFQUEUE this process releases after d (ErrNoNetem
+//	                      when the kernel has neither)
 //	Slow(i, rate, lat)    tc tbf on eth0: a slow link whose queue delays
 //	                      packets up to lat (works where netem does not)
 //	Heal()                all of the above undone

@@ -37,8 +37,9 @@ const (
 // nsDir is where `ip netns` keeps its named namespaces.
 const nsDir = "/var/run/netns"
 
-// ErrNoNetem is returned by Delay when the kernel has no netem qdisc.
-var ErrNoNetem = errors.New("this kernel has no netem qdisc (sch_netem): delay cannot be injected; use Slow")
+// ErrNoNetem is returned by Delay when the kernel has neither a netem
+// qdisc nor NFQUEUE to delay packets with.
+var ErrNoNetem = errors.New("this kernel has no netem qdisc (sch_netem) and no NFQUEUE: delay cannot be injected; use Slow")
 
 // Available returns nil when this process can build namespace networks,
 // else why not (for a test's skip message).
@@ -59,6 +60,7 @@ type faults struct {
 	blocked map[int]bool // hosts whose packets this one drops, both ways
 	loss    float64      // fraction of packets dropped, in and out
 	qdisc   []string     // tc qdisc arguments after "root", or nil
+	delay   *delayer     // the NFQUEUE delay where netem is missing, or nil
 	down    bool         // bridge end of the cable down
 }
 
@@ -304,13 +306,45 @@ func (nt *Net) applyFilters(ctx context.Context, touched map[int]bool) error {
 	return nil
 }
 
-// Delay delays every packet host i sends by d, give or take jitter (tc
-// netem). ErrNoNetem when the kernel lacks netem.
+// Delay makes every round trip with host i d longer, give or take
+// jitter: tc netem on what it sends where the kernel has netem, else what
+// it receives waits in an NFQUEUE this process answers (see delayer). A
+// zero delay removes it. ErrNoNetem when the kernel has neither.
 func (nt *Net) Delay(ctx context.Context, i int, d, jitter time.Duration) error {
 	if d < 0 || jitter < 0 || jitter > d {
 		return fmt.Errorf("netns: delay %s ± %s: want 0 <= jitter <= delay", d, jitter)
 	}
-	return nt.setQdisc(ctx, i, []string{"netem", "delay", us(d), us(jitter)})
+	nt.mu.Lock()
+	defer nt.mu.Unlock()
+	if err := nt.check(i); err != nil {
+		return err
+	}
+	if err := nt.stopDelay(ctx, i); err != nil {
+		return err
+	}
+	if d == 0 {
+		return nt.clearQdisc(ctx, i)
+	}
+	err := nt.setQdiscLocked(ctx, i, []string{"netem", "delay", us(d), us(jitter)})
+	if !errors.Is(err, ErrNoNetem) {
+		return err
+	}
+	dl, err := startDelay(ctx, nt.hosts[i].NS, d, jitter)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", ErrNoNetem, err)
+	}
+	nt.faults[i].delay = dl
+	return nil
+}
+
+// stopDelay ends host i's NFQUEUE delay, if any. Called with nt.mu held.
+func (nt *Net) stopDelay(ctx context.Context, i int) error {
+	dl := nt.faults[i].delay
+	if dl == nil {
+		return nil
+	}
+	nt.faults[i].delay = nil
+	return dl.stop(ctx, true)
 }
 
 // Slow makes host i's outgoing link a token bucket of rate bits per second
@@ -333,6 +367,10 @@ func (nt *Net) setQdisc(ctx context.Context, i int, q []string) error {
 	if err := nt.check(i); err != nil {
 		return err
 	}
+	return nt.setQdiscLocked(ctx, i, q)
+}
+
+func (nt *Net) setQdiscLocked(ctx context.Context, i int, q []string) error {
 	args := append([]string{"-n", nt.hosts[i].NS, "qdisc", "replace", "dev", "eth0", "root"}, q...)
 	if err := run(ctx, nil, "tc", args...); err != nil {
 		if q[0] == "netem" && strings.Contains(err.Error(), "qdisc kind is unknown") {
@@ -344,16 +382,6 @@ func (nt *Net) setQdisc(ctx context.Context, i int, q []string) error {
 	return nil
 }
 
-// HasNetem reports whether Delay can work on this kernel.
-func (nt *Net) HasNetem(ctx context.Context) bool {
-	err := nt.Delay(ctx, 0, 0, 0)
-	if err == nil {
-		nt.mu.Lock()
-		defer nt.mu.Unlock()
-		nt.clearQdisc(ctx, 0)
-	}
-	return err == nil
-}
 
 func (nt *Net) clearQdisc(ctx context.Context, i int) error {
 	if nt.faults[i].qdisc == nil {
@@ -405,7 +433,7 @@ func (nt *Net) Heal(ctx context.Context) error {
 			touched[i] = true
 		}
 		f.blocked, f.loss = map[int]bool{}, 0
-		errs = append(errs, nt.clearQdisc(ctx, i))
+		errs = append(errs, nt.clearQdisc(ctx, i), nt.stopDelay(ctx, i))
 		if f.down {
 			if err := run(ctx, nil, "ip", "-n", nt.hub, "link", "set", "v"+strconv.Itoa(i), "up"); err != nil {
 				errs = append(errs, err)
@@ -439,6 +467,9 @@ func (nt *Net) Describe() string {
 		}
 		if f.qdisc != nil {
 			p = append(p, strings.Join(f.qdisc, " "))
+		}
+		if f.delay != nil {
+			p = append(p, fmt.Sprintf("delay %s ± %s (NFQUEUE)", f.delay.d, f.delay.jitter))
 		}
 		if f.down {
 			p = append(p, "link down")
@@ -518,6 +549,12 @@ func (nt *Net) Close() error {
 	}
 	nt.closed = true
 	var errs []error
+	for i := range nt.faults {
+		if dl := nt.faults[i].delay; dl != nil {
+			nt.faults[i].delay = nil
+			dl.stop(context.Background(), false) // the namespace goes, and its rule with it
+		}
+	}
 	for _, h := range nt.hosts {
 		errs = append(errs, removeNS(h.NS))
 		if h.Router != "" {

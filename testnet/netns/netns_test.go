@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -226,21 +227,117 @@ func TestSlowAndDelayedLinksStillCarryTraffic(t *testing.T) {
 	}
 	mustReach(t, nt, 0, a1)
 	err := nt.Delay(ctx, 1, 50*time.Millisecond, 10*time.Millisecond)
-	if errors.Is(err, ErrNoNetem) {
-		t.Log("no netem in this kernel: Delay not exercised")
+	if _, serr := os.Stat("/proc/net/netfilter/nfnetlink_queue"); errors.Is(err, ErrNoNetem) && serr != nil {
+		t.Log("neither netem nor NFQUEUE in this kernel: Delay not exercised")
 	} else if err != nil {
 		t.Fatal(err)
 	} else {
+		// A connection needs host 1's SYN-ACK, which waits at least 40ms:
+		// a lower bound, so it holds however loaded the machine is.
 		start := time.Now()
 		mustReach(t, nt, 0, a1)
 		if time.Since(start) < 40*time.Millisecond {
-			t.Fatalf("a 50ms delay took %s", time.Since(start))
+			t.Fatalf("a 50ms delay took %s (%s)", time.Since(start), nt.Describe())
 		}
 	}
 	if err := nt.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
 	mustReach(t, nt, 0, a1)
+}
+
+// TestDelayWithoutNetemDelaysEveryPacketOfAStream: the NFQUEUE delay
+// (netem's substitute) holds every packet of host 1's exchanges, not only
+// the first ones: ten round trips over one connection take at least ten delays, a
+// bulk transfer arrives whole and in order, and removing the delay leaves
+// no rule behind.
+func TestDelayWithoutNetemDelaysEveryPacketOfAStream(t *testing.T) {
+	nt := newNet(t, 2)
+	ctx := context.Background()
+	l, err := nt.Listen(1, "tcp", nt.Host(1).Addr+":7008")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	const bulk = 4 << 20
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 1)
+				for {
+					if _, err := c.Read(b); err != nil {
+						return
+					}
+					if b[0] == 'B' { // a bulk transfer: 4 MiB of a counting pattern
+						out := make([]byte, bulk)
+						for i := range out {
+							out[i] = byte(i % 251)
+						}
+						c.Write(out)
+						return
+					}
+					c.Write(b)
+				}
+			}()
+		}
+	}()
+	if err := nt.Delay(ctx, 1, 20*time.Millisecond, 0); err != nil {
+		if _, serr := os.Stat("/proc/net/netfilter/nfnetlink_queue"); serr != nil {
+			t.Skip("no NFQUEUE in this kernel:", err)
+		}
+		t.Fatal(err)
+	}
+	c, err := nt.DialContext(0)(ctx, "tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	b := make([]byte, 1)
+	start := time.Now()
+	for range 10 {
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rt := time.Since(start); rt < 10*20*time.Millisecond {
+		t.Fatalf("10 round trips over a 20ms-delayed link took %s (%s)", rt, nt.Describe())
+	}
+	if _, err := c.Write([]byte{'B'}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	got, err := io.ReadAll(c)
+	t.Logf("4 MiB over the delayed link in %s", time.Since(start))
+	if err != nil || len(got) != bulk {
+		t.Fatalf("bulk transfer: %d bytes, %v", len(got), err)
+	}
+	for i, x := range got {
+		if x != byte(i%251) {
+			t.Fatalf("byte %d is %d, want %d", i, x, i%251)
+		}
+	}
+	if err := nt.Delay(ctx, 1, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, err := nt.Command(1, "iptables", "-w", "-t", "mangle", "-S", "PREROUTING").CombinedOutput()
+	if err != nil {
+		t.Fatal(err, string(out))
+	}
+	if strings.Contains(string(out), "NFQUEUE") {
+		t.Fatalf("the queue rule outlived the delay:\n%s", out)
+	}
+	if d := nt.Describe(); d != "healed" {
+		t.Fatalf("after removing the delay: %s", d)
+	}
 }
 
 func TestCloseEndsProcessesInsideAndRemovesTheNamespaces(t *testing.T) {
