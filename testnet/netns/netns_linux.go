@@ -382,7 +382,6 @@ func (nt *Net) setQdiscLocked(ctx context.Context, i int, q []string) error {
 	return nil
 }
 
-
 func (nt *Net) clearQdisc(ctx context.Context, i int) error {
 	if nt.faults[i].qdisc == nil {
 		return nil
