@@ -56,6 +56,14 @@ func nsUp(t *testing.T, n int, behindNAT ...int) *nsNet {
 // nsUpWith is nsUp with edit applied to every node's config first.
 func nsUpWith(t *testing.T, n int, edit func(i int, cfg *node.Config), behindNAT ...int) *nsNet {
 	t.Helper()
+	return nsUpFaults(t, n, edit, nil, behindNAT...)
+}
+
+// nsUpFaults is nsUpWith with faults injected before any daemon starts
+// (a delay in force from the first packet, so the first measured round
+// trip already shows it).
+func nsUpFaults(t *testing.T, n int, edit func(i int, cfg *node.Config), faults func(c *nsNet), behindNAT ...int) *nsNet {
+	t.Helper()
 	needBinary(t)
 	if err := netns.Available(); err != nil {
 		t.Skip("namespace testnet:", err)
@@ -118,6 +126,9 @@ func nsUpWith(t *testing.T, n int, edit func(i int, cfg *node.Config), behindNAT
 			}
 		}
 	})
+	if faults != nil {
+		faults(c)
+	}
 	for i := range n {
 		c.start(i)
 	}

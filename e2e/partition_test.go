@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -51,7 +52,7 @@ func (c *nsNet) slowOrDelay(i int, r *rand.Rand) {
 		c.note("delay node%d by %s ± %s", i, d, d/4)
 		return
 	}
-	if err != netns.ErrNoNetem {
+	if !errors.Is(err, netns.ErrNoNetem) {
 		c.t.Fatal(err)
 	}
 	rate := uint64(200_000 + r.IntN(800_000))

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,24 +22,29 @@ import (
 
 // placementNet is five daemons in two regions over real packets: node0
 // (a client, no capacity) and providers node1 and node2 in region "a";
-// providers node3 and node4 in region "b", whose links carry a 30 ms
-// netem delay where the kernel has netem. The "a" providers sell one
+// providers node3 and node4 in region "b", 100 ms further away: netem
+// where the kernel has it, else their incoming packets wait in an NFQUEUE
+// (netns.Delay). The "a" providers sell one
 // core each, the "b" ones four.
 type placementNet struct {
 	*nsNet
-	netem   bool
+	delayed bool
 	region  map[string]string // provider address → region
 	name    map[string]string // provider address → node name
 	spec    api.JobSpec
 	payload []byte
 }
 
-const placementDelay = 30 * time.Millisecond
+// placementDelay is how much further region b is: between continents,
+// and well above what a loaded 2-core machine adds to a round trip
+// (measured up to 25 ms while the jobs run).
+const placementDelay = 100 * time.Millisecond
 
 func placementUp(t *testing.T) *placementNet {
 	t.Helper()
 	regions := []string{"a", "a", "a", "b", "b"}
-	c := nsUpWith(t, 5, func(i int, cfg *node.Config) {
+	p := &placementNet{region: map[string]string{}, name: map[string]string{}}
+	c := nsUpFaults(t, 5, func(i int, cfg *node.Config) {
 		cfg.Provider.Enabled = i > 0
 		cfg.Provider.Region = regions[i]
 		cfg.Provider.CPU = 1000
@@ -46,27 +52,31 @@ func placementUp(t *testing.T) *placementNet {
 			cfg.Provider.CPU = 4000
 		}
 		cfg.P2P.PingInterval = p2p.Duration(time.Second) // measure round trips soon
+	}, func(c *nsNet) {
+		// Region b is far from the first packet on, so the first round
+		// trip node0 measures to it already says so.
+		ctx := ctxFor(t, 30*time.Second)
+		for _, i := range []int{3, 4} {
+			err := c.nt.Delay(ctx, i, placementDelay, 0)
+			if errors.Is(err, netns.ErrNoNetem) {
+				c.note("no netem and no NFQUEUE in this kernel: region b is not delayed; placement follows the spec's region weights")
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.delayed = true
+			c.note("node%d (region b): every round trip with it is %s longer (%s)", i, placementDelay, c.nt.Describe())
+		}
 	})
-	p := &placementNet{nsNet: c, region: map[string]string{}, name: map[string]string{}}
+	p.nsNet = c
 	for i, nd := range c.nw.Nodes {
 		p.region[nd.Address], p.name[nd.Address] = regions[i], nd.Name
 	}
 	ctx := ctxFor(t, 30*time.Second)
-	for _, i := range []int{3, 4} {
-		err := c.nt.Delay(ctx, i, placementDelay, 0)
-		if err == netns.ErrNoNetem {
-			c.note("no netem in this kernel: region b is not delayed; placement follows the spec's region weights")
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.netem = true
-		c.note("node%d (region b): every packet it sends is delayed %s", i, placementDelay)
-	}
 	c.registerProviders(1, 2, 3, 4)
 	p.spec, p.payload = primesJob(t)
-	if p.netem {
+	if p.delayed {
 		p.spec.Placement = api.PlaceNearest
 	} else {
 		p.spec.Placement = api.PlaceBalanced
@@ -173,10 +183,10 @@ func (p *placementNet) report(t *testing.T, lat []time.Duration) {
 }
 
 // TestPlacementByRegionOverRealPackets: jobs from region a land on a's
-// providers while they fit, and spill to region b when a is full. With
-// netem, b is 30 ms away and the placement is nearest, ranked by the
-// round trips node0 measured and signed into its bids; without netem
-// (where this runs without it) every link is equally near, and the
+// providers while they fit, and spill to region b when a is full. With a
+// delay (netem or NFQUEUE), b is 100 ms away and the placement is nearest,
+// ranked by the round trips node0 measured and signed into its bids;
+// without one (a kernel with neither) every link is equally near, and the
 // balanced placement follows the spec's region weights (a: 3, b: 1).
 func TestPlacementByRegionOverRealPackets(t *testing.T) {
 	p := placementUp(t)
@@ -194,7 +204,7 @@ func TestPlacementByRegionOverRealPackets(t *testing.T) {
 	}
 	p.note("spill: 4 jobs at once: %d in region a, %d in region b", got["a"], got["b"])
 	p.report(t, append(lat1, lat2...))
-	if p.netem {
+	if p.delayed {
 		st, err := p.cl[0].MarketStats(ctxFor(t, 30*time.Second), 0, 0)
 		if err != nil {
 			t.Fatal(err)
