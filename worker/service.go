@@ -54,12 +54,16 @@ var (
 type ServiceSpec struct {
 	// ID names the replica; it is the lease id on chain.
 	ID [32]byte
-	// Kind is the backend; only KindWASM serves services today. "" is
-	// KindWASM.
+	// Kind is the backend: KindWASM ("" too) or KindDocker.
 	Kind Kind
 	// Module is the WASI preview 1 module; it must serve requests with
-	// svcwire.Serve (or speak its framing).
+	// svcwire.Serve (or speak its framing). For KindDocker it is the
+	// image's `docker save` tarball, or empty when the image is present.
 	Module []byte
+	// Image is the docker image ID (sha256:<64 hex>) for KindDocker; the
+	// container serves HTTP on the port in its PORT variable (8080 unless
+	// Env sets it). Empty for KindWASM.
+	Image string
 	// Args are passed after argv[0] "service"; Env is KEY=VALUE.
 	Args []string
 	Env  []string
@@ -98,8 +102,12 @@ func (s *ServiceSpec) Normalize() error {
 		s.QueueTimeout = DefaultQueueTimeout
 	}
 	switch {
-	case len(s.Module) == 0:
+	case s.Kind == KindWASM && len(s.Module) == 0:
 		return errors.New("service spec: no module")
+	case s.Kind == KindDocker && s.Image == "":
+		return errors.New("service spec: a docker service needs its image ID")
+	case s.Kind != KindDocker && s.Image != "":
+		return fmt.Errorf("service spec: an image is for docker services, not %s", s.Kind)
 	case s.Instances < 0 || s.Instances > MaxServiceInstances:
 		return fmt.Errorf("service spec: %d instances (1 to %d)", s.Instances, MaxServiceInstances)
 	case s.Limits.Timeout < 0 || s.Limits.Timeout > MaxRequestTimeout:

@@ -62,7 +62,14 @@ func imageID(t *testing.T, e *Executor, ref string) string {
 // Dockerfile lines, tagged tag.
 func buildImageTagged(t *testing.T, e *Executor, tag, extra string) string {
 	t.Helper()
-	bin, err := workertest.Build(buildDir, workertest.TestProg, "linux", "amd64")
+	return buildProgImage(t, e, tag, workertest.TestProg, extra)
+}
+
+// buildProgImage builds FROM scratch + the static program pkg (at
+// /testprog), with extra Dockerfile lines, tagged tag.
+func buildProgImage(t *testing.T, e *Executor, tag, pkg, extra string) string {
+	t.Helper()
+	bin, err := workertest.Build(buildDir, pkg, "linux", "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,354 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/bourse-net/bourse/worker"
+)
+
+// DefaultServicePort is the port a service's container listens on when
+// its environment does not set PORT (which the container always gets).
+const DefaultServicePort = 8080
+
+// serviceReadyTimeout bounds how long a started container may take to
+// accept connections on its port.
+const serviceReadyTimeout = 30 * time.Second
+
+var _ worker.ServiceExecutor = (*Executor)(nil)
+
+// StartService runs one replica of a docker service: one container from
+// the spec's image (by ID; the Module is its `docker save` tarball, or
+// empty when the image is present), on the bridge network with its one
+// port published on 127.0.0.1 only, under the same limits as a job
+// (memory without swap, CPU, process count, read-only root, no
+// capabilities, an unprivileged user). Requests go to the port as HTTP/1.1;
+// spec.Instances bounds how many are in flight at once. A container that
+// dies is started again on the next request that finds it gone.
+func (e *Executor) StartService(ctx context.Context, spec *worker.ServiceSpec) (worker.ServiceBackend, error) {
+	ref, err := e.image(ctx, &worker.Job{Payload: spec.Module, Image: spec.Image})
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	env := slices.Clone(spec.Env)
+	port := DefaultServicePort
+	if v, ok := envValue(env, "PORT"); ok {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("PORT=%q: want a port number", v)
+		}
+		port = p
+	} else {
+		env = append(env, "PORT="+strconv.Itoa(port))
+	}
+	cport := nat.Port(strconv.Itoa(port) + "/tcp")
+	mem := spec.Limits.MemoryMiB << 20
+	pids := e.cfg.PidsLimit
+	hc := &container.HostConfig{
+		NetworkMode:    "bridge",
+		PortBindings:   nat.PortMap{cport: {{HostIP: "127.0.0.1", HostPort: ""}}},
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "1"}},
+		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,noexec,nosuid,size=%dm", e.cfg.TmpfsMiB)},
+		Resources: container.Resources{
+			NanoCPUs:   spec.Limits.CPU * 1_000_000,
+			Memory:     mem,
+			MemorySwap: mem,
+			PidsLimit:  &pids,
+		},
+	}
+	cc := &container.Config{
+		Image:        ref,
+		Cmd:          spec.Args,
+		Env:          env,
+		User:         e.cfg.User,
+		ExposedPorts: nat.PortSet{cport: struct{}{}},
+		Labels:       map[string]string{"net.bourse.lease": hex.EncodeToString(spec.ID[:])},
+	}
+	name := "bourse-svc-" + hex.EncodeToString(spec.ID[:12])
+	// A container of this lease left by a crashed daemon goes first.
+	_ = e.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
+	created, err := e.cli.ContainerCreate(ctx, cc, hc, nil, nil, name)
+	if err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	s := &dockerService{e: e, id: created.ID, spec: *spec, port: cport, sem: make(chan struct{}, max(spec.Instances, 1))}
+	s.hc = &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: max(spec.Instances, 1), DisableCompression: true,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}}
+	if err := s.boot(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dockerService is one running replica in a container.
+type dockerService struct {
+	e    *Executor
+	id   string
+	spec worker.ServiceSpec
+	port nat.Port
+	hc   *http.Client
+	sem  chan struct{}
+	busy atomic.Int64
+
+	mu        sync.Mutex
+	addr      string // 127.0.0.1:<published port>; "" while down
+	restarts  uint64
+	lastDeath string
+	closed    bool
+}
+
+// boot starts the container and waits until its port accepts
+// connections.
+func (s *dockerService) boot(ctx context.Context) error {
+	if err := s.e.cli.ContainerStart(ctx, s.id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start container: %w", err)
+	}
+	deadline := time.Now().Add(serviceReadyTimeout)
+	for {
+		info, err := s.e.cli.ContainerInspect(ctx, s.id)
+		if err != nil {
+			return fmt.Errorf("inspect container: %w", err)
+		}
+		if info.State != nil && !info.State.Running {
+			return fmt.Errorf("container exited (code %d) before serving: %s", info.State.ExitCode, strings.TrimSpace(string(s.Logs())))
+		}
+		if info.NetworkSettings != nil {
+			if bs := info.NetworkSettings.Ports[s.port]; len(bs) > 0 && bs[0].HostPort != "" {
+				// Docker's proxy accepts on the published port before the
+				// container listens: ready is an HTTP answer, any status.
+				addr := net.JoinHostPort("127.0.0.1", bs[0].HostPort)
+				if s.answers(ctx, addr) {
+					s.mu.Lock()
+					s.addr = addr
+					s.mu.Unlock()
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container does not accept connections on %s within %s", s.port, serviceReadyTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// answers reports whether an HTTP GET / to addr gets any answer.
+func (s *dockerService) answers(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	return true
+}
+
+// hopHeaders are connection-level headers that are not forwarded.
+var hopHeaders = map[string]bool{"connection": true, "keep-alive": true, "proxy-connection": true,
+	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true, "content-length": true, "host": true}
+
+func (s *dockerService) Handle(ctx context.Context, req *worker.Request) (*worker.Response, error) {
+	qctx, cancel := context.WithTimeout(ctx, s.spec.QueueTimeout)
+	select {
+	case s.sem <- struct{}{}:
+		cancel()
+	case <-qctx.Done():
+		cancel()
+		return nil, worker.ErrServiceBusy
+	}
+	defer func() { <-s.sem }()
+	s.mu.Lock()
+	addr, closed := s.addr, s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, worker.ErrServiceClosed
+	}
+	if addr == "" {
+		if err := s.revive(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %v", worker.ErrHandlerFailed, err)
+		}
+		s.mu.Lock()
+		addr = s.addr
+		s.mu.Unlock()
+	}
+	s.busy.Add(1)
+	defer s.busy.Add(-1)
+	rctx, rcancel := context.WithTimeout(ctx, s.spec.Limits.Timeout)
+	defer rcancel()
+	hreq, err := http.NewRequestWithContext(rctx, req.Method, "http://"+addr+req.Target, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", worker.ErrHandlerFailed, err)
+	}
+	for _, kv := range req.Header {
+		if !hopHeaders[strings.ToLower(kv[0])] {
+			hreq.Header.Add(kv[0], kv[1])
+		}
+	}
+	resp, err := s.hc.Do(hreq)
+	if err != nil {
+		if rctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w after %s", worker.ErrHandlerTimeout, s.spec.Limits.Timeout)
+		}
+		s.check(ctx)
+		return nil, fmt.Errorf("%w: %v", worker.ErrHandlerFailed, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(s.spec.MaxBody)+1))
+	if err != nil {
+		if rctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w after %s", worker.ErrHandlerTimeout, s.spec.Limits.Timeout)
+		}
+		return nil, fmt.Errorf("%w: read the answer: %v", worker.ErrHandlerFailed, err)
+	}
+	if len(body) > s.spec.MaxBody {
+		return nil, fmt.Errorf("%w: answer larger than %d bytes", worker.ErrHandlerFailed, s.spec.MaxBody)
+	}
+	out := &worker.Response{Status: resp.StatusCode, Body: body}
+	for k, vs := range resp.Header {
+		if hopHeaders[strings.ToLower(k)] {
+			continue
+		}
+		for _, v := range vs {
+			out.Header = append(out.Header, [2]string{k, v})
+		}
+	}
+	return out, nil
+}
+
+// check marks the replica down when its container is no longer running,
+// with the reason, so the next request starts it again.
+func (s *dockerService) check(ctx context.Context) {
+	info, err := s.e.cli.ContainerInspect(context.WithoutCancel(ctx), s.id)
+	if err != nil || info.State == nil || info.State.Running {
+		return
+	}
+	reason := fmt.Sprintf("container exited with code %d", info.State.ExitCode)
+	if info.State.OOMKilled {
+		reason = fmt.Sprintf("container killed at the memory limit of %d MiB", s.spec.Limits.MemoryMiB)
+	}
+	s.mu.Lock()
+	s.addr, s.lastDeath = "", reason
+	s.mu.Unlock()
+}
+
+// revive starts a container that died again.
+func (s *dockerService) revive(ctx context.Context) error {
+	s.mu.Lock()
+	s.restarts++
+	s.mu.Unlock()
+	return s.boot(ctx)
+}
+
+func (s *dockerService) Health() (live, instances int, restarts uint64, lastDeath string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addr != "" && !s.closed {
+		live = 1
+	}
+	return live, 1, s.restarts, s.lastDeath
+}
+
+func (s *dockerService) Busy() int { return int(s.busy.Load()) }
+
+// Logs returns the container's last output (stderr and stdout).
+func (s *dockerService) Logs() []byte {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rc, err := s.e.cli.ContainerLogs(ctx, s.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "100"})
+	if err != nil {
+		return nil
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopyDemux(&out, rc, 64<<10); err != nil && out.Len() == 0 {
+		return nil
+	}
+	return out.Bytes()
+}
+
+func (s *dockerService) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed, s.addr = true, ""
+	s.mu.Unlock()
+	s.hc.CloseIdleConnections()
+	ctx, cancel := cleanupCtx()
+	defer cancel()
+	if err := s.e.cli.ContainerRemove(ctx, s.id, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove container: %w", err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "no such container")
+}
+
+func envValue(env []string, key string) (string, bool) {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// stdcopyDemux copies a multiplexed log stream into w, up to limit bytes.
+func stdcopyDemux(w *bytes.Buffer, r io.Reader, limit int) (int64, error) {
+	lw := &limitedBuffer{b: w, n: limit}
+	n, err := stdcopy.StdCopy(lw, lw, r)
+	if errors.Is(err, errFull) {
+		err = nil
+	}
+	return n, err
+}
+
+var errFull = errors.New("full")
+
+type limitedBuffer struct {
+	b *bytes.Buffer
+	n int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > l.n {
+		l.b.Write(p[:max(l.n-l.b.Len(), 0)])
+		return 0, errFull
+	}
+	return l.b.Write(p)
+}

@@ -1,0 +1,102 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/worker"
+	"github.com/bourse-net/bourse/worker/workertest"
+)
+
+const svcDockerHello = "github.com/bourse-net/bourse/examples/svc-docker-hello"
+
+func serviceSpec(img string, module []byte) *worker.ServiceSpec {
+	s := &worker.ServiceSpec{ID: workertest.NewID(), Kind: worker.KindDocker, Image: img, Module: module,
+		Env:    []string{"GREETING=hi"},
+		Limits: worker.Limits{Resources: worker.Resources{CPU: 500, MemoryMiB: 64}}, Instances: 2}
+	if err := s.Normalize(); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func get(t *testing.T, b worker.ServiceBackend, target string) (*worker.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return b.Handle(ctx, &worker.Request{Method: "GET", Target: target, Header: [][2]string{{"X-Test", "1"}, {"Connection", "close"}}})
+}
+
+// TestDockerServiceAnswersAndComesBackAfterACrash: a replica from an image
+// tarball (loaded by ID, no tag) answers over HTTP on its published
+// loopback port; a request that crashes the container fails as a handler
+// failure, and the next request finds the container started again.
+func TestDockerServiceAnswersAndComesBackAfterACrash(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 65534:65534\n")
+	rc, err := e.Client().ImageSave(context.Background(), []string{tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.StartService(context.Background(), serviceSpec(imageID(t, e, tag), tarball))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	resp, err := get(t, b, "/docker?x=1")
+	if err != nil || resp.Status != 200 || string(resp.Body) != "hi, docker!\n" {
+		t.Fatalf("hello: %+v %v", resp, err)
+	}
+	if live, n, _, _ := b.Health(); live != 1 || n != 1 {
+		t.Fatalf("health: %d of %d live", live, n)
+	}
+	if _, err := get(t, b, "/crash"); !errors.Is(err, worker.ErrHandlerFailed) {
+		t.Fatalf("crash: %v, want a handler failure", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := get(t, b, "/again")
+		if err == nil && resp.Status == 200 && string(resp.Body) == "hi, again!\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the crashed replica did not come back: %+v %v", resp, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, _, restarts, why := b.Health(); restarts == 0 || !strings.Contains(why, "exited") {
+		t.Fatalf("health after the crash: %d restarts, last death %q", restarts, why)
+	}
+	if !strings.Contains(string(b.Logs()), "asked to crash") {
+		t.Fatalf("logs: %q", b.Logs())
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(t, b, "/x"); !errors.Is(err, worker.ErrServiceClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+// TestDockerServiceAttackTarballUnderAnotherIDIsRefused: a service whose
+// tarball does not hold the image it names never starts.
+func TestDockerServiceAttackTarballUnderAnotherIDIsRefused(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	if _, err := e.StartService(context.Background(), serviceSpec("sha256:"+strings.Repeat("0", 64), []byte("garbage"))); err == nil {
+		t.Fatal("a garbage tarball started a service")
+	}
+	if _, err := e.StartService(context.Background(), serviceSpec("bourse-hello:latest", nil)); err == nil || !strings.Contains(err.Error(), "image") {
+		t.Fatalf("a tag, not an ID: %v", err)
+	}
+}
