@@ -161,8 +161,10 @@ func (s *ServiceSpec) Validate() error {
 		return err
 	}
 	switch {
-	case s.Executor != market.ExecWASM:
-		return fmt.Errorf("service %s: executor %.20q: only wasm services are supported", s.Name, s.Executor)
+	case s.Executor != market.ExecWASM && s.Executor != market.ExecDocker:
+		return fmt.Errorf("service %s: executor %.20q: services run wasm or docker", s.Name, s.Executor)
+	case s.Executor == market.ExecDocker && (s.Payload.Image == "" || len(s.Payload.SHA256) == 0):
+		return fmt.Errorf("service %s: a docker service names its image by ID and sends its tarball as the payload", s.Name)
 	case s.MinReplicas == 0:
 		return fmt.Errorf("service %s: min_replicas must be at least 1", s.Name)
 	case s.MaxReplicas < s.MinReplicas:

@@ -45,13 +45,13 @@ func serviceDeploy(c *ucli.Context, cl *api.Client) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if spec.Payload == "" {
-		return fmt.Errorf("%s: payload: name the service's .wasm module", path)
+		return fmt.Errorf("%s: payload: name the service's .wasm module (a docker service: its image's docker save tarball)", path)
 	}
 	mpath := spec.Payload
 	if !filepath.IsAbs(mpath) {
 		mpath = filepath.Join(filepath.Dir(path), mpath)
 	}
-	module, err := readPayload(mpath, api.ExecutorWASM)
+	module, err := readPayload(mpath, spec.Executor)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

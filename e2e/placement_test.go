@@ -237,8 +237,8 @@ func (p *placementNet) shares(t *testing.T, bursts, n int) (map[string]int, []ti
 
 // TestLongPlacementDegradedProviderLosesShare (BOURSE_LONG=1): the
 // network of TestPlacementByRegionOverRealPackets, jobs placed balanced
-// with no region preference. A baseline of bursts; then node4 (region b)
-// loses half its packets, so the jobs it takes are not paid (they time
+// with no region preference. A baseline of bursts; then the region-b
+// provider that took more of them loses half its packets, so the jobs it takes are not paid (they time
 // out after the 1 min timeout and the chain's result grace, or end with
 // the payload unavailable); healed, it is a provider with a bad record:
 // its learnt cost and reputation say so, and its share of the next
@@ -251,14 +251,19 @@ func TestLongPlacementDegradedProviderLosesShare(t *testing.T) {
 	p.spec.Constraints = api.Constraints{}
 	p.spec.Placement = api.PlaceBalanced
 	p.spec.Timeout = api.Duration{Duration: time.Minute}
-	const degraded = 4
-	victim := p.nw.Nodes[degraded].Name
-
 	base, lat := p.shares(t, 3, 4)
 	p.note("baseline, 3 bursts of 4: %v", base)
 	p.report(t, lat)
+	// Degrade the region-b provider that took more of the baseline: the
+	// other one, further in the ranking, might take no job while its
+	// packets are lost.
+	degraded := 3
+	if base[p.nw.Nodes[4].Name] > base[p.nw.Nodes[3].Name] {
+		degraded = 4
+	}
+	victim := p.nw.Nodes[degraded].Name
 
-	// Degrade node4: half its packets lost, both ways. Its offers still
+	// Degrade it: half its packets lost, both ways. Its offers still
 	// get through now and then, so it still takes jobs, but fetching a
 	// payload and committing a result over such a link runs past the
 	// timeout (or ends unavailable): those jobs are not paid.
@@ -266,7 +271,8 @@ func TestLongPlacementDegradedProviderLosesShare(t *testing.T) {
 	p.lossy(degraded, 0.5)
 	bad := map[string]int{}
 	for attempt := 0; attempt < 4 && bad[victim] == 0; attempt++ {
-		jobs := make([]api.Job, 4)
+		// Eight at once: region a holds two, so both b providers take some.
+		jobs := make([]api.Job, 8)
 		var wg sync.WaitGroup
 		for k := range jobs {
 			wg.Go(func() {
@@ -284,13 +290,18 @@ func TestLongPlacementDegradedProviderLosesShare(t *testing.T) {
 				bad[p.name[j.Provider]]++
 			}
 		}
-		p.note("degraded burst %d: %v; not paid by provider %v", attempt, p.byRegion(jobs), bad)
+		by := map[string]int{}
+		for _, j := range jobs {
+			by[p.name[j.Provider]]++
+		}
+		p.note("degraded burst %d: %v; not paid by provider %v", attempt, by, bad)
 	}
 	if bad[victim] == 0 {
 		t.Fatalf("no job on the degraded %s went unpaid", victim)
 	}
 	timedOut := bad[victim]
-	p.heal(2 * time.Minute)
+	p.lossy(degraded, 0) // region b stays 100 ms away
+	p.waitHeight(p.maxHeight(p.all()...)+2, 2*time.Minute, p.all()...)
 	p.note("%s healed after %d of its jobs went unpaid", victim, timedOut)
 	p.report(t, nil)
 

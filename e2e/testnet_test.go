@@ -59,6 +59,10 @@ func TestTestnetEndToEnd(t *testing.T) {
 		dockerJob(t, n)
 	})
 
+	t.Run("docker service: the image travels as a blob, each replica a container, answering through every gateway", func(t *testing.T) {
+		dockerService(t, n)
+	})
+
 	t.Run("kill -9 of one node: the chain keeps making blocks", func(t *testing.T) {
 		bourse(t, "testnet", "down", "--dir", n.dir, "--node", "node3", "--kill")
 		if _, ok := n.height(3); ok {
@@ -290,46 +294,9 @@ func TestLongFaultRandomCrashes(t *testing.T) {
 // its ID. The job is submitted through the binary and must be paid with
 // the container's greeting as its result. Skips without Docker.
 func dockerJob(t *testing.T, n *net4) {
-	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("no Docker daemon: %v %s", err, out)
-	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "docker-hello"), "./examples/docker-hello")
-	build.Dir = repoRoot()
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build docker-hello: %v\n%s", err, out)
-	}
-	df, err := os.ReadFile(filepath.Join(repoRoot(), "examples", "docker-hello", "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// A label of its own makes the image's ID this run's only.
-	nonce := time.Now().UnixNano()
-	tag := fmt.Sprintf("bourse-e2e-hello:%d", nonce)
-	docker := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("docker", args...).Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
-			}
-			t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	docker("build", "-q", "--label", fmt.Sprintf("net.bourse.e2e=%d", nonce), "-t", tag, dir)
-	id := docker("image", "inspect", "--format", "{{.Id}}", tag)
-	docker("save", "-o", filepath.Join(dir, "hello.tar"), tag)
-	docker("rmi", tag) // gone from the daemon: the provider must load the blob
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", id).Run() })
-	if err := exec.Command("docker", "image", "inspect", id).Run(); err == nil {
-		t.Fatalf("image %s still present after rmi", id)
-	}
+	id := exampleImage(t, "docker-hello", dir)
+	docker := dockerCLI(t)
 	spec := fmt.Sprintf(`name: docker-hello
 executor: docker
 image: %s
@@ -359,5 +326,112 @@ constraints: {executors: [docker]}
 	// Loaded by ID, with no tag: nothing the job sent can name an image.
 	if tags := docker("image", "inspect", "--format", "{{len .RepoTags}}", id); tags != "0" {
 		t.Fatalf("the loaded image has %s tags, want none", tags)
+	}
+}
+
+// dockerCLI returns a function that runs the docker command and returns
+// its trimmed output, failing the test on error.
+func dockerCLI(t *testing.T) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("docker", args...).Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
+			}
+			t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+}
+
+// exampleImage builds examples/NAME (a static binary and its FROM scratch
+// Dockerfile, nothing pulled) into an image of its own, saves it as
+// dir/hello.tar and removes it from the daemon, so a provider (on this
+// machine, with the same daemon) must take it as a content-addressed blob
+// and load it by its ID, which it returns. Skips without Docker.
+func exampleImage(t *testing.T, name, dir string) string {
+	t.Helper()
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("no Docker daemon: %v %s", err, out)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./examples/"+name)
+	build.Dir = repoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	df, err := os.ReadFile(filepath.Join(repoRoot(), "examples", name, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A label of its own makes the image's ID this run's only.
+	nonce := time.Now().UnixNano()
+	tag := fmt.Sprintf("bourse-e2e-%s:%d", name, nonce)
+	docker := dockerCLI(t)
+	docker("build", "-q", "--label", fmt.Sprintf("net.bourse.e2e=%d", nonce), "-t", tag, dir)
+	id := docker("image", "inspect", "--format", "{{.Id}}", tag)
+	docker("save", "-o", filepath.Join(dir, "hello.tar"), tag)
+	docker("rmi", tag) // gone from the daemon: the provider must load the blob
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", id).Run() })
+	if err := exec.Command("docker", "image", "inspect", id).Run(); err == nil {
+		t.Fatalf("image %s still present after rmi", id)
+	}
+	return id
+}
+
+// dockerService deploys examples/svc-docker-hello as a 2-replica docker
+// service from node0 (its image sent as a tarball, loaded by ID on the
+// providers), calls it through every live node's gateway, and closes it.
+func dockerService(t *testing.T, n *net4) {
+	dir := t.TempDir()
+	id := exampleImage(t, "svc-docker-hello", dir)
+	spec := fmt.Sprintf(`kind: service
+name: dhello
+executor: docker
+image: %s
+payload: hello.tar
+port: 8081
+env: {GREETING: howdy}
+replicas: {min: 1, max: 2, initial: 2}
+resources: {cpu: 500, memory: 64}
+price_per_period: 5000
+period: 2s
+duration: 2m
+elastic: false
+`, id)
+	path := filepath.Join(dir, "service.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	owner := n.nw.Nodes[0]
+	bourse(t, "--home", owner.Home, "service", "deploy", path, "--json")
+	n.waitService(t, "dhello", 60*time.Second, "two active leases", func(s api.Service) bool { return s.Active == 2 })
+	for i, nd := range n.nw.Nodes[:3] {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			body, err := call(nd.Gateway, "dhello", fmt.Sprintf("node%d", i))
+			if err == nil {
+				if want := fmt.Sprintf("howdy, node%d!\n", i); body != want {
+					t.Fatalf("node%d's gateway answered %q, want %q", i, body, want)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node%d's gateway: %v", i, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	var closed api.Service
+	if err := json.Unmarshal([]byte(bourse(t, "--home", owner.Home, "service", "close", "dhello", "--json")), &closed); err != nil {
+		t.Fatal(err)
+	}
+	if closed.Status != "closed" || closed.Active != 0 {
+		t.Fatalf("closed: %+v", closed)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -444,7 +445,7 @@ func (s *serviceManager) deploy(ctx context.Context, spec api.ServiceSpec, modul
 		rc.Close()
 		hash, size = h, sz
 	} else {
-		if err := api.CheckPayload(api.ExecutorWASM, module); err != nil {
+		if err := api.CheckPayload(spec.Executor, module); err != nil {
 			return api.Service{}, err
 		}
 		hash = sha256.Sum256(module)
@@ -506,12 +507,17 @@ func (s *serviceManager) sendWait(ctx context.Context, fill func(*chain.Tx)) ([3
 
 func chainSpec(spec api.ServiceSpec, hash [32]byte, size int64, peerID string) chain.ServiceSpec {
 	cs := chain.ServiceSpec{Name: spec.Name, Executor: spec.Executor, Args: spec.Args,
-		Payload:     market.Payload{SHA256: hash[:], Size: uint64(size), Peer: peerID},
+		Payload:     market.Payload{SHA256: hash[:], Size: uint64(size), Peer: peerID, Image: spec.Image},
 		Resources:   fromAPIResources(spec.Resources),
 		MinReplicas: spec.Replicas.Min, MaxReplicas: spec.Replicas.Max, MaxPricePerPeriod: spec.PricePerPeriod,
 		PeriodMs: spec.Period.Milliseconds(), Preference: spec.Placement}
 	for k, v := range spec.Env {
-		cs.Env = append(cs.Env, k+"="+v)
+		if k != "PORT" || spec.Executor != api.ExecutorDocker {
+			cs.Env = append(cs.Env, k+"="+v)
+		}
+	}
+	if spec.Executor == api.ExecutorDocker {
+		cs.Env = append(cs.Env, "PORT="+strconv.Itoa(int(spec.Port)))
 	}
 	sort.Strings(cs.Env)
 	if spec.Constraints.Region != "" {

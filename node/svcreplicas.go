@@ -4,19 +4,22 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/worker"
+	dockerx "github.com/bourse-net/bourse/worker/docker"
 	"github.com/bourse-net/bourse/worker/wasm"
 )
 
 // replicaRunner runs the service replicas a provider hosts, one
 // worker.Service per lease, in the worker's isolated WASM service runtime.
 type replicaRunner struct {
-	n    *Node
-	exec *wasm.Executor
+	n      *Node
+	exec   *wasm.Executor
+	docker *dockerx.Executor // nil unless the provider offers docker
 
 	mu      sync.RWMutex
 	running map[chain.LeaseID]*worker.Service
@@ -31,7 +34,15 @@ func newReplicaRunner(n *Node) (*replicaRunner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service runtime: %w", err)
 	}
-	return &replicaRunner{n: n, exec: x, running: map[chain.LeaseID]*worker.Service{}}, nil
+	r := &replicaRunner{n: n, exec: x, running: map[chain.LeaseID]*worker.Service{}}
+	if slices.Contains(n.cfg.Provider.Executors, market.ExecDocker) {
+		d, err := dockerx.New(dockerx.Config{Logger: n.log})
+		if err != nil {
+			return nil, fmt.Errorf("service runtime: docker: %w", err)
+		}
+		r.docker = d
+	}
+	return r, nil
 }
 
 // instancesFor is how many requests a replica of cpu millicores handles
@@ -67,7 +78,17 @@ func (r *replicaRunner) start(ctx context.Context, id chain.LeaseID) error {
 	res.DiskMiB, res.GPUs = 0, 0
 	spec := worker.ServiceSpec{ID: id, Module: module, Args: v.Spec.Args, Env: v.Spec.Env,
 		Limits: worker.Limits{Resources: res}, Instances: instancesFor(v.Spec.Resources.CPU)}
-	b, err := r.exec.StartService(ctx, &spec)
+	var se worker.ServiceExecutor = r.exec
+	if v.Spec.Executor == market.ExecDocker {
+		if r.docker == nil {
+			return fmt.Errorf("lease %s: a docker service, and this provider offers no docker", id)
+		}
+		spec.Kind, spec.Image, se = worker.KindDocker, v.Spec.Payload.Image, r.docker
+	}
+	if err := spec.Normalize(); err != nil {
+		return err
+	}
+	b, err := se.StartService(ctx, &spec)
 	if err != nil {
 		return err
 	}

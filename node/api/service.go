@@ -35,6 +35,11 @@ type ServiceSpec struct {
 	Name     string            `json:"name" yaml:"name"`
 	Executor string            `json:"executor" yaml:"executor"`
 	Payload  string            `json:"payload,omitempty" yaml:"payload"`
+	// Image is a docker service's image ID (sha256:<64 hex>); its payload
+	// is the image's `docker save` tarball. Port is the one port its
+	// container serves HTTP on (default 8080; the container gets PORT).
+	Image    string            `json:"image,omitempty" yaml:"image"`
+	Port     uint16            `json:"port,omitempty" yaml:"port"`
 	Args     []string          `json:"args,omitempty" yaml:"args"`
 	Env      map[string]string `json:"env,omitempty" yaml:"env"`
 	Replicas ReplicaBounds     `json:"replicas" yaml:"replicas"`
@@ -62,6 +67,7 @@ type ReplicaBounds struct {
 // Service defaults and bounds.
 const (
 	DefaultServicePeriod = 10 * time.Second
+	DefaultServicePort   = 8080 // a docker service's container port
 	MaxServiceReplicas   = 16 // chain.MaxServiceReplicas
 	MinServicePeriod     = time.Second
 	MaxServicePeriod     = 24 * time.Hour
@@ -118,6 +124,9 @@ func (s ServiceSpec) WithDefaults() ServiceSpec {
 	if s.Placement == "" {
 		s.Placement = PlaceCheapest
 	}
+	if s.Executor == ExecutorDocker && s.Port == 0 {
+		s.Port = DefaultServicePort
+	}
 	return s
 }
 
@@ -129,8 +138,16 @@ func (s ServiceSpec) Validate() error {
 		return specErr("kind", "%q: a service spec says kind: service", s.Kind)
 	case s.Name == "" || len(s.Name) > 63:
 		return specErr("name", "%q: 1..63 lowercase letters, digits and inner hyphens", s.Name)
-	case s.Executor != ExecutorWASM:
-		return specErr("executor", "%q: only wasm services are supported", s.Executor)
+	case s.Executor != ExecutorWASM && s.Executor != ExecutorDocker:
+		return specErr("executor", "%q: services run wasm or docker", s.Executor)
+	case s.Executor == ExecutorDocker && !IsImageID(s.Image):
+		return specErr("image", "%q: a docker service names its image by ID (sha256:<64 hex digits>: docker image inspect --format '{{.Id}}'), and sends the image's docker save tarball as its payload", s.Image)
+	case s.Executor != ExecutorDocker && s.Image != "":
+		return specErr("image", "only docker services have an image")
+	case s.Executor != ExecutorDocker && s.Port != 0:
+		return specErr("port", "only docker services have a port (a wasm service answers framed requests)")
+	case s.Executor == ExecutorDocker && s.Env["PORT"] != "" && s.Env["PORT"] != strconv.Itoa(int(s.Port)):
+		return specErr("env.PORT", "%q differs from port %d: set the port with port:", s.Env["PORT"], s.Port)
 	case s.Replicas.Min < 1 || s.Replicas.Max < s.Replicas.Min || s.Replicas.Max > MaxServiceReplicas:
 		return specErr("replicas", "min %d, max %d: want 1 ≤ min ≤ max ≤ %d", s.Replicas.Min, s.Replicas.Max, MaxServiceReplicas)
 	case s.Replicas.Initial < s.Replicas.Min || s.Replicas.Initial > s.Replicas.Max:
