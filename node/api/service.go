@@ -31,10 +31,10 @@ import (
 //	period: 5s
 //	budget: 20000             # or duration: 10m (budget for initial replicas)
 type ServiceSpec struct {
-	Kind     string            `json:"kind" yaml:"kind"`
-	Name     string            `json:"name" yaml:"name"`
-	Executor string            `json:"executor" yaml:"executor"`
-	Payload  string            `json:"payload,omitempty" yaml:"payload"`
+	Kind     string `json:"kind" yaml:"kind"`
+	Name     string `json:"name" yaml:"name"`
+	Executor string `json:"executor" yaml:"executor"`
+	Payload  string `json:"payload,omitempty" yaml:"payload"`
 	// Image is a docker service's image ID (sha256:<64 hex>); its payload
 	// is the image's `docker save` tarball. Port is the one port its
 	// container serves HTTP on (default 8080; the container gets PORT).
@@ -68,7 +68,7 @@ type ReplicaBounds struct {
 const (
 	DefaultServicePeriod = 10 * time.Second
 	DefaultServicePort   = 8080 // a docker service's container port
-	MaxServiceReplicas   = 16 // chain.MaxServiceReplicas
+	MaxServiceReplicas   = 16   // chain.MaxServiceReplicas
 	MinServicePeriod     = time.Second
 	MaxServicePeriod     = 24 * time.Hour
 )
