@@ -317,13 +317,10 @@ func TestServiceEndToEnd(t *testing.T) {
 	})
 }
 
-// TestLongServiceLoadStepScalesUpAndDown: a load step on an elastic
-// service makes the owner's node scale it up, and back down when the load
-// stops. BOURSE_LONG=1 (make test-long) runs it.
-func TestLongServiceLoadStepScalesUpAndDown(t *testing.T) {
-	if os.Getenv("BOURSE_LONG") == "" {
-		t.Skip("long service run: set BOURSE_LONG=1 (make test-long)")
-	}
+// TestServiceLoadStepScalesUpAndDown: a load step on an elastic service
+// makes the owner's node scale it up (a ServiceScale on chain), and back
+// down when the load stops.
+func TestServiceLoadStepScalesUpAndDown(t *testing.T) {
 	needBinary(t)
 	n := up(t)
 	owner := n.nw.Nodes[0]

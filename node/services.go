@@ -71,6 +71,7 @@ type serviceManager struct {
 	gwAddr string                      // its listen address
 	ph     *gateway.ProviderHandler    // svc/1 on a provider
 	health map[[32]byte]*replicaHealth // the tick's judgement of each replica
+	served map[chain.ServiceID]uint64  // requests of each service at the last tick
 
 	ctx    context.Context
 	cancel context.CancelFunc

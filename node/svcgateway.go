@@ -220,6 +220,16 @@ func (s *serviceManager) gatewayInputs() []svclife.Input {
 			inflight += float64(r.Outstanding)
 		}
 		if len(gs.Replicas) > 0 && gs.Requests > 0 {
+			// No request since the last tick: the recent latency is that of
+			// the last burst, frozen; an idle service reports none, or it
+			// would never scale back down.
+			if s.served == nil {
+				s.served = map[chain.ServiceID]uint64{}
+			}
+			if gs.Requests == s.served[v.ID] {
+				worst = 0
+			}
+			s.served[v.ID] = gs.Requests
 			out = append(out, svclife.Load{Service: v.ID, P99: worst, Outstanding: inflight / float64(max(v.Active, 1))})
 		}
 	}
