@@ -215,7 +215,10 @@ func TestServiceOpenRefusesBadSpecs(t *testing.T) {
 		want   string
 	}{
 		{"name", func(s *ServiceSpec) { s.Name = "Hello_World" }, 1000, "lowercase"},
-		{"docker", func(s *ServiceSpec) { s.Executor = market.ExecDocker }, 1000, "only wasm"},
+		{"exec", func(s *ServiceSpec) { s.Executor = market.ExecExec }, 1000, "wasm or docker"},
+		{"docker without an image", func(s *ServiceSpec) { s.Executor = market.ExecDocker }, 1000, "image by ID"},
+		{"docker with a tag", func(s *ServiceSpec) { s.Executor, s.Payload.Image = market.ExecDocker, "busybox:latest" }, 1000, "image"},
+		{"wasm with an image", func(s *ServiceSpec) { s.Payload.Image = "sha256:" + strings.Repeat("a", 64) }, 1000, "docker executor"},
 		{"min zero", func(s *ServiceSpec) { s.MinReplicas = 0 }, 1000, "min_replicas"},
 		{"max below min", func(s *ServiceSpec) { s.MinReplicas, s.MaxReplicas = 3, 2 }, 1000, "below min_replicas"},
 		{"too many", func(s *ServiceSpec) { s.MaxReplicas = MaxServiceReplicas + 1 }, 1000, "exceeds"},

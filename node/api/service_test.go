@@ -19,19 +19,28 @@ func TestParseServiceSpec(t *testing.T) {
 		t.Fatalf("9s of 2s periods for 2 replicas at 50: budget %d, want 500", b)
 	}
 	bad := map[string]string{
-		"kind: job\nname: a\nprice_per_period: 1\nbudget: 1\n":                                  "kind",
-		"name: Hello\nprice_per_period: 1\nbudget: 1\n":                                         "name",
-		"name: a\nbudget: 1\n":                                                                  "price_per_period",
-		"name: a\nprice_per_period: 1\n":                                                        "budget",
-		"name: a\nprice_per_period: 1\nbudget: 1\nduration: 1m\n":                               "duration",
-		"name: a\nprice_per_period: 1\nbudget: 1\nreplicas: {min: 3, max: 2}\n":                 "replicas",
-		"name: a\nprice_per_period: 1\nbudget: 1\nreplicas: {min: 1, max: 17}\n":                "replicas",
-		"name: a\nprice_per_period: 1\nbudget: 1\nperiod: 10ms\n":                               "period",
-		"name: a\nprice_per_period: 1\nbudget: 1\nexecutor: docker\n":                           "executor",
-		"name: a\nprice_per_period: 1\nbudget: 1\nresources: {cpu: 100, memory: 10, disk: 5}\n": "resources",
-		"name: a\nprice_per_period: 1\nbudget: 1\nsurprise: 1\n":                                "surprise",
-		"name: a\nprice_per_period: 18446744073709551615\nduration: 1000h\nperiod: 1s\n":        "overflows",
-		"name: a\nprice_per_period: 1\nbudget: 1\n---\nname: b\n":                               "more than one",
+		"kind: job\nname: a\nprice_per_period: 1\nbudget: 1\n":                                     "kind",
+		"name: Hello\nprice_per_period: 1\nbudget: 1\n":                                            "name",
+		"name: a\nbudget: 1\n":                                                                     "price_per_period",
+		"name: a\nprice_per_period: 1\n":                                                           "budget",
+		"name: a\nprice_per_period: 1\nbudget: 1\nduration: 1m\n":                                  "duration",
+		"name: a\nprice_per_period: 1\nbudget: 1\nreplicas: {min: 3, max: 2}\n":                    "replicas",
+		"name: a\nprice_per_period: 1\nbudget: 1\nreplicas: {min: 1, max: 17}\n":                   "replicas",
+		"name: a\nprice_per_period: 1\nbudget: 1\nperiod: 10ms\n":                                  "period",
+		"name: a\nprice_per_period: 1\nbudget: 1\nexecutor: exec\n":                                "executor",
+		"name: a\nprice_per_period: 1\nbudget: 1\nexecutor: docker\n":                              "image",
+		"name: a\nprice_per_period: 1\nbudget: 1\nexecutor: docker\nimage: busybox:latest\n":       "image",
+		"name: a\nprice_per_period: 1\nbudget: 1\nimage: sha256:" + strings.Repeat("a", 64) + "\n": "image",
+		"name: a\nprice_per_period: 1\nbudget: 1\nport: 80\n":                                      "port",
+		"name: a\nprice_per_period: 1\nbudget: 1\nexecutor: docker\nimage: sha256:" + strings.Repeat("a", 64) + "\nport: 80\nenv: {PORT: \"81\"}\n": "env.PORT",
+		"name: a\nprice_per_period: 1\nbudget: 1\nresources: {cpu: 100, memory: 10, disk: 5}\n":                                                     "resources",
+		"name: a\nprice_per_period: 1\nbudget: 1\nsurprise: 1\n":                                                                                    "surprise",
+		"name: a\nprice_per_period: 18446744073709551615\nduration: 1000h\nperiod: 1s\n":                                                            "overflows",
+		"name: a\nprice_per_period: 1\nbudget: 1\n---\nname: b\n":                                                                                   "more than one",
+	}
+	docker, err := ParseServiceSpec([]byte("name: a\nprice_per_period: 1\nbudget: 1\nexecutor: docker\nimage: sha256:" + strings.Repeat("a", 64) + "\n"))
+	if err != nil || docker.Port != DefaultServicePort {
+		t.Fatalf("a docker service: %+v %v, want port %d by default", docker, err, DefaultServicePort)
 	}
 	for in, want := range bad {
 		_, err := ParseServiceSpec([]byte(in))
