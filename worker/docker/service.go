@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
@@ -27,6 +28,30 @@ import (
 // its environment does not set PORT (which the container always gets).
 const DefaultServicePort = 8080
 
+// ServiceNetwork is the docker network service containers join: internal
+// (no route out of the machine) and without traffic between containers
+// (enable_icc false), so a replica reaches neither the internet nor
+// another client's replica; the provider reaches each replica at its
+// address on the network's bridge. Created on first use.
+const ServiceNetwork = "bourse-services"
+
+// serviceNetwork makes sure ServiceNetwork exists, as described.
+func (e *Executor) serviceNetwork(ctx context.Context) error {
+	nw, err := e.cli.NetworkInspect(ctx, ServiceNetwork, network.InspectOptions{})
+	if err != nil {
+		_, cerr := e.cli.NetworkCreate(ctx, ServiceNetwork, network.CreateOptions{Driver: "bridge", Internal: true,
+			Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
+			Labels:  map[string]string{"net.bourse": "services"}})
+		if nw, err = e.cli.NetworkInspect(ctx, ServiceNetwork, network.InspectOptions{}); err != nil {
+			return fmt.Errorf("service network %s: %v (create: %v)", ServiceNetwork, err, cerr)
+		}
+	}
+	if !nw.Internal || nw.Options["com.docker.network.bridge.enable_icc"] != "false" {
+		return fmt.Errorf("service network %s exists but is not internal with inter-container traffic off: remove it (docker network rm %s) and the provider makes it again", ServiceNetwork, ServiceNetwork)
+	}
+	return nil
+}
+
 // serviceReadyTimeout bounds how long a started container may take to
 // accept connections on its port.
 const serviceReadyTimeout = 30 * time.Second
@@ -35,8 +60,8 @@ var _ worker.ServiceExecutor = (*Executor)(nil)
 
 // StartService runs one replica of a docker service: one container from
 // the spec's image (by ID; the Module is its `docker save` tarball, or
-// empty when the image is present), on the bridge network with its one
-// port published on 127.0.0.1 only, under the same limits as a job
+// empty when the image is present), on ServiceNetwork (no way out, no
+// neighbours) serving HTTP on its one port, under the same limits as a job
 // (memory without swap, CPU, process count, read-only root, no
 // capabilities, an unprivileged user). Requests go to the port as HTTP/1.1;
 // spec.Instances bounds how many are in flight at once. A container that
@@ -58,11 +83,13 @@ func (e *Executor) StartService(ctx context.Context, spec *worker.ServiceSpec) (
 		env = append(env, "PORT="+strconv.Itoa(port))
 	}
 	cport := nat.Port(strconv.Itoa(port) + "/tcp")
+	if err := e.serviceNetwork(ctx); err != nil {
+		return nil, err
+	}
 	mem := spec.Limits.MemoryMiB << 20
 	pids := e.cfg.PidsLimit
 	hc := &container.HostConfig{
-		NetworkMode:    "bridge",
-		PortBindings:   nat.PortMap{cport: {{HostIP: "127.0.0.1", HostPort: ""}}},
+		NetworkMode:    ServiceNetwork,
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
@@ -90,10 +117,10 @@ func (e *Executor) StartService(ctx context.Context, spec *worker.ServiceSpec) (
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	s := &dockerService{e: e, id: created.ID, spec: *spec, port: cport, sem: make(chan struct{}, max(spec.Instances, 1))}
+	s := &dockerService{e: e, id: created.ID, spec: *spec, port: port, sem: make(chan struct{}, max(spec.Instances, 1))}
 	s.hc = &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: max(spec.Instances, 1), DisableCompression: true,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: max(spec.Instances, 1), DisableCompression: true, MaxResponseHeaderBytes: 64 << 10,
+		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, // a local bridge: a second is ample
 	}}
 	if err := s.boot(ctx); err != nil {
 		s.Close()
@@ -107,7 +134,7 @@ type dockerService struct {
 	e    *Executor
 	id   string
 	spec worker.ServiceSpec
-	port nat.Port
+	port int
 	hc   *http.Client
 	sem  chan struct{}
 	busy atomic.Int64
@@ -135,10 +162,9 @@ func (s *dockerService) boot(ctx context.Context) error {
 			return fmt.Errorf("container exited (code %d) before serving: %s", info.State.ExitCode, strings.TrimSpace(string(s.Logs())))
 		}
 		if info.NetworkSettings != nil {
-			if bs := info.NetworkSettings.Ports[s.port]; len(bs) > 0 && bs[0].HostPort != "" {
-				// Docker's proxy accepts on the published port before the
-				// container listens: ready is an HTTP answer, any status.
-				addr := net.JoinHostPort("127.0.0.1", bs[0].HostPort)
+			if ep := info.NetworkSettings.Networks[ServiceNetwork]; ep != nil && ep.IPAddress != "" {
+				// Ready is an HTTP answer, any status.
+				addr := net.JoinHostPort(ep.IPAddress, strconv.Itoa(s.port))
 				if s.answers(ctx, addr) {
 					s.mu.Lock()
 					s.addr = addr
@@ -148,7 +174,7 @@ func (s *dockerService) boot(ctx context.Context) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("container does not accept connections on %s within %s", s.port, serviceReadyTimeout)
+			return fmt.Errorf("container does not accept connections on port %d within %s", s.port, serviceReadyTimeout)
 		}
 		select {
 		case <-ctx.Done():

@@ -100,3 +100,39 @@ func TestDockerServiceAttackTarballUnderAnotherIDIsRefused(t *testing.T) {
 		t.Fatalf("a tag, not an ID: %v", err)
 	}
 }
+
+// TestDockerServiceAttackReplicaCannotReachAnotherReplica: a hostile
+// container on the service network (a job run there, dialling) cannot
+// open a connection to another client's replica, though the provider
+// reaches that replica at the same address.
+func TestDockerServiceAttackReplicaCannotReachAnotherReplica(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 65534:65534\n")
+	b, err := e.StartService(context.Background(), serviceSpec(imageID(t, e, tag), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if resp, err := get(t, b, "/provider"); err != nil || resp.Status != 200 {
+		t.Fatalf("the provider cannot reach its replica: %+v %v", resp, err)
+	}
+	addr := b.(*dockerService).addr
+	hostile, err := New(Config{LogCap: testLogCap, Network: ServiceNetwork})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostile.Close(context.Background())
+	j := testJob(buildImage(t, e), "dial", addr)
+	j.ID, j.Limits.Timeout = workertest.NewID(), 5*time.Second // a connection on a local bridge takes far less
+	if err := hostile.Start(context.Background(), j, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	x, err := hostile.Wait(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.State == worker.StateSucceeded || strings.Contains(string(x.Stdout), "connected") {
+		t.Fatalf("a container on the service network connected to a replica at %s: %s %q", addr, x.State, x.Stdout)
+	}
+}
