@@ -100,6 +100,8 @@ func (s *serviceManager) start(ctx context.Context) {
 	if err := s.routes.rebuild(s.n.drv.State()); err != nil {
 		s.n.log.Error("services: build the route table", "err", err)
 	}
+	// The gateway first: the tick reads s.gw.
+	s.startGateway()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -114,7 +116,6 @@ func (s *serviceManager) start(ctx context.Context) {
 			}
 		}
 	}()
-	s.startGateway()
 }
 
 func (s *serviceManager) close() {
