@@ -121,7 +121,12 @@ func (e *Executor) StartService(ctx context.Context, spec *worker.ServiceSpec) (
 	s.hc = &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: max(spec.Instances, 1), DisableCompression: true, MaxResponseHeaderBytes: 64 << 10,
 		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, // a local bridge: a second is ample
-	}}
+	},
+		// A redirect goes back to the caller as it is: followed, the
+		// provider would fetch any address the container names (its own
+		// loopback, the node API) and hand the body back.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	if err := s.boot(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -206,6 +211,13 @@ var hopHeaders = map[string]bool{"connection": true, "keep-alive": true, "proxy-
 	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true, "content-length": true, "host": true}
 
 func (s *dockerService) Handle(ctx context.Context, req *worker.Request) (*worker.Response, error) {
+	// The target is pasted after "http://<replica>": only a path keeps
+	// that the host ("@host/..." would make the replica's address userinfo
+	// and send the request, and the answer, to host).
+	if !strings.HasPrefix(req.Target, "/") {
+		return &worker.Response{Status: http.StatusBadRequest, Header: [][2]string{{"Content-Type", "text/plain; charset=utf-8"}},
+			Body: []byte("request target must be a path starting with /\n")}, nil
+	}
 	qctx, cancel := context.WithTimeout(ctx, s.spec.QueueTimeout)
 	select {
 	case s.sem <- struct{}{}:

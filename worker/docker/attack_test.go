@@ -1,0 +1,80 @@
+package docker
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bourse-net/bourse/worker"
+	"github.com/bourse-net/bourse/worker/workertest"
+)
+
+// hostSecret is a server on the provider's loopback (a node API, a
+// metadata service) that no service request may reach; it counts hits.
+func hostSecret(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("provider secret"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// TestDockerServiceAttackTargetUserinfoSSRF: a peer sends a request whose
+// target is "@127.0.0.1:<port>/secret"; pasted after "http://<replica>",
+// the replica's address becomes userinfo and the provider fetches the
+// host's loopback server instead, answering with its body.
+func TestDockerServiceAttackTargetUserinfoSSRF(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	srv, hits := hostSecret(t)
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 65534:65534\n")
+	b, err := e.StartService(context.Background(), serviceSpec(imageID(t, e, tag), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, target := range []string{"@" + host + "/secret", "http://" + host + "/secret", "." + host + "/x"} {
+		resp, err := get(t, b, target)
+		if hits.Load() != 0 || (err == nil && strings.Contains(string(resp.Body), "secret")) {
+			t.Fatalf("target %q reached the provider's loopback: %+v %v", target, resp, err)
+		}
+	}
+	if resp, err := get(t, b, "/still-fine"); err != nil || resp.Status != 200 {
+		t.Fatalf("a plain target: %+v %v", resp, err)
+	}
+}
+
+// TestDockerServiceAttackRedirectSSRF: a hostile container answers every
+// request with a redirect to the provider's loopback; a provider that
+// follows it fetches the address for the container and hands the body
+// back to its caller.
+func TestDockerServiceAttackRedirectSSRF(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	srv, hits := hostSecret(t)
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()),
+		"github.com/bourse-net/bourse/worker/docker/internal/svchostile", "USER 65534:65534\n")
+	spec := serviceSpec(imageID(t, e, tag), nil)
+	spec.Env = append(spec.Env, "REDIRECT="+srv.URL+"/secret")
+	b, err := e.StartService(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := b.Handle(ctx, &worker.Request{Method: "GET", Target: "/"})
+	if hits.Load() != 0 {
+		t.Fatalf("the provider followed the container's redirect to its loopback: %+v %v", resp, err)
+	}
+	if err != nil || resp.Status != http.StatusFound {
+		t.Fatalf("the redirect should reach the caller as is: %+v %v", resp, err)
+	}
+}
