@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -76,5 +77,33 @@ func TestDockerServiceAttackRedirectSSRF(t *testing.T) {
 	}
 	if err != nil || resp.Status != http.StatusFound {
 		t.Fatalf("the redirect should reach the caller as is: %+v %v", resp, err)
+	}
+}
+
+// TestDockerServiceAttackTarballHeldAfterStart: a service's payload is its
+// image tarball, up to market.MaxPayloadSize (1 GiB) and outside the
+// lease's memory limit; once loaded the replica must not keep it, or each
+// replica of a large image pins that much of the provider's memory for
+// the lease's life.
+func TestDockerServiceAttackTarballHeldAfterStart(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 65534:65534\n")
+	rc, err := e.Client().ImageSave(context.Background(), []string{tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.StartService(context.Background(), serviceSpec(imageID(t, e, tag), tarball))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if n := len(b.(*dockerService).spec.Module); n != 0 {
+		t.Fatalf("the running replica holds its %d-byte image tarball", n)
 	}
 }

@@ -118,6 +118,7 @@ func (e *Executor) StartService(ctx context.Context, spec *worker.ServiceSpec) (
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	s := &dockerService{e: e, id: created.ID, spec: *spec, port: port, sem: make(chan struct{}, max(spec.Instances, 1))}
+	s.spec.Module = nil // the image is loaded; its tarball (up to 1 GiB) is not kept
 	s.hc = &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: max(spec.Instances, 1), DisableCompression: true, MaxResponseHeaderBytes: 64 << 10,
 		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, // a local bridge: a second is ample
