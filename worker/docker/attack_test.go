@@ -2,17 +2,22 @@ package docker
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/bourse-net/bourse/worker"
 	"github.com/bourse-net/bourse/worker/workertest"
@@ -170,4 +175,103 @@ func TestDockerServiceAttackReplicaReachesTheHost(t *testing.T) {
 	if accepted.Load() != 0 || strings.Contains(string(x.Stdout), "connected") {
 		t.Fatalf("a container on the service network connected to the provider at %s:%s: %s %q", nw.IPAM.Config[0].Gateway, port, x.State, x.Stdout)
 	}
+}
+
+// TestDockerServiceAttackConcurrentCrashAndClose: callers hammer a
+// replica, some crashing it, while the lease ends; nothing races, every
+// call returns, and no container of the lease is left.
+func TestDockerServiceAttackConcurrentCrashAndClose(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 65534:65534\n")
+	spec := serviceSpec(imageID(t, e, tag), nil)
+	b, err := e.StartService(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				target := "/x"
+				if (i+k)%7 == 0 {
+					target = "/crash"
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				b.Handle(ctx, &worker.Request{Method: "GET", Target: target})
+				b.Health()
+				cancel()
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	f := filters.NewArgs(filters.Arg("label", "net.bourse.lease="+hex.EncodeToString(spec.ID[:])))
+	left, err := e.Client().ContainerList(context.Background(), container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("%d containers of the closed replica left", len(left))
+	}
+}
+
+// TestDockerServiceAttackRootImageRunsConfined: an image that asks for
+// root (no USER) still runs its replica as nobody, within the lease's
+// memory (no swap), CPU and a process cap, read-only, without
+// capabilities, on the service network only, with no port published on
+// the host.
+func TestDockerServiceAttackRootImageRunsConfined(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 0:0\n")
+	spec := serviceSpec(imageID(t, e, tag), nil)
+	b, err := e.StartService(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	info, err := e.Client().ContainerInspect(context.Background(), b.(*dockerService).id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, cc := info.HostConfig, info.Config
+	switch {
+	case cc.User != "65534:65534":
+		t.Errorf("user %q", cc.User)
+	case hc.Memory != 64<<20 || hc.MemorySwap != hc.Memory:
+		t.Errorf("memory %d, with swap %d", hc.Memory, hc.MemorySwap)
+	case hc.NanoCPUs != 500_000_000:
+		t.Errorf("nano CPUs %d", hc.NanoCPUs)
+	case hc.PidsLimit == nil || *hc.PidsLimit != 64:
+		t.Errorf("pids limit %v", hc.PidsLimit)
+	case !hc.ReadonlyRootfs || len(hc.CapDrop) != 1 || hc.CapDrop[0] != "ALL" || hc.Privileged:
+		t.Errorf("read-only %v, cap drop %v, privileged %v", hc.ReadonlyRootfs, hc.CapDrop, hc.Privileged)
+	case string(hc.NetworkMode) != ServiceNetwork || len(info.NetworkSettings.Networks) != 1:
+		t.Errorf("network %s, %d networks", hc.NetworkMode, len(info.NetworkSettings.Networks))
+	case len(hc.PortBindings) != 0 || len(info.NetworkSettings.Ports) != 0 && hasBinding(info.NetworkSettings.Ports):
+		t.Errorf("ports published on the host: %v %v", hc.PortBindings, info.NetworkSettings.Ports)
+	}
+}
+
+func hasBinding(pm map[nat.Port][]nat.PortBinding) bool {
+	for _, b := range pm {
+		if len(b) > 0 {
+			return true
+		}
+	}
+	return false
 }

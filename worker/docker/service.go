@@ -146,7 +146,7 @@ type dockerService struct {
 	busy atomic.Int64
 
 	mu        sync.Mutex
-	addr      string // 127.0.0.1:<published port>; "" while down
+	addr      string // <bridge IP>:<port>; "" while down
 	restarts  uint64
 	lastDeath string
 	closed    bool
