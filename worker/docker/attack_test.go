@@ -275,3 +275,53 @@ func hasBinding(pm map[nat.Port][]nat.PortBinding) bool {
 	}
 	return false
 }
+
+// TestDockerServiceAttackAddressTakenOverAfterIdleDeath: a victim's
+// replica dies while no request is in flight (a leak killed at the memory
+// limit, a crash of its own); docker frees its bridge address and hands it
+// to the next container, here a hostile lease's replica on the same port.
+// The victim's next requests (bodies, Authorization headers) must not go
+// to the hostile container, nor be answered by it in the victim's name.
+func TestDockerServiceAttackAddressTakenOverAfterIdleDeath(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 65534:65534\n")
+	img := imageID(t, e, tag)
+	victim, err := e.StartService(context.Background(), serviceSpec(img, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	if resp, err := get(t, victim, "/warm"); err != nil || resp.Status != 200 {
+		t.Fatalf("victim: %+v %v", resp, err)
+	}
+	vs := victim.(*dockerService)
+	if err := e.Client().ContainerKill(context.Background(), vs.id, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	hs := serviceSpec(img, nil)
+	hs.Env = []string{"GREETING=hijacked"}
+	hostile, err := e.StartService(context.Background(), hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostile.Close()
+	vs.mu.Lock()
+	vaddr := vs.addr
+	vs.mu.Unlock()
+	t.Logf("victim at %s, hostile at %s", vaddr, hostile.(*dockerService).addr)
+	back := false
+	for range 5 {
+		resp, err := get(t, victim, "/secret")
+		if err == nil && strings.Contains(string(resp.Body), "hijacked") {
+			t.Fatalf("the victim's request went to the hostile replica at its old address %s: %q", vaddr, resp.Body)
+		}
+		if back = err == nil && string(resp.Body) == "hi, secret!\n"; back {
+			break
+		}
+	}
+	if !back {
+		t.Fatal("the victim's replica did not come back")
+	}
+}

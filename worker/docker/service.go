@@ -121,7 +121,7 @@ func (e *Executor) StartService(ctx context.Context, spec *worker.ServiceSpec) (
 	s.spec.Module = nil // the image is loaded; its tarball (up to 1 GiB) is not kept
 	s.hc = &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: max(spec.Instances, 1), DisableCompression: true, MaxResponseHeaderBytes: 64 << 10,
-		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, // a local bridge: a second is ample
+		DialContext: s.dial,
 	},
 		// A redirect goes back to the caller as it is: followed, the
 		// provider would fetch any address the container names (its own
@@ -188,6 +188,30 @@ func (s *dockerService) boot(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// dial opens a connection to the replica, once docker confirms that its
+// container is running at that address: a container that died while idle
+// gives its bridge address back, and docker hands it to the next container
+// started, maybe another lease's on the same port, which would otherwise
+// get this replica's requests and answer them in its name.
+func (s *dockerService) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.e.cli.ContainerInspect(ctx, s.id)
+	if err != nil {
+		return nil, fmt.Errorf("inspect container: %w", err)
+	}
+	if info.State == nil || !info.State.Running {
+		return nil, errors.New("container not running")
+	}
+	if info.NetworkSettings == nil || info.NetworkSettings.Networks[ServiceNetwork] == nil ||
+		info.NetworkSettings.Networks[ServiceNetwork].IPAddress != host {
+		return nil, fmt.Errorf("container no longer at %s", host)
+	}
+	return (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr) // a local bridge: a second is ample
 }
 
 // answers reports whether an HTTP GET / to addr gets any answer.
