@@ -368,6 +368,9 @@ func (g *Gateway) route(r *http.Request) (service, target string, ok bool) {
 			return "", "", false
 		}
 		service, target = name, path
+		if target == "" { // absolute form with no path: GET http://name.domain HTTP/1.1
+			target = "/"
+		}
 	}
 	if service == "" {
 		return "", "", false

@@ -239,7 +239,11 @@ func (s *dockerService) Handle(ctx context.Context, req *worker.Request) (*worke
 	// The target is pasted after "http://<replica>": only a path keeps
 	// that the host ("@host/..." would make the replica's address userinfo
 	// and send the request, and the answer, to host).
-	if !strings.HasPrefix(req.Target, "/") {
+	target := req.Target
+	if target == "" || target[0] == '?' {
+		target = "/" + target // an absolute-form request with no path
+	}
+	if !strings.HasPrefix(target, "/") {
 		return &worker.Response{Status: http.StatusBadRequest, Header: [][2]string{{"Content-Type", "text/plain; charset=utf-8"}},
 			Body: []byte("request target must be a path starting with /\n")}, nil
 	}
@@ -270,7 +274,7 @@ func (s *dockerService) Handle(ctx context.Context, req *worker.Request) (*worke
 	defer s.busy.Add(-1)
 	rctx, rcancel := context.WithTimeout(ctx, s.spec.Limits.Timeout)
 	defer rcancel()
-	hreq, err := http.NewRequestWithContext(rctx, req.Method, "http://"+addr+req.Target, bytes.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(rctx, req.Method, "http://"+addr+target, bytes.NewReader(req.Body))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", worker.ErrHandlerFailed, err)
 	}
