@@ -253,23 +253,43 @@ func (g *Gateway) cost(st *replicaState, now time.Time) float64 {
 // otherwise win every comparison, so a replica that started late, failed
 // while starting, or was slow once would never be tried again, and one
 // that died unpicked would never be seen failing (the owner reports a
-// replica down from what its gateway saw).
+// replica down from what its gateway saw). A replica that costs k times
+// the cheapest is probed every k × probeEvery, at most every decay: on a
+// service with fewer requests a second than replicas every replica is
+// "not picked for probeEvery" at almost every request, and a probe-first
+// rule blind to cost would hand a replica answering in seconds (a far or
+// hostile provider) its round-robin share of the real requests.
 func (g *Gateway) pick(states []*replicaState, tried map[*replicaState]bool, now time.Time) *replicaState {
 	var up, fresh, any []*replicaState
+	var since []time.Duration
 	for _, st := range states {
 		if tried[st] {
 			continue
 		}
 		any = append(any, st)
 		st.mu.Lock()
-		down, stale := now.Before(st.downUntil), now.Sub(st.tried) >= probeEvery
+		down, idle := now.Before(st.downUntil), now.Sub(st.tried)
 		st.mu.Unlock()
 		if !down {
 			up = append(up, st)
-			if stale {
+			since = append(since, idle)
+		}
+	}
+	if len(up) > 1 {
+		costs := make([]float64, len(up))
+		best := math.Inf(1)
+		for i, st := range up {
+			costs[i] = g.cost(st, now)
+			best = min(best, costs[i])
+		}
+		for i, st := range up {
+			every := time.Duration(float64(probeEvery) * min(costs[i]/best, float64(decay/probeEvery)))
+			if since[i] >= every {
 				fresh = append(fresh, st)
 			}
 		}
+	} else if len(up) == 1 && since[0] >= probeEvery {
+		fresh = up
 	}
 	cands := up
 	switch {
@@ -348,6 +368,9 @@ func (g *Gateway) route(r *http.Request) (service, target string, ok bool) {
 			return "", "", false
 		}
 		service, target = name, path
+		if target == "" { // absolute form with no path: GET http://name.domain HTTP/1.1
+			target = "/"
+		}
 	}
 	if service == "" {
 		return "", "", false

@@ -92,6 +92,9 @@ func (r *replicaRunner) start(ctx context.Context, id chain.LeaseID) error {
 	if err != nil {
 		return err
 	}
+	if spec.Kind == worker.KindDocker {
+		spec.Module = nil // loaded; the tarball (up to 1 GiB) is not kept for the lease's life
+	}
 	svc := worker.NewService(spec, b, nil)
 	r.mu.Lock()
 	if _, dup := r.running[id]; dup {

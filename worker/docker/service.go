@@ -118,10 +118,16 @@ func (e *Executor) StartService(ctx context.Context, spec *worker.ServiceSpec) (
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	s := &dockerService{e: e, id: created.ID, spec: *spec, port: port, sem: make(chan struct{}, max(spec.Instances, 1))}
+	s.spec.Module = nil // the image is loaded; its tarball (up to 1 GiB) is not kept
 	s.hc = &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: max(spec.Instances, 1), DisableCompression: true, MaxResponseHeaderBytes: 64 << 10,
-		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, // a local bridge: a second is ample
-	}}
+		DialContext: s.dial,
+	},
+		// A redirect goes back to the caller as it is: followed, the
+		// provider would fetch any address the container names (its own
+		// loopback, the node API) and hand the body back.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	if err := s.boot(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -140,7 +146,7 @@ type dockerService struct {
 	busy atomic.Int64
 
 	mu        sync.Mutex
-	addr      string // 127.0.0.1:<published port>; "" while down
+	addr      string // <bridge IP>:<port>; "" while down
 	restarts  uint64
 	lastDeath string
 	closed    bool
@@ -184,6 +190,30 @@ func (s *dockerService) boot(ctx context.Context) error {
 	}
 }
 
+// dial opens a connection to the replica, once docker confirms that its
+// container is running at that address: a container that died while idle
+// gives its bridge address back, and docker hands it to the next container
+// started, maybe another lease's on the same port, which would otherwise
+// get this replica's requests and answer them in its name.
+func (s *dockerService) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.e.cli.ContainerInspect(ctx, s.id)
+	if err != nil {
+		return nil, fmt.Errorf("inspect container: %w", err)
+	}
+	if info.State == nil || !info.State.Running {
+		return nil, errors.New("container not running")
+	}
+	if info.NetworkSettings == nil || info.NetworkSettings.Networks[ServiceNetwork] == nil ||
+		info.NetworkSettings.Networks[ServiceNetwork].IPAddress != host {
+		return nil, fmt.Errorf("container no longer at %s", host)
+	}
+	return (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr) // a local bridge: a second is ample
+}
+
 // answers reports whether an HTTP GET / to addr gets any answer.
 func (s *dockerService) answers(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -206,6 +236,17 @@ var hopHeaders = map[string]bool{"connection": true, "keep-alive": true, "proxy-
 	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true, "content-length": true, "host": true}
 
 func (s *dockerService) Handle(ctx context.Context, req *worker.Request) (*worker.Response, error) {
+	// The target is pasted after "http://<replica>": only a path keeps
+	// that the host ("@host/..." would make the replica's address userinfo
+	// and send the request, and the answer, to host).
+	target := req.Target
+	if target == "" || target[0] == '?' {
+		target = "/" + target // an absolute-form request with no path
+	}
+	if !strings.HasPrefix(target, "/") {
+		return &worker.Response{Status: http.StatusBadRequest, Header: [][2]string{{"Content-Type", "text/plain; charset=utf-8"}},
+			Body: []byte("request target must be a path starting with /\n")}, nil
+	}
 	qctx, cancel := context.WithTimeout(ctx, s.spec.QueueTimeout)
 	select {
 	case s.sem <- struct{}{}:
@@ -233,7 +274,7 @@ func (s *dockerService) Handle(ctx context.Context, req *worker.Request) (*worke
 	defer s.busy.Add(-1)
 	rctx, rcancel := context.WithTimeout(ctx, s.spec.Limits.Timeout)
 	defer rcancel()
-	hreq, err := http.NewRequestWithContext(rctx, req.Method, "http://"+addr+req.Target, bytes.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(rctx, req.Method, "http://"+addr+target, bytes.NewReader(req.Body))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", worker.ErrHandlerFailed, err)
 	}
