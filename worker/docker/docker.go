@@ -61,7 +61,8 @@ type Executor struct {
 	cli            *client.Client
 	runs           *worker.Runs
 
-	loadMu sync.Mutex // one image load at a time
+	loadMu    sync.Mutex // one image load at a time
+	guardOnce sync.Once  // the host guard rule of service networks
 }
 
 var _ worker.Executor = (*Executor)(nil)

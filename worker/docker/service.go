@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,7 +51,44 @@ func (e *Executor) serviceNetwork(ctx context.Context) error {
 	if !nw.Internal || nw.Options["com.docker.network.bridge.enable_icc"] != "false" {
 		return fmt.Errorf("service network %s exists but is not internal with inter-container traffic off: remove it (docker network rm %s) and the provider makes it again", ServiceNetwork, ServiceNetwork)
 	}
+	e.guardHost(ctx, bridgeName(nw))
 	return nil
+}
+
+// bridgeName is the host interface of a docker bridge network.
+func bridgeName(nw network.Inspect) string {
+	if n := nw.Options["com.docker.network.bridge.name"]; n != "" {
+		return n
+	}
+	return "br-" + nw.ID[:min(12, len(nw.ID))]
+}
+
+// guardHost keeps replicas off the provider's own ports: the bridge of an
+// internal network still has a host address, and docker's rules only
+// cover traffic forwarded onward, so a replica could open a connection to
+// anything the host listens on (libp2p, SSH, an API bound to 0.0.0.0).
+// One iptables rule drops every new connection arriving from the bridge;
+// the provider's own connections to its replicas are answered as
+// established ones. It needs root: otherwise the rule is logged for the
+// operator to add, once per executor.
+func (e *Executor) guardHost(ctx context.Context, bridge string) {
+	rule := []string{"INPUT", "-i", bridge, "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"}
+	e.guardOnce.Do(func() {
+		if os.Geteuid() == 0 {
+			if _, err := exec.LookPath("iptables"); err == nil {
+				if exec.CommandContext(ctx, "iptables", append([]string{"-w", "-C"}, rule...)...).Run() == nil {
+					return
+				}
+				out, err := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-I"}, rule...)...).CombinedOutput()
+				if err == nil {
+					e.log.Info("docker: service replicas cannot open connections to this host", "bridge", bridge)
+					return
+				}
+				e.log.Warn("docker: add the host guard rule", "err", err, "output", strings.TrimSpace(string(out)))
+			}
+		}
+		e.log.Warn("docker: service replicas can open connections to this host's ports through the bridge; as root, run: iptables -I " + strings.Join(rule, " "))
+	})
 }
 
 // serviceReadyTimeout bounds how long a started container may take to
