@@ -81,7 +81,12 @@ func sybilFlood(t *testing.T, plan floodPlan) {
 		var lat []time.Duration
 		for range n {
 			start := time.Now()
-			job, err := c.SubmitJob(ctx, helloSpec(), bytes.NewReader(payload))
+			// A fifth of the client's balance per bid: the previous job's
+			// escrow stays held until its ack commits, a block or so after
+			// the job shows paid.
+			spec := helloSpec()
+			spec.MaxPrice = 1_000_000
+			job, err := c.SubmitJob(ctx, spec, bytes.NewReader(payload))
 			if err != nil {
 				t.Fatal(err)
 			}
