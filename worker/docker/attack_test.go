@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"encoding/hex"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -100,15 +99,7 @@ func TestDockerServiceAttackTarballHeldAfterStart(t *testing.T) {
 	e := newOrSkip(t)
 	defer e.Close(context.Background())
 	tag := buildProgImage(t, e, "bourse-svc-test:"+strings.ToLower(workertest.NewID().Short()), svcDockerHello, "USER 65534:65534\n")
-	rc, err := e.Client().ImageSave(context.Background(), []string{tag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tarball, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tarball := saveImage(t, e, tag)
 	b, err := e.StartService(context.Background(), serviceSpec(imageID(t, e, tag), tarball))
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,21 @@ func buildImageTagged(t *testing.T, e *Executor, tag, extra string) string {
 	return buildProgImage(t, e, tag, workertest.TestProg, extra)
 }
 
+// saveImage returns the `docker save` tarball of a local image.
+func saveImage(t *testing.T, e *Executor, ref string) []byte {
+	t.Helper()
+	rc, err := e.Client().ImageSave(context.Background(), []string{ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tarball, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tarball
+}
+
 // buildProgImage builds FROM scratch + the static program pkg (at
 // /testprog), with extra Dockerfile lines, tagged tag.
 func buildProgImage(t *testing.T, e *Executor, tag, pkg, extra string) string {
@@ -160,15 +175,7 @@ func TestImageTarballPayload(t *testing.T) {
 	e := newOrSkip(t)
 	defer e.Close(context.Background())
 	img := buildImage(t, e)
-	rc, err := e.Client().ImageSave(context.Background(), []string{img})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tarball, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tarball := saveImage(t, e, img)
 	cases := []struct {
 		name    string
 		image   string
