@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -14,7 +15,8 @@ import (
 )
 
 // BenchmarkGossipPropagation measures GossipSub delivery of 300-byte
-// messages across 20 and 50 in-process hosts on 127.0.0.1, each dialling 7
+// messages across 20 and 50 in-process hosts on 127.0.0.1 (100 and 200
+// too with BOURSE_BENCH_FULL=1), each dialling 7
 // random others, on the consensus topic (flood publish and validation on).
 //
 // latency: one op is one message published by a random host and awaited
@@ -33,7 +35,11 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkGossipPropagation -benchtime 200x ./p2p/
 func BenchmarkGossipPropagation(b *testing.B) {
-	for _, n := range []int{20, 50} {
+	sizes := []int{20, 50}
+	if os.Getenv("BOURSE_BENCH_FULL") != "" {
+		sizes = append(sizes, 100, 200)
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("hosts=%d/latency", n), func(b *testing.B) { benchGossipLatency(b, n) })
 		b.Run(fmt.Sprintf("hosts=%d/burst", n), func(b *testing.B) { benchGossipBurst(b, n) })
 	}
