@@ -41,6 +41,14 @@ func threeReplicas(t *testing.T, cfg Config, env ...string) (*Gateway, string, [
 	return g, srv.URL, ps, reps
 }
 
+// measured makes the gateway believe it just measured r at latency d.
+func measured(g *Gateway, r Replica, d time.Duration) {
+	st := g.state("app", r)
+	st.mu.Lock()
+	st.ewma, st.sampled = d, time.Now()
+	st.mu.Unlock()
+}
+
 // load sends n GETs of path with c workers and returns the status counts.
 func load(t *testing.T, url string, n, c int) map[int]int {
 	t.Helper()
@@ -174,10 +182,7 @@ func TestGatewayFailoverWhenProviderHostClosed(t *testing.T) {
 	ps[0].h.Close()
 	ps[0].hs.Close()
 	// Make the closed replica the first choice whenever it is a candidate.
-	st := g.state("app", reps[0])
-	st.mu.Lock()
-	st.ewma, st.sampled = time.Nanosecond, time.Now()
-	st.mu.Unlock()
+	measured(g, reps[0], time.Nanosecond)
 	if codes := load(t, url+"/svc/app/hello", 60, 3); codes[200] != 60 {
 		t.Fatalf("after closing a provider: %v", codes)
 	}
@@ -206,10 +211,7 @@ func TestGatewayLateReplicaIsProbed(t *testing.T) {
 	rt.mu.Unlock()
 	// The others look as fast as can be: a prior never wins against them.
 	for _, r := range reps {
-		st := g.state("app", r)
-		st.mu.Lock()
-		st.ewma, st.sampled = time.Nanosecond, time.Now()
-		st.mu.Unlock()
+		measured(g, r, time.Nanosecond)
 	}
 	if codes := load(t, url+"/svc/app/hello", 10, 1); codes[200] != 10 {
 		t.Fatalf("after the late replica joined: %v", codes)
@@ -232,10 +234,7 @@ func TestGatewayDeadUnpickedReplicaSeenFailing(t *testing.T) {
 	}
 	ps[0].h.Close()
 	ps[0].hs.Close()
-	st := g.state("app", reps[0])
-	st.mu.Lock()
-	st.ewma, st.sampled = time.Hour, time.Now()
-	st.mu.Unlock()
+	measured(g, reps[0], time.Hour)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if codes := load(t, url+"/svc/app/hello", 10, 1); codes[200] != 10 {

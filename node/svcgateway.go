@@ -210,6 +210,7 @@ func (s *serviceManager) gatewayInputs() []svclife.Input {
 		return nil
 	}
 	var out []svclife.Input
+	served := make(map[chain.ServiceID]uint64, len(svcs)) // only services still owned
 	for _, v := range svcs {
 		gs := s.gw.Stats(v.Spec.Name)
 		var worst time.Duration
@@ -223,16 +224,14 @@ func (s *serviceManager) gatewayInputs() []svclife.Input {
 			// No request since the last tick: the recent latency is that of
 			// the last burst, frozen; an idle service reports none, or it
 			// would never scale back down.
-			if s.served == nil {
-				s.served = map[chain.ServiceID]uint64{}
-			}
 			if gs.Requests == s.served[v.ID] {
 				worst = 0
 			}
-			s.served[v.ID] = gs.Requests
+			served[v.ID] = gs.Requests
 			out = append(out, svclife.Load{Service: v.ID, P99: worst, Outstanding: inflight / float64(max(v.Active, 1))})
 		}
 	}
+	s.served = served
 	return out
 }
 

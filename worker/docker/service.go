@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -397,8 +398,8 @@ func (s *dockerService) Logs() []byte {
 		return nil
 	}
 	defer rc.Close()
-	var out bytes.Buffer
-	if _, err := stdcopyDemux(&out, rc, 64<<10); err != nil && out.Len() == 0 {
+	out := worker.NewLogBuffer(64<<10, nil) // keeps the first 64 KiB, drains the rest
+	if _, err := stdcopy.StdCopy(out, out, rc); err != nil && len(out.Bytes()) == 0 {
 		return nil
 	}
 	return out.Bytes()
@@ -415,14 +416,10 @@ func (s *dockerService) Close() error {
 	s.hc.CloseIdleConnections()
 	ctx, cancel := cleanupCtx()
 	defer cancel()
-	if err := s.e.cli.ContainerRemove(ctx, s.id, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+	if err := s.e.cli.ContainerRemove(ctx, s.id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container: %w", err)
 	}
 	return nil
-}
-
-func isNotFound(err error) bool {
-	return err != nil && strings.Contains(strings.ToLower(err.Error()), "no such container")
 }
 
 func envValue(env []string, key string) (string, bool) {
@@ -432,29 +429,4 @@ func envValue(env []string, key string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// stdcopyDemux copies a multiplexed log stream into w, up to limit bytes.
-func stdcopyDemux(w *bytes.Buffer, r io.Reader, limit int) (int64, error) {
-	lw := &limitedBuffer{b: w, n: limit}
-	n, err := stdcopy.StdCopy(lw, lw, r)
-	if errors.Is(err, errFull) {
-		err = nil
-	}
-	return n, err
-}
-
-var errFull = errors.New("full")
-
-type limitedBuffer struct {
-	b *bytes.Buffer
-	n int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if l.b.Len()+len(p) > l.n {
-		l.b.Write(p[:max(l.n-l.b.Len(), 0)])
-		return 0, errFull
-	}
-	return l.b.Write(p)
 }
