@@ -252,8 +252,10 @@ func (hs *Host) serve(s network.Stream, name string, maxReq int, h StreamHandler
 		return nil
 	}
 	herr := h(ctx, from, req, send)
-	if ctx.Err() != nil {
-		// Out of time (or closing): no room left to send the outcome.
+	if ctx.Err() != nil || !time.Now().Before(end) {
+		// Out of time (or closing): no room left to send the outcome. A
+		// send cut by its write deadline at the end can return before the
+		// context's own timer fires: that is the timeout too.
 		s.Reset()
 		return "timeout"
 	}
