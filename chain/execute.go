@@ -92,6 +92,11 @@ const (
 	// EvRefereeSlashed: referee Address voted against the deciding hash
 	// of JobID's challenge; Amount of its stake burned.
 	EvRefereeSlashed = "referee_slashed"
+	// EvMajority: replica JobID of provider Address is in its group's
+	// decided result (or the group had none): its held pay Amount is
+	// held from now for the challenge window, and the client may fetch,
+	// check and ack it. A dissenting replica gets EvWrongResult.
+	EvMajority = "replica_majority"
 )
 
 // TxResult is the outcome of one transaction of a block. A transaction

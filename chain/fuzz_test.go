@@ -76,7 +76,7 @@ func FuzzParseGenesis(f *testing.F) {
 // FuzzBlockSequence drives the chain with a program read from the fuzz
 // input: signed transactions of every kind (transfers, bonds, unbonds,
 // provider registrations, matches, results, cancels, evidence, acks,
-// challenges and committee attestations) and
+// challenges and committee attestations, replicas of jobs of 2 or 3) and
 // garbage candidates, cut into blocks by BuildBlock and executed afresh
 // as a validator would. After every block the invariants hold (supply to
 // the unit, counters, indexes) and a replica that only executes the
@@ -88,6 +88,10 @@ func FuzzBlockSequence(f *testing.F) {
 	// register, match, result, then challenge, attest and ack in the
 	// same block (the test window is one block)
 	f.Add([]byte{0, 3, 0, 0, 5, 4, 0, 0, 0, 0, 11, 1, 0, 6, 0, 1, 3, 5, 5, 14, 0, 0, 0, 15, 0, 0, 1, 15, 1, 0, 0, 0, 13, 0, 11, 200})
+	// two providers, then two replicas of a job of 2 matched on them, two
+	// differing results (a tie: referees), attestations, time passing
+	f.Add([]byte{0, 3, 0, 0, 0, 3, 1, 0, 11, 1, 0, 4, 0, 0, 0, 2, 0, 0, 4, 0, 0, 1, 2, 1, 11, 1,
+		0, 6, 0, 1, 0, 0, 0, 0, 6, 1, 0, 1, 1, 0, 0, 11, 1, 0, 15, 0, 0, 1, 0, 15, 0, 1, 1, 11, 100, 11, 200, 11, 250})
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		if len(prog) > 400 {
 			prog = prog[:400]
@@ -142,6 +146,13 @@ func FuzzBlockSequence(f *testing.F) {
 			case 4, 5:
 				seq++
 				b := n.bid(from, seq, uint64(100+next()*10), int64(500+next()*40))
+				if k := uint32(next() % 4); k >= 2 { // a replica of a job of 2 or 3
+					b = n.bid(4, 1000+uint64(k), 200, 1000)
+					b.Replicas, b.Replica = k, uint32(next())%k
+					if err := b.Sign(testChainID, n.keys[4]); err != nil {
+						t.Fatal(err)
+					}
+				}
 				bids = append(bids, b)
 				txs = append(txs, n.matchTx(n.offer(provA+next()%2, 1), b))
 			case 6, 7:
@@ -161,7 +172,7 @@ func FuzzBlockSequence(f *testing.F) {
 					pi = from // a result from someone else: refused
 				}
 				txs = append(txs, n.tx(pi, 1, func(tx *Tx) {
-					tx.Result = &ResultTx{JobID: b.ID(), ExitCode: int32(next() % 2), Usage: market.Usage{CPUMs: uint64(next()) << 8, MemMiBMs: uint64(next()) << 12}}
+					tx.Result = &ResultTx{JobID: b.ID(), ResultHash: [32]byte{byte(next() % 3)}, ExitCode: int32(next() % 2), Usage: market.Usage{CPUMs: uint64(next()) << 8, MemMiBMs: uint64(next()) << 12}}
 				}))
 			case 8:
 				seq++

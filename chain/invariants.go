@@ -9,6 +9,7 @@ import (
 
 	"github.com/bourse-net/bourse/codec"
 	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // CheckInvariants scans the whole state and checks what must always hold:
@@ -32,6 +33,9 @@ func CheckInvariants(st *State) error {
 	open := map[string]uint64{}
 	openIDs := map[[32]byte]int64{}
 	var openMatches []Match
+	groups := map[[32]byte]Group{}      // replica groups by id
+	replicas := map[[32]byte][32]byte{} // replica job → its group id
+	awaiting := map[[32]byte]bool{}     // replica jobs awaiting their group
 	indexed := map[[32]byte]int64{}                           // deadline index: job → deadline
 	stakeRanks, ranks := map[string]bool{}, map[string]bool{} // rank keys the stakes imply, rank keys present
 	unbondIdx, unbondBy := map[string]bool{}, map[string]bool{}
@@ -118,11 +122,28 @@ func CheckInvariants(st *State) error {
 					errs = append(errs, fmt.Errorf("match %x holds %d of an escrow of %d", k[len(pfxMatch):], m.HeldPay, m.Escrow))
 				}
 			}
+			if m.Match.Bid.Replicas > 1 {
+				replicas[m.Match.ID()] = m.Match.Bid.GroupID()
+				if m.Awaiting {
+					awaiting[m.Match.ID()] = true
+				}
+			} else if m.Awaiting {
+				errs = append(errs, fmt.Errorf("match %x of one replica awaits a group", k[len(pfxMatch):]))
+			}
+			if m.Awaiting && m.Status != MatchHeld && m.Status != MatchChallenged {
+				errs = append(errs, fmt.Errorf("match %x is %s yet awaits its group", k[len(pfxMatch):], m.Status))
+			}
 			if m.Status == MatchOpen {
 				openMatches = append(openMatches, m)
 			} else if !unsettled(m.Status) && m.Escrow != 0 {
 				errs = append(errs, fmt.Errorf("settled match %x still holds escrow %d", k[len(pfxMatch):], m.Escrow))
 			}
+		case strings.HasPrefix(k, pfxGroup):
+			var gr Group
+			if err := dec(&gr); err != nil {
+				return err
+			}
+			groups[[32]byte([]byte(k[len(pfxGroup):]))] = gr
 		case strings.HasPrefix(k, pfxDeadline):
 			if len(k) != len(pfxDeadline)+8+32 {
 				errs = append(errs, fmt.Errorf("deadline key %q malformed", printableKey(k)))
@@ -149,6 +170,7 @@ func CheckInvariants(st *State) error {
 		reserved[pk] = r
 		open[pk]--
 	}
+	errs = append(errs, groupInvariants(groups, replicas, awaiting)...)
 	svcEscrow, svcErrs := serviceInvariants(st, reserved, open)
 	errs = append(errs, svcErrs...)
 	sum(&escrow, svcEscrow, "escrow")
@@ -200,4 +222,36 @@ func CheckInvariants(st *State) error {
 		errs = append(errs, fmt.Errorf("due index holds %d jobs, %d matches unsettled", len(indexed), len(openIDs)))
 	}
 	return errors.Join(errs...)
+}
+
+// groupInvariants: every replica match is a member of its group and
+// every member a replica match of it; a group holds at most Replicas
+// members on distinct providers; a decided group has no member awaiting
+// it, and the replicas awaiting one belong to a group not yet decided.
+func groupInvariants(groups map[[32]byte]Group, replicas map[[32]byte][32]byte, awaiting map[[32]byte]bool) []error {
+	var errs []error
+	members := 0
+	for id, g := range groups {
+		if len(g.Members) == 0 || len(g.Members) > int(g.Replicas) {
+			errs = append(errs, fmt.Errorf("group %x has %d members of %d replicas", id[:8], len(g.Members), g.Replicas))
+		}
+		provs := map[wallet.Address]bool{}
+		for _, mb := range g.Members {
+			members++
+			if provs[mb.Provider] {
+				errs = append(errs, fmt.Errorf("group %x holds provider %s twice", id[:8], mb.Provider))
+			}
+			provs[mb.Provider] = true
+			if gid, ok := replicas[mb.JobID]; !ok || gid != id {
+				errs = append(errs, fmt.Errorf("group %x lists %x, which is not its replica match", id[:8], mb.JobID[:8]))
+			}
+			if awaiting[mb.JobID] && g.Decided() {
+				errs = append(errs, fmt.Errorf("replica %x awaits group %x, which is %s", mb.JobID[:8], id[:8], g.Outcome))
+			}
+		}
+	}
+	if members != len(replicas) {
+		errs = append(errs, fmt.Errorf("%d replica matches, groups list %d", len(replicas), members))
+	}
+	return errs
 }

@@ -122,6 +122,10 @@ type Match struct {
 	ReleaseAt  int64       `cbor:"22,keyasint,omitempty"`
 	ResultSize uint64      `cbor:"23,keyasint,omitempty"`
 	Challenges []Challenge `cbor:"24,keyasint,omitempty"`
+	// Awaiting: a replica's result (chain/replicas.go), held until its
+	// group is decided; ReleaseAt is then when the group is looked at
+	// again, not a release. The client can neither ack nor challenge it.
+	Awaiting bool `cbor:"25,keyasint,omitempty"`
 }
 
 // Provider is a registered provider: collateral, the resources reserved by
@@ -420,6 +424,11 @@ func (x *execCtx) match(m *MatchTx) error {
 	rec := Match{Match: *m, Height: x.height, MatchedAt: x.time, Deadline: m.ResultDeadline(x.time, int64(x.p.ResultGraceMs)), Status: MatchOpen, Escrow: escrow}
 	x.o.put(pfxMatch+string(id[:]), rec)
 	x.o.put(deadlineKey(rec.Deadline, id), true) // one key per open match: see pfxDeadline
+	if m.Bid.Replicas > 1 {
+		if err := x.joinGroup(m); err != nil {
+			return err
+		}
+	}
 	x.events = append(x.events, Event{Type: EvMatched, Address: provAddr, JobID: id, Amount: escrow})
 	return nil
 }
@@ -550,7 +559,7 @@ func (x *execCtx) payloadUnavailable(sender wallet.Address, u *PayloadUnavailabl
 	m.Status, m.Refunded, m.Burned, m.SettledAt, m.Escrow = MatchUnavailable, m.Escrow-fee, fee, x.time, 0
 	x.o.put(pfxMatch+string(u.JobID[:]), m)
 	x.events = append(x.events, Event{Type: EvUnavailable, Address: sender, JobID: u.JobID, Amount: fee})
-	return nil
+	return x.replicaEnded(&m)
 }
 
 func (x *execCtx) timeout(m *Match) error {
@@ -580,5 +589,5 @@ func (x *execCtx) timeout(m *Match) error {
 	id := m.Match.ID()
 	x.o.put(pfxMatch+string(id[:]), *m)
 	x.events = append(x.events, Event{Type: EvTimedOut, Address: prov, JobID: id, Amount: cut})
-	return nil
+	return x.replicaEnded(m)
 }

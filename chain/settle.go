@@ -247,9 +247,13 @@ func (x *execCtx) hold(m *Match, r *ResultTx, pay market.Payout) error {
 	m.Status, m.ResultHash, m.ExitCode, m.ResultSize = MatchHeld, r.ResultHash, r.ExitCode, r.Size
 	m.HeldPay = pay.Provider
 	m.ReleaseAt = x.time + int64(x.p.ChallengeWindowMs)
+	if m.Match.Bid.Replicas > 1 {
+		m.Awaiting = true // until the group is decided (replicas.go)
+		m.ReleaseAt = max(m.ReleaseAt, m.Match.Bid.MatchBy)
+	}
 	x.putMatch(m, old)
 	x.events = append(x.events, Event{Type: EvHeld, Address: prov, JobID: r.JobID, Amount: pay.Provider})
-	return nil
+	return x.replicaEnded(m)
 }
 
 // payOut settles a held or challenged match for the provider: HeldPay
@@ -305,6 +309,8 @@ func (x *execCtx) ack(sender wallet.Address, a *AckTx) error {
 		return fmt.Errorf("ack %s: %s is not the job's client", a.JobID, sender)
 	case m.Status != MatchHeld:
 		return fmt.Errorf("ack %s: match is %s, not held", a.JobID, m.Status)
+	case m.Awaiting:
+		return fmt.Errorf("ack %s: other replicas of the job are not decided yet; the majority is paid, not the first result", a.JobID)
 	}
 	return x.payOut(&m, dueAt(&m))
 }
@@ -359,6 +365,8 @@ func (x *execCtx) challenge(sender wallet.Address, c *ChallengeTx) error {
 		return fmt.Errorf("challenge %s: match is %s, not held", c.JobID, m.Status)
 	case x.time >= m.ReleaseAt:
 		return fmt.Errorf("challenge %s: the challenge window ended at %d", c.JobID, m.ReleaseAt)
+	case m.Awaiting:
+		return fmt.Errorf("challenge %s: other replicas of the job are not decided yet; a dissenting replica is slashed without a challenge", c.JobID)
 	case m.challenged(c.Kind):
 		return fmt.Errorf("challenge %s: already challenged as %s", c.JobID, c.Kind)
 	case c.Kind == ChallengeWrong && m.Match.Bid.Executor != market.ExecWASM:
@@ -445,6 +453,9 @@ func votesFor(c *Challenge, h [32]byte) int {
 
 // decide ends m's pending challenge on the quorum hash h.
 func (x *execCtx) decide(m *Match, h [32]byte, old int64) error {
+	if m.Awaiting { // the referees of a replica tie
+		return x.refereed(m, h, true)
+	}
 	c := m.Pending()
 	c.Hash = h
 	if h == m.ResultHash {
@@ -604,6 +615,9 @@ func (x *execCtx) clientWins(m *Match, old int64) error {
 // enough of the committee); a wrong-result challenge is inconclusive:
 // the payment is released and the deposit returned.
 func (x *execCtx) expire(m *Match) error {
+	if m.Awaiting { // the referees of a replica tie found no quorum
+		return x.refereed(m, [32]byte{}, false)
+	}
 	c := m.Pending()
 	old := dueAt(m)
 	if c.Kind == ChallengeUnavailable {
@@ -647,6 +661,9 @@ func (x *execCtx) settleDue() error {
 		return err
 	}
 	for _, d := range todo {
+		if _, ok := x.o.get(deadlineKey(d.at, d.id)); !ok {
+			continue // moved by an earlier settlement of this block (a replica's group)
+		}
 		m, ok, err := x.getMatch(d.id)
 		if err != nil {
 			return err
@@ -658,7 +675,11 @@ func (x *execCtx) settleDue() error {
 		case MatchOpen:
 			err = x.timeout(&m)
 		case MatchHeld:
-			err = x.payOut(&m, d.at)
+			if m.Awaiting {
+				err = x.groupDue(&m, d.at)
+			} else {
+				err = x.payOut(&m, d.at)
+			}
 		case MatchChallenged:
 			err = x.expire(&m)
 		}

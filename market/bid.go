@@ -115,6 +115,32 @@ type Bid struct {
 	// MaxRTTMs. It is signed with the bid: a client can only mislead the
 	// placement of its own job. See PreferNearest.
 	RTT []PeerRTT `cbor:"40,keyasint,omitempty" json:"rtt,omitempty"`
+	// Replica is this copy's index (0..Replicas-1) of a job run on
+	// Replicas distinct providers (k-of-n): the Replicas bids of one job
+	// differ only in Replica, and share GroupID. Each is matched, run and
+	// held like a job of its own; the chain pays the replicas whose
+	// result hash has the majority and slashes the others (chain
+	// settlement, chain/replicas.go).
+	Replica uint32 `cbor:"41,keyasint,omitempty" json:"replica,omitempty"`
+	// AcceptMajority is the client's statement that it accepts the
+	// majority-by-hash of a non-deterministic job (docker, exec) with
+	// Replicas > 1: honest replicas of such a job may disagree, and the
+	// dissenters are slashed all the same. WASM jobs need no statement.
+	AcceptMajority bool `cbor:"42,keyasint,omitempty" json:"accept_majority,omitempty"`
+}
+
+// MaxReplicas bounds Bid.Replicas.
+const MaxReplicas = 16
+
+// GroupID is the id shared by the Replicas bids of one job: the id of its
+// replica 0. A bid with one replica is its own group.
+func (b *Bid) GroupID() BidID {
+	if b.Replicas <= 1 || b.Replica == 0 {
+		return b.ID()
+	}
+	c := *b
+	c.Replica = 0
+	return c.ID()
 }
 
 // BidID is a bid's id, which is also its job id.
@@ -202,8 +228,9 @@ func (b *Bid) Verify(chainID string) error {
 }
 
 // Validate checks everything about the bid that needs no chain state and no
-// signature check: shapes, bounds, a known executor and preference, one
-// replica, a positive max price, and MatchBy in (now, now+MaxBidTTL].
+// signature check: shapes, bounds, a known executor and preference,
+// 1..MaxReplicas replicas (non-WASM ones only with AcceptMajority), a
+// positive max price, and MatchBy in (now, now+MaxBidTTL].
 func (b *Bid) Validate(now int64) error {
 	switch {
 	case b.Client == wallet.PublicKey{}:
@@ -220,8 +247,14 @@ func (b *Bid) Validate(now int64) error {
 		return invalid(CodeField, "bid.timeout_ms", "%d not in 1..%d", b.TimeoutMs, MaxTimeoutMs)
 	case !validPreference(b.Preference):
 		return invalid(CodeField, "bid.preference", "unknown preference %.20q", b.Preference)
-	case b.Replicas != 1:
-		return invalid(CodeField, "bid.replicas", "%d replicas; only 1 is supported", b.Replicas)
+	case b.Replicas < 1 || b.Replicas > MaxReplicas:
+		return invalid(CodeField, "bid.replicas", "%d replicas: must be in 1..%d", b.Replicas, MaxReplicas)
+	case b.Replica >= b.Replicas:
+		return invalid(CodeField, "bid.replica", "replica %d of %d: must be below replicas", b.Replica, b.Replicas)
+	case b.AcceptMajority && b.Replicas == 1:
+		return invalid(CodeField, "bid.accept_majority", "means something only with replicas > 1")
+	case b.Replicas > 1 && b.Executor != ExecWASM && !b.AcceptMajority:
+		return invalid(CodeField, "bid.replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and be slashed; set accept_majority to accept majority-by-hash anyway", b.Replicas, b.Executor)
 	case b.Constraints.MinReputation > MaxReputation:
 		return invalid(CodeField, "bid.constraints.min_reputation", "%d exceeds %d", b.Constraints.MinReputation, MaxReputation)
 	case len(b.Sig) > wallet.SigLen:

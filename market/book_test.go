@@ -59,7 +59,7 @@ func TestBookAddOutcomes(t *testing.T) {
 	expired.Expires = t0
 	b1, b2, b3 := signedBid(t, client, baseBid(1)), signedBid(t, client, baseBid(2)), signedBid(t, client, baseBid(3))
 	bad := baseBid(9)
-	bad.Replicas = 3
+	bad.Replicas = MaxReplicas + 1
 	badBid := signedBid(t, client, bad)
 	steps := []struct {
 		name string

@@ -28,7 +28,7 @@ func TestCheckMatchRules(t *testing.T) {
 			v.providers[prov.Address()] = ProviderState{Collateral: 500, Reputation: 800, Reserved: Resources{CPU: 3000, MemMiB: 8192 - 512, DiskMiB: 10240 - 100}}
 		}},
 		{name: "valid: price exactly the max", bid: func(b *Bid) { b.MaxPrice = 760 }},
-		{name: "malformed bid: two replicas", bid: func(b *Bid) { b.Replicas = 2 }, want: CodeField},
+		{name: "malformed bid: replica index at the count", bid: func(b *Bid) { b.Replicas, b.Replica = 2, 2 }, want: CodeField},
 		{name: "malformed bid: unknown executor", bid: func(b *Bid) { b.Executor = "vm" }, want: CodeExecutor},
 		{name: "malformed offer: free above total", offer: func(o *Offer) { o.Free.CPU = 5000 }, want: CodeResources},
 		{name: "offer signature", after: func(m *Match) { m.Offer.Load = 1 }, want: CodeSignature},

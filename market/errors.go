@@ -30,6 +30,7 @@ const (
 	CodeMismatch   Code = "mismatch"   // a Match field disagrees with what its offer and bid imply
 	CodeSelfMatch  Code = "self-match" // the bid's client is the offer's provider
 	CodeSuperseded Code = "superseded" // the chain committed a Match on a newer offer of the provider
+	CodeReplica    Code = "replica"    // the provider already runs another replica of the bid's job
 )
 
 // ErrOverflow is wrapped by every arithmetic error on amounts or resources.

@@ -23,8 +23,9 @@ func (s state) Spendable(a wallet.Address) uint64 {
 	}
 	return 0
 }
-func (s state) BidClosed(market.BidID) bool { return false }
-func (s state) MinCollateral() uint64       { return 500 }
+func (s state) BidClosed(market.BidID) bool                    { return false }
+func (s state) MinCollateral() uint64                          { return 500 }
+func (s state) ReplicaProviders(market.BidID) []wallet.Address { return nil }
 
 func key(b byte) wallet.PrivateKey {
 	seed := sha256.Sum256([]byte{b})

@@ -35,6 +35,7 @@ type fakeView struct {
 	providers map[wallet.Address]ProviderState
 	balances  map[wallet.Address]uint64
 	closed    map[BidID]bool
+	groups    map[BidID][]wallet.Address // replica group → providers matched
 	minColl   uint64
 }
 
@@ -43,6 +44,7 @@ func newFakeView(minColl uint64) *fakeView {
 		providers: map[wallet.Address]ProviderState{},
 		balances:  map[wallet.Address]uint64{},
 		closed:    map[BidID]bool{},
+		groups:    map[BidID][]wallet.Address{},
 		minColl:   minColl,
 	}
 }
@@ -54,6 +56,9 @@ func (v *fakeView) Provider(a wallet.Address) (ProviderState, bool) {
 func (v *fakeView) Spendable(a wallet.Address) uint64 { return v.balances[a] }
 func (v *fakeView) BidClosed(id BidID) bool           { return v.closed[id] }
 func (v *fakeView) MinCollateral() uint64             { return v.minColl }
+func (v *fakeView) ReplicaProviders(g BidID) []wallet.Address {
+	return v.groups[g]
+}
 
 func (v *fakeView) clone() *fakeView {
 	c := newFakeView(v.minColl)
@@ -65,6 +70,9 @@ func (v *fakeView) clone() *fakeView {
 	}
 	for k, x := range v.closed {
 		c.closed[k] = x
+	}
+	for k, x := range v.groups {
+		c.groups[k] = slices.Clone(x)
 	}
 	return c
 }
@@ -86,6 +94,10 @@ func (v *fakeView) apply(t testing.TB, m *Match) {
 	}
 	v.balances[c] -= m.Escrow()
 	v.closed[m.ID()] = true
+	if m.Bid.Replicas > 1 {
+		g := m.Bid.GroupID()
+		v.groups[g] = append(v.groups[g], m.Offer.ProviderAddress())
+	}
 }
 
 func baseOffer(seq uint64) Offer {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 
 	"github.com/bourse-net/bourse/codec"
 )
@@ -89,6 +90,7 @@ func (e *MatchError) Unwrap() error { return e.Err }
 //	CodeExpired                   neither offer nor bid expired at blockTime
 //	CodeSignature                 both signatures are valid for chainID
 //	CodeBidUsed                   the bid is not already matched or cancelled
+//	CodeReplica                   no other replica of the bid's job is on the provider
 //	CodeSelfMatch                 the bid's client is not the offer's provider
 //	CodeCollateral                provider registered with ≥ MinCollateral
 //	CodeSuperseded                offer.Seq ≥ the provider's NewestOfferSeq
@@ -123,6 +125,9 @@ func CheckMatch(chainID string, m *Match, view ChainView, blockTime int64) error
 	}
 	if view.BidClosed(b.ID()) {
 		return fail(CodeBidUsed, nil, "bid already matched or cancelled")
+	}
+	if b.Replicas > 1 && slices.Contains(view.ReplicaProviders(b.GroupID()), o.ProviderAddress()) {
+		return fail(CodeReplica, nil, "provider %s already runs a replica of job %s", o.ProviderAddress(), b.GroupID())
 	}
 	ps, ok := view.Provider(o.ProviderAddress())
 	if f := checkPair(o, b, ps, ok, view.MinCollateral(), ps.Reserved); len(f) > 0 {

@@ -115,6 +115,7 @@ type orderedBid struct {
 	h       uint64 // seedHash(seed, id)
 	bal     *uint64
 	client  wallet.Address // never placed on its own provider's offer
+	excl    []int32        // candidates holding another replica of the bid's job (CodeReplica)
 }
 
 // orderBids applies the bid rules of a round: a bid counts if it is valid
@@ -193,14 +194,34 @@ func (m Matcher) Match(snap Snapshot, view ChainView, blockTime int64, seed [32]
 	}
 	r := newRound(m.weights(), cands, bids, seed, blockTime)
 	out := make([]Match, 0, min(maxMatches, len(bids)))
+	var groups map[BidID][]int32 // replica groups: candidates taken on chain and in this round
 	for i := range bids {
 		ob := &bids[i]
 		if *ob.bal < ob.b.MaxPrice {
 			continue
 		}
+		var group BidID
+		if ob.b.Replicas > 1 {
+			group = ob.b.GroupID()
+			if groups == nil {
+				groups = map[BidID][]int32{}
+			}
+			taken, ok := groups[group]
+			if !ok {
+				for _, a := range view.ReplicaProviders(group) {
+					if j, ok := r.byProvider[a]; ok {
+						taken = append(taken, j)
+					}
+				}
+			}
+			groups[group], ob.excl = taken, taken
+		}
 		best, price := r.best(ob)
 		if best < 0 {
 			continue
+		}
+		if ob.b.Replicas > 1 {
+			groups[group] = append(groups[group], best)
 		}
 		out = append(out, Match{Offer: *r.cold[best].c.o, Bid: *ob.b, Price: price})
 		*ob.bal -= ob.b.MaxPrice

@@ -417,7 +417,7 @@ func (r *round) best(ob *orderedBid) (int32, uint64) {
 			// Reputation and the four resources in one branch: all values
 			// are below 2^32, so any shortfall makes a difference negative.
 			// Never the client's own offer (CodeSelfMatch).
-			if (int64(h.rep)-nRep)|(int64(h.avCPU)-nCPU)|(int64(h.avMem)-nMem)|(int64(h.avDisk)-nDisk)|(int64(h.avGPU)-nGPU) < 0 || i == self {
+			if (int64(h.rep)-nRep)|(int64(h.avCPU)-nCPU)|(int64(h.avMem)-nMem)|(int64(h.avDisk)-nDisk)|(int64(h.avGPU)-nGPU) < 0 || i == self || len(ob.excl) > 0 && slices.Contains(ob.excl, i) {
 				continue
 			}
 			if needRegion && (h.region < 0 || regionBits[h.region/64]&(1<<(h.region%64)) == 0) {

@@ -36,4 +36,8 @@ type ChainView interface {
 	BidClosed(id BidID) bool
 	// MinCollateral is the genesis parameter a provider must have bonded.
 	MinCollateral() uint64
+	// ReplicaProviders lists the providers already matched to a replica
+	// of the job group (Bid.GroupID): a group's replicas run on distinct
+	// providers. Nil for a group with no match yet.
+	ReplicaProviders(group BidID) []wallet.Address
 }

@@ -1,0 +1,448 @@
+package chain
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/bourse-net/bourse/market"
+	"github.com/bourse-net/bourse/wallet"
+)
+
+// k-of-n replicas. A job with Bid.Replicas = k is k bids that differ only
+// in Bid.Replica and share Bid.GroupID. Each is matched (on a provider no
+// other replica of the group is on: market.CodeReplica), run and held like
+// a job of its own, except that its held result waits (Match.Awaiting)
+// until the group is decided: every matched replica has a result or has
+// settled without one (timed out, payload unavailable), and either all k
+// are matched or the bids' MatchBy has passed.
+//
+// The group is then decided by the results' (hash, exit code):
+//
+//   - a majority (more than half of the results): its replicas are held for
+//     a fresh challenge window, which the client's Ack ends as for any job;
+//     every other replica is slashed (dissent: max(ChallengeSlashBps of its
+//     collateral, its held pay), burned) and its escrow refunded;
+//   - a tie of a WASM job: referees re-execute it, as for a wrong-result
+//     challenge the chain opens on the first tied replica with no deposit;
+//     the first hash with a quorum decides: the replicas with it are held,
+//     the others slashed, and each referee who voted it is paid its fee
+//     from the cuts (the rest burned); no quorum releases every result;
+//   - a tie of a non-deterministic job (Bid.AcceptMajority), or no result
+//     at all: every result is released as it stands.
+//
+// chain/RATIONALE.md gives the economics, collusion included.
+
+// GroupOutcome is where a replica group stands.
+type GroupOutcome uint8
+
+// Group outcomes.
+const (
+	GroupPending    GroupOutcome = 0 // replicas still running or being matched
+	GroupMajority   GroupOutcome = 1 // a majority of the results agreed
+	GroupReferees   GroupOutcome = 2 // a tie: referees are re-executing
+	GroupRefereed   GroupOutcome = 3 // the referees' quorum decided
+	GroupNoMajority GroupOutcome = 4 // a tie nobody could settle: every result released
+	GroupNoResult   GroupOutcome = 5 // no replica returned a result
+)
+
+func (o GroupOutcome) String() string {
+	switch o {
+	case GroupPending:
+		return "pending"
+	case GroupMajority:
+		return "majority"
+	case GroupReferees:
+		return "referees"
+	case GroupRefereed:
+		return "refereed"
+	case GroupNoMajority:
+		return "no_majority"
+	case GroupNoResult:
+		return "no_result"
+	}
+	return fmt.Sprintf("group(%d)", uint8(o))
+}
+
+// Group is the chain's record of a job run as replicas.
+type Group struct {
+	Replicas uint32        `cbor:"1,keyasint"`
+	MatchBy  int64         `cbor:"2,keyasint"` // the bids' MatchBy: no replica is matched at or after it
+	Members  []GroupMember `cbor:"3,keyasint"` // the replicas matched, in match order; at most Replicas
+	Outcome  GroupOutcome  `cbor:"4,keyasint,omitempty"`
+	// Hash and ExitCode are the deciding result (majority or referees').
+	Hash      [32]byte `cbor:"5,keyasint,omitempty"`
+	ExitCode  int32    `cbor:"6,keyasint,omitempty"`
+	DecidedAt int64    `cbor:"7,keyasint,omitempty"`
+	// Referee is the replica whose match carries the referees' challenge
+	// of a tie.
+	Referee market.BidID `cbor:"8,keyasint,omitempty"`
+}
+
+// GroupMember is one matched replica.
+type GroupMember struct {
+	Replica  uint32         `cbor:"1,keyasint"`
+	JobID    market.BidID   `cbor:"2,keyasint"`
+	Provider wallet.Address `cbor:"3,keyasint"`
+}
+
+// Decided reports whether the group's results were compared.
+func (g *Group) Decided() bool { return g.Outcome != GroupPending && g.Outcome != GroupReferees }
+
+const pfxGroup = "group/" // + group id (Bid.GroupID) → Group
+
+func (v chainView) ReplicaProviders(id market.BidID) []wallet.Address {
+	var g Group
+	if ok, err := getRecord(v.r, pfxGroup+string(id[:]), &g); err != nil || !ok {
+		return nil
+	}
+	out := make([]wallet.Address, len(g.Members))
+	for i, m := range g.Members {
+		out[i] = m.Provider
+	}
+	return out
+}
+
+// Group returns the record of a replica group (the job id of its replica 0).
+func (s *State) Group(id market.BidID) (Group, bool, error) {
+	var g Group
+	ok, err := getRecord(s, pfxGroup+string(id[:]), &g)
+	return g, ok, err
+}
+
+func (x *execCtx) getGroup(id market.BidID) (Group, error) {
+	var g Group
+	ok, err := getRecord(x.o, pfxGroup+string(id[:]), &g)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: replica group %x has no record", ErrCorruptState, id[:8])
+	}
+	return g, err
+}
+
+// joinGroup records a replica's match in its group, creating the group
+// with its first replica. CheckMatch refused a provider already in it.
+func (x *execCtx) joinGroup(m *MatchTx) error {
+	id := m.Bid.GroupID()
+	var g Group
+	if _, err := getRecord(x.o, pfxGroup+string(id[:]), &g); err != nil {
+		return err
+	}
+	if g.Replicas == 0 {
+		g = Group{Replicas: m.Bid.Replicas, MatchBy: m.Bid.MatchBy}
+	}
+	if g.Outcome != GroupPending || len(g.Members) >= int(g.Replicas) {
+		return fmt.Errorf("%w: replica group %x is %s with %d of %d members, yet a replica matched", ErrCorruptState, id[:8], g.Outcome, len(g.Members), g.Replicas)
+	}
+	g.Members = append(g.Members, GroupMember{Replica: m.Bid.Replica, JobID: m.ID(), Provider: m.Offer.ProviderAddress()})
+	x.o.put(pfxGroup+string(id[:]), g)
+	return nil
+}
+
+// replicaEnded moves the group of m, a replica whose run just ended (its
+// record written), if it has one.
+func (x *execCtx) replicaEnded(m *Match) error {
+	if m.Match.Bid.Replicas <= 1 {
+		return nil
+	}
+	return x.groupProgress(m.Match.Bid.GroupID())
+}
+
+// groupDue looks again at the group of m, an awaiting replica whose
+// recheck time (ReleaseAt) came: it decides the group if it can, or
+// else sets the next recheck: the latest deadline of a replica still
+// running, the bids' MatchBy, the referees' deadline, or the next
+// millisecond, whichever is latest.
+func (x *execCtx) groupDue(m *Match, old int64) error {
+	gid := m.Match.Bid.GroupID()
+	if err := x.groupProgress(gid); err != nil {
+		return err
+	}
+	cur, ok, err := x.getMatch(m.Match.ID())
+	if err != nil || !ok || !cur.Awaiting || cur.Status != MatchHeld {
+		return err // decided (or under referees on this very replica)
+	}
+	g, err := x.getGroup(gid)
+	if err != nil {
+		return err
+	}
+	ms, err := x.groupMatches(&g)
+	if err != nil {
+		return err
+	}
+	next := max(x.time+1, g.MatchBy)
+	for i := range ms {
+		switch {
+		case ms[i].Status == MatchOpen:
+			next = max(next, ms[i].Deadline)
+		case ms[i].Pending() != nil:
+			next = max(next, ms[i].Pending().Deadline+1)
+		}
+	}
+	cur.ReleaseAt = next
+	x.putMatch(&cur, old)
+	return nil
+}
+
+// groupMatches reads the match records of g's members.
+func (x *execCtx) groupMatches(g *Group) ([]Match, error) {
+	out := make([]Match, len(g.Members))
+	for i, mb := range g.Members {
+		m, ok, err := x.getMatch(mb.JobID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: replica %x has no match record", ErrCorruptState, mb.JobID[:8])
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// groupProgress decides the group of a replica whose run just ended, if
+// it can be decided now. Callers have written their own match record.
+func (x *execCtx) groupProgress(id market.BidID) error {
+	g, err := x.getGroup(id)
+	if err != nil || g.Outcome != GroupPending {
+		return err
+	}
+	ms, err := x.groupMatches(&g)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(ms, func(m Match) bool { return m.Status == MatchOpen }) ||
+		len(ms) < int(g.Replicas) && x.time < g.MatchBy {
+		return nil
+	}
+	var held []*Match
+	for i := range ms {
+		if ms[i].Awaiting {
+			held = append(held, &ms[i])
+		}
+	}
+	g.DecidedAt = x.time
+	if len(held) == 0 {
+		g.Outcome = GroupNoResult
+		x.o.put(pfxGroup+string(id[:]), g)
+		return nil
+	}
+	// The (hash, exit code) with the most results, the first to reach
+	// that count in replica-match order on a tie of counts.
+	best, bestN, tie := held[0], 0, false
+	for _, a := range held {
+		n := 0
+		for _, b := range held {
+			if sameResult(a, b) {
+				n++
+			}
+		}
+		switch {
+		case n > bestN:
+			best, bestN, tie = a, n, false
+		case n == bestN && !sameResult(a, best):
+			tie = true
+		}
+	}
+	switch {
+	case 2*bestN > len(held):
+		g.Outcome, g.Hash, g.ExitCode = GroupMajority, best.ResultHash, best.ExitCode
+		x.o.put(pfxGroup+string(id[:]), g)
+		_, err := x.settleGroup(held, func(m *Match) bool { return sameResult(m, best) }, nil)
+		return err
+	case best.Match.Bid.Executor == market.ExecWASM:
+		_ = tie // an even split without a majority: the referees decide
+		return x.openReferees(&g, id, held)
+	default:
+		g.Outcome = GroupNoMajority
+		x.o.put(pfxGroup+string(id[:]), g)
+		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
+		return err
+	}
+}
+
+func sameResult(a, b *Match) bool { return a.ResultHash == b.ResultHash && a.ExitCode == b.ExitCode }
+
+// settleGroup ends the wait of held replicas: those win accepts are held
+// for a fresh challenge window (the client may now fetch and ack them);
+// the others are slashed (dissent) and their escrow refunded. With r (the
+// referees' decided challenge), each member who voted its deciding hash
+// is paid its fee from the cuts, and those who voted another are slashed.
+// It returns what of the cuts was burned.
+func (x *execCtx) settleGroup(held []*Match, win func(*Match) bool, r *referees) (uint64, error) {
+	var c *Challenge
+	if r != nil {
+		c = &r.c
+	}
+	var pool uint64
+	for _, m := range held {
+		old := dueAt(m)
+		m.Awaiting = false
+		if win(m) {
+			if m.Status == MatchChallenged { // the referees' challenge was on this replica
+				m.Status = MatchHeld
+			}
+			m.ReleaseAt = x.time + int64(x.p.ChallengeWindowMs)
+			x.putMatch(m, old)
+			x.events = append(x.events, Event{Type: EvMajority, Address: m.Match.Offer.ProviderAddress(), JobID: m.Match.ID(), Amount: m.HeldPay})
+			continue
+		}
+		var fees uint64
+		if c != nil {
+			fees = satMulU(uint64(len(c.Committee)), c.Fee)
+		}
+		cut, err := x.dissent(m, old, fees)
+		if err != nil {
+			return 0, err
+		}
+		if pool, err = add(pool, cut); err != nil {
+			return 0, err
+		}
+	}
+	left := pool
+	if c != nil {
+		for _, w := range winners(c) {
+			f := min(c.Fee, left)
+			left -= f
+			if err := x.credit(w, f); err != nil {
+				return 0, err
+			}
+		}
+		if err := x.slashDissenters(c, r.job); err != nil {
+			return 0, err
+		}
+	}
+	var err error
+	if x.g.Burned, err = add(x.g.Burned, left); err != nil {
+		return 0, err
+	}
+	return left, nil
+}
+
+// dissent settles a held replica whose result lost to the group's
+// deciding result: the provider loses max(ChallengeSlashBps of its
+// collateral, its held pay plus fees), capped by its collateral, which the
+// caller pays out or burns; the client gets the replica's escrow back.
+func (x *execCtx) dissent(m *Match, old int64, fees uint64) (uint64, error) {
+	p, prov, err := x.providerOf(m)
+	if err != nil {
+		return 0, err
+	}
+	floor, _ := add(m.HeldPay, fees)
+	cut := min(p.Collateral, max(mulBps(p.Collateral, x.p.ChallengeSlashBps), floor))
+	p.Collateral -= cut
+	p.HeldJobs--
+	p.HeldEarnings -= min(p.HeldEarnings, m.HeldPay)
+	p.SlashedTotal = addTrack(p.SlashedTotal, cut)
+	p.TimedOut++ // a wrong result counts like a missed deadline
+	p.ValueTimedOut = addTrack(p.ValueTimedOut, m.Match.Price)
+	x.o.put(addrKey(pfxProvider, prov), p)
+	if err := x.observe(prov, m, market.OutcomeTimedOut, 0); err != nil {
+		return 0, err
+	}
+	x.g.Collateral -= cut
+	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
+		return 0, fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
+	}
+	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow); err != nil {
+		return 0, err
+	}
+	m.Status, m.Refunded, m.Slashed, m.SettledAt, m.Escrow = MatchWrong, m.Escrow, cut, x.time, 0
+	x.putMatch(m, old)
+	x.events = append(x.events, Event{Type: EvWrongResult, Address: prov, JobID: m.Match.ID(), Amount: cut})
+	return cut, nil
+}
+
+// openReferees puts a tie before referees: a wrong-result challenge with
+// no deposit on the first tied replica, its committee drawn from the
+// validators that are neither the client nor any of the group's
+// providers. The other held replicas wait for its deadline.
+func (x *execCtx) openReferees(g *Group, id market.BidID, held []*Match) error {
+	first := held[0]
+	exclude := []wallet.Address{first.Match.Bid.ClientAddress()}
+	for _, mb := range g.Members {
+		exclude = append(exclude, mb.Provider)
+	}
+	jid := first.Match.ID()
+	members, err := x.committee(jid, ChallengeWrong, int(min(x.p.CommitteeSize, MaxCommitteeSize)), exclude...)
+	if err != nil {
+		return err
+	}
+	if len(members) == 0 { // nobody can judge: released as they stand
+		g.Outcome = GroupNoMajority
+		x.o.put(pfxGroup+string(id[:]), *g)
+		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
+		return err
+	}
+	deadline := x.time + int64(x.p.AttestWindowMs) + first.Match.Bid.TimeoutMs
+	old := dueAt(first)
+	first.Challenges = append(first.Challenges, Challenge{Kind: ChallengeWrong, OpenedAt: x.time, Deadline: deadline,
+		Committee: members, Fee: max(first.Match.Price, 1)})
+	first.Status = MatchChallenged
+	x.putMatch(first, old)
+	for _, m := range held[1:] { // recheck after the referees' deadline
+		old := dueAt(m)
+		m.ReleaseAt = deadline + 1
+		x.putMatch(m, old)
+	}
+	g.Outcome, g.Referee = GroupReferees, jid
+	x.o.put(pfxGroup+string(id[:]), *g)
+	x.events = append(x.events, Event{Type: EvChallenged, JobID: jid})
+	return nil
+}
+
+// refereed ends a tie's referee challenge on m: decided on hash h (a
+// quorum's), or, with decided false, expired without a quorum (every
+// result released).
+func (x *execCtx) refereed(m *Match, h [32]byte, decided bool) error {
+	c := m.Pending()
+	gid := m.Match.Bid.GroupID()
+	g, err := x.getGroup(gid)
+	if err != nil {
+		return err
+	}
+	if g.Outcome != GroupReferees || g.Referee != m.Match.ID() {
+		return fmt.Errorf("%w: replica %x carries a referee challenge its group %x does not name", ErrCorruptState, m.Match.ID(), gid[:8])
+	}
+	// m is re-read among the members below: write it first.
+	if decided {
+		c.Hash = h
+		c.Outcome = ChallengeClientWon
+		if m.ResultHash == h {
+			c.Outcome = ChallengeProviderWon
+		}
+	} else {
+		c.Outcome = ChallengeInconclusive
+	}
+	x.putMatch(m, dueAt(m))
+	ms, err := x.groupMatches(&g)
+	if err != nil {
+		return err
+	}
+	var held []*Match
+	for i := range ms {
+		if ms[i].Awaiting {
+			held = append(held, &ms[i])
+		}
+	}
+	g.DecidedAt = x.time
+	if !decided {
+		g.Outcome = GroupNoMajority
+		x.o.put(pfxGroup+string(gid[:]), g)
+		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
+		return err
+	}
+	g.Outcome, g.Hash = GroupRefereed, h
+	for _, hm := range held {
+		if hm.ResultHash == h {
+			g.ExitCode = hm.ExitCode
+		}
+	}
+	x.o.put(pfxGroup+string(gid[:]), g)
+	_, err = x.settleGroup(held, func(hm *Match) bool { return hm.ResultHash == h }, &referees{c: *c, job: m.Match.ID()})
+	return err
+}
+
+// referees is a decided referee challenge of a tie, for settleGroup.
+type referees struct {
+	c   Challenge
+	job market.BidID
+}
