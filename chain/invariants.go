@@ -33,9 +33,9 @@ func CheckInvariants(st *State) error {
 	open := map[string]uint64{}
 	openIDs := map[[32]byte]int64{}
 	var openMatches []Match
-	groups := map[[32]byte]Group{}      // replica groups by id
-	replicas := map[[32]byte][32]byte{} // replica job → its group id
-	awaiting := map[[32]byte]bool{}     // replica jobs awaiting their group
+	groups := map[[32]byte]Group{}                            // replica groups by id
+	replicas := map[[32]byte][32]byte{}                       // replica job → its group id
+	awaiting := map[[32]byte]bool{}                           // replica jobs awaiting their group
 	indexed := map[[32]byte]int64{}                           // deadline index: job → deadline
 	stakeRanks, ranks := map[string]bool{}, map[string]bool{} // rank keys the stakes imply, rank keys present
 	unbondIdx, unbondBy := map[string]bool{}, map[string]bool{}
