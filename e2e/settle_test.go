@@ -232,6 +232,75 @@ func TestSettlementEndToEnd(t *testing.T) {
 			t.Fatalf("market stats %+v %v", st, err)
 		}
 	})
+
+	// node1's job of three replicas can only go to node0, node2 and node3
+	// (never to its own offer), so node2's wrong result is one of three.
+	t.Run("replicas: 3 with one liar: the majority is paid, the liar slashed, the client gets the majority's result", func(t *testing.T) {
+		raw, err := os.ReadFile(filepath.Join(helloDir, "job.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(raw), "payload: hello.wasm", "payload: "+filepath.Join(helloDir, "hello.wasm"), 1)
+		s = strings.Replace(s, "replicas: 1", "replicas: 3", 1)
+		p := filepath.Join(t.TempDir(), "replicas.yaml")
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, err := run("--home", nw.Nodes[1].Home, "job", "submit", p, "--wait", "--json")
+		var j api.Job
+		if jerr := json.Unmarshal([]byte(out), &j); err != nil || jerr != nil || j.State != api.StatePaid {
+			t.Fatalf("job submit: %v %v %s\n%s\n%s", err, jerr, j.State, out, errOut)
+		}
+		if len(j.Replicas) != 3 {
+			t.Fatalf("%d replicas shown, want 3: %+v", len(j.Replicas), j)
+		}
+		liar := nw.Nodes[2].Address
+		seen := map[string]bool{}
+		var lie api.JobReplica
+		for _, r := range j.Replicas {
+			seen[r.Provider] = true
+			if r.Provider == liar {
+				lie = r
+			}
+		}
+		if len(seen) != 3 || seen[nw.Nodes[1].Address] || lie.ID == "" {
+			t.Fatalf("replicas on %v, want node0, node2 and node3", seen)
+		}
+		if j.Provider == liar {
+			t.Fatalf("the job's result is the liar's: %+v", j)
+		}
+		for _, r := range j.Replicas {
+			if r.Provider != liar && r.ResultHash != j.ResultHash {
+				t.Fatalf("honest replica %d has %s, the job %s", r.Replica, r.ResultHash, j.ResultHash)
+			}
+		}
+		poll(t, "the liar's replica to be slashed", 30*time.Second, func() (bool, string) {
+			j = job(cl[1], j.ID)
+			for _, r := range j.Replicas {
+				if r.Provider == liar {
+					lie = r
+				}
+			}
+			return lie.State == api.StateWrongResult && lie.Slashed > 0, fmt.Sprintf("%+v", lie)
+		})
+		if m := match(cl[1], lie.ID); m.State != "wrong_result" {
+			t.Fatalf("the liar's match is %s, want wrong_result", m.State)
+		}
+		poll(t, "the majority's acks to release their payment", 30*time.Second, func() (bool, string) {
+			done := 0
+			for _, r := range j.Replicas {
+				if r.Provider != liar && match(cl[1], r.ID).State == "completed" {
+					done++
+				}
+			}
+			return done == 2, fmt.Sprintf("%d of 2 released", done)
+		})
+		// The result is the majority's: 'job logs' reads it.
+		out, errOut, err = run("--home", nw.Nodes[1].Home, "job", "logs", j.ID)
+		if err != nil || !strings.Contains(out, "hello") {
+			t.Fatalf("job logs: %v\n%s\n%s", err, out, errOut)
+		}
+	})
 }
 
 func nodeIndex(name string) int {

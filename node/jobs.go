@@ -161,11 +161,6 @@ func (p *persister) flush() {
 // bidFor turns a job spec into a signed bid served by this node.
 func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSize int64) (*market.Bid, error) {
 	n := m.n
-	if spec.Replicas > 1 {
-		// Accepted by the spec format, not yet by the market: refused
-		// rather than silently run once.
-		return nil, api.BadRequest("replicas: %d: k-of-n placement (each replica on its own provider, the majority hash paid) is not implemented yet; use replicas: 1, and 'bourse job verify ID --challenge' to have a WASM result re-executed by referees", spec.Replicas)
-	}
 	now := m.clock.Now()
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -180,8 +175,10 @@ func (m *marketService) bidFor(spec api.JobSpec, payloadHash [32]byte, payloadSi
 		MatchBy:    now.Add(spec.Deadline.Duration).UnixMilli(),
 		TimeoutMs:  spec.Timeout.Milliseconds(),
 		Preference: spec.Placement,
-		Replicas:   1,
+		Replicas:   uint32(max(spec.Replicas, 1)),
 		Public:     spec.Visibility == api.VisibilityPublic,
+
+		AcceptMajority: spec.AcceptMajority,
 	}
 	if spec.Image != "" && payloadSize == 0 {
 		b.Payload = market.Payload{Image: spec.Image}
@@ -347,33 +344,50 @@ func (m *marketService) submitJob(ctx context.Context, spec api.JobSpec, payload
 	if err := m.storeManifest(ctx, spec); err != nil {
 		return api.Job{}, err
 	}
-	raw, err := b.Encode()
-	if err != nil {
-		return api.Job{}, err
+	// A job of k replicas is k bids, replica 0 first (its id is the
+	// job's): each is saved before any leaves, so an acknowledged job
+	// survives a restart whole.
+	bids := []*market.Bid{b}
+	for i := uint32(1); i < b.Replicas; i++ {
+		r, err := replicaBid(b, i, func(c *market.Bid) error { return c.Sign(m.n.cfg.ChainID, m.n.key) })
+		if err != nil {
+			return api.Job{}, err
+		}
+		bids = append(bids, r)
 	}
-	id := b.ID()
 	now := m.clock.Now().UTC()
-	j := lifecycle.ClientJob{
-		Job: api.Job{ID: hex.EncodeToString(id[:]), Name: spec.Name, State: api.StateBidding, Spec: spec,
-			SubmittedAt: now, UpdatedAt: now, BidID: hex.EncodeToString(id[:])},
-		BidRaw: raw, Bid: b,
+	jobs := make([]lifecycle.ClientJob, len(bids))
+	for i, b := range bids {
+		raw, err := b.Encode()
+		if err != nil {
+			return api.Job{}, err
+		}
+		id := b.ID()
+		jobs[i] = lifecycle.ClientJob{
+			Job: api.Job{ID: hex.EncodeToString(id[:]), Name: spec.Name, State: api.StateBidding, Spec: spec,
+				SubmittedAt: now, UpdatedAt: now, BidID: hex.EncodeToString(id[:])},
+			BidRaw: raw, Bid: b,
+		}
+		if size > 0 {
+			jobs[i].PayloadHash = hex.EncodeToString(hash[:])
+		}
+		if err := m.jobStore.save(jobs[i]); err != nil {
+			return api.Job{}, fmt.Errorf("save job: %w", err)
+		}
 	}
-	if size > 0 {
-		j.PayloadHash = hex.EncodeToString(hash[:])
+	for i, b := range bids {
+		m.step(lifecycle.Submit{Job: jobs[i]})
+		if err := m.book.AddBid(b, now.UnixMilli()); err != nil && !errors.Is(err, market.ErrDuplicate) {
+			return api.Job{}, api.BadRequest("bid refused: %v", err)
+		}
+		if err := m.bidTopic.Publish(ctx, jobs[i].BidRaw); err != nil {
+			m.n.log.Debug("publish bid", "err", err)
+		}
 	}
-	// Saved before the bid leaves: a job the API acknowledged survives a
-	// restart.
-	if err := m.jobStore.save(j); err != nil {
-		return api.Job{}, fmt.Errorf("save job: %w", err)
+	if len(bids) > 1 {
+		return m.job(ctx, jobs[0].ID)
 	}
-	m.step(lifecycle.Submit{Job: j})
-	if err := m.book.AddBid(b, now.UnixMilli()); err != nil && !errors.Is(err, market.ErrDuplicate) {
-		return api.Job{}, api.BadRequest("bid refused: %v", err)
-	}
-	if err := m.bidTopic.Publish(ctx, raw); err != nil {
-		m.n.log.Debug("publish bid", "err", err)
-	}
-	return j.Job, nil
+	return jobs[0].Job, nil
 }
 
 func (m *marketService) dryRun(ctx context.Context, spec api.JobSpec) (api.DryRun, error) {
@@ -402,6 +416,12 @@ func (m *marketService) jobs(ctx context.Context, f api.JobFilter) ([]api.Job, e
 	var all []lifecycle.ClientJob
 	m.withCore(func(c *lifecycle.Core) { all = c.Jobs() })
 	for _, j := range all {
+		if isReplica(&j) {
+			continue // shown inside its group's job
+		}
+		if j.Bid != nil && j.Bid.Replicas > 1 {
+			j, _ = m.clientJob(j.ID)
+		}
 		if f.State != "" && j.State != f.State {
 			continue
 		}
@@ -414,8 +434,13 @@ func (m *marketService) jobs(ctx context.Context, f api.JobFilter) ([]api.Job, e
 }
 
 // clientJob returns a copy of the client job id.
+// A job of several replicas is its group's view (groupJob).
 func (m *marketService) clientJob(id string) (j lifecycle.ClientJob, ok bool) {
-	m.withCore(func(c *lifecycle.Core) { j, ok = c.Job(id) })
+	m.withCore(func(c *lifecycle.Core) {
+		if j, ok = c.Job(id); ok && j.Bid != nil && j.Bid.Replicas > 1 && j.Bid.Replica == 0 {
+			j = groupJob(j, c.Job)
+		}
+	})
 	return j, ok
 }
 
@@ -504,20 +529,42 @@ func (m *marketService) cancelJob(ctx context.Context, id string) (api.Job, erro
 	if !ok {
 		return api.Job{}, fmt.Errorf("%w: no job %s on this node", api.ErrNotFound, id)
 	}
-	if j.State != api.StateBidding || j.Bid == nil {
+	if j.Bid == nil || len(j.Replicas) == 0 && j.State != api.StateBidding {
 		return j.Job, fmt.Errorf("%w: job %s is %s; only a job waiting for a match can be cancelled", api.ErrConflict, id, j.State)
 	}
-	bid := *j.Bid
-	_, done, err := m.n.txs.submit(ctx, func(tx *chain.Tx) { tx.BidCancel = &chain.BidCancel{Bid: bid} })
-	if err != nil {
-		return j.Job, api.BadRequest("cancel: %v", err)
+	// Every replica still waiting for a match is cancelled; the matched
+	// ones run on.
+	ids := []string{id}
+	if len(j.Replicas) > 0 {
+		ids = ids[:0]
+		for _, r := range j.Replicas {
+			if r.State == api.StateBidding {
+				ids = append(ids, r.ID)
+			}
+		}
+		if len(ids) == 0 {
+			return j.Job, fmt.Errorf("%w: no replica of job %s is waiting for a match; only those can be cancelled", api.ErrConflict, id)
+		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	select {
-	case <-done:
-		m.step(lifecycle.CancelConfirmed{ID: id})
-	case <-wctx.Done():
+	for _, rid := range ids {
+		var rj lifecycle.ClientJob
+		var ok bool
+		m.withCore(func(c *lifecycle.Core) { rj, ok = c.Job(rid) }) // the replica itself, not its group's view
+		if !ok || rj.Bid == nil {
+			continue
+		}
+		bid := *rj.Bid
+		_, done, err := m.n.txs.submit(ctx, func(tx *chain.Tx) { tx.BidCancel = &chain.BidCancel{Bid: bid} })
+		if err != nil {
+			return j.Job, api.BadRequest("cancel: %v", err)
+		}
+		select {
+		case <-done:
+			m.step(lifecycle.CancelConfirmed{ID: rid})
+		case <-wctx.Done():
+		}
 	}
 	return m.job(ctx, id)
 }

@@ -45,7 +45,20 @@ func (m *marketService) do(a lifecycle.Action) {
 	case lifecycle.Persist:
 		m.persist.put(a.Job)
 	case lifecycle.Publish:
-		m.n.events.publish(eventJob(a.Job))
+		// A replica's change is also its group's: the job's followers
+		// (--wait) see the group's view under the job's id, never
+		// replica 0's own state (which may be a lost dissent).
+		cj, ok := m.core.Job(a.Job.ID)
+		if !ok || cj.Bid == nil || cj.Bid.Replicas <= 1 {
+			m.n.events.publish(eventJob(a.Job))
+			return
+		}
+		if cj.Bid.Replica > 0 {
+			m.n.events.publish(eventJob(a.Job))
+		}
+		if j0, ok := m.core.Job(cj.Bid.GroupID().String()); ok {
+			m.n.events.publish(eventJob(groupJob(j0, m.core.Job).Job))
+		}
 	case lifecycle.Note:
 		m.n.log.Log(context.Background(), a.Level, a.Msg, "job", a.Job)
 	case lifecycle.Explain:
@@ -214,9 +227,11 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	switch ev.Type {
 	case chain.EvMatched:
 		kind = lifecycle.Matched
-	case chain.EvHeld:
+	case chain.EvHeld, chain.EvMajority:
 		// The result committed, its payment held: the client fetches it
-		// (Completed or Failed by its exit code, read below).
+		// (Completed or Failed by its exit code, read below). A replica's
+		// result is fetched once its group is decided (EvMajority): the
+		// EvHeld of a replica awaiting it is for its provider only.
 		kind = lifecycle.Completed
 	case chain.EvCompleted, chain.EvFailed:
 		kind = lifecycle.Released
@@ -241,6 +256,14 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	var ours bool
 	m.withCore(func(c *lifecycle.Core) { _, ours = c.Job(id.String()) })
 	me := m.n.key.Address()
+	if ev.Type == chain.EvMajority && !ours {
+		return evs // the provider's result is held already
+	}
+	if ev.Type == chain.EvHeld && ours {
+		if rec, ok, err := m.n.drv.State().Match(ev.JobID); err == nil && ok && rec.Awaiting {
+			return evs // a replica: fetched once its group is decided
+		}
+	}
 	settlement := kind == lifecycle.Released || kind == lifecycle.Withheld || kind == lifecycle.WrongResult || kind == lifecycle.ChallengeFailed
 	if !ours && !(kind == lifecycle.Matched && ev.Address == me) && kind != lifecycle.Completed && kind != lifecycle.Failed &&
 		kind != lifecycle.TimedOut && kind != lifecycle.Unavailable && kind != lifecycle.Challenged && !settlement {
@@ -279,7 +302,7 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	out.ResultHash, out.ExitCode = rec.ResultHash, rec.ExitCode
 	out.Paid, out.Refunded, out.Slashed, out.Burned = rec.Paid, rec.Refunded, rec.Slashed, rec.Burned
 	out.Provider, out.HeldPay = rec.Match.Offer.ProviderAddress(), rec.HeldPay
-	if ev.Type == chain.EvHeld {
+	if ev.Type == chain.EvHeld || ev.Type == chain.EvMajority {
 		if rec.ExitCode != 0 {
 			out.Kind = lifecycle.Failed
 		}

@@ -94,7 +94,15 @@ type JobSpec struct {
 	Deadline    Duration          `json:"deadline" yaml:"deadline"`
 	Placement   string            `json:"placement" yaml:"placement"`
 	Constraints Constraints       `json:"constraints" yaml:"constraints"`
-	Replicas    int               `json:"replicas" yaml:"replicas"`
+	// Replicas runs the job on this many distinct providers (k-of-n):
+	// each replica escrows MaxPrice, the replicas whose result hash has
+	// the majority are paid, the others slashed, and a tie of a WASM job
+	// goes to referees. See docs on Job.Replicas.
+	Replicas int `json:"replicas" yaml:"replicas"`
+	// AcceptMajority must be set for Replicas > 1 of a docker or exec
+	// job: such runs are not deterministic, and honest replicas that
+	// disagree are slashed all the same.
+	AcceptMajority bool `json:"accept_majority,omitempty" yaml:"accept_majority"`
 	// Visibility is private (the default) or public: see VisibilityPrivate.
 	Visibility string `json:"visibility,omitempty" yaml:"visibility"`
 	// PayloadSHA256 names, by its sha256 (64 hex digits), a payload the
@@ -176,6 +184,8 @@ type rawSpec struct {
 	Constraints Constraints       `yaml:"constraints"`
 	Replicas    *int64            `yaml:"replicas"`
 	Visibility  string            `yaml:"visibility"`
+	// AcceptMajority: see JobSpec.
+	AcceptMajority bool `yaml:"accept_majority"`
 	// PayloadSHA256 names a payload the daemon holds (see JobSpec).
 	PayloadSHA256 string `yaml:"payload_sha256"`
 }
@@ -234,7 +244,7 @@ func ParseJobSpec(data []byte) (JobSpec, error) {
 		Name: raw.Name, Executor: raw.Executor, Payload: raw.Payload, Image: raw.Image,
 		Args: raw.Args, Env: raw.Env, Timeout: raw.Timeout, Deadline: raw.Deadline,
 		Placement: raw.Placement, Constraints: raw.Constraints, PayloadSHA256: raw.PayloadSHA256,
-		Visibility: raw.Visibility,
+		Visibility: raw.Visibility, AcceptMajority: raw.AcceptMajority,
 	}
 	if r := raw.Resources; r != nil {
 		for _, f := range []struct {
@@ -435,6 +445,12 @@ func (s JobSpec) Validate() error {
 	}
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
 		return specErr("replicas", "%d: must be in 1..%d", s.Replicas, MaxReplicas)
+	}
+	if s.AcceptMajority && s.Replicas == 1 {
+		return specErr("accept_majority", "means something only with replicas > 1")
+	}
+	if s.Replicas > 1 && s.Executor != ExecutorWASM && !s.AcceptMajority {
+		return specErr("replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and the dissenters are slashed; set accept_majority: true to accept majority-by-hash anyway, or use wasm", s.Replicas, s.Executor)
 	}
 	return nil
 }

@@ -327,6 +327,25 @@ type Job struct {
 	// Unmatched explains an expired job: for each offer seen, why it did not
 	// fit.
 	Unmatched []OfferFit `json:"unmatched,omitempty"`
+	// Replicas, on a job with spec.replicas > 1 (its ID is replica 0's),
+	// are its replicas, each a bid of its own placed on a distinct
+	// provider. The job's state, result and provider are those of the
+	// replicas in the chain's decided majority once one is fetched;
+	// Paid, Refunded, Slashed and Escrowed sum the replicas.
+	Replicas []JobReplica `json:"replicas,omitempty"`
+}
+
+// JobReplica is one replica of a job run on several providers.
+type JobReplica struct {
+	Replica    int    `json:"replica"`
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	Provider   string `json:"provider,omitempty"`
+	ResultHash string `json:"result_hash,omitempty"`
+	Paid       uint64 `json:"paid,omitempty"`
+	Refunded   uint64 `json:"refunded,omitempty"`
+	Slashed    uint64 `json:"slashed,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // JobFilter narrows GET /v1/jobs (query parameters state, limit).

@@ -297,7 +297,11 @@ func (s *step) clientEvent(j *ClientJob, ev Event) {
 		}
 		j.State = api.StateWrongResult
 		j.Paid, j.Refunded, j.Slashed = 0, ev.Refunded, ev.Slashed
-		j.Error = joinErr(j.Error, fmt.Sprintf("referees re-executed the job and found another result: provider slashed %d, escrow refunded", ev.Slashed))
+		if j.Bid != nil && j.Bid.Replicas > 1 {
+			j.Error = joinErr(j.Error, fmt.Sprintf("this replica's result lost to the job's decided result (its other replicas' majority, or referees on a tie): provider slashed %d, escrow refunded", ev.Slashed))
+		} else {
+			j.Error = joinErr(j.Error, fmt.Sprintf("referees re-executed the job and found another result: provider slashed %d, escrow refunded", ev.Slashed))
+		}
 		s.changed(j)
 		return
 	case Withheld:
