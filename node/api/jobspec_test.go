@@ -96,6 +96,8 @@ func TestParseJobSpecErrors(t *testing.T) {
 		{"min reputation above", base + "constraints: {min_reputation: 1001}\n", "constraints.min_reputation", "exceeds 1000"},
 		{"replicas zero", base + "replicas: 0\n", "replicas", "1..16"},
 		{"replicas absurd", base + "replicas: 1000\n", "replicas", "1..16"},
+		{"replicas of a non-deterministic job without the statement", base + "executor: exec\nreplicas: 3\n", "replicas", "set accept_majority"},
+		{"accept_majority on one replica", base + "accept_majority: true\n", "accept_majority", "replicas > 1"},
 		{"env name", base + "env: {\"A=B\": x}\n", "env", "not a variable name"},
 		{"two documents", base + "---\n" + base, "", "more than one"},
 		{"too big", base + "name: " + strings.Repeat("x", MaxSpecSize) + "\n", "", "limit"},
@@ -137,6 +139,7 @@ func randomSpec(r *rand.Rand) JobSpec {
 		Replicas:   1 + r.IntN(MaxReplicas),
 		Visibility: []string{VisibilityPrivate, VisibilityPublic}[r.IntN(2)],
 	}
+	s.AcceptMajority = s.Replicas > 1 && s.Executor != ExecutorWASM
 	if s.Executor == ExecutorDocker {
 		s.Image = "img:" + fmt.Sprint(r.IntN(9))
 	} else {
