@@ -16,20 +16,30 @@ import (
 // settled without one (timed out, payload unavailable), and either all k
 // are matched or the bids' MatchBy has passed.
 //
-// The group is then decided by the results' (hash, exit code):
+// The group is then decided by the results' hashes (the result archive
+// holds the exit code, so the hash binds it):
 //
-//   - a majority (more than half of the results): its replicas are held for
-//     a fresh challenge window, which the client's Ack ends as for any job;
-//     every other replica is slashed (dissent: max(ChallengeSlashBps of its
-//     collateral, its held pay), burned) and its escrow refunded;
-//   - a tie of a WASM job: referees re-execute it, as for a wrong-result
-//     challenge the chain opens on the first tied replica with no deposit;
-//     the first hash with a quorum decides: the replicas with it are held,
-//     the others slashed, and each referee who voted it is paid its fee
-//     from the cuts (the rest burned); no quorum releases every result;
-//   - a tie of a non-deterministic job (Bid.AcceptMajority), or no result
-//     at all: every result is released as it stands.
+//   - all equal: every replica is held for a fresh challenge window, which
+//     the client's Ack ends as for any job;
+//   - any disagreement on a WASM job: referees re-execute it, as for a
+//     wrong-result challenge the chain opens on the first replica with no
+//     deposit, its committee excluding the client and every provider of
+//     the group and seeded by the height the group's first replica matched
+//     at; the first hash with a quorum decides: the replicas with it are
+//     held, the others slashed (dissent: max(ChallengeSlashBps of their
+//     collateral, their held pay plus the referees' fees)), each referee
+//     who voted it paid its fee from the cuts, the rest burned; without a
+//     quorum the majority decides as below;
+//   - otherwise (a job that is not deterministic: Bid.AcceptMajority, or no
+//     referee to be had): the replicas whose hash has more than half of
+//     the results are held; the others are outvoted: unpaid, their escrow
+//     refunded and the run counted failed, but not slashed, since honest
+//     runs of such a job may differ; without a majority every result is
+//     held as it is;
+//   - no result at all: nothing to hold.
 //
+// Slashing only on the referees' evidence is what keeps a client with
+// Sybil providers from outvoting, and so slashing, an honest one.
 // chain/RATIONALE.md gives the economics, collusion included.
 
 // GroupOutcome is where a replica group stands.
@@ -38,10 +48,10 @@ type GroupOutcome uint8
 // Group outcomes.
 const (
 	GroupPending    GroupOutcome = 0 // replicas still running or being matched
-	GroupMajority   GroupOutcome = 1 // a majority of the results agreed
+	GroupMajority   GroupOutcome = 1 // the results agreed, or a majority of them (outvoted the rest)
 	GroupReferees   GroupOutcome = 2 // a tie: referees are re-executing
 	GroupRefereed   GroupOutcome = 3 // the referees' quorum decided
-	GroupNoMajority GroupOutcome = 4 // a tie nobody could settle: every result released
+	GroupNoMajority GroupOutcome = 4 // a split nobody could settle: every result held as it is
 	GroupNoResult   GroupOutcome = 5 // no replica returned a result
 )
 
@@ -74,8 +84,11 @@ type Group struct {
 	ExitCode  int32    `cbor:"6,keyasint,omitempty"`
 	DecidedAt int64    `cbor:"7,keyasint,omitempty"`
 	// Referee is the replica whose match carries the referees' challenge
-	// of a tie.
+	// of a disagreement.
 	Referee market.BidID `cbor:"8,keyasint,omitempty"`
+	// Height is the block that matched the first replica: it seeds the
+	// referees' committee, so no replica's timing can choose it.
+	Height uint64 `cbor:"9,keyasint"`
 }
 
 // GroupMember is one matched replica.
@@ -127,7 +140,7 @@ func (x *execCtx) joinGroup(m *MatchTx) error {
 		return err
 	}
 	if g.Replicas == 0 {
-		g = Group{Replicas: m.Bid.Replicas, MatchBy: m.Bid.MatchBy}
+		g = Group{Replicas: m.Bid.Replicas, MatchBy: m.Bid.MatchBy, Height: x.height}
 	}
 	if g.Outcome != GroupPending || len(g.Members) >= int(g.Replicas) {
 		return fmt.Errorf("%w: replica group %x is %s with %d of %d members, yet a replica matched", ErrCorruptState, id[:8], g.Outcome, len(g.Members), g.Replicas)
@@ -225,48 +238,54 @@ func (x *execCtx) groupProgress(id market.BidID) error {
 		x.o.put(pfxGroup+string(id[:]), g)
 		return nil
 	}
-	// The (hash, exit code) with the most results, the first to reach
-	// that count in replica-match order on a tie of counts.
-	best, bestN, tie := held[0], 0, false
-	for _, a := range held {
-		n := 0
-		for _, b := range held {
-			if sameResult(a, b) {
-				n++
-			}
-		}
-		switch {
-		case n > bestN:
-			best, bestN, tie = a, n, false
-		case n == bestN && !sameResult(a, best):
-			tie = true
-		}
-	}
-	switch {
-	case 2*bestN > len(held):
-		g.Outcome, g.Hash, g.ExitCode = GroupMajority, best.ResultHash, best.ExitCode
-		x.o.put(pfxGroup+string(id[:]), g)
-		_, err := x.settleGroup(held, func(m *Match) bool { return sameResult(m, best) }, nil)
-		return err
-	case best.Match.Bid.Executor == market.ExecWASM:
-		_ = tie // an even split without a majority: the referees decide
-		return x.openReferees(&g, id, held)
-	default:
-		g.Outcome = GroupNoMajority
+	if !slices.ContainsFunc(held, func(m *Match) bool { return m.ResultHash != held[0].ResultHash }) {
+		g.Outcome, g.Hash, g.ExitCode = GroupMajority, held[0].ResultHash, held[0].ExitCode
 		x.o.put(pfxGroup+string(id[:]), g)
 		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
 		return err
 	}
+	if held[0].Match.Bid.Executor == market.ExecWASM {
+		return x.openReferees(&g, id, held)
+	}
+	return x.byMajority(&g, id, held)
 }
 
-func sameResult(a, b *Match) bool { return a.ResultHash == b.ResultHash && a.ExitCode == b.ExitCode }
+// byMajority decides g without referees: the replicas whose hash has
+// more than half of held are held, the others outvoted (unpaid, not
+// slashed); without such a hash every result is held as it is.
+func (x *execCtx) byMajority(g *Group, id market.BidID, held []*Match) error {
+	var best *Match
+	for _, a := range held {
+		n := 0
+		for _, b := range held {
+			if a.ResultHash == b.ResultHash {
+				n++
+			}
+		}
+		if 2*n > len(held) {
+			best = a
+			break
+		}
+	}
+	if best == nil {
+		g.Outcome = GroupNoMajority
+		x.o.put(pfxGroup+string(id[:]), *g)
+		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
+		return err
+	}
+	g.Outcome, g.Hash, g.ExitCode = GroupMajority, best.ResultHash, best.ExitCode
+	x.o.put(pfxGroup+string(id[:]), *g)
+	_, err := x.settleGroup(held, func(m *Match) bool { return m.ResultHash == best.ResultHash }, nil)
+	return err
+}
 
 // settleGroup ends the wait of held replicas: those win accepts are held
 // for a fresh challenge window (the client may now fetch and ack them);
-// the others are slashed (dissent) and their escrow refunded. With r (the
-// referees' decided challenge), each member who voted its deciding hash
-// is paid its fee from the cuts, and those who voted another are slashed.
-// It returns what of the cuts was burned.
+// the others lose, their escrow refunded. With r (the referees' decided
+// challenge) a loser is slashed (dissent), each member who voted the
+// deciding hash is paid its fee from the cuts, and those who voted
+// another are slashed; without referees a loser is only outvoted. It
+// returns what of the cuts was burned.
 func (x *execCtx) settleGroup(held []*Match, win func(*Match) bool, r *referees) (uint64, error) {
 	var c *Challenge
 	if r != nil {
@@ -285,11 +304,13 @@ func (x *execCtx) settleGroup(held []*Match, win func(*Match) bool, r *referees)
 			x.events = append(x.events, Event{Type: EvMajority, Address: m.Match.Offer.ProviderAddress(), JobID: m.Match.ID(), Amount: m.HeldPay})
 			continue
 		}
-		var fees uint64
-		if c != nil {
-			fees = satMulU(uint64(len(c.Committee)), c.Fee)
+		if c == nil {
+			if err := x.outvote(m, old); err != nil {
+				return 0, err
+			}
+			continue
 		}
-		cut, err := x.dissent(m, old, fees)
+		cut, err := x.dissent(m, old, satMulU(uint64(len(c.Committee)), c.Fee))
 		if err != nil {
 			return 0, err
 		}
@@ -351,10 +372,41 @@ func (x *execCtx) dissent(m *Match, old int64, fees uint64) (uint64, error) {
 	return cut, nil
 }
 
-// openReferees puts a tie before referees: a wrong-result challenge with
-// no deposit on the first tied replica, its committee drawn from the
-// validators that are neither the client nor any of the group's
-// providers. The other held replicas wait for its deadline.
+// outvote settles a held replica whose result lost to the majority of
+// its group without referees: it is not paid, its escrow goes back to the
+// client, and the run counts as failed on the provider's record (with a
+// failure's weight); its collateral is untouched.
+func (x *execCtx) outvote(m *Match, old int64) error {
+	p, prov, err := x.providerOf(m)
+	if err != nil {
+		return err
+	}
+	p.HeldJobs--
+	p.HeldEarnings -= min(p.HeldEarnings, m.HeldPay)
+	p.Failed++
+	p.ValueFailed = addTrack(p.ValueFailed, failureWeight(&p, m.Match.Price, 0))
+	x.o.put(addrKey(pfxProvider, prov), p)
+	if err := x.observe(prov, m, market.OutcomeFailed, 0); err != nil {
+		return err
+	}
+	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
+		return fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
+	}
+	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow); err != nil {
+		return err
+	}
+	m.Status, m.Refunded, m.SettledAt, m.Escrow = MatchWrong, m.Escrow, x.time, 0
+	x.putMatch(m, old)
+	x.events = append(x.events, Event{Type: EvWrongResult, Address: prov, JobID: m.Match.ID()})
+	return nil
+}
+
+// openReferees puts a disagreement before referees: a wrong-result
+// challenge with no deposit on the first held replica, its committee
+// drawn from the validators that are neither the client nor any of the
+// group's providers, seeded by the height the first replica matched at.
+// The other held replicas wait for its deadline. With nobody to judge,
+// the majority decides.
 func (x *execCtx) openReferees(g *Group, id market.BidID, held []*Match) error {
 	first := held[0]
 	exclude := []wallet.Address{first.Match.Bid.ClientAddress()}
@@ -362,15 +414,12 @@ func (x *execCtx) openReferees(g *Group, id market.BidID, held []*Match) error {
 		exclude = append(exclude, mb.Provider)
 	}
 	jid := first.Match.ID()
-	members, err := x.committee(jid, ChallengeWrong, int(min(x.p.CommitteeSize, MaxCommitteeSize)), exclude...)
+	members, err := x.committeeSeeded(id, ChallengeWrong, int(min(x.p.CommitteeSize, MaxCommitteeSize)), g.Height, exclude...)
 	if err != nil {
 		return err
 	}
-	if len(members) == 0 { // nobody can judge: released as they stand
-		g.Outcome = GroupNoMajority
-		x.o.put(pfxGroup+string(id[:]), *g)
-		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
-		return err
+	if len(members) == 0 {
+		return x.byMajority(g, id, held)
 	}
 	deadline := x.time + int64(x.p.AttestWindowMs) + first.Match.Bid.TimeoutMs
 	old := dueAt(first)
@@ -389,9 +438,9 @@ func (x *execCtx) openReferees(g *Group, id market.BidID, held []*Match) error {
 	return nil
 }
 
-// refereed ends a tie's referee challenge on m: decided on hash h (a
-// quorum's), or, with decided false, expired without a quorum (every
-// result released).
+// refereed ends the referees' challenge of a group on m: decided on hash
+// h (a quorum's), or, with decided false, expired without a quorum (the
+// majority decides, without slashing).
 func (x *execCtx) refereed(m *Match, h [32]byte, decided bool) error {
 	c := m.Pending()
 	gid := m.Match.Bid.GroupID()
@@ -425,10 +474,7 @@ func (x *execCtx) refereed(m *Match, h [32]byte, decided bool) error {
 	}
 	g.DecidedAt = x.time
 	if !decided {
-		g.Outcome = GroupNoMajority
-		x.o.put(pfxGroup+string(gid[:]), g)
-		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
-		return err
+		return x.byMajority(&g, gid, held)
 	}
 	g.Outcome, g.Hash = GroupRefereed, h
 	for _, hm := range held {

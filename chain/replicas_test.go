@@ -3,6 +3,7 @@ package chain
 import (
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,11 +124,37 @@ func (n *testNet) group(id market.BidID) Group {
 	return g
 }
 
-// A job of three replicas with one liar: the two that agree are held for
-// a fresh window and paid on the client's ack; the liar is slashed
-// max(20% of its collateral, its held pay) and the client gets its
-// replica's escrow back, to the unit.
-func TestReplicaAttackOneLiarOfThreeIsSlashedTheMajorityPaid(t *testing.T) {
+// decideByReferees has the referees of group bids[0] vote h (two of
+// three: a quorum) and returns the committee's key indexes.
+func decideByReferees(t *testing.T, n *testNet, bids []*market.Bid, h [32]byte) []int {
+	t.Helper()
+	g := n.group(bids[0].ID())
+	if g.Outcome != GroupReferees {
+		t.Fatalf("group %s, want referees", g.Outcome)
+	}
+	com := n.committeeOf(g.Referee)
+	for _, i := range com {
+		if i >= 4 {
+			t.Fatalf("committee %v holds a party (the client or a group provider)", com)
+		}
+	}
+	_, res := n.block(n.tx(com[0], 0, func(tx *Tx) { tx.Attest = &AttestTx{JobID: g.Referee, ResultHash: h} }),
+		n.tx(com[1], 0, func(tx *Tx) { tx.Attest = &AttestTx{JobID: g.Referee, ResultHash: h} }))
+	for _, tr := range res.TxResults {
+		if tr.Code != 0 {
+			t.Fatalf("attest: %s", tr.Log)
+		}
+	}
+	return com
+}
+
+// A WASM job of three replicas with one liar: the disagreement goes to
+// referees, who re-execute; their hash decides: the two that agree with it
+// are held for a fresh window and paid on the client's ack; the liar is
+// slashed max(20% of its collateral, its held pay plus the referees'
+// fees), the referees who voted the deciding hash are paid from the cut,
+// and the client gets the liar's escrow back, to the unit.
+func TestReplicaAttackOneLiarOfThreeIsSlashedByTheReferees(t *testing.T) {
 	n := newReplicaNet(t)
 	bids := replicaBids(t, n, 1, 3, market.ExecWASM, 0)
 	before, burned0 := n.balance(rClient), n.st.Globals().Burned
@@ -150,28 +177,25 @@ func TestReplicaAttackOneLiarOfThreeIsSlashedTheMajorityPaid(t *testing.T) {
 	}
 	_, res = n.block(resultTx(n, rProvs[1], bids[1].ID(), rightHash))
 	mustBody(t, res, "")
-	if got := eventsOf(res, EvMajority); len(got) != 2 {
-		t.Fatalf("majority events %+v, want 2", got)
-	}
-	wrong := eventsOf(res, EvWrongResult)
-	if len(wrong) != 1 || wrong[0].JobID != bids[2].ID() {
-		t.Fatalf("wrong-result events %+v, want replica 2's", wrong)
-	}
+	com := decideByReferees(t, n, bids, rightHash)
 	g := n.group(bids[0].ID())
-	if g.Outcome != GroupMajority || g.Hash != rightHash {
-		t.Fatalf("group %s hash %x, want majority on the right hash", g.Outcome, g.Hash[:4])
+	if g.Outcome != GroupRefereed || g.Hash != rightHash {
+		t.Fatalf("group %s hash %x, want refereed on the right hash", g.Outcome, g.Hash[:4])
 	}
 	liar := n.match(bids[2].ID())
-	held := n.match(bids[2].ID()).HeldPay
-	wantCut := max(uint64(100_000)*2000/10_000, held)
+	fee := max(liar.Match.Price, 1)
+	wantCut := max(uint64(100_000)*2000/10_000, liar.HeldPay+3*fee)
 	if liar.Status != MatchWrong || liar.Slashed != wantCut || liar.Refunded != bids[2].MaxPrice {
 		t.Fatalf("liar: %s slashed %d refunded %d, want wrong_result slashed %d refunded %d", liar.Status, liar.Slashed, liar.Refunded, wantCut, bids[2].MaxPrice)
 	}
 	if p := n.provider(rProvs[2]); p.Collateral != 100_000-wantCut || p.HeldJobs != 0 {
 		t.Fatalf("liar's record: collateral %d held %d", p.Collateral, p.HeldJobs)
 	}
-	if got := n.st.Globals().Burned - burned0; got != wantCut {
-		t.Fatalf("burned %d, want the cut %d", got, wantCut)
+	if got := n.st.Globals().Burned - burned0; got != wantCut-2*fee {
+		t.Fatalf("burned %d, want the cut %d less the two voters' fees", got, wantCut)
+	}
+	if got := n.balance(com[0]); got != 1_000_000+fee {
+		t.Fatalf("referee: %d, want its fee %d", got, fee)
 	}
 	// The client acks the majority: each is paid its held pay, the rest
 	// of each escrow comes back.
@@ -192,6 +216,87 @@ func TestReplicaAttackOneLiarOfThreeIsSlashedTheMajorityPaid(t *testing.T) {
 	}
 	if got := n.balance(rClient); got != before-paid {
 		t.Fatalf("client: %d, want %d (start less the majority's pay %d)", got, before-paid, paid)
+	}
+}
+
+// A client with two Sybil providers among three replicas reports one
+// made-up hash through both: a majority, but the disagreement goes to
+// referees, so it is the Sybils that are slashed and the honest provider
+// that is paid. (With a majority alone deciding, the client could slash
+// any honest provider for free.)
+func TestReplicaAttackSybilMajorityCannotSlashTheHonestReplica(t *testing.T) {
+	n := newReplicaNet(t)
+	bids := replicaBids(t, n, 1, 3, market.ExecWASM, 0)
+	matchReplicas(t, n, bids, rProvs[:3], market.ExecWASM)
+	n.block(resultTx(n, rProvs[1], bids[1].ID(), wrongHash), resultTx(n, rProvs[2], bids[2].ID(), wrongHash))
+	n.block(resultTx(n, rProvs[0], bids[0].ID(), rightHash))
+	decideByReferees(t, n, bids, rightHash)
+	if m := n.match(bids[0].ID()); m.Status != MatchHeld || m.Awaiting || m.Slashed != 0 {
+		t.Fatalf("honest replica: %s awaiting=%v slashed %d", m.Status, m.Awaiting, m.Slashed)
+	}
+	if p := n.provider(rProvs[0]); p.Collateral != 100_000 {
+		t.Fatalf("honest provider's collateral %d", p.Collateral)
+	}
+	for _, b := range bids[1:] {
+		if m := n.match(b.ID()); m.Status != MatchWrong || m.Slashed == 0 {
+			t.Fatalf("sybil replica %d: %s slashed %d", b.Replica, m.Status, m.Slashed)
+		}
+	}
+}
+
+// A replica that copies the first hash on chain instead of running the
+// job gains nothing when that hash is a lie: the referees slash both.
+func TestReplicaAttackCopyingAnotherReplicasHashIsSlashedWithIt(t *testing.T) {
+	n := newReplicaNet(t)
+	bids := replicaBids(t, n, 1, 3, market.ExecWASM, 0)
+	matchReplicas(t, n, bids, rProvs[:3], market.ExecWASM)
+	n.block(resultTx(n, rProvs[0], bids[0].ID(), wrongHash))
+	seen := n.match(bids[0].ID()).ResultHash // public while it awaits
+	n.block(resultTx(n, rProvs[1], bids[1].ID(), seen), resultTx(n, rProvs[2], bids[2].ID(), rightHash))
+	decideByReferees(t, n, bids, rightHash)
+	for i, want := range []MatchStatus{MatchWrong, MatchWrong, MatchHeld} {
+		if m := n.match(bids[i].ID()); m.Status != want {
+			t.Fatalf("replica %d: %s, want %s", i, m.Status, want)
+		}
+	}
+}
+
+// The referees' committee is seeded by the height the group's first
+// replica matched at: the replica whose result completes the group cannot
+// pick its judges by choosing the block it reports in.
+func TestReplicaRefereesCannotBeChosenByTheLastReportsTiming(t *testing.T) {
+	committee := func(delay int) []int {
+		n := newReplicaNet(t)
+		bids := replicaBids(t, n, 1, 2, market.ExecWASM, 0)
+		matchReplicas(t, n, bids, rProvs[:2], market.ExecWASM)
+		n.block(resultTx(n, rProvs[0], bids[0].ID(), rightHash))
+		for range delay {
+			n.block()
+		}
+		n.block(resultTx(n, rProvs[1], bids[1].ID(), wrongHash))
+		return n.committeeOf(n.group(bids[0].ID()).Referee)
+	}
+	first := committee(0)
+	for d := 1; d <= 4; d++ {
+		if got := committee(d); !slices.Equal(got, first) {
+			t.Fatalf("reporting %d blocks later drew %v, not %v", d, got, first)
+		}
+	}
+}
+
+// A client's challenge of one replica is never judged by the provider of
+// another replica of the same job (it already answered with its own run).
+func TestReplicaChallengeCommitteeExcludesTheGroupsProviders(t *testing.T) {
+	n := newReplicaNet(t)
+	_, res := n.block(n.tx(0, 0, func(tx *Tx) { tx.ProviderRegister = &ProviderRegister{Collateral: 100_000} }))
+	mustBody(t, res, "")
+	bids := replicaBids(t, n, 1, 2, market.ExecWASM, 0)
+	matchReplicas(t, n, bids, []int{0, rProvs[0]}, market.ExecWASM)
+	n.block(resultTx(n, 0, bids[0].ID(), rightHash), resultTx(n, rProvs[0], bids[1].ID(), rightHash))
+	_, res = n.block(challengeTx(n, rClient, bids[1].ID(), ChallengeWrong, 1<<40))
+	mustBody(t, res, "")
+	if com := n.committeeOf(bids[1].ID()); slices.Contains(com, 0) {
+		t.Fatalf("committee %v holds validator 0, the provider of replica 0", com)
 	}
 }
 
@@ -321,8 +426,8 @@ func TestReplicaAttackTieOfTwoGoesToRefereesWhoSlashTheLiar(t *testing.T) {
 	}
 }
 
-// A tie the referees leave without a quorum releases every result: no
-// one is slashed on a guess.
+// A split the referees leave without a quorum (here 1–1, so no majority
+// either) releases every result: no one is slashed on a guess.
 func TestReplicaTieWithoutARefereeQuorumReleasesEveryResult(t *testing.T) {
 	n := newReplicaNet(t)
 	bids := replicaBids(t, n, 1, 2, market.ExecWASM, 0)
@@ -414,6 +519,46 @@ func TestReplicaTieOfADockerJobReleasesEveryResult(t *testing.T) {
 	}
 }
 
+// Of three docker replicas, the one that disagrees with the other two is
+// outvoted: unpaid, its escrow refunded, its run counted failed, but its
+// collateral untouched (honest runs of such a job may differ, and without
+// referees a made-up majority must not be able to slash).
+func TestReplicaOutvotedDockerReplicaIsUnpaidNotSlashed(t *testing.T) {
+	n := newReplicaNet(t)
+	bids := replicaBids(t, n, 1, 3, market.ExecDocker, 0)
+	matchReplicas(t, n, bids, rProvs[:3], market.ExecDocker)
+	burned0 := n.st.Globals().Burned
+	_, res := n.block(resultTx(n, rProvs[0], bids[0].ID(), rightHash), resultTx(n, rProvs[1], bids[1].ID(), rightHash),
+		resultTx(n, rProvs[2], bids[2].ID(), wrongHash))
+	if got := eventsOf(res, EvMajority); len(got) != 2 {
+		t.Fatalf("majority events %+v", got)
+	}
+	m := n.match(bids[2].ID())
+	if m.Status != MatchWrong || m.Slashed != 0 || m.Refunded != bids[2].MaxPrice || m.Paid != 0 {
+		t.Fatalf("outvoted: %s slashed %d refunded %d paid %d", m.Status, m.Slashed, m.Refunded, m.Paid)
+	}
+	if p := n.provider(rProvs[2]); p.Collateral != 100_000 || p.Failed != 1 || p.HeldJobs != 0 {
+		t.Fatalf("outvoted provider: collateral %d failed %d held %d", p.Collateral, p.Failed, p.HeldJobs)
+	}
+	if n.st.Globals().Burned != burned0 {
+		t.Fatal("an outvote burned something")
+	}
+}
+
+// Results with one hash are one result whatever exit codes the providers
+// claim (the archive holds the exit code): no referees are called.
+func TestReplicaSameHashDifferentExitCodeIsAgreement(t *testing.T) {
+	n := newReplicaNet(t)
+	bids := replicaBids(t, n, 1, 2, market.ExecWASM, 0)
+	matchReplicas(t, n, bids, rProvs[:2], market.ExecWASM)
+	n.block(resultTx(n, rProvs[0], bids[0].ID(), rightHash), n.tx(rProvs[1], 0, func(tx *Tx) {
+		tx.Result = &ResultTx{JobID: bids[1].ID(), ResultHash: rightHash, ExitCode: 1, Usage: market.Usage{CPUMs: 1000, MemMiBMs: 1000}, Size: 100}
+	}))
+	if g := n.group(bids[0].ID()); g.Outcome != GroupMajority {
+		t.Fatalf("group %s, want agreement", g.Outcome)
+	}
+}
+
 // Bids with replicas: the bounds, and the statement a non-WASM job needs.
 func TestReplicaBidBounds(t *testing.T) {
 	n := newReplicaNet(t)
@@ -433,6 +578,7 @@ func TestReplicaBidBounds(t *testing.T) {
 		{"docker without the statement", 3, 0, market.ExecDocker, false, "set accept_majority"},
 		{"docker with it", 3, 0, market.ExecDocker, true, ""},
 		{"statement on one replica", 1, 0, market.ExecDocker, true, "only with replicas > 1"},
+		{"statement on a wasm job", 3, 0, market.ExecWASM, true, "accept_majority is for docker and exec"},
 	} {
 		b := n.bid(rClient, 1, 1000, 10_000)
 		b.Replicas, b.Replica, b.Executor, b.AcceptMajority = c.replicas, c.replica, c.executor, c.accept

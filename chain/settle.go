@@ -319,6 +319,13 @@ func (x *execCtx) ack(sender wallet.Address, a *AckTx) error {
 // without replacement, never one of exclude, from a seed fixed by the
 // job, the kind and the height (so the proposer cannot choose it).
 func (x *execCtx) committee(id market.BidID, k ChallengeKind, n int, exclude ...wallet.Address) ([]wallet.Address, error) {
+	return x.committeeSeeded(id, k, n, x.height, exclude...)
+}
+
+// committeeSeeded is committee with the seed's height given: a replica
+// group's referees are seeded by the height its first replica matched
+// at, which no replica's timing can move.
+func (x *execCtx) committeeSeeded(id market.BidID, k ChallengeKind, n int, seedHeight uint64, exclude ...wallet.Address) ([]wallet.Address, error) {
 	var vals []Validator
 	if _, err := getRecord(x.o, heightKey(pfxValset, x.height), &vals); err != nil {
 		return nil, err
@@ -332,7 +339,7 @@ func (x *execCtx) committee(id market.BidID, k ChallengeKind, n int, exclude ...
 	copy(seed[:], "bourse/c")
 	copy(seed[8:], id[:])
 	seed[40] = byte(k)
-	binary.BigEndian.PutUint64(seed[41:], x.height)
+	binary.BigEndian.PutUint64(seed[41:], seedHeight)
 	var out []wallet.Address
 	for i := 0; len(out) < n && len(vals) > 0; i++ {
 		h := sha256.Sum256(append(seed[:], byte(i)))
@@ -372,7 +379,17 @@ func (x *execCtx) challenge(sender wallet.Address, c *ChallengeTx) error {
 	case c.Kind == ChallengeWrong && m.Match.Bid.Executor != market.ExecWASM:
 		return fmt.Errorf("challenge %s: a %s job is not deterministic; only WASM results can be re-executed by referees", c.JobID, m.Match.Bid.Executor)
 	}
-	members, err := x.committee(c.JobID, c.Kind, int(min(x.p.CommitteeSize, MaxCommitteeSize)), client, prov)
+	exclude := []wallet.Address{client, prov}
+	if m.Match.Bid.Replicas > 1 { // nor a provider of another replica: it judged the job already
+		g, err := x.getGroup(m.Match.Bid.GroupID())
+		if err != nil {
+			return err
+		}
+		for _, mb := range g.Members {
+			exclude = append(exclude, mb.Provider)
+		}
+	}
+	members, err := x.committee(c.JobID, c.Kind, int(min(x.p.CommitteeSize, MaxCommitteeSize)), exclude...)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,9 @@ import (
 // commits and serves results that are not its runs'. node3 is honest.
 // node0 is the client and holds its acks (hold_ack), so its results stay
 // challengeable for the window (20 s here); node1 acks as every default
-// node does. Jobs are placed with the testnet's node=NAME labels.
+// node does. Jobs are placed with the testnet's node=NAME labels. node4
+// asks more than any job pays, so it is never matched: it is the
+// validator left to referee a replica job run on node0, node2 and node3.
 func TestSettlementEndToEnd(t *testing.T) {
 	needBinary(t)
 	hooks := filepath.Join(filepath.Dir(binary), "bourse-testhooks")
@@ -36,13 +38,17 @@ func TestSettlementEndToEnd(t *testing.T) {
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "tn")
-	bourse(t, "testnet", "gen", "-n", "4", "--dir", dir, "--base-port", strconv.Itoa(freeBase(t)))
+	bourse(t, "testnet", "gen", "-n", "5", "--dir", dir, "--base-port", strconv.Itoa(freeBase(t)))
 	nw, err := testnet.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A 20 s window: long enough for node0 to verify and challenge.
-	for _, home := range []string{dir, nw.Nodes[0].Home, nw.Nodes[1].Home, nw.Nodes[2].Home, nw.Nodes[3].Home} {
+	homes := []string{dir}
+	for _, nd := range nw.Nodes {
+		homes = append(homes, nd.Home)
+	}
+	for _, home := range homes {
 		p := filepath.Join(home, "genesis.json")
 		raw, err := os.ReadFile(p)
 		if err != nil {
@@ -59,6 +65,18 @@ func TestSettlementEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(cfg, append([]byte("hold_ack = true\n"), raw...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg4 := filepath.Join(nw.Nodes[4].Home, "config.toml")
+	raw, err = os.ReadFile(cfg4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dear := strings.Replace(string(raw), "price_per_job = 10\n", "price_per_job = 1000000000\n", 1)
+	if dear == string(raw) {
+		t.Fatalf("node4's config has no price_per_job = 10 to raise:\n%s", raw)
+	}
+	if err := os.WriteFile(cfg4, []byte(dear), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	start := exec.Command(binary, "testnet", "start", "--dir", dir, "--binary", hooks)
@@ -234,8 +252,11 @@ func TestSettlementEndToEnd(t *testing.T) {
 	})
 
 	// node1's job of three replicas can only go to node0, node2 and node3
-	// (never to its own offer), so node2's wrong result is one of three.
-	t.Run("replicas: 3 with one liar: the majority is paid, the liar slashed, the client gets the majority's result", func(t *testing.T) {
+	// (never to its own offer, and node4 is too dear), so node2's wrong
+	// result is one of three; the disagreement goes to the one validator
+	// that is neither the client nor a replica's provider, node4, which
+	// re-executes the job and votes.
+	t.Run("replicas: 3 with one liar: referees slash the liar, the majority is paid, the client gets its result", func(t *testing.T) {
 		raw, err := os.ReadFile(filepath.Join(helloDir, "job.yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +295,7 @@ func TestSettlementEndToEnd(t *testing.T) {
 				t.Fatalf("honest replica %d has %s, the job %s", r.Replica, r.ResultHash, j.ResultHash)
 			}
 		}
-		poll(t, "the liar's replica to be slashed", 30*time.Second, func() (bool, string) {
+		poll(t, "the referees to slash the liar's replica", time.Minute, func() (bool, string) {
 			j = job(cl[1], j.ID)
 			for _, r := range j.Replicas {
 				if r.Provider == liar {

@@ -253,6 +253,8 @@ func (b *Bid) Validate(now int64) error {
 		return invalid(CodeField, "bid.replica", "replica %d of %d: must be below replicas", b.Replica, b.Replicas)
 	case b.AcceptMajority && b.Replicas == 1:
 		return invalid(CodeField, "bid.accept_majority", "means something only with replicas > 1")
+	case b.AcceptMajority && b.Executor == ExecWASM:
+		return invalid(CodeField, "bid.accept_majority", "wasm runs are deterministic and their disagreements go to referees; accept_majority is for docker and exec")
 	case b.Replicas > 1 && b.Executor != ExecWASM && !b.AcceptMajority:
 		return invalid(CodeField, "bid.replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and be slashed; set accept_majority to accept majority-by-hash anyway", b.Replicas, b.Executor)
 	case b.Constraints.MinReputation > MaxReputation:

@@ -322,8 +322,19 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 // checks it against the hash committed on chain before keeping it.
 func (m *marketService) fetchResult(job string, hash [32]byte, from string) (int64, error) {
 	// Results are content addressed: the same result fetched before, or
-	// one this node produced as the provider, is already here.
+	// one this node produced as the provider, is already here. Not for a
+	// replica: each replica's provider must serve it, so one that copied
+	// another's hash from the chain without running the job (it cannot
+	// fetch a private job's result) fails the fetch and is challenged.
+	var replica bool
+	m.withCore(func(c *lifecycle.Core) {
+		j, ok := c.Job(job)
+		replica = ok && j.Bid != nil && j.Bid.Replicas > 1
+	})
 	for _, st := range []*worker.Store{m.payloads, m.results} {
+		if replica {
+			break
+		}
 		if rc, size, err := st.Open(hash); err == nil {
 			rc.Close()
 			return size, nil

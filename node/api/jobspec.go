@@ -449,6 +449,9 @@ func (s JobSpec) Validate() error {
 	if s.AcceptMajority && s.Replicas == 1 {
 		return specErr("accept_majority", "means something only with replicas > 1")
 	}
+	if s.AcceptMajority && s.Executor == ExecutorWASM {
+		return specErr("accept_majority", "wasm runs are deterministic and their disagreements go to referees; accept_majority is for docker and exec")
+	}
 	if s.Replicas > 1 && s.Executor != ExecutorWASM && !s.AcceptMajority {
 		return specErr("replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and the dissenters are slashed; set accept_majority: true to accept majority-by-hash anyway, or use wasm", s.Replicas, s.Executor)
 	}
