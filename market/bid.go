@@ -118,14 +118,16 @@ type Bid struct {
 	// Replica is this copy's index (0..Replicas-1) of a job run on
 	// Replicas distinct providers (k-of-n): the Replicas bids of one job
 	// differ only in Replica, and share GroupID. Each is matched, run and
-	// held like a job of its own; the chain pays the replicas whose
-	// result hash has the majority and slashes the others (chain
-	// settlement, chain/replicas.go).
+	// held like a job of its own, then settled with the others: agreeing
+	// replicas are paid, a WASM disagreement goes to referees who slash
+	// the wrong, another executor's is settled by majority
+	// (chain/replicas.go).
 	Replica uint32 `cbor:"41,keyasint,omitempty" json:"replica,omitempty"`
 	// AcceptMajority is the client's statement that it accepts the
 	// majority-by-hash of a non-deterministic job (docker, exec) with
 	// Replicas > 1: honest replicas of such a job may disagree, and the
-	// dissenters are slashed all the same. WASM jobs need no statement.
+	// outvoted go unpaid all the same. Refused on a WASM job, whose
+	// disagreements go to referees.
 	AcceptMajority bool `cbor:"42,keyasint,omitempty" json:"accept_majority,omitempty"`
 }
 
@@ -256,7 +258,7 @@ func (b *Bid) Validate(now int64) error {
 	case b.AcceptMajority && b.Executor == ExecWASM:
 		return invalid(CodeField, "bid.accept_majority", "wasm runs are deterministic and their disagreements go to referees; accept_majority is for docker and exec")
 	case b.Replicas > 1 && b.Executor != ExecWASM && !b.AcceptMajority:
-		return invalid(CodeField, "bid.replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and be slashed; set accept_majority to accept majority-by-hash anyway", b.Replicas, b.Executor)
+		return invalid(CodeField, "bid.replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and the outvoted go unpaid; set accept_majority to accept majority-by-hash anyway", b.Replicas, b.Executor)
 	case b.Constraints.MinReputation > MaxReputation:
 		return invalid(CodeField, "bid.constraints.min_reputation", "%d exceeds %d", b.Constraints.MinReputation, MaxReputation)
 	case len(b.Sig) > wallet.SigLen:

@@ -35,7 +35,7 @@
 //	deadline: 30s             # match-by deadline (default 1m)
 //	placement: cheapest       # cheapest | least-loaded | nearest | balanced
 //	constraints: {region: "", labels: {}, executors: []}
-//	replicas: 1               # k distinct providers, the majority hash paid (docker, exec: also accept_majority: true)
+//	replicas: 1               # k distinct providers; disagreements: wasm to referees, docker/exec by majority (accept_majority: true)
 //	visibility: private       # private (default): payload and result only for the matched provider and the client; public: any peer
 //
 // Unknown fields, negative or absurd numbers, bad durations, an unknown

@@ -95,13 +95,14 @@ type JobSpec struct {
 	Placement   string            `json:"placement" yaml:"placement"`
 	Constraints Constraints       `json:"constraints" yaml:"constraints"`
 	// Replicas runs the job on this many distinct providers (k-of-n):
-	// each replica escrows MaxPrice, the replicas whose result hash has
-	// the majority are paid, the others slashed, and a tie of a WASM job
-	// goes to referees. See docs on Job.Replicas.
+	// each replica escrows MaxPrice; replicas that agree are paid; a WASM
+	// job's disagreement goes to referees, who slash the wrong; another
+	// executor's is settled by majority (the outvoted unpaid, not
+	// slashed). See Job.Replicas.
 	Replicas int `json:"replicas" yaml:"replicas"`
 	// AcceptMajority must be set for Replicas > 1 of a docker or exec
-	// job: such runs are not deterministic, and honest replicas that
-	// disagree are slashed all the same.
+	// job: such runs are not deterministic, nobody can re-execute them,
+	// and an honest replica that disagrees with the majority goes unpaid.
 	AcceptMajority bool `json:"accept_majority,omitempty" yaml:"accept_majority"`
 	// Visibility is private (the default) or public: see VisibilityPrivate.
 	Visibility string `json:"visibility,omitempty" yaml:"visibility"`
@@ -453,7 +454,7 @@ func (s JobSpec) Validate() error {
 		return specErr("accept_majority", "wasm runs are deterministic and their disagreements go to referees; accept_majority is for docker and exec")
 	}
 	if s.Replicas > 1 && s.Executor != ExecutorWASM && !s.AcceptMajority {
-		return specErr("replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and the dissenters are slashed; set accept_majority: true to accept majority-by-hash anyway, or use wasm", s.Replicas, s.Executor)
+		return specErr("replicas", "%d replicas of a %s job: its runs are not deterministic, so honest replicas may disagree and the outvoted go unpaid; set accept_majority: true to accept majority-by-hash anyway, or use wasm", s.Replicas, s.Executor)
 	}
 	return nil
 }
