@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	lpmetrics "github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -31,6 +33,13 @@ import (
 // ends when every host has every message (or 10s pass without progress).
 // Reported: msgs/s (messages fully delivered per second) and lost_%.
 //
+// load: b.N messages at a fixed network-wide rate (benchGossipLoad), with
+// each host's bytes in and out counted: node_B/s, max_node_B/s and
+// node_B/msg, which should stay flat as hosts grow.
+//
+// It saves docs/gossip-reach.png and docs/gossip-cost.png (plotGossip)
+// from the sizes it ran.
+//
 // Run (make bench):
 //
 //	go test -run '^$' -bench BenchmarkGossipPropagation -benchtime 200x ./p2p/
@@ -39,9 +48,14 @@ func BenchmarkGossipPropagation(b *testing.B) {
 	if os.Getenv("BOURSE_BENCH_FULL") != "" {
 		sizes = append(sizes, 100, 200)
 	}
+	reach, cost := map[int]float64{}, map[int]gossipCost{}
 	for _, n := range sizes {
-		b.Run(fmt.Sprintf("hosts=%d/latency", n), func(b *testing.B) { benchGossipLatency(b, n) })
+		b.Run(fmt.Sprintf("hosts=%d/latency", n), func(b *testing.B) { reach[n] = benchGossipLatency(b, n) })
 		b.Run(fmt.Sprintf("hosts=%d/burst", n), func(b *testing.B) { benchGossipBurst(b, n) })
+		b.Run(fmt.Sprintf("hosts=%d/load", n), func(b *testing.B) { cost[n] = benchGossipLoad(b, n) })
+	}
+	if err := plotGossip(sizes, reach, cost); err != nil {
+		b.Logf("plot: %v", err)
 	}
 }
 
@@ -58,6 +72,12 @@ type gossipNet struct {
 }
 
 func newGossipNet(b testing.TB, n, maxMsgs int, rng *rand.Rand) *gossipNet {
+	return newGossipNetWith(b, n, maxMsgs, rng, nil)
+}
+
+// newGossipNetWith is newGossipNet with bw[i], if bw is not nil, counting
+// the bytes host i sends and receives.
+func newGossipNetWith(b testing.TB, n, maxMsgs int, rng *rand.Rand, bw []*lpmetrics.BandwidthCounter) *gossipNet {
 	g := &gossipNet{recv: make([]atomic.Int32, maxMsgs), at: make([]atomic.Int64, maxMsgs*n), sent: make([]int64, maxMsgs)}
 	v := ValidatorFunc(func(_ context.Context, _ peer.ID, data []byte) (any, Result) {
 		if len(data) != benchMsgSize {
@@ -70,7 +90,14 @@ func newGossipNet(b testing.TB, n, maxMsgs int, rng *rand.Rand) *gossipNet {
 		return int(seq), Accept
 	})
 	for i := 0; i < n; i++ {
-		h := newTestHost(b, func(c *Config) { c.DHT = false; c.Registerer = nil })
+		h := newTestHost(b, func(c *Config) {
+			c.DHT = false
+			c.Registerer = nil
+			if bw != nil {
+				bw[i] = lpmetrics.NewBandwidthCounter()
+				c.extra = append(c.extra, libp2p.BandwidthReporter(bw[i]))
+			}
+		})
 		tp, err := h.Join(TopicConsensus, v)
 		if err != nil {
 			b.Fatal(err)
@@ -145,7 +172,7 @@ func warmGossipNet(b *testing.B, n, msgs int, rng *rand.Rand) (*gossipNet, int) 
 	return g, seq
 }
 
-func benchGossipLatency(b *testing.B, n int) {
+func benchGossipLatency(b *testing.B, n int) float64 {
 	rng := rand.New(rand.NewPCG(1, 2))
 	g, seq := warmGossipNet(b, n, b.N, rng)
 	b.ResetTimer()
@@ -187,6 +214,7 @@ func benchGossipLatency(b *testing.B, n int) {
 	b.ReportMetric(pct(reach95, 0.50), "reach95_p50_ms")
 	b.ReportMetric(100*float64(within)/float64(b.N), "reach95_within_200ms_%")
 	b.ReportMetric(100*float64(lost)/float64(b.N*(n-1)), "lost_%")
+	return pct(reach95, 0.50)
 }
 
 func benchGossipBurst(b *testing.B, n int) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,10 @@ const (
 // Config is the [p2p] section of config.toml. Every field has a default in
 // DefaultConfig; Validate names the first bad field.
 type Config struct {
+	// extra are libp2p options added last: for the package's benchmarks
+	// (a bandwidth counter per host), never set by a node.
+	extra []libp2p.Option
+
 	// ListenAddrs are the multiaddrs the host listens on.
 	// Default: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
 	ListenAddrs []string `toml:"listen_addrs"`

@@ -240,6 +240,7 @@ func (hs *Host) libp2pOptions(key crypto.PrivKey) []libp2p.Option {
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
+	opts = append(opts, cfg.extra...)
 	return opts
 }
 
