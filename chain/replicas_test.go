@@ -23,7 +23,7 @@ var (
 	otherHash = sha256.Sum256([]byte("another wrong result"))
 )
 
-func newReplicaNet(t *testing.T) *testNet {
+func newReplicaNet(t testing.TB) *testNet {
 	t.Helper()
 	g := testGenesis(10, 4)
 	g.Params.MinFee = 0
@@ -46,7 +46,7 @@ func newReplicaNet(t *testing.T) *testNet {
 
 // replicaBids are the k bids of one job of the client: the same bid but
 // for Replica, each signed.
-func replicaBids(t *testing.T, n *testNet, nonce uint64, k uint32, executor string, matchByMs int64) []*market.Bid {
+func replicaBids(t testing.TB, n *testNet, nonce uint64, k uint32, executor string, matchByMs int64) []*market.Bid {
 	t.Helper()
 	var out []*market.Bid
 	for i := range k {
@@ -81,7 +81,7 @@ func (n *testNet) execOffer(p int, seq uint64, executor string) *market.Offer {
 }
 
 // matchReplicas matches bid i on provider provs[i], all in one block.
-func matchReplicas(t *testing.T, n *testNet, bids []*market.Bid, provs []int, executor string) {
+func matchReplicas(t testing.TB, n *testNet, bids []*market.Bid, provs []int, executor string) {
 	t.Helper()
 	var txs [][]byte
 	for i, b := range bids[:len(provs)] {
@@ -587,4 +587,34 @@ func TestReplicaBidBounds(t *testing.T) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}
+}
+
+// BenchmarkReplicaGroup is what a job of three replicas adds to the chain
+// beyond three jobs: its group record (group-bytes, decided, in the
+// state) and deciding it, the block that carries the last result
+// (ns/op: building and executing that block, on the test net's fresh
+// overlay).
+//
+//	go test -run '^$' -bench ReplicaGroup -benchtime 200x ./chain
+func BenchmarkReplicaGroup(b *testing.B) {
+	var groupBytes int
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		n := newReplicaNet(b)
+		bids := replicaBids(b, n, uint64(i+1), 3, market.ExecWASM, 0)
+		matchReplicas(b, n, bids, rProvs[:3], market.ExecWASM)
+		n.block(resultTx(n, rProvs[0], bids[0].ID(), rightHash), resultTx(n, rProvs[1], bids[1].ID(), rightHash))
+		last := resultTx(n, rProvs[2], bids[2].ID(), rightHash)
+		b.StartTimer()
+		n.block(last)
+		b.StopTimer()
+		id := bids[0].ID()
+		raw, ok := n.st.get(pfxGroup + string(id[:]))
+		if !ok {
+			b.Fatal("no group record")
+		}
+		groupBytes = len(raw)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(groupBytes), "group-bytes")
 }
