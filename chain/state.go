@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"maps"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -129,6 +130,17 @@ func (s *State) Root() [32]byte {
 }
 
 // Params are the economic and consensus parameters fixed at genesis.
+// Snapshot is a read-only copy of the state's records as they are now,
+// for a long scan off the commit path (the driver's CheckInvariants):
+// later Applies do not change it. The record map is copied (its values
+// are never mutated in place, only replaced) and the key index cloned
+// copy-on-write. It has no Merkle tree: Root and Apply are not for it.
+func (s *State) Snapshot() *State {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return &State{kv: maps.Clone(s.kv), keys: s.keys.Clone(), params: s.params, globals: s.globals}
+}
+
 func (s *State) Params() Params {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -519,3 +519,26 @@ func TestMarketTimeoutHonoursResultGrace(t *testing.T) {
 		})
 	}
 }
+
+// A snapshot keeps the records of its height while later blocks apply,
+// and passes the invariants there: what the driver's background
+// invariant scan reads.
+func TestSnapshotIsNotChangedByLaterBlocks(t *testing.T) {
+	n := newTestNet(t, 3, 1)
+	snap := n.st.Snapshot()
+	before := n.balance(1)
+	n.block(transfer(n, 0, 1, 500, 1))
+	if n.balance(1) != before+500 {
+		t.Fatalf("the transfer did not apply: %d", n.balance(1))
+	}
+	acc, err := snap.Account(n.keys[1].Address())
+	if err != nil || acc.Balance != before {
+		t.Fatalf("snapshot balance %d %v, want %d from before the block", acc.Balance, err, before)
+	}
+	if snap.Height() != n.st.Height()-1 {
+		t.Fatalf("snapshot height %d, state %d", snap.Height(), n.st.Height())
+	}
+	if err := CheckInvariants(snap); err != nil {
+		t.Fatalf("snapshot invariants: %v", err)
+	}
+}

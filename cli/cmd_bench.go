@@ -99,7 +99,11 @@ func benchCommand(env Env) *ucli.Command {
 				}
 				var payload []byte
 				if spec.Payload != "" && spec.Executor == api.ExecutorWASM {
-					if payload, err = os.ReadFile(filepath.Join(filepath.Dir(specPath), spec.Payload)); err != nil {
+					ppath := spec.Payload
+					if !filepath.IsAbs(ppath) { // relative to the spec, as for 'job submit'
+						ppath = filepath.Join(filepath.Dir(specPath), ppath)
+					}
+					if payload, err = os.ReadFile(ppath); err != nil {
 						return fmt.Errorf("payload: %w", err)
 					}
 				}

@@ -30,7 +30,6 @@ type app struct {
 	maxBlockBytes int
 	maxBlockTxs   int
 	proposerTxs   ProposerTxs
-	invariants    bool // re-check chain.CheckInvariants after every block
 
 	vs         *consensus.ValidatorSet // current height's set
 	prevVS     *consensus.ValidatorSet // previous height's set (LastCommit)
@@ -269,11 +268,6 @@ func (a *app) Commit(c *candidate, commit []byte) (*consensus.ValidatorSet, erro
 	h := c.block.Header.Height
 	if err := a.st.Apply(c.res); err != nil {
 		return nil, fmt.Errorf("apply block %d: %w", h, err)
-	}
-	if a.invariants {
-		if err := chain.CheckInvariants(a.st); err != nil {
-			return nil, fmt.Errorf("state invariants broken by block %d: %w", h, err)
-		}
 	}
 	a.mp.Update(h, c.res.TxHashes, a.st)
 	a.lastCommit = commit

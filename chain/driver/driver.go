@@ -96,9 +96,13 @@ type Config struct {
 	// as Evidence transactions.
 	OnEvidence func(consensus.DuplicateVoteEvidence)
 	// CheckInvariants re-checks chain.CheckInvariants (a full scan of the
-	// state) after every committed block and halts the driver on a
-	// violation, so a bug in the state transition stops loudly at the
-	// block that caused it. For testnets and tests; off by default.
+	// state) after committed blocks and halts the driver on a violation,
+	// so a bug in the state transition stops loudly at (or soon after) the
+	// block that caused it. The scan grows with the state (every match is
+	// kept for audit), so it may take at most a tenth of the commit
+	// path's wall time (invariantsShare): after every block while the
+	// state is small, less often once it is not. For testnets and tests;
+	// off by default.
 	CheckInvariants bool
 	// Clock tells the time (stamped on votes, BFT block time) and runs the
 	// consensus timeouts and the syncer's ticks; default clock.Real(). A
@@ -126,6 +130,12 @@ type Driver struct {
 	// Owned by the loop.
 	cs     *consensus.State
 	app    *app // builds, judges and applies blocks
+	// The invariant scan (CheckInvariants) runs on a snapshot in its own
+	// goroutine, one at a time: invNext is when the next is due (unix
+	// ns), invErr the violation one found, reported at the next commit.
+	invBusy atomic.Bool
+	invNext atomic.Int64
+	invErr  atomic.Pointer[error]
 	timers map[consensus.Timeout]clock.Timer
 	// txCost is the recent cost of one transaction of a block on this
 	// node (see observeBlockCost); only the loop goroutine touches it.
@@ -220,7 +230,7 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	a := &app{
 		chainID: g.ChainID, genesis: g, st: st, mp: mp, sigCache: mp.SigCache(),
 		key: cfg.Key, maxBlockBytes: cfg.MaxBlockBytes, maxBlockTxs: cfg.MaxBlockTxs,
-		proposerTxs: cfg.ProposerTxs, invariants: cfg.CheckInvariants,
+		proposerTxs: cfg.ProposerTxs,
 		lastHash: bs.LastHash(), pending: map[valueKey]*candidate{},
 	}
 	d := &Driver{
@@ -686,6 +696,9 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := d.checkInvariants(dec.Height); err != nil {
+		return nil, err
+	}
 	for k, t := range d.timers {
 		if k.Height <= dec.Height {
 			t.Stop()
@@ -701,6 +714,40 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 	d.publish(Committed{Block: c.block, Result: c.res, Commit: &commit})
 	d.log.Debug("committed", "height", dec.Height, "txs", len(c.block.Txs), "hash", dec.BlockID)
 	return d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.NextHeight{Validators: next}}), nil
+}
+
+// invariantsShare bounds the scan's share of the wall time: one that took
+// t waits (invariantsShare−1)·t before the next starts.
+const invariantsShare = 10
+
+// checkInvariants reports a violation an earlier scan found (halting the
+// driver), and if CheckInvariants is set and a scan is due and none is
+// running, starts one on a snapshot of the state after block h. The scan
+// runs beside the loop (it grows with the state, which keeps every match
+// for audit, and must not hold up consensus); the driver's Close waits
+// for it.
+func (d *Driver) checkInvariants(h uint64) error {
+	if p := d.invErr.Load(); p != nil {
+		return *p
+	}
+	if !d.cfg.CheckInvariants || d.invBusy.Load() || time.Now().UnixNano() < d.invNext.Load() {
+		return nil
+	}
+	snap := d.app.st.Snapshot()
+	d.invBusy.Store(true)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer d.invBusy.Store(false)
+		start := time.Now()
+		if err := chain.CheckInvariants(snap); err != nil {
+			e := fmt.Errorf("state invariants broken by block %d (or one shortly before): %w", h, err)
+			d.invErr.Store(&e)
+			return
+		}
+		d.invNext.Store(time.Now().Add((invariantsShare - 1) * time.Since(start)).UnixNano())
+	}()
+	return nil
 }
 
 // onSynced takes a block with its commit fetched from a peer.
