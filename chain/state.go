@@ -1,11 +1,11 @@
 package chain
 
 import (
-	"maps"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"

@@ -128,15 +128,15 @@ type Driver struct {
 	calls chan func()
 
 	// Owned by the loop.
-	cs     *consensus.State
-	app    *app // builds, judges and applies blocks
+	cs  *consensus.State
+	app *app // builds, judges and applies blocks
 	// The invariant scan (CheckInvariants) runs on a snapshot in its own
 	// goroutine, one at a time: invNext is when the next is due (unix
 	// ns), invErr the violation one found, reported at the next commit.
 	invBusy atomic.Bool
 	invNext atomic.Int64
 	invErr  atomic.Pointer[error]
-	timers map[consensus.Timeout]clock.Timer
+	timers  map[consensus.Timeout]clock.Timer
 	// txCost is the recent cost of one transaction of a block on this
 	// node (see observeBlockCost); only the loop goroutine touches it.
 	txCost time.Duration
@@ -231,7 +231,7 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 		chainID: g.ChainID, genesis: g, st: st, mp: mp, sigCache: mp.SigCache(),
 		key: cfg.Key, maxBlockBytes: cfg.MaxBlockBytes, maxBlockTxs: cfg.MaxBlockTxs,
 		proposerTxs: cfg.ProposerTxs,
-		lastHash: bs.LastHash(), pending: map[valueKey]*candidate{},
+		lastHash:    bs.LastHash(), pending: map[valueKey]*candidate{},
 	}
 	d := &Driver{
 		cfg: cfg, chainID: g.ChainID, store: bs, tr: tr, app: a,
