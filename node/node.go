@@ -247,10 +247,14 @@ func (n *Node) Start(ctx context.Context) error {
 	n.drv.Start(n.ctx)
 	n.market.start(n.ctx)
 	n.svc.start(n.ctx)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
 		n.forwardCommits()
+	}()
+	go func() {
+		defer n.wg.Done()
+		trimMemory(n.ctx)
 	}()
 	go func() {
 		defer n.wg.Done()

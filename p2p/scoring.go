@@ -103,6 +103,7 @@ func peerScoreParams(app func(peer.ID) float64) *pubsub.PeerScoreParams {
 	const decayInterval = time.Second
 	return &pubsub.PeerScoreParams{
 		Topics:                      map[string]*pubsub.TopicScoreParams{},
+		SeenMsgTTL:                  seenTTL,
 		TopicScoreCap:               50,
 		AppSpecificScore:            app,
 		AppSpecificWeight:           1,

@@ -331,8 +331,17 @@ func contentID(m *pb.Message) string {
 	return string(sum[:])
 }
 
+// seenTTL is how long GossipSub remembers a message id, to drop copies
+// and to score the peers that delivered it (default 2 minutes). Every
+// topic's validator refuses or ignores what is stale by then (votes of
+// past heights, committed transactions, closed bids, superseded offers),
+// and the router gossips ids for 3 s only, so a shorter memory costs
+// nothing but returns the memory of a burst within a minute.
+const seenTTL = 40 * time.Second
+
 func (hs *Host) pubsubOptions() []pubsub.Option {
 	return []pubsub.Option{
+		pubsub.WithSeenMessagesTTL(seenTTL),
 		pubsub.WithMessageIdFn(contentID),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerScore(peerScoreParams(hs.pen.score), scoreThresholds()),
