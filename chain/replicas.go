@@ -177,7 +177,7 @@ func (x *execCtx) groupDue(m *Match, old int64) error {
 	if err != nil {
 		return err
 	}
-	ms, err := x.groupMatches(&g)
+	ms, _, err := x.groupMatches(&g)
 	if err != nil {
 		return err
 	}
@@ -195,20 +195,26 @@ func (x *execCtx) groupDue(m *Match, old int64) error {
 	return nil
 }
 
-// groupMatches reads the match records of g's members.
-func (x *execCtx) groupMatches(g *Group) ([]Match, error) {
-	out := make([]Match, len(g.Members))
+// groupMatches reads the match records of g's members, and points at
+// those whose results await the group (held) among them.
+func (x *execCtx) groupMatches(g *Group) (all []Match, held []*Match, err error) {
+	all = make([]Match, len(g.Members))
 	for i, mb := range g.Members {
 		m, ok, err := x.getMatch(mb.JobID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: replica %x has no match record", ErrCorruptState, mb.JobID[:8])
+			return nil, nil, fmt.Errorf("%w: replica %x has no match record", ErrCorruptState, mb.JobID[:8])
 		}
-		out[i] = m
+		all[i] = m
 	}
-	return out, nil
+	for i := range all {
+		if all[i].Awaiting {
+			held = append(held, &all[i])
+		}
+	}
+	return all, held, nil
 }
 
 // groupProgress decides the group of a replica whose run just ended, if
@@ -218,19 +224,13 @@ func (x *execCtx) groupProgress(id market.BidID) error {
 	if err != nil || g.Outcome != GroupPending {
 		return err
 	}
-	ms, err := x.groupMatches(&g)
+	ms, held, err := x.groupMatches(&g)
 	if err != nil {
 		return err
 	}
 	if slices.ContainsFunc(ms, func(m Match) bool { return m.Status == MatchOpen }) ||
 		len(ms) < int(g.Replicas) && x.time < g.MatchBy {
 		return nil
-	}
-	var held []*Match
-	for i := range ms {
-		if ms[i].Awaiting {
-			held = append(held, &ms[i])
-		}
 	}
 	g.DecidedAt = x.time
 	if len(held) == 0 {
@@ -462,15 +462,9 @@ func (x *execCtx) refereed(m *Match, h [32]byte, decided bool) error {
 		c.Outcome = ChallengeInconclusive
 	}
 	x.putMatch(m, dueAt(m))
-	ms, err := x.groupMatches(&g)
+	_, held, err := x.groupMatches(&g)
 	if err != nil {
 		return err
-	}
-	var held []*Match
-	for i := range ms {
-		if ms[i].Awaiting {
-			held = append(held, &ms[i])
-		}
 	}
 	g.DecidedAt = x.time
 	if !decided {
