@@ -45,8 +45,13 @@ func init() {
 
 // request is one job sent to a job process (gob on its stdin).
 type request struct {
-	Hash    [32]byte
-	Payload []byte // only for the process' first job: it keeps the module
+	Hash [32]byte
+	// Payload is the module, for the process' first job only (it keeps
+	// it). It does not travel in the gob message: PayloadLen raw bytes
+	// follow it on the pipe, so that the daemon's encoder, which keeps its
+	// buffer for the life of the process, never grows to the module's size.
+	Payload    []byte
+	PayloadLen int64
 	Args    []string
 	Env     []string // sorted KEY=VALUE, BOURSE_OUTPUT included
 	OutDir  string
@@ -63,6 +68,9 @@ type request struct {
 	// starts, plus MemoryBytes, plus Slack.
 	Slack uint64
 }
+
+// maxModuleBytes bounds the module a job process reads after a request.
+const maxModuleBytes = 1 << 30
 
 // result is a job process' report (JSON in a frameResult).
 type result struct {
@@ -90,7 +98,8 @@ func runnerMain(in io.Reader, out io.Writer) int {
 		return 1
 	}
 	fw := &frameWriter{w: bufio.NewWriter(out)}
-	dec := gob.NewDecoder(bufio.NewReader(in))
+	br := bufio.NewReader(in) // a ByteReader: gob reads exactly its messages from it
+	dec := gob.NewDecoder(br)
 	var mod wazero.CompiledModule
 	var modHash [32]byte
 	for {
@@ -101,6 +110,17 @@ func runnerMain(in io.Reader, out io.Writer) int {
 			}
 			fmt.Fprintln(os.Stderr, "read job:", err)
 			return 1
+		}
+		if req.PayloadLen < 0 || req.PayloadLen > maxModuleBytes {
+			fmt.Fprintln(os.Stderr, "read job: a module of", req.PayloadLen, "bytes")
+			return 1
+		}
+		if req.PayloadLen > 0 {
+			req.Payload = make([]byte, req.PayloadLen)
+			if _, err := io.ReadFull(br, req.Payload); err != nil {
+				fmt.Fprintln(os.Stderr, "read module:", err)
+				return 1
+			}
 		}
 		var res result
 		switch {

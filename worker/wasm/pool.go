@@ -177,3 +177,16 @@ func (t *headBuffer) String() string {
 	defer t.mu.Unlock()
 	return string(t.b)
 }
+
+// send writes a request and, after it, the module's raw bytes (see
+// request.Payload).
+func (p *proc) send(req *request, module []byte) error {
+	if err := p.enc.Encode(req); err != nil {
+		return err
+	}
+	if len(module) > 0 {
+		_, err := p.stdin.Write(module)
+		return err
+	}
+	return nil
+}

@@ -281,14 +281,15 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		MaxEntries: int64(e.cfg.MaxOutputFiles) - 1,
 		Slack:      uint64(e.cfg.ProcessSlackMiB) << 20,
 	}
+	var module []byte
 	if p.fresh {
-		req.Payload = job.Payload
+		module, req.PayloadLen = job.Payload, int64(len(job.Payload))
 	}
 	p.fresh = false
 	p.jobs++
 	begun := false // the process holds the module: it may serve again
 	sent := make(chan error, 1)
-	go func() { sent <- p.enc.Encode(&req) }() // a large payload may fill the pipe
+	go func() { sent <- p.send(&req, module) }() // a large module may fill the pipe
 	for {
 		select {
 		case err := <-sent:
