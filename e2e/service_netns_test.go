@@ -35,6 +35,27 @@ func TestServiceSlowedProviderGetsFallingShareOverRealPackets(t *testing.T) {
 		cfg.P2P.PingInterval = p2p.Duration(time.Second)
 	})
 	c.registerProviders(1, 2, 3)
+	// Every node's book holds the three providers' offers before the
+	// service opens: a proposer places replicas on the offers it has, and
+	// with one missing it doubles up on another provider (placement
+	// spreads a service over the providers it can see).
+	for i, cl := range c.cl {
+		pctx := ctxFor(t, time.Minute)
+		for {
+			offers, err := cl.Offers(pctx)
+			seen := map[string]bool{}
+			for _, o := range offers {
+				seen[o.Provider] = true
+			}
+			if err == nil && seen[c.nw.Nodes[1].Address] && seen[c.nw.Nodes[2].Address] && seen[c.nw.Nodes[3].Address] {
+				break
+			}
+			if pctx.Err() != nil {
+				t.Fatalf("node%d's book lacks a provider's offer after a minute: %v %v", i, seen, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	module, err := os.ReadFile(svcHello(t))
 	if err != nil {
 		t.Fatal(err)

@@ -52,12 +52,12 @@ type request struct {
 	// buffer for the life of the process, never grows to the module's size.
 	Payload    []byte
 	PayloadLen int64
-	Args    []string
-	Env     []string // sorted KEY=VALUE, BOURSE_OUTPUT included
-	OutDir  string
-	Clock   bool
-	Random  bool
-	Seed    uint64
+	Args       []string
+	Env        []string // sorted KEY=VALUE, BOURSE_OUTPUT included
+	OutDir     string
+	Clock      bool
+	Random     bool
+	Seed       uint64
 
 	MemoryBytes uint64 // the job's linear memory limit
 	DiskBytes   int64
