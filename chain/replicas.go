@@ -49,7 +49,7 @@ type GroupOutcome uint8
 const (
 	GroupPending    GroupOutcome = 0 // replicas still running or being matched
 	GroupMajority   GroupOutcome = 1 // the results agreed, or a majority of them (outvoted the rest)
-	GroupReferees   GroupOutcome = 2 // a tie: referees are re-executing
+	GroupReferees   GroupOutcome = 2 // the results disagree: referees are re-executing
 	GroupRefereed   GroupOutcome = 3 // the referees' quorum decided
 	GroupNoMajority GroupOutcome = 4 // a split nobody could settle: every result held as it is
 	GroupNoResult   GroupOutcome = 5 // no replica returned a result
@@ -101,6 +101,15 @@ type GroupMember struct {
 // Decided reports whether the group's results were compared.
 func (g *Group) Decided() bool { return g.Outcome != GroupPending && g.Outcome != GroupReferees }
 
+// Providers are the providers of the group's matched replicas.
+func (g *Group) Providers() []wallet.Address {
+	out := make([]wallet.Address, len(g.Members))
+	for i, m := range g.Members {
+		out[i] = m.Provider
+	}
+	return out
+}
+
 const pfxGroup = "group/" // + group id (Bid.GroupID) → Group
 
 func (v chainView) ReplicaProviders(id market.BidID) []wallet.Address {
@@ -108,11 +117,7 @@ func (v chainView) ReplicaProviders(id market.BidID) []wallet.Address {
 	if ok, err := getRecord(v.r, pfxGroup+string(id[:]), &g); err != nil || !ok {
 		return nil
 	}
-	out := make([]wallet.Address, len(g.Members))
-	for i, m := range g.Members {
-		out[i] = m.Provider
-	}
-	return out
+	return g.Providers()
 }
 
 // Group returns the record of a replica group (the job id of its replica 0).
@@ -241,7 +246,7 @@ func (x *execCtx) groupProgress(id market.BidID) error {
 	if !slices.ContainsFunc(held, func(m *Match) bool { return m.ResultHash != held[0].ResultHash }) {
 		g.Outcome, g.Hash, g.ExitCode = GroupMajority, held[0].ResultHash, held[0].ExitCode
 		x.o.put(pfxGroup+string(id[:]), g)
-		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
+		err := x.settleGroup(held, func(*Match) bool { return true }, nil)
 		return err
 	}
 	if held[0].Match.Bid.Executor == market.ExecWASM {
@@ -270,12 +275,12 @@ func (x *execCtx) byMajority(g *Group, id market.BidID, held []*Match) error {
 	if best == nil {
 		g.Outcome = GroupNoMajority
 		x.o.put(pfxGroup+string(id[:]), *g)
-		_, err := x.settleGroup(held, func(*Match) bool { return true }, nil)
+		err := x.settleGroup(held, func(*Match) bool { return true }, nil)
 		return err
 	}
 	g.Outcome, g.Hash, g.ExitCode = GroupMajority, best.ResultHash, best.ExitCode
 	x.o.put(pfxGroup+string(id[:]), *g)
-	_, err := x.settleGroup(held, func(m *Match) bool { return m.ResultHash == best.ResultHash }, nil)
+	err := x.settleGroup(held, func(m *Match) bool { return m.ResultHash == best.ResultHash }, nil)
 	return err
 }
 
@@ -284,9 +289,9 @@ func (x *execCtx) byMajority(g *Group, id market.BidID, held []*Match) error {
 // the others lose, their escrow refunded. With r (the referees' decided
 // challenge) a loser is slashed (dissent), each member who voted the
 // deciding hash is paid its fee from the cuts, and those who voted
-// another are slashed; without referees a loser is only outvoted. It
-// returns what of the cuts was burned.
-func (x *execCtx) settleGroup(held []*Match, win func(*Match) bool, r *referees) (uint64, error) {
+// another are slashed; without referees a loser is only outvoted. What
+// of the cuts is left after the fees is burned.
+func (x *execCtx) settleGroup(held []*Match, win func(*Match) bool, r *referees) error {
 	var c *Challenge
 	if r != nil {
 		c = &r.c
@@ -306,62 +311,40 @@ func (x *execCtx) settleGroup(held []*Match, win func(*Match) bool, r *referees)
 		}
 		if c == nil {
 			if err := x.outvote(m, old); err != nil {
-				return 0, err
+				return err
 			}
 			continue
 		}
 		cut, err := x.dissent(m, old, satMulU(uint64(len(c.Committee)), c.Fee))
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if pool, err = add(pool, cut); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	left := pool
-	if c != nil {
-		for _, w := range winners(c) {
-			f := min(c.Fee, left)
-			left -= f
-			if err := x.credit(w, f); err != nil {
-				return 0, err
-			}
-		}
-		if err := x.slashDissenters(c, r.job); err != nil {
-			return 0, err
-		}
+	if c == nil {
+		return nil // nothing was cut
 	}
-	var err error
-	if x.g.Burned, err = add(x.g.Burned, left); err != nil {
-		return 0, err
+	left, err := x.payFees(c, pool)
+	if err != nil {
+		return err
 	}
-	return left, nil
+	if err := x.slashDissenters(c, r.job); err != nil {
+		return err
+	}
+	x.g.Burned, err = add(x.g.Burned, left)
+	return err
 }
 
-// dissent settles a held replica whose result lost to the group's
-// deciding result: the provider loses max(ChallengeSlashBps of its
-// collateral, its held pay plus fees), capped by its collateral, which the
-// caller pays out or burns; the client gets the replica's escrow back.
+// dissent settles a held replica whose result lost to the referees'
+// deciding hash: its provider is slashed as by a lost challenge
+// (slashHeld; the caller pays the fees from the cut and burns the rest),
+// and the client gets the replica's escrow back.
 func (x *execCtx) dissent(m *Match, old int64, fees uint64) (uint64, error) {
-	p, prov, err := x.providerOf(m)
+	cut, prov, err := x.slashHeld(m, fees, func(*Provider) {})
 	if err != nil {
 		return 0, err
-	}
-	floor, _ := add(m.HeldPay, fees)
-	cut := min(p.Collateral, max(mulBps(p.Collateral, x.p.ChallengeSlashBps), floor))
-	p.Collateral -= cut
-	p.HeldJobs--
-	p.HeldEarnings -= min(p.HeldEarnings, m.HeldPay)
-	p.SlashedTotal = addTrack(p.SlashedTotal, cut)
-	p.TimedOut++ // a wrong result counts like a missed deadline
-	p.ValueTimedOut = addTrack(p.ValueTimedOut, m.Match.Price)
-	x.o.put(addrKey(pfxProvider, prov), p)
-	if err := x.observe(prov, m, market.OutcomeTimedOut, 0); err != nil {
-		return 0, err
-	}
-	x.g.Collateral -= cut
-	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
-		return 0, fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
 	}
 	if err := x.credit(m.Match.Bid.ClientAddress(), m.Escrow); err != nil {
 		return 0, err
@@ -409,10 +392,7 @@ func (x *execCtx) outvote(m *Match, old int64) error {
 // the majority decides.
 func (x *execCtx) openReferees(g *Group, id market.BidID, held []*Match) error {
 	first := held[0]
-	exclude := []wallet.Address{first.Match.Bid.ClientAddress()}
-	for _, mb := range g.Members {
-		exclude = append(exclude, mb.Provider)
-	}
+	exclude := append(g.Providers(), first.Match.Bid.ClientAddress())
 	jid := first.Match.ID()
 	members, err := x.committeeSeeded(id, ChallengeWrong, int(min(x.p.CommitteeSize, MaxCommitteeSize)), g.Height, exclude...)
 	if err != nil {
@@ -477,11 +457,11 @@ func (x *execCtx) refereed(m *Match, h [32]byte, decided bool) error {
 		}
 	}
 	x.o.put(pfxGroup+string(gid[:]), g)
-	_, err = x.settleGroup(held, func(hm *Match) bool { return hm.ResultHash == h }, &referees{c: *c, job: m.Match.ID()})
+	err = x.settleGroup(held, func(hm *Match) bool { return hm.ResultHash == h }, &referees{c: *c, job: m.Match.ID()})
 	return err
 }
 
-// referees is a decided referee challenge of a tie, for settleGroup.
+// referees is the decided referee challenge of a group, for settleGroup.
 type referees struct {
 	c   Challenge
 	job market.BidID

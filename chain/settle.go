@@ -385,9 +385,7 @@ func (x *execCtx) challenge(sender wallet.Address, c *ChallengeTx) error {
 		if err != nil {
 			return err
 		}
-		for _, mb := range g.Members {
-			exclude = append(exclude, mb.Provider)
-		}
+		exclude = append(exclude, g.Providers()...)
 	}
 	members, err := x.committee(c.JobID, c.Kind, int(min(x.p.CommitteeSize, MaxCommitteeSize)), exclude...)
 	if err != nil {
@@ -553,15 +551,54 @@ func (x *execCtx) payDeposit(m *Match, c *Challenge) error {
 	if x.g.Deposits, err = sub(x.g.Deposits, c.Deposit); err != nil {
 		return fmt.Errorf("%w: deposits: %v", ErrCorruptState, err)
 	}
-	left := c.Deposit
-	for _, w := range winners(c) {
-		f := min(c.Fee, left)
-		left -= f
-		if err := x.credit(w, f); err != nil {
-			return err
-		}
+	left, err := x.payFees(c, c.Deposit)
+	if err != nil {
+		return err
 	}
 	return x.credit(m.Match.Offer.ProviderAddress(), left)
+}
+
+// payFees pays each member who voted c's deciding hash its fee out of
+// from, as far as it goes, and returns what is left.
+func (x *execCtx) payFees(c *Challenge, from uint64) (uint64, error) {
+	for _, w := range winners(c) {
+		f := min(c.Fee, from)
+		from -= f
+		if err := x.credit(w, f); err != nil {
+			return 0, err
+		}
+	}
+	return from, nil
+}
+
+// slashHeld takes a held match's provider's loss: max(ChallengeSlashBps
+// of its collateral, the held pay plus fees), capped by its collateral.
+// The held pay is no longer its, the job counts like a missed deadline,
+// update adds what else the record counts, and the escrow leaves the
+// pool; the caller pays out or burns the cut and refunds the client.
+func (x *execCtx) slashHeld(m *Match, fees uint64, update func(*Provider)) (uint64, wallet.Address, error) {
+	p, prov, err := x.providerOf(m)
+	if err != nil {
+		return 0, prov, err
+	}
+	floor, _ := add(m.HeldPay, fees)
+	cut := min(p.Collateral, max(mulBps(p.Collateral, x.p.ChallengeSlashBps), floor))
+	p.Collateral -= cut
+	p.HeldJobs--
+	p.HeldEarnings -= min(p.HeldEarnings, m.HeldPay)
+	p.SlashedTotal = addTrack(p.SlashedTotal, cut)
+	p.TimedOut++ // withholding or lying counts like a missed deadline
+	p.ValueTimedOut = addTrack(p.ValueTimedOut, m.Match.Price)
+	update(&p)
+	x.o.put(addrKey(pfxProvider, prov), p)
+	if err := x.observe(prov, m, market.OutcomeTimedOut, 0); err != nil {
+		return 0, prov, err
+	}
+	x.g.Collateral -= cut
+	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
+		return 0, prov, fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
+	}
+	return cut, prov, nil
 }
 
 // clientWins: the provider loses max(ChallengeSlashBps of its
@@ -572,32 +609,13 @@ func (x *execCtx) payDeposit(m *Match, c *Challenge) error {
 func (x *execCtx) clientWins(m *Match, old int64) error {
 	c := m.Pending()
 	c.Outcome = ChallengeClientWon
-	p, prov, err := x.providerOf(m)
+	cut, prov, err := x.slashHeld(m, satMulU(uint64(len(c.Committee)), c.Fee), func(p *Provider) { p.ChallengesLost++ })
 	if err != nil {
 		return err
 	}
-	w := winners(c)
-	floor, _ := add(m.HeldPay, satMulU(uint64(len(c.Committee)), c.Fee))
-	cut := min(p.Collateral, max(mulBps(p.Collateral, x.p.ChallengeSlashBps), floor))
-	p.Collateral -= cut
-	p.HeldJobs--
-	p.HeldEarnings -= min(p.HeldEarnings, m.HeldPay)
-	p.SlashedTotal = addTrack(p.SlashedTotal, cut)
-	p.ChallengesLost++
-	p.TimedOut++ // withholding or lying counts like a missed deadline
-	p.ValueTimedOut = addTrack(p.ValueTimedOut, m.Match.Price)
-	x.o.put(addrKey(pfxProvider, prov), p)
-	if err := x.observe(prov, m, market.OutcomeTimedOut, 0); err != nil {
+	left, err := x.payFees(c, cut)
+	if err != nil {
 		return err
-	}
-	x.g.Collateral -= cut
-	left := cut
-	for _, a := range w {
-		f := min(c.Fee, left)
-		left -= f
-		if err := x.credit(a, f); err != nil {
-			return err
-		}
 	}
 	if x.g.Burned, err = add(x.g.Burned, left); err != nil {
 		return err
@@ -607,9 +625,6 @@ func (x *execCtx) clientWins(m *Match, old int64) error {
 	}
 	if x.g.Deposits, err = sub(x.g.Deposits, c.Deposit); err != nil {
 		return fmt.Errorf("%w: deposits: %v", ErrCorruptState, err)
-	}
-	if x.g.Escrow, err = sub(x.g.Escrow, m.Escrow); err != nil {
-		return fmt.Errorf("%w: escrow pool: %v", ErrCorruptState, err)
 	}
 	client := m.Match.Bid.ClientAddress()
 	refund, _ := add(m.Escrow, c.Deposit)

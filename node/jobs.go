@@ -414,13 +414,17 @@ func (m *marketService) dryRun(ctx context.Context, spec api.JobSpec) (api.DryRu
 func (m *marketService) jobs(ctx context.Context, f api.JobFilter) ([]api.Job, error) {
 	out := []api.Job{}
 	var all []lifecycle.ClientJob
-	m.withCore(func(c *lifecycle.Core) { all = c.Jobs() })
+	m.withCore(func(c *lifecycle.Core) {
+		all = c.Jobs()
+		for i := range all {
+			if isGroup(&all[i]) {
+				all[i] = groupJob(all[i], c.Job)
+			}
+		}
+	})
 	for _, j := range all {
 		if isReplica(&j) {
 			continue // shown inside its group's job
-		}
-		if j.Bid != nil && j.Bid.Replicas > 1 {
-			j, _ = m.clientJob(j.ID)
 		}
 		if f.State != "" && j.State != f.State {
 			continue
@@ -437,7 +441,7 @@ func (m *marketService) jobs(ctx context.Context, f api.JobFilter) ([]api.Job, e
 // A job of several replicas is its group's view (groupJob).
 func (m *marketService) clientJob(id string) (j lifecycle.ClientJob, ok bool) {
 	m.withCore(func(c *lifecycle.Core) {
-		if j, ok = c.Job(id); ok && j.Bid != nil && j.Bid.Replicas > 1 && j.Bid.Replica == 0 {
+		if j, ok = c.Job(id); ok && isGroup(&j) {
 			j = groupJob(j, c.Job)
 		}
 	})

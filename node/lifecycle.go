@@ -48,8 +48,12 @@ func (m *marketService) do(a lifecycle.Action) {
 		// A replica's change is also its group's: the job's followers
 		// (--wait) see the group's view under the job's id, never
 		// replica 0's own state (which may be a lost dissent).
+		if a.Job.Spec.Replicas <= 1 {
+			m.n.events.publish(eventJob(a.Job))
+			return
+		}
 		cj, ok := m.core.Job(a.Job.ID)
-		if !ok || cj.Bid == nil || cj.Bid.Replicas <= 1 {
+		if !ok || cj.Bid == nil {
 			m.n.events.publish(eventJob(a.Job))
 			return
 		}
@@ -259,11 +263,6 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 	if ev.Type == chain.EvMajority && !ours {
 		return evs // the provider's result is held already
 	}
-	if ev.Type == chain.EvHeld && ours {
-		if rec, ok, err := m.n.drv.State().Match(ev.JobID); err == nil && ok && rec.Awaiting {
-			return evs // a replica: fetched once its group is decided
-		}
-	}
 	settlement := kind == lifecycle.Released || kind == lifecycle.Withheld || kind == lifecycle.WrongResult || kind == lifecycle.ChallengeFailed
 	if !ours && !(kind == lifecycle.Matched && ev.Address == me) && kind != lifecycle.Completed && kind != lifecycle.Failed &&
 		kind != lifecycle.TimedOut && kind != lifecycle.Unavailable && kind != lifecycle.Challenged && !settlement {
@@ -279,6 +278,9 @@ func (m *marketService) appendEvent(evs []lifecycle.Event, ev chain.Event, mt *m
 		return append(evs, out)
 	}
 	rec, ok, err := m.n.drv.State().Match(ev.JobID)
+	if ev.Type == chain.EvHeld && ours && ok && rec.Awaiting {
+		return evs // a replica: fetched once its group is decided (EvMajority)
+	}
 	switch {
 	case err != nil:
 		m.n.log.Error("read a match record", "job", id.String(), "err", err)

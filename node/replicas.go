@@ -47,6 +47,12 @@ func isReplica(j *lifecycle.ClientJob) bool {
 	return j.Bid != nil && j.Bid.Replicas > 1 && j.Bid.Replica > 0
 }
 
+// isGroup reports whether j is replica 0 of a group: its id is the job's,
+// shown as the group (groupJob).
+func isGroup(j *lifecycle.ClientJob) bool {
+	return j.Bid != nil && j.Bid.Replicas > 1 && j.Bid.Replica == 0
+}
+
 // replicaProgress orders the states a replica passes through before it
 // ends, so a group shows its most advanced replica's.
 var replicaProgress = map[string]int{api.StateSubmitted: 0, api.StateBidding: 1, api.StateMatched: 2,

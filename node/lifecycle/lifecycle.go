@@ -298,7 +298,7 @@ func (s *step) clientEvent(j *ClientJob, ev Event) {
 		j.State = api.StateWrongResult
 		j.Paid, j.Refunded, j.Slashed = 0, ev.Refunded, ev.Slashed
 		if j.Bid != nil && j.Bid.Replicas > 1 {
-			j.Error = joinErr(j.Error, fmt.Sprintf("this replica's result lost to the job's decided result (its other replicas' majority, or referees on a tie): provider slashed %d, escrow refunded", ev.Slashed))
+			j.Error = joinErr(j.Error, fmt.Sprintf("this replica's result lost to the job's decided result (the referees' re-run, or its other replicas' majority): provider slashed %d, escrow refunded", ev.Slashed))
 		} else {
 			j.Error = joinErr(j.Error, fmt.Sprintf("referees re-executed the job and found another result: provider slashed %d, escrow refunded", ev.Slashed))
 		}
