@@ -341,6 +341,7 @@ func (d *Driver) rebuildSet(h uint64) (*consensus.ValidatorSet, error) {
 func (d *Driver) Start(ctx context.Context) {
 	d.progress.Store(d.now())
 	d.wg.Add(3)
+	d.busy.Add(1) // the loop's start, until its first timeouts are scheduled
 	go d.loop()
 	go d.syncer()
 	go func() {
@@ -528,7 +529,9 @@ func (d *Driver) loop() {
 			t.Stop()
 		}
 	}()
-	if err := d.run(d.cs.Start(d.now())); err != nil {
+	err := d.run(d.cs.Start(d.now()))
+	d.busy.Add(-1)
+	if err != nil {
 		d.halt(err)
 		return
 	}

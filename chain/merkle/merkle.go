@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"math/bits"
 	"sort"
 )
 
@@ -35,24 +36,73 @@ type entry struct {
 }
 
 // Tree is the bucketed Merkle tree. The zero value is not ready; use New.
+//
+// A small state leaves most of the 65,536 buckets empty, and every node
+// above only empty buckets has the hash of an empty subtree of its level.
+// The tree therefore stores only the nodes that differ from that (in a map)
+// until they outnumber the buckets; from then on it keeps every node in
+// one array (4 MiB), which is smaller than the map at that size. The root
+// does not depend on which form holds the nodes.
 type Tree struct {
-	buckets [][]entry  // Buckets sorted slices
-	nodes   [][32]byte // heap layout: nodes[1] is the root, nodes[Buckets+i] bucket i
+	buckets map[int][]entry  // the non-empty buckets, each sorted by key hash
+	sparse  map[int][32]byte // heap layout: 1 is the root, Buckets+i bucket i; nil once dense
+	dense   [][32]byte       // every node, once len(sparse) reached denseAt
 }
+
+// denseAt is the number of stored nodes at which the tree turns dense.
+const denseAt = Buckets
 
 var emptyBucket = sha256.Sum256(bucketTag)
 
+// emptyAt[l] is the hash of an empty subtree whose root is at level l
+// (level 0 is the root, level Depth the buckets).
+var emptyAt = func() (e [Depth + 1][32]byte) {
+	e[Depth] = emptyBucket
+	for l := Depth - 1; l >= 0; l-- {
+		e[l] = inner(e[l+1], e[l+1])
+	}
+	return e
+}()
+
+// levelOf is the level of node n in the heap layout.
+func levelOf(n int) int { return bits.Len(uint(n)) - 1 }
+
 // New returns the tree of the empty state.
 func New() *Tree {
-	t := &Tree{buckets: make([][]entry, Buckets), nodes: make([][32]byte, 2*Buckets)}
-	for i := Buckets; i < 2*Buckets; i++ {
-		t.nodes[i] = emptyBucket
-	}
-	for i := Buckets - 1; i >= 1; i-- {
-		t.nodes[i] = inner(t.nodes[2*i], t.nodes[2*i+1])
-	}
-	return t
+	return &Tree{buckets: map[int][]entry{}, sparse: map[int][32]byte{}}
 }
+
+func (t *Tree) node(n int) [32]byte {
+	if t.dense != nil {
+		return t.dense[n]
+	}
+	if h, ok := t.sparse[n]; ok {
+		return h
+	}
+	return emptyAt[levelOf(n)]
+}
+
+func (t *Tree) setNode(n int, h [32]byte) {
+	if t.dense != nil {
+		t.dense[n] = h
+		return
+	}
+	if h == emptyAt[levelOf(n)] {
+		delete(t.sparse, n)
+		return
+	}
+	t.sparse[n] = h
+	if len(t.sparse) >= denseAt {
+		dense := make([][32]byte, 2*Buckets)
+		for i := 1; i < 2*Buckets; i++ {
+			dense[i] = t.node(i)
+		}
+		t.dense, t.sparse = dense, nil
+	}
+}
+
+// Dense reports whether the tree keeps every node (see Tree).
+func (t *Tree) Dense() bool { return t.dense != nil }
 
 // KeyHash is sha256(key); its first two bytes select the bucket.
 func KeyHash(key []byte) [32]byte { return sha256.Sum256(key) }
@@ -97,7 +147,7 @@ func hashBucket(es []entry) [32]byte {
 }
 
 // Root is the current root hash.
-func (t *Tree) Root() [32]byte { return t.nodes[1] }
+func (t *Tree) Root() [32]byte { return t.node(1) }
 
 // Change is one update: Value nil deletes Key.
 type Change struct {
@@ -151,7 +201,7 @@ func (t *Tree) Preview(changes []Change) *Pending {
 		if h, ok := p.nodes[n]; ok {
 			return h
 		}
-		return t.nodes[n]
+		return t.node(n)
 	}
 	for len(level) > 0 {
 		next := make(map[int]struct{}, len(level))
@@ -171,10 +221,14 @@ func (t *Tree) Preview(changes []Change) *Pending {
 // other Apply in between.
 func (t *Tree) Apply(p *Pending) {
 	for b, es := range p.buckets {
-		t.buckets[b] = es
+		if len(es) == 0 {
+			delete(t.buckets, b)
+		} else {
+			t.buckets[b] = es
+		}
 	}
 	for n, h := range p.nodes {
-		t.nodes[n] = h
+		t.setNode(n, h)
 	}
 }
 

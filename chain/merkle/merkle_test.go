@@ -114,3 +114,99 @@ func BenchmarkStateRootUpdate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBlock), "ns/key")
 }
+
+// denseReference is the tree as first specified: every bucket hashed,
+// every inner node of the complete binary tree computed, nothing stored
+// sparsely. It shares only the hash functions with Tree.
+func denseReference(kv map[string][]byte) [32]byte {
+	buckets := make([][]entry, Buckets)
+	for k, v := range kv {
+		kh := KeyHash([]byte(k))
+		b := bucketOf(kh)
+		buckets[b] = append(buckets[b], entry{keyHash: kh, leafHash: LeafHash([]byte(k), v)})
+	}
+	nodes := make([][32]byte, 2*Buckets)
+	for i, es := range buckets {
+		sort.Slice(es, func(a, b int) bool { return string(es[a].keyHash[:]) < string(es[b].keyHash[:]) })
+		nodes[Buckets+i] = hashBucket(es)
+	}
+	for i := Buckets - 1; i >= 1; i-- {
+		nodes[i] = inner(nodes[2*i], nodes[2*i+1])
+	}
+	return nodes[1]
+}
+
+// TestSparseTreeTurnsDenseAtTheBoundWithTheSameRoots grows a tree one key
+// at a time until it keeps every node, checks that it turned dense exactly
+// when the nodes it stores reached denseAt, and that roots agree with the
+// dense reference before, at and after the change, and as keys are deleted.
+func TestSparseTreeTurnsDenseAtTheBoundWithTheSameRoots(t *testing.T) {
+	seed := rand.Uint64()
+	r := rand.New(rand.NewPCG(seed, 2))
+	t.Logf("seed %d", seed)
+	tree := New()
+	if tree.Root() != denseReference(nil) {
+		t.Fatal("empty root differs from the dense reference")
+	}
+	kv := map[string][]byte{}
+	check := func(when string) {
+		t.Helper()
+		if got, want := tree.Root(), denseReference(kv); got != want {
+			t.Fatalf("seed %d, %s (%d keys): root %x, dense reference %x", seed, when, len(kv), got, want)
+		}
+	}
+	for i := 0; !tree.Dense(); i++ {
+		if len(tree.sparse) >= denseAt {
+			t.Fatalf("sparse tree stores %d nodes, bound %d", len(tree.sparse), denseAt)
+		}
+		k := fmt.Sprintf("key-%d-%d", i, r.Uint32())
+		v := []byte{byte(i)}
+		kv[k] = v
+		tree.Update([]Change{{Key: []byte(k), Value: v}})
+		if i%4096 == 0 {
+			check("growing sparse")
+		}
+	}
+	check("just turned dense")
+	stored := 0
+	for n := 1; n < 2*Buckets; n++ {
+		if tree.dense[n] != emptyAt[levelOf(n)] {
+			stored++
+		}
+	}
+	if stored < denseAt {
+		t.Fatalf("turned dense at %d non-empty nodes, bound %d", stored, denseAt)
+	}
+	var changes []Change
+	for k := range kv {
+		if r.IntN(2) == 0 {
+			changes = append(changes, Change{Key: []byte(k)})
+			delete(kv, k)
+		}
+	}
+	tree.Update(changes)
+	check("half deleted")
+	if tree.Len() != len(kv) {
+		t.Fatalf("Len %d, want %d", tree.Len(), len(kv))
+	}
+}
+
+// TestSparseTreeForgetsDeletedNodes: deleting every key leaves the empty
+// tree's root and stores no node, so a small state's tree stays small.
+func TestSparseTreeForgetsDeletedNodes(t *testing.T) {
+	tree := New()
+	var add, del []Change
+	for i := range 300 {
+		k := []byte(fmt.Sprintf("k%d", i))
+		add = append(add, Change{Key: k, Value: []byte("v")})
+		del = append(del, Change{Key: k})
+	}
+	tree.Update(add)
+	if tree.Root() != denseReference(nil) && len(tree.sparse) == 0 {
+		t.Fatal("300 keys stored no node")
+	}
+	tree.Update(del)
+	if tree.Root() != New().Root() || len(tree.sparse) != 0 || len(tree.buckets) != 0 {
+		t.Fatalf("after deleting every key: %d nodes, %d buckets stored", len(tree.sparse), len(tree.buckets))
+	}
+}
