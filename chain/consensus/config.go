@@ -31,6 +31,13 @@ type Config struct {
 	// late precommits and slow validators catch up. Zero starts at once.
 	// Default 1s.
 	TimeoutCommit time.Duration
+	// IdleWait, when positive, lets a quiet chain rest: a height whose
+	// commit wait ended with no Wake from the application and no message
+	// of the height from another validator waits up to IdleWait more
+	// before round 0 (and its empty block). A Wake or such a message ends
+	// the wait at once. Zero: round 0 starts after TimeoutCommit, as in
+	// the paper. Default 0.
+	IdleWait time.Duration
 }
 
 // DefaultConfig returns the production timeouts (CometBFT's defaults).
@@ -61,6 +68,7 @@ func (c Config) Validate() error {
 		{"TimeoutPrecommit", c.TimeoutPrecommit, true},
 		{"TimeoutPrecommitDelta", c.TimeoutPrecommitDelta, false},
 		{"TimeoutCommit", c.TimeoutCommit, false},
+		{"IdleWait", c.IdleWait, false},
 	} {
 		if f.d < 0 || (f.pos && f.d == 0) {
 			return fmt.Errorf("consensus config: %s must be %s, got %v", f.name, map[bool]string{true: "positive", false: "non-negative"}[f.pos], f.d)
@@ -83,6 +91,8 @@ func (c Config) timeout(step RoundStep, r int32) time.Duration {
 		return c.TimeoutPrevote + time.Duration(r)*c.TimeoutPrevoteDelta
 	case StepPrecommit:
 		return c.TimeoutPrecommit + time.Duration(r)*c.TimeoutPrecommitDelta
+	case StepIdle:
+		return c.IdleWait
 	default:
 		return c.TimeoutCommit
 	}

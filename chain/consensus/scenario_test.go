@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bourse-net/bourse/wallet"
 )
@@ -21,11 +22,12 @@ var flagUpdate = flag.Bool("update", false, "rewrite the golden output of testda
 // line; lines starting with # are comments. Commands:
 //
 //	validators P0 P1 ...          the set v0, v1, ... with these powers; prints the proposer rotation
-//	start self=vI                  New + Start as validator vI at height 1
+//	start self=vI [idle=MS]        New + Start as validator vI at height 1 (idle: Config.IdleWait)
 //	proposal from=vI round=R value=X [vr=R]
 //	prevote|precommit from=vI[,vJ...] round=R value=X|nil [height=H]
 //	                               (xI names a key outside the set)
-//	timeout step=propose|prevote|precommit|new-height round=R
+//	timeout step=propose|prevote|precommit|new-height|idle round=R [height=H]
+//	wake [height=H]                the application has work (Wake)
 //	ready round=R value=X          the application's value for our proposal
 //	valid|invalid value=X          the application's verdict on a value
 //	next                           NextHeight after a decision
@@ -112,6 +114,7 @@ type scenario struct {
 	names     map[wallet.Address]string
 	values    map[BlockID]string
 	self      int
+	cfg       Config
 	st        *State
 	persisted *SignerState
 	now       int64
@@ -193,14 +196,16 @@ func (sc *scenario) run(cmd string) []string {
 		return []string{fmt.Sprintf("total power %d, proposers at height 1: %s", sc.vs.TotalPower(), strings.Join(rot, " "))}
 	case "start":
 		sc.self = slices.IndexFunc(sc.keys, func(k wallet.PrivateKey) bool { return k.Address() == sc.key(args["self"]).Address() })
-		st, err := New(fastConfig(), testChain, sc.keys[sc.self], 1, sc.vs, nil)
+		sc.cfg = fastConfig()
+		sc.cfg.IdleWait = time.Duration(num("idle", 0)) * time.Millisecond
+		st, err := New(sc.cfg, testChain, sc.keys[sc.self], 1, sc.vs, nil)
 		if err != nil {
 			sc.t.Fatal(err)
 		}
 		sc.st = st
 		return sc.describe(st.Start(sc.now))
 	case "restart":
-		st, err := New(fastConfig(), testChain, sc.keys[sc.self], sc.st.Height(), sc.st.ValidatorSet(), sc.persisted)
+		st, err := New(sc.cfg, testChain, sc.keys[sc.self], sc.st.Height(), sc.st.ValidatorSet(), sc.persisted)
 		if err != nil {
 			sc.t.Fatal(err)
 		}
@@ -225,8 +230,10 @@ func (sc *scenario) run(cmd string) []string {
 		}
 		return out
 	case "timeout":
-		steps := map[string]RoundStep{"propose": StepPropose, "prevote": StepPrevote, "precommit": StepPrecommit, "new-height": StepNewHeight}
-		return step(Timeout{Height: sc.st.Height(), Round: int32(num("round", 0)), Step: steps[args["step"]]})
+		steps := map[string]RoundStep{"propose": StepPropose, "prevote": StepPrevote, "precommit": StepPrecommit, "new-height": StepNewHeight, "idle": StepIdle}
+		return step(Timeout{Height: uint64(num("height", int(sc.st.Height()))), Round: int32(num("round", 0)), Step: steps[args["step"]]})
+	case "wake":
+		return step(Wake{Height: uint64(num("height", int(sc.st.Height())))})
 	case "ready":
 		v, id := sc.value(args["value"])
 		return step(ValueReady{Height: sc.st.Height(), Round: int32(num("round", 0)), BlockID: id, Value: v})

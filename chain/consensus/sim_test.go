@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/bourse-net/bourse/wallet"
 )
@@ -53,6 +54,11 @@ type simConfig struct {
 	powers    []uint64
 	byzantine int  // index of the equivocating validator, -1 for none
 	faults    bool // partitions, crashes, loss
+	// idle runs the nodes with Config.IdleWait: after each decision a node
+	// gets a Wake (work arrived at it) only with some probability, and
+	// late, so heights start by Wake, by hearing another validator, or by
+	// the idle wait's end.
+	idle bool
 }
 
 // The simulated world. Time is in milliseconds of a simulated clock starting
@@ -147,6 +153,7 @@ type sim struct {
 	proposed map[BlockID][]byte
 	evidence int
 	steps    int
+	idled    int // idle waits begun
 	failed   string
 }
 
@@ -160,6 +167,17 @@ func (s *sim) push(e *simEvent) {
 	s.seq++
 	e.seq = s.seq
 	heap.Push(&s.q, e)
+}
+
+// simIdleWait is Config.IdleWait in the idle simulations.
+const simIdleWait = 150
+
+func (s *sim) consensusConfig() Config {
+	c := fastConfig()
+	if s.cfg.idle {
+		c.IdleWait = simIdleWait * time.Millisecond
+	}
+	return c
 }
 
 func (s *sim) setAt(h uint64) *ValidatorSet {
@@ -241,7 +259,7 @@ func (s *sim) planFaults() {
 // its last persisted signer state.
 func (s *sim) restart(n *simNode) {
 	h := uint64(len(n.decided)) + 1
-	st, err := New(fastConfig(), testChain, n.key, h, s.setAt(h), n.persisted)
+	st, err := New(s.consensusConfig(), testChain, n.key, h, s.setAt(h), n.persisted)
 	if err != nil {
 		s.t.Fatalf("seed %d: new state: %v", s.seed, err)
 	}
@@ -316,6 +334,9 @@ func (s *sim) handle(n *simNode, out []Output, mustReport *evidenceKey) {
 		case Broadcast:
 			s.broadcast(n, o.Message)
 		case ScheduleTimeout:
+			if o.Step == StepIdle {
+				s.idled++
+			}
 			s.push(&simEvent{at: s.now + o.Duration.Milliseconds(), node: n.idx, epoch: n.epoch, kind: evTimeout,
 				ev: Timeout{Height: o.Height, Round: o.Round, Step: o.Step}})
 		case RequestValue:
@@ -573,6 +594,9 @@ func (s *sim) run() string {
 			case evNext:
 				h := uint64(len(n.decided)) + 1
 				s.step(n, NextHeight{Validators: s.setAt(h)})
+				if s.cfg.idle && s.rng.IntN(3) == 0 {
+					s.push(&simEvent{at: s.now + s.rng.Int64N(2*simIdleWait), node: n.idx, epoch: n.epoch, ev: Wake{Height: h}})
+				}
 			default:
 				s.step(n, e.ev)
 			}
@@ -582,17 +606,21 @@ func (s *sim) run() string {
 }
 
 func runSims(t *testing.T, cfg simConfig) {
-	var evidence, heights, steps int
+	var evidence, heights, steps, idled int
 	for _, seed := range simSeeds(t) {
 		s := newSim(t, seed, cfg)
 		if msg := s.run(); msg != "" {
 			t.Fatalf("seed %d: %s\nreplay: go test ./chain/consensus -run '%s$' -seed=%d", seed, msg, t.Name(), seed)
 		}
 		evidence += s.evidence
+		idled += s.idled
 		heights += int(s.minCorrectHeight())
 		steps += s.steps
 	}
-	t.Logf("%d seeds: %d heights decided by every correct node, %d steps, %d evidence", len(simSeeds(t)), heights, steps, evidence)
+	t.Logf("%d seeds: %d heights decided by every correct node, %d steps, %d evidence, %d idle waits", len(simSeeds(t)), heights, steps, evidence, idled)
+	if cfg.idle != (idled > 0) {
+		t.Errorf("idle wait configured %v, idle waits begun %d", cfg.idle, idled)
+	}
 	if cfg.byzantine >= 0 && *flagSeed < 0 && evidence == 0 {
 		t.Errorf("an equivocating validator ran for %d seeds and no evidence was produced", len(simSeeds(t)))
 	}
@@ -612,6 +640,16 @@ func TestSimByzantine4(t *testing.T) {
 
 func TestSimByzantine7(t *testing.T) {
 	runSims(t, simConfig{powers: []uint64{1, 1, 1, 1, 1, 1, 1}, byzantine: 6, faults: true})
+}
+
+// TestSimIdle4 and TestSimIdleByzantine4: with the idle wait, work reaches
+// one node at a time and late (or never), and every height still decides.
+func TestSimIdle4(t *testing.T) {
+	runSims(t, simConfig{powers: []uint64{1, 1, 1, 1}, byzantine: -1, idle: true})
+}
+
+func TestSimIdleByzantine4(t *testing.T) {
+	runSims(t, simConfig{powers: []uint64{1, 1, 1, 1}, byzantine: 3, faults: true, idle: true})
 }
 
 // TestSimUnequalStake: the byzantine validator holds 2 of 10 (below 1/3) and

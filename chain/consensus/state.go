@@ -18,7 +18,8 @@ type Input struct {
 }
 
 // Event is one of ReceiveProposal, ReceiveVote, Timeout, ValueReady,
-// ValueValidity, NextHeight, ReceiveCommit, or nil (no event: just the clock).
+// ValueValidity, NextHeight, ReceiveCommit, Wake, or nil (no event: just the
+// clock).
 type Event interface{ isEvent() }
 
 // ReceiveProposal delivers a proposal from the network (or catch-up).
@@ -57,6 +58,12 @@ type ValueValidity struct {
 // starts after Config.TimeoutCommit.
 type NextHeight struct{ Validators *ValidatorSet }
 
+// Wake tells the process that the application has work for Height (for
+// example transactions waiting): with Config.IdleWait, round 0 then starts
+// as soon as the commit wait is over instead of idling. A Wake for another
+// height is ignored.
+type Wake struct{ Height uint64 }
+
 // ReceiveCommit delivers a decision learned from a peer (block sync): a
 // certificate for the current height and the value it commits to. The driver
 // must have checked that BlockID is the application's id of Value.
@@ -72,6 +79,7 @@ func (ValueReady) isEvent()      {}
 func (ValueValidity) isEvent()   {}
 func (NextHeight) isEvent()      {}
 func (ReceiveCommit) isEvent()   {}
+func (Wake) isEvent()            {}
 
 // Output is one of Broadcast, ScheduleTimeout, Persist, RequestValue,
 // ValidateValue, Decide, Evidence, ProposalEquivocation, Rejected. Outputs must be carried out in
@@ -211,6 +219,8 @@ type State struct {
 	flags     map[int32]*roundFlags
 	awaiting  bool // RequestValue outstanding for (height, round)
 	decision  *Decide
+	woken     bool // a Wake for this height arrived
+	idling    bool // in the idle wait after the commit wait (Config.IdleWait)
 
 	// The previous height's votes, kept only to catch equivocations that
 	// arrive after its decision (a double precommit often completes a
@@ -268,6 +278,7 @@ func (s *State) resetHeight(height uint64, vs *ValidatorSet) {
 	s.flags = make(map[int32]*roundFlags)
 	s.awaiting = false
 	s.decision = nil
+	s.woken, s.idling = false, false
 	s.future, s.futureSet = nil, make(map[futureKey]struct{})
 }
 
@@ -339,6 +350,10 @@ func (s *State) Step(in Input) []Output {
 		s.onNextHeight(e)
 	case ReceiveCommit:
 		s.onCommit(e)
+	case Wake:
+		if e.Height == s.height {
+			s.woken = true
+		}
 	default:
 		s.reject(fmt.Errorf("consensus: unknown event %T", e))
 	}
@@ -427,7 +442,7 @@ func (s *State) schedule(step RoundStep, r int32) {
 
 // startRound is StartRound of lines 10-21.
 func (s *State) startRound(r int32) {
-	s.round, s.step, s.awaiting = r, StepPropose, false // line 11-12
+	s.round, s.step, s.awaiting, s.idling = r, StepPropose, false, false // line 11-12
 	// Line 21 schedules the propose timeout for non-proposers only; the
 	// proposer schedules it too, so an application that never answers
 	// RequestValue cannot stall it.
@@ -600,8 +615,10 @@ func (s *State) onTimeout(t Timeout) {
 		return
 	}
 	switch {
-	case t.Step == StepNewHeight && s.step == StepNewHeight:
-		s.startRound(0)
+	case t.Step == StepNewHeight && s.step == StepNewHeight && !s.idling:
+		s.commitWaitOver()
+	case t.Step == StepIdle && s.step == StepNewHeight && s.idling:
+		s.startRound(0) // nothing came: an empty block keeps time moving
 	case t.Step == StepPropose && s.step == StepPropose: // line 57
 		s.vote(Prevote, BlockID{})
 		s.step = StepPrevote
@@ -654,7 +671,7 @@ func (s *State) onNextHeight(e NextHeight) {
 	s.resetHeight(s.height+1, vs)
 	s.prevBook, s.prevRound = prevBook, prevRound
 	if s.cfg.TimeoutCommit == 0 {
-		s.startRound(0)
+		s.commitWaitOver()
 	} else {
 		s.emit(ScheduleTimeout{Height: s.height, Round: 0, Step: StepNewHeight, Duration: s.cfg.TimeoutCommit})
 	}
@@ -666,6 +683,21 @@ func (s *State) onNextHeight(e NextHeight) {
 		}
 	}
 }
+
+// commitWaitOver ends StepNewHeight's commit wait: round 0 starts, unless
+// the chain may idle (Config.IdleWait) and nothing calls for a block yet.
+func (s *State) commitWaitOver() {
+	if s.cfg.IdleWait <= 0 || s.woken || s.heard() {
+		s.startRound(0)
+		return
+	}
+	s.idling = true
+	s.schedule(StepIdle, 0)
+}
+
+// heard reports whether another validator has started this height: a
+// proposal or a vote of it was accepted.
+func (s *State) heard() bool { return len(s.proposals) > 0 || len(s.book.rounds) > 0 }
 
 func (s *State) onCommit(e ReceiveCommit) {
 	c := e.Commit
@@ -731,6 +763,10 @@ func (s *State) evalOnce() bool {
 		return true
 	}
 	if s.step == StepNewHeight {
+		if s.idling && (s.woken || s.heard()) {
+			s.startRound(0) // work came, or another validator has begun
+			return true
+		}
 		return false
 	}
 	if s.step == StepPropose {

@@ -57,12 +57,15 @@ type RoundStep uint8
 
 // Round steps. StepNewHeight is the wait of TimeoutCommit before round 0 of a
 // new height; StepDecided is after the decision of the current height.
+// StepIdle is never a State's step, only a timeout's: the end of the idle
+// wait (Config.IdleWait), during which the State stays at StepNewHeight.
 const (
 	StepNewHeight RoundStep = 1
 	StepPropose   RoundStep = 2
 	StepPrevote   RoundStep = 3
 	StepPrecommit RoundStep = 4
 	StepDecided   RoundStep = 5
+	StepIdle      RoundStep = 6
 )
 
 func (s RoundStep) String() string {
@@ -79,6 +82,8 @@ func (s RoundStep) String() string {
 		return "precommit"
 	case StepDecided:
 		return "decided"
+	case StepIdle:
+		return "idle"
 	}
 	return fmt.Sprintf("RoundStep(%d)", uint8(s))
 }
