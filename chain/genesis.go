@@ -266,12 +266,17 @@ type Timeouts struct {
 	PrecommitMs      int64 `json:"precommit_ms"`
 	PrecommitDeltaMs int64 `json:"precommit_delta_ms"`
 	CommitMs         int64 `json:"commit_ms"` // pause after a commit before the next height
+	// IdleMs lets a quiet chain rest: once no transaction has waited or
+	// been committed for IdleMs, a height waits up to IdleMs for one before
+	// its (empty) block. 0: a block every commit pause, busy or not.
+	IdleMs int64 `json:"idle_ms,omitempty"`
 }
 
-// DefaultTimeouts suit a local network.
+// DefaultTimeouts suit a local network. An idle chain makes a block a
+// second; a busy one, one per round trip and CommitMs.
 func DefaultTimeouts() Timeouts {
 	return Timeouts{ProposeMs: 300, ProposeDeltaMs: 100, PrevoteMs: 100, PrevoteDeltaMs: 50,
-		PrecommitMs: 100, PrecommitDeltaMs: 50, CommitMs: 50}
+		PrecommitMs: 100, PrecommitDeltaMs: 50, CommitMs: 50, IdleMs: 1000}
 }
 
 // GenesisAccount is an initial balance.
@@ -392,7 +397,7 @@ func (g *Genesis) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"propose_delta_ms", t.ProposeDeltaMs}, {"prevote_delta_ms", t.PrevoteDeltaMs}, {"precommit_delta_ms", t.PrecommitDeltaMs}, {"commit_ms", t.CommitMs}} {
+	}{{"propose_delta_ms", t.ProposeDeltaMs}, {"prevote_delta_ms", t.PrevoteDeltaMs}, {"precommit_delta_ms", t.PrecommitDeltaMs}, {"commit_ms", t.CommitMs}, {"idle_ms", t.IdleMs}} {
 		if f.v < 0 || f.v > MaxTimeoutMs {
 			return gerr("timeouts."+f.name, "must be in [0, %d], got %d", MaxTimeoutMs, f.v)
 		}

@@ -140,6 +140,9 @@ type Driver struct {
 	// txCost is the recent cost of one transaction of a block on this
 	// node (see observeBlockCost); only the loop goroutine touches it.
 	txCost time.Duration
+	// idleMs is the core's idle wait; lastTxs is when the last block with
+	// transactions was committed (unix ms). Loop only.
+	idleMs, lastTxs int64
 
 	height   atomic.Uint64 // height being decided (last committed + 1)
 	curVS    atomic.Pointer[consensus.ValidatorSet]
@@ -242,6 +245,7 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 		subs:     map[int]chan Committed{},
 		bad:      map[string]time.Time{},
 		lossless: map[int]bool{},
+		idleMs:   ccfg.IdleWait.Milliseconds(),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	h := bs.Height()
@@ -311,7 +315,7 @@ func consensusConfig(t chain.Timeouts) consensus.Config {
 		TimeoutPropose: ms(t.ProposeMs), TimeoutProposeDelta: ms(t.ProposeDeltaMs),
 		TimeoutPrevote: ms(t.PrevoteMs), TimeoutPrevoteDelta: ms(t.PrevoteDeltaMs),
 		TimeoutPrecommit: ms(t.PrecommitMs), TimeoutPrecommitDelta: ms(t.PrecommitDeltaMs),
-		TimeoutCommit: ms(t.CommitMs),
+		TimeoutCommit: ms(t.CommitMs), IdleWait: ms(t.IdleMs),
 	}
 }
 
@@ -541,6 +545,11 @@ func (d *Driver) loop() {
 			return
 		case f := <-d.calls:
 			f()
+		case <-d.app.mp.Added():
+			if err := d.wake(); err != nil {
+				d.halt(err)
+				return
+			}
 		case ev := <-d.in:
 			var err error
 			switch {
@@ -716,7 +725,27 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 	commit := dec.Commit
 	d.publish(Committed{Block: c.block, Result: c.res, Commit: &commit})
 	d.log.Debug("committed", "height", dec.Height, "txs", len(c.block.Txs), "hash", dec.BlockID)
-	return d.cs.Step(consensus.Input{Now: d.now(), Event: consensus.NextHeight{Validators: next}}), nil
+	now := d.now()
+	if len(c.block.Txs) > 0 {
+		d.lastTxs = now
+	}
+	outs := d.cs.Step(consensus.Input{Now: now, Event: consensus.NextHeight{Validators: next}})
+	// Work for the new height: transactions waiting, or a block with
+	// transactions within the idle wait (their follow-ups, such as the
+	// matches a proposer builds for new bids, come in the next blocks).
+	if txs, _ := d.app.mp.Size(); txs > 0 || now-d.lastTxs < d.idleMs {
+		outs = append(outs, d.cs.Step(consensus.Input{Now: now, Event: consensus.Wake{Height: dec.Height + 1}})...)
+	}
+	return outs, nil
+}
+
+// wake tells the core that transactions arrived (Mempool.Added). It is
+// a no-op unless the core is resting between heights.
+func (d *Driver) wake() error {
+	if d.cs.RoundStep() != consensus.StepNewHeight {
+		return nil
+	}
+	return d.step(consensus.Wake{Height: d.cs.Height()})
 }
 
 // invariantsShare bounds the scan's share of the wall time: one that took

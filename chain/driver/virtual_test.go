@@ -67,10 +67,11 @@ func (c *cluster) runFor(d time.Duration) {
 	c.until("the end of the run", d+time.Second, func() bool { return !m.Now().Before(to) })
 }
 
-// idle reports whether no running driver has work taken and not done.
+// idle reports whether no running driver has work taken and not done,
+// nor a mempool admission it has yet to see (Mempool.Added).
 func (c *cluster) idle() bool {
 	for _, n := range c.nodes {
-		if n.d != nil && n.d.ctx.Err() == nil && n.d.busy.Load() != 0 {
+		if n.d != nil && n.d.ctx.Err() == nil && (n.d.busy.Load() != 0 || len(n.d.app.mp.Added()) != 0) {
 			return false
 		}
 	}
@@ -115,4 +116,50 @@ func TestDriverRunsHeightsInVirtualTime(t *testing.T) {
 	if elapsed := clk.Now().Sub(start); elapsed < (target-1)*2*time.Minute {
 		t.Fatalf("%d heights in %v of virtual time: the commit timeout was not waited out", target, elapsed)
 	}
+}
+
+// TestDriverIdleChainRestsAndWakesForATransaction: with an idle wait of a
+// second, a quiet chain makes about a block a second instead of one per
+// commit pause; a transaction ends the rest at once, and the chain stays
+// awake for the idle wait after its block before resting again.
+func TestDriverIdleChainRestsAndWakesForATransaction(t *testing.T) {
+	c := newClusterWith(t, 4, func(g *chain.Genesis) { g.Timeouts.IdleMs = 1000 })
+	clk := c.virtual()
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	c.waitHeight(2, 10*time.Second)
+	h0 := c.nodes[0].store.Height()
+	c.runFor(10 * time.Second)
+	rested := c.nodes[0].store.Height() - h0
+	if rested < 5 || rested > 11 {
+		t.Fatalf("%d heights in 10 s of an idle chain, want about 10 (one per idle wait)", rested)
+	}
+	// Send in the middle of a rest: just after a height, 100 ms on.
+	c.waitHeight(c.nodes[0].store.Height()+1, 5*time.Second)
+	c.runFor(100 * time.Millisecond)
+	dest := key(t, 50).Address()
+	sent := clk.Now()
+	c.transfer(0, dest, 10)
+	c.until("the transfer committed", 5*time.Second, func() bool {
+		acc, err := c.nodes[0].d.State().Account(dest)
+		return err == nil && acc.Balance == 10
+	})
+	if took := clk.Now().Sub(sent); took > 200*time.Millisecond {
+		t.Fatalf("a transaction to a resting chain took %v of virtual time to commit, want no idle wait", took)
+	}
+	// Awake for the idle wait after a block with transactions: heights
+	// follow at the commit pause.
+	h1 := c.nodes[0].store.Height()
+	c.runFor(500 * time.Millisecond)
+	if awake := c.nodes[0].store.Height() - h1; awake < 10 {
+		t.Fatalf("%d heights in the 500 ms after a transaction's block, want the chain awake", awake)
+	}
+	c.runFor(2 * time.Second) // the wake ends within a second
+	h2 := c.nodes[0].store.Height()
+	c.runFor(5 * time.Second)
+	if again := c.nodes[0].store.Height() - h2; again > 6 {
+		t.Fatalf("%d heights in 5 s after the chain went quiet again, want it resting", again)
+	}
+	c.checkAgreement()
 }

@@ -95,6 +95,8 @@ type Mempool struct {
 	// gap fills, and leave after ParkHeights blocks otherwise.
 	parked  map[wallet.Address]map[uint64]*mtx
 	nparked int
+
+	added chan struct{} // see Added
 }
 
 // New returns a mempool checking against st (the latest committed
@@ -107,8 +109,13 @@ func New(cfg Config, st *chain.State) *Mempool {
 	}
 	return &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st, height: height,
 		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{},
-		parked: map[wallet.Address]map[uint64]*mtx{}}
+		parked: map[wallet.Address]map[uint64]*mtx{}, added: make(chan struct{}, 1)}
 }
+
+// Added receives after transactions were admitted (coalesced: one value
+// stands for every admission since the last receive). The chain driver
+// wakes a resting chain on it.
+func (m *Mempool) Added() <-chan struct{} { return m.added }
 
 // Parked is the number of relayed transactions waiting for a nonce gap to
 // fill.
@@ -232,6 +239,7 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	admitted := false
 	for j, tx := range txs {
 		i := idx[j]
 		if errs[i] != nil {
@@ -239,6 +247,14 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 		}
 		if err := m.insertLocked(tx, raws[i], vh[j], park); err != nil {
 			errs[i] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
+			continue
+		}
+		admitted = true
+	}
+	if admitted {
+		select {
+		case m.added <- struct{}{}:
+		default:
 		}
 	}
 	return hashes, errs
