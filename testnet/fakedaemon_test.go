@@ -140,7 +140,13 @@ func fakeDaemon(args []string) error {
 		json.NewEncoder(w).Encode(api.TxResult{Hash: "ab", Status: "pending"})
 	}))
 	srv := &http.Server{Handler: mux}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	// Notify would take SIGTERM back from signal.Ignore: ignoreterm
+	// listens for an interrupt only.
+	stopOn := []os.Signal{syscall.SIGTERM, os.Interrupt}
+	if mode == "ignoreterm" {
+		stopOn = stopOn[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), stopOn...)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
