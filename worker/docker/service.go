@@ -20,6 +20,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
@@ -44,7 +45,10 @@ func (e *Executor) serviceNetwork(ctx context.Context) error {
 	if err != nil {
 		_, cerr := e.cli.NetworkCreate(ctx, ServiceNetwork, network.CreateOptions{Driver: "bridge", Internal: true,
 			Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
-			Labels:  map[string]string{"net.bourse": "services"}})
+			Labels:  map[string]string{serviceNetworkLabel: "services"}})
+		if err := e.dedupeNetwork(ctx, ServiceNetwork); err != nil {
+			return err
+		}
 		if nw, err = e.cli.NetworkInspect(ctx, ServiceNetwork, network.InspectOptions{}); err != nil {
 			return fmt.Errorf("service network %s: %v (create: %v)", ServiceNetwork, err, cerr)
 		}
@@ -53,6 +57,40 @@ func (e *Executor) serviceNetwork(ctx context.Context) error {
 		return fmt.Errorf("service network %s exists but is not internal with inter-container traffic off: remove it (docker network rm %s) and the provider makes it again", ServiceNetwork, ServiceNetwork)
 	}
 	e.guardHost(ctx, bridgeName(nw))
+	return nil
+}
+
+const serviceNetworkLabel = "net.bourse"
+
+// dedupeNetwork leaves one network named name (ServiceNetwork). Several
+// providers sharing one docker daemon (a testnet on one machine) may
+// create it at once, and a daemon that does not check names atomically
+// then holds two, after which the name is ambiguous and no replica can
+// start. Every provider keeps the same one, the oldest (ties by ID), and
+// removes the other bourse-made ones that no container uses.
+func (e *Executor) dedupeNetwork(ctx context.Context, name string) error {
+	list, err := e.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil {
+		return fmt.Errorf("service network %s: list: %w", name, err)
+	}
+	list = slices.DeleteFunc(list, func(n network.Summary) bool { return n.Name != name })
+	if len(list) < 2 {
+		return nil
+	}
+	slices.SortFunc(list, func(a, b network.Summary) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for _, n := range list[1:] {
+		if n.Labels[serviceNetworkLabel] != "services" {
+			return fmt.Errorf("service network %s: the name is ambiguous and network %s was not made by bourse: remove it (docker network rm %s)", name, n.ID, n.ID)
+		}
+		if err := e.cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("service network %s: the name is ambiguous and the duplicate %s cannot be removed: %w", name, n.ID[:min(12, len(n.ID))], err)
+		}
+	}
 	return nil
 }
 

@@ -1,11 +1,18 @@
 package docker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/network"
 
 	"github.com/bourse-net/bourse/worker"
 	"github.com/bourse-net/bourse/worker/workertest"
@@ -125,5 +132,65 @@ func TestDockerServiceAttackReplicaCannotReachAnotherReplica(t *testing.T) {
 	}
 	if x.State == worker.StateSucceeded || strings.Contains(string(x.Stdout), "connected") {
 		t.Fatalf("a container on the service network connected to a replica at %s: %s %q", addr, x.State, x.Stdout)
+	}
+}
+
+// createNetworkUnchecked makes a network named name over the raw API with
+// CheckDuplicate off, as two providers racing to create it may on a
+// daemon that checks names only best-effort. It skips the test when the
+// daemon refuses a second network of one name (API 1.44 and later).
+func createNetworkUnchecked(t *testing.T, e *Executor, name string, labels map[string]string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"Name": name, "CheckDuplicate": false, "Driver": "bridge", "Internal": true, "Labels": labels})
+	req, _ := http.NewRequest("POST", "http://docker/networks/create", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", "/var/run/docker.sock")
+	}}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Skipf("raw docker API: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 || json.Unmarshal(raw, &out) != nil || out.ID == "" {
+		t.Skipf("the daemon refuses a second network named %s (%d %s): nothing to heal there", name, resp.StatusCode, raw)
+	}
+	t.Cleanup(func() { e.Client().NetworkRemove(context.Background(), out.ID) })
+	return out.ID
+}
+
+// TestDockerServiceNetworkRaceLeavesOneNetwork: providers sharing a docker
+// daemon that each created the service network leave two of one name,
+// which made every replica fail to start ("is ambiguous"). The oldest is
+// kept and the others removed; a duplicate bourse did not make is named
+// in the error, never removed.
+func TestDockerServiceNetworkRaceLeavesOneNetwork(t *testing.T) {
+	e := newOrSkip(t)
+	defer e.Close(context.Background())
+	ctx := context.Background()
+	name := "bourse-dedupe-test-" + strings.ToLower(workertest.NewID().Short())
+	labels := map[string]string{serviceNetworkLabel: "services"}
+	first := createNetworkUnchecked(t, e, name, labels)
+	createNetworkUnchecked(t, e, name, labels)
+	createNetworkUnchecked(t, e, name, labels)
+	if _, err := e.Client().NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		t.Fatal("three networks of one name inspect without ambiguity: the test cannot show the fix")
+	}
+	if err := e.dedupeNetwork(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	nw, err := e.Client().NetworkInspect(ctx, name, network.InspectOptions{})
+	if err != nil || nw.ID != first {
+		t.Fatalf("after dedupe: %s (%v), want the first, %s", nw.ID, err, first)
+	}
+	foreign := createNetworkUnchecked(t, e, name, nil)
+	err = e.dedupeNetwork(ctx, name)
+	if err == nil || !strings.Contains(err.Error(), foreign) {
+		t.Fatalf("a duplicate bourse did not make: %v", err)
+	}
+	if _, err := e.Client().NetworkInspect(ctx, foreign, network.InspectOptions{}); err != nil {
+		t.Fatalf("the foreign network was removed: %v", err)
 	}
 }
