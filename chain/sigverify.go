@@ -154,6 +154,33 @@ func NewSigCache(size int) *SigCache {
 	return &SigCache{set: map[[32]byte]struct{}{}, size: size}
 }
 
+// Forget drops hashes that will not be asked about again (those of
+// committed transactions). Once nothing is held, the cache lets go of its
+// memory too, so it does not stay at its high-water mark after a burst.
+func (c *SigCache) Forget(hs [][32]byte) {
+	if c == nil || len(hs) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range hs {
+		delete(c.set, h)
+	}
+	if len(c.set) == 0 {
+		c.set, c.ring, c.next = map[[32]byte]struct{}{}, nil, 0
+	}
+}
+
+// Len is the number of hashes held.
+func (c *SigCache) Len() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.set)
+}
+
 // Has reports whether h was verified.
 func (c *SigCache) Has(h [32]byte) bool {
 	if c == nil {

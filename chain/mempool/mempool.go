@@ -512,6 +512,7 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *chain.State) {
 	m.height = height
 	defer m.sweepParkedLocked(st)
 	defer m.shrinkLocked()
+	m.cache.Forget(committed) // a committed transaction is not verified again
 	for _, h := range committed {
 		if e, ok := m.byHash[h]; ok {
 			delete(m.byHash, h)

@@ -137,6 +137,10 @@ func TestMempoolUpdateEvicts(t *testing.T) {
 	if cnt, size := mp.Size(); cnt != 1 || size != len(b) {
 		t.Fatalf("size %d/%d", cnt, size)
 	}
+	// The signature cache forgets what was committed and keeps b.
+	if c := mp.SigCache(); c.Has(chain.TxHash(a)) || !c.Has(chain.TxHash(b)) {
+		t.Fatalf("signature cache after update: a %v (want forgotten), b %v (want held)", c.Has(chain.TxHash(a)), c.Has(chain.TxHash(b)))
+	}
 }
 
 // TestMempoolReapAlwaysBuilds: whatever random traffic the mempool took,
