@@ -2,27 +2,61 @@ package node
 
 import (
 	"runtime"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"testing"
 )
 
-// Heap held but unused is returned once it exceeds memTrimSlack, not at
-// or below it; memory already released does not count.
+// Heap held beyond the live heap is returned once it exceeds
+// memTrimSlack, not at or below it.
 func TestShouldTrimAtTheBound(t *testing.T) {
+	const live = 10 << 20
 	for _, c := range []struct {
-		name           string
-		idle, released uint64
-		want           bool
+		name string
+		held uint64
+		want bool
 	}{
-		{"nothing idle", 0, 0, false},
-		{"at the slack", memTrimSlack, 0, false},
-		{"one byte over", memTrimSlack + 1, 0, true},
-		{"over, but released already", memTrimSlack + 1<<20, 1 << 20, false},
-		{"released above idle (a stale read)", 1 << 20, 2 << 20, false},
-		{"far over", 200 << 20, 10 << 20, true},
+		{"only live", live, false},
+		{"at the slack", live + memTrimSlack, false},
+		{"one byte over", live + memTrimSlack + 1, true},
+		{"held below live (reads of two moments)", live - 1, false},
+		{"far over", 200 << 20, true},
 	} {
-		m := runtime.MemStats{HeapIdle: c.idle, HeapReleased: c.released}
-		if got := shouldTrim(&m); got != c.want {
+		if got := shouldTrim(heapUse{held: c.held, live: live}); got != c.want {
 			t.Errorf("%s: shouldTrim = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+var trimSink [][]byte
+
+// TestReadHeapUseSeesGarbage: the metrics the trimmer reads exist in this
+// runtime, and garbage made after a collection shows as held beyond live
+// until the trim's collection returns it.
+func TestReadHeapUseSeesGarbage(t *testing.T) {
+	s := make([]rtmetrics.Sample, len(heapMetrics))
+	for i, n := range heapMetrics {
+		s[i].Name = n
+	}
+	rtmetrics.Read(s)
+	for _, x := range s {
+		if x.Value.Kind() != rtmetrics.KindUint64 {
+			t.Fatalf("metric %s unknown to this runtime", x.Name)
+		}
+	}
+	// No collection while the garbage is made (one would mark it live).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC()
+	for range 64 {
+		trimSink = append(trimSink, make([]byte, 256<<10)) // 16 MiB, garbage once dropped
+	}
+	trimSink = nil
+	u := readHeapUse(s)
+	if !shouldTrim(u) {
+		t.Fatalf("16 MiB of garbage: held %d, live %d, not trimmed", u.held, u.live)
+	}
+	debug.FreeOSMemory()
+	if u := readHeapUse(s); shouldTrim(u) {
+		t.Fatalf("after the trim: held %d, live %d, still over the slack", u.held, u.live)
 	}
 }
