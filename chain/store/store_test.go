@@ -156,28 +156,6 @@ func TestStorePebble(t *testing.T) {
 	})
 }
 
-// TestStorePebbleMemtablesAreOneMiB: the store opens Pebble with 1 MiB
-// memtables, read back from the OPTIONS file Pebble writes.
-func TestStorePebbleMemtablesAreOneMiB(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "chain")
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	opts, err := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
-	if err != nil || len(opts) == 0 {
-		t.Fatalf("no OPTIONS file in %s (%v)", dir, err)
-	}
-	b, err := os.ReadFile(opts[len(opts)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := fmt.Sprintf("mem_table_size=%d\n", 1<<20); !strings.Contains(string(b), want) {
-		t.Fatalf("OPTIONS lacks %q:\n%s", want, b)
-	}
-}
-
 // TestStoreDamageIsAnError: a damaged store never opens as a fresh one.
 func TestStoreDamageIsAnError(t *testing.T) {
 	ctx := context.Background()
