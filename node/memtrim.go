@@ -13,24 +13,27 @@ import (
 // that frees it: after load a node's RSS stays near its peak. memTrimmer
 // looks every memTrimEvery and, when the heap holds more than
 // memTrimSlack beyond what was live at the last collection (garbage not
-// yet collected, free pages not yet returned), collects and returns it at
-// once (debug.FreeOSMemory). Under load that is one extra collection per
-// period, among the many the load causes anyway.
+// yet collected, free pages not yet returned) and no collection has run
+// for a whole period (the node is quiet: nothing would collect it soon),
+// collects and returns it at once (debug.FreeOSMemory). A busy node is
+// left to the runtime: it collects often and reuses what it holds, and a
+// forced collection and page-out there only costs.
 const (
 	memTrimEvery = 15 * time.Second
-	memTrimSlack = 8 << 20
+	memTrimSlack = 4 << 20
 )
 
 // heapUse is what the trimmer reads: bytes of heap the process holds
-// (objects, live or garbage, plus free pages not returned to the OS) and
-// bytes live at the last collection.
-type heapUse struct{ held, live uint64 }
+// (objects, live or garbage, plus free pages not returned to the OS),
+// bytes live at the last collection, and collections so far.
+type heapUse struct{ held, live, gcs uint64 }
 
 var heapMetrics = []string{
 	"/memory/classes/heap/objects:bytes",
 	"/memory/classes/heap/unused:bytes",
 	"/memory/classes/heap/free:bytes",
 	"/gc/heap/live:bytes",
+	"/gc/cycles/total:gc-cycles",
 }
 
 func readHeapUse(s []rtmetrics.Sample) heapUse {
@@ -40,9 +43,12 @@ func readHeapUse(s []rtmetrics.Sample) heapUse {
 		if x.Value.Kind() != rtmetrics.KindUint64 {
 			continue
 		}
-		if x.Name == "/gc/heap/live:bytes" {
+		switch x.Name {
+		case "/gc/heap/live:bytes":
 			u.live = x.Value.Uint64()
-		} else {
+		case "/gc/cycles/total:gc-cycles":
+			u.gcs = x.Value.Uint64()
+		default:
 			u.held += x.Value.Uint64()
 		}
 	}
@@ -50,8 +56,10 @@ func readHeapUse(s []rtmetrics.Sample) heapUse {
 }
 
 // shouldTrim reports whether the heap held beyond the live heap is worth
-// a collection to return.
-func shouldTrim(u heapUse) bool { return u.held > u.live && u.held-u.live > memTrimSlack }
+// a collection to return, given the reading a period before.
+func shouldTrim(u, before heapUse) bool {
+	return u.gcs == before.gcs && u.held > u.live && u.held-u.live > memTrimSlack
+}
 
 // trimMemory runs until ctx ends.
 func trimMemory(ctx context.Context) {
@@ -61,14 +69,18 @@ func trimMemory(ctx context.Context) {
 	for i, n := range heapMetrics {
 		s[i].Name = n
 	}
+	last := readHeapUse(s)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if shouldTrim(readHeapUse(s)) {
+		u := readHeapUse(s)
+		if shouldTrim(u, last) {
 			debug.FreeOSMemory()
+			u = readHeapUse(s) // the trim's own collection is not the node's
 		}
+		last = u
 	}
 }
