@@ -26,7 +26,7 @@ const maxGenesisFile = 64 << 20
 // milliseconds); chain.DefaultTimeouts suit one machine or a LAN.
 func WANTimeouts() chain.Timeouts {
 	return chain.Timeouts{ProposeMs: 3000, ProposeDeltaMs: 500, PrevoteMs: 1000, PrevoteDeltaMs: 500,
-		PrecommitMs: 1000, PrecommitDeltaMs: 500, CommitMs: 1000}
+		PrecommitMs: 1000, PrecommitDeltaMs: 500, CommitMs: 1000, IdleMs: 3000}
 }
 
 // genesisSummary is what the genesis commands print.

@@ -32,6 +32,6 @@ func ExampleRun_genesis() {
 	Run(context.Background(), []string{"bourse", "genesis", "add-validator", gen, "--address", exampleAddr,
 		"--pub-key", strings.Repeat("11", 32), "--stake", "5"}, env)
 	// Output:
-	// cd9ce2ee20ced6cb109b57b2c34c2765ad11933a706f93bf00ab65449bab0a79
+	// 2b268f916af44c6e05a0d477715b6bc99f101dfd7dff4c71fa50b8ba9f30fed4
 	// error: add-validator: public key 1111111111111111111111111111111111111111111111111111111111111111 belongs to bo1qt2yngclhvn8ere496vk3fu78e0ujhqmdkm0h5, not bo1y8lrrhap2j3xzcntlp2qgm7jyudhhm2tlc6prv
 }

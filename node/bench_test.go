@@ -61,6 +61,10 @@ func newBenchNodes(tb testing.TB, n, accounts int) *benchNodes {
 	root := tb.TempDir()
 	g := &chain.Genesis{ChainID: benchChainID, GenesisTime: time.Now().UnixMilli() - 1000,
 		Timeouts: chain.DefaultTimeouts(), Params: chain.DefaultParams()}
+	// These benchmarks time a chain that has work: its rounds, not the
+	// idle wait of a quiet one (BenchmarkNodeBlockInterval4 would report
+	// idle_ms).
+	g.Timeouts.IdleMs = 0
 	for i := range accounts {
 		g.Accounts = append(g.Accounts, chain.GenesisAccount{Address: benchSeedKey(tb, 0xac, i).Address(), Balance: 1_000_000_000})
 	}
