@@ -29,6 +29,10 @@ const MaxSupply = consensus.MaxTotalPower
 // time.Duration holds, so no timeout can overflow into a negative one.
 const MaxTimeoutMs = 60 * 60 * 1000
 
+// MaxIdleMs bounds Timeouts.IdleMs: a quiet chain makes a block at least
+// once a minute.
+const MaxIdleMs = 60 * 1000
+
 // MaxProposalBytes bounds one proposal on the wire: the encoded consensus
 // message with its block (header, last commit, every transaction). It is
 // below the gossip publish limit (p2p max_message_size, 1 MiB by default),
@@ -447,6 +451,13 @@ func (g *Genesis) Validate() error {
 	}
 	if p.ChainID != "" && p.ChainID != g.ChainID {
 		return gerr("params", "chain id %q differs from chain_id %q", p.ChainID, g.ChainID)
+	}
+	// A resting chain's next block (and its time) comes up to idle_ms
+	// late: a deadline settles late, and a match in that block is stamped
+	// with the previous block's time, so its provider loses up to idle_ms
+	// of its grace. Keep that small against the grace.
+	if maxIdle := min(MaxIdleMs, int64(p.ResultGraceMs)); t.IdleMs > maxIdle {
+		return gerr("timeouts.idle_ms", "must be at most %d (and at most params.result_grace_ms), got %d", min(MaxIdleMs, int64(p.ResultGraceMs)), t.IdleMs)
 	}
 	var supply, bonded uint64
 	addSupply := func(field string, v uint64) error {

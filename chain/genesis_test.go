@@ -22,6 +22,9 @@ func TestGenesisValidateNamesTheField(t *testing.T) {
 		{"genesis_time", func(g *Genesis) { g.GenesisTime = 0 }},
 		{"timeouts.propose_ms", func(g *Genesis) { g.Timeouts.ProposeMs = 0 }},
 		{"timeouts.commit_ms", func(g *Genesis) { g.Timeouts.CommitMs = -1 }},
+		{"timeouts.idle_ms", func(g *Genesis) { g.Timeouts.IdleMs = -1 }},
+		{"timeouts.idle_ms", func(g *Genesis) { g.Timeouts.IdleMs = MaxIdleMs + 1 }},
+		{"timeouts.idle_ms", func(g *Genesis) { g.Params.ResultGraceMs = MinResultGraceMs; g.Timeouts.IdleMs = MinResultGraceMs + 1 }},
 		{"params.unbonding_blocks", func(g *Genesis) { g.Params.UnbondingBlocks = 0 }},
 		{"params.slash_bps", func(g *Genesis) { g.Params.SlashBps = 10001 }},
 		{"params.timeout_slash_bps", func(g *Genesis) { g.Params.TimeoutSlashBps = 20000 }},
@@ -53,6 +56,14 @@ func TestGenesisValidateNamesTheField(t *testing.T) {
 	}
 	if err := testGenesis(3, 2).Validate(); err != nil {
 		t.Fatalf("valid genesis refused: %v", err)
+	}
+	// idle_ms at its bounds: a minute, and the result grace.
+	for _, c := range []struct{ idle, grace uint64 }{{MaxIdleMs, 2 * MaxIdleMs}, {MinResultGraceMs, MinResultGraceMs}} {
+		g := testGenesis(3, 2)
+		g.Timeouts.IdleMs, g.Params.ResultGraceMs = int64(c.idle), c.grace
+		if err := g.Validate(); err != nil {
+			t.Fatalf("idle_ms %d with result_grace_ms %d refused: %v", c.idle, c.grace, err)
+		}
 	}
 }
 

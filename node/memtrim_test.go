@@ -61,8 +61,10 @@ func TestReadHeapUseSeesGarbage(t *testing.T) {
 	if !shouldTrim(u, before) {
 		t.Fatalf("16 MiB of garbage: held %d, live %d, not trimmed", u.held, u.live)
 	}
+	// The trim returns the garbage. Other tests' goroutines in this process
+	// may allocate meanwhile, so only most of the 16 MiB must be gone.
 	debug.FreeOSMemory()
-	if u := readHeapUse(s); shouldTrim(u, u) {
-		t.Fatalf("after the trim: held %d, live %d, still over the slack", u.held, u.live)
+	if after := readHeapUse(s); after.held+8<<20 > u.held {
+		t.Fatalf("after the trim: held %d, before %d: the garbage was not returned", after.held, u.held)
 	}
 }

@@ -112,8 +112,9 @@ func New(cfg Config, st *chain.State) *Mempool {
 		parked: map[wallet.Address]map[uint64]*mtx{}, added: make(chan struct{}, 1)}
 }
 
-// Added receives after transactions were admitted (coalesced: one value
-// stands for every admission since the last receive). The chain driver
+// Added receives after transactions joined the queues that blocks are
+// reaped from (coalesced: one value stands for every such admission since
+// the last receive); parked transactions do not count. The chain driver
 // wakes a resting chain on it.
 func (m *Mempool) Added() <-chan struct{} { return m.added }
 
@@ -239,7 +240,7 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	admitted := false
+	seq := m.seq
 	for j, tx := range txs {
 		i := idx[j]
 		if errs[i] != nil {
@@ -247,11 +248,13 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 		}
 		if err := m.insertLocked(tx, raws[i], vh[j], park); err != nil {
 			errs[i] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
-			continue
 		}
-		admitted = true
 	}
-	if admitted {
+	// Only a transaction that joined a sender's queue (checked against the
+	// state: it can pay) is work. A parked one is not: anyone may gossip a
+	// fee-less nonce gap from an unfunded key, and it must not wake a
+	// resting chain for free.
+	if m.seq != seq {
 		select {
 		case m.added <- struct{}{}:
 		default:
