@@ -408,6 +408,24 @@ func runDemoJob(c *ucli.Context, nw *testnet.Network, spec api.JobSpec, payload 
 		}
 		before[n.Address] = acc.Balance
 	}
+	earned := func(provider string) (uint64, error) {
+		stats, err := client.MarketStats(ctx, 0, 0)
+		if err != nil {
+			return 0, err
+		}
+		for _, ps := range stats.Providers {
+			if ps.Address == provider {
+				return ps.Earned, nil
+			}
+		}
+		return 0, nil
+	}
+	earnedBefore := map[string]uint64{}
+	for _, n := range nw.Nodes {
+		if earnedBefore[n.Address], err = earned(n.Address); err != nil {
+			return rep, fmt.Errorf("market stats: %w", err)
+		}
+	}
 	fmt.Fprintf(w, "\nSubmitting %s from node0 and waiting for it:\n", c.String("spec"))
 	start := time.Now()
 	job, err := client.SubmitJobBytes(ctx, spec, payload)
@@ -436,18 +454,32 @@ func runDemoJob(c *ucli.Context, nw *testnet.Network, spec api.JobSpec, payload 
 			rep.ProviderNode = n.Name
 		}
 	}
+	// "paid" is the client's verdict: it fetched and checked the result
+	// and sent its ack; the payment lands with the ack's block. Wait for
+	// the chain to show it before reading the provider's balance.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		e, err := earned(final.Provider)
+		if err != nil {
+			return rep, fmt.Errorf("market stats: %w", err)
+		}
+		rep.EarnedOnChain = e
+		if e > earnedBefore[final.Provider] {
+			break
+		}
+		if time.Now().After(deadline) {
+			return rep, fmt.Errorf("job %s is paid, but the chain shows no payment to %s after 15 s; see 'bourse --home %s market stats'", final.ID, final.Provider, nw.Nodes[0].Home)
+		}
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	acc, err := client.Account(ctx, final.Provider)
 	if err != nil {
 		return rep, fmt.Errorf("balance of provider %s: %w", final.Provider, err)
 	}
 	rep.BalanceBefore, rep.BalanceAfter = before[final.Provider], acc.Balance
-	if stats, err := client.MarketStats(ctx, 0, 0); err == nil {
-		for _, ps := range stats.Providers {
-			if ps.Address == final.Provider {
-				rep.EarnedOnChain = ps.Earned
-			}
-		}
-	}
 	fmt.Fprintf(w, "\nOutput of job %s (ran on %s):\n%s", short(final.ID), orDash(rep.ProviderNode), rep.Output)
 	if !strings.HasSuffix(rep.Output, "\n") {
 		fmt.Fprintln(w)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -433,5 +434,39 @@ elastic: false
 	}
 	if closed.Status != "closed" || closed.Active != 0 {
 		t.Fatalf("closed: %+v", closed)
+	}
+}
+
+// TestTestnetDemoShowsThePaymentOnChain: `make testnet` (bourse testnet
+// demo) runs the hello job end to end and reports the provider's payment
+// as the chain shows it. The client's "paid" comes a block before the
+// payment (its ack pays), so the demo once printed a balance that had not
+// moved and "earned 0".
+func TestTestnetDemoShowsThePaymentOnChain(t *testing.T) {
+	needBinary(t)
+	dir := filepath.Join(t.TempDir(), "demo")
+	t.Cleanup(func() { run("testnet", "down", "--dir", dir, "--kill") })
+	out := bourse(t, "testnet", "demo", "-n", "4", "--dir", dir, "--base-port", strconv.Itoa(freeBase(t)),
+		"--spec", filepath.Join(helloDir, "job.yaml"), "--json")
+	var rep struct {
+		Job           api.Job `json:"job"`
+		Output        string  `json:"output"`
+		BalanceBefore uint64  `json:"balance_before"`
+		BalanceAfter  uint64  `json:"balance_after"`
+		EarnedOnChain uint64  `json:"earned_on_chain"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("demo --json: %v\n%s", err, out)
+	}
+	if rep.Job.State != api.StatePaid || rep.Job.Paid == 0 || rep.Output != "hello, world!\n" {
+		t.Fatalf("demo job: state %s, paid %d, output %q", rep.Job.State, rep.Job.Paid, rep.Output)
+	}
+	if rep.EarnedOnChain != rep.Job.Paid {
+		t.Fatalf("the chain shows the provider earned %d for a job paid %d", rep.EarnedOnChain, rep.Job.Paid)
+	}
+	// The provider's balance moved by the payment, less at most the few
+	// fees it paid and plus what it collected as a validator meanwhile.
+	if rep.BalanceAfter+rep.Job.Paid/2 < rep.BalanceBefore+rep.Job.Paid {
+		t.Fatalf("provider balance %d -> %d for a payment of %d", rep.BalanceBefore, rep.BalanceAfter, rep.Job.Paid)
 	}
 }
