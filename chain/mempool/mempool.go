@@ -32,10 +32,13 @@ type Config struct {
 	MaxPerSender int // queued per sender; default 1,000
 	SigCacheSize int // verified-signature hashes remembered; default 25,000 (more than MaxTxs: a transaction is verified once between mempool and block)
 	// MaxParked bounds the relayed transactions held ahead of a nonce gap
-	// (see AddRelayed), over all senders; default 10,000. ParkHeights is
-	// how many blocks one may wait for its gap to fill; default 20.
+	// (see AddRelayed), over all senders; default 10,000. One waits for
+	// its gap to fill at most ParkHeights blocks (default 20) and at most
+	// ParkMs of block time (default 3,000): a resting chain makes a block
+	// a second or slower, and free parked junk must not live 20 of them.
 	MaxParked   int
 	ParkHeights uint64
+	ParkMs      int64
 }
 
 func (c Config) withDefaults() Config {
@@ -57,6 +60,9 @@ func (c Config) withDefaults() Config {
 	if c.ParkHeights == 0 {
 		c.ParkHeights = 20
 	}
+	if c.ParkMs <= 0 {
+		c.ParkMs = 3000
+	}
 	return c
 }
 
@@ -67,6 +73,7 @@ type mtx struct {
 	seq   uint64 // arrival order, breaks fee ties
 	spend uint64 // fee plus what the body moves out of the balance
 	since uint64 // parked: the height of the state it arrived at
+	at    int64  // parked: that state's block time (unix ms)
 }
 
 type senderQueue struct {
@@ -309,7 +316,7 @@ func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park boo
 	case tx.Nonce < expected:
 		return fmt.Errorf("%w: nonce %d already pending", ErrTxKnown, tx.Nonce)
 	case tx.Nonce > expected && park && tx.Nonce-expected <= uint64(m.cfg.MaxPerSender):
-		return m.parkLocked(sender, &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx), since: m.height})
+		return m.parkLocked(sender, &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx), since: m.height, at: m.blockTime()})
 	case tx.Nonce > expected:
 		return fmt.Errorf("%w: nonce %d, next expected %d", ErrNonceGap, tx.Nonce, expected)
 	case len(q.txs) >= m.cfg.MaxPerSender:
@@ -402,11 +409,21 @@ func (m *Mempool) promoteLocked(sender wallet.Address, next uint64) {
 
 // sweepParkedLocked drops parked transactions whose nonce is used or that
 // waited ParkHeights blocks, and promotes those whose gap filled.
+// blockTime is the time of the state the mempool checks against (0
+// without one).
+func (m *Mempool) blockTime() int64 {
+	if m.st == nil {
+		return 0
+	}
+	return m.st.Globals().Time
+}
+
 func (m *Mempool) sweepParkedLocked(st *chain.State) {
+	now := m.blockTime()
 	for sender, ps := range m.parked {
 		acc, err := st.Account(sender)
 		for n, e := range ps {
-			if err != nil || n < acc.Nonce || m.height >= e.since+m.cfg.ParkHeights {
+			if err != nil || n < acc.Nonce || m.height >= e.since+m.cfg.ParkHeights || now >= e.at+m.cfg.ParkMs {
 				delete(ps, n)
 				m.nparked--
 			}

@@ -88,3 +88,28 @@ func TestMempoolAttackParkedFloodBoundedAtTheBound(t *testing.T) {
 		t.Fatalf("garbage: %v", errs[0])
 	}
 }
+
+// TestMempoolAttackParkedJunkExpiresByBlockTimeOnARestingChain: parked
+// transactions cost nothing to relay, and a resting chain makes a block a
+// second or slower, so twenty heights would hold them twenty seconds or
+// more. They also leave once ParkMs of block time has passed: kept below
+// the bound, gone at it.
+func TestMempoolAttackParkedJunkExpiresByBlockTimeOnARestingChain(t *testing.T) {
+	n := chaintest.NewNet(t, 6, 4) // a block a second of block time
+	mp := New(Config{MaxParked: 4, ParkHeights: 20, ParkMs: 2000}, n.St)
+	_ = n.Transfer(1, 5, 1, 1) // never relayed: the gap
+	var ahead [][]byte
+	for range 4 {
+		ahead = append(ahead, n.Transfer(1, 5, 1, 1))
+	}
+	if _, errs := mp.AddRelayed(ahead); errs[0] != nil || mp.Parked() != 4 {
+		t.Fatalf("parked %d (%v)", mp.Parked(), errs[0])
+	}
+	for h, want := range []int{4, 0} { // 1 s of block time: kept; 2 s: gone
+		_, res := n.Block()
+		mp.Update(res.Height, res.TxHashes, n.St)
+		if mp.Parked() != want {
+			t.Fatalf("after %d blocks (%d ms): parked %d, want %d", h+1, (h+1)*1000, mp.Parked(), want)
+		}
+	}
+}
