@@ -457,7 +457,7 @@ func (g *Genesis) Validate() error {
 	// with the previous block's time, so its provider loses up to idle_ms
 	// of its grace. Keep that small against the grace.
 	if maxIdle := min(MaxIdleMs, int64(p.ResultGraceMs)); t.IdleMs > maxIdle {
-		return gerr("timeouts.idle_ms", "must be at most %d (and at most params.result_grace_ms), got %d", min(MaxIdleMs, int64(p.ResultGraceMs)), t.IdleMs)
+		return gerr("timeouts.idle_ms", "must be at most %d (and at most params.result_grace_ms), got %d", maxIdle, t.IdleMs)
 	}
 	var supply, bonded uint64
 	addSupply := func(field string, v uint64) error {

@@ -11,30 +11,30 @@ func TestSigCacheEvictsAtItsBoundAndForgetsCommitted(t *testing.T) {
 	for i := range 3 {
 		c.Add(h(i))
 	}
-	if c.Len() != 3 || !c.Has(h(0)) {
-		t.Fatalf("at the bound: %d held, first held %v", c.Len(), c.Has(h(0)))
+	if len(c.set) != 3 || !c.Has(h(0)) {
+		t.Fatalf("at the bound: %d held, first held %v", len(c.set), c.Has(h(0)))
 	}
 	c.Add(h(3))
-	if c.Len() != 3 || c.Has(h(0)) || !c.Has(h(3)) {
-		t.Fatalf("past the bound: %d held, first held %v, newest %v", c.Len(), c.Has(h(0)), c.Has(h(3)))
+	if len(c.set) != 3 || c.Has(h(0)) || !c.Has(h(3)) {
+		t.Fatalf("past the bound: %d held, first held %v, newest %v", len(c.set), c.Has(h(0)), c.Has(h(3)))
 	}
 	c.Forget([][32]byte{h(1), h(9)})
-	if c.Len() != 2 || c.Has(h(1)) {
-		t.Fatalf("after Forget: %d held, forgotten held %v", c.Len(), c.Has(h(1)))
+	if len(c.set) != 2 || c.Has(h(1)) {
+		t.Fatalf("after Forget: %d held, forgotten held %v", len(c.set), c.Has(h(1)))
 	}
 	c.Forget([][32]byte{h(2), h(3)})
-	if c.Len() != 0 || c.ring != nil {
-		t.Fatalf("emptied: %d held, ring of %d kept", c.Len(), len(c.ring))
+	if len(c.set) != 0 || c.ring != nil {
+		t.Fatalf("emptied: %d held, ring of %d kept", len(c.set), len(c.ring))
 	}
 	for i := range 5 { // works again from empty, to its bound
 		c.Add(h(10 + i))
 	}
-	if c.Len() != 3 || !c.Has(h(14)) || c.Has(h(11)) {
-		t.Fatalf("refilled: %d held", c.Len())
+	if len(c.set) != 3 || !c.Has(h(14)) || c.Has(h(11)) {
+		t.Fatalf("refilled: %d held", len(c.set))
 	}
 	var nilCache *SigCache
 	nilCache.Forget([][32]byte{h(1)})
-	if nilCache.Len() != 0 || nilCache.Has(h(1)) {
+	if nilCache.Has(h(1)) {
 		t.Fatal("a nil cache holds something")
 	}
 }

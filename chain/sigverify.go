@@ -171,16 +171,6 @@ func (c *SigCache) Forget(hs [][32]byte) {
 	}
 }
 
-// Len is the number of hashes held.
-func (c *SigCache) Len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.set)
-}
-
 // Has reports whether h was verified.
 func (c *SigCache) Has(h [32]byte) bool {
 	if c == nil {

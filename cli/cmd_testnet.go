@@ -408,23 +408,21 @@ func runDemoJob(c *ucli.Context, nw *testnet.Network, spec api.JobSpec, payload 
 		}
 		before[n.Address] = acc.Balance
 	}
-	earned := func(provider string) (uint64, error) {
+	// earned is every provider's earnings as the chain's market stats show them.
+	earned := func() (map[string]uint64, error) {
 		stats, err := client.MarketStats(ctx, 0, 0)
 		if err != nil {
-			return 0, err
+			return nil, fmt.Errorf("market stats: %w", err)
 		}
+		out := map[string]uint64{}
 		for _, ps := range stats.Providers {
-			if ps.Address == provider {
-				return ps.Earned, nil
-			}
+			out[ps.Address] = ps.Earned
 		}
-		return 0, nil
+		return out, nil
 	}
-	earnedBefore := map[string]uint64{}
-	for _, n := range nw.Nodes {
-		if earnedBefore[n.Address], err = earned(n.Address); err != nil {
-			return rep, fmt.Errorf("market stats: %w", err)
-		}
+	earnedBefore, err := earned()
+	if err != nil {
+		return rep, err
 	}
 	fmt.Fprintf(w, "\nSubmitting %s from node0 and waiting for it:\n", c.String("spec"))
 	start := time.Now()
@@ -458,12 +456,12 @@ func runDemoJob(c *ucli.Context, nw *testnet.Network, spec api.JobSpec, payload 
 	// and sent its ack; the payment lands with the ack's block. Wait for
 	// the chain to show it before reading the provider's balance.
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		e, err := earned(final.Provider)
+		now, err := earned()
 		if err != nil {
-			return rep, fmt.Errorf("market stats: %w", err)
+			return rep, err
 		}
-		rep.EarnedOnChain = e
-		if e > earnedBefore[final.Provider] {
+		rep.EarnedOnChain = now[final.Provider]
+		if rep.EarnedOnChain > earnedBefore[final.Provider] {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -10,7 +10,7 @@ import (
 // The Go runtime keeps heap it no longer uses and hands it back to the OS
 // slowly (its scavenger paces itself), and an idle node allocates so
 // little that the garbage of a burst waits minutes for the collection
-// that frees it: after load a node's RSS stays near its peak. memTrimmer
+// that frees it: after load a node's RSS stays near its peak. trimMemory
 // looks every memTrimEvery and, when the heap holds more than
 // memTrimSlack beyond what was live at the last collection (garbage not
 // yet collected, free pages not yet returned) and no collection has run

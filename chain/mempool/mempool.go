@@ -99,7 +99,8 @@ type Mempool struct {
 	// parked holds relayed transactions whose nonce is ahead of the
 	// sender's queue: gossip does not keep one sender's batches in order,
 	// so a relay may see nonce n+1 before n. They join the queue when the
-	// gap fills, and leave after ParkHeights blocks otherwise.
+	// gap fills, and leave after ParkHeights blocks or ParkMs of block
+	// time otherwise.
 	parked  map[wallet.Address]map[uint64]*mtx
 	nparked int
 
@@ -407,8 +408,6 @@ func (m *Mempool) promoteLocked(sender wallet.Address, next uint64) {
 	_ = m.insertLocked(e.tx, e.raw, e.hash, false)
 }
 
-// sweepParkedLocked drops parked transactions whose nonce is used or that
-// waited ParkHeights blocks, and promotes those whose gap filled.
 // blockTime is the time of the state the mempool checks against (0
 // without one).
 func (m *Mempool) blockTime() int64 {
@@ -418,8 +417,11 @@ func (m *Mempool) blockTime() int64 {
 	return m.st.Globals().Time
 }
 
+// sweepParkedLocked drops parked transactions whose nonce is used or that
+// waited ParkHeights blocks or ParkMs of block time, and promotes those
+// whose gap filled.
 func (m *Mempool) sweepParkedLocked(st *chain.State) {
-	now := m.blockTime()
+	now := st.Globals().Time
 	for sender, ps := range m.parked {
 		acc, err := st.Account(sender)
 		for n, e := range ps {

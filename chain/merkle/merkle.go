@@ -101,9 +101,6 @@ func (t *Tree) setNode(n int, h [32]byte) {
 	}
 }
 
-// Dense reports whether the tree keeps every node (see Tree).
-func (t *Tree) Dense() bool { return t.dense != nil }
-
 // KeyHash is sha256(key); its first two bytes select the bucket.
 func KeyHash(key []byte) [32]byte { return sha256.Sum256(key) }
 

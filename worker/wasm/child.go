@@ -46,11 +46,13 @@ func init() {
 // request is one job sent to a job process (gob on its stdin).
 type request struct {
 	Hash [32]byte
-	// Payload is the module, for the process' first job only (it keeps
-	// it). It does not travel in the gob message: PayloadLen raw bytes
-	// follow it on the pipe, so that the daemon's encoder, which keeps its
-	// buffer for the life of the process, never grows to the module's size.
-	Payload    []byte
+	// PayloadLen is the size of the module, sent for the process' first
+	// job only (it keeps it). The module is not in the gob message:
+	// PayloadLen raw bytes follow it on the pipe, so that the daemon's
+	// encoder, which keeps its buffer for the life of the process, never
+	// grows to the module's size. The job process reads them into payload
+	// (unexported: gob never carries it).
+	payload    []byte
 	PayloadLen int64
 	Args       []string
 	Env        []string // sorted KEY=VALUE, BOURSE_OUTPUT included
@@ -116,15 +118,15 @@ func runnerMain(in io.Reader, out io.Writer) int {
 			return 1
 		}
 		if req.PayloadLen > 0 {
-			req.Payload = make([]byte, req.PayloadLen)
-			if _, err := io.ReadFull(br, req.Payload); err != nil {
+			req.payload = make([]byte, req.PayloadLen)
+			if _, err := io.ReadFull(br, req.payload); err != nil {
 				fmt.Fprintln(os.Stderr, "read module:", err)
 				return 1
 			}
 		}
 		var res result
 		switch {
-		case mod == nil && req.Payload == nil, mod != nil && req.Hash != modHash:
+		case mod == nil && req.payload == nil, mod != nil && req.Hash != modHash:
 			res = result{State: worker.StateFailed, ExitCode: -1, Reason: "job process: no module for this job"}
 		default:
 			if mod == nil {
@@ -152,12 +154,12 @@ func runnerMain(in io.Reader, out io.Writer) int {
 }
 
 func compileModule(ctx context.Context, rt wazero.Runtime, req request) (wazero.CompiledModule, error) {
-	if sha256.Sum256(req.Payload) != req.Hash {
+	if sha256.Sum256(req.payload) != req.Hash {
 		return nil, errors.New("job process: payload does not match its hash")
 	}
 	// Prepare's rewrite does not depend on the limits; the executor
 	// checked them against this job before sending it.
-	prepared, err := wasmfile.Prepare(req.Payload, wasmfile.Limits{})
+	prepared, err := wasmfile.Prepare(req.payload, wasmfile.Limits{})
 	if err != nil {
 		return nil, fmt.Errorf("module refused: %w", err)
 	}

@@ -179,7 +179,7 @@ func (t *headBuffer) String() string {
 }
 
 // send writes a request and, after it, the module's raw bytes (see
-// request.Payload).
+// request.PayloadLen).
 func (p *proc) send(req *request, module []byte) error {
 	if err := p.enc.Encode(req); err != nil {
 		return err
