@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -172,4 +173,72 @@ func (s *State) SignerState() SignerState {
 	}
 	c.Votes = slices.Clone(c.Votes)
 	return c
+}
+
+// SplitValues returns a copy of g without its block values (the last
+// proposal's, the locked and the valid value) and those values by block
+// id, so a driver can store each value once, under its id, instead of in
+// every save of the signer state. Written whole, a proposer's state
+// carried the block it proposed with each vote it signed until it
+// proposed again, and every precommit carried the locked block twice.
+// A value whose id already names different bytes stays in the copy.
+func (g *SignerState) SplitValues() (SignerState, map[BlockID][]byte) {
+	c := *g
+	vals := make(map[BlockID][]byte, 1)
+	take := func(id BlockID, v []byte) bool {
+		if id.IsNil() || len(v) == 0 {
+			return false
+		}
+		if have, ok := vals[id]; ok && !bytes.Equal(have, v) {
+			return false
+		}
+		vals[id] = v
+		return true
+	}
+	if p := c.LastProposal; p != nil && take(p.BlockID, p.Value) {
+		cp := *p
+		cp.Value = nil
+		c.LastProposal = &cp
+	}
+	if c.LockedRound >= 0 && take(c.LockedBlockID, c.LockedValue) {
+		c.LockedValue = nil
+	}
+	if c.ValidRound >= 0 && take(c.ValidBlockID, c.ValidValue) {
+		c.ValidValue = nil
+	}
+	return c, vals
+}
+
+// JoinValues puts back the values SplitValues took out, reading each
+// missing one by its id with get.
+func (g *SignerState) JoinValues(get func(BlockID) ([]byte, error)) error {
+	fill := func(id BlockID, v *[]byte) error {
+		if id.IsNil() || len(*v) > 0 {
+			return nil
+		}
+		b, err := get(id)
+		if err != nil {
+			return fmt.Errorf("signer state value %s: %w", id, err)
+		}
+		*v = b
+		return nil
+	}
+	if p := g.LastProposal; p != nil {
+		cp := *p
+		if err := fill(cp.BlockID, &cp.Value); err != nil {
+			return err
+		}
+		g.LastProposal = &cp
+	}
+	if g.LockedRound >= 0 {
+		if err := fill(g.LockedBlockID, &g.LockedValue); err != nil {
+			return err
+		}
+	}
+	if g.ValidRound >= 0 {
+		if err := fill(g.ValidBlockID, &g.ValidValue); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,9 @@
 package consensus
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -190,5 +193,82 @@ func TestEquivocationAfterDecisionIsReported(t *testing.T) {
 	}
 	if got := evidence(signVote(keys[offender], Precommit, 1, held.Round, idOf([]byte("third")), 5)); got != 0 {
 		t.Fatalf("a third vote gave %d evidence, want 0 (already reported)", got)
+	}
+}
+
+// TestSignerStateSplitAndJoinValues: SplitValues takes each block value
+// out once, by id, and JoinValues puts back exactly what was taken. A
+// value whose id already names other bytes (a forged pair) stays in the
+// state, so a join can never give it the other value's bytes.
+func TestSignerStateSplitAndJoinValues(t *testing.T) {
+	a, forged, b := []byte("block a"), []byte("other bytes claiming a's id"), []byte("block b")
+	ida, idb := idOf(a), idOf(b)
+	cases := []struct {
+		name    string
+		state   SignerState
+		taken   int // values split out
+		inlined int // values left in the state
+	}{
+		{"nothing held", SignerState{Height: 3, LockedRound: -1, ValidRound: -1}, 0, 0},
+		{"one value held three times", SignerState{Height: 3, Round: 1,
+			LastProposal: &Proposal{Height: 3, Round: 1, BlockID: ida, Value: a},
+			LockedRound:  1, LockedBlockID: ida, LockedValue: a, ValidRound: 1, ValidBlockID: ida, ValidValue: a}, 1, 0},
+		{"an old proposal and a new lock", SignerState{Height: 4,
+			LastProposal: &Proposal{Height: 2, BlockID: idb, Value: b},
+			LockedRound:  0, LockedBlockID: ida, LockedValue: a, ValidRound: 0, ValidBlockID: ida, ValidValue: a}, 2, 0},
+		{"forged pair under a's id", SignerState{Height: 3,
+			LastProposal: &Proposal{Height: 3, BlockID: ida, Value: a},
+			LockedRound:  0, LockedBlockID: ida, LockedValue: forged, ValidRound: -1}, 1, 1},
+		{"not locked: stale bytes are not taken", SignerState{Height: 3, LockedRound: -1, LockedBlockID: ida, LockedValue: a, ValidRound: -1}, 0, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			orig := tc.state
+			origProposal := orig.LastProposal
+			bare, vals := tc.state.SplitValues()
+			if len(vals) != tc.taken {
+				t.Fatalf("took %d values, want %d", len(vals), tc.taken)
+			}
+			inlined := 0
+			if bare.LastProposal != nil && len(bare.LastProposal.Value) > 0 {
+				inlined++
+			}
+			inlined += min(len(bare.LockedValue), 1) + min(len(bare.ValidValue), 1)
+			if inlined != tc.inlined {
+				t.Fatalf("%d values left in the state, want %d", inlined, tc.inlined)
+			}
+			if origProposal != nil && len(origProposal.Value) == 0 {
+				t.Fatal("SplitValues changed the state it was given")
+			}
+			raw, err := EncodeSignerState(&bare)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeSignerState(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := got.JoinValues(func(id BlockID) ([]byte, error) {
+				v, ok := vals[id]
+				if !ok {
+					return nil, fmt.Errorf("no value %s", id)
+				}
+				return v, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if (got.LastProposal == nil) != (orig.LastProposal == nil) ||
+				got.LastProposal != nil && !bytes.Equal(got.LastProposal.Value, orig.LastProposal.Value) ||
+				orig.LockedRound >= 0 && !bytes.Equal(got.LockedValue, orig.LockedValue) ||
+				orig.ValidRound >= 0 && !bytes.Equal(got.ValidValue, orig.ValidValue) {
+				t.Fatalf("joined state differs: %+v, want %+v", got, orig)
+			}
+		})
+	}
+	// A value the store lost is an error, not an empty lock.
+	g := SignerState{Height: 3, LockedRound: 0, LockedBlockID: ida, ValidRound: -1}
+	err := g.JoinValues(func(BlockID) ([]byte, error) { return nil, errors.New("not found") })
+	if err == nil {
+		t.Fatal("a missing locked value was not reported")
 	}
 }

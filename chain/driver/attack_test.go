@@ -580,7 +580,7 @@ func TestValidatorRestartsAfter50RoundsAtOneHeight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.store.SaveSignerState(context.Background(), raw); err != nil {
+	if err := n.store.SaveSignerState(context.Background(), raw, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.nodes {

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -143,6 +144,9 @@ type Driver struct {
 	// idleMs is the core's idle wait; lastTxs is when the last block with
 	// transactions was committed (unix ms). Loop only.
 	idleMs, lastTxs int64
+	// signerVals are the block values the stored signer state refers to,
+	// by id, as stored (see persistSigner). Loop only.
+	signerVals map[consensus.BlockID][]byte
 
 	height   atomic.Uint64 // height being decided (last committed + 1)
 	curVS    atomic.Pointer[consensus.ValidatorSet]
@@ -261,9 +265,18 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 		}
 	}
 	var restored *consensus.SignerState
+	d.signerVals = make(map[consensus.BlockID][]byte)
 	if raw, err := bs.LoadSignerState(ctx); err == nil && len(raw) > 0 {
 		if restored, err = consensus.DecodeSignerState(raw); err != nil {
 			return nil, fmt.Errorf("driver: signer state: %w", err)
+		}
+		err = restored.JoinValues(func(id consensus.BlockID) ([]byte, error) {
+			v, err := bs.LoadSignerValue(ctx, id)
+			d.signerVals[id] = v
+			return v, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("driver: %w", err)
 		}
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("driver: signer state: %w", err)
@@ -575,6 +588,40 @@ func (d *Driver) loop() {
 	}
 }
 
+// persistSigner writes the signer state before anything signed leaves.
+// The block values it holds go to the store once each, under their ids,
+// with the save that first refers to them, and leave with the save that
+// no longer does: a validator's votes used to rewrite the same block up
+// to three times each, megabytes per height under load.
+func (d *Driver) persistSigner(g *consensus.SignerState) error {
+	bare, vals := g.SplitValues()
+	raw, err := consensus.EncodeSignerState(&bare)
+	if err != nil {
+		return fmt.Errorf("encode signer state: %w", err)
+	}
+	var put map[[32]byte][]byte
+	var drop [][32]byte
+	for id, v := range vals {
+		if have, ok := d.signerVals[id]; ok && bytes.Equal(have, v) {
+			continue
+		}
+		if put == nil {
+			put = make(map[[32]byte][]byte, len(vals))
+		}
+		put[id] = v
+	}
+	for id := range d.signerVals {
+		if _, ok := vals[id]; !ok {
+			drop = append(drop, id)
+		}
+	}
+	if err := d.store.SaveSignerState(d.ctx, raw, put, drop); err != nil {
+		return fmt.Errorf("persist signer state: %w", err)
+	}
+	d.signerVals = vals
+	return nil
+}
+
 func (d *Driver) step(e consensus.Event) error {
 	return d.run(d.cs.Step(consensus.Input{Now: d.now(), Event: e}))
 }
@@ -588,12 +635,8 @@ func (d *Driver) run(outs []consensus.Output) error {
 		var more []consensus.Output
 		switch o := o.(type) {
 		case consensus.Persist:
-			raw, err := consensus.EncodeSignerState(&o.State)
-			if err != nil {
-				return fmt.Errorf("encode signer state: %w", err)
-			}
-			if err := d.store.SaveSignerState(d.ctx, raw); err != nil {
-				return fmt.Errorf("persist signer state: %w", err)
+			if err := d.persistSigner(&o.State); err != nil {
+				return err
 			}
 		case consensus.Broadcast:
 			raw, err := consensus.EncodeMessage(o.Message)

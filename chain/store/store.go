@@ -47,6 +47,9 @@ const (
 func blockKey(h uint64) ds.Key  { return ds.NewKey(fmt.Sprintf("/blocks/%016x", h)) }
 func commitKey(h uint64) ds.Key { return ds.NewKey(fmt.Sprintf("/commits/%016x", h)) }
 func txKey(h [32]byte) ds.Key   { return ds.NewKey("/txs/" + hex.EncodeToString(h[:])) }
+func signerValueKey(id [32]byte) ds.Key {
+	return ds.NewKey("/meta/signer-values/" + hex.EncodeToString(id[:]))
+}
 func receiptsKey(h uint64) ds.Key {
 	return ds.NewKey(fmt.Sprintf("/receipts/%016x", h))
 }
@@ -489,12 +492,50 @@ func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 
 // SaveSignerState durably stores the consensus signer state (the last
 // height/round/step signed), which must be written before a vote leaves
-// the node.
-func (s *Store) SaveSignerState(ctx context.Context, b []byte) error {
-	if err := s.d.Put(ctx, keySigner, b); err != nil {
+// the node, and in the same write the block values it refers to by id:
+// put adds or replaces values, drop deletes the ones it no longer refers
+// to. A value is written once, not with every vote that follows it.
+func (s *Store) SaveSignerState(ctx context.Context, state []byte, put map[[32]byte][]byte, drop [][32]byte) error {
+	if len(put) == 0 && len(drop) == 0 {
+		if err := s.d.Put(ctx, keySigner, state); err != nil {
+			return fmt.Errorf("save signer state: %w", err)
+		}
+		return nil
+	}
+	b, err := s.d.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("save signer state: %w", err)
+	}
+	for _, id := range drop {
+		if err == nil {
+			err = b.Delete(ctx, signerValueKey(id))
+		}
+	}
+	for id, v := range put {
+		if err == nil {
+			err = b.Put(ctx, signerValueKey(id), v)
+		}
+	}
+	if err == nil {
+		err = b.Put(ctx, keySigner, state)
+	}
+	if err == nil {
+		err = b.Commit(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("save signer state: %w", err)
 	}
 	return nil
+}
+
+// LoadSignerValue returns the block value SaveSignerState stored under id,
+// or ErrNotFound.
+func (s *Store) LoadSignerValue(ctx context.Context, id [32]byte) ([]byte, error) {
+	b, err := s.d.Get(ctx, signerValueKey(id))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("signer value %x: %w", id[:8], ErrNotFound)
+	}
+	return b, err
 }
 
 // LoadSignerState returns the signer state, or ErrNotFound before the

@@ -117,10 +117,27 @@ func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store)
 	if _, err := s.LoadSignerState(ctx); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("signer state before save: %v", err)
 	}
-	if err := s.SaveSignerState(ctx, []byte("hrs")); err != nil {
+	if err := s.SaveSignerState(ctx, []byte("hrs"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := s.LoadSignerState(ctx); err != nil || string(b) != "hrs" {
+		t.Fatalf("signer state %q %v", b, err)
+	}
+	// Values saved with the state load by id, and leave when dropped.
+	idA, idB := [32]byte{1}, [32]byte{2}
+	if err := s.SaveSignerState(ctx, []byte("hrs2"), map[[32]byte][]byte{idA: []byte("a"), idB: []byte("b")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSignerState(ctx, []byte("hrs3"), nil, [][32]byte{idA}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.LoadSignerValue(ctx, idB); err != nil || string(v) != "b" {
+		t.Fatalf("signer value b: %q %v", v, err)
+	}
+	if _, err := s.LoadSignerValue(ctx, idA); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("dropped signer value: %v", err)
+	}
+	if b, err := s.LoadSignerState(ctx); err != nil || string(b) != "hrs3" {
 		t.Fatalf("signer state %q %v", b, err)
 	}
 	// The chain goes on from the loaded state.
