@@ -107,11 +107,15 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("open chain store %s: %w", dir, err)
 		}
 	}
-	// Pebble's default 4 MiB memtables: 1 MiB ones halved an idle node's
-	// memtable memory but, with blocks of a few hundred KiB under load,
-	// flushed so often that commits stalled (3,000 tx/s offered: p50
-	// 5.8-9.4 s against 0.2-0.3 s).
-	opts := &pebble.Options{ErrorIfNotExists: !fresh}
+	// 1 MiB memtables, up to four queued for flushing before writes wait.
+	// Pebble keeps two memtables of its largest size for good (the live
+	// one and one to recycle), so its default 4 MiB held 8 MiB of every
+	// node's memory after a burst of load. They stalled commits under load
+	// (3,000 tx/s offered: p50 5.8-9.4 s) only while the signer state
+	// rewrote whole blocks with every vote and two memtables could queue;
+	// now 1, 2 and 4 MiB give the same throughput (bourse bench transfers
+	// --rate 7000: 3,192-3,646 tx/s for all three).
+	opts := &pebble.Options{ErrorIfNotExists: !fresh, MemTableSize: 1 << 20, MemTableStopWritesThreshold: 4}
 	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(opts), pebbleds.WithPebbleWriteOptions(pebble.Sync))
 	if err != nil {
 		return nil, fmt.Errorf("open chain store %s: %w: %v (restore the directory from a backup, or move it away to resync from genesis)", dir, ErrCorruptStore, err)
