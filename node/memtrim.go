@@ -18,19 +18,23 @@ import (
 // collects and returns it at once (debug.FreeOSMemory). A busy node is
 // left to the runtime: it collects often and reuses what it holds, and a
 // forced collection and page-out there only costs.
+//
+// The free space inside spans still in use (the runtime's heap/unused
+// class) is not counted: no collection returns it. Counted, it kept a
+// node that had been under load above the slack for good, and the
+// trimmer collected every period for nothing.
 const (
 	memTrimEvery = 15 * time.Second
-	memTrimSlack = 4 << 20
+	memTrimSlack = 1 << 20
 )
 
-// heapUse is what the trimmer reads: bytes of heap the process holds
+// heapUse is what the trimmer reads: bytes of heap a trim could shrink
 // (objects, live or garbage, plus free pages not returned to the OS),
 // bytes live at the last collection, and collections so far.
 type heapUse struct{ held, live, gcs uint64 }
 
 var heapMetrics = []string{
 	"/memory/classes/heap/objects:bytes",
-	"/memory/classes/heap/unused:bytes",
 	"/memory/classes/heap/free:bytes",
 	"/gc/heap/live:bytes",
 	"/gc/cycles/total:gc-cycles",
