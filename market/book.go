@@ -376,6 +376,15 @@ func (bk *Book) addOffer(o *Offer, now int64) error {
 		return err
 	}
 	addr := o.ProviderAddress()
+	// A copy of what the book holds is a duplicate whatever the chain
+	// says now: gossip may bring it late, after the provider's collateral
+	// changed, and an honest relay is not to be refused for that.
+	bk.mu.Lock()
+	err := bk.knownOfferLocked(addr, o)
+	bk.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	coll := uint64(1<<64 - 1) // without a view every offer is fully backed
 	if bk.cfg.View != nil {
 		ps, err := bk.offerBacked(bk.cfg.View(), o)
@@ -385,7 +394,7 @@ func (bk *Book) addOffer(o *Offer, now int64) error {
 		coll = ps.Collateral
 	}
 	bk.mu.Lock()
-	err := bk.checkOfferLocked(addr, o, coll)
+	err = bk.checkOfferLocked(addr, o, coll)
 	bk.mu.Unlock()
 	if err != nil {
 		return err
@@ -451,10 +460,17 @@ func collateralFor(units, minColl, per uint64) uint64 {
 }
 
 func (bk *Book) checkOfferLocked(addr wallet.Address, o *Offer, coll uint64) error {
+	if _, ok := bk.offers[addr]; !ok && len(bk.offers) >= bk.cfg.MaxOffers && bk.offerMin[0].coll >= coll {
+		return fmt.Errorf("%w: %d offers, each backed by at least as much collateral as %d", ErrBookFull, len(bk.offers), coll)
+	}
+	return bk.knownOfferLocked(addr, o)
+}
+
+// knownOfferLocked refuses a copy of the held offer (ErrDuplicate) or an
+// older one (ErrStale).
+func (bk *Book) knownOfferLocked(addr wallet.Address, o *Offer) error {
 	e, ok := bk.offers[addr]
 	switch {
-	case !ok && len(bk.offers) >= bk.cfg.MaxOffers && bk.offerMin[0].coll >= coll:
-		return fmt.Errorf("%w: %d offers, each backed by at least as much collateral as %d", ErrBookFull, len(bk.offers), coll)
 	case !ok:
 		return nil
 	case e.o.Seq == o.Seq && bytes.Equal(e.o.Sig, o.Sig):
@@ -499,6 +515,15 @@ func (bk *Book) addBid(e *bidEntry, now int64) error {
 	if err := b.Validate(now); err != nil {
 		return err
 	}
+	// A copy of a bid held or closed is that, whatever the client can
+	// spend now (its own match may have taken the escrow): gossip brings
+	// copies late, and an honest relay is not to be refused for them.
+	bk.mu.Lock()
+	err := bk.knownBidLocked(e)
+	bk.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	spendable := uint64(1<<64 - 1)
 	if bk.cfg.View != nil {
 		spendable = bk.cfg.View().Spendable(e.client)
@@ -507,7 +532,7 @@ func (bk *Book) addBid(e *bidEntry, now int64) error {
 		}
 	}
 	bk.mu.Lock()
-	err := bk.checkBidLocked(e, spendable)
+	err = bk.checkBidLocked(e, spendable)
 	bk.mu.Unlock()
 	if err != nil {
 		return err
@@ -567,12 +592,20 @@ func (bk *Book) peerCap() int {
 	return max(1, bk.cfg.MaxBids/4)
 }
 
-func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64) error {
+// knownBidLocked refuses a bid held (ErrDuplicate) or closed (ErrStale).
+func (bk *Book) knownBidLocked(e *bidEntry) error {
 	if _, ok := bk.bids[e.id]; ok {
 		return ErrDuplicate
 	}
 	if _, ok := bk.closed[e.id]; ok {
 		return fmt.Errorf("%w: bid is closed", ErrStale)
+	}
+	return nil
+}
+
+func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64) error {
+	if err := bk.knownBidLocked(e); err != nil {
+		return err
 	}
 	var n int
 	var sum uint64

@@ -38,7 +38,20 @@ type SignerState struct {
 	// a height takes; double-sign protection needs only Height/Round/Step and
 	// the last message, the votes kept are for re-delivery after a restart.
 	Votes []Vote `cbor:"12,keyasint,omitempty"`
+
+	// Apart marks the values SplitValues took out, to be read back by
+	// JoinValues: TakenProposal, TakenLocked, TakenValid. Set, it also
+	// makes a binary from before the split refuse the state (an unknown
+	// field) rather than restore a lock and a proposal without their values.
+	Apart uint8 `cbor:"13,keyasint,omitempty"`
 }
+
+// The values SignerState.Apart marks as stored apart.
+const (
+	TakenProposal uint8 = 1 << iota
+	TakenLocked
+	TakenValid
+)
 
 // SignerKeepRounds is how many of the latest rounds of a height keep their
 // votes in SignerState.Votes (besides the locked and valid rounds).
@@ -199,21 +212,24 @@ func (g *SignerState) SplitValues() (SignerState, map[BlockID][]byte) {
 		cp := *p
 		cp.Value = nil
 		c.LastProposal = &cp
+		c.Apart |= TakenProposal
 	}
 	if c.LockedRound >= 0 && take(c.LockedBlockID, c.LockedValue) {
 		c.LockedValue = nil
+		c.Apart |= TakenLocked
 	}
 	if c.ValidRound >= 0 && take(c.ValidBlockID, c.ValidValue) {
 		c.ValidValue = nil
+		c.Apart |= TakenValid
 	}
 	return c, vals
 }
 
-// JoinValues puts back the values SplitValues took out, reading each
-// missing one by its id with get.
+// JoinValues puts back the values SplitValues took out (those Apart
+// marks), reading each by its id with get.
 func (g *SignerState) JoinValues(get func(BlockID) ([]byte, error)) error {
-	fill := func(id BlockID, v *[]byte) error {
-		if id.IsNil() || len(*v) > 0 {
+	fill := func(bit uint8, id BlockID, v *[]byte) error {
+		if g.Apart&bit == 0 {
 			return nil
 		}
 		b, err := get(id)
@@ -225,20 +241,19 @@ func (g *SignerState) JoinValues(get func(BlockID) ([]byte, error)) error {
 	}
 	if p := g.LastProposal; p != nil {
 		cp := *p
-		if err := fill(cp.BlockID, &cp.Value); err != nil {
+		if err := fill(TakenProposal, cp.BlockID, &cp.Value); err != nil {
 			return err
 		}
 		g.LastProposal = &cp
+	} else if g.Apart&TakenProposal != 0 {
+		return fmt.Errorf("signer state: a proposal value stored apart, but no proposal")
 	}
-	if g.LockedRound >= 0 {
-		if err := fill(g.LockedBlockID, &g.LockedValue); err != nil {
-			return err
-		}
+	if err := fill(TakenLocked, g.LockedBlockID, &g.LockedValue); err != nil {
+		return err
 	}
-	if g.ValidRound >= 0 {
-		if err := fill(g.ValidBlockID, &g.ValidValue); err != nil {
-			return err
-		}
+	if err := fill(TakenValid, g.ValidBlockID, &g.ValidValue); err != nil {
+		return err
 	}
+	g.Apart = 0
 	return nil
 }

@@ -219,6 +219,9 @@ func TestSignerStateSplitAndJoinValues(t *testing.T) {
 		{"forged pair under a's id", SignerState{Height: 3,
 			LastProposal: &Proposal{Height: 3, BlockID: ida, Value: a},
 			LockedRound:  0, LockedBlockID: ida, LockedValue: forged, ValidRound: -1}, 1, 1},
+		{"a locked slot without a value stays without", SignerState{Height: 3,
+			LastProposal: &Proposal{Height: 3, BlockID: ida, Value: a},
+			LockedRound:  0, LockedBlockID: ida, ValidRound: -1}, 1, 0},
 		{"not locked: stale bytes are not taken", SignerState{Height: 3, LockedRound: -1, LockedBlockID: ida, LockedValue: a, ValidRound: -1}, 0, 1},
 	}
 	for _, tc := range cases {
@@ -257,6 +260,9 @@ func TestSignerStateSplitAndJoinValues(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
+			if got.Apart != 0 {
+				t.Fatalf("joined state still marks values apart: %b", got.Apart)
+			}
 			if (got.LastProposal == nil) != (orig.LastProposal == nil) ||
 				got.LastProposal != nil && !bytes.Equal(got.LastProposal.Value, orig.LastProposal.Value) ||
 				orig.LockedRound >= 0 && !bytes.Equal(got.LockedValue, orig.LockedValue) ||
@@ -266,7 +272,7 @@ func TestSignerStateSplitAndJoinValues(t *testing.T) {
 		})
 	}
 	// A value the store lost is an error, not an empty lock.
-	g := SignerState{Height: 3, LockedRound: 0, LockedBlockID: ida, ValidRound: -1}
+	g := SignerState{Height: 3, LockedRound: 0, LockedBlockID: ida, ValidRound: -1, Apart: TakenLocked}
 	err := g.JoinValues(func(BlockID) ([]byte, error) { return nil, errors.New("not found") })
 	if err == nil {
 		t.Fatal("a missing locked value was not reported")

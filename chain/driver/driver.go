@@ -270,13 +270,20 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 		if restored, err = consensus.DecodeSignerState(raw); err != nil {
 			return nil, fmt.Errorf("driver: signer state: %w", err)
 		}
+		// The values of a state from before the last commit are of no use
+		// (the core ignores such a state); they are only noted, so the
+		// first save deletes them.
 		err = restored.JoinValues(func(id consensus.BlockID) ([]byte, error) {
+			if restored.Height <= h {
+				d.signerVals[id] = nil
+				return nil, nil
+			}
 			v, err := bs.LoadSignerValue(ctx, id)
 			d.signerVals[id] = v
 			return v, err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("driver: %w", err)
+			return nil, fmt.Errorf("driver: %w: %v (restore the chain directory from a backup, or move it away to resync from genesis)", store.ErrCorruptStore, err)
 		}
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("driver: signer state: %w", err)
@@ -602,7 +609,7 @@ func (d *Driver) persistSigner(g *consensus.SignerState) error {
 	var put map[[32]byte][]byte
 	var drop [][32]byte
 	for id, v := range vals {
-		if have, ok := d.signerVals[id]; ok && bytes.Equal(have, v) {
+		if have, ok := d.signerVals[id]; ok && have != nil && bytes.Equal(have, v) {
 			continue
 		}
 		if put == nil {

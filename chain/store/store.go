@@ -138,7 +138,8 @@ func NewMem() *Store {
 }
 
 // NewOn wraps any batching datastore (fresh or previously written by
-// a Store).
+// a Store). Its batches must be atomic, as Pebble's are: a signer state
+// and the block values it names are written in one.
 func NewOn(d ds.Batching) (*Store, error) {
 	return newStore(d, func() error { return nil }, false)
 }
@@ -510,11 +511,6 @@ func (s *Store) SaveSignerState(ctx context.Context, state []byte, put map[[32]b
 	if err != nil {
 		return fmt.Errorf("save signer state: %w", err)
 	}
-	for _, id := range drop {
-		if err == nil {
-			err = b.Delete(ctx, signerValueKey(id))
-		}
-	}
 	for id, v := range put {
 		if err == nil {
 			err = b.Put(ctx, signerValueKey(id), v)
@@ -522,6 +518,11 @@ func (s *Store) SaveSignerState(ctx context.Context, state []byte, put map[[32]b
 	}
 	if err == nil {
 		err = b.Put(ctx, keySigner, state)
+	}
+	for _, id := range drop {
+		if err == nil {
+			err = b.Delete(ctx, signerValueKey(id))
+		}
 	}
 	if err == nil {
 		err = b.Commit(ctx)
