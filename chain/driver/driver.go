@@ -148,11 +148,10 @@ type Driver struct {
 	// by id, as stored (see persistSigner). Loop only.
 	signerVals map[consensus.BlockID][]byte
 
-	height   atomic.Uint64 // height being decided (last committed + 1)
-	curVS    atomic.Pointer[consensus.ValidatorSet]
-	lastVS   atomic.Pointer[consensus.ValidatorSet] // the last height's set, for its late votes
-	ahead    atomic.Bool                            // a peer gossiped a higher height
-	progress atomic.Int64                           // unix ms of the last commit
+	height   atomic.Uint64              // height being decided (last committed + 1)
+	sets     atomic.Pointer[heightSets] // published after height, replaced whole
+	ahead    atomic.Bool                // a peer gossiped a higher height
+	progress atomic.Int64               // unix ms of the last commit
 
 	badMu sync.Mutex
 	bad   map[string]time.Time // peers that sent invalid blocks, until when ignored
@@ -293,7 +292,7 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 		return nil, fmt.Errorf("driver: consensus: %w", err)
 	}
 	d.height.Store(h + 1)
-	d.curVS.Store(a.vs)
+	d.sets.Store(&heightSets{height: h + 1, cur: a.vs})
 	return d, nil
 }
 
@@ -409,7 +408,16 @@ func (d *Driver) State() *chain.State { return d.app.st }
 func (d *Driver) Store() *store.Store { return d.store }
 
 // Validators is the current height's validator set.
-func (d *Driver) Validators() *consensus.ValidatorSet { return d.curVS.Load() }
+func (d *Driver) Validators() *consensus.ValidatorSet { return d.sets.Load().cur }
+
+// heightSets is the height being decided with its validator set and the
+// last height's (for that height's late votes). Gossip validation reads
+// the three at once: read apart, a commit between the reads paired a
+// height with the next height's set, and an honest vote failed to verify.
+type heightSets struct {
+	height    uint64
+	cur, last *consensus.ValidatorSet
+}
 
 // Dropped counts gossip messages dropped because the loop was busy.
 func (d *Driver) Dropped() uint64 { return d.dropped.Load() }
@@ -505,12 +513,12 @@ func (d *Driver) ValidateGossip(data []byte) (consensus.Message, Verdict, error)
 	case m.Vote != nil:
 		h = m.Vote.Height
 	}
-	cur := d.height.Load()
-	vs := d.curVS.Load()
+	sets := d.sets.Load()
+	cur, vs := sets.height, sets.cur
 	if m.Vote != nil && h+1 == cur {
 		// A vote of the last height can still prove an equivocation
 		// (the core keeps that height's votes for evidence only).
-		if vs = d.lastVS.Load(); vs == nil {
+		if vs = sets.last; vs == nil {
 			return m, Ignore, nil
 		}
 	} else if h != cur {
@@ -525,7 +533,7 @@ func (d *Driver) ValidateGossip(data []byte) (consensus.Message, Verdict, error)
 		err = m.Vote.Verify(d.chainID, vs)
 	}
 	if err != nil {
-		if d.height.Load() != cur { // the height moved on while we checked
+		if d.sets.Load().height != cur { // the height moved on while we checked
 			return m, Ignore, nil
 		}
 		return m, Reject, err
@@ -767,8 +775,7 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 			delete(d.timers, k)
 		}
 	}
-	d.lastVS.Store(d.app.prevVS)
-	d.curVS.Store(next)
+	d.sets.Store(&heightSets{height: dec.Height + 1, cur: next, last: d.app.prevVS})
 	d.height.Store(dec.Height + 1)
 	d.progress.Store(d.now())
 	d.ahead.Store(false)
