@@ -77,7 +77,9 @@
 // its locked and valid rounds (a recovering validator must still deliver
 // its earlier votes, or crashes combined with message loss can deadlock a
 // height; the simulation found exactly that). Older votes are dropped, so
-// the signer state stays bounded at any round. It never signs a different
+// the signer state stays bounded at any round. SplitValues and JoinValues
+// let a driver store the block values the state holds apart from it,
+// once each, instead of with every vote (Apart marks them). It never signs a different
 // message at or below the last signed height/round/step; the same vote again
 // is returned unchanged. A zero key, or a key outside the set, makes an
 // observer that follows and decides without signing.

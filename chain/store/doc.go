@@ -10,7 +10,9 @@
 // recorded one. A damaged store (missing files, missing format marker,
 // records that do not hash to the recorded root, a missing last block) is
 // ErrCorruptStore with a message that says what to do — never a silent
-// reset. SaveSignerState/LoadSignerState hold the consensus signer guard.
+// reset. SaveSignerState/LoadSignerState hold the consensus signer guard;
+// the block values it names (its last proposal, lock and valid value) are
+// stored apart, once each, in the same synced batch (LoadSignerValue).
 //
 // May import: chain, go-datastore and its Pebble backend.
 package store
