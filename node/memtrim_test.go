@@ -75,7 +75,8 @@ var fragSink [][]byte
 // in use (a heap fragmented by a burst whose survivors are scattered)
 // cannot be returned by any collection, so it does not count toward the
 // slack. Counted, a node after load stayed over the slack for good and
-// collected every period for nothing.
+// collected every period for nothing. Other tests' goroutines allocate
+// meanwhile, so the heap is fragmented far beyond what they could add.
 func TestFragmentedHeapIsNotTrimmedForNothing(t *testing.T) {
 	s := make([]rtmetrics.Sample, len(heapMetrics))
 	for i, n := range heapMetrics {
@@ -83,9 +84,9 @@ func TestFragmentedHeapIsNotTrimmedForNothing(t *testing.T) {
 	}
 	unused := []rtmetrics.Sample{{Name: "/memory/classes/heap/unused:bytes"}}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	// 32 MiB of 64-byte objects, one in 32 kept: most spans stay in use,
+	// 64 MiB of 64-byte objects, one in 32 kept: most spans stay in use,
 	// nearly empty.
-	all := make([][]byte, 0, 32<<20/64)
+	all := make([][]byte, 0, 64<<20/64)
 	for range cap(all) {
 		all = append(all, make([]byte, 64))
 	}
@@ -96,11 +97,12 @@ func TestFragmentedHeapIsNotTrimmedForNothing(t *testing.T) {
 	debug.FreeOSMemory()
 	u := readHeapUse(s)
 	rtmetrics.Read(unused)
-	if got := unused[0].Value.Uint64(); got < 4*memTrimSlack {
-		t.Fatalf("the heap is not fragmented enough to test: %d bytes unused in spans", got)
+	frag := unused[0].Value.Uint64()
+	if frag < 32<<20 {
+		t.Fatalf("the heap is not fragmented enough to test: %d bytes unused in spans", frag)
 	}
-	if shouldTrim(u, u) {
-		t.Fatalf("a fragmented heap with no garbage is trimmed: held %d, live %d", u.held, u.live)
+	if u.held > u.live && u.held-u.live >= frag/2 {
+		t.Fatalf("held %d, live %d: the %d bytes free inside used spans count toward a trim", u.held, u.live, frag)
 	}
 	runtime.KeepAlive(fragSink)
 	fragSink = nil
