@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/market"
 	"github.com/bourse-net/bourse/p2p"
 )
@@ -69,13 +70,23 @@ func TestStrangerCannotFetchJobPayloadOrResult(t *testing.T) {
 	prov, stranger := nodeOf(done.Provider)
 	pubProv, pubStranger := nodeOf(pubDone.Provider)
 	client := tn.nodes[0]
-	// What a stranger knows of a job: the bid it saw, as the chain holds it.
+	// What a stranger knows of a job: the bid it saw, as the chain holds it
+	// once the stranger's node has the block with the result (it may be
+	// a block or two behind the client's).
 	bidSeen := func(by *Node, id string) (market.BidID, [32]byte, [32]byte, [32]byte) {
 		jobID, err := market.ParseBidID(id)
 		must(t, err)
-		rec, ok, err := by.drv.State().Match(jobID)
-		if err != nil || !ok {
-			t.Fatalf("the stranger knows no match for job %s: %v", id, err)
+		var rec chain.Match
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			r, ok, err := by.drv.State().Match(jobID)
+			if err == nil && ok && r.ResultHash != ([32]byte{}) {
+				rec = r
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the stranger knows no match with a result for job %s: %v (known %v)", id, err, ok)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 		man, ok := rec.Match.Bid.Payload.ManifestHash()
 		if !ok {
