@@ -267,10 +267,7 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 		return failed("wait for container: %s", status.Error.Message)
 	}
 	code := int(status.StatusCode)
-	ictx, cancel := cleanupCtx()
-	info, ierr := e.cli.ContainerInspect(ictx, id)
-	cancel()
-	if ierr == nil && info.State != nil && info.State.OOMKilled {
+	if e.oomKilled(ctx, id, code) {
 		return worker.Outcome{State: worker.StateOOM, ExitCode: code,
 			Reason: fmt.Sprintf("%v: killed at the memory limit of %d MiB", worker.ErrOutOfMemory, job.Limits.MemoryMiB)}
 	}
@@ -279,6 +276,31 @@ func (e *Executor) run(run *worker.Run) worker.Outcome {
 	}
 	return worker.Outcome{State: worker.StateSucceeded}
 }
+
+// oomKilled reports whether the daemon saw the container killed at its
+// memory limit. On cgroup v2 the shim may report the exit before the OOM
+// event (containerd/containerd#12714, hashicorp/nomad#13119), so a
+// container killed by SIGKILL (137) that ctx did not kill is inspected
+// again for up to oomEventWait before it counts as a plain failure.
+func (e *Executor) oomKilled(ctx context.Context, id string, code int) bool {
+	deadline := time.Now().Add(oomEventWait)
+	for {
+		ictx, cancel := cleanupCtx()
+		info, err := e.cli.ContainerInspect(ictx, id)
+		cancel()
+		if err == nil && info.State != nil && info.State.OOMKilled {
+			return true
+		}
+		if code != 137 || ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// oomEventWait bounds how long a SIGKILLed container's OOM event may lag
+// its exit.
+const oomEventWait = time.Second
 
 // image makes the job's image available locally and returns its ID, by
 // which the container is created: never a tag, which anyone who loads an
