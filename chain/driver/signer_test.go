@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -148,4 +149,62 @@ func TestSignerStateWritesEachBlockOnce(t *testing.T) {
 	c.start(n0)
 	c.waitHeight(h+4, 15*time.Second)
 	c.checkAgreement()
+}
+
+// TestSignerStateMissingValueIsCorruptStore: a store whose signer state
+// names a block value it no longer holds does not start with an empty
+// lock or proposal: it is a corrupt store, and the error says so.
+func TestSignerStateMissingValueIsCorruptStore(t *testing.T) {
+	c := newCluster(t, 4)
+	w := newWriteLog()
+	s, err := store.NewOn(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n0 := c.nodes[0]
+	n0.store = s
+	c.virtual()
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	c.waitHeight(6, 10*time.Second)
+	c.stop(n0)
+	ctx := context.Background()
+	// The state as at the next height (the node may have stopped before
+	// signing anything there), its last proposal's value stored apart.
+	raw, err := n0.store.LoadSignerState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := consensus.DecodeSignerState(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Apart&consensus.TakenProposal == 0 {
+		t.Fatalf("no proposal value stored apart (apart %b)", g.Apart)
+	}
+	g.Height = n0.store.Height() + 1
+	if raw, err = consensus.EncodeSignerState(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := n0.store.SaveSignerState(ctx, raw, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.Query(ctx, query.Query{Prefix: "/meta/signer-values/", KeysOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := r.Rest()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no signer values stored (%v)", err)
+	}
+	for _, k := range keys {
+		if err := w.Delete(ctx, ds.NewKey(k.Key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = New(Config{GenesisJSON: c.genesis, Key: n0.key, Clock: c.clk}, n0.store, &memTransport{net: c.net, id: n0.id})
+	if !errors.Is(err, store.ErrCorruptStore) {
+		t.Fatalf("start without the signer state's values: %v, want %v", err, store.ErrCorruptStore)
+	}
 }
