@@ -148,8 +148,7 @@ type Driver struct {
 	// by id, as stored (see persistSigner). Loop only.
 	signerVals map[consensus.BlockID][]byte
 
-	height   atomic.Uint64              // height being decided (last committed + 1)
-	sets     atomic.Pointer[heightSets] // published after height, replaced whole
+	sets     atomic.Pointer[heightSets] // the height being decided and its sets, replaced whole
 	ahead    atomic.Bool                // a peer gossiped a higher height
 	progress atomic.Int64               // unix ms of the last commit
 
@@ -291,7 +290,6 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("driver: consensus: %w", err)
 	}
-	d.height.Store(h + 1)
 	d.sets.Store(&heightSets{height: h + 1, cur: a.vs})
 	return d, nil
 }
@@ -399,7 +397,7 @@ func (d *Driver) Err() error {
 }
 
 // Height is the height being decided: the last committed height + 1.
-func (d *Driver) Height() uint64 { return d.height.Load() }
+func (d *Driver) Height() uint64 { return d.sets.Load().height }
 
 // State is the committed chain state. Reads are safe concurrently.
 func (d *Driver) State() *chain.State { return d.app.st }
@@ -533,7 +531,7 @@ func (d *Driver) ValidateGossip(data []byte) (consensus.Message, Verdict, error)
 		err = m.Vote.Verify(d.chainID, vs)
 	}
 	if err != nil {
-		if d.sets.Load().height != cur { // the height moved on while we checked
+		if d.Height() != cur { // the height moved on while we checked
 			return m, Ignore, nil
 		}
 		return m, Reject, err
@@ -606,8 +604,8 @@ func (d *Driver) loop() {
 // persistSigner writes the signer state before anything signed leaves.
 // The block values it holds go to the store once each, under their ids,
 // with the save that first refers to them, and leave with the save that
-// no longer does: a validator's votes used to rewrite the same block up
-// to three times each, megabytes per height under load.
+// no longer does: each save used to rewrite up to three blocks (of up to
+// MaxProposalBytes each), several saves a height.
 func (d *Driver) persistSigner(g *consensus.SignerState) error {
 	bare, vals := g.SplitValues()
 	raw, err := consensus.EncodeSignerState(&bare)
@@ -617,7 +615,7 @@ func (d *Driver) persistSigner(g *consensus.SignerState) error {
 	var put map[[32]byte][]byte
 	var drop [][32]byte
 	for id, v := range vals {
-		if have, ok := d.signerVals[id]; ok && have != nil && bytes.Equal(have, v) {
+		if bytes.Equal(d.signerVals[id], v) { // v is never empty: a nil here is not stored
 			continue
 		}
 		if put == nil {
@@ -776,7 +774,6 @@ func (d *Driver) commit(dec consensus.Decide) ([]consensus.Output, error) {
 		}
 	}
 	d.sets.Store(&heightSets{height: dec.Height + 1, cur: next, last: d.app.prevVS})
-	d.height.Store(dec.Height + 1)
 	d.progress.Store(d.now())
 	d.ahead.Store(false)
 	commit := dec.Commit
@@ -841,7 +838,7 @@ func (d *Driver) checkInvariants(h uint64) error {
 
 // onSynced takes a block with its commit fetched from a peer.
 func (d *Driver) onSynced(s *syncedBlock) error {
-	h := d.height.Load()
+	h := d.Height()
 	if s.commit.Height != s.block.Header.Height {
 		d.log.Warn("synced block and commit are for different heights", "peer", s.peer)
 		d.penalise(s.peer)

@@ -198,8 +198,8 @@ func (d *Driver) catchUp(p string) error {
 	if err := d.request(p, syncRequest{Kind: reqStatus}, &st); err != nil {
 		return err
 	}
-	for st.Height >= d.height.Load() {
-		from := d.height.Load()
+	for st.Height >= d.Height() {
+		from := d.Height()
 		var bs syncBlocks
 		if err := d.request(p, syncRequest{Kind: reqBlocks, From: from, Count: maxBlocksPerRq}, &bs); err != nil {
 			return err
@@ -238,16 +238,16 @@ func (d *Driver) catchUp(p string) error {
 			return d.ctx.Err()
 		}
 		want := from + uint64(len(bs.Blocks))
-		if d.height.Load() < want {
+		if d.Height() < want {
 			return fmt.Errorf("synced blocks up to %d not applied", want-1)
 		}
 	}
-	if st.Height+1 < d.height.Load() {
+	if st.Height+1 < d.Height() {
 		return errPeerBehind
 	}
-	if st.Height+1 == d.height.Load() {
+	if st.Height+1 == d.Height() {
 		var ms syncMessages
-		if err := d.request(p, syncRequest{Kind: reqMessages, Height: d.height.Load()}, &ms); err != nil {
+		if err := d.request(p, syncRequest{Kind: reqMessages, Height: d.Height()}, &ms); err != nil {
 			return err
 		}
 		for _, raw := range ms.Messages {

@@ -110,11 +110,11 @@ func Open(dir string) (*Store, error) {
 	// 1 MiB memtables, up to four queued for flushing before writes wait.
 	// Pebble keeps two memtables of its largest size for good (the live
 	// one and one to recycle), so its default 4 MiB held 8 MiB of every
-	// node's memory after a burst of load. They stalled commits under load
-	// (3,000 tx/s offered: p50 5.8-9.4 s) only while the signer state
-	// rewrote whole blocks with every vote and two memtables could queue;
-	// now 1, 2 and 4 MiB give the same throughput (bourse bench transfers
-	// --rate 7000: 3,192-3,646 tx/s for all three).
+	// node's memory after a burst of load. 1 MiB ones stalled commits
+	// under load (3,000 tx/s offered: p50 5.8-9.4 s) when the signer state
+	// still rewrote whole blocks with every vote and two memtables could
+	// queue; with both changed, 1, 2 and 4 MiB give the same throughput
+	// (bourse bench transfers --rate 7000: 3,192-3,646 tx/s for all three).
 	opts := &pebble.Options{ErrorIfNotExists: !fresh, MemTableSize: 1 << 20, MemTableStopWritesThreshold: 4}
 	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(opts), pebbleds.WithPebbleWriteOptions(pebble.Sync))
 	if err != nil {
@@ -501,12 +501,6 @@ func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 // put adds or replaces values, drop deletes the ones it no longer refers
 // to. A value is written once, not with every vote that follows it.
 func (s *Store) SaveSignerState(ctx context.Context, state []byte, put map[[32]byte][]byte, drop [][32]byte) error {
-	if len(put) == 0 && len(drop) == 0 {
-		if err := s.d.Put(ctx, keySigner, state); err != nil {
-			return fmt.Errorf("save signer state: %w", err)
-		}
-		return nil
-	}
 	b, err := s.d.Batch(ctx)
 	if err != nil {
 		return fmt.Errorf("save signer state: %w", err)
