@@ -30,6 +30,8 @@ var (
 	// ErrPeerFull: the peer that delivered the bid already has its share
 	// of the book (BookConfig.MaxBidsPerPeer). It wraps ErrBookFull.
 	ErrPeerFull = fmt.Errorf("%w: the delivering peer's share is full", ErrBookFull)
+	// errClientFull: the client holds MaxBidsPerClient open bids.
+	errClientFull = fmt.Errorf("%w: the client's share is full", ErrBookFull)
 )
 
 // Kind says what a gossiped message holds (one topic per kind).
@@ -524,16 +526,7 @@ func (bk *Book) addBid(e *bidEntry, now int64) error {
 	if err != nil {
 		return err
 	}
-	spendable := uint64(1<<64 - 1)
-	if bk.cfg.View != nil {
-		spendable = bk.cfg.View().Spendable(e.client)
-		if spendable < b.MaxPrice {
-			return fmt.Errorf("%w: client %s can spend %d, the bid's max price is %d", ErrUnfunded, e.client, spendable, b.MaxPrice)
-		}
-	}
-	bk.mu.Lock()
-	err = bk.checkBidLocked(e, spendable)
-	bk.mu.Unlock()
+	spendable, settled, err := bk.fundBid(e)
 	if err != nil {
 		return err
 	}
@@ -542,7 +535,7 @@ func (bk *Book) addBid(e *bidEntry, now int64) error {
 	}
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	if err := bk.checkBidLocked(e, spendable); err != nil {
+	if err := bk.checkBidLocked(e, spendable, settled); err != nil {
 		return err
 	}
 	// Make room: the least valuable bids leave while the newcomer is
@@ -592,6 +585,55 @@ func (bk *Book) peerCap() int {
 	return max(1, bk.cfg.MaxBids/4)
 }
 
+// fundBid checks e against what its client can spend and the client's
+// open bids. It returns the spendable balance, and the client's open bids
+// that the committed state already closed (nil when there were none to
+// look for).
+//
+// Those bids matter because the chain takes a matched bid's escrow from
+// the balance in the block that matches it, and the book drops the bid
+// only when the node calls Close after that commit. In between, the bid
+// would be counted twice, once in the balance and once in the open sum,
+// and a client's next bid would be refused although the client can fund
+// it. The closed bids are looked up only when the plain check fails, so
+// a bid that fits costs no extra reads.
+//
+// The balance is read after the bids are looked up. A bid closed between
+// the two reads is then counted in the sum while its escrow is already
+// gone from the balance, which is too strict but never too lenient.
+func (bk *Book) fundBid(e *bidEntry) (uint64, map[BidID]bool, error) {
+	if bk.cfg.View == nil {
+		bk.mu.Lock()
+		defer bk.mu.Unlock()
+		return 1<<64 - 1, nil, bk.checkBidLocked(e, 1<<64-1, nil)
+	}
+	view := bk.cfg.View()
+	spendable := view.Spendable(e.client)
+	if spendable < e.b.MaxPrice {
+		return 0, nil, fmt.Errorf("%w: client %s can spend %d, the bid's max price is %d", ErrUnfunded, e.client, spendable, e.b.MaxPrice)
+	}
+	bk.mu.Lock()
+	err := bk.checkBidLocked(e, spendable, nil)
+	var open []BidID
+	if c := bk.clients[e.client]; c != nil && (errors.Is(err, ErrUnfunded) || errors.Is(err, errClientFull)) {
+		open = slices.Collect(maps.Keys(c.bids))
+	}
+	bk.mu.Unlock()
+	settled := map[BidID]bool{}
+	for _, id := range open {
+		if view.BidClosed(id) {
+			settled[id] = true
+		}
+	}
+	if len(settled) == 0 {
+		return spendable, nil, err
+	}
+	spendable = view.Spendable(e.client)
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	return spendable, settled, bk.checkBidLocked(e, spendable, settled)
+}
+
 // knownBidLocked refuses a bid held (ErrDuplicate) or closed (ErrStale).
 func (bk *Book) knownBidLocked(e *bidEntry) error {
 	if _, ok := bk.bids[e.id]; ok {
@@ -603,7 +645,11 @@ func (bk *Book) knownBidLocked(e *bidEntry) error {
 	return nil
 }
 
-func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64) error {
+// checkBidLocked checks e against the book's bounds and the client's
+// spendable balance. The client's bids in settled are closed on the chain
+// and not yet in the book; they count neither against the client's bound
+// nor against its balance.
+func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64, settled map[BidID]bool) error {
 	if err := bk.knownBidLocked(e); err != nil {
 		return err
 	}
@@ -611,9 +657,17 @@ func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64) error {
 	var sum uint64
 	if c := bk.clients[e.client]; c != nil {
 		n, sum = len(c.bids), c.sum
+		if len(settled) > 0 {
+			n, sum = 0, 0
+			for id, x := range c.bids {
+				if !settled[id] {
+					n, sum = n+1, satAdd(sum, x.b.MaxPrice)
+				}
+			}
+		}
 	}
 	if n >= bk.cfg.MaxBidsPerClient {
-		return fmt.Errorf("%w: client %s has %d open bids", ErrBookFull, e.client, n)
+		return fmt.Errorf("%w: client %s has %d open bids", errClientFull, e.client, n)
 	}
 	if e.peer != "" {
 		if np, limit := bk.peers[e.peer], bk.peerCap(); np >= limit {
