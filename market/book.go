@@ -30,8 +30,6 @@ var (
 	// ErrPeerFull: the peer that delivered the bid already has its share
 	// of the book (BookConfig.MaxBidsPerPeer). It wraps ErrBookFull.
 	ErrPeerFull = fmt.Errorf("%w: the delivering peer's share is full", ErrBookFull)
-	// errClientFull: the client holds MaxBidsPerClient open bids.
-	errClientFull = fmt.Errorf("%w: the client's share is full", ErrBookFull)
 )
 
 // Kind says what a gossiped message holds (one topic per kind).
@@ -526,15 +524,37 @@ func (bk *Book) addBid(e *bidEntry, now int64) error {
 	if err != nil {
 		return err
 	}
-	spendable, settled, err := bk.fundBid(e)
+	var view ChainView
+	if bk.cfg.View != nil {
+		view = bk.cfg.View()
+		// The book forgets closed ids (and a restarted node starts with
+		// none); the chain does not. One read keeps a replayed bid the
+		// chain matched or cancelled out of the book, where it would
+		// never match and, closed, would not count against its client.
+		if view.BidClosed(e.id) {
+			return fmt.Errorf("%w: bid is closed on the chain", ErrStale)
+		}
+	}
+	settled, verified, err := bk.fundBid(e, view)
 	if err != nil {
 		return err
 	}
-	if err := b.Verify(bk.cfg.ChainID); err != nil {
-		return err
+	if !verified {
+		if err := b.Verify(bk.cfg.ChainID); err != nil {
+			return err
+		}
 	}
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
+	// The balance is read again under the book's lock. The node closes a
+	// matched bid only after the block that took its escrow is applied,
+	// so every bid already gone from the client's sum has its escrow gone
+	// from this balance too; a balance read before the lock could predate
+	// the block whose bids Close took out of the sum since.
+	spendable := uint64(1<<64 - 1)
+	if view != nil {
+		spendable = view.Spendable(e.client)
+	}
 	if err := bk.checkBidLocked(e, spendable, settled); err != nil {
 		return err
 	}
@@ -586,39 +606,49 @@ func (bk *Book) peerCap() int {
 }
 
 // fundBid checks e against what its client can spend and the client's
-// open bids. It returns the spendable balance, and the client's open bids
-// that the committed state already closed (nil when there were none to
-// look for).
+// open bids, before the signature is verified (so that most unwanted bids
+// cost no verification). It returns the client's open bids that the
+// committed state already closed (nil when there was no need to look),
+// and whether it verified e's signature on the way.
 //
-// Those bids matter because the chain takes a matched bid's escrow from
-// the balance in the block that matches it, and the book drops the bid
-// only when the node calls Close after that commit. In between, the bid
-// would be counted twice, once in the balance and once in the open sum,
-// and a client's next bid would be refused although the client can fund
-// it. The closed bids are looked up only when the plain check fails, so
-// a bid that fits costs no extra reads.
-//
-// The balance is read after the bids are looked up. A bid closed between
-// the two reads is then counted in the sum while its escrow is already
-// gone from the balance, which is too strict but never too lenient.
-func (bk *Book) fundBid(e *bidEntry) (uint64, map[BidID]bool, error) {
-	if bk.cfg.View == nil {
-		bk.mu.Lock()
-		defer bk.mu.Unlock()
-		return 1<<64 - 1, nil, bk.checkBidLocked(e, 1<<64-1, nil)
-	}
-	view := bk.cfg.View()
-	spendable := view.Spendable(e.client)
-	if spendable < e.b.MaxPrice {
-		return 0, nil, fmt.Errorf("%w: client %s can spend %d, the bid's max price is %d", ErrUnfunded, e.client, spendable, e.b.MaxPrice)
+// Those closed bids matter because the chain takes a matched bid's escrow
+// from the balance in the block that matches it, and the book drops the
+// bid only when the node calls Close after that commit. In between, the
+// bid would be counted twice, once in the balance and once in the open
+// sum, and the client's next bid would be refused although the client
+// can fund it. They are looked up only when the plain check finds the
+// bid unfunded, and only for a bid whose signature holds, for at most
+// MaxBidsPerClient of the client's bids: a forged bid naming a client with
+// many open bids buys no reads (it is rejected), and a bid that fits costs
+// none. A client at MaxBidsPerClient waits for Close instead, a block at
+// most: that refusal is an Ignore, which costs a relay nothing, and
+// looking would make each ignored bid cost a verification and the reads.
+func (bk *Book) fundBid(e *bidEntry, view ChainView) (map[BidID]bool, bool, error) {
+	spendable := uint64(1<<64 - 1)
+	if view != nil {
+		spendable = view.Spendable(e.client)
+		if spendable < e.b.MaxPrice {
+			return nil, false, fmt.Errorf("%w: client %s can spend %d, the bid's max price is %d", ErrUnfunded, e.client, spendable, e.b.MaxPrice)
+		}
 	}
 	bk.mu.Lock()
 	err := bk.checkBidLocked(e, spendable, nil)
 	var open []BidID
-	if c := bk.clients[e.client]; c != nil && (errors.Is(err, ErrUnfunded) || errors.Is(err, errClientFull)) {
-		open = slices.Collect(maps.Keys(c.bids))
+	if c := bk.clients[e.client]; view != nil && c != nil && errors.Is(err, ErrUnfunded) {
+		for id := range c.bids {
+			if len(open) == bk.cfg.MaxBidsPerClient {
+				break
+			}
+			open = append(open, id)
+		}
 	}
 	bk.mu.Unlock()
+	if len(open) == 0 {
+		return nil, false, err
+	}
+	if err := e.b.Verify(bk.cfg.ChainID); err != nil {
+		return nil, false, err
+	}
 	settled := map[BidID]bool{}
 	for _, id := range open {
 		if view.BidClosed(id) {
@@ -626,12 +656,15 @@ func (bk *Book) fundBid(e *bidEntry) (uint64, map[BidID]bool, error) {
 		}
 	}
 	if len(settled) == 0 {
-		return spendable, nil, err
+		return nil, true, err
 	}
+	// The balance is read after the lookups: a bid closed in between is
+	// then counted in the sum while its escrow is already gone from the
+	// balance, which is too strict, never too lenient.
 	spendable = view.Spendable(e.client)
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	return spendable, settled, bk.checkBidLocked(e, spendable, settled)
+	return settled, true, bk.checkBidLocked(e, spendable, settled)
 }
 
 // knownBidLocked refuses a bid held (ErrDuplicate) or closed (ErrStale).
@@ -647,8 +680,8 @@ func (bk *Book) knownBidLocked(e *bidEntry) error {
 
 // checkBidLocked checks e against the book's bounds and the client's
 // spendable balance. The client's bids in settled are closed on the chain
-// and not yet in the book; they count neither against the client's bound
-// nor against its balance.
+// and not yet in the book; they count neither against its balance nor
+// against its bound.
 func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64, settled map[BidID]bool) error {
 	if err := bk.knownBidLocked(e); err != nil {
 		return err
@@ -667,7 +700,7 @@ func (bk *Book) checkBidLocked(e *bidEntry, spendable uint64, settled map[BidID]
 		}
 	}
 	if n >= bk.cfg.MaxBidsPerClient {
-		return fmt.Errorf("%w: client %s has %d open bids", errClientFull, e.client, n)
+		return fmt.Errorf("%w: client %s has %d open bids", ErrBookFull, e.client, n)
 	}
 	if e.peer != "" {
 		if np, limit := bk.peers[e.peer], bk.peerCap(); np >= limit {
