@@ -103,6 +103,14 @@
 // with a bucketed Merkle tree (65,536 buckets by key hash, binary tree on
 // top), recomputing only the buckets a block touched.
 //
+// The records are held in memory, except a settled match's once the state
+// has a ColdReader (State.SetCold; the driver gives it the block store): a
+// settled match never changes again, so the state keeps its key and its
+// Merkle leaf and reads its value from the store. A node's memory then
+// does not grow by a match's value (about 750 bytes) with every job in
+// the chain's history. Reads are pure as before: the value read is the
+// one committed, because the driver stores a block before it applies it.
+//
 // May import: wallet, codec, chain/merkle, chain/consensus, market (types
 // and checks only).
 package chain

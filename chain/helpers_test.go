@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/bourse-net/bourse/market"
@@ -38,6 +39,24 @@ type testNet struct {
 	// checkEvery > 1 checks the invariants (a full scan) only every
 	// checkEvery blocks, for tests on large states.
 	checkEvery uint64
+	// cold, when set, plays the block store of a state with SetCold: it
+	// receives each block's changes before the state applies them.
+	cold *memCold
+}
+
+// memCold is a ColdReader over a map, with a count of its reads.
+type memCold struct {
+	m     map[string][]byte
+	reads int
+}
+
+func (c *memCold) StateRecord(key string) ([]byte, error) {
+	c.reads++
+	v, ok := c.m[key]
+	if !ok {
+		return nil, fmt.Errorf("state record %x: missing", key)
+	}
+	return v, nil
 }
 
 func testGenesis(nAccounts, nVals int) *Genesis {
@@ -135,6 +154,15 @@ func (n *testNet) block(candidates ...[]byte) (*Block, *Result) {
 	res, err := Execute(n.st, b2, ExecOptions{})
 	if err != nil {
 		n.t.Fatalf("execute block %d: %v", b.Header.Height, err)
+	}
+	if n.cold != nil {
+		for _, c := range res.Changes {
+			if c.Value == nil {
+				delete(n.cold.m, string(c.Key))
+			} else {
+				n.cold.m[string(c.Key)] = c.Value
+			}
+		}
 	}
 	if err := n.st.Apply(res); err != nil {
 		n.t.Fatal(err)

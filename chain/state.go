@@ -26,9 +26,10 @@ import (
 // and with Apply (the mempool checks transactions while the driver commits).
 type State struct {
 	mu   sync.RWMutex
-	kv   map[string][]byte
+	kv   map[string][]byte     // an empty value: a cold record, read from cold
 	keys *btree.BTreeG[string] // the keys of kv in order, for prefix scans
 	tree *merkle.Tree
+	cold ColdReader // nil: every value stays in memory (see SetCold)
 	// cached decoded records that every block needs
 	params  Params
 	globals Globals
@@ -138,7 +139,7 @@ func (s *State) Root() [32]byte {
 func (s *State) Snapshot() *State {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return &State{kv: maps.Clone(s.kv), keys: s.keys.Clone(), params: s.params, globals: s.globals}
+	return &State{kv: maps.Clone(s.kv), keys: s.keys.Clone(), cold: s.cold, params: s.params, globals: s.globals}
 }
 
 func (s *State) Params() Params {
@@ -157,8 +158,83 @@ func (s *State) Globals() Globals {
 func (s *State) get(key string) ([]byte, bool) {
 	s.mu.RLock()
 	v, ok := s.kv[key]
+	cold := s.cold
 	s.mu.RUnlock()
+	if ok && len(v) == 0 && cold != nil {
+		return readCold(cold, key), true
+	}
 	return v, ok
+}
+
+// ColdReader reads a record of the committed state from where it is
+// stored: the block store's copy of the state (store.Store.StateRecord).
+type ColdReader interface {
+	StateRecord(key string) ([]byte, error)
+}
+
+// SetCold makes the state keep settled match records on disk only. A
+// settled match never changes again and is read rarely (the API, an
+// audit, a late result for a finished job), but a node keeps every job
+// it ever saw: held in memory, the records grew a node's memory with the
+// chain's history, about 750 bytes a job. With SetCold the state keeps
+// their keys (for scans) and Merkle leaves (for the root), and drops
+// their values, which reads then fetch from r.
+//
+// r must hold every record Apply installs by the time Apply is called:
+// the driver saves a block's changes to the store before it applies them.
+// A value r cannot give is read as ErrCorruptState.
+//
+// SetCold drops the values of the settled matches already held (the
+// state was just loaded from r).
+func (s *State) SetCold(r ColdReader) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cold = r
+	var keys []string
+	s.keys.AscendGreaterOrEqual(pfxMatch, func(k string) bool {
+		if !strings.HasPrefix(k, pfxMatch) {
+			return false
+		}
+		keys = append(keys, k)
+		return true
+	})
+	for _, k := range keys {
+		cold, err := settledMatch(k, s.kv[k])
+		if err != nil {
+			return err
+		}
+		if cold {
+			s.kv[k] = coldValue
+		}
+	}
+	return nil
+}
+
+// coldValue stands in kv for a value kept only by the ColdReader. No
+// record's value is empty: every one is CBOR.
+var coldValue = []byte{}
+
+// settledMatch reports whether the record (key, v) is a settled match,
+// which is kept cold. v is never empty here.
+func settledMatch(key string, v []byte) (bool, error) {
+	if !strings.HasPrefix(key, pfxMatch) || len(v) == 0 {
+		return false, nil
+	}
+	var m Match
+	if err := codec.Unmarshal(v, &m); err != nil {
+		return false, fmt.Errorf("%w: record %q: %v", ErrCorruptState, printableKey(key), err)
+	}
+	return !unsettled(m.Status), nil
+}
+
+// readCold reads a cold record; nil if r cannot give it (getRecord then
+// reports ErrCorruptState).
+func readCold(r ColdReader, key string) []byte {
+	v, err := r.StateRecord(key)
+	if err != nil || len(v) == 0 {
+		return nil
+	}
+	return v
 }
 
 // Account returns the account of a (zero if it never received funds).
@@ -265,8 +341,12 @@ func (s *State) scan(prefix, from string, fn func(key string, value []byte) bool
 			batch = append(batch, rec{k, s.kv[k]})
 			return len(batch) < scanChunk
 		})
+		cold := s.cold
 		s.mu.RUnlock()
 		for _, r := range batch {
+			if len(r.v) == 0 && cold != nil {
+				r.v = readCold(cold, r.k)
+			}
 			if !fn(r.k, r.v) {
 				return
 			}
@@ -317,6 +397,9 @@ func getRecord(r reader, key string, v any) (bool, error) {
 	b, ok := r.get(key)
 	if !ok {
 		return false, nil
+	}
+	if b == nil {
+		return true, fmt.Errorf("%w: record %q is held on disk only and the store does not have it", ErrCorruptState, printableKey(key))
 	}
 	if err := codec.Unmarshal(b, v); err != nil {
 		return true, fmt.Errorf("%w: record %q: %v", ErrCorruptState, printableKey(key), err)
@@ -457,16 +540,31 @@ func (s *State) Apply(res *Result) error {
 }
 
 func (s *State) installLocked(changes []merkle.Change, p *merkle.Pending) error {
-	for _, c := range changes {
+	// Which values stay on disk only is decided before anything changes:
+	// a record that does not decode leaves the state as it was.
+	var cold []bool
+	if s.cold != nil {
+		cold = make([]bool, len(changes))
+		for i, c := range changes {
+			var err error
+			if cold[i], err = settledMatch(string(c.Key), c.Value); err != nil {
+				return err
+			}
+		}
+	}
+	for i, c := range changes {
 		k := string(c.Key)
 		if c.Value == nil {
 			delete(s.kv, k)
 			s.keys.Delete(k)
-		} else {
-			if _, ok := s.kv[k]; !ok {
-				s.keys.ReplaceOrInsert(k)
-			}
-			s.kv[k] = c.Value
+			continue
+		}
+		if _, ok := s.kv[k]; !ok {
+			s.keys.ReplaceOrInsert(k)
+		}
+		s.kv[k] = c.Value
+		if cold != nil && cold[i] {
+			s.kv[k] = coldValue
 		}
 	}
 	if p == nil {
@@ -496,7 +594,13 @@ func (s *State) reloadLocked() error {
 
 type lockedReader struct{ s *State }
 
-func (l lockedReader) get(k string) ([]byte, bool) { v, ok := l.s.kv[k]; return v, ok }
+func (l lockedReader) get(k string) ([]byte, bool) {
+	v, ok := l.s.kv[k]
+	if ok && len(v) == 0 && l.s.cold != nil {
+		return readCold(l.s.cold, k), true
+	}
+	return v, ok
+}
 
 func (l lockedReader) scan(string, string, func(string, []byte) bool) {
 	panic("chain: scan under the state's write lock")
@@ -508,7 +612,7 @@ func StateFromRecords(records map[string][]byte) (*State, error) {
 	s := NewState()
 	changes := make([]merkle.Change, 0, len(records))
 	for k, v := range records {
-		if v == nil {
+		if len(v) == 0 {
 			return nil, fmt.Errorf("%w: record %q has no value", ErrCorruptState, printableKey(k))
 		}
 		changes = append(changes, merkle.Change{Key: []byte(k), Value: v})

@@ -429,6 +429,21 @@ func (s *Store) Commit(ctx context.Context, h uint64) ([]byte, error) {
 	return c, err
 }
 
+// StateRecord reads one record of the stored state, the state after the
+// last saved block: the chain.ColdReader of a state loaded from this
+// store (chain.State.SetCold), which keeps settled matches on disk only.
+// A missing record is ErrCorruptStore: the state names it.
+func (s *Store) StateRecord(key string) ([]byte, error) {
+	v, err := s.d.Get(context.Background(), stateKey([]byte(key)))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("state record %x: %w: missing", key, ErrCorruptStore)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state record %x: %w", key, err)
+	}
+	return v, nil
+}
+
 // TxByHash returns where a committed transaction is, and its bytes.
 func (s *Store) TxByHash(ctx context.Context, hash [32]byte) (TxLocation, []byte, error) {
 	loc, err := s.d.Get(ctx, txKey(hash))

@@ -1,0 +1,147 @@
+package chain
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/bourse-net/bourse/market"
+)
+
+// coldScenario settles two jobs (one acked, one released when its window
+// ends) and leaves a third held.
+func coldScenario(t *testing.T, n *testNet) (settled []market.BidID, held market.BidID) {
+	t.Helper()
+	acked := heldJob(t, n, 1, market.ExecWASM, rightHash, 1000)
+	_, res := n.block(ackTx(n, sClient, acked.ID()))
+	mustBody(t, res, "")
+	released := heldJob(t, n, 2, market.ExecWASM, rightHash, 1000)
+	for n.match(released.ID()).Status == MatchHeld {
+		n.block()
+	}
+	return []market.BidID{acked.ID(), released.ID()}, heldJob(t, n, 3, market.ExecWASM, rightHash, 1000).ID()
+}
+
+// records is every record of st, cold ones read back.
+func records(t *testing.T, st *State) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	if err := st.Each(func(k string, v []byte) error {
+		if len(v) == 0 {
+			t.Fatalf("record %q read back empty", printableKey(k))
+		}
+		out[k] = bytes.Clone(v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameRecords(t *testing.T, what string, got, want map[string][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d records, want %d", what, len(got), len(want))
+	}
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Fatalf("%s: record %q differs", what, printableKey(k))
+		}
+	}
+}
+
+// A node keeps every job it ever saw in its state. With SetCold a settled
+// match's value lives in the block store only: the same chain (same
+// blocks, same root, same records read back, the invariants checked after
+// every block through the cold reads) while the memory holds only the
+// open and held matches' values. A restart (a state loaded from the
+// store) drops them again.
+func TestSettledMatchesAreKeptOnDiskOnly(t *testing.T) {
+	hot, cold := newSettleNet(t), newSettleNet(t)
+	cold.cold = &memCold{m: records(t, cold.st)}
+	if err := cold.st.SetCold(cold.cold); err != nil {
+		t.Fatal(err)
+	}
+	settled, held := coldScenario(t, hot)
+	coldSettled, coldHeld := coldScenario(t, cold)
+	if held != coldHeld || len(settled) != len(coldSettled) {
+		t.Fatal("the two nets ran different jobs")
+	}
+	if hot.st.Root() != cold.st.Root() || hot.st.Height() != cold.st.Height() {
+		t.Fatalf("roots differ at heights %d and %d", hot.st.Height(), cold.st.Height())
+	}
+	want := records(t, hot.st)
+	sameRecords(t, "cold state", records(t, cold.st), want)
+
+	inMemory := func(st *State, id market.BidID) bool {
+		st.mu.RLock()
+		defer st.mu.RUnlock()
+		return len(st.kv[pfxMatch+string(id[:])]) > 0
+	}
+	for _, id := range settled {
+		if inMemory(cold.st, id) {
+			t.Errorf("settled match %s is held in memory", id)
+		}
+		if !inMemory(hot.st, id) {
+			t.Fatalf("without SetCold, settled match %s is not in memory", id)
+		}
+		reads := cold.cold.reads
+		if got, want := cold.match(id), hot.match(id); got.Status != want.Status || got.Paid != want.Paid || got.SettledAt != want.SettledAt {
+			t.Fatalf("match %s read back as %+v, want %+v", id, got, want)
+		}
+		if cold.cold.reads != reads+1 {
+			t.Fatalf("reading a settled match took %d store reads, want 1", cold.cold.reads-reads)
+		}
+	}
+	if !inMemory(cold.st, held) {
+		t.Errorf("held match %s is not in memory", held)
+	}
+
+	// A restart: the state is loaded from the store's records.
+	loaded, err := StateFromRecords(cold.cold.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loaded.SetCold(cold.cold); err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Root() != hot.st.Root() {
+		t.Fatal("the loaded state's root differs")
+	}
+	for _, id := range settled {
+		if inMemory(loaded, id) {
+			t.Errorf("after a restart, settled match %s is held in memory", id)
+		}
+	}
+	sameRecords(t, "loaded state", records(t, loaded), want)
+	if !inMemory(loaded, held) {
+		t.Errorf("after a restart, held match %s is not in memory", held)
+	}
+}
+
+// A store that lost a settled match's record: reading it is
+// ErrCorruptState, and a block that touches it fails as a whole (no
+// validator records a different transaction result for it).
+func TestSettledMatchTheStoreLostIsCorruptState(t *testing.T) {
+	n := newSettleNet(t)
+	n.cold = &memCold{m: records(t, n.st)}
+	if err := n.st.SetCold(n.cold); err != nil {
+		t.Fatal(err)
+	}
+	settled, _ := coldScenario(t, n)
+	id := settled[0]
+	// A second ack of the acked job: a failed transaction in a valid block.
+	n.time += n.step
+	tmpl := BlockTemplate{Height: n.st.Height() + 1, Time: n.time, PrevHash: n.prevHash, Proposer: n.proposer().Address()}
+	b, _, err := BuildBlock(n.st, tmpl, [][]byte{ackTx(n, sClient, id)}, ExecOptions{})
+	if err != nil || len(b.Txs) != 1 {
+		t.Fatalf("build: %v (%d txs)", err, len(b.Txs))
+	}
+	delete(n.cold.m, pfxMatch+string(id[:]))
+	if _, _, err := n.st.Match(id); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("reading the lost match: %v, want ErrCorruptState", err)
+	}
+	if _, err := Execute(n.st, b, ExecOptions{}); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("executing a block that acks the lost match: %v, want ErrCorruptState", err)
+	}
+}
