@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/bourse-net/bourse/chain/mempool"
 	"net"
 	"os"
 	"strings"
@@ -95,6 +96,10 @@ type ChainConfig struct {
 	// and halts the node at the first violation. It scans the whole state
 	// each block: on in local testnets and tests, off by default.
 	CheckInvariants bool `toml:"check_invariants"`
+
+	// mempool bounds the node's mempool; tests in this package set it, a
+	// node runs with the mempool's defaults.
+	mempool mempool.Config
 }
 
 // ProviderConfig sells capacity. A node is a provider when Enabled is true.

@@ -155,6 +155,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		ProposerTxs: n.proposerTxs,
 
 		CheckInvariants: n.cfg.Chain.CheckInvariants,
+		Mempool:         n.cfg.Chain.mempool,
 	}, n.store, (*transport)(n))
 	if err != nil {
 		return nil, err
