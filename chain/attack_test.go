@@ -32,7 +32,7 @@ func (n *testNet) seed(fn func(o *overlay, g *Globals)) {
 	fn(o, &g)
 	o.put(keyGlobals, g)
 	n.st.mu.Lock()
-	err := n.st.installLocked(o.changes(), nil)
+	err := n.st.installLocked(o.changes(), nil, nil)
 	n.st.mu.Unlock()
 	if err != nil {
 		n.t.Fatal(err)

@@ -23,7 +23,7 @@ func coldScenario(t *testing.T, n *testNet) (settled []market.BidID, held market
 }
 
 // records is every record of st, cold ones read back.
-func records(t *testing.T, st *State) map[string][]byte {
+func records(t testing.TB, st *State) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	if err := st.Each(func(k string, v []byte) error {
@@ -58,10 +58,9 @@ func sameRecords(t *testing.T, what string, got, want map[string][]byte) {
 // store) drops them again.
 func TestSettledMatchesAreKeptOnDiskOnly(t *testing.T) {
 	hot, cold := newSettleNet(t), newSettleNet(t)
-	cold.cold = &memCold{m: records(t, cold.st)}
-	if err := cold.st.SetCold(cold.cold); err != nil {
-		t.Fatal(err)
-	}
+	hot.st.mu.Lock()
+	hot.st.cold, hot.cold = nil, nil // every value in memory
+	hot.st.mu.Unlock()
 	settled, held := coldScenario(t, hot)
 	coldSettled, coldHeld := coldScenario(t, cold)
 	if held != coldHeld || len(settled) != len(coldSettled) {
@@ -124,10 +123,6 @@ func TestSettledMatchesAreKeptOnDiskOnly(t *testing.T) {
 // validator records a different transaction result for it).
 func TestSettledMatchTheStoreLostIsCorruptState(t *testing.T) {
 	n := newSettleNet(t)
-	n.cold = &memCold{m: records(t, n.st)}
-	if err := n.st.SetCold(n.cold); err != nil {
-		t.Fatal(err)
-	}
 	settled, _ := coldScenario(t, n)
 	id := settled[0]
 	// A second ack of the acked job: a failed transaction in a valid block.

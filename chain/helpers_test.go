@@ -90,6 +90,11 @@ func newTestNetFrom(t testing.TB, g *Genesis, nVals int) *testNet {
 		t.Fatalf("genesis state: %v", err)
 	}
 	n := &testNet{t: t, vals: nVals, gen: g, st: st, time: g.GenesisTime, pending: map[wallet.Address]uint64{}, cache: NewSigCache(1 << 16), step: 1000}
+	// Every test net keeps settled matches on disk only, as a node does.
+	n.cold = &memCold{m: records(t, st)}
+	if err := st.SetCold(n.cold); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < nAccounts; i++ {
 		n.keys = append(n.keys, testKey(i))
 	}
@@ -156,6 +161,13 @@ func (n *testNet) block(candidates ...[]byte) (*Block, *Result) {
 		n.t.Fatalf("execute block %d: %v", b.Header.Height, err)
 	}
 	if n.cold != nil {
+		n.st.mu.RLock()
+		for _, c := range res.Changes {
+			if v, ok := n.st.kv[string(c.Key)]; ok && len(v) == 0 {
+				n.t.Fatalf("block %d changes the settled match %q, which is kept on disk only", b.Header.Height, printableKey(string(c.Key)))
+			}
+		}
+		n.st.mu.RUnlock()
 		for _, c := range res.Changes {
 			if c.Value == nil {
 				delete(n.cold.m, string(c.Key))

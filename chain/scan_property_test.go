@@ -133,7 +133,7 @@ func TestOverlayScanMatchesSortedReference(t *testing.T) {
 			}
 		}
 		st.mu.Lock()
-		if err := st.installLocked(ch, nil); err != nil {
+		if err := st.installLocked(ch, nil, nil); err != nil {
 			st.mu.Unlock()
 			t.Fatal(err)
 		}

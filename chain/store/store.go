@@ -59,6 +59,8 @@ func stateKey(k []byte) ds.Key { return ds.NewKey(prefixState + hex.EncodeToStri
 var (
 	// ErrNotFound: no such block, commit or transaction.
 	ErrNotFound = errors.New("not found")
+	// ErrClosed: the store was closed (the node is stopping).
+	ErrClosed = errors.New("store closed")
 	// ErrCorruptStore: the store is damaged (a record missing or not
 	// decoding, a root that does not match its records). The node stops;
 	// it never resets silently.
@@ -89,6 +91,10 @@ type Store struct {
 	// blocks ending at it that share it (0 before block 1).
 	setHash  [32]byte
 	setStart uint64
+	// life lets StateRecord, which other goroutines call while a node
+	// stops, see the store closed instead of reading a closed database.
+	life   sync.RWMutex
+	closed bool
 }
 
 // Open opens (or creates, if dir does not exist or is empty) the Pebble
@@ -240,7 +246,15 @@ func hasAny(ctx context.Context, d ds.Datastore) bool {
 }
 
 // Close closes the underlying database.
-func (s *Store) Close() error { return s.closer() }
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.closer()
+}
 
 // Initialized reports whether InitGenesis has run.
 func (s *Store) Initialized() bool {
@@ -434,6 +448,11 @@ func (s *Store) Commit(ctx context.Context, h uint64) ([]byte, error) {
 // store (chain.State.SetCold), which keeps settled matches on disk only.
 // A missing record is ErrCorruptStore: the state names it.
 func (s *Store) StateRecord(key string) ([]byte, error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("state record %x: %w", key, ErrClosed)
+	}
 	v, err := s.d.Get(context.Background(), stateKey([]byte(key)))
 	if errors.Is(err, ds.ErrNotFound) {
 		return nil, fmt.Errorf("state record %x: %w: missing", key, ErrCorruptStore)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -140,10 +141,32 @@ func storeContract(t *testing.T, open func() *Store, reopen func(*Store) *Store)
 	if b, err := s.LoadSignerState(ctx); err != nil || string(b) != "hrs3" {
 		t.Fatalf("signer state %q %v", b, err)
 	}
+	// Every record of the loaded state reads back by key (the state's
+	// ColdReader); a key the state does not have is a corrupt store.
+	if err := st.Each(func(k string, v []byte) error {
+		got, err := s.StateRecord(k)
+		if err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("state record %q: %x %v, want %x", k, got, err, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StateRecord("match/no such job"); !errors.Is(err, ErrCorruptStore) {
+		t.Fatalf("a missing state record: %v, want ErrCorruptStore", err)
+	}
 	// The chain goes on from the loaded state.
 	n.St = st
 	runChain(t, n, s, 3, r)
 	_ = s.Close()
+	// A read after Close (a node stopping while a peer's request still
+	// runs) is an error, not a read of a closed database.
+	if _, err := s.StateRecord("globals"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("state record after Close: %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
 }
 
 func TestStoreMemory(t *testing.T) {
