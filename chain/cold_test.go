@@ -3,6 +3,8 @@ package chain
 import (
 	"bytes"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/bourse-net/bourse/market"
@@ -96,12 +98,17 @@ func TestSettledMatchesAreKeptOnDiskOnly(t *testing.T) {
 		t.Errorf("held match %s is not in memory", held)
 	}
 
-	// A restart: the state is loaded from the store's records.
-	loaded, err := StateFromRecords(cold.cold.m)
-	if err != nil {
-		t.Fatal(err)
+	// A restart: the state is loaded from the store's records, in key
+	// order, three records a chunk.
+	l := NewStateLoader(cold.cold)
+	l.size = 3
+	for _, k := range slices.Sorted(maps.Keys(cold.cold.m)) {
+		if err := l.Add(k, cold.cold.m[k]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := loaded.SetCold(cold.cold); err != nil {
+	loaded, err := l.State()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if loaded.Root() != hot.st.Root() {

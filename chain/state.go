@@ -645,6 +645,63 @@ func StateFromRecords(records map[string][]byte) (*State, error) {
 	return s, nil
 }
 
+// StateLoader rebuilds a state from stored records given one by one (the
+// store's LoadState), installing them a chunk at a time. With a
+// ColdReader the settled matches' values leave memory chunk by chunk, as
+// with SetCold, so loading a long chain's state needs the memory of the
+// state it keeps, not of every value in the chain's history at once.
+type StateLoader struct {
+	s     *State
+	chunk []merkle.Change
+	size  int // records a chunk; loadChunk unless a test sets it
+}
+
+const loadChunk = 4096
+
+// NewStateLoader starts an empty state; cold, when not nil, holds every
+// record that will be added (see SetCold).
+func NewStateLoader(cold ColdReader) *StateLoader {
+	s := NewState()
+	s.cold = cold
+	return &StateLoader{s: s, size: loadChunk}
+}
+
+// Add adds the record (key, value). Each key is added once.
+func (l *StateLoader) Add(key string, value []byte) error {
+	if len(value) == 0 {
+		return fmt.Errorf("%w: record %q has no value", ErrCorruptState, printableKey(key))
+	}
+	l.chunk = append(l.chunk, merkle.Change{Key: []byte(key), Value: value})
+	if len(l.chunk) >= l.size {
+		return l.flush()
+	}
+	return nil
+}
+
+func (l *StateLoader) flush() error {
+	var cold []bool
+	if l.s.cold != nil {
+		var err error
+		if cold, err = settledMatches(l.chunk); err != nil {
+			return err
+		}
+	}
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	err := l.s.installLocked(l.chunk, cold, nil)
+	l.chunk = l.chunk[:0]
+	return err
+}
+
+// State installs what is left and returns the state; its root is
+// recomputed from the records, for the caller to compare.
+func (l *StateLoader) State() (*State, error) {
+	if err := l.flush(); err != nil {
+		return nil, err
+	}
+	return l.s, nil
+}
+
 // Checked arithmetic: a would-be overflow or underflow is an error, never a wrap.
 var (
 	ErrInsufficientFunds = errors.New("insufficient funds")

@@ -489,7 +489,8 @@ func (s *Store) TxByHash(ctx context.Context, hash [32]byte) (TxLocation, []byte
 // LoadState rebuilds the state at the stored height from its records and
 // checks it: the recomputed root must equal the recorded root and the
 // state's own height must equal the store's. Any mismatch is
-// ErrCorruptStore.
+// ErrCorruptStore. Settled matches stay in the store and are read when
+// asked (chain.State.SetCold).
 func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -501,7 +502,9 @@ func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
 	defer res.Close()
-	records := map[string][]byte{}
+	// Settled matches are read from this store when asked, not held
+	// (chain.State.SetCold): loading does not hold the whole history.
+	l := chain.NewStateLoader(s)
 	for r := range res.Next() {
 		if r.Error != nil {
 			return nil, fmt.Errorf("load state: %w", r.Error)
@@ -510,9 +513,11 @@ func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load state: %w: key %q", ErrCorruptStore, r.Key)
 		}
-		records[string(k)] = r.Value
+		if err := l.Add(string(k), r.Value); err != nil {
+			return nil, fmt.Errorf("load state: %w: %v", ErrCorruptStore, err)
+		}
 	}
-	st, err := chain.StateFromRecords(records)
+	st, err := l.State()
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w: %v", ErrCorruptStore, err)
 	}
