@@ -25,6 +25,7 @@
 package lifecycle
 
 import (
+	"container/heap"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -92,6 +93,11 @@ type ClientJob struct {
 type Core struct {
 	cfg     Config
 	clients map[string]*ClientJob
+	// bidding holds the client jobs submitted or restored while bidding,
+	// by match-by time: a block looks at the ones it passed, not at every
+	// job the node ever submitted. A job that left bidding stays until
+	// its match-by time and is then dropped.
+	bidding byMatchBy
 	prov    map[market.BidID]*provJob
 	totals  ProviderTotals
 	duties  map[market.BidID]*duty
@@ -241,6 +247,7 @@ func (s *step) restore(in Restore) {
 	for i := range in.Jobs {
 		j := in.Jobs[i]
 		s.c.clients[j.ID] = &j
+		s.c.watchExpiry(&j)
 		// A settled job whose result was not fetched before the restart
 		// is fetched now.
 		if j.State == api.StateResultCommitted {
@@ -255,6 +262,7 @@ func (s *step) submit(in Submit) {
 		return
 	}
 	s.c.clients[j.ID] = &j
+	s.c.watchExpiry(&j)
 	// The driver saved the record before the bid left: publish only.
 	s.emit(Publish{Job: j.Job})
 }
@@ -271,8 +279,9 @@ func (s *step) block(b Block) {
 	// Bids past their match-by time without a match expire, with the
 	// matcher's explanation (computed by the driver, off the block path).
 	var expiring []*ClientJob
-	for _, j := range s.c.clients {
-		if j.State == api.StateBidding && !j.expiring && j.Bid != nil && b.Time >= j.Bid.MatchBy {
+	for len(s.c.bidding) > 0 && b.Time >= s.c.bidding[0].Bid.MatchBy {
+		j := heap.Pop(&s.c.bidding).(*ClientJob)
+		if s.c.clients[j.ID] == j && j.State == api.StateBidding && !j.expiring {
 			expiring = append(expiring, j)
 		}
 	}
@@ -689,6 +698,33 @@ func (s *step) tick() {
 	for _, id := range ids {
 		s.unavailable(id, s.c.prov[id], "the payload did not arrive by its deadline")
 	}
+}
+
+// watchExpiry queues j for the block that passes its match-by time.
+func (c *Core) watchExpiry(j *ClientJob) {
+	if j.State == api.StateBidding && j.Bid != nil {
+		heap.Push(&c.bidding, j)
+	}
+}
+
+// byMatchBy is a min-heap of client jobs by their bid's match-by time.
+type byMatchBy []*ClientJob
+
+func (h byMatchBy) Len() int { return len(h) }
+func (h byMatchBy) Less(a, b int) bool {
+	if h[a].Bid.MatchBy != h[b].Bid.MatchBy {
+		return h[a].Bid.MatchBy < h[b].Bid.MatchBy
+	}
+	return h[a].ID < h[b].ID
+}
+func (h byMatchBy) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
+func (h *byMatchBy) Push(x any)   { *h = append(*h, x.(*ClientJob)) }
+func (h *byMatchBy) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return j
 }
 
 // Queries. They return copies.
