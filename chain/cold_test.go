@@ -99,9 +99,8 @@ func TestSettledMatchesAreKeptOnDiskOnly(t *testing.T) {
 	}
 
 	// A restart: the state is loaded from the store's records, in key
-	// order, three records a chunk.
+	// order.
 	l := NewStateLoader(cold.cold)
-	l.size = 3
 	for _, k := range slices.Sorted(maps.Keys(cold.cold.m)) {
 		if err := l.Add(k, cold.cold.m[k]); err != nil {
 			t.Fatal(err)
@@ -145,5 +144,35 @@ func TestSettledMatchTheStoreLostIsCorruptState(t *testing.T) {
 	}
 	if _, err := Execute(n.st, b, ExecOptions{}); !errors.Is(err, ErrCorruptState) {
 		t.Fatalf("executing a block that acks the lost match: %v, want ErrCorruptState", err)
+	}
+}
+
+// A settled match's value leaves memory one block after the block that
+// settled it: the store need only hold a block by the time the next one
+// is applied, so a caller that applies a block before it saves it (a
+// test chain, a tool) still reads every value.
+func TestSettledValueGoesColdOneBlockLater(t *testing.T) {
+	n := newSettleNet(t)
+	b := heldJob(t, n, 1, market.ExecWASM, rightHash, 1000)
+	id := b.ID()
+	key := pfxMatch + string(id[:])
+	_, res := n.block(ackTx(n, sClient, b.ID()))
+	mustBody(t, res, "")
+	// What a store saving after Apply would not have yet.
+	saved := n.cold.m[key]
+	delete(n.cold.m, key)
+	if m := n.match(b.ID()); m.Status != MatchCompleted {
+		t.Fatalf("right after the settling block: %s", m.Status)
+	}
+	n.cold.m[key] = saved
+	n.block()
+	n.st.mu.RLock()
+	v := n.st.kv[key]
+	n.st.mu.RUnlock()
+	if len(v) != 0 {
+		t.Fatal("a block later, the settled match is still in memory")
+	}
+	if m := n.match(b.ID()); m.Status != MatchCompleted {
+		t.Fatalf("read from the store: %s", m.Status)
 	}
 }

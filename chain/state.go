@@ -30,6 +30,9 @@ type State struct {
 	keys *btree.BTreeG[string] // the keys of kv in order, for prefix scans
 	tree *merkle.Tree
 	cold ColdReader // nil: every value stays in memory (see SetCold)
+	// cooling are the settled matches the last Apply installed: their
+	// values leave memory at the next Apply, when the store has them.
+	cooling []string
 	// cached decoded records that every block needs
 	params  Params
 	globals Globals
@@ -180,9 +183,10 @@ type ColdReader interface {
 // their keys (for scans) and Merkle leaves (for the root), and drops
 // their values, which reads then fetch from r.
 //
-// r must hold every record Apply installs by the time Apply is called:
-// the driver saves a block's changes to the store before it applies them.
-// A value r cannot give is read as ErrCorruptState.
+// A value goes cold one Apply after the one that installed it: r must
+// hold every record of a block by the time the next block is applied (the
+// driver saves each block before it applies it). A value r cannot give is
+// read as ErrCorruptState.
 //
 // SetCold drops the values of the settled matches already held (the
 // state was just loaded from r).
@@ -572,6 +576,12 @@ func settledMatches(changes []merkle.Change) ([]bool, error) {
 // like any other. Only a reader on another goroutine between the driver's
 // SaveBlock and Apply, or of an older Snapshot, would read the newer copy.
 func (s *State) installLocked(changes []merkle.Change, cold []bool, p *merkle.Pending) error {
+	for _, k := range s.cooling {
+		if v, ok := s.kv[k]; ok && len(v) > 0 {
+			s.kv[k] = coldValue
+		}
+	}
+	s.cooling = s.cooling[:0]
 	for i, c := range changes {
 		k := string(c.Key)
 		if c.Value == nil {
@@ -584,7 +594,7 @@ func (s *State) installLocked(changes []merkle.Change, cold []bool, p *merkle.Pe
 		}
 		s.kv[k] = c.Value
 		if cold != nil && cold[i] {
-			s.kv[k] = coldValue
+			s.cooling = append(s.cooling, k)
 		}
 	}
 	if p == nil {
@@ -646,24 +656,22 @@ func StateFromRecords(records map[string][]byte) (*State, error) {
 }
 
 // StateLoader rebuilds a state from stored records given one by one (the
-// store's LoadState), installing them a chunk at a time. With a
-// ColdReader the settled matches' values leave memory chunk by chunk, as
+// store's LoadState). Each record's Merkle leaf is computed as it comes
+// and the tree is built once at the end (merkle.Build). With a ColdReader
+// a settled match's value is dropped as soon as its leaf is computed, as
 // with SetCold, so loading a long chain's state needs the memory of the
 // state it keeps, not of every value in the chain's history at once.
 type StateLoader struct {
-	s     *State
-	chunk []merkle.Change
-	size  int // records a chunk; loadChunk unless a test sets it
+	s      *State
+	leaves []merkle.Leaf
 }
-
-const loadChunk = 4096
 
 // NewStateLoader starts an empty state; cold, when not nil, holds every
 // record that will be added (see SetCold).
 func NewStateLoader(cold ColdReader) *StateLoader {
 	s := NewState()
 	s.cold = cold
-	return &StateLoader{s: s, size: loadChunk}
+	return &StateLoader{s: s}
 }
 
 // Add adds the record (key, value). Each key is added once.
@@ -671,32 +679,31 @@ func (l *StateLoader) Add(key string, value []byte) error {
 	if len(value) == 0 {
 		return fmt.Errorf("%w: record %q has no value", ErrCorruptState, printableKey(key))
 	}
-	l.chunk = append(l.chunk, merkle.Change{Key: []byte(key), Value: value})
-	if len(l.chunk) >= l.size {
-		return l.flush()
+	l.leaves = append(l.leaves, merkle.NewLeaf([]byte(key), value))
+	if l.s.cold != nil {
+		cold, err := settledMatch(key, value)
+		if err != nil {
+			return err
+		}
+		if cold {
+			value = coldValue
+		}
 	}
+	if _, ok := l.s.kv[key]; !ok {
+		l.s.keys.ReplaceOrInsert(key)
+	}
+	l.s.kv[key] = value
 	return nil
 }
 
-func (l *StateLoader) flush() error {
-	var cold []bool
-	if l.s.cold != nil {
-		var err error
-		if cold, err = settledMatches(l.chunk); err != nil {
-			return err
-		}
-	}
+// State builds the tree and returns the state; its root is computed from
+// the records, for the caller to compare.
+func (l *StateLoader) State() (*State, error) {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
-	err := l.s.installLocked(l.chunk, cold, nil)
-	l.chunk = l.chunk[:0]
-	return err
-}
-
-// State installs what is left and returns the state; its root is
-// recomputed from the records, for the caller to compare.
-func (l *StateLoader) State() (*State, error) {
-	if err := l.flush(); err != nil {
+	l.s.tree = merkle.Build(l.leaves)
+	l.leaves = nil
+	if err := l.s.reloadLocked(); err != nil {
 		return nil, err
 	}
 	return l.s, nil

@@ -654,13 +654,15 @@ func (c *nsNet) check(w *workload) {
 func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
 
 // offlineState opens a stopped node's chain store and loads its state.
+// The store stays open until the test ends: the state reads settled
+// matches from it.
 func (c *nsNet) offlineState(nd testnet.Node) (*chain.State, uint64) {
 	c.t.Helper()
 	db, err := store.Open(filepath.Join(nd.Home, node.DataDir))
 	if err != nil {
 		c.t.Fatalf("%s: %v", nd.Name, err)
 	}
-	defer db.Close()
+	c.t.Cleanup(func() { db.Close() })
 	st, err := db.LoadState(context.Background())
 	if err != nil {
 		c.t.Fatalf("%s: load state: %v", nd.Name, err)

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"sort"
 )
 
@@ -188,6 +189,12 @@ func (t *Tree) Preview(changes []Change) *Pending {
 		}
 		p.buckets[b] = es
 	}
+	t.hashNodes(p)
+	return p
+}
+
+// hashNodes fills p.nodes and p.root from p.buckets and the tree.
+func (t *Tree) hashNodes(p *Pending) {
 	level := make(map[int]struct{}, len(p.buckets))
 	for b, es := range p.buckets {
 		n := Buckets + b
@@ -211,7 +218,37 @@ func (t *Tree) Preview(changes []Change) *Pending {
 		level = next
 	}
 	p.root = get(1)
-	return p
+}
+
+// Leaf is one key's commitment: its key hash and its leaf hash.
+type Leaf struct{ KeyHash, Hash [32]byte }
+
+// NewLeaf is the commitment to key holding value.
+func NewLeaf(key, value []byte) Leaf { return Leaf{KeyHash(key), LeafHash(key, value)} }
+
+// Build returns the tree of leaves, each key once (a later leaf of the
+// same key wins), in one pass: for loading a stored state without holding
+// all its values at once. It sorts leaves in place. Its root equals the
+// root of an empty tree updated with the same keys and values.
+func Build(leaves []Leaf) *Tree {
+	slices.SortStableFunc(leaves, func(a, b Leaf) int { return bytes.Compare(a.KeyHash[:], b.KeyHash[:]) })
+	p := &Pending{buckets: map[int][]entry{}, nodes: map[int][32]byte{}}
+	for i := 0; i < len(leaves); {
+		b := bucketOf(leaves[i].KeyHash)
+		var es []entry
+		for ; i < len(leaves) && bucketOf(leaves[i].KeyHash) == b; i++ {
+			if n := len(es); n > 0 && es[n-1].keyHash == leaves[i].KeyHash {
+				es[n-1].leafHash = leaves[i].Hash
+				continue
+			}
+			es = append(es, entry{keyHash: leaves[i].KeyHash, leafHash: leaves[i].Hash})
+		}
+		p.buckets[b] = es
+	}
+	t := New()
+	t.hashNodes(p)
+	t.Apply(p)
+	return t
 }
 
 // Apply installs a Pending computed by Preview on this same tree, with no

@@ -210,3 +210,37 @@ func TestSparseTreeForgetsDeletedNodes(t *testing.T) {
 		t.Fatalf("after deleting every key: %d nodes, %d buckets stored", len(tree.sparse), len(tree.buckets))
 	}
 }
+
+// Build, from leaves in random key order with some keys given twice (the later
+// wins), is the tree an empty tree updated with the same keys reaches:
+// the same root, and the same roots after further updates. Sizes cross
+// the sparse-to-dense bound.
+func TestBuildFromLeavesMatchesUpdates(t *testing.T) {
+	seed := rand.Uint64()
+	r := rand.New(rand.NewPCG(seed, 2))
+	t.Logf("seed %d", seed)
+	for _, n := range []int{0, 1, 2, 100, 5_000, 70_000} {
+		kv := map[string][]byte{}
+		var leaves []Leaf
+		for range n {
+			k := fmt.Sprintf("k%d", r.IntN(2*n+1))
+			v := fmt.Appendf(nil, "v%d", r.Uint64())
+			kv[k] = v
+			leaves = append(leaves, NewLeaf([]byte(k), v))
+		}
+		built := Build(leaves)
+		want := New()
+		var all []Change
+		for k, v := range kv {
+			all = append(all, Change{Key: []byte(k), Value: v})
+		}
+		want.Update(all)
+		if built.Root() != want.Root() || built.Len() != len(kv) {
+			t.Fatalf("n=%d: built root %x (%d keys), updated %x (%d keys)", n, built.Root(), built.Len(), want.Root(), len(kv))
+		}
+		more := []Change{{Key: []byte("k1"), Value: nil}, {Key: []byte("new"), Value: []byte("x")}, {Key: []byte("k0"), Value: []byte("y")}}
+		if built.Update(more) != want.Update(more) {
+			t.Fatalf("n=%d: roots differ after a further update", n)
+		}
+	}
+}

@@ -490,7 +490,7 @@ func (s *Store) TxByHash(ctx context.Context, hash [32]byte) (TxLocation, []byte
 // checks it: the recomputed root must equal the recorded root and the
 // state's own height must equal the store's. Any mismatch is
 // ErrCorruptStore. Settled matches stay in the store and are read when
-// asked (chain.State.SetCold).
+// asked (chain.State.SetCold): use the state only while s is open.
 func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -503,7 +503,8 @@ func (s *Store) LoadState(ctx context.Context) (*chain.State, error) {
 	}
 	defer res.Close()
 	// Settled matches are read from this store when asked, not held
-	// (chain.State.SetCold): loading does not hold the whole history.
+	// (chain.State.SetCold): loading does not hold the whole history, and
+	// the tree is built once from the leaves (chain.StateLoader).
 	l := chain.NewStateLoader(s)
 	for r := range res.Next() {
 		if r.Error != nil {
