@@ -3,8 +3,10 @@ package chain
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bourse-net/bourse/market"
@@ -141,6 +143,16 @@ func TestSettledMatchTheStoreLostIsCorruptState(t *testing.T) {
 	delete(n.cold.m, pfxMatch+string(id[:]))
 	if _, _, err := n.st.Match(id); !errors.Is(err, ErrCorruptState) {
 		t.Fatalf("reading the lost match: %v, want ErrCorruptState", err)
+	}
+	// Scans say so too, in words, rather than skip the record or fail
+	// to decode it.
+	for what, err := range map[string]error{
+		"the invariant scan": CheckInvariants(n.st),
+		"Matches":            n.st.Matches(func(Match) error { return nil }),
+	} {
+		if !errors.Is(err, ErrCorruptState) || !strings.Contains(fmt.Sprint(err), "held on disk only") {
+			t.Fatalf("%s over the lost match: %v", what, err)
+		}
 	}
 	if _, err := Execute(n.st, b, ExecOptions{}); !errors.Is(err, ErrCorruptState) {
 		t.Fatalf("executing a block that acks the lost match: %v, want ErrCorruptState", err)

@@ -231,14 +231,25 @@ func settledMatch(key string, v []byte) (bool, error) {
 	return !unsettled(m.Status), nil
 }
 
-// readCold reads a cold record; nil if r cannot give it (getRecord then
-// reports ErrCorruptState).
+// readCold reads a cold record; unreadable if r cannot give it.
 func readCold(r ColdReader, key string) []byte {
 	v, err := r.StateRecord(key)
 	if err != nil || len(v) == 0 {
-		return nil
+		return unreadable
 	}
 	return v
+}
+
+// unreadable stands for a cold record the ColdReader could not give. It
+// is not nil (an overlay takes nil for a deletion) and not a CBOR value
+// (0xff is a lone "break"), so no decoder takes it for a record, and the
+// readers that decode say what happened (errUnreadable).
+var unreadable = []byte{0xff}
+
+func isUnreadable(v []byte) bool { return len(v) == 1 && v[0] == 0xff }
+
+func errUnreadable(key string) error {
+	return fmt.Errorf("%w: record %q is held on disk only and the store could not give it", ErrCorruptState, printableKey(key))
 }
 
 // Account returns the account of a (zero if it never received funds).
@@ -316,7 +327,11 @@ func (s *State) Stakes() ([]Stake, error) {
 func (s *State) Each(fn func(key string, value []byte) error) error {
 	var err error
 	s.scan("", "", func(k string, v []byte) bool {
-		err = fn(k, v)
+		if isUnreadable(v) {
+			err = errUnreadable(k)
+		} else {
+			err = fn(k, v)
+		}
 		return err == nil
 	})
 	return err
@@ -383,6 +398,10 @@ func scanRecords[T any](r reader, prefix string, fn func(key string, v *T) error
 	var err error
 	r.scan(prefix, "", func(k string, b []byte) bool {
 		v := new(T)
+		if isUnreadable(b) {
+			err = errUnreadable(k)
+			return false
+		}
 		if uerr := codec.Unmarshal(b, v); uerr != nil {
 			err = fmt.Errorf("%w: record %q: %v", ErrCorruptState, printableKey(k), uerr)
 			return false
@@ -402,8 +421,8 @@ func getRecord(r reader, key string, v any) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if b == nil {
-		return true, fmt.Errorf("%w: record %q is held on disk only and the store does not have it", ErrCorruptState, printableKey(key))
+	if isUnreadable(b) {
+		return true, errUnreadable(key)
 	}
 	if err := codec.Unmarshal(b, v); err != nil {
 		return true, fmt.Errorf("%w: record %q: %v", ErrCorruptState, printableKey(key), err)
