@@ -188,3 +188,37 @@ func TestSettledValueGoesColdOneBlockLater(t *testing.T) {
 		t.Fatalf("read from the store: %s", m.Status)
 	}
 }
+
+// SetCold on a state that already applied blocks keeps the values it
+// holds one more Apply, like Apply does: the block that settled a match
+// may not be in the store yet.
+func TestSetColdAfterApplyWaitsOneBlock(t *testing.T) {
+	n := newSettleNet(t)
+	n.st.mu.Lock()
+	n.st.cold, n.st.cooling = nil, nil
+	n.st.mu.Unlock()
+	store := n.cold
+	n.cold = nil // the store stops hearing of blocks
+	b := heldJob(t, n, 1, market.ExecWASM, rightHash, 1000)
+	_, res := n.block(ackTx(n, sClient, b.ID()))
+	mustBody(t, res, "")
+	if err := n.st.SetCold(store); err != nil {
+		t.Fatal(err)
+	}
+	if m := n.match(b.ID()); m.Status != MatchCompleted {
+		t.Fatalf("after SetCold: %s", m.Status)
+	}
+	// The store catches up with the state, and the next block cools it.
+	if err := n.st.Each(func(k string, v []byte) error { store.m[k] = bytes.Clone(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	n.cold = store
+	n.block()
+	id := b.ID()
+	n.st.mu.RLock()
+	v := n.st.kv[pfxMatch+string(id[:])]
+	n.st.mu.RUnlock()
+	if len(v) != 0 || n.match(id).Status != MatchCompleted {
+		t.Fatal("a block after SetCold the settled match is not cold, or does not read back")
+	}
+}

@@ -188,8 +188,8 @@ type ColdReader interface {
 // driver saves each block before it applies it). A value r cannot give is
 // read as ErrCorruptState.
 //
-// SetCold drops the values of the settled matches already held (the
-// state was just loaded from r).
+// The settled matches already held go cold at the next Apply, like the
+// ones that Apply installs (a state loaded by StateLoader holds none).
 func (s *State) SetCold(r ColdReader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,13 +202,17 @@ func (s *State) SetCold(r ColdReader) error {
 		keys = append(keys, k)
 		return true
 	})
+	cooling := make(map[string]bool, len(s.cooling))
+	for _, k := range s.cooling {
+		cooling[k] = true
+	}
 	for _, k := range keys {
 		cold, err := settledMatch(k, s.kv[k])
 		if err != nil {
 			return err
 		}
-		if cold {
-			s.kv[k] = coldValue
+		if cold && !cooling[k] {
+			s.cooling = append(s.cooling, k)
 		}
 	}
 	return nil
@@ -683,6 +687,7 @@ func StateFromRecords(records map[string][]byte) (*State, error) {
 type StateLoader struct {
 	s      *State
 	leaves []merkle.Leaf
+	done   bool
 }
 
 // NewStateLoader starts an empty state; cold, when not nil, holds every
@@ -695,6 +700,9 @@ func NewStateLoader(cold ColdReader) *StateLoader {
 
 // Add adds the record (key, value). Each key is added once.
 func (l *StateLoader) Add(key string, value []byte) error {
+	if l.done {
+		return errors.New("state loader: Add after State")
+	}
 	if len(value) == 0 {
 		return fmt.Errorf("%w: record %q has no value", ErrCorruptState, printableKey(key))
 	}
@@ -718,6 +726,10 @@ func (l *StateLoader) Add(key string, value []byte) error {
 // State builds the tree and returns the state; its root is computed from
 // the records, for the caller to compare.
 func (l *StateLoader) State() (*State, error) {
+	if l.done {
+		return nil, errors.New("state loader: State called twice")
+	}
+	l.done = true
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
 	l.s.tree = merkle.Build(l.leaves)
