@@ -104,7 +104,7 @@
 // top), recomputing only the buckets a block touched.
 //
 // The records are held in memory, except a settled match's once the state
-// has a ColdReader (State.SetCold; the driver gives it the block store): a
+// has a ColdReader (State.SetCold; store.LoadState gives it the store): a
 // settled match never changes again, so the state keeps its key and its
 // Merkle leaf and reads its value from the store. A node's memory then
 // does not grow by a match's value (about 750 bytes) with every job in

@@ -163,10 +163,7 @@ func (s *State) get(key string) ([]byte, bool) {
 	v, ok := s.kv[key]
 	cold := s.cold
 	s.mu.RUnlock()
-	if ok && len(v) == 0 && cold != nil {
-		return readCold(cold, key), true
-	}
-	return v, ok
+	return coldOr(cold, key, v), ok
 }
 
 // ColdReader reads a record of the committed state from where it is
@@ -233,6 +230,15 @@ func settledMatch(key string, v []byte) (bool, error) {
 		return false, fmt.Errorf("%w: record %q: %v", ErrCorruptState, printableKey(key), err)
 	}
 	return !unsettled(m.Status), nil
+}
+
+// coldOr is v, or, for a cold record (an empty v, with r set), its value
+// read from r.
+func coldOr(r ColdReader, key string, v []byte) []byte {
+	if len(v) > 0 || r == nil {
+		return v
+	}
+	return readCold(r, key)
 }
 
 // readCold reads a cold record; unreadable if r cannot give it.
@@ -367,10 +373,7 @@ func (s *State) scan(prefix, from string, fn func(key string, value []byte) bool
 		cold := s.cold
 		s.mu.RUnlock()
 		for _, r := range batch {
-			if len(r.v) == 0 && cold != nil {
-				r.v = readCold(cold, r.k)
-			}
-			if !fn(r.k, r.v) {
+			if !fn(r.k, coldOr(cold, r.k, r.v)) {
 				return
 			}
 		}
@@ -649,33 +652,23 @@ type lockedReader struct{ s *State }
 
 func (l lockedReader) get(k string) ([]byte, bool) {
 	v, ok := l.s.kv[k]
-	if ok && len(v) == 0 && l.s.cold != nil {
-		return readCold(l.s.cold, k), true
-	}
-	return v, ok
+	return coldOr(l.s.cold, k, v), ok
 }
 
 func (l lockedReader) scan(string, string, func(string, []byte) bool) {
 	panic("chain: scan under the state's write lock")
 }
 
-// StateFromRecords rebuilds a state from stored records (the store's
-// LoadState) and recomputes its root from scratch.
+// StateFromRecords rebuilds a state from stored records, every value in
+// memory, and recomputes its root from scratch.
 func StateFromRecords(records map[string][]byte) (*State, error) {
-	s := NewState()
-	changes := make([]merkle.Change, 0, len(records))
+	l := NewStateLoader(nil)
 	for k, v := range records {
-		if len(v) == 0 {
-			return nil, fmt.Errorf("%w: record %q has no value", ErrCorruptState, printableKey(k))
+		if err := l.Add(k, v); err != nil {
+			return nil, err
 		}
-		changes = append(changes, merkle.Change{Key: []byte(k), Value: v})
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.installLocked(changes, nil, nil); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return l.State()
 }
 
 // StateLoader rebuilds a state from stored records given one by one (the

@@ -609,7 +609,8 @@ func (bk *Book) peerCap() int {
 // open bids, before the signature is verified (so that most unwanted bids
 // cost no verification). It returns the client's open bids that the
 // committed state already closed (nil when there was no need to look),
-// and whether it verified e's signature on the way.
+// and whether it verified e's signature on the way; with closed bids
+// found it leaves the verdict to addBid's check under the book's lock.
 //
 // Those closed bids matter because the chain takes a matched bid's escrow
 // from the balance in the block that matches it, and the book drops the
@@ -658,13 +659,7 @@ func (bk *Book) fundBid(e *bidEntry, view ChainView) (map[BidID]bool, bool, erro
 	if len(settled) == 0 {
 		return nil, true, err
 	}
-	// The balance is read after the lookups: a bid closed in between is
-	// then counted in the sum while its escrow is already gone from the
-	// balance, which is too strict, never too lenient.
-	spendable = view.Spendable(e.client)
-	bk.mu.Lock()
-	defer bk.mu.Unlock()
-	return settled, true, bk.checkBidLocked(e, spendable, settled)
+	return settled, true, nil // addBid checks again, settled left out
 }
 
 // knownBidLocked refuses a bid held (ErrDuplicate) or closed (ErrStale).

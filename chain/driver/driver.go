@@ -231,12 +231,9 @@ func New(cfg Config, bs *store.Store, tr Transport) (*Driver, error) {
 	if st.Height() != bs.Height() {
 		return nil, fmt.Errorf("driver: %w: state at height %d, blocks up to %d", chain.ErrCorruptState, st.Height(), bs.Height())
 	}
-	// Settled matches stay on disk only: a node's memory does not grow
-	// with the chain's history. commit saves each block before it applies
-	// it, as SetCold requires.
-	if err := st.SetCold(bs); err != nil {
-		return nil, fmt.Errorf("driver: load state: %w", err)
-	}
+	// st keeps settled matches in bs only (store.LoadState): a node's
+	// memory does not grow with the chain's history. commit saves each
+	// block before it applies it, as that requires (chain.State.SetCold).
 	mp := mempool.New(cfg.Mempool, st)
 	a := &app{
 		chainID: g.ChainID, genesis: g, st: st, mp: mp, sigCache: mp.SigCache(),
