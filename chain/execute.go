@@ -890,7 +890,9 @@ func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOption
 		cache = NewSigCache(len(good) + 1)
 	}
 	for _, raw := range good {
-		cache.Add(TxHash(raw))
+		if h := TxHash(raw); !cache.Has(h) {
+			cache.Add(h)
+		}
 	}
 	trial := opts
 	trial.SigCache = cache

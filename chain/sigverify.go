@@ -134,15 +134,27 @@ func VerifyTxs(txs []*Tx, hashes [][32]byte, cache *SigCache) (int, error) {
 }
 
 // SigCache remembers the hashes of transactions whose signatures this node
-// has verified (a bounded FIFO), so a transaction is verified once per
-// node: at the mempool, and not again when its block executes. Safe for
-// concurrent use; a nil *SigCache remembers nothing.
+// has verified, so a transaction is verified once per node: at the
+// mempool, and not again when its block executes. It is a FIFO bounded by
+// size in which a forgotten hash gives its place back at once: the
+// mempool forgets what it queues (it vouches for those itself, see Vouch)
+// and what commits, so under load the places go to the hashes that need
+// remembering. Safe for concurrent use; a nil *SigCache remembers
+// nothing.
 type SigCache struct {
-	mu   sync.Mutex
-	set  map[[32]byte]struct{}
-	ring [][32]byte
-	size int
-	next int
+	mu    sync.Mutex
+	set   map[[32]byte]uint64 // hash → the seq it was added with
+	order []sigEntry          // in order added; entries whose seq no longer matches are gone
+	head  int                 // order[:head] are evicted
+	size  int
+	seq   uint64
+	added uint64
+	vouch func([32]byte) bool
+}
+
+type sigEntry struct {
+	h   [32]byte
+	seq uint64
 }
 
 // NewSigCache holds up to size hashes. Its memory grows with use (an idle
@@ -151,12 +163,25 @@ func NewSigCache(size int) *SigCache {
 	if size < 1 {
 		size = 1
 	}
-	return &SigCache{set: map[[32]byte]struct{}{}, size: size}
+	return &SigCache{set: map[[32]byte]uint64{}, size: size}
 }
 
-// Forget drops hashes that will not be asked about again (those of
-// committed transactions). Once nothing is held, the cache lets go of its
-// memory too, so it does not stay at its high-water mark after a burst.
+// Added is how many hashes were ever added: the signatures verified
+// through this cache, a transaction verified twice (after it was evicted
+// or forgotten) counting twice.
+func (c *SigCache) Added() uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.added
+}
+
+// Forget drops hashes that will not be asked about here again (those of
+// committed transactions, and those the mempool holds), giving their
+// places back. Once nothing is held, the cache lets go of its memory too,
+// so it does not stay at its high-water mark after a burst.
 func (c *SigCache) Forget(hs [][32]byte) {
 	if c == nil || len(hs) == 0 {
 		return
@@ -166,23 +191,53 @@ func (c *SigCache) Forget(hs [][32]byte) {
 	for _, h := range hs {
 		delete(c.set, h)
 	}
-	if len(c.set) == 0 {
-		c.set, c.ring, c.next = map[[32]byte]struct{}{}, nil, 0
-	}
+	c.tidyLocked()
 }
 
-// Has reports whether h was verified.
+// tidyLocked drops the order's evicted and forgotten entries once they
+// outnumber the held ones, so its length stays within twice the held
+// count (plus a little): each entry is copied O(1) times on average.
+func (c *SigCache) tidyLocked() {
+	if len(c.set) == 0 {
+		c.set, c.order, c.head = map[[32]byte]uint64{}, nil, 0
+		return
+	}
+	if len(c.order) < 2*len(c.set)+64 {
+		return
+	}
+	kept := make([]sigEntry, 0, 2*len(c.set))
+	for _, e := range c.order[c.head:] {
+		if s, ok := c.set[e.h]; ok && s == e.seq {
+			kept = append(kept, e)
+		}
+	}
+	c.order, c.head = kept, 0
+}
+
+// Has reports whether h was verified: remembered here, or vouched for by
+// the function given to Vouch.
 func (c *SigCache) Has(h [32]byte) bool {
 	if c == nil {
 		return false
 	}
 	c.mu.Lock()
 	_, ok := c.set[h]
+	vouch := c.vouch
 	c.mu.Unlock()
-	return ok
+	return ok || vouch != nil && vouch(h)
 }
 
-// Add records h, evicting the oldest entry when full.
+// Vouch makes Has also ask f, which reports hashes whose signatures were
+// verified and are held elsewhere (the mempool's transactions), so they
+// count as verified however long they wait, without taking places here.
+// f is called without the cache's lock held.
+func (c *SigCache) Vouch(f func(h [32]byte) bool) {
+	c.mu.Lock()
+	c.vouch = f
+	c.mu.Unlock()
+}
+
+// Add records h, evicting the oldest held entry when full.
 func (c *SigCache) Add(h [32]byte) {
 	if c == nil {
 		return
@@ -192,12 +247,16 @@ func (c *SigCache) Add(h [32]byte) {
 	if _, ok := c.set[h]; ok {
 		return
 	}
-	if len(c.ring) < c.size {
-		c.ring = append(c.ring, h)
-	} else {
-		delete(c.set, c.ring[c.next])
-		c.ring[c.next] = h
-		c.next = (c.next + 1) % len(c.ring)
+	c.added++
+	c.seq++
+	c.set[h] = c.seq
+	c.order = append(c.order, sigEntry{h, c.seq})
+	for len(c.set) > c.size {
+		e := c.order[c.head]
+		c.head++
+		if s, ok := c.set[e.h]; ok && s == e.seq {
+			delete(c.set, e.h)
+		}
 	}
-	c.set[h] = struct{}{}
+	c.tidyLocked()
 }

@@ -25,12 +25,15 @@ var (
 	ErrUndecodable = errors.New("undecodable transaction")
 )
 
+// verifyTxs is chain.VerifyTxs; tests count the signatures it is given.
+var verifyTxs = chain.VerifyTxs
+
 // Config bounds the mempool. Zero fields take the defaults.
 type Config struct {
 	MaxTxs       int // transactions held; default 20,000
 	MaxBytes     int // encoded bytes held; default 64 MiB
 	MaxPerSender int // queued per sender; default 1,000
-	SigCacheSize int // verified-signature hashes remembered; default 25,000 (more than MaxTxs: a transaction is verified once between mempool and block)
+	SigCacheSize int // verified-signature hashes remembered beyond the queued transactions (the mempool vouches for those); default 25,000
 	// MaxParked bounds the relayed transactions held ahead of a nonce gap
 	// (see AddRelayed), over all senders; default 10,000. One waits for
 	// its gap to fill at most ParkHeights blocks (default 20) and at most
@@ -77,8 +80,33 @@ type mtx struct {
 }
 
 type senderQueue struct {
-	addr wallet.Address
-	txs  []*mtx // consecutive nonces from the account's next nonce
+	addr  wallet.Address
+	txs   []*mtx // consecutive nonces from the account's next nonce
+	spend sum    // of txs' spends, kept as txs change: a sender's admission check costs O(1), not O(queued)
+}
+
+// sum is a 128-bit total of spends: MaxPerSender of them cannot overflow it.
+type sum struct{ hi, lo uint64 }
+
+func (s sum) plus(v uint64) sum {
+	lo, c := bits.Add64(s.lo, v, 0)
+	return sum{s.hi + c, lo}
+}
+
+func (s sum) minus(v uint64) sum {
+	lo, b := bits.Sub64(s.lo, v, 0)
+	return sum{s.hi - b, lo}
+}
+
+// exceeds reports whether s is more than v.
+func (s sum) exceeds(v uint64) bool { return s.hi > 0 || s.lo > v }
+
+// setTxs replaces q's transactions and recounts their spend.
+func (q *senderQueue) setTxs(txs []*mtx) {
+	q.txs, q.spend = txs, sum{}
+	for _, e := range txs {
+		q.spend = q.spend.plus(e.spend)
+	}
 }
 
 // Mempool holds signature-checked transactions waiting for a block: per
@@ -115,9 +143,17 @@ func New(cfg Config, st *chain.State) *Mempool {
 	if st != nil {
 		height = st.Globals().Height
 	}
-	return &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st, height: height,
+	m := &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st, height: height,
 		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{},
 		parked: map[wallet.Address]map[uint64]*mtx{}, added: make(chan struct{}, 1)}
+	// Every queued transaction was verified: its block finds it so
+	// however long it waited, and the cache keeps its places for the
+	// verified transactions the mempool does not hold (parked ones, and
+	// those refused for room, which other proposers may still carry).
+	// Under load a queued transaction used to outlive the cache's span
+	// and was verified a second time in its block.
+	m.cache.Vouch(m.Has)
+	return m
 }
 
 // Added receives after transactions joined the queues that blocks are
@@ -234,8 +270,13 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 		}
 		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
 	}
+	// Refuse first what no signature could let in, so that replayed,
+	// stale or surplus transactions cost no verification: under load most
+	// relayed copies of a transaction arrive after its block, and a full
+	// pool refuses most of what clients retry.
+	txs, idx, vh = m.screen(txs, idx, vh, raws, errs, park)
 	// Verify in a batch; on failure find the culprits one by one.
-	if _, err := chain.VerifyTxs(txs, vh, m.cache); err != nil {
+	if _, err := verifyTxs(txs, vh, m.cache); err != nil {
 		for j, tx := range txs {
 			if !m.cache.Has(vh[j]) {
 				if err := chain.VerifyTx(tx); err != nil {
@@ -290,39 +331,104 @@ func spendOf(tx *chain.Tx) uint64 {
 	return ^uint64(0)
 }
 
-func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park bool) error {
+// screen drops from a decoded batch, with their errors set, the
+// transactions the pool would refuse now whatever their signatures: known
+// ones, used or pending nonces, gaps it does not park, full queues, and a
+// full pool the fee cannot make room in. What it lets through still meets
+// every check in insertLocked; it only spares the work of verifying what
+// would be refused anyway. A nonce gap is not held against a sender's
+// later transactions in the same batch: the earlier ones may fill it.
+func (m *Mempool) screen(txs []*chain.Tx, idx []int, vh [][32]byte, raws [][]byte, errs []error, park bool) ([]*chain.Tx, []int, [][32]byte) {
+	if len(txs) == 0 {
+		return txs, idx, vh
+	}
+	seen := make(map[wallet.Address]struct{}, len(txs))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := 0
+	for j, tx := range txs {
+		sender := tx.SenderAddress()
+		_, later := seen[sender]
+		seen[sender] = struct{}{}
+		if err := m.refusalLocked(tx, vh[j], len(raws[idx[j]]), park, later); err != nil {
+			errs[idx[j]] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
+			continue
+		}
+		txs[k], idx[k], vh[k] = tx, idx[j], vh[j]
+		k++
+	}
+	return txs[:k], idx[:k], vh[:k]
+}
+
+// refusalLocked is screen's check of one transaction of size bytes; later
+// says the batch holds an earlier transaction of the same sender.
+func (m *Mempool) refusalLocked(tx *chain.Tx, hash [32]byte, size int, park, later bool) error {
+	_, q, parkIt, err := m.placeLocked(tx, hash, park)
+	switch {
+	case later && (errors.Is(err, ErrNonceGap) || parkIt):
+		return nil
+	case err != nil:
+		return err
+	case parkIt:
+		return m.parkRefusalLocked(q.addr, tx.Nonce)
+	case m.fullLocked(size) && m.victimLocked(tx.Fee, q.addr) == nil:
+		return fmt.Errorf("%w: %d transactions, %d bytes", ErrMempoolFull, len(m.byHash), m.bytes)
+	}
+	return nil
+}
+
+// placeLocked finds where tx would go: the sender's account and queue (a
+// new empty one if it has none), and whether it would be parked ahead of
+// a gap; or why it cannot go anywhere.
+func (m *Mempool) placeLocked(tx *chain.Tx, hash [32]byte, park bool) (acc chain.Account, q *senderQueue, parkIt bool, err error) {
 	if _, ok := m.byHash[hash]; ok {
-		return ErrTxKnown
-	}
-	if p := m.parked[tx.SenderAddress()][tx.Nonce]; p != nil && p.hash == hash {
-		return ErrTxKnown
-	}
-	if m.st == nil {
-		return errors.New("mempool has no state yet")
+		return acc, nil, false, ErrTxKnown
 	}
 	sender := tx.SenderAddress()
-	acc, err := m.st.Account(sender)
-	if err != nil {
-		return err
+	if p := m.parked[sender][tx.Nonce]; p != nil && p.hash == hash {
+		return acc, nil, false, ErrTxKnown
 	}
-	q := m.senders[sender]
+	if m.st == nil {
+		return acc, nil, false, errors.New("mempool has no state yet")
+	}
+	if acc, err = m.st.Account(sender); err != nil {
+		return acc, nil, false, err
+	}
+	q = m.senders[sender]
 	if q == nil {
 		q = &senderQueue{addr: sender}
 	}
 	expected := q.next(acc.Nonce)
-	live := q.live(acc.Nonce)
 	switch {
 	case tx.Nonce < acc.Nonce:
-		return fmt.Errorf("%w: nonce %d already used (next is %d)", chain.ErrInvalidTx, tx.Nonce, acc.Nonce)
+		return acc, nil, false, fmt.Errorf("%w: nonce %d already used (next is %d)", chain.ErrInvalidTx, tx.Nonce, acc.Nonce)
 	case tx.Nonce < expected:
-		return fmt.Errorf("%w: nonce %d already pending", ErrTxKnown, tx.Nonce)
+		return acc, nil, false, fmt.Errorf("%w: nonce %d already pending", ErrTxKnown, tx.Nonce)
 	case tx.Nonce > expected && park && tx.Nonce-expected <= uint64(m.cfg.MaxPerSender):
-		return m.parkLocked(sender, &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx), since: m.height, at: m.blockTime()})
+		return acc, q, true, nil
 	case tx.Nonce > expected:
-		return fmt.Errorf("%w: nonce %d, next expected %d", ErrNonceGap, tx.Nonce, expected)
+		return acc, nil, false, fmt.Errorf("%w: nonce %d, next expected %d", ErrNonceGap, tx.Nonce, expected)
 	case len(q.txs) >= m.cfg.MaxPerSender:
-		return fmt.Errorf("%w: %d transactions pending from %s", ErrMempoolFull, len(q.txs), sender)
+		return acc, nil, false, fmt.Errorf("%w: %d transactions pending from %s", ErrMempoolFull, len(q.txs), sender)
 	}
+	return acc, q, false, nil
+}
+
+// fullLocked reports whether size more bytes need room made first.
+func (m *Mempool) fullLocked(size int) bool {
+	return len(m.byHash) >= m.cfg.MaxTxs || m.bytes+size > m.cfg.MaxBytes
+}
+
+func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park bool) error {
+	acc, q, parkIt, err := m.placeLocked(tx, hash, park)
+	if err != nil {
+		return err
+	}
+	sender := q.addr
+	if parkIt {
+		return m.parkLocked(sender, &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx), since: m.height, at: m.blockTime()})
+	}
+	live := q.live(acc.Nonce)
 	e := &mtx{tx: tx, raw: raw, hash: hash, spend: spendOf(tx)}
 	if len(live) == 0 {
 		if err := chain.CheckTxState(m.st, tx, true); err != nil {
@@ -332,17 +438,17 @@ func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park boo
 		if err := chain.CheckTxState(m.st, tx, false); err != nil {
 			return err
 		}
-		var total uint64 = e.spend
-		for _, p := range live {
-			if total, err = add(total, p.spend); err != nil {
-				break
-			}
+		// The live queue's spend: the whole queue's, less the heads the
+		// state already committed (a block applied, Update not yet run).
+		total := q.spend.plus(e.spend)
+		for _, p := range q.txs[:len(q.txs)-len(live)] {
+			total = total.minus(p.spend)
 		}
-		if err != nil || total > acc.Balance {
+		if total.exceeds(acc.Balance) {
 			return fmt.Errorf("%w: balance %d cannot cover the pending transactions of %s", chain.ErrInvalidTx, acc.Balance, sender)
 		}
 	}
-	for len(m.byHash) >= m.cfg.MaxTxs || m.bytes+len(raw) > m.cfg.MaxBytes {
+	for m.fullLocked(len(raw)) {
 		if !m.evictCheaperLocked(tx.Fee, sender) {
 			return fmt.Errorf("%w: %d transactions, %d bytes", ErrMempoolFull, len(m.byHash), m.bytes)
 		}
@@ -350,9 +456,13 @@ func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park boo
 	m.seq++
 	e.seq = m.seq
 	q.txs = append(q.txs, e)
+	q.spend = q.spend.plus(e.spend)
 	m.senders[sender] = q
 	m.byHash[hash] = e
 	m.bytes += len(raw)
+	// Queued, the mempool vouches for it: its place in the cache goes to
+	// a verified transaction the mempool does not hold.
+	m.cache.Forget([][32]byte{hash})
 	m.promoteLocked(sender, tx.Nonce+1)
 	return nil
 }
@@ -373,19 +483,28 @@ func (m *Mempool) shrinkLocked() {
 
 // parkLocked holds e until the nonces before it arrive.
 func (m *Mempool) parkLocked(sender wallet.Address, e *mtx) error {
+	if err := m.parkRefusalLocked(sender, e.tx.Nonce); err != nil {
+		return err
+	}
 	ps := m.parked[sender]
-	if old := ps[e.tx.Nonce]; old != nil {
-		return fmt.Errorf("%w: nonce %d already parked", ErrTxKnown, e.tx.Nonce)
-	}
-	if m.nparked >= m.cfg.MaxParked {
-		return fmt.Errorf("%w: %d transactions parked ahead of nonce gaps", ErrMempoolFull, m.nparked)
-	}
 	if ps == nil {
 		ps = map[uint64]*mtx{}
 		m.parked[sender] = ps
 	}
 	ps[e.tx.Nonce] = e
 	m.nparked++
+	return nil
+}
+
+// parkRefusalLocked is why sender's transaction of nonce cannot be
+// parked, or nil.
+func (m *Mempool) parkRefusalLocked(sender wallet.Address, nonce uint64) error {
+	if m.parked[sender][nonce] != nil {
+		return fmt.Errorf("%w: nonce %d already parked", ErrTxKnown, nonce)
+	}
+	if m.nparked >= m.cfg.MaxParked {
+		return fmt.Errorf("%w: %d transactions parked ahead of nonce gaps", ErrMempoolFull, m.nparked)
+	}
 	return nil
 }
 
@@ -443,6 +562,19 @@ func (m *Mempool) sweepParkedLocked(st *chain.State) {
 // evictCheaperLocked drops the last queued transaction with the lowest fee
 // (below fee, from another sender); it reports whether it found one.
 func (m *Mempool) evictCheaperLocked(fee uint64, not wallet.Address) bool {
+	victim := m.victimLocked(fee, not)
+	if victim == nil {
+		return false
+	}
+	// Another proposer may still carry it: remember it was verified.
+	m.cache.Add(victim.txs[len(victim.txs)-1].hash)
+	m.dropFromLocked(victim, len(victim.txs)-1)
+	return true
+}
+
+// victimLocked is the queue whose last transaction evictCheaperLocked
+// would drop, or nil.
+func (m *Mempool) victimLocked(fee uint64, not wallet.Address) *senderQueue {
 	var victim *senderQueue
 	for _, q := range m.senders {
 		if q.addr == not || len(q.txs) == 0 {
@@ -453,11 +585,7 @@ func (m *Mempool) evictCheaperLocked(fee uint64, not wallet.Address) bool {
 			victim = q
 		}
 	}
-	if victim == nil {
-		return false
-	}
-	m.dropFromLocked(victim, len(victim.txs)-1)
-	return true
+	return victim
 }
 
 // dropFromLocked removes q.txs[i:] (later nonces cannot stay without i).
@@ -465,6 +593,7 @@ func (m *Mempool) dropFromLocked(q *senderQueue, i int) {
 	for _, e := range q.txs[i:] {
 		delete(m.byHash, e.hash)
 		m.bytes -= len(e.raw)
+		q.spend = q.spend.minus(e.spend)
 	}
 	q.txs = q.txs[:i]
 	if len(q.txs) == 0 {
@@ -549,7 +678,7 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *chain.State) {
 				kept = append(kept, e)
 			}
 		}
-		q.txs = kept
+		q.setTxs(kept)
 		acc, err := st.Account(q.addr)
 		if err != nil {
 			m.dropFromLocked(q, 0)
@@ -564,7 +693,7 @@ func (m *Mempool) Update(height uint64, committed [][32]byte, st *chain.State) {
 			delete(m.byHash, e.hash)
 			m.bytes -= len(e.raw)
 		}
-		q.txs = q.txs[i:]
+		q.setTxs(q.txs[i:])
 		if len(q.txs) == 0 {
 			delete(m.senders, q.addr)
 			continue

@@ -156,7 +156,9 @@ func TestMempoolReapAlwaysBuilds(t *testing.T) {
 		for i := 0; i < 30; i++ {
 			from := r.IntN(8)
 			raw := n.Transfer(from, r.IntN(8), 1+r.Uint64N(200_000), 1+r.Uint64N(5))
-			if _, err := mp.Add(raw); err != nil {
+			_, err := mp.Add(raw)
+			checkQueues(t, mp)
+			if err != nil {
 				n.Pending = map[wallet.Address]uint64{} // re-derive nonces from the mempool's view
 				for _, k := range n.Keys {
 					acc, _ := n.St.Account(k.Address())
@@ -170,6 +172,7 @@ func TestMempoolReapAlwaysBuilds(t *testing.T) {
 			t.Fatalf("seed %d: block kept %d of %d reaped transactions", seed, len(b.Txs), len(reaped))
 		}
 		mp.Update(res.Height, res.TxHashes, n.St)
+		checkQueues(t, mp)
 		for _, h := range res.TxHashes {
 			if mp.Has(h) {
 				t.Fatalf("seed %d: committed tx still pending", seed)
@@ -180,6 +183,32 @@ func TestMempoolReapAlwaysBuilds(t *testing.T) {
 			acc, _ := n.St.Account(k.Address())
 			n.Pending[k.Address()] = acc.Nonce + uint64(len(mp.senders[k.Address()].txsOrNil()))
 		}
+	}
+}
+
+// checkQueues: every queue's running spend is the sum of its
+// transactions', and the index and byte count hold exactly the queues'.
+func checkQueues(t *testing.T, mp *Mempool) {
+	t.Helper()
+	mp.mu.Lock()
+	defer mp.mu.Unlock()
+	count, bytes := 0, 0
+	for addr, q := range mp.senders {
+		var want sum
+		for _, e := range q.txs {
+			want = want.plus(e.spend)
+			if mp.byHash[e.hash] != e {
+				t.Fatalf("%s: queued tx %x not indexed", addr, e.hash[:4])
+			}
+			bytes += len(e.raw)
+		}
+		count += len(q.txs)
+		if q.spend != want {
+			t.Fatalf("%s: running spend %v, transactions sum to %v", addr, q.spend, want)
+		}
+	}
+	if count != len(mp.byHash) || bytes != mp.bytes {
+		t.Fatalf("queues hold %d txs, %d bytes; index %d, bytes %d", count, bytes, len(mp.byHash), mp.bytes)
 	}
 }
 
