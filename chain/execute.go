@@ -45,6 +45,29 @@ type ExecOptions struct {
 	// SkipStateRootCheck is for the proposer, which executes to learn the
 	// root it puts in the header.
 	SkipStateRootCheck bool
+	// Decoded returns the decoded form of the transaction with this hash
+	// when one is at hand (the mempool's), or nil: a block's transactions
+	// are then decoded once per node, not at every step. What it returns
+	// must have been decoded from the bytes of that hash and is only read.
+	Decoded func(hash [32]byte) *Tx
+
+	// pre are b.Txs already decoded and hashed (BuildBlock's trial runs).
+	pre *decodedTxs
+}
+
+type decodedTxs struct {
+	txs    []*Tx
+	hashes [][32]byte
+}
+
+// decode is DecodeTx, or the form Decoded has for hash.
+func (o ExecOptions) decode(raw []byte, hash [32]byte) (*Tx, error) {
+	if o.Decoded != nil {
+		if tx := o.Decoded(hash); tx != nil {
+			return tx, nil
+		}
+	}
+	return DecodeTx(raw)
 }
 
 // Event is something a block did that the node and the API report.
@@ -134,6 +157,17 @@ type Result struct {
 
 	base    *State
 	pending *merkle.Pending
+	txs     []*Tx // the block's, decoded (see DecodedTx)
+}
+
+// DecodedTx is the block's i-th transaction as Execute decoded it, or nil
+// when the result holds none (one built otherwise). It is shared: read it,
+// never change it.
+func (r *Result) DecodedTx(i int) *Tx {
+	if r == nil || i < 0 || i >= len(r.txs) {
+		return nil
+	}
+	return r.txs[i]
 }
 
 type execCtx struct {
@@ -235,15 +269,20 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 		return nil, invalidBlock(h.Height, "proposer %s is not a validator", h.Proposer)
 	}
 
-	txs := make([]*Tx, len(b.Txs))
-	hashes := make([][32]byte, len(b.Txs))
-	for i, raw := range b.Txs {
-		hashes[i] = TxHash(raw)
-		tx, err := DecodeTx(raw)
-		if err != nil {
-			return nil, invalidBlock(h.Height, "tx %d: %v", i, err)
+	var txs []*Tx
+	var hashes [][32]byte
+	if opts.pre != nil && len(opts.pre.txs) == len(b.Txs) {
+		txs, hashes = opts.pre.txs, opts.pre.hashes
+	} else {
+		txs, hashes = make([]*Tx, len(b.Txs)), make([][32]byte, len(b.Txs))
+		for i, raw := range b.Txs {
+			hashes[i] = TxHash(raw)
+			tx, err := opts.decode(raw, hashes[i])
+			if err != nil {
+				return nil, invalidBlock(h.Height, "tx %d: %v", i, err)
+			}
+			txs[i] = tx
 		}
-		txs[i] = tx
 	}
 	if keep == nil {
 		if i, err := VerifyTxs(txs, hashes, opts.SigCache); err != nil {
@@ -255,7 +294,7 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 	if err := x.beginBlock(); err != nil {
 		return nil, fmt.Errorf("execute block %d: begin: %w", h.Height, err)
 	}
-	res := &Result{Height: h.Height, Time: h.Time, BlockHash: b.Hash(), base: st}
+	res := &Result{Height: h.Height, Time: h.Time, BlockHash: b.Hash(), base: st, txs: txs}
 	for i, tx := range txs {
 		if keep != nil && !opts.SigCache.Has(hashes[i]) {
 			if err := VerifyTx(tx); err != nil {
@@ -845,6 +884,8 @@ func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOption
 	}
 	p := st.Params()
 	var txs [][]byte
+	var decoded []*Tx
+	var hashes [][32]byte
 	var size uint64
 	for _, raw := range candidates {
 		if uint64(len(txs)) >= p.MaxBlockTxs {
@@ -853,11 +894,13 @@ func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOption
 		if size+uint64(len(raw)) > p.MaxBlockBytes {
 			continue
 		}
-		if _, err := DecodeTx(raw); err != nil {
+		h := TxHash(raw)
+		tx, err := opts.decode(raw, h)
+		if err != nil {
 			continue
 		}
 		size += uint64(len(raw))
-		txs = append(txs, raw)
+		txs, decoded, hashes = append(txs, raw), append(decoded, tx), append(hashes, h)
 	}
 	mk := func(txs [][]byte) *Block {
 		b := &Block{Header: Header{ChainID: p.ChainID, Height: t.Height, Time: t.Time, PrevHash: t.PrevHash,
@@ -867,45 +910,42 @@ func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOption
 		return b
 	}
 	// Signatures first, in a batch, so the filtering pass need not verify.
-	decoded := make([]*Tx, len(txs))
-	hashes := make([][32]byte, len(txs))
-	for i, raw := range txs {
-		decoded[i], _ = DecodeTx(raw)
-		hashes[i] = TxHash(raw)
-	}
-	var good [][]byte
-	if _, err := VerifyTxs(decoded, hashes, opts.SigCache); err == nil {
-		good = txs
-	} else {
+	good := &decodedTxs{txs: decoded, hashes: hashes}
+	goodRaw := txs
+	if _, err := VerifyTxs(decoded, hashes, opts.SigCache); err != nil {
+		good, goodRaw = &decodedTxs{}, nil
 		for i, tx := range decoded {
 			if opts.SigCache.Has(hashes[i]) || VerifyTx(tx) == nil {
 				opts.SigCache.Add(hashes[i])
-				good = append(good, txs[i])
+				good.txs, good.hashes, goodRaw = append(good.txs, tx), append(good.hashes, hashes[i]), append(goodRaw, txs[i])
 			}
 		}
 	}
 	var keep []int
 	cache := opts.SigCache
 	if cache == nil {
-		cache = NewSigCache(len(good) + 1)
+		cache = NewSigCache(len(goodRaw) + 1)
 	}
-	for _, raw := range good {
-		if h := TxHash(raw); !cache.Has(h) {
+	for _, h := range good.hashes {
+		if !cache.Has(h) {
 			cache.Add(h)
 		}
 	}
 	trial := opts
 	trial.SigCache = cache
 	trial.SkipStateRootCheck = true
-	b := mk(good)
+	trial.pre = good
+	b := mk(goodRaw)
 	res, err := execute(st, b, trial, &keep)
 	if err != nil {
 		return nil, nil, fmt.Errorf("build block %d: %w", t.Height, err)
 	}
-	if len(keep) != len(good) {
+	if len(keep) != len(goodRaw) {
 		final := make([][]byte, len(keep))
+		trial.pre = &decodedTxs{txs: make([]*Tx, len(keep)), hashes: make([][32]byte, len(keep))}
 		for i, k := range keep {
-			final[i] = good[k]
+			final[i] = goodRaw[k]
+			trial.pre.txs[i], trial.pre.hashes[i] = good.txs[k], good.hashes[k]
 		}
 		b = mk(final)
 		if res, err = Execute(st, b, trial); err != nil {

@@ -63,7 +63,7 @@ func (b *backend) Block(ctx context.Context, height uint64) (api.Block, error) {
 	if raw, err := n.store.Commit(ctx, height); err == nil {
 		cert, _ = consensus.DecodeCommit(raw)
 	}
-	return blockView(blk, cert), nil
+	return blockView(blk, cert, nil), nil
 }
 
 func (b *backend) LatestBlock(ctx context.Context) (api.Block, error) {
@@ -75,7 +75,8 @@ func (b *backend) LatestBlock(ctx context.Context) (api.Block, error) {
 }
 
 // blockView is the API form of a block.
-func blockView(blk *chain.Block, cert *consensus.CommitCertificate) api.Block {
+// res, when it is the block's execution, spares decoding its transactions.
+func blockView(blk *chain.Block, cert *consensus.CommitCertificate, res *chain.Result) api.Block {
 	h := blk.Hash()
 	out := api.Block{
 		Height:    blk.Header.Height,
@@ -90,10 +91,19 @@ func blockView(blk *chain.Block, cert *consensus.CommitCertificate) api.Block {
 	if cert != nil && cert.Round >= 0 {
 		out.Round = uint32(cert.Round)
 	}
-	for _, raw := range blk.Txs {
-		hash := chain.TxHash(raw)
+	for i, raw := range blk.Txs {
+		var hash [32]byte
+		if res != nil && i < len(res.TxHashes) {
+			hash = res.TxHashes[i]
+		} else {
+			hash = chain.TxHash(raw)
+		}
 		sum := api.TxSummary{Hash: hex.EncodeToString(hash[:])}
-		if tx, err := chain.DecodeTx(raw); err == nil {
+		tx := res.DecodedTx(i)
+		if tx == nil {
+			tx, _ = chain.DecodeTx(raw)
+		}
+		if tx != nil {
 			sum.Type = txType(tx)
 			sum.From = tx.SenderAddress().String()
 		}

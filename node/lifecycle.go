@@ -199,10 +199,13 @@ func (m *marketService) onCommit(c driver.Committed) {
 		if r.Code != 0 {
 			continue
 		}
-		tx, err := chain.DecodeTx(raw)
-		if err != nil {
-			m.n.log.Error("decode a committed transaction", "height", blk.Height, "index", i, "err", err)
-			continue
+		tx := c.Result.DecodedTx(i)
+		if tx == nil {
+			var err error
+			if tx, err = chain.DecodeTx(raw); err != nil {
+				m.n.log.Error("decode a committed transaction", "height", blk.Height, "index", i, "err", err)
+				continue
+			}
 		}
 		switch {
 		case tx.Match != nil:

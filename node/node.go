@@ -520,7 +520,7 @@ func (n *Node) forwardCommits() {
 			n.svc.onCommit(c)
 			n.metrics.jobStates(n.market)
 			if n.events.listened() {
-				n.events.publish(eventBlock(blockView(c.Block, c.Commit)))
+				n.events.publish(eventBlock(blockView(c.Block, c.Commit, c.Result)))
 			}
 		}
 	}

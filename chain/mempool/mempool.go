@@ -229,6 +229,18 @@ func (m *Mempool) Has(hash [32]byte) bool {
 	return ok
 }
 
+// Decoded is the queued transaction with this hash as the mempool decoded
+// it, or nil: blocks reuse it rather than decode the bytes again
+// (chain.ExecOptions.Decoded). It is shared and must only be read.
+func (m *Mempool) Decoded(hash [32]byte) *chain.Tx {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.byHash[hash]; e != nil {
+		return e.tx
+	}
+	return nil
+}
+
 // Add checks one encoded transaction and queues it; it returns its hash.
 func (m *Mempool) Add(raw []byte) ([32]byte, error) {
 	hs, errs := m.AddBatch([][]byte{raw})
