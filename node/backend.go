@@ -33,7 +33,7 @@ func (b *backend) Status(ctx context.Context) (api.Status, error) {
 		Peers:    len(n.host.Peers()),
 		Address:  n.key.Address().String(),
 		Roles:    n.roles(),
-		Versions: api.Versions{Node: Version, API: api.Version, Protocol: "bourse/1"},
+		Versions: api.Versions{Node: Version, API: api.Version, Protocol: "bourse/2"},
 	}
 	// Height, hash and time from one stored block, so they agree.
 	if h := n.store.Height(); h > 0 {

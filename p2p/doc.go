@@ -68,10 +68,11 @@
 // # Topics
 //
 // Topic names are short (TopicOffers, TopicBids, TopicTxs,
-// TopicConsensus); on the wire they are /bourse/<chain-id>/<name>/1.
+// TopicConsensus); on the wire they are /bourse/<chain-id>/<name>/2.
 // Message ids are the sha256 of the payload, so identical content is
-// delivered once whoever publishes it; messages are signed by the author's
-// libp2p key (StrictSign).
+// delivered once whoever publishes it. The envelope carries no author and
+// no libp2p signature (StrictNoSign): every payload is signed by its
+// author's chain key, which the topic's validator checks.
 //
 //	t, err := h.Join(p2p.TopicOffers, p2p.ValidatorFunc(validateOffer)) // decode, Verify, Validate
 //	sub, err := t.Subscribe()           // sub.C delivers validated Messages
