@@ -45,13 +45,16 @@ type ExecOptions struct {
 	// SkipStateRootCheck is for the proposer, which executes to learn the
 	// root it puts in the header.
 	SkipStateRootCheck bool
-	// Decoded returns the decoded form of the transaction with this hash
-	// when one is at hand (the mempool's), or nil: a block's transactions
-	// are then decoded once per node, not at every step. What it returns
-	// must have been decoded from the bytes of that hash and is only read.
-	Decoded func(hash [32]byte) *Tx
+	// Held looks up, in one call, the transactions with these hashes
+	// that this node holds decoded and verified (the mempool's queued
+	// ones): nil where it holds none. A block's transactions are then
+	// decoded and verified once per node, not at every step. What it
+	// returns must have been decoded from the bytes of that hash, with the
+	// signature checked, and is only read.
+	Held func(hashes [][32]byte) []*Tx
 
-	// pre are b.Txs already decoded and hashed (BuildBlock's trial runs).
+	// pre are b.Txs already decoded, hashed and verified (BuildBlock's
+	// trial runs).
 	pre *decodedTxs
 }
 
@@ -60,14 +63,14 @@ type decodedTxs struct {
 	hashes [][32]byte
 }
 
-// decode is DecodeTx, or the form Decoded has for hash.
-func (o ExecOptions) decode(raw []byte, hash [32]byte) (*Tx, error) {
-	if o.Decoded != nil {
-		if tx := o.Decoded(hash); tx != nil {
-			return tx, nil
+// held is Held's answer for hashes, or all nil without a Held.
+func (o ExecOptions) held(hashes [][32]byte) []*Tx {
+	if o.Held != nil {
+		if h := o.Held(hashes); len(h) == len(hashes) {
+			return h
 		}
 	}
-	return DecodeTx(raw)
+	return make([]*Tx, len(hashes))
 }
 
 // Event is something a block did that the node and the API report.
@@ -272,21 +275,31 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 	var txs []*Tx
 	var hashes [][32]byte
 	if opts.pre != nil && len(opts.pre.txs) == len(b.Txs) {
-		txs, hashes = opts.pre.txs, opts.pre.hashes
+		txs, hashes = opts.pre.txs, opts.pre.hashes // verified by BuildBlock
 	} else {
-		txs, hashes = make([]*Tx, len(b.Txs)), make([][32]byte, len(b.Txs))
+		hashes = make([][32]byte, len(b.Txs))
 		for i, raw := range b.Txs {
 			hashes[i] = TxHash(raw)
-			tx, err := opts.decode(raw, hashes[i])
+		}
+		txs = opts.held(hashes)
+		var fresh []*Tx
+		var freshH [][32]byte
+		var at []int
+		for i, raw := range b.Txs {
+			if txs[i] != nil {
+				continue
+			}
+			tx, err := DecodeTx(raw)
 			if err != nil {
 				return nil, invalidBlock(h.Height, "tx %d: %v", i, err)
 			}
 			txs[i] = tx
+			fresh, freshH, at = append(fresh, tx), append(freshH, hashes[i]), append(at, i)
 		}
-	}
-	if keep == nil {
-		if i, err := VerifyTxs(txs, hashes, opts.SigCache); err != nil {
-			return nil, invalidTx(h.Height, i, hashes[i], txs[i], err)
+		if keep == nil {
+			if j, err := VerifyTxs(fresh, freshH, opts.SigCache); err != nil {
+				return nil, invalidTx(h.Height, at[j], hashes[at[j]], txs[at[j]], err)
+			}
 		}
 	}
 
@@ -296,7 +309,7 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 	}
 	res := &Result{Height: h.Height, Time: h.Time, BlockHash: b.Hash(), base: st, txs: txs}
 	for i, tx := range txs {
-		if keep != nil && !opts.SigCache.Has(hashes[i]) {
+		if keep != nil && opts.pre == nil && !opts.SigCache.Has(hashes[i]) {
 			if err := VerifyTx(tx); err != nil {
 				continue
 			}
@@ -883,24 +896,39 @@ func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOption
 		return nil, nil, fmt.Errorf("build block %d: %w", t.Height, err)
 	}
 	p := st.Params()
+	// What the mempool holds is decoded and verified already; the rest is
+	// decoded here and verified below in a batch, so the filtering pass
+	// need not verify. An undecodable candidate or a bad signature leaves
+	// the block.
+	all := make([][32]byte, len(candidates))
+	for i, raw := range candidates {
+		all[i] = TxHash(raw)
+	}
+	heldAll := opts.held(all)
 	var txs [][]byte
-	var decoded []*Tx
 	var hashes [][32]byte
+	var decoded []*Tx
+	var ok []bool
+	var fresh []*Tx
+	var freshH [][32]byte
 	var size uint64
-	for _, raw := range candidates {
+	for i, raw := range candidates {
 		if uint64(len(txs)) >= p.MaxBlockTxs {
 			break
 		}
 		if size+uint64(len(raw)) > p.MaxBlockBytes {
 			continue
 		}
-		h := TxHash(raw)
-		tx, err := opts.decode(raw, h)
-		if err != nil {
-			continue
+		tx, held := heldAll[i], heldAll[i] != nil
+		if !held {
+			var err error
+			if tx, err = DecodeTx(raw); err != nil {
+				continue
+			}
+			fresh, freshH = append(fresh, tx), append(freshH, all[i])
 		}
 		size += uint64(len(raw))
-		txs, decoded, hashes = append(txs, raw), append(decoded, tx), append(hashes, h)
+		txs, hashes, decoded, ok = append(txs, raw), append(hashes, all[i]), append(decoded, tx), append(ok, held)
 	}
 	mk := func(txs [][]byte) *Block {
 		b := &Block{Header: Header{ChainID: p.ChainID, Height: t.Height, Time: t.Time, PrevHash: t.PrevHash,
@@ -909,30 +937,24 @@ func BuildBlock(st *State, t BlockTemplate, candidates [][]byte, opts ExecOption
 		b.Header.LastCommitHash = sha256Sum(t.LastCommit)
 		return b
 	}
-	// Signatures first, in a batch, so the filtering pass need not verify.
-	good := &decodedTxs{txs: decoded, hashes: hashes}
-	goodRaw := txs
-	if _, err := VerifyTxs(decoded, hashes, opts.SigCache); err != nil {
-		good, goodRaw = &decodedTxs{}, nil
+	if _, err := VerifyTxs(fresh, freshH, opts.SigCache); err == nil {
+		for i := range ok {
+			ok[i] = true
+		}
+	} else {
 		for i, tx := range decoded {
-			if opts.SigCache.Has(hashes[i]) || VerifyTx(tx) == nil {
-				opts.SigCache.Add(hashes[i])
-				good.txs, good.hashes, goodRaw = append(good.txs, tx), append(good.hashes, hashes[i]), append(goodRaw, txs[i])
-			}
+			ok[i] = ok[i] || opts.SigCache.Has(hashes[i]) || opts.SigCache.Verify(tx, hashes[i]) == nil
+		}
+	}
+	good := &decodedTxs{}
+	var goodRaw [][]byte
+	for i := range txs {
+		if ok[i] {
+			good.txs, good.hashes, goodRaw = append(good.txs, decoded[i]), append(good.hashes, hashes[i]), append(goodRaw, txs[i])
 		}
 	}
 	var keep []int
-	cache := opts.SigCache
-	if cache == nil {
-		cache = NewSigCache(len(goodRaw) + 1)
-	}
-	for _, h := range good.hashes {
-		if !cache.Has(h) {
-			cache.Add(h)
-		}
-	}
 	trial := opts
-	trial.SigCache = cache
 	trial.SkipStateRootCheck = true
 	trial.pre = good
 	b := mk(goodRaw)

@@ -97,6 +97,7 @@ func VerifyTxs(txs []*Tx, hashes [][32]byte, cache *SigCache) (int, error) {
 	if len(todo) == 0 {
 		return -1, nil
 	}
+	cache.count(len(todo))
 	if len(todo) < batchMin {
 		for _, i := range todo {
 			if err := VerifyTx(txs[i]); err != nil {
@@ -137,19 +138,18 @@ func VerifyTxs(txs []*Tx, hashes [][32]byte, cache *SigCache) (int, error) {
 // has verified, so a transaction is verified once per node: at the
 // mempool, and not again when its block executes. It is a FIFO bounded by
 // size in which a forgotten hash gives its place back at once: the
-// mempool forgets what it queues (it vouches for those itself, see Vouch)
-// and what commits, so under load the places go to the hashes that need
-// remembering. Safe for concurrent use; a nil *SigCache remembers
-// nothing.
+// mempool forgets what it queues (blocks ask it for those directly, see
+// ExecOptions.Held) and what commits, so under load the places go to the
+// verified transactions the mempool does not hold. Safe for concurrent
+// use; a nil *SigCache remembers nothing.
 type SigCache struct {
-	mu    sync.Mutex
-	set   map[[32]byte]uint64 // hash → the seq it was added with
-	order []sigEntry          // in order added; entries whose seq no longer matches are gone
-	head  int                 // order[:head] are evicted
-	size  int
-	seq   uint64
-	added uint64
-	vouch func([32]byte) bool
+	mu       sync.Mutex
+	set      map[[32]byte]uint64 // hash → the seq it was added with
+	order    []sigEntry          // in order added; entries whose seq no longer matches are gone
+	head     int                 // order[:head] are evicted
+	size     int
+	seq      uint64
+	verified uint64
 }
 
 type sigEntry struct {
@@ -166,16 +166,35 @@ func NewSigCache(size int) *SigCache {
 	return &SigCache{set: map[[32]byte]uint64{}, size: size}
 }
 
-// Added is how many hashes were ever added: the signatures verified
-// through this cache, a transaction verified twice (after it was evicted
-// or forgotten) counting twice.
-func (c *SigCache) Added() uint64 {
+// Verified is how many signatures were verified through this cache
+// (VerifyTxs and Verify): a transaction verified twice counts twice.
+func (c *SigCache) Verified() uint64 {
 	if c == nil {
 		return 0
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.added
+	return c.verified
+}
+
+func (c *SigCache) count(n int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.verified += uint64(n)
+	c.mu.Unlock()
+}
+
+// Verify checks one transaction's signature, counts it, and remembers it
+// when it holds: for the one-by-one search after a batch failed.
+func (c *SigCache) Verify(tx *Tx, hash [32]byte) error {
+	c.count(1)
+	if err := VerifyTx(tx); err != nil {
+		return err
+	}
+	c.Add(hash)
+	return nil
 }
 
 // Forget drops hashes that will not be asked about here again (those of
@@ -214,27 +233,15 @@ func (c *SigCache) tidyLocked() {
 	c.order, c.head = kept, 0
 }
 
-// Has reports whether h was verified: remembered here, or vouched for by
-// the function given to Vouch.
+// Has reports whether h was verified and is remembered.
 func (c *SigCache) Has(h [32]byte) bool {
 	if c == nil {
 		return false
 	}
 	c.mu.Lock()
 	_, ok := c.set[h]
-	vouch := c.vouch
 	c.mu.Unlock()
-	return ok || vouch != nil && vouch(h)
-}
-
-// Vouch makes Has also ask f, which reports hashes whose signatures were
-// verified and are held elsewhere (the mempool's transactions), so they
-// count as verified however long they wait, without taking places here.
-// f is called without the cache's lock held.
-func (c *SigCache) Vouch(f func(h [32]byte) bool) {
-	c.mu.Lock()
-	c.vouch = f
-	c.mu.Unlock()
+	return ok
 }
 
 // Add records h, evicting the oldest held entry when full.
@@ -247,7 +254,6 @@ func (c *SigCache) Add(h [32]byte) {
 	if _, ok := c.set[h]; ok {
 		return
 	}
-	c.added++
 	c.seq++
 	c.set[h] = c.seq
 	c.order = append(c.order, sigEntry{h, c.seq})

@@ -48,7 +48,7 @@ func newMetrics(n *Node) *metrics {
 			func() float64 { return float64(n.drv.Dropped()) }),
 		sigsVerified: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bourse_chain_signatures_verified_total",
 			Help: "Transaction signatures this node verified, in the mempool or in blocks; about one per committed transaction when none is verified twice."},
-			func() float64 { return float64(n.drv.Mempool().SigCache().Added()) }),
+			func() float64 { return float64(n.drv.Mempool().SigCache().Verified()) }),
 		matches: prometheus.NewCounter(prometheus.CounterOpts{Name: "bourse_market_matches_total", Help: "Matches committed on chain."}),
 		settlements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bourse_market_settlements_total",
 			Help: "Settled matches by outcome (completed, failed, timed_out)."}, []string{"outcome"}),

@@ -111,7 +111,7 @@ func (a *app) PrepareProposal(h uint64, r int32) (consensus.ValueReady, error) {
 	}
 	b, res, err := chain.BuildBlock(a.st, chain.BlockTemplate{
 		Height: h, Time: t, PrevHash: a.lastHash, Proposer: a.key.Address(), LastCommit: a.lastCommit,
-	}, cands, chain.ExecOptions{SigCache: a.sigCache, Decoded: a.mp.Decoded, SkipStateRootCheck: true})
+	}, cands, chain.ExecOptions{SigCache: a.sigCache, Held: a.mp.Held, SkipStateRootCheck: true})
 	if err != nil {
 		return consensus.ValueReady{}, err
 	}
@@ -242,7 +242,7 @@ func (a *app) checkBlock(h uint64, b *chain.Block) (*chain.Result, error) {
 	if b.Header.Time != t {
 		return nil, fmt.Errorf("time %d, BFT time is %d", b.Header.Time, t)
 	}
-	return chain.Execute(a.st, b, chain.ExecOptions{SigCache: a.sigCache, Decoded: a.mp.Decoded})
+	return chain.Execute(a.st, b, chain.ExecOptions{SigCache: a.sigCache, Held: a.mp.Held})
 }
 
 // FinalizeBlock executes a decided block, or takes its execution from the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/bourse-net/bourse/codec"
@@ -146,13 +147,6 @@ func New(cfg Config, st *chain.State) *Mempool {
 	m := &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st, height: height,
 		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{},
 		parked: map[wallet.Address]map[uint64]*mtx{}, added: make(chan struct{}, 1)}
-	// Every queued transaction was verified: its block finds it so
-	// however long it waited, and the cache keeps its places for the
-	// verified transactions the mempool does not hold (parked ones, and
-	// those refused for room, which other proposers may still carry).
-	// Under load a queued transaction used to outlive the cache's span
-	// and was verified a second time in its block.
-	m.cache.Vouch(m.Has)
 	return m
 }
 
@@ -229,16 +223,22 @@ func (m *Mempool) Has(hash [32]byte) bool {
 	return ok
 }
 
-// Decoded is the queued transaction with this hash as the mempool decoded
-// it, or nil: blocks reuse it rather than decode the bytes again
-// (chain.ExecOptions.Decoded). It is shared and must only be read.
-func (m *Mempool) Decoded(hash [32]byte) *chain.Tx {
+// Held returns, in one lock, the queued transactions with these hashes
+// as the mempool decoded and verified them, nil where it holds none:
+// blocks reuse them rather than decode and verify the bytes again
+// (chain.ExecOptions.Held). Under load a queued transaction can wait
+// longer than the signature cache remembers; it was verified a second
+// time in its block before. What it returns is shared: read it only.
+func (m *Mempool) Held(hashes [][32]byte) []*chain.Tx {
+	out := make([]*chain.Tx, len(hashes))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e := m.byHash[hash]; e != nil {
-		return e.tx
+	for i, h := range hashes {
+		if e := m.byHash[h]; e != nil {
+			out[i] = e.tx
+		}
 	}
-	return nil
+	return out
 }
 
 // Add checks one encoded transaction and queues it; it returns its hash.
@@ -266,12 +266,15 @@ func (m *Mempool) AddRelayed(raws [][]byte) (hashes [][32]byte, errs []error) {
 
 func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []error) {
 	hashes, errs = make([][32]byte, len(raws)), make([]error, len(raws))
+	for i, raw := range raws {
+		hashes[i] = chain.TxHash(raw)
+	}
+	known := m.Held(hashes)
 	txs := make([]*chain.Tx, 0, len(raws))
 	idx := make([]int, 0, len(raws))
 	var vh [][32]byte
 	for i, raw := range raws {
-		hashes[i] = chain.TxHash(raw)
-		if m.Has(hashes[i]) {
+		if known[i] != nil {
 			errs[i] = fmt.Errorf("add tx %x: %w", hashes[i][:8], ErrTxKnown)
 			continue
 		}
@@ -286,22 +289,12 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 	// stale or surplus transactions cost no verification: under load most
 	// relayed copies of a transaction arrive after its block, and a full
 	// pool refuses most of what clients retry.
-	txs, idx, vh = m.screen(txs, idx, vh, raws, errs, park)
-	// Verify in a batch; on failure find the culprits one by one.
-	if _, err := verifyTxs(txs, vh, m.cache); err != nil {
-		for j, tx := range txs {
-			if !m.cache.Has(vh[j]) {
-				if err := chain.VerifyTx(tx); err != nil {
-					errs[idx[j]] = fmt.Errorf("add tx %x: %w: %w", vh[j][:8], chain.ErrInvalidTx, err)
-					continue
-				}
-				m.cache.Add(vh[j])
-			}
-		}
-	}
+	var unchecked []int // into txs/idx/vh before screen compacts them
+	txs, idx, vh, unchecked = m.screen(txs, idx, vh, raws, errs, park)
+	m.verify(txs, idx, vh, errs)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	seq := m.seq
+	admitted := false
 	for j, tx := range txs {
 		i := idx[j]
 		if errs[i] != nil {
@@ -309,7 +302,9 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 		}
 		if err := m.insertLocked(tx, raws[i], vh[j], park); err != nil {
 			errs[i] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
+			continue
 		}
+		admitted = true
 	}
 	// Only a transaction that joined a sender's queue (checked against the
 	// state: it can pay) is work. A parked one is not: anyone may gossip a
@@ -321,7 +316,55 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 		default:
 		}
 	}
+	m.mu.Unlock()
+	if park && len(unchecked) > 0 {
+		m.checkRelayed(unchecked, admitted, raws, hashes, errs)
+	}
 	return hashes, errs
+}
+
+// checkRelayed verifies relayed transactions the screen refused without
+// checking their signatures (unchecked, indexes into raws). A relayed
+// batch is forwarded when any of it was admitted, and what is forwarded
+// must be all signed: one forged transaction a node refused for its own
+// state (a used nonce, a full pool) would get the batch rejected by a
+// peer whose state differs, and the honest relay penalised for it. So
+// with something admitted every unchecked one is verified; with nothing
+// admitted (the batch is ignored, not forwarded) one of them, chosen at
+// random, so a flood of forged transactions is still found and its sender
+// rejected, at one verification a message. A bad signature sets its
+// error to chain.ErrBadSignature, which the gossip validator rejects.
+func (m *Mempool) checkRelayed(unchecked []int, admitted bool, raws [][]byte, hashes [][32]byte, errs []error) {
+	if !admitted {
+		unchecked = unchecked[rand.IntN(len(unchecked)):][:1]
+	}
+	txs := make([]*chain.Tx, 0, len(unchecked))
+	idx := make([]int, 0, len(unchecked))
+	vh := make([][32]byte, 0, len(unchecked))
+	for _, i := range unchecked {
+		tx, err := chain.DecodeTx(raws[i])
+		if err != nil {
+			continue // cannot be: it decoded before the screen
+		}
+		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
+	}
+	m.verify(txs, idx, vh, errs)
+}
+
+// verify checks the signatures of txs (raws[idx[j]], hash vh[j]) in a
+// batch, and on failure one by one, setting errs of the bad ones.
+func (m *Mempool) verify(txs []*chain.Tx, idx []int, vh [][32]byte, errs []error) {
+	if _, err := verifyTxs(txs, vh, m.cache); err == nil {
+		return
+	}
+	for j, tx := range txs {
+		if m.cache.Has(vh[j]) {
+			continue
+		}
+		if err := m.cache.Verify(tx, vh[j]); err != nil {
+			errs[idx[j]] = fmt.Errorf("add tx %x: %w: %w", vh[j][:8], chain.ErrInvalidTx, err)
+		}
+	}
 }
 
 func spendOf(tx *chain.Tx) uint64 {
@@ -346,35 +389,90 @@ func spendOf(tx *chain.Tx) uint64 {
 // screen drops from a decoded batch, with their errors set, the
 // transactions the pool would refuse now whatever their signatures: known
 // ones, used or pending nonces, gaps it does not park, full queues, and a
-// full pool the fee cannot make room in. What it lets through still meets
-// every check in insertLocked; it only spares the work of verifying what
-// would be refused anyway. A nonce gap is not held against a sender's
-// later transactions in the same batch: the earlier ones may fill it.
-func (m *Mempool) screen(txs []*chain.Tx, idx []int, vh [][32]byte, raws [][]byte, errs []error, park bool) ([]*chain.Tx, []int, [][32]byte) {
+// full pool the fee cannot make room in. It returns the rest, and the
+// positions (in raws) of those it refused unchecked. What it lets through
+// still meets every check in insertLocked; it only spares the work of
+// verifying what would be refused anyway. It judges each transaction
+// against the pool as the batch found it: a nonce gap is not held against
+// a sender's later transactions in the same batch (the earlier ones may
+// fill it), but room an earlier one would make by eviction is not
+// counted (the client retries; honest batches do not rely on it).
+func (m *Mempool) screen(txs []*chain.Tx, idx []int, vh [][32]byte, raws [][]byte, errs []error, park bool) ([]*chain.Tx, []int, [][32]byte, []int) {
 	if len(txs) == 0 {
-		return txs, idx, vh
+		return txs, idx, vh, nil
 	}
 	seen := make(map[wallet.Address]struct{}, len(txs))
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var t *tails // worked out when the pool is first found full
+	cheapest := func() tails {
+		if t == nil {
+			c := m.cheapestTailsLocked()
+			t = &c
+		}
+		return *t
+	}
+	var unchecked []int
 	k := 0
 	for j, tx := range txs {
 		sender := tx.SenderAddress()
 		_, later := seen[sender]
 		seen[sender] = struct{}{}
-		if err := m.refusalLocked(tx, vh[j], len(raws[idx[j]]), park, later); err != nil {
+		if err := m.refusalLocked(tx, vh[j], len(raws[idx[j]]), park, later, cheapest); err != nil {
 			errs[idx[j]] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
+			if err != ErrTxKnown { // the same bytes are held: verified
+				unchecked = append(unchecked, idx[j])
+			}
 			continue
 		}
 		txs[k], idx[k], vh[k] = tx, idx[j], vh[j]
 		k++
 	}
-	return txs[:k], idx[:k], vh[:k]
+	return txs[:k], idx[:k], vh[:k], unchecked
+}
+
+// tails are the two cheapest last transactions of different senders'
+// queues: whether any queue but one sender's has a tail cheaper than a
+// fee (what evictCheaperLocked looks for) is then O(1), not a scan of
+// every sender for every screened transaction.
+type tails struct {
+	first, second       uint64 // fees; second is from another sender than first
+	firstFrom           wallet.Address
+	hasFirst, hasSecond bool
+}
+
+func (m *Mempool) cheapestTailsLocked() tails {
+	var t tails
+	for _, q := range m.senders {
+		if len(q.txs) == 0 {
+			continue
+		}
+		fee := q.txs[len(q.txs)-1].tx.Fee
+		switch {
+		case !t.hasFirst || fee < t.first:
+			if t.hasFirst {
+				t.second, t.hasSecond = t.first, true
+			}
+			t.first, t.firstFrom, t.hasFirst = fee, q.addr, true
+		case !t.hasSecond || fee < t.second:
+			t.second, t.hasSecond = fee, true
+		}
+	}
+	return t
+}
+
+// canEvict reports whether a queue other than not's has a tail cheaper
+// than fee.
+func (t tails) canEvict(fee uint64, not wallet.Address) bool {
+	if t.hasFirst && t.firstFrom != not {
+		return t.first < fee
+	}
+	return t.hasSecond && t.second < fee
 }
 
 // refusalLocked is screen's check of one transaction of size bytes; later
 // says the batch holds an earlier transaction of the same sender.
-func (m *Mempool) refusalLocked(tx *chain.Tx, hash [32]byte, size int, park, later bool) error {
+func (m *Mempool) refusalLocked(tx *chain.Tx, hash [32]byte, size int, park, later bool, cheapest func() tails) error {
 	_, q, parkIt, err := m.placeLocked(tx, hash, park)
 	switch {
 	case later && (errors.Is(err, ErrNonceGap) || parkIt):
@@ -383,7 +481,7 @@ func (m *Mempool) refusalLocked(tx *chain.Tx, hash [32]byte, size int, park, lat
 		return err
 	case parkIt:
 		return m.parkRefusalLocked(q.addr, tx.Nonce)
-	case m.fullLocked(size) && m.victimLocked(tx.Fee, q.addr) == nil:
+	case m.fullLocked(size) && !cheapest().canEvict(tx.Fee, q.addr):
 		return fmt.Errorf("%w: %d transactions, %d bytes", ErrMempoolFull, len(m.byHash), m.bytes)
 	}
 	return nil

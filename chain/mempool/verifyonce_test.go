@@ -6,6 +6,7 @@ import (
 
 	"github.com/bourse-net/bourse/chain"
 	"github.com/bourse-net/bourse/chain/internal/chaintest"
+	"github.com/bourse-net/bourse/wallet"
 )
 
 // countVerified makes the mempool count the signatures it verifies (those
@@ -36,7 +37,8 @@ func corrupt(raw []byte) []byte {
 // A relay that sends back transactions the chain already committed (an
 // honest one a block late, or an attacker replaying old blocks, with or
 // without their signatures intact) makes the mempool read one account per
-// transaction, never verify a signature: replays cost a state read.
+// transaction and verify at most one signature per batch: the spot check
+// of a relayed batch that is ignored. A client's replays cost none.
 func TestMempoolAttackReplayedCommittedTxsCostNoVerification(t *testing.T) {
 	n := chaintest.NewNet(t, 6, 4)
 	mp := New(Config{}, n.St)
@@ -50,29 +52,111 @@ func TestMempoolAttackReplayedCommittedTxsCostNoVerification(t *testing.T) {
 	}
 	mp.Update(res.Height, res.TxHashes, n.St)
 	verified := countVerified(t)
-
-	replays := append([][]byte(nil), committed...)
+	var forged [][]byte
 	for i := range 10 {
-		replays = append(replays, corrupt(committed[i]))
+		forged = append(forged, corrupt(committed[i]))
 	}
-	for name, add := range map[string]func([][]byte) ([][32]byte, []error){"client": mp.AddBatch, "relay": mp.AddRelayed} {
-		_, errs := add(replays)
-		for i, err := range errs {
-			if !errors.Is(err, chain.ErrInvalidTx) || errors.Is(err, chain.ErrBadSignature) {
-				t.Fatalf("%s: replay %d: %v, want nonce already used", name, i, err)
-			}
+	nonceUsed := func(err error) bool {
+		return errors.Is(err, chain.ErrInvalidTx) && !errors.Is(err, chain.ErrBadSignature)
+	}
+
+	_, errs := mp.AddBatch(append(append([][]byte(nil), committed...), forged...))
+	for i, err := range errs {
+		if !nonceUsed(err) {
+			t.Fatalf("client: replay %d: %v, want nonce already used", i, err)
 		}
 	}
 	if *verified != 0 {
-		t.Fatalf("%d signatures verified for replays", *verified)
+		t.Fatalf("client: %d signatures verified for replays", *verified)
+	}
+	_, errs = mp.AddRelayed(committed)
+	for i, err := range errs {
+		if !nonceUsed(err) {
+			t.Fatalf("relay: replay %d: %v, want nonce already used", i, err)
+		}
+	}
+	if verdict(errs) != "ignore" || *verified != 1 {
+		t.Fatalf("relay of 40 replays: %s, %d verified; want ignore after one spot check", verdict(errs), *verified)
+	}
+	// Forged replays: the spot check finds one, and the batch is rejected.
+	_, errs = mp.AddRelayed(forged)
+	if verdict(errs) != "reject" || *verified != 2 {
+		t.Fatalf("relay of 10 forged replays: %s, %d verified; want reject after one spot check", verdict(errs), *verified-1)
 	}
 	// Fresh transactions of the same senders are still verified and admitted.
 	fresh := [][]byte{n.Transfer(0, 5, 1, 1), n.Transfer(1, 5, 1, 1)}
 	if _, errs := mp.AddRelayed(fresh); errs[0] != nil || errs[1] != nil {
 		t.Fatalf("fresh: %v", errs)
 	}
-	if *verified != 2 {
-		t.Fatalf("verified %d signatures for 2 fresh transactions", *verified)
+	if *verified != 4 {
+		t.Fatalf("verified %d signatures for 2 fresh transactions", *verified-2)
+	}
+}
+
+// verdict is node.validateTxBatch's decision on a relayed batch.
+func verdict(errs []error) string {
+	added := false
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			added = true
+		case errors.Is(err, chain.ErrBadSignature), errors.Is(err, ErrUndecodable):
+			return "reject"
+		}
+	}
+	if !added {
+		return "ignore"
+	}
+	return "accept"
+}
+
+// An honest relay forwards a batch when anything in it is new; a forged
+// transaction in it that this node refused for its own state (a nonce it
+// has seen used) would pass a peer a block behind, which verifies it and
+// rejects the batch, penalising the honest relay. So a batch that is
+// accepted has every signature in it verified, and one forged
+// transaction rejects it here first.
+func TestMempoolAttackForgedTxHiddenInAnAcceptedRelayBatchIsRejected(t *testing.T) {
+	n := chaintest.NewNet(t, 6, 4)
+	behind, err := n.Gen.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := n.Keys[0]
+	n.Block(n.Transfer(0, 5, 1, 1)) // s's nonce 0 is used here, not yet one block behind
+	delete(n.Pending, s.Address())
+	forged := corrupt(n.Tx(0, 1, func(tx *chain.Tx) { tx.Nonce = 0; tx.Transfer = &chain.Transfer{To: n.Keys[5].Address(), Amount: 2} }))
+	carrier := n.Transfer(2, 5, 1, 1) // honest and new
+	for name, st := range map[string]*chain.State{"up to date": n.St, "a block behind": behind} {
+		mp := New(Config{}, st)
+		_, errs := mp.AddRelayed([][]byte{carrier, forged})
+		if v := verdict(errs); v != "reject" {
+			t.Fatalf("%s: %s (%v), want reject", name, v, errs)
+		}
+	}
+}
+
+// A flood of forged transactions the screen refuses unchecked (nonces far
+// ahead from keys nobody funded) is still rejected: the spot check of an
+// ignored batch verifies one of them. The node spends one verification a
+// message on it.
+func TestMempoolAttackForgedFloodRefusedUncheckedIsStillRejected(t *testing.T) {
+	n := chaintest.NewNet(t, 6, 4)
+	mp := New(Config{}, n.St)
+	verified := countVerified(t)
+	var batch [][]byte
+	for i := range 64 {
+		k, _ := wallet.KeyFromSeed(append(make([]byte, 30), 9, byte(i)))
+		tx := &chain.Tx{ChainID: chaintest.ChainID, Sender: k.Public(), Nonce: 1 << 40, Fee: 1, Transfer: &chain.Transfer{To: n.Keys[5].Address(), Amount: 1}}
+		if err := tx.Sign(k); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.Encode()
+		batch = append(batch, corrupt(raw))
+	}
+	_, errs := mp.AddRelayed(batch)
+	if v := verdict(errs); v != "reject" || *verified != 1 {
+		t.Fatalf("64 forged: %s after %d verifications, want reject after 1", v, *verified)
 	}
 }
 
@@ -102,17 +186,24 @@ func TestMempoolAttackFloodIntoAFullPoolCostsNoVerification(t *testing.T) {
 		t.Fatalf("verified %d, want %d", *verified, bound)
 	}
 	// Full: the same fee cannot evict; the signature does not matter.
-	surplus := [][]byte{n.Transfer(4, 5, 1, 1), corrupt(n.Transfer(1, 5, 1, 1))}
-	for name, add := range map[string]func([][]byte) ([][32]byte, []error){"client": mp.AddBatch, "relay": mp.AddRelayed} {
-		_, errs := add(surplus)
-		for i, err := range errs {
-			if !errors.Is(err, ErrMempoolFull) {
-				t.Fatalf("%s: past the bound %d: %v, want mempool full", name, i, err)
-			}
+	_, errs := mp.AddBatch([][]byte{n.Transfer(4, 5, 1, 1), corrupt(n.Transfer(1, 5, 1, 1))})
+	for i, err := range errs {
+		if !errors.Is(err, ErrMempoolFull) {
+			t.Fatalf("client: past the bound %d: %v, want mempool full", i, err)
 		}
 	}
 	if *verified != bound {
-		t.Fatalf("verified %d signatures for refused transactions", *verified-bound)
+		t.Fatalf("client: verified %d signatures for refused transactions", *verified-bound)
+	}
+	delete(n.Pending, n.Keys[4].Address())
+	_, errs = mp.AddRelayed([][]byte{n.Transfer(4, 5, 1, 1), n.Transfer(5, 4, 1, 1)})
+	for i, err := range errs {
+		if !errors.Is(err, ErrMempoolFull) {
+			t.Fatalf("relay: past the bound %d: %v, want mempool full", i, err)
+		}
+	}
+	if *verified != bound+1 {
+		t.Fatalf("relay: verified %d signatures for a refused batch, want the one spot check", *verified-bound)
 	}
 	// A higher fee can make room: verified, so a bad signature is caught
 	// and a good one evicts the cheapest.
@@ -146,8 +237,8 @@ func TestMempoolScreenKeepsASendersRunInOneBatch(t *testing.T) {
 
 // Under load a transaction can wait in the mempool longer than the
 // signature cache's FIFO spans (here: a cache of 2 and 6 waiting
-// transactions). Its block still finds it verified: the mempool vouches
-// for what it holds, so a block of them costs no verification at all.
+// transactions). Its block still finds it verified: blocks ask the
+// mempool for what it holds, so a block of them costs no verification.
 func TestMempoolTxWaitingPastTheCacheIsNotVerifiedAgainInItsBlock(t *testing.T) {
 	n := chaintest.NewNet(t, 6, 4)
 	mp := New(Config{SigCacheSize: 2}, n.St)
@@ -158,19 +249,20 @@ func TestMempoolTxWaitingPastTheCacheIsNotVerifiedAgainInItsBlock(t *testing.T) 
 	if _, errs := mp.AddBatch(raws); errors.Join(errs...) != nil {
 		t.Fatal(errors.Join(errs...))
 	}
-	before := mp.SigCache().Added()
+	before := mp.SigCache().Verified()
+	opts := chain.ExecOptions{SigCache: mp.SigCache(), Held: mp.Held}
 	tmpl := chain.BlockTemplate{Height: n.St.Height() + 1, Time: n.Time + 1000, PrevHash: n.PrevHash, Proposer: n.Proposer().Address()}
 	for _, name := range []string{"build", "execute"} {
-		b, _, err := chain.BuildBlock(n.St, tmpl, mp.Reap(1<<20, 100), chain.ExecOptions{SigCache: mp.SigCache()})
+		b, _, err := chain.BuildBlock(n.St, tmpl, mp.Reap(1<<20, 100), opts)
 		if err != nil || len(b.Txs) != len(raws) {
 			t.Fatalf("%s: block of %d: %v", name, len(b.Txs), err)
 		}
 		if name == "execute" {
-			if _, err := chain.Execute(n.St, b, chain.ExecOptions{SigCache: mp.SigCache()}); err != nil {
+			if _, err := chain.Execute(n.St, b, opts); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if v := mp.SigCache().Added() - before; v != 0 {
+		if v := mp.SigCache().Verified() - before; v != 0 {
 			t.Fatalf("%s: %d signatures verified again", name, v)
 		}
 	}
@@ -180,7 +272,7 @@ func TestMempoolTxWaitingPastTheCacheIsNotVerifiedAgainInItsBlock(t *testing.T) 
 	if _, err := chain.VerifyTxs([]*chain.Tx{tx}, [][32]byte{chain.TxHash(other)}, mp.SigCache()); err != nil {
 		t.Fatal(err)
 	}
-	if v := mp.SigCache().Added() - before; v != 1 {
+	if v := mp.SigCache().Verified() - before; v != 1 {
 		t.Fatalf("a transaction outside the mempool: %d verified, want 1", v)
 	}
 }
