@@ -252,7 +252,7 @@ func TestNodesMakeBlocksAndServeTheAPI(t *testing.T) {
 		t.Fatalf("metrics without token: %v %v", resp, err)
 	}
 	body := metricsOf(t, tn, 0)
-	for _, series := range []string{"bourse_chain_height", "bourse_chain_block_interval_seconds_bucket", "bourse_consensus_commit_round", "bourse_mempool_txs"} {
+	for _, series := range []string{"bourse_chain_height", "bourse_chain_block_interval_seconds_bucket", "bourse_consensus_commit_round", "bourse_mempool_txs", "bourse_chain_signatures_verified_total"} {
 		if !strings.Contains(body, series) {
 			t.Errorf("metrics lack %s", series)
 		}
