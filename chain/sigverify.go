@@ -177,6 +177,10 @@ func (c *SigCache) Verified() uint64 {
 	return c.verified
 }
 
+// Count records n signatures verified without this cache (so not
+// remembered), for Verified.
+func (c *SigCache) Count(n int) { c.count(n) }
+
 func (c *SigCache) count(n int) {
 	if c == nil {
 		return

@@ -455,10 +455,12 @@ func (n *Node) consume(t *p2p.Topic, f func(p2p.Message)) error {
 }
 
 // validateTxBatch admits a batch of transactions from gossip into the
-// mempool: Accept when any is new, Ignore when none is (known, or stale
-// against this node's state: an honest relay may be a block behind),
-// Reject when the batch or a transaction in it is malformed or badly
-// signed, which no state can make valid.
+// mempool: Accept (forward) when the mempool says the batch may travel
+// on (something new, every signature checked; see
+// Mempool.AddRelayedForward), Ignore otherwise (known, or stale against
+// this node's state: an honest relay may be a block behind), Reject when
+// the batch or a transaction in it is malformed or badly signed, which no
+// state can make valid.
 func (n *Node) validateTxBatch(_ context.Context, from peer.ID, data []byte) (any, p2p.Result) {
 	raws, err := mempool.DecodeTxBatch(data)
 	if err != nil || len(raws) == 0 {
@@ -470,17 +472,13 @@ func (n *Node) validateTxBatch(_ context.Context, from peer.ID, data []byte) (an
 	// One decode per transaction: the mempool's. A relay may see one
 	// sender's batches out of nonce order; the mempool parks the later
 	// ones until the gap fills.
-	_, errs := n.drv.Mempool().AddRelayed(raws)
-	added := false
+	_, errs, forward := n.drv.Mempool().AddRelayedForward(raws)
 	for _, err := range errs {
-		switch {
-		case err == nil:
-			added = true
-		case errors.Is(err, chain.ErrBadSignature), errors.Is(err, mempool.ErrUndecodable):
+		if errors.Is(err, chain.ErrBadSignature) || errors.Is(err, mempool.ErrUndecodable) {
 			return nil, p2p.Reject
 		}
 	}
-	if !added {
+	if !forward {
 		return nil, p2p.Ignore
 	}
 	return nil, p2p.Accept

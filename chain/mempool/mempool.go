@@ -261,10 +261,59 @@ func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
 // when the gap fills; at most MaxParked are parked, each for ParkHeights
 // blocks.
 func (m *Mempool) AddRelayed(raws [][]byte) (hashes [][32]byte, errs []error) {
-	return m.addBatch(raws, true)
+	hashes, errs, _ = m.addRelayed(raws)
+	return hashes, errs
+}
+
+// AddRelayedForward is AddRelayed that also says whether the batch may
+// be forwarded: only when it admitted something and every signature in
+// it was checked. A batch that queued little and carries much the pool
+// refused unchecked (replays, surplus) is kept here but not forwarded:
+// checking all of it for the network would let one free parked
+// transaction (a key nobody funded can park a nonce gap) buy a full
+// batch of verifications on every node. The gossip validator
+// rejects the batch on a bad signature, accepts it when forward is true,
+// and otherwise ignores it.
+func (m *Mempool) AddRelayedForward(raws [][]byte) (hashes [][32]byte, errs []error, forward bool) {
+	return m.addRelayed(raws)
+}
+
+func (m *Mempool) addRelayed(raws [][]byte) (hashes [][32]byte, errs []error, forward bool) {
+	hashes, errs, queued, unchecked := m.add(raws, true)
+	admitted := 0
+	for _, err := range errs {
+		if err == nil {
+			admitted++
+		}
+	}
+	// Forward when something was admitted and the unchecked are few
+	// beside what joined a queue (an honest late relay: a batch partly
+	// committed; an honest out-of-order one: all parked, none unchecked):
+	// then every one is verified, so what is forwarded is all signed.
+	// Otherwise
+	// one unchecked transaction, chosen at random, is verified, so a flood
+	// of forged ones is still found and rejected, at one verification a
+	// message. Neither check fills the signature cache: what it verifies
+	// was refused, and must not push out what blocks may still carry.
+	forward = admitted > 0 && len(unchecked) <= 2*queued
+	if len(unchecked) > 0 {
+		if !forward {
+			unchecked = unchecked[rand.IntN(len(unchecked)):][:1]
+		}
+		m.checkRelayed(unchecked, raws, hashes, errs)
+	}
+	return hashes, errs, forward
 }
 
 func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []error) {
+	hashes, errs, _, _ = m.add(raws, park)
+	return hashes, errs
+}
+
+// add admits what it can of raws and returns, besides the hashes and
+// errors, how many joined a queue and the positions of those the screen
+// refused without checking their signatures.
+func (m *Mempool) add(raws [][]byte, park bool) (hashes [][32]byte, errs []error, queued int, unchecked []int) {
 	hashes, errs = make([][32]byte, len(raws)), make([]error, len(raws))
 	for i, raw := range raws {
 		hashes[i] = chain.TxHash(raw)
@@ -289,12 +338,10 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 	// stale or surplus transactions cost no verification: under load most
 	// relayed copies of a transaction arrive after its block, and a full
 	// pool refuses most of what clients retry.
-	var unchecked []int // into txs/idx/vh before screen compacts them
 	txs, idx, vh, unchecked = m.screen(txs, idx, vh, raws, errs, park)
-	m.verify(txs, idx, vh, errs)
+	m.verify(txs, idx, vh, errs, m.cache)
 	m.mu.Lock()
 	seq := m.seq
-	admitted := false
 	for j, tx := range txs {
 		i := idx[j]
 		if errs[i] != nil {
@@ -302,10 +349,9 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 		}
 		if err := m.insertLocked(tx, raws[i], vh[j], park); err != nil {
 			errs[i] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
-			continue
 		}
-		admitted = true
 	}
+	queued = int(m.seq - seq) // promoted parked ones count: they joined too
 	// Only a transaction that joined a sender's queue (checked against the
 	// state: it can pay) is work. A parked one is not: anyone may gossip a
 	// fee-less nonce gap from an unfunded key, and it must not wake a
@@ -317,27 +363,14 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 		}
 	}
 	m.mu.Unlock()
-	if park && len(unchecked) > 0 {
-		m.checkRelayed(unchecked, admitted, raws, hashes, errs)
-	}
-	return hashes, errs
+	return hashes, errs, queued, unchecked
 }
 
 // checkRelayed verifies relayed transactions the screen refused without
-// checking their signatures (unchecked, indexes into raws). A relayed
-// batch is forwarded when any of it was admitted, and what is forwarded
-// must be all signed: one forged transaction a node refused for its own
-// state (a used nonce, a full pool) would get the batch rejected by a
-// peer whose state differs, and the honest relay penalised for it. So
-// with something admitted every unchecked one is verified; with nothing
-// admitted (the batch is ignored, not forwarded) one of them, chosen at
-// random, so a flood of forged transactions is still found and its sender
-// rejected, at one verification a message. A bad signature sets its
-// error to chain.ErrBadSignature, which the gossip validator rejects.
-func (m *Mempool) checkRelayed(unchecked []int, admitted bool, raws [][]byte, hashes [][32]byte, errs []error) {
-	if !admitted {
-		unchecked = unchecked[rand.IntN(len(unchecked)):][:1]
-	}
+// checking their signatures (unchecked, positions in raws), without
+// remembering them; a bad signature sets its error to
+// chain.ErrBadSignature, which the gossip validator rejects.
+func (m *Mempool) checkRelayed(unchecked []int, raws [][]byte, hashes [][32]byte, errs []error) {
 	txs := make([]*chain.Tx, 0, len(unchecked))
 	idx := make([]int, 0, len(unchecked))
 	vh := make([][32]byte, 0, len(unchecked))
@@ -348,20 +381,23 @@ func (m *Mempool) checkRelayed(unchecked []int, admitted bool, raws [][]byte, ha
 		}
 		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
 	}
-	m.verify(txs, idx, vh, errs)
+	m.cache.Count(len(txs))
+	m.verify(txs, idx, vh, errs, nil)
 }
 
 // verify checks the signatures of txs (raws[idx[j]], hash vh[j]) in a
-// batch, and on failure one by one, setting errs of the bad ones.
-func (m *Mempool) verify(txs []*chain.Tx, idx []int, vh [][32]byte, errs []error) {
-	if _, err := verifyTxs(txs, vh, m.cache); err == nil {
+// batch, and on failure one by one, setting errs of the bad ones. With a
+// cache it skips what the cache holds and remembers what holds; with nil
+// it only checks.
+func (m *Mempool) verify(txs []*chain.Tx, idx []int, vh [][32]byte, errs []error, cache *chain.SigCache) {
+	if _, err := verifyTxs(txs, vh, cache); err == nil {
 		return
 	}
 	for j, tx := range txs {
-		if m.cache.Has(vh[j]) {
+		if cache.Has(vh[j]) {
 			continue
 		}
-		if err := m.cache.Verify(tx, vh[j]); err != nil {
+		if err := cache.Verify(tx, vh[j]); err != nil {
 			errs[idx[j]] = fmt.Errorf("add tx %x: %w: %w", vh[j][:8], chain.ErrInvalidTx, err)
 		}
 	}

@@ -69,19 +69,18 @@ func TestMempoolAttackReplayedCommittedTxsCostNoVerification(t *testing.T) {
 	if *verified != 0 {
 		t.Fatalf("client: %d signatures verified for replays", *verified)
 	}
-	_, errs = mp.AddRelayed(committed)
+	errs, v := relay(mp, committed)
 	for i, err := range errs {
 		if !nonceUsed(err) {
 			t.Fatalf("relay: replay %d: %v, want nonce already used", i, err)
 		}
 	}
-	if verdict(errs) != "ignore" || *verified != 1 {
-		t.Fatalf("relay of 40 replays: %s, %d verified; want ignore after one spot check", verdict(errs), *verified)
+	if v != "ignore" || *verified != 1 {
+		t.Fatalf("relay of 40 replays: %s, %d verified; want ignore after one spot check", v, *verified)
 	}
 	// Forged replays: the spot check finds one, and the batch is rejected.
-	_, errs = mp.AddRelayed(forged)
-	if verdict(errs) != "reject" || *verified != 2 {
-		t.Fatalf("relay of 10 forged replays: %s, %d verified; want reject after one spot check", verdict(errs), *verified-1)
+	if _, v := relay(mp, forged); v != "reject" || *verified != 2 {
+		t.Fatalf("relay of 10 forged replays: %s, %d verified; want reject after one spot check", v, *verified-1)
 	}
 	// Fresh transactions of the same senders are still verified and admitted.
 	fresh := [][]byte{n.Transfer(0, 5, 1, 1), n.Transfer(1, 5, 1, 1)}
@@ -93,21 +92,19 @@ func TestMempoolAttackReplayedCommittedTxsCostNoVerification(t *testing.T) {
 	}
 }
 
-// verdict is node.validateTxBatch's decision on a relayed batch.
-func verdict(errs []error) string {
-	added := false
+// relay adds a relayed batch and returns the errors and
+// node.validateTxBatch's verdict on it.
+func relay(mp *Mempool, raws [][]byte) ([]error, string) {
+	_, errs, forward := mp.AddRelayedForward(raws)
 	for _, err := range errs {
-		switch {
-		case err == nil:
-			added = true
-		case errors.Is(err, chain.ErrBadSignature), errors.Is(err, ErrUndecodable):
-			return "reject"
+		if errors.Is(err, chain.ErrBadSignature) || errors.Is(err, ErrUndecodable) {
+			return errs, "reject"
 		}
 	}
-	if !added {
-		return "ignore"
+	if !forward {
+		return errs, "ignore"
 	}
-	return "accept"
+	return errs, "accept"
 }
 
 // An honest relay forwards a batch when anything in it is new; a forged
@@ -129,8 +126,8 @@ func TestMempoolAttackForgedTxHiddenInAnAcceptedRelayBatchIsRejected(t *testing.
 	carrier := n.Transfer(2, 5, 1, 1) // honest and new
 	for name, st := range map[string]*chain.State{"up to date": n.St, "a block behind": behind} {
 		mp := New(Config{}, st)
-		_, errs := mp.AddRelayed([][]byte{carrier, forged})
-		if v := verdict(errs); v != "reject" {
+		errs, v := relay(mp, [][]byte{carrier, forged})
+		if v != "reject" {
 			t.Fatalf("%s: %s (%v), want reject", name, v, errs)
 		}
 	}
@@ -154,9 +151,48 @@ func TestMempoolAttackForgedFloodRefusedUncheckedIsStillRejected(t *testing.T) {
 		raw, _ := tx.Encode()
 		batch = append(batch, corrupt(raw))
 	}
-	_, errs := mp.AddRelayed(batch)
-	if v := verdict(errs); v != "reject" || *verified != 1 {
+	if _, v := relay(mp, batch); v != "reject" || *verified != 1 {
 		t.Fatalf("64 forged: %s after %d verifications, want reject after 1", v, *verified)
+	}
+}
+
+// A key nobody funded parks a nonce gap for free. One such transaction in
+// a relayed batch full of transactions the pool refuses unchecked (here
+// validly signed ones whose nonces are far ahead) does not buy a
+// verification of the whole batch on this node and, forwarded, on every
+// other: the batch is ignored after a spot check, and the spot check
+// does not push remembered signatures out of the cache. An honest batch
+// of parked transactions alone (out-of-order gossip) is still forwarded.
+func TestMempoolAttackFreeParkedTxBuysNoBatchOfVerifications(t *testing.T) {
+	n := chaintest.NewNet(t, 6, 4)
+	mp := New(Config{SigCacheSize: 4}, n.St)
+	verified := countVerified(t)
+	fresh := func(seed byte, nonce uint64) []byte {
+		k, _ := wallet.KeyFromSeed(append(make([]byte, 31), seed))
+		tx := &chain.Tx{ChainID: chaintest.ChainID, Sender: k.Public(), Nonce: nonce, Fee: 1, Transfer: &chain.Transfer{To: n.Keys[5].Address(), Amount: 1}}
+		if err := tx.Sign(k); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.Encode()
+		return raw
+	}
+	parked := fresh(250, 3)
+	if errs, v := relay(mp, [][]byte{parked}); errs[0] != nil || v != "accept" || mp.Parked() != 1 {
+		t.Fatalf("an honest parked batch: %v %s, parked %d", errs, v, mp.Parked())
+	}
+	*verified = 0
+	batch := [][]byte{fresh(251, 3)}
+	for i := range 200 {
+		batch = append(batch, fresh(byte(i), 1<<40))
+	}
+	if _, v := relay(mp, batch); v != "ignore" || *verified != 2 {
+		t.Fatalf("a free parked tx with 200 unchecked: %s after %d verifications, want ignore after 2 (the parked one and a spot check)", v, *verified)
+	}
+	for i := range 10 {
+		relay(mp, [][]byte{fresh(byte(i), 1<<40)})
+	}
+	if !mp.SigCache().Has(chain.TxHash(parked)) {
+		t.Fatal("spot checks pushed a parked transaction's signature out of the cache")
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package wire holds the one definition of every Bourse network protocol
 // name: the gossip topics and the request/response protocols. p2p builds
-// the wire ids from them (/bourse/<chain-id>/<topic>/1 for a topic,
+// the wire ids from them (/bourse/<chain-id>/<topic>/2 for a topic,
 // /bourse/<chain-id>/<proto> for a protocol), chain/driver publishes and
 // requests on them, node wires the two. It imports nothing, so any package
 // may use it whatever the layering (chain/ may not import p2p/).
