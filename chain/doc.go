@@ -54,7 +54,8 @@
 // # State transition
 //
 //	st, _ := genesis.State()                      // height 0
-//	res, err := chain.Execute(st, block, chain.ExecOptions{SigCache: mp.SigCache()})
+//	res, err := chain.Execute(st, block, chain.ExecOptions{SigCache: mp.SigCache(), Held: mp.Held})
+//	// Held: what the mempool holds is decoded and verified once, not again
 //	// err wraps ErrInvalidBlock (refuse the proposal / penalise the peer) or
 //	// ErrStateRootMismatch (for a committed block: halt, the node diverged)
 //	bs.SaveBlock(ctx, block, commit, res)           // chain/store: one atomic batch

@@ -275,7 +275,8 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 	var txs []*Tx
 	var hashes [][32]byte
 	if opts.pre != nil && len(opts.pre.txs) == len(b.Txs) {
-		txs, hashes = opts.pre.txs, opts.pre.hashes // verified by BuildBlock
+		// BuildBlock's trial (the only caller with keep): verified there.
+		txs, hashes = opts.pre.txs, opts.pre.hashes
 	} else {
 		hashes = make([][32]byte, len(b.Txs))
 		for i, raw := range b.Txs {
@@ -296,10 +297,8 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 			txs[i] = tx
 			fresh, freshH, at = append(fresh, tx), append(freshH, hashes[i]), append(at, i)
 		}
-		if keep == nil {
-			if j, err := VerifyTxs(fresh, freshH, opts.SigCache); err != nil {
-				return nil, invalidTx(h.Height, at[j], hashes[at[j]], txs[at[j]], err)
-			}
+		if j, err := VerifyTxs(fresh, freshH, opts.SigCache); err != nil {
+			return nil, invalidTx(h.Height, at[j], hashes[at[j]], txs[at[j]], err)
 		}
 	}
 
@@ -309,11 +308,6 @@ func execute(st *State, b *Block, opts ExecOptions, keep *[]int) (*Result, error
 	}
 	res := &Result{Height: h.Height, Time: h.Time, BlockHash: b.Hash(), base: st, txs: txs}
 	for i, tx := range txs {
-		if keep != nil && opts.pre == nil && !opts.SigCache.Has(hashes[i]) {
-			if err := VerifyTx(tx); err != nil {
-				continue
-			}
-		}
 		tr, err := x.deliverTx(tx, hashes[i])
 		if err != nil {
 			if keep != nil {

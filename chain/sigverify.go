@@ -97,7 +97,7 @@ func VerifyTxs(txs []*Tx, hashes [][32]byte, cache *SigCache) (int, error) {
 	if len(todo) == 0 {
 		return -1, nil
 	}
-	cache.count(len(todo))
+	cache.Count(len(todo))
 	if len(todo) < batchMin {
 		for _, i := range todo {
 			if err := VerifyTx(txs[i]); err != nil {
@@ -179,9 +179,7 @@ func (c *SigCache) Verified() uint64 {
 
 // Count records n signatures verified without this cache (so not
 // remembered), for Verified.
-func (c *SigCache) Count(n int) { c.count(n) }
-
-func (c *SigCache) count(n int) {
+func (c *SigCache) Count(n int) {
 	if c == nil {
 		return
 	}
@@ -193,7 +191,7 @@ func (c *SigCache) count(n int) {
 // Verify checks one transaction's signature, counts it, and remembers it
 // when it holds: for the one-by-one search after a batch failed.
 func (c *SigCache) Verify(tx *Tx, hash [32]byte) error {
-	c.count(1)
+	c.Count(1)
 	if err := VerifyTx(tx); err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ type Config struct {
 	MaxTxs       int // transactions held; default 20,000
 	MaxBytes     int // encoded bytes held; default 64 MiB
 	MaxPerSender int // queued per sender; default 1,000
-	SigCacheSize int // verified-signature hashes remembered beyond the queued transactions (the mempool vouches for those); default 25,000
+	SigCacheSize int // verified-signature hashes remembered beyond the queued transactions (blocks ask the mempool for those: Held); default 25,000
 	// MaxParked bounds the relayed transactions held ahead of a nonce gap
 	// (see AddRelayed), over all senders; default 10,000. One waits for
 	// its gap to fill at most ParkHeights blocks (default 20) and at most
@@ -144,10 +144,9 @@ func New(cfg Config, st *chain.State) *Mempool {
 	if st != nil {
 		height = st.Globals().Height
 	}
-	m := &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st, height: height,
+	return &Mempool{cfg: cfg, cache: chain.NewSigCache(cfg.SigCacheSize), st: st, height: height,
 		byHash: map[[32]byte]*mtx{}, senders: map[wallet.Address]*senderQueue{},
 		parked: map[wallet.Address]map[uint64]*mtx{}, added: make(chan struct{}, 1)}
-	return m
 }
 
 // Added receives after transactions joined the queues that blocks are
@@ -261,7 +260,7 @@ func (m *Mempool) AddBatch(raws [][]byte) (hashes [][32]byte, errs []error) {
 // when the gap fills; at most MaxParked are parked, each for ParkHeights
 // blocks.
 func (m *Mempool) AddRelayed(raws [][]byte) (hashes [][32]byte, errs []error) {
-	hashes, errs, _ = m.addRelayed(raws)
+	hashes, errs, _ = m.AddRelayedForward(raws)
 	return hashes, errs
 }
 
@@ -271,14 +270,10 @@ func (m *Mempool) AddRelayed(raws [][]byte) (hashes [][32]byte, errs []error) {
 // refused unchecked (replays, surplus) is kept here but not forwarded:
 // checking all of it for the network would let one free parked
 // transaction (a key nobody funded can park a nonce gap) buy a full
-// batch of verifications on every node. The gossip validator
-// rejects the batch on a bad signature, accepts it when forward is true,
-// and otherwise ignores it.
+// batch of verifications on every node. The gossip validator rejects the
+// batch on a bad signature, accepts it when forward is true, and
+// otherwise ignores it.
 func (m *Mempool) AddRelayedForward(raws [][]byte) (hashes [][32]byte, errs []error, forward bool) {
-	return m.addRelayed(raws)
-}
-
-func (m *Mempool) addRelayed(raws [][]byte) (hashes [][32]byte, errs []error, forward bool) {
 	hashes, errs, queued, unchecked := m.add(raws, true)
 	admitted := 0
 	for _, err := range errs {
@@ -290,17 +285,18 @@ func (m *Mempool) addRelayed(raws [][]byte) (hashes [][32]byte, errs []error, fo
 	// beside what joined a queue (an honest late relay: a batch partly
 	// committed; an honest out-of-order one: all parked, none unchecked):
 	// then every one is verified, so what is forwarded is all signed.
-	// Otherwise
-	// one unchecked transaction, chosen at random, is verified, so a flood
-	// of forged ones is still found and rejected, at one verification a
-	// message. Neither check fills the signature cache: what it verifies
-	// was refused, and must not push out what blocks may still carry.
-	forward = admitted > 0 && len(unchecked) <= 2*queued
-	if len(unchecked) > 0 {
+	// Otherwise one unchecked transaction, chosen at random, is verified,
+	// so a flood of forged ones is still found and rejected, at one
+	// verification a message. Neither check fills the signature cache:
+	// what it verifies was refused, and must not push out what blocks may
+	// still carry.
+	forward = admitted > 0 && len(unchecked.txs) <= 2*queued
+	if len(unchecked.txs) > 0 {
 		if !forward {
-			unchecked = unchecked[rand.IntN(len(unchecked)):][:1]
+			unchecked = unchecked.one(rand.IntN(len(unchecked.txs)))
 		}
-		m.checkRelayed(unchecked, raws, hashes, errs)
+		m.cache.Count(len(unchecked.txs))
+		m.verify(unchecked, errs, nil)
 	}
 	return hashes, errs, forward
 }
@@ -310,18 +306,33 @@ func (m *Mempool) addBatch(raws [][]byte, park bool) (hashes [][32]byte, errs []
 	return hashes, errs
 }
 
+// decoded are transactions of a batch being added: txs[j] decoded from
+// raws[idx[j]], whose hash is vh[j].
+type decoded struct {
+	txs []*chain.Tx
+	idx []int
+	vh  [][32]byte
+}
+
+func (d *decoded) push(tx *chain.Tx, i int, h [32]byte) {
+	d.txs, d.idx, d.vh = append(d.txs, tx), append(d.idx, i), append(d.vh, h)
+}
+
+// one is d's j-th transaction alone.
+func (d decoded) one(j int) decoded {
+	return decoded{txs: d.txs[j : j+1], idx: d.idx[j : j+1], vh: d.vh[j : j+1]}
+}
+
 // add admits what it can of raws and returns, besides the hashes and
-// errors, how many joined a queue and the positions of those the screen
-// refused without checking their signatures.
-func (m *Mempool) add(raws [][]byte, park bool) (hashes [][32]byte, errs []error, queued int, unchecked []int) {
+// errors, how many joined a queue and those the screen refused without
+// checking their signatures.
+func (m *Mempool) add(raws [][]byte, park bool) (hashes [][32]byte, errs []error, queued int, unchecked decoded) {
 	hashes, errs = make([][32]byte, len(raws)), make([]error, len(raws))
 	for i, raw := range raws {
 		hashes[i] = chain.TxHash(raw)
 	}
 	known := m.Held(hashes)
-	txs := make([]*chain.Tx, 0, len(raws))
-	idx := make([]int, 0, len(raws))
-	var vh [][32]byte
+	var d decoded
 	for i, raw := range raws {
 		if known[i] != nil {
 			errs[i] = fmt.Errorf("add tx %x: %w", hashes[i][:8], ErrTxKnown)
@@ -332,23 +343,23 @@ func (m *Mempool) add(raws [][]byte, park bool) (hashes [][32]byte, errs []error
 			errs[i] = fmt.Errorf("add tx %x: %w: %w: %v", hashes[i][:8], ErrUndecodable, chain.ErrInvalidTx, err)
 			continue
 		}
-		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
+		d.push(tx, i, hashes[i])
 	}
 	// Refuse first what no signature could let in, so that replayed,
 	// stale or surplus transactions cost no verification: under load most
 	// relayed copies of a transaction arrive after its block, and a full
 	// pool refuses most of what clients retry.
-	txs, idx, vh, unchecked = m.screen(txs, idx, vh, raws, errs, park)
-	m.verify(txs, idx, vh, errs, m.cache)
+	d, unchecked = m.screen(d, raws, errs, park)
+	m.verify(d, errs, m.cache)
 	m.mu.Lock()
 	seq := m.seq
-	for j, tx := range txs {
-		i := idx[j]
+	for j, tx := range d.txs {
+		i := d.idx[j]
 		if errs[i] != nil {
 			continue
 		}
-		if err := m.insertLocked(tx, raws[i], vh[j], park); err != nil {
-			errs[i] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
+		if err := m.insertLocked(tx, raws[i], d.vh[j], park); err != nil {
+			errs[i] = fmt.Errorf("add tx %x: %w", d.vh[j][:8], err)
 		}
 	}
 	queued = int(m.seq - seq) // promoted parked ones count: they joined too
@@ -366,39 +377,19 @@ func (m *Mempool) add(raws [][]byte, park bool) (hashes [][32]byte, errs []error
 	return hashes, errs, queued, unchecked
 }
 
-// checkRelayed verifies relayed transactions the screen refused without
-// checking their signatures (unchecked, positions in raws), without
-// remembering them; a bad signature sets its error to
-// chain.ErrBadSignature, which the gossip validator rejects.
-func (m *Mempool) checkRelayed(unchecked []int, raws [][]byte, hashes [][32]byte, errs []error) {
-	txs := make([]*chain.Tx, 0, len(unchecked))
-	idx := make([]int, 0, len(unchecked))
-	vh := make([][32]byte, 0, len(unchecked))
-	for _, i := range unchecked {
-		tx, err := chain.DecodeTx(raws[i])
-		if err != nil {
-			continue // cannot be: it decoded before the screen
-		}
-		txs, idx, vh = append(txs, tx), append(idx, i), append(vh, hashes[i])
-	}
-	m.cache.Count(len(txs))
-	m.verify(txs, idx, vh, errs, nil)
-}
-
-// verify checks the signatures of txs (raws[idx[j]], hash vh[j]) in a
-// batch, and on failure one by one, setting errs of the bad ones. With a
-// cache it skips what the cache holds and remembers what holds; with nil
-// it only checks.
-func (m *Mempool) verify(txs []*chain.Tx, idx []int, vh [][32]byte, errs []error, cache *chain.SigCache) {
-	if _, err := verifyTxs(txs, vh, cache); err == nil {
+// verify checks the signatures of d in a batch, and on failure one by
+// one, setting errs of the bad ones. With a cache it skips what the cache
+// holds and remembers what holds; with nil it only checks.
+func (m *Mempool) verify(d decoded, errs []error, cache *chain.SigCache) {
+	if _, err := verifyTxs(d.txs, d.vh, cache); err == nil {
 		return
 	}
-	for j, tx := range txs {
-		if cache.Has(vh[j]) {
+	for j, tx := range d.txs {
+		if cache.Has(d.vh[j]) {
 			continue
 		}
-		if err := cache.Verify(tx, vh[j]); err != nil {
-			errs[idx[j]] = fmt.Errorf("add tx %x: %w: %w", vh[j][:8], chain.ErrInvalidTx, err)
+		if err := cache.Verify(tx, d.vh[j]); err != nil {
+			errs[d.idx[j]] = fmt.Errorf("add tx %x: %w: %w", d.vh[j][:8], chain.ErrInvalidTx, err)
 		}
 	}
 }
@@ -425,19 +416,19 @@ func spendOf(tx *chain.Tx) uint64 {
 // screen drops from a decoded batch, with their errors set, the
 // transactions the pool would refuse now whatever their signatures: known
 // ones, used or pending nonces, gaps it does not park, full queues, and a
-// full pool the fee cannot make room in. It returns the rest, and the
-// positions (in raws) of those it refused unchecked. What it lets through
+// full pool the fee cannot make room in. It returns the rest, and those
+// it refused without checking their signatures. What it lets through
 // still meets every check in insertLocked; it only spares the work of
 // verifying what would be refused anyway. It judges each transaction
 // against the pool as the batch found it: a nonce gap is not held against
 // a sender's later transactions in the same batch (the earlier ones may
 // fill it), but room an earlier one would make by eviction is not
 // counted (the client retries; honest batches do not rely on it).
-func (m *Mempool) screen(txs []*chain.Tx, idx []int, vh [][32]byte, raws [][]byte, errs []error, park bool) ([]*chain.Tx, []int, [][32]byte, []int) {
-	if len(txs) == 0 {
-		return txs, idx, vh, nil
+func (m *Mempool) screen(d decoded, raws [][]byte, errs []error, park bool) (kept, unchecked decoded) {
+	if len(d.txs) == 0 {
+		return d, unchecked
 	}
-	seen := make(map[wallet.Address]struct{}, len(txs))
+	seen := make(map[wallet.Address]struct{}, len(d.txs))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var t *tails // worked out when the pool is first found full
@@ -448,23 +439,21 @@ func (m *Mempool) screen(txs []*chain.Tx, idx []int, vh [][32]byte, raws [][]byt
 		}
 		return *t
 	}
-	var unchecked []int
-	k := 0
-	for j, tx := range txs {
+	for j, tx := range d.txs {
+		i, h := d.idx[j], d.vh[j]
 		sender := tx.SenderAddress()
 		_, later := seen[sender]
 		seen[sender] = struct{}{}
-		if err := m.refusalLocked(tx, vh[j], len(raws[idx[j]]), park, later, cheapest); err != nil {
-			errs[idx[j]] = fmt.Errorf("add tx %x: %w", vh[j][:8], err)
+		if err := m.refusalLocked(tx, h, len(raws[i]), park, later, cheapest); err != nil {
+			errs[i] = fmt.Errorf("add tx %x: %w", h[:8], err)
 			if err != ErrTxKnown { // the same bytes are held: verified
-				unchecked = append(unchecked, idx[j])
+				unchecked.push(tx, i, h)
 			}
 			continue
 		}
-		txs[k], idx[k], vh[k] = tx, idx[j], vh[j]
-		k++
+		kept.push(tx, i, h)
 	}
-	return txs[:k], idx[:k], vh[:k], unchecked
+	return kept, unchecked
 }
 
 // tails are the two cheapest last transactions of different senders'
@@ -606,8 +595,8 @@ func (m *Mempool) insertLocked(tx *chain.Tx, raw []byte, hash [32]byte, park boo
 	m.senders[sender] = q
 	m.byHash[hash] = e
 	m.bytes += len(raw)
-	// Queued, the mempool vouches for it: its place in the cache goes to
-	// a verified transaction the mempool does not hold.
+	// Queued, blocks find it through Held: its place in the cache goes
+	// to a verified transaction the mempool does not hold.
 	m.cache.Forget([][32]byte{hash})
 	m.promoteLocked(sender, tx.Nonce+1)
 	return nil
@@ -708,19 +697,6 @@ func (m *Mempool) sweepParkedLocked(st *chain.State) {
 // evictCheaperLocked drops the last queued transaction with the lowest fee
 // (below fee, from another sender); it reports whether it found one.
 func (m *Mempool) evictCheaperLocked(fee uint64, not wallet.Address) bool {
-	victim := m.victimLocked(fee, not)
-	if victim == nil {
-		return false
-	}
-	// Another proposer may still carry it: remember it was verified.
-	m.cache.Add(victim.txs[len(victim.txs)-1].hash)
-	m.dropFromLocked(victim, len(victim.txs)-1)
-	return true
-}
-
-// victimLocked is the queue whose last transaction evictCheaperLocked
-// would drop, or nil.
-func (m *Mempool) victimLocked(fee uint64, not wallet.Address) *senderQueue {
 	var victim *senderQueue
 	for _, q := range m.senders {
 		if q.addr == not || len(q.txs) == 0 {
@@ -731,7 +707,13 @@ func (m *Mempool) victimLocked(fee uint64, not wallet.Address) *senderQueue {
 			victim = q
 		}
 	}
-	return victim
+	if victim == nil {
+		return false
+	}
+	// Another proposer may still carry it: remember it was verified.
+	m.cache.Add(victim.txs[len(victim.txs)-1].hash)
+	m.dropFromLocked(victim, len(victim.txs)-1)
+	return true
 }
 
 // dropFromLocked removes q.txs[i:] (later nonces cannot stay without i).
